@@ -1,0 +1,69 @@
+//! Relay configuration.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// How a relay binds and advertises itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// The one UDP address every participant's media arrives on.
+    pub udp_listen: SocketAddr,
+    /// The address to advertise to browsers when the relay sits behind 1:1 NAT.
+    /// When absent, the bound address is advertised.
+    pub public_ip: Option<IpAddr>,
+    /// The most rooms (consultations) this relay carries at once.
+    pub max_rooms: u32,
+    /// The most participants in one room.
+    pub max_participants_per_room: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            udp_listen: SocketAddr::from(([127, 0, 0, 1], 7900)),
+            public_ip: None,
+            max_rooms: 500,
+            max_participants_per_room: 6,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks the values that can be wrong; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_rooms == 0 {
+            return Err("relay.max_rooms must be at least 1".into());
+        }
+        if self.max_participants_per_room < 2 {
+            return Err("relay.max_participants_per_room must be at least 2".into());
+        }
+        if let Some(ip) = self.public_ip
+            && ip.is_unspecified()
+        {
+            return Err(format!("relay.public_ip {ip} is not an address browsers can reach"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(RelayConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_impossible_limits() {
+        let config = RelayConfig { max_participants_per_room: 1, ..RelayConfig::default() };
+        assert!(config.validate().unwrap_err().contains("max_participants_per_room"));
+        let config = RelayConfig { max_rooms: 0, ..RelayConfig::default() };
+        assert!(config.validate().unwrap_err().contains("max_rooms"));
+        let config = RelayConfig { public_ip: Some("0.0.0.0".parse().unwrap()), ..RelayConfig::default() };
+        assert!(config.validate().unwrap_err().contains("public_ip"));
+    }
+}

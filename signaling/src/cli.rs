@@ -1,0 +1,134 @@
+//! The `cloudlaw` command line.
+//!
+//! Every failure ends in one line on standard error, `cloudlaw: <what went
+//! wrong>`, and a non-zero exit status; usage errors exit with 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, LogFormat, LogOverrides, Overrides};
+use crate::startup;
+
+#[derive(Debug, Parser)]
+#[command(name = "cloudlaw", version, about = "Cloud Law Office: remote video legal consultations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: API, WebSocket, media relay and web apps.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(CommonArgs),
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// TOML configuration file (see config.example.toml).
+    #[arg(long, short, env = "CLOUDLAW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the embedded database and other state.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (default: SQLite in the data directory).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Seed demo accounts, a region, a terminal and round-the-clock duty hours.
+    #[arg(long)]
+    demo: bool,
+    /// Allow --demo on a non-loopback address (the demo passwords are public).
+    #[arg(long, requires = "demo")]
+    allow_public_demo: bool,
+}
+
+impl CommonArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            log: self.log_format.map(|format| LogOverrides { format }),
+            ..Overrides::default()
+        }
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            let code = match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Migrate(args) => migrate(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("cloudlaw: {message}");
+    ExitCode::FAILURE
+}
+
+fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Config, String> {
+    let config = Config::load(file, overrides).map_err(|e| e.to_string())?;
+    crate::telemetry::init(&config.log);
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let overrides = Overrides {
+        listen: args.listen,
+        demo: args.demo,
+        allow_public_demo: args.allow_public_demo,
+        ..args.common.overrides()
+    };
+    let config = load(args.common.config.as_deref(), &overrides)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    startup::serve(config, listener, startup::shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+async fn migrate(args: CommonArgs) -> Result<(), String> {
+    let config = load(args.config.as_deref(), &args.overrides())?;
+    let store = crate::store::Store::open(&config).await.map_err(|e| e.to_string())?;
+    let applied = store.migrate().await.map_err(|e| e.to_string())?;
+    store.close().await;
+    println!("{applied} migration(s) applied; the database is up to date");
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Small validated types shared across the areas: parse once, then trust.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a resident needs help with. The codes are stable: they appear in the
+/// database, the protocol and the web apps' `data-testid`s (`topic-<code>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    /// Land and grassland.
+    Land,
+    /// Family and marriage.
+    Family,
+    /// Labour and wages.
+    Labour,
+    /// Debts and contracts.
+    Debt,
+    Administrative,
+    Criminal,
+    Other,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 7] = [
+        Topic::Land,
+        Topic::Family,
+        Topic::Labour,
+        Topic::Debt,
+        Topic::Administrative,
+        Topic::Criminal,
+        Topic::Other,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Topic::Land => "land",
+            Topic::Family => "family",
+            Topic::Labour => "labour",
+            Topic::Debt => "debt",
+            Topic::Administrative => "administrative",
+            Topic::Criminal => "criminal",
+            Topic::Other => "other",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.code() == code)
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A language as a lower-case ISO 639-1 code (`bo` Tibetan, `zh` Chinese, `en`
+/// English...). Which languages a deployment offers is configuration; this type
+/// only guarantees the shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "bo")]
+pub struct Language(String);
+
+impl Language {
+    pub fn parse(code: &str) -> Result<Language, String> {
+        let ok = (2..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase());
+        if ok {
+            Ok(Language(code.to_owned()))
+        } else {
+            Err(format!("{code:?} is not a language code like \"bo\""))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Language::parse(&value)
+    }
+}
+
+impl From<Language> for String {
+    fn from(value: Language) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a person may do. One account may hold several roles (a lawyer who also
+/// interprets). Terminals are devices, not accounts, and have no role here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Lawyer,
+    Interpreter,
+    Coordinator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Lawyer, Role::Interpreter, Role::Coordinator, Role::Admin];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Lawyer => "lawyer",
+            Role::Interpreter => "interpreter",
+            Role::Coordinator => "coordinator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_codes_round_trip() {
+        for topic in Topic::ALL {
+            assert_eq!(Topic::from_code(topic.code()), Some(topic));
+            let json = serde_json::to_string(&topic).unwrap();
+            assert_eq!(json, format!("\"{}\"", topic.code()));
+        }
+        assert_eq!(Topic::from_code("LAND"), None);
+    }
+
+    #[test]
+    fn language_codes_are_checked() {
+        assert!(Language::parse("bo").is_ok());
+        assert!(Language::parse("zh").is_ok());
+        for bad in ["", "b", "BO", "bo-CN", "tibetan", "b0"] {
+            assert!(Language::parse(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<Language>("\"EN\"").is_err());
+    }
+}

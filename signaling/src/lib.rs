@@ -1,0 +1,47 @@
+//! The Cloud Law Office signaling server: everything but the media.
+//!
+//! A resident at a township kiosk asks for a lawyer; this crate authenticates
+//! everyone, keeps who is where, pairs requests with volunteers, schedules duty
+//! and appointments, serves the web apps, and tells the media relay which rooms
+//! to open. It owns the database.
+//!
+//! # Layout
+//! - [`cli`]: the `cloudlaw` command line (`serve`, `migrate`); `main.rs` only
+//!   calls [`cli::run`].
+//! - [`config`]: one typed [`config::Config`], read from defaults, a TOML file,
+//!   `CLOUDLAW_*` environment variables and flags, validated at start-up.
+//! - [`startup`]: [`startup::serve`] opens the store, migrates, seeds demo data,
+//!   starts the in-process relay and serves HTTP on a listener it is given, until
+//!   a shutdown future completes. Tests call it on port 0.
+//! - [`store`]: all SQL. [`store::Store`] is the only way to the database; one
+//!   file per area (accounts, regions and terminals, teams, availability).
+//! - [`http`]: the router, the shared [`http::AppState`], the error type mapped
+//!   once to HTTP, the OpenAPI document, and one module per resource.
+//! - [`ws`]: the WebSocket endpoint and its typed messages (see PROTOCOL.md).
+//! - [`web`]: the three browser apps, embedded in the binary from `web/`.
+//! - [`demo`]: the demo accounts, region, terminal and duty hours of `--demo`.
+//! - [`password`]: Argon2id hashing of passwords and enrollment codes.
+//! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`telemetry`]: logging set-up (readable or JSON).
+//! - [`domain`]: small validated types shared by the areas (languages, topics, ids).
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod password;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod web;
+pub mod ws;
+
+/// Seconds since the Unix epoch: the one clock every timestamp in the store uses.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

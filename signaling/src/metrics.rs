@@ -1,0 +1,126 @@
+//! Prometheus metrics behind `GET /metrics` (text exposition format).
+//!
+//! HTTP requests are counted by method, matched route (never the raw path, so
+//! ids in URLs cannot explode the label space) and status. The relay's counters
+//! are read at scrape time by a collector, so the relay keeps its own plain
+//! atomics and knows nothing of Prometheus.
+
+use media_relay::Relay;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+/// Every metric the server exports. Shared through [`crate::http::AppState`].
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub ws_connections: Gauge,
+    pub ws_messages_received: Counter,
+    pub ws_errors_sent: Counter,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.5 ms .. ~8 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+impl Metrics {
+    pub fn new(relay: Relay, backend: &'static str) -> Metrics {
+        let mut registry = Registry::with_prefix("cloudlaw");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        let http_duration =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request",
+            prometheus_client::registry::Unit::Seconds,
+            http_duration.clone(),
+        );
+        let ws_connections = Gauge::default();
+        registry.register("ws_connections", "Open WebSocket connections", ws_connections.clone());
+        let ws_messages_received = Counter::default();
+        registry.register(
+            "ws_messages_received",
+            "WebSocket messages received",
+            ws_messages_received.clone(),
+        );
+        let ws_errors_sent = Counter::default();
+        registry.register("ws_errors_sent", "Typed error replies sent on WebSockets", ws_errors_sent.clone());
+        registry.register(
+            "build",
+            "Version of this server",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION")), ("database", backend)]),
+        );
+        registry.register_collector(Box::new(RelayCollector { relay }));
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            ws_connections,
+            ws_messages_received,
+            ws_errors_sent,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[derive(Debug)]
+struct RelayCollector {
+    relay: Relay,
+}
+
+impl Collector for RelayCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = self.relay.status();
+        let rooms = ConstGauge::new(status.rooms as i64);
+        rooms.encode(encoder.encode_descriptor(
+            "relay_rooms",
+            "Rooms open on the in-process relay",
+            None,
+            rooms.metric_type(),
+        )?)?;
+        let datagrams = ConstCounter::new(status.datagrams_received);
+        datagrams.encode(encoder.encode_descriptor(
+            "relay_datagrams_received",
+            "UDP datagrams received by the in-process relay",
+            None,
+            datagrams.metric_type(),
+        )?)?;
+        let bytes = ConstCounter::new(status.bytes_received);
+        bytes.encode(encoder.encode_descriptor(
+            "relay_received_bytes",
+            "Bytes received by the in-process relay",
+            None,
+            bytes.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}

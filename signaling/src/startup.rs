@@ -1,0 +1,89 @@
+//! Building and running the whole server.
+//!
+//! [`serve`] is given a bound listener and a shutdown future, so `main` decides
+//! where to listen and what stops it, and tests start the real server on port 0
+//! and stop it when they are done.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use media_relay::{Relay, RelayError};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::demo::{self, DemoError};
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start or stopped with an error. Each variant's
+/// message is one line that names what went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("demo data: {0}")]
+    Demo(#[from] DemoError),
+    #[error("media relay: {0}")]
+    Relay(#[from] RelayError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens and migrates the store, seeds demo data when configured.
+pub async fn prepare_store(config: &Config) -> Result<Store, StartupError> {
+    let store = Store::open(config).await?;
+    let applied = store.migrate().await?;
+    if applied > 0 {
+        tracing::info!(applied, backend = store.backend(), "database migrated");
+    }
+    if config.demo {
+        let seeded = demo::seed(&store).await?;
+        tracing::info!(accounts_created = seeded.accounts_created, "demo data ready");
+    }
+    Ok(store)
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then drains open
+/// requests, stops the relay and closes the database.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let store = prepare_store(&config).await?;
+    let relay = Relay::start(config.relay.clone()).await?;
+    let metrics = Arc::new(Metrics::new(relay.clone(), store.backend()));
+    let state = AppState { config: Arc::new(config), store: store.clone(), relay: relay.clone(), metrics };
+    let app = http::router(state);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "cloudlaw listening on http://{addr}");
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    tracing::info!("shutting down");
+    relay.shutdown().await;
+    store.close().await;
+    served?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+}

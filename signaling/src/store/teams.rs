@@ -1,0 +1,96 @@
+//! Aid teams, their members and the regions they are posted to.
+
+use super::{ConflictExt, Store, StoreError, new_id, with_pool};
+use crate::unix_now;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TeamRecord {
+    pub id: String,
+    pub name: String,
+}
+
+impl Store {
+    /// Creates a team; a taken name is [`StoreError::Conflict`].
+    pub async fn create_team(&self, name: &str) -> Result<String, StoreError> {
+        let id = new_id();
+        with_pool!(self, |pool| {
+            sqlx::query("INSERT INTO aid_teams (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(name)
+                .bind(unix_now())
+                .execute(pool)
+                .await
+                .on_conflict("a team with this name")?;
+        });
+        Ok(id)
+    }
+
+    pub async fn add_team_member(&self, team_id: &str, account_id: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(team_id)
+            .bind(account_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn assign_team_region(&self, team_id: &str, region_id: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(team_id)
+            .bind(region_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn assign_coordinator_region(
+        &self,
+        account_id: &str,
+        region_id: &str,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO coordinator_regions (account_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(account_id)
+            .bind(region_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Teams posted to a region, by name.
+    pub async fn teams_for_region(&self, region_id: &str) -> Result<Vec<TeamRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT t.id, t.name FROM aid_teams t JOIN team_regions r ON r.team_id = t.id
+                 WHERE r.region_id = $1 ORDER BY t.name",
+            )
+            .bind(region_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Usernames of a team's members, sorted.
+    pub async fn team_member_usernames(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT a.username FROM accounts a JOIN team_members m ON m.account_id = a.id
+                 WHERE m.team_id = $1 ORDER BY a.username",
+            )
+            .bind(team_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

@@ -1,0 +1,225 @@
+//! The WebSocket endpoint, `GET /ws`.
+//!
+//! Each connection is two tasks: a reader that parses and answers, and a writer
+//! that drains a bounded queue into the socket. A client that stops reading
+//! fills its queue and is disconnected, so memory per connection stays bounded.
+//! Frames above [`MAX_MESSAGE_BYTES`] are refused by the WebSocket layer; a
+//! malformed message gets a typed `error` reply and the connection lives on; a
+//! connection that exceeds its message rate is told so, then closed if it keeps
+//! on; one that is silent for [`IDLE_TIMEOUT`] is closed. The server pings every
+//! [`PING_INTERVAL`], and browsers answer pings by themselves.
+
+pub mod protocol;
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::http::AppState;
+use protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
+
+/// The largest message a client may send.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Outgoing messages queued for one connection before it counts as stalled.
+pub const SEND_QUEUE: usize = 64;
+pub const PING_INTERVAL: Duration = Duration::from_secs(20);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Sustained messages per second a client may send, and the burst above it.
+pub const RATE_PER_SECOND: f64 = 20.0;
+pub const RATE_BURST: f64 = 40.0;
+/// Rate-limit warnings before the connection is closed.
+const RATE_STRIKES: u32 = 3;
+
+/// Opens a WebSocket. The server speaks first, with `welcome`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "system",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol described in PROTOCOL.md"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
+    )
+)]
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let connection_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("ws", connection = %connection_id);
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| connection(state, socket, connection_id).instrument(span))
+}
+
+async fn connection(state: AppState, socket: WebSocket, connection_id: String) {
+    state.metrics.ws_connections.inc();
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Message>(SEND_QUEUE);
+
+    let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(message) => {
+                        let closing = matches!(message, Message::Close(_));
+                        if sink.send(message).await.is_err() || closing {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let outbox = Outbox { tx: tx.clone(), state: &state, stalled: Cell::new(false) };
+    outbox.send(&ServerMessage::Welcome {
+        protocol: PROTOCOL_VERSION,
+        server: format!("cloudlaw/{}", env!("CARGO_PKG_VERSION")),
+        connection: connection_id.clone(),
+    });
+    let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
+    let mut strikes = 0;
+    loop {
+        let frame = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+            Err(_) => {
+                outbox.error(ErrorCode::IdleTimeout, "nothing received for too long", None);
+                outbox.close(1000, "idle");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(error))) => {
+                // Oversized frames and protocol violations end here.
+                tracing::debug!(%error, "websocket read error");
+                // tungstenite reports "Space limit exceeded: Message too long: N > MAX".
+                if error.to_string().contains("too long") {
+                    outbox.error(ErrorCode::TooLarge, "message larger than 65536 bytes", None);
+                    outbox.close(1009, "message too big");
+                }
+                break;
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        state.metrics.ws_messages_received.inc();
+        if !bucket.take(Instant::now()) {
+            strikes += 1;
+            outbox.error(ErrorCode::RateLimited, "too many messages; slow down", None);
+            if strikes >= RATE_STRIKES {
+                outbox.close(1008, "rate limit");
+                break;
+            }
+            continue;
+        }
+        match frame {
+            Message::Text(text) => handle_text(&outbox, text.as_str()),
+            Message::Binary(_) => outbox.error(ErrorCode::BinaryUnsupported, "send JSON text frames", None),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+        if outbox.stalled.get() || outbox.tx.is_closed() {
+            break;
+        }
+    }
+    drop(outbox);
+    drop(tx);
+    let _ = writer.await;
+    state.metrics.ws_connections.dec();
+    tracing::debug!("websocket closed");
+}
+
+/// Handles one text message.
+fn handle_text(outbox: &Outbox<'_>, text: &str) {
+    match protocol::parse(text) {
+        Ok(ClientMessage::Ping { id }) => outbox.send(&ServerMessage::Pong { id }),
+        Err(reason) => outbox.error(ErrorCode::Malformed, &reason, protocol::salvage_id(text)),
+    }
+}
+
+/// The sending half of a connection, as the reader sees it.
+struct Outbox<'a> {
+    tx: mpsc::Sender<Message>,
+    state: &'a AppState,
+    /// Set when the queue was full: the client is not reading and is dropped.
+    stalled: Cell<bool>,
+}
+
+impl Outbox<'_> {
+    /// Queues a message without waiting. A full queue marks the connection
+    /// stalled, which ends it.
+    fn send(&self, message: &ServerMessage) {
+        let Ok(text) = serde_json::to_string(message) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.tx.try_send(Message::Text(Utf8Bytes::from(text)))
+        {
+            tracing::info!("websocket client not reading; disconnecting");
+            self.stalled.set(true);
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: &str, id: Option<String>) {
+        self.state.metrics.ws_errors_sent.inc();
+        self.send(&ServerMessage::Error { code, message: message.into(), id });
+    }
+
+    fn close(&self, code: u16, reason: &'static str) {
+        let _ = self
+            .tx
+            .try_send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })));
+    }
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self { rate, burst, tokens: burst, last: Instant::now() }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket { rate: 10.0, burst: 5.0, tokens: 5.0, last: start };
+        assert!((0..5).all(|_| bucket.take(start)));
+        assert!(!bucket.take(start));
+        assert!(bucket.take(start + Duration::from_millis(100)));
+        assert!(!bucket.take(start + Duration::from_millis(100)));
+        // A long pause refills only up to the burst.
+        let later = start + Duration::from_secs(60);
+        assert_eq!((0..10).filter(|_| bucket.take(later)).count(), 5);
+    }
+}

@@ -1,0 +1,112 @@
+//! The WebSocket messages: JSON objects tagged by `type`. PROTOCOL.md documents
+//! each one; the tests there and here keep them in step.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this server speaks. It is announced in `welcome`; a
+/// breaking change to any message increments it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Application-level liveness check; answered with `pong` carrying the same `id`.
+    Ping {
+        #[serde(default)]
+        id: Option<String>,
+    },
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First message on every connection.
+    Welcome { protocol: u32, server: String, connection: String },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// A message could not be handled. The connection stays open unless the
+    /// code says otherwise (`rate_limited` repeated, `idle_timeout`).
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not an object with a known `type` and its fields.
+    Malformed,
+    /// Binary frames are not part of the protocol.
+    BinaryUnsupported,
+    /// Larger than the cap; the connection closes (the frame was refused).
+    TooLarge,
+    /// Too many messages; slow down.
+    RateLimited,
+    /// Nothing received for too long; the connection closes.
+    IdleTimeout,
+}
+
+/// Parses one text frame. The error text says what was wrong, in terms a client
+/// developer can act on, and never echoes the whole input.
+pub fn parse(text: &str) -> Result<ClientMessage, String> {
+    serde_json::from_str(text).map_err(|e| {
+        let mut message = e.to_string();
+        message.truncate(200);
+        message
+    })
+}
+
+/// Picks the `id` out of a message that failed to parse, so the error reply can
+/// be correlated by the client.
+pub fn salvage_id(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let id = value.get("id")?.as_str()?;
+    (id.len() <= 64).then(|| id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_parses_and_pong_serializes() {
+        assert_eq!(parse(r#"{"type":"ping","id":"7"}"#), Ok(ClientMessage::Ping { id: Some("7".into()) }));
+        assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping { id: None }));
+        let pong = serde_json::to_string(&ServerMessage::Pong { id: Some("7".into()) }).unwrap();
+        assert_eq!(pong, r#"{"type":"pong","id":"7"}"#);
+    }
+
+    #[test]
+    fn bad_messages_are_errors_not_panics() {
+        for bad in [
+            "",
+            "null",
+            "[]",
+            "{}",
+            r#"{"type":"nope"}"#,
+            r#"{"type":"ping","extra":1}"#,
+            "{\"type\":",
+            "\u{0}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(salvage_id(r#"{"type":"nope","id":"x1"}"#), Some("x1".into()));
+        assert_eq!(salvage_id("not json"), None);
+    }
+
+    #[test]
+    fn error_shape() {
+        let error = ServerMessage::Error { code: ErrorCode::Malformed, message: "m".into(), id: None };
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"type":"error","code":"malformed","message":"m"}"#
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The HTTP surface: health, metrics, the OpenAPI document, the web apps, and
+//! the error shape.
+
+use crate::support::spawn_app;
+
+#[tokio::test]
+async fn healthz_reports_database_and_relay() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"), "every response carries a request id");
+    let health: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"]["ok"], true);
+    assert_eq!(health["relay"]["running"], true);
+    let udp: std::net::SocketAddr = health["relay"]["udp_addr"].as_str().unwrap().parse().unwrap();
+    assert_ne!(udp.port(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_and_count_requests() {
+    let app = spawn_app().await;
+    app.http.get(app.url("/healthz")).send().await.unwrap();
+    app.http.get(app.url("/no-such-page")).send().await.unwrap();
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#"cloudlaw_http_requests_total{method="GET",route="/healthz",status="200"}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched",status="404""#), "raw paths never become labels: {text}");
+    assert!(text.contains("cloudlaw_ws_connections "), "{text}");
+    assert!(text.contains("cloudlaw_relay_rooms "), "{text}");
+    assert!(text.contains("cloudlaw_relay_datagrams_received_total "), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+#[tokio::test]
+async fn openapi_document_lists_what_is_served() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value =
+        app.http.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for expected in ["/healthz", "/metrics", "/ws"] {
+        assert!(paths.contains_key(expected), "{expected} missing from {:?}", paths.keys());
+    }
+    // Every documented GET without parameters answers with something other than 404.
+    for (path, item) in paths {
+        if item.get("get").is_some() && !path.contains('{') {
+            let status = app.http.get(app.url(path)).send().await.unwrap().status();
+            assert_ne!(status, 404, "{path} is documented but not served");
+        }
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+#[tokio::test]
+async fn web_apps_load_with_their_assets() {
+    let app = spawn_app().await;
+    for page in ["/", "/terminal", "/lawyer", "/coordinator"] {
+        let response = app.http.get(app.url(page)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{page}");
+        assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
+        assert!(response.headers().contains_key("content-security-policy"));
+        let html = response.text().await.unwrap();
+        // Every local stylesheet and script the page names is served.
+        for reference in html.split(['"', '\'']).filter(|s| s.starts_with("/web/")) {
+            let asset = app.http.get(app.url(reference)).send().await.unwrap();
+            assert_eq!(asset.status(), 200, "{page} refers to {reference}");
+        }
+    }
+    let missing = app.http.get(app.url("/web/does/not/exist.js")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let traversal = app.http.get(app.url("/web/..%2F..%2FCargo.toml")).send().await.unwrap();
+    assert_eq!(traversal.status(), 404);
+}
+
+#[tokio::test]
+async fn unknown_routes_get_the_json_error_shape() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/api/nothing-here")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(body["error"]["message"].is_string());
+}
+
+#[tokio::test]
+async fn restart_on_the_same_data_keeps_demo_data() {
+    let app = spawn_app().await;
+    let data_dir = app.stop().await;
+    let config = crate::support::test_config(data_dir.path(), true);
+    let store = signaling::store::Store::open(&config).await.unwrap();
+    let before = store.account_by_username("demo-lawyer").await.unwrap().expect("seeded");
+    store.close().await;
+
+    let again = crate::support::spawn_with(config.clone(), data_dir).await;
+    let data_dir = again.stop().await;
+    let store = signaling::store::Store::open(&config).await.unwrap();
+    let after = store.account_by_username("demo-lawyer").await.unwrap().expect("kept");
+    assert_eq!(before, after, "a restart with --demo changes nothing that exists");
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    store.close().await;
+    drop(data_dir);
+}

@@ -1,0 +1,211 @@
+//! Helpers for whole-system tests: a real server on a free port with a fresh
+//! data directory, in process ([`spawn_app`]) or as the real `cloudlaw` binary
+//! ([`CloudlawProcess`]).
+//!
+//! Set `TEST_LOG=1` to see the server's logs.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use signaling::config::Config;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server running inside the test process.
+#[derive(Debug)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub data_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), signaling::startup::StartupError>>>,
+}
+
+/// A configuration for tests: loopback, port 0, a relay on a free UDP port.
+pub fn test_config(data_dir: &Path, demo: bool) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        demo,
+        ..Config::default()
+    };
+    config.relay.udp_listen = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+/// Starts the whole server with demo data and waits until `/healthz` says ok.
+pub async fn spawn_app() -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let config = test_config(data_dir.path(), true);
+    spawn_with(config, data_dir).await
+}
+
+pub async fn spawn_with(config: Config, data_dir: TempDir) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        signaling::telemetry::init(&config.log);
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(signaling::startup::serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let app = TestApp {
+        addr,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        data_dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    };
+    app.wait_healthy().await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.http.get(self.url("/healthz")).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "server did not become healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server gracefully, checks that it ended without error, and
+    /// hands back its data directory (to start again on it, or look inside).
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let ended = self.task.take().unwrap().await.expect("server task panicked");
+        ended.expect("server ended with an error");
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.data_dir, placeholder)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The real `cloudlaw` binary, started with arguments, its stderr collected.
+#[derive(Debug)]
+pub struct CloudlawProcess {
+    pub child: Child,
+    pub addr: Option<SocketAddr>,
+    lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+pub fn cloudlaw() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cloudlaw"));
+    command
+        .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
+        .env("CLOUDLAW_RELAY__UDP_LISTEN", "127.0.0.1:0");
+    command
+}
+
+impl CloudlawProcess {
+    /// Starts `cloudlaw` and, when it serves, waits for the address it logs.
+    pub fn start(mut command: Command) -> CloudlawProcess {
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start cloudlaw");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        CloudlawProcess { child, addr: None, lines: rx, log: Vec::new() }
+    }
+
+    /// Reads log lines until one names the listening address.
+    pub fn wait_listening(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let found = line.split("http://").nth(1).and_then(|rest| {
+                        rest.split(|c: char| c.is_whitespace() || c == '"').next()?.parse::<SocketAddr>().ok()
+                    });
+                    self.log.push(line);
+                    if let Some(addr) = found {
+                        self.addr = Some(addr);
+                        return addr;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("cloudlaw never logged its address; log so far:\n{}", self.log.join("\n"));
+    }
+
+    /// Sends SIGTERM and waits for the exit status, collecting the rest of the log.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let status = self.wait(Duration::from_secs(20));
+        self.drain();
+        status
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("cloudlaw did not exit in {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn drain(&mut self) {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(line);
+        }
+    }
+}
+
+impl Drop for CloudlawProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cloudlaw` to completion; returns the exit code and standard error.
+pub fn run_to_end(mut command: Command) -> (i32, String) {
+    let output = command.stdin(Stdio::null()).output().expect("run cloudlaw");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
