@@ -51,8 +51,9 @@ CREATE TABLE coordinator_regions (
 );
 
 -- Kiosks in township service stations. A terminal is a device, not a person.
--- It enrolls once with a one-time code (stored hashed) and then holds a device
--- credential (stored hashed) until a coordinator revokes it.
+-- It enrolls once with a one-time code (stored as its SHA-256) and then holds a
+-- signed device credential whose id is credential_id, until a coordinator
+-- revokes it (revoked_at) or issues a new code.
 CREATE TABLE terminals (
     id                      TEXT PRIMARY KEY,
     name                    TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
@@ -61,11 +62,12 @@ CREATE TABLE terminals (
     enrollment_code_hash    TEXT,
     enrollment_expires_at   INTEGER,
     enrolled_at             INTEGER,
-    credential_hash         TEXT,
+    credential_id           TEXT UNIQUE,
     revoked_at              INTEGER,
     created_at              INTEGER NOT NULL
 );
 CREATE INDEX terminals_region ON terminals (region_id);
+CREATE UNIQUE INDEX terminals_enrollment_code ON terminals (enrollment_code_hash);
 
 CREATE TABLE terminal_languages (
     terminal_id TEXT NOT NULL REFERENCES terminals (id) ON DELETE CASCADE,

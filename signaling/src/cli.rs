@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, LogOverrides, Overrides};
 use crate::startup;
+use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(name = "cloudlaw", version, about = "Cloud Law Office: remote video legal consultations")]
@@ -25,6 +26,40 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The keys that sign tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every row's hash and the chain between rows; report the first
+    /// row that was altered, removed or inserted. Exit 1 if any was.
+    Verify(CommonArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List the signing keys that verify tokens (the first one signs).
+    List(CommonArgs),
+    /// Create a new signing key. Running servers keep verifying old tokens;
+    /// restart them to sign with the new key.
+    Rotate(CommonArgs),
+    /// Retire a key: every token it signed stops working (sessions and
+    /// terminal credentials included).
+    Retire {
+        /// The key id, as `keys list` shows it.
+        kid: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +126,8 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Migrate(args) => migrate(args).await,
+            Command::Audit { command: AuditCommand::Verify(args) } => audit_verify(args).await,
+            Command::Keys { command } => keys(command).await,
         }
     });
     match result {
@@ -124,11 +161,67 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     startup::serve(config, listener, startup::shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
-async fn migrate(args: CommonArgs) -> Result<(), String> {
+/// Opens and migrates the configured store, for the one-shot subcommands.
+async fn open_store(args: &CommonArgs) -> Result<(Store, usize), String> {
     let config = load(args.config.as_deref(), &args.overrides())?;
-    let store = crate::store::Store::open(&config).await.map_err(|e| e.to_string())?;
+    let store = Store::open(&config).await.map_err(|e| e.to_string())?;
     let applied = store.migrate().await.map_err(|e| e.to_string())?;
+    Ok((store, applied))
+}
+
+async fn migrate(args: CommonArgs) -> Result<(), String> {
+    let (store, applied) = open_store(&args).await?;
     store.close().await;
     println!("{applied} migration(s) applied; the database is up to date");
     Ok(())
+}
+
+async fn audit_verify(args: CommonArgs) -> Result<(), String> {
+    let (store, _) = open_store(&args).await?;
+    let verdict = store.verify_audit().await.map_err(|e| e.to_string());
+    store.close().await;
+    match verdict? {
+        Ok(rows) => {
+            println!("audit log intact: {rows} row(s), every hash and link checked");
+            Ok(())
+        }
+        Err(problem) => Err(format!("audit log tampered with: {problem}")),
+    }
+}
+
+async fn keys(command: KeysCommand) -> Result<(), String> {
+    let args = match &command {
+        KeysCommand::List(args) | KeysCommand::Rotate(args) | KeysCommand::Retire { common: args, .. } => {
+            args
+        }
+    };
+    let (store, _) = open_store(args).await?;
+    let result = match &command {
+        KeysCommand::List(_) => store.signing_keys().await.map_err(|e| e.to_string()).map(|keys| {
+            for (i, key) in keys.iter().enumerate() {
+                println!("{}\tcreated {}{}", key.kid, key.created_at, if i == 0 { "\tsigning" } else { "" });
+            }
+        }),
+        KeysCommand::Rotate(_) => crate::auth::tokens::create_signing_key(&store)
+            .await
+            .map(|key| println!("new signing key {}", key.kid))
+            .map_err(|e| e.to_string()),
+        KeysCommand::Retire { kid, .. } => {
+            let remaining = store.signing_keys().await.map_err(|e| e.to_string())?;
+            if remaining.len() == 1 && remaining[0].kid == *kid {
+                Err("cannot retire the only signing key; rotate first".to_owned())
+            } else {
+                match store.retire_signing_key(kid, crate::unix_now()).await {
+                    Ok(true) => {
+                        println!("retired {kid}");
+                        Ok(())
+                    }
+                    Ok(false) => Err(format!("no unretired key {kid:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    };
+    store.close().await;
+    result
 }

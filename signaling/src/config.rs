@@ -32,7 +32,74 @@ pub struct Config {
     /// public, so this must be asked for explicitly.
     pub allow_public_demo: bool,
     pub log: LogConfig,
+    pub auth: AuthConfig,
     pub relay: RelayConfig,
+}
+
+/// Tokens, sessions and the limits on guessing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `iss` of every token this deployment issues and accepts.
+    pub issuer: String,
+    /// `aud` of every token this deployment issues and accepts.
+    pub audience: String,
+    /// Access token lifetime, at most 900 (15 minutes).
+    pub access_ttl_secs: u64,
+    /// How long a login lasts without signing in again (refresh tokens).
+    pub session_ttl_secs: u64,
+    /// How long a terminal's enrollment code stays usable.
+    pub enrollment_code_ttl_secs: u64,
+    /// How long a terminal's device credential lasts.
+    pub device_ttl_secs: u64,
+    /// The window over which failed attempts are counted.
+    pub failure_window_secs: u64,
+    /// Failed logins per account within the window before further tries are refused.
+    pub max_failed_logins_per_account: u32,
+    /// Failed logins or enrollments per client address within the window.
+    pub max_failures_per_address: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "cloudlaw".into(),
+            audience: "cloudlaw".into(),
+            access_ttl_secs: 600,
+            session_ttl_secs: 30 * 24 * 3600,
+            enrollment_code_ttl_secs: 7 * 24 * 3600,
+            device_ttl_secs: 365 * 24 * 3600,
+            failure_window_secs: 900,
+            max_failed_logins_per_account: 10,
+            max_failures_per_address: 50,
+        }
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(30..=900).contains(&self.access_ttl_secs) {
+            return Err(ConfigError("auth.access_ttl_secs must be between 30 and 900 (15 minutes)".into()));
+        }
+        if self.session_ttl_secs < self.access_ttl_secs {
+            return Err(ConfigError("auth.session_ttl_secs must be at least auth.access_ttl_secs".into()));
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err(ConfigError("auth.issuer and auth.audience must not be empty".into()));
+        }
+        for (name, value) in [
+            ("auth.enrollment_code_ttl_secs", self.enrollment_code_ttl_secs),
+            ("auth.device_ttl_secs", self.device_ttl_secs),
+            ("auth.failure_window_secs", self.failure_window_secs),
+            ("auth.max_failed_logins_per_account", u64::from(self.max_failed_logins_per_account)),
+            ("auth.max_failures_per_address", u64::from(self.max_failures_per_address)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,6 +133,7 @@ impl Default for Config {
             demo: false,
             allow_public_demo: false,
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
             relay: RelayConfig::default(),
         }
     }
@@ -158,6 +226,7 @@ impl Config {
                 self.log.filter
             )));
         }
+        self.auth.validate()?;
         self.relay.validate().map_err(ConfigError)?;
         Ok(())
     }
@@ -209,6 +278,7 @@ mod tests {
         assert_eq!(config.data_dir, defaults.data_dir);
         assert_eq!(config.log, defaults.log);
         assert_eq!(config.relay, defaults.relay);
+        assert_eq!(config.auth, defaults.auth);
         assert_eq!(config.demo, defaults.demo);
     }
 

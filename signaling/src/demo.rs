@@ -51,6 +51,14 @@ const ACCOUNTS: &[DemoAccount] = &[
         on_duty_always: true,
     },
     DemoAccount {
+        username: "demo-admin",
+        display_name: "管理员 Administrator (demo)",
+        roles: &[Role::Admin],
+        languages: &["zh", "en"],
+        all_topics: false,
+        on_duty_always: false,
+    },
+    DemoAccount {
         username: "demo-coordinator",
         display_name: "李协调员 Coordinator Li (demo)",
         roles: &[Role::Coordinator],
@@ -126,7 +134,7 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
     }
 
     if store.terminals_in_region(DEMO_REGION_ID).await?.is_empty() {
-        let code_hash = password::hash_blocking(DEMO_TERMINAL_CODE.into()).await.map_err(DemoError::Hash)?;
+        let code_hash = password::fingerprint(DEMO_TERMINAL_CODE);
         store
             .create_terminal(&NewTerminal {
                 name: DEMO_TERMINAL_NAME.into(),
@@ -150,7 +158,7 @@ mod tests {
     #[tokio::test]
     async fn seeds_once_with_the_promised_people() {
         let (store, _dir) = testing::store().await;
-        assert_eq!(seed(&store).await.unwrap().accounts_created, 4);
+        assert_eq!(seed(&store).await.unwrap().accounts_created, 5);
         assert_eq!(seed(&store).await.unwrap().accounts_created, 0, "idempotent");
 
         let lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap();

@@ -14,17 +14,20 @@
 //!   starts the in-process relay and serves HTTP on a listener it is given, until
 //!   a shutdown future completes. Tests call it on port 0.
 //! - [`store`]: all SQL. [`store::Store`] is the only way to the database; one
-//!   file per area (accounts, regions and terminals, teams, availability).
+//!   file per area (accounts, auth, audit, places, teams, consultations).
 //! - [`http`]: the router, the shared [`http::AppState`], the error type mapped
 //!   once to HTTP, the OpenAPI document, and one module per resource.
 //! - [`ws`]: the WebSocket endpoint and its typed messages (see PROTOCOL.md).
 //! - [`web`]: the three browser apps, embedded in the binary from `web/`.
 //! - [`demo`]: the demo accounts, region, terminal and duty hours of `--demo`.
-//! - [`password`]: Argon2id hashing of passwords and enrollment codes.
+//! - [`auth`]: tokens (EdDSA JWTs), the authenticated [`auth::Principal`] of a
+//!   request, and the failed-attempt limiters.
+//! - [`password`]: Argon2id for passwords, SHA-256 fingerprints for codes.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`telemetry`]: logging set-up (readable or JSON).
 //! - [`domain`]: small validated types shared by the areas (languages, topics, ids).
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;

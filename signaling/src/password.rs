@@ -1,4 +1,4 @@
-//! Argon2id hashing for passwords and other secrets people type (enrollment codes).
+//! Argon2id hashing for passwords, and fingerprints for high-entropy secrets.
 //!
 //! The `argon2` crate's defaults are Argon2id at OWASP's minimum cost. Hashing is
 //! CPU-bound (tens of milliseconds), so callers in async code use
@@ -29,6 +29,13 @@ pub async fn hash_blocking(secret: String) -> Result<String, String> {
 
 pub async fn verify_blocking(secret: String, phc: String) -> bool {
     tokio::task::spawn_blocking(move || verify(&secret, &phc)).await.unwrap_or(false)
+}
+
+/// SHA-256 of a high-entropy secret (enrollment codes, refresh token ids), in
+/// hex. Unlike a password hash it is deterministic, so the row can be found by it.
+pub fn fingerprint(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 #[cfg(test)]

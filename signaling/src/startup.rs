@@ -7,9 +7,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use media_relay::{Relay, RelayError};
 use tokio::net::TcpListener;
 
+use crate::auth::Limits;
+use crate::auth::tokens::{KeyError, Tokens};
 use crate::config::Config;
 use crate::demo::{self, DemoError};
 use crate::http::{self, AppState};
@@ -26,6 +30,8 @@ pub enum StartupError {
     Demo(#[from] DemoError),
     #[error("media relay: {0}")]
     Relay(#[from] RelayError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -52,10 +58,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let store = prepare_store(&config).await?;
+    let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
+    tokio::task::spawn_blocking(http::warm_up);
     let relay = Relay::start(config.relay.clone()).await?;
     let metrics = Arc::new(Metrics::new(relay.clone(), store.backend()));
-    let state = AppState { config: Arc::new(config), store: store.clone(), relay: relay.clone(), metrics };
-    let app = http::router(state);
+    let state = AppState {
+        limits: Limits::new(&config.auth),
+        config: Arc::new(config),
+        store: store.clone(),
+        relay: relay.clone(),
+        metrics,
+        tokens,
+        connections: Arc::default(),
+    };
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "cloudlaw listening on http://{addr}");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;

@@ -7,6 +7,8 @@
 
 mod support;
 
+mod auth;
+mod authorization;
 mod cli;
 mod http_api;
 mod websocket;

@@ -11,10 +11,37 @@ use crate::support::{TestApp, spawn_app};
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Connects as the demo lawyer, with the token in the query as browsers do.
 async fn connect(app: &TestApp) -> Socket {
-    let (socket, response) = tokio_tungstenite::connect_async(app.ws_url("/ws")).await.expect("connect");
+    let token = app.token("demo-lawyer").await;
+    let (socket, response) = tokio_tungstenite::connect_async(format!("{}?token={token}", app.ws_url("/ws")))
+        .await
+        .expect("connect");
     assert_eq!(response.status(), 101);
     socket
+}
+
+#[tokio::test]
+async fn no_token_no_websocket() {
+    let app = spawn_app().await;
+    for url in [
+        app.ws_url("/ws"),
+        format!("{}?token=", app.ws_url("/ws")),
+        format!("{}?token=garbage", app.ws_url("/ws")),
+    ] {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+    // The Authorization header works as well as the query.
+    let token = app.token("demo-lawyer").await;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(app.ws_url("/ws"))
+            .unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(next_json(&mut socket).await.unwrap()["type"], "welcome");
 }
 
 /// The next JSON message, skipping control frames; `None` when the socket closed.
@@ -39,6 +66,8 @@ async fn welcome_then_ping_pong() {
     let welcome = next_json(&mut socket).await.unwrap();
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["protocol"], 1);
+    assert_eq!(welcome["principal"]["kind"], "account");
+    assert_eq!(welcome["principal"]["username"], "demo-lawyer");
     socket.send(Message::text(r#"{"type":"ping","id":"p1"}"#)).await.unwrap();
     let pong = next_json(&mut socket).await.unwrap();
     assert_eq!(pong, serde_json::json!({"type": "pong", "id": "p1"}));
@@ -69,8 +98,10 @@ async fn malformed_messages_get_typed_errors_and_the_connection_lives() {
 async fn oversized_message_closes_with_a_reason() {
     let app = spawn_app().await;
     let config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
+    let token = app.token("demo-lawyer").await;
+    let url = format!("{}?token={token}", app.ws_url("/ws"));
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(app.ws_url("/ws"), Some(config), false).await.unwrap();
+        tokio_tungstenite::connect_async_with_config(url, Some(config), false).await.unwrap();
     next_json(&mut socket).await.unwrap();
     let huge = format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(70 * 1024));
     let _ = socket.send(Message::text(huge)).await;

@@ -20,6 +20,10 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("authentication required")]
     Unauthorized,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("this enrollment code is unknown, used or expired")]
+    InvalidEnrollmentCode,
     #[error("not allowed")]
     Forbidden,
     #[error("not found")]
@@ -44,7 +48,9 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidCredentials | ApiError::InvalidEnrollmentCode => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -59,6 +65,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::InvalidEnrollmentCode => "invalid_code",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
@@ -78,7 +86,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable word: `bad_request`, `malformed_json`, `unauthorized`, `forbidden`,
+    /// A stable word: `bad_request`, `malformed_json`, `invalid_field`, `unauthorized`,
+    /// `invalid_credentials`, `invalid_code`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `unavailable`, `internal`.
     #[schema(example = "not_found")]
     pub code: String,

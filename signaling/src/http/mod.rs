@@ -5,9 +5,16 @@
 //! its OpenAPI entry: the document at `/api/openapi.json` cannot drift from what
 //! is served.
 
+mod accounts;
+mod audit;
+mod auth;
+mod consultations;
 mod error;
+mod places;
 mod system;
+pub mod views;
 
+pub use auth::warm_up;
 pub use error::{ApiError, ApiJson, ErrorBody};
 
 use std::sync::Arc;
@@ -28,9 +35,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::Limits;
+use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
 use crate::store::Store;
+use crate::ws::registry::Connections;
 
 /// Largest request body the API accepts. Nothing the API takes is larger.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -44,6 +54,9 @@ pub struct AppState {
     pub store: Store,
     pub relay: Relay,
     pub metrics: Arc<Metrics>,
+    pub tokens: Tokens,
+    pub limits: Arc<Limits>,
+    pub connections: Arc<Connections>,
 }
 
 #[derive(OpenApi)]
@@ -53,10 +66,35 @@ pub struct AppState {
         description = "Remote video legal consultations: residents at township terminals, volunteer lawyers, \
                        interpreters and coordinators. Errors share one shape, `ErrorBody`."
     ),
-    tags((name = "system", description = "Health and metrics")),
-    components(schemas(ErrorBody))
+    tags(
+        (name = "system", description = "Health, metrics and the WebSocket"),
+        (name = "auth", description = "Signing in and out"),
+        (name = "accounts", description = "Account management (coordinators, admins)"),
+        (name = "regions", description = "Regions"),
+        (name = "terminals", description = "Kiosks: registration, enrollment, revocation"),
+        (name = "consultations", description = "Consultation records"),
+        (name = "audit", description = "The audit log (admins)"),
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme the endpoints refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
 
 /// The API routes and their OpenAPI document, from one list.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -64,6 +102,23 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
         .routes(routes!(crate::ws::upgrade))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(accounts::list, accounts::create))
+        .routes(routes!(accounts::read, accounts::update))
+        .routes(routes!(accounts::set_password))
+        .routes(routes!(places::regions, places::create_region))
+        .routes(routes!(places::region_terminals))
+        .routes(routes!(places::create_terminal))
+        .routes(routes!(places::enroll))
+        .routes(routes!(places::new_code))
+        .routes(routes!(places::revoke))
+        .routes(routes!(consultations::list))
+        .routes(routes!(consultations::read))
+        .routes(routes!(consultations::write_record))
+        .routes(routes!(audit::recent))
         .split_for_parts()
 }
 

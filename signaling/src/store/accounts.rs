@@ -1,5 +1,7 @@
 //! Accounts: people who sign in, their roles, languages, topics and weekly hours.
 
+use std::collections::HashMap;
+
 use super::{ConflictExt, Store, StoreError, new_id, with_pool};
 use crate::domain::{Language, Role, Topic};
 use crate::unix_now;
@@ -27,6 +29,33 @@ pub struct AccountRecord {
     pub roles: Vec<Role>,
     pub languages: Vec<Language>,
     pub topics: Vec<Topic>,
+    /// Regions a coordinator answers for.
+    pub regions: Vec<String>,
+}
+
+impl AccountRecord {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Changes to an account; `None` leaves a field as it is. Lists replace.
+#[derive(Debug, Clone, Default)]
+pub struct AccountPatch {
+    pub display_name: Option<String>,
+    pub time_zone: Option<String>,
+    pub active: Option<bool>,
+    pub roles: Option<Vec<Role>>,
+    pub languages: Option<Vec<Language>>,
+    pub topics: Option<Vec<Topic>>,
+}
+
+/// What login needs: never leaves the server.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Credentials {
+    pub id: String,
+    pub password_hash: String,
+    pub active: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -86,51 +115,192 @@ impl Store {
     }
 
     pub async fn account_by_username(&self, username: &str) -> Result<Option<AccountRecord>, StoreError> {
-        let row = with_pool!(self, |pool| {
+        let rows = with_pool!(self, |pool| {
             sqlx::query_as::<_, AccountRow>(
                 "SELECT id, username, display_name, time_zone, active FROM accounts WHERE username = $1",
             )
             .bind(username)
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await?
         });
-        match row {
-            Some(row) => Ok(Some(self.complete_account(row).await?)),
-            None => Ok(None),
-        }
+        Ok(self.complete_accounts(rows).await?.pop())
     }
 
-    async fn complete_account(&self, row: AccountRow) -> Result<AccountRecord, StoreError> {
-        let (roles, languages, topics) = with_pool!(self, |pool| {
-            let roles: Vec<String> =
-                sqlx::query_scalar("SELECT role FROM account_roles WHERE account_id = $1 ORDER BY role")
-                    .bind(&row.id)
-                    .fetch_all(pool)
-                    .await?;
-            let languages: Vec<String> = sqlx::query_scalar(
-                "SELECT language FROM account_languages WHERE account_id = $1 ORDER BY language",
+    pub async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query_as::<_, AccountRow>(
+                "SELECT id, username, display_name, time_zone, active FROM accounts WHERE id = $1",
             )
-            .bind(&row.id)
+            .bind(id)
             .fetch_all(pool)
-            .await?;
-            let topics: Vec<String> =
-                sqlx::query_scalar("SELECT topic FROM account_topics WHERE account_id = $1 ORDER BY topic")
-                    .bind(&row.id)
-                    .fetch_all(pool)
-                    .await?;
-            (roles, languages, topics)
+            .await?
         });
-        Ok(AccountRecord {
-            id: row.id,
-            username: row.username,
-            display_name: row.display_name,
-            time_zone: row.time_zone,
-            active: row.active,
-            // The CHECK constraints keep these parseable; anything else is skipped, not fatal.
-            roles: roles.iter().filter_map(|r| Role::from_code(r)).collect(),
-            languages: languages.iter().filter_map(|l| Language::parse(l).ok()).collect(),
-            topics: topics.iter().filter_map(|t| Topic::from_code(t)).collect(),
+        Ok(self.complete_accounts(rows).await?.pop())
+    }
+
+    /// Every account, by username.
+    pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query_as::<_, AccountRow>(
+                "SELECT id, username, display_name, time_zone, active FROM accounts ORDER BY username",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        self.complete_accounts(rows).await
+    }
+
+    pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, password_hash, active FROM accounts WHERE username = $1")
+                .bind(username)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    pub async fn password_hash(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT password_hash FROM accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Fills in roles, languages, topics and regions with one query each,
+    /// whatever the number of accounts.
+    async fn complete_accounts(&self, rows: Vec<AccountRow>) -> Result<Vec<AccountRecord>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let single = (rows.len() == 1).then(|| rows[0].id.clone());
+        let filter = single.unwrap_or_default();
+        let (roles, languages, topics, regions) = with_pool!(self, |pool| {
+            let fetch = |sql: &'static str| {
+                sqlx::query_as::<_, (String, String)>(sql).bind(filter.clone()).fetch_all(pool)
+            };
+            (
+                fetch("SELECT account_id, role FROM account_roles WHERE $1 = '' OR account_id = $1 ORDER BY role").await?,
+                fetch("SELECT account_id, language FROM account_languages WHERE $1 = '' OR account_id = $1 ORDER BY language").await?,
+                fetch("SELECT account_id, topic FROM account_topics WHERE $1 = '' OR account_id = $1 ORDER BY topic").await?,
+                fetch("SELECT account_id, region_id FROM coordinator_regions WHERE $1 = '' OR account_id = $1 ORDER BY region_id").await?,
+            )
+        });
+        let group = |pairs: Vec<(String, String)>| {
+            let mut map: HashMap<String, Vec<String>> = HashMap::new();
+            for (id, value) in pairs {
+                map.entry(id).or_default().push(value);
+            }
+            map
+        };
+        let (mut roles, mut languages, mut topics, mut regions) =
+            (group(roles), group(languages), group(topics), group(regions));
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let roles = roles.remove(&row.id).unwrap_or_default();
+                let languages = languages.remove(&row.id).unwrap_or_default();
+                let topics = topics.remove(&row.id).unwrap_or_default();
+                AccountRecord {
+                    regions: regions.remove(&row.id).unwrap_or_default(),
+                    // The CHECK constraints keep these parseable; anything else is skipped.
+                    roles: roles.iter().filter_map(|r| Role::from_code(r)).collect(),
+                    languages: languages.iter().filter_map(|l| Language::parse(l).ok()).collect(),
+                    topics: topics.iter().filter_map(|t| Topic::from_code(t)).collect(),
+                    id: row.id,
+                    username: row.username,
+                    display_name: row.display_name,
+                    time_zone: row.time_zone,
+                    active: row.active,
+                }
+            })
+            .collect())
+    }
+
+    /// Applies a patch in one transaction. False when there is no such account.
+    pub async fn update_account(&self, id: &str, patch: &AccountPatch, now: i64) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query(
+                "UPDATE accounts SET
+                    display_name = COALESCE($2, display_name),
+                    time_zone = COALESCE($3, time_zone),
+                    active = COALESCE($4, active),
+                    updated_at = $5
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&patch.display_name)
+            .bind(&patch.time_zone)
+            .bind(patch.active)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !found {
+                return Ok(false);
+            }
+            if let Some(roles) = &patch.roles {
+                sqlx::query("DELETE FROM account_roles WHERE account_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for role in roles {
+                    sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(role.code())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(languages) = &patch.languages {
+                sqlx::query("DELETE FROM account_languages WHERE account_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for language in languages {
+                    sqlx::query("INSERT INTO account_languages (account_id, language) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(language.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(topics) = &patch.topics {
+                sqlx::query("DELETE FROM account_topics WHERE account_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for topic in topics {
+                    sqlx::query("INSERT INTO account_topics (account_id, topic) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(topic.code())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(true)
         })
+    }
+
+    pub async fn set_password_hash(
+        &self,
+        id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(pool)
+                .await?
+        });
+        Ok(done.rows_affected() == 1)
     }
 
     /// Adds one weekly availability window, in the account's own time zone.

@@ -10,15 +10,22 @@
 //! so concurrent writers wait instead of failing.
 
 mod accounts;
+mod audit;
+mod auth;
+mod consultations;
 mod places;
 mod teams;
 
-pub use accounts::{AccountRecord, NewAccount};
+pub use accounts::{AccountPatch, AccountRecord, Credentials, NewAccount};
+pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
+pub use auth::{RefreshUse, SessionState, SigningKeyRow};
+pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation};
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
 pub use teams::TeamRecord;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -92,6 +99,8 @@ impl<T> ConflictExt<T> for Result<T, sqlx::Error> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Serializes audit appends within this process (see `append_audit`).
+    audit_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -123,7 +132,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open { target, source })?;
-        Ok(Store { pool: Pool::Sqlite(pool) })
+        Ok(Store { pool: Pool::Sqlite(pool), audit_lock: Arc::default() })
     }
 
     /// Applies the migrations this binary knows and the database lacks, each in

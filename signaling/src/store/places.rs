@@ -31,6 +31,18 @@ pub struct TerminalRecord {
     pub region_id: String,
     pub enrolled_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The id inside the terminal's current device credential; none when not
+    /// enrolled or revoked.
+    pub credential_id: Option<String>,
+    #[sqlx(skip)]
+    pub languages: Vec<Language>,
+}
+
+/// The columns of [`TerminalRecord`], as a literal so queries stay `&'static str`.
+macro_rules! terminal_columns {
+    () => {
+        "id, name, township, region_id, enrolled_at, revoked_at, credential_id"
+    };
 }
 
 impl Store {
@@ -93,14 +105,114 @@ impl Store {
     }
 
     pub async fn terminals_in_region(&self, region_id: &str) -> Result<Vec<TerminalRecord>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, name, township, region_id, enrolled_at, revoked_at FROM terminals
-                 WHERE region_id = $1 ORDER BY name",
-            )
+        let rows: Vec<TerminalRecord> = with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                terminal_columns!(),
+                " FROM terminals WHERE region_id = $1 ORDER BY name, id"
+            ))
             .bind(region_id)
             .fetch_all(pool)
             .await?
+        });
+        self.with_terminal_languages(rows).await
+    }
+
+    pub async fn terminal(&self, id: &str) -> Result<Option<TerminalRecord>, StoreError> {
+        let rows: Vec<TerminalRecord> = with_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", terminal_columns!(), " FROM terminals WHERE id = $1"))
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(self.with_terminal_languages(rows).await?.pop())
+    }
+
+    async fn with_terminal_languages(
+        &self,
+        mut rows: Vec<TerminalRecord>,
+    ) -> Result<Vec<TerminalRecord>, StoreError> {
+        for row in &mut rows {
+            let languages: Vec<String> = with_pool!(self, |pool| {
+                sqlx::query_scalar(
+                    "SELECT language FROM terminal_languages WHERE terminal_id = $1 ORDER BY language",
+                )
+                .bind(&row.id)
+                .fetch_all(pool)
+                .await?
+            });
+            row.languages = languages.iter().filter_map(|l| Language::parse(l).ok()).collect();
+        }
+        Ok(rows)
+    }
+
+    /// Gives a terminal a new one-time enrollment code (by its fingerprint).
+    pub async fn set_enrollment_code(
+        &self,
+        id: &str,
+        code_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE terminals SET enrollment_code_hash = $2, enrollment_expires_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(code_hash)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .on_conflict("a terminal with this enrollment code")?
+        });
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Consumes an unexpired enrollment code, atomically: the terminal gets
+    /// `credential_id` and the code is gone, so it works once. Returns the
+    /// terminal's id, or `None` for an unknown, used or expired code.
+    pub async fn enroll_terminal(
+        &self,
+        code_hash: &str,
+        credential_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "UPDATE terminals SET enrolled_at = $3, credential_id = $2, revoked_at = NULL,
+                        enrollment_code_hash = NULL, enrollment_expires_at = NULL
+                 WHERE enrollment_code_hash = $1 AND enrollment_expires_at > $3
+                 RETURNING id",
+            )
+            .bind(code_hash)
+            .bind(credential_id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Revokes a terminal's credential and any pending code at once (a stolen kiosk).
+    pub async fn revoke_terminal(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE terminals SET revoked_at = $2, credential_id = NULL,
+                        enrollment_code_hash = NULL, enrollment_expires_at = NULL
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?
+        });
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every region, by name.
+    pub async fn regions(&self) -> Result<Vec<RegionRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name, parent_id, time_zone FROM regions ORDER BY name, id")
+                .fetch_all(pool)
+                .await?
         }))
     }
 }

@@ -1,5 +1,10 @@
 //! The WebSocket endpoint, `GET /ws`.
 //!
+//! The caller authenticates before the upgrade, with the same bearer token as
+//! the API (in the `Authorization` header, or as `?token=` since browsers
+//! cannot set headers on a WebSocket). The connection is registered under its
+//! owner and closed when the owner's session, account or terminal is revoked.
+//!
 //! Each connection is two tasks: a reader that parses and answers, and a writer
 //! that drains a bounded queue into the socket. A client that stops reading
 //! fills its queue and is disconnected, so memory per connection stays bounded.
@@ -10,19 +15,24 @@
 //! [`PING_INTERVAL`], and browsers answer pings by themselves.
 
 pub mod protocol;
+pub mod registry;
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::http::AppState;
-use protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
+use crate::auth::{self, Principal};
+use crate::http::{ApiError, AppState};
+use protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PrincipalInfo, ServerMessage};
+use registry::Owner;
 
 /// The largest message a client may send.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -36,25 +46,50 @@ pub const RATE_BURST: f64 = 40.0;
 /// Rate-limit warnings before the connection is closed.
 const RATE_STRIKES: u32 = 3;
 
-/// Opens a WebSocket. The server speaks first, with `welcome`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct WsParams {
+    /// The bearer token, for clients that cannot set an `Authorization` header.
+    token: Option<String>,
+}
+
+/// Opens a WebSocket for an authenticated account or terminal. The server speaks
+/// first, with `welcome`.
 #[utoipa::path(
     get,
     path = "/ws",
     tag = "system",
+    params(WsParams),
+    security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol described in PROTOCOL.md"),
         (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 401, description = "No valid token", body = crate::http::ErrorBody),
     )
 )]
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(params): Query<WsParams>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let token = auth::bearer(&headers).map(str::to_owned).or(params.token).ok_or(ApiError::Unauthorized)?;
+    let principal = auth::authenticate(&state, &token).await?;
     let connection_id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("ws", connection = %connection_id);
-    ws.max_message_size(MAX_MESSAGE_BYTES)
+    let span = tracing::info_span!("ws", connection = %connection_id, actor = %principal.actor());
+    Ok(ws
+        .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| connection(state, socket, connection_id).instrument(span))
+        .on_upgrade(move |socket| connection(state, socket, connection_id, principal).instrument(span)))
 }
 
-async fn connection(state: AppState, socket: WebSocket, connection_id: String) {
+async fn connection(state: AppState, socket: WebSocket, connection_id: String, principal: Principal) {
+    let owner = match &principal {
+        Principal::Account { account, session_id } => {
+            Owner::Account { account_id: account.id.clone(), session_id: session_id.clone() }
+        }
+        Principal::Terminal { terminal } => Owner::Terminal { terminal_id: terminal.id.clone() },
+    };
+    let (registration, mut kicked) = state.connections.register(owner);
     state.metrics.ws_connections.inc();
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(SEND_QUEUE);
@@ -88,11 +123,21 @@ async fn connection(state: AppState, socket: WebSocket, connection_id: String) {
         protocol: PROTOCOL_VERSION,
         server: format!("cloudlaw/{}", env!("CARGO_PKG_VERSION")),
         connection: connection_id.clone(),
+        principal: PrincipalInfo::of(&principal),
     });
     let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
     let mut strikes = 0;
     loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+        let next = tokio::select! {
+            reason = &mut kicked => {
+                let reason = reason.unwrap_or("closed");
+                outbox.error(ErrorCode::Revoked, reason, None);
+                outbox.close(4001, "credentials revoked");
+                break;
+            }
+            next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,
+        };
+        let frame = match next {
             Err(_) => {
                 outbox.error(ErrorCode::IdleTimeout, "nothing received for too long", None);
                 outbox.close(1000, "idle");
@@ -133,6 +178,7 @@ async fn connection(state: AppState, socket: WebSocket, connection_id: String) {
     }
     drop(outbox);
     drop(tx);
+    drop(registration);
     let _ = writer.await;
     state.metrics.ws_connections.dec();
     tracing::debug!("websocket closed");

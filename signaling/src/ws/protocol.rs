@@ -23,7 +23,7 @@ pub enum ClientMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// First message on every connection.
-    Welcome { protocol: u32, server: String, connection: String },
+    Welcome { protocol: u32, server: String, connection: String, principal: PrincipalInfo },
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
@@ -51,6 +51,31 @@ pub enum ErrorCode {
     RateLimited,
     /// Nothing received for too long; the connection closes.
     IdleTimeout,
+    /// The session, account or terminal was revoked; the connection closes.
+    Revoked,
+}
+
+/// Who the server believes is on the other end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrincipalInfo {
+    Account { id: String, username: String, roles: Vec<crate::domain::Role> },
+    Terminal { id: String, region_id: String },
+}
+
+impl PrincipalInfo {
+    pub fn of(principal: &crate::auth::Principal) -> Self {
+        match principal {
+            crate::auth::Principal::Account { account, .. } => PrincipalInfo::Account {
+                id: account.id.clone(),
+                username: account.username.clone(),
+                roles: account.roles.clone(),
+            },
+            crate::auth::Principal::Terminal { terminal } => {
+                PrincipalInfo::Terminal { id: terminal.id.clone(), region_id: terminal.region_id.clone() }
+            }
+        }
+    }
 }
 
 /// Parses one text frame. The error text says what was wrong, in terms a client

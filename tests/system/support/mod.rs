@@ -69,6 +69,69 @@ pub async fn spawn_with(config: Config, data_dir: TempDir) -> TestApp {
 }
 
 impl TestApp {
+    /// A second handle on the server's database, as an operator's tool would open it.
+    pub async fn store(&self) -> signaling::store::Store {
+        let config = test_config(self.data_dir.path(), false);
+        signaling::store::Store::open(&config).await.expect("open store")
+    }
+
+    /// Signs in; panics unless it works. Returns the token response.
+    pub async fn login(&self, username: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": "demo-pass"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login as {username}");
+        response.json().await.unwrap()
+    }
+
+    /// An access token for any account and password.
+    pub async fn token_for(&self, username: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login as {username}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An access token for a demo account.
+    pub async fn token(&self, username: &str) -> String {
+        self.login(username).await["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
+    }
+
+    /// Enrolls the demo terminal; returns its device token and id.
+    pub async fn enroll_demo_terminal(&self) -> (String, String) {
+        let response = self
+            .http
+            .post(self.url("/api/terminals/enroll"))
+            .json(&serde_json::json!({"code": "DEMO-TERMINAL-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        (
+            body["device_token"].as_str().unwrap().to_owned(),
+            body["terminal"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

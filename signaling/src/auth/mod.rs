@@ -1,0 +1,158 @@
+//! Who is calling, and what they may do.
+//!
+//! - [`tokens`]: issuing and verifying signed tokens.
+//! - [`limiter`]: counting failed attempts per account and per address.
+//! - [`Principal`]: the authenticated caller of a request or WebSocket, found by
+//!   [`authenticate`] from a bearer token and checked against the database on
+//!   every use (a revoked session, a deactivated account or a revoked terminal
+//!   stops working at once, not when its token expires).
+
+pub mod limiter;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::domain::Role;
+use crate::http::{ApiError, AppState};
+use crate::store::{AccountRecord, TerminalRecord};
+use crate::unix_now;
+use limiter::FailureLimiter;
+use tokens::TokenKind;
+
+/// The limiters of one process.
+#[derive(Debug)]
+pub struct Limits {
+    pub logins_per_account: FailureLimiter,
+    pub failures_per_address: FailureLimiter,
+}
+
+impl Limits {
+    pub fn new(config: &crate::config::AuthConfig) -> Arc<Limits> {
+        let window = Duration::from_secs(config.failure_window_secs);
+        Arc::new(Limits {
+            logins_per_account: FailureLimiter::new(window, config.max_failed_logins_per_account),
+            failures_per_address: FailureLimiter::new(window, config.max_failures_per_address),
+        })
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Account { account: AccountRecord, session_id: String },
+    Terminal { terminal: TerminalRecord },
+}
+
+impl Principal {
+    /// How the audit log names this caller.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Account { account, .. } => format!("account:{}", account.id),
+            Principal::Terminal { terminal } => format!("terminal:{}", terminal.id),
+        }
+    }
+
+    /// The account, or 403 for a terminal.
+    pub fn account(&self) -> Result<&AccountRecord, ApiError> {
+        match self {
+            Principal::Account { account, .. } => Ok(account),
+            Principal::Terminal { .. } => Err(ApiError::Forbidden),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Account { account, .. } if account.has_role(Role::Admin))
+    }
+
+    /// Admins may act on every region; coordinators on theirs.
+    pub fn manages_region(&self, region_id: &str) -> bool {
+        match self {
+            Principal::Account { account, .. } => {
+                account.has_role(Role::Admin)
+                    || (account.has_role(Role::Coordinator) && account.regions.iter().any(|r| r == region_id))
+            }
+            Principal::Terminal { .. } => false,
+        }
+    }
+
+    /// 403 unless the caller is an account with one of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<&AccountRecord, ApiError> {
+        let account = self.account()?;
+        if roles.iter().any(|r| account.has_role(*r)) { Ok(account) } else { Err(ApiError::Forbidden) }
+    }
+}
+
+/// Finds the caller from a bearer token: an account's access token or a
+/// terminal's device credential. Anything else, or anything no longer valid
+/// in the database, is 401.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    // The kind is in the payload, but only a verified payload may be trusted:
+    // try access first (the common case), then device.
+    let claims = match state.tokens.verify(token, TokenKind::Access).await {
+        Ok(claims) => claims,
+        Err(tokens::TokenError::WrongKind(_)) => {
+            state.tokens.verify(token, TokenKind::Device).await.map_err(|e| unauthorized(&e))?
+        }
+        Err(error) => return Err(unauthorized(&error)),
+    };
+    match claims.typ {
+        TokenKind::Access => {
+            let session = state.store.session_state(&claims.sid).await?.ok_or(ApiError::Unauthorized)?;
+            if !session.is_live(unix_now()) || session.account_id != claims.sub {
+                return Err(ApiError::Unauthorized);
+            }
+            let account = state.store.account(&claims.sub).await?.ok_or(ApiError::Unauthorized)?;
+            Ok(Principal::Account { account, session_id: claims.sid })
+        }
+        TokenKind::Device => {
+            let terminal = state.store.terminal(&claims.sub).await?.ok_or(ApiError::Unauthorized)?;
+            if terminal.revoked_at.is_some() || terminal.credential_id.as_deref() != Some(claims.sid.as_str())
+            {
+                return Err(ApiError::Unauthorized);
+            }
+            Ok(Principal::Terminal { terminal })
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+fn unauthorized(error: &tokens::TokenError) -> ApiError {
+    tracing::debug!(%error, "token refused");
+    ApiError::Unauthorized
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        authenticate(state, token).await
+    }
+}
+
+/// The client's address as the audit log records it.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        Ok(ClientAddr(addr.unwrap_or_else(|| "unknown".into())))
+    }
+}

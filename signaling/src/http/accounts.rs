@@ -1,0 +1,368 @@
+//! Account management for coordinators (volunteers: lawyers and interpreters)
+//! and admins (everyone, including coordinators and admins).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::views::AccountView;
+use super::{ApiError, ApiJson, AppState};
+use crate::auth::{ClientAddr, Principal};
+use crate::domain::{Language, Role, Topic};
+use crate::store::{AccountPatch, AccountRecord, NewAccount};
+use crate::{password, unix_now};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// 1 to 64 of a-z, 0-9, `.`, `_`, `-`.
+    #[schema(example = "lawyer-zhang")]
+    pub username: String,
+    pub display_name: String,
+    /// At least 8 characters.
+    pub password: String,
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+    /// IANA time zone; default `Asia/Shanghai`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Regions a coordinator answers for (admins only).
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAccount {
+    pub display_name: Option<String>,
+    pub time_zone: Option<String>,
+    /// false deactivates: the account's sessions end and its connections close.
+    pub active: Option<bool>,
+    pub roles: Option<Vec<Role>>,
+    pub languages: Option<Vec<Language>>,
+    pub topics: Option<Vec<Topic>>,
+    /// Regions a coordinator answers for (admins only).
+    pub regions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    pub password: String,
+}
+
+const VOLUNTEER_ROLES: [Role; 2] = [Role::Lawyer, Role::Interpreter];
+
+fn is_volunteer_only(roles: &[Role]) -> bool {
+    roles.iter().all(|r| VOLUNTEER_ROLES.contains(r))
+}
+
+/// 403 unless the caller may manage an account with `target_roles`:
+/// admins manage anyone, coordinators only volunteers.
+fn require_manager(principal: &Principal, target_roles: &[Role]) -> Result<(), ApiError> {
+    let caller = principal.require_any(&[Role::Coordinator, Role::Admin])?;
+    if caller.has_role(Role::Admin) || is_volunteer_only(target_roles) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+fn check_username(username: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&username.len())
+        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("invalid_field", "username: 1 to 64 of a-z, 0-9, '.', '_', '-'"))
+    }
+}
+
+fn check_display_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(name.to_owned())
+    } else {
+        Err(ApiError::bad_request("invalid_field", "display_name: 1 to 200 characters"))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if (8..=1024).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("invalid_field", "password: at least 8 characters"))
+    }
+}
+
+/// A time zone in the IANA shape (`Asia/Shanghai`, `UTC`).
+fn check_time_zone(zone: &str) -> Result<(), ApiError> {
+    let ok = zone == "UTC"
+        || (zone.len() <= 64
+            && zone.contains('/')
+            && zone.split('/').all(|part| {
+                !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+".contains(&b))
+            }));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("invalid_field", format!("time_zone: {zone:?} is not an IANA time zone")))
+    }
+}
+
+async fn check_regions(state: &AppState, regions: &[String]) -> Result<(), ApiError> {
+    for region in regions {
+        if state.store.region(region).await?.is_none() {
+            return Err(ApiError::bad_request("invalid_field", format!("regions: no region {region:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Accounts the caller manages: everyone for admins; volunteers (and
+/// themselves) for coordinators.
+#[utoipa::path(
+    get,
+    path = "/api/accounts",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses((status = 200, body = [AccountView]), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<ApiJson<Vec<AccountView>>, ApiError> {
+    let caller = principal.require_any(&[Role::Coordinator, Role::Admin])?;
+    let admin = caller.has_role(Role::Admin);
+    let accounts = state.store.accounts().await?;
+    Ok(ApiJson(
+        accounts
+            .iter()
+            .filter(|a| admin || a.id == caller.id || is_volunteer_only(&a.roles))
+            .map(AccountView::from)
+            .collect(),
+    ))
+}
+
+/// Creates an account. Coordinators create lawyers and interpreters; admins
+/// create anyone.
+#[utoipa::path(
+    post,
+    path = "/api/accounts",
+    tag = "accounts",
+    security(("bearer" = [])),
+    request_body = CreateAccount,
+    responses(
+        (status = 201, body = AccountView),
+        (status = 400, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody),
+        (status = 409, description = "Username taken", body = super::ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    ApiJson(request): ApiJson<CreateAccount>,
+) -> Result<(StatusCode, ApiJson<AccountView>), ApiError> {
+    require_manager(&principal, &request.roles)?;
+    check_username(&request.username)?;
+    let display_name = check_display_name(&request.display_name)?;
+    check_password(&request.password)?;
+    if request.roles.is_empty() {
+        return Err(ApiError::bad_request("invalid_field", "roles: at least one"));
+    }
+    let time_zone = request.time_zone.clone().unwrap_or_else(|| "Asia/Shanghai".into());
+    check_time_zone(&time_zone)?;
+    if let Some(regions) = &request.regions {
+        if !principal.is_admin() {
+            return Err(ApiError::Forbidden);
+        }
+        check_regions(&state, regions).await?;
+    }
+    let password_hash = password::hash_blocking(request.password).await.map_err(ApiError::Internal)?;
+    let id = state
+        .store
+        .create_account(&NewAccount {
+            username: request.username.clone(),
+            display_name,
+            password_hash,
+            time_zone,
+            roles: dedup(request.roles),
+            languages: dedup(request.languages),
+            topics: dedup(request.topics),
+        })
+        .await?;
+    if let Some(regions) = &request.regions {
+        state.store.set_coordinator_regions(&id, regions).await?;
+    }
+    let account = state.store.account(&id).await?.ok_or(ApiError::NotFound)?;
+    state
+        .audit(
+            &principal.actor(),
+            "account.created",
+            &id,
+            serde_json::json!({"username": account.username, "roles": account.roles}),
+            &source,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(AccountView::from(&account))))
+}
+
+fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Loads the target and checks the caller may manage it. Coordinators get 404,
+/// not 403, for accounts they cannot see, so they learn nothing of them.
+async fn managed_target(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<AccountRecord, ApiError> {
+    let caller = principal.require_any(&[Role::Coordinator, Role::Admin])?;
+    let target = state.store.account(id).await?.ok_or(ApiError::NotFound)?;
+    if caller.has_role(Role::Admin) || target.id == caller.id || is_volunteer_only(&target.roles) {
+        Ok(target)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/accounts/{id}",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Account id")),
+    responses((status = 200, body = AccountView), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody))
+)]
+pub async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AccountView>, ApiError> {
+    let target = managed_target(&state, &principal, &id).await?;
+    Ok(ApiJson(AccountView::from(&target)))
+}
+
+/// Changes an account. Deactivating it ends its sessions and closes its
+/// connections at once.
+#[utoipa::path(
+    patch,
+    path = "/api/accounts/{id}",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Account id")),
+    request_body = PatchAccount,
+    responses(
+        (status = 200, body = AccountView),
+        (status = 400, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody),
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<PatchAccount>,
+) -> Result<ApiJson<AccountView>, ApiError> {
+    let target = managed_target(&state, &principal, &id).await?;
+    let caller = principal.account()?;
+    if let Some(roles) = &request.roles {
+        require_manager(&principal, roles)?;
+        if roles.is_empty() {
+            return Err(ApiError::bad_request("invalid_field", "roles: at least one"));
+        }
+        if target.id == caller.id && !roles.contains(&Role::Admin) && caller.has_role(Role::Admin) {
+            return Err(ApiError::bad_request("invalid_field", "you cannot remove your own admin role"));
+        }
+    }
+    if target.id == caller.id && request.active == Some(false) {
+        return Err(ApiError::bad_request("invalid_field", "you cannot deactivate yourself"));
+    }
+    if request.regions.is_some() && !principal.is_admin() {
+        return Err(ApiError::Forbidden);
+    }
+    let display_name = request.display_name.as_deref().map(check_display_name).transpose()?;
+    if let Some(zone) = &request.time_zone {
+        check_time_zone(zone)?;
+    }
+    if let Some(regions) = &request.regions {
+        check_regions(&state, regions).await?;
+    }
+    let patch = AccountPatch {
+        display_name,
+        time_zone: request.time_zone.clone(),
+        active: request.active,
+        roles: request.roles.map(dedup),
+        languages: request.languages.map(dedup),
+        topics: request.topics.map(dedup),
+    };
+    let now = unix_now();
+    if !state.store.update_account(&id, &patch, now).await? {
+        return Err(ApiError::NotFound);
+    }
+    if let Some(regions) = &request.regions {
+        state.store.set_coordinator_regions(&id, regions).await?;
+    }
+    if request.active == Some(false) {
+        state.store.revoke_account_sessions(&id, now, "account deactivated").await?;
+        state.connections.close_account(&id, "account deactivated");
+    }
+    let account = state.store.account(&id).await?.ok_or(ApiError::NotFound)?;
+    let detail = serde_json::json!({
+        "active": request.active,
+        "roles": patch.roles,
+        "languages": patch.languages,
+        "topics": patch.topics,
+        "regions": request.regions,
+        "display_name_changed": patch.display_name.is_some(),
+        "time_zone": patch.time_zone,
+    });
+    state.audit(&principal.actor(), "account.updated", &id, detail, &source).await?;
+    Ok(ApiJson(AccountView::from(&account)))
+}
+
+/// Sets a new password. The account's sessions end: whoever held the old
+/// password is signed out.
+#[utoipa::path(
+    post,
+    path = "/api/accounts/{id}/password",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Account id")),
+    request_body = SetPassword,
+    responses((status = 204), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody))
+)]
+pub async fn set_password(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    let target = managed_target(&state, &principal, &id).await?;
+    check_password(&request.password)?;
+    let hash = password::hash_blocking(request.password).await.map_err(ApiError::Internal)?;
+    let now = unix_now();
+    state.store.set_password_hash(&target.id, &hash, now).await?;
+    state.store.revoke_account_sessions(&target.id, now, "password reset").await?;
+    state.connections.close_account(&target.id, "password reset");
+    state
+        .audit(&principal.actor(), "account.password_reset", &target.id, serde_json::Value::Null, &source)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,157 @@
+//! What the API shows of stored records. Each view decides what leaves the
+//! server; a record is never serialized directly.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::{Language, Role, Topic};
+use crate::store::{AccountRecord, ConsultationRecord, RegionRecord, TerminalRecord};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    #[schema(example = "Asia/Shanghai")]
+    pub time_zone: String,
+    pub active: bool,
+    pub roles: Vec<Role>,
+    pub languages: Vec<Language>,
+    pub topics: Vec<Topic>,
+    /// Regions a coordinator answers for.
+    pub regions: Vec<String>,
+}
+
+impl From<&AccountRecord> for AccountView {
+    fn from(a: &AccountRecord) -> Self {
+        AccountView {
+            id: a.id.clone(),
+            username: a.username.clone(),
+            display_name: a.display_name.clone(),
+            time_zone: a.time_zone.clone(),
+            active: a.active,
+            roles: a.roles.clone(),
+            languages: a.languages.clone(),
+            topics: a.topics.clone(),
+            regions: a.regions.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegionView {
+    pub id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub time_zone: String,
+}
+
+impl From<&RegionRecord> for RegionView {
+    fn from(r: &RegionRecord) -> Self {
+        RegionView {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            parent_id: r.parent_id.clone(),
+            time_zone: r.time_zone.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TerminalStatus {
+    /// Registered; waiting for a kiosk to enroll with its code.
+    Pending,
+    Enrolled,
+    Revoked,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TerminalView {
+    pub id: String,
+    pub name: String,
+    pub township: String,
+    pub region_id: String,
+    pub languages: Vec<Language>,
+    pub status: TerminalStatus,
+    pub enrolled_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<&TerminalRecord> for TerminalView {
+    fn from(t: &TerminalRecord) -> Self {
+        let status = if t.revoked_at.is_some() {
+            TerminalStatus::Revoked
+        } else if t.credential_id.is_some() {
+            TerminalStatus::Enrolled
+        } else {
+            TerminalStatus::Pending
+        };
+        TerminalView {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            township: t.township.clone(),
+            region_id: t.region_id.clone(),
+            languages: t.languages.clone(),
+            status,
+            enrolled_at: t.enrolled_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A consultation as one caller may see it. Fields the caller may not see are
+/// absent: participants see everything; the terminal sees what happened but not
+/// who advised or what was written; coordinators see everything but the record's text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsultationView {
+    pub id: String,
+    pub region_id: String,
+    pub topic: String,
+    pub language: String,
+    /// `active`, `wrap_up` or `ended`.
+    pub status: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub rating: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lawyer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interpreter_id: Option<String>,
+    /// The lawyer's written record: participants only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// How much of a consultation a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Participant,
+    Terminal,
+    Coordinator,
+}
+
+impl ConsultationView {
+    pub fn new(c: &ConsultationRecord, visibility: Visibility) -> Self {
+        let participant = visibility == Visibility::Participant;
+        let staff = visibility != Visibility::Terminal;
+        ConsultationView {
+            id: c.id.clone(),
+            region_id: c.region_id.clone(),
+            topic: c.topic.clone(),
+            language: c.language.clone(),
+            status: c.status.clone(),
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+            outcome: c.outcome.clone(),
+            rating: c.rating,
+            terminal_id: staff.then(|| c.terminal_id.clone()),
+            lawyer_id: staff.then(|| c.lawyer_id.clone()),
+            interpreter_id: if staff { c.interpreter_id.clone() } else { None },
+            summary: if participant { c.summary.clone() } else { None },
+        }
+    }
+}

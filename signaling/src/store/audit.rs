@@ -1,0 +1,258 @@
+//! The audit log: appended, never changed, each row chained to the one before.
+
+use sha2::{Digest, Sha256};
+
+use super::{Store, StoreError, with_pool};
+use crate::unix_now;
+
+/// The `prev_hash` of the first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What to record. `actor` is `account:<id>`, `terminal:<id>`, `anonymous` or
+/// `system`; `source` is where the request came from (an IP address).
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+    pub source: String,
+}
+
+/// A row as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    pub source: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash of a row: SHA-256 over its predecessor's hash and its own fields,
+/// each prefixed by its length so that no two different rows hash alike.
+fn chain_hash(fields: [&str; 8]) -> String {
+    let mut hasher = Sha256::new();
+    for field in fields {
+        hasher.update(field.len().to_string().as_bytes());
+        hasher.update(b":");
+        hasher.update(field.as_bytes());
+        hasher.update(b";");
+    }
+    hex::encode(hasher.finalize())
+}
+
+impl AuditRow {
+    /// What `hash` must be for this row's contents.
+    pub fn expected_hash(&self) -> String {
+        chain_hash([
+            &self.prev_hash,
+            &self.seq.to_string(),
+            &self.at.to_string(),
+            &self.actor,
+            &self.action,
+            &self.subject,
+            &self.detail,
+            &self.source,
+        ])
+    }
+}
+
+/// The first problem `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditProblem {
+    /// The row's contents do not match its hash: it was edited.
+    Altered { seq: i64 },
+    /// The row does not follow the one before (a row was removed or inserted).
+    BrokenChain { seq: i64 },
+}
+
+impl std::fmt::Display for AuditProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditProblem::Altered { seq } => {
+                write!(f, "row {seq} was altered: its contents do not match its hash")
+            }
+            AuditProblem::BrokenChain { seq } => {
+                write!(f, "row {seq} does not follow the row before it: rows were removed or inserted")
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Appends one entry. Appends are serialized in this process; across
+    /// processes the unique `prev_hash` keeps the chain linear and a loser retries.
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        let detail = entry.detail.to_string();
+        let detail = if entry.detail.is_null() { "{}".to_owned() } else { detail };
+        let _guard = self.audit_lock.lock().await;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result: Result<i64, sqlx::Error> = with_pool!(self, |pool| {
+                async {
+                    let mut tx = pool.begin().await?;
+                    let last: Option<(i64, String)> =
+                        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let (seq, prev_hash) = match last {
+                        Some((seq, hash)) => (seq + 1, hash),
+                        None => (1, GENESIS.to_owned()),
+                    };
+                    let mut row = AuditRow {
+                        seq,
+                        at: unix_now(),
+                        actor: entry.actor.clone(),
+                        action: entry.action.clone(),
+                        subject: entry.subject.clone(),
+                        detail: detail.clone(),
+                        source: entry.source.clone(),
+                        prev_hash,
+                        hash: String::new(),
+                    };
+                    row.hash = row.expected_hash();
+                    sqlx::query(
+                        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, source, prev_hash, hash)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(row.seq)
+                    .bind(row.at)
+                    .bind(&row.actor)
+                    .bind(&row.action)
+                    .bind(&row.subject)
+                    .bind(&row.detail)
+                    .bind(&row.source)
+                    .bind(&row.prev_hash)
+                    .bind(&row.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(seq)
+                }
+                .await
+            });
+            match result {
+                Ok(seq) => return Ok(seq),
+                Err(error) if attempts < 5 && is_conflict(&error) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Rows after `after_seq`, oldest first, at most `limit`.
+    pub async fn audit_rows(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT seq, at, actor, action, subject, detail, source, prev_hash, hash FROM audit_log
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The newest rows, newest first, optionally for one actor or subject.
+    pub async fn recent_audit(
+        &self,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT seq, at, actor, action, subject, detail, source, prev_hash, hash FROM audit_log
+                 WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+            )
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Walks the whole log; returns the number of rows, or the first problem.
+    pub async fn verify_audit(&self) -> Result<Result<i64, AuditProblem>, StoreError> {
+        let mut expected_prev = GENESIS.to_owned();
+        let mut expected_seq = 1;
+        loop {
+            let rows = self.audit_rows(expected_seq - 1, 1000).await?;
+            if rows.is_empty() {
+                return Ok(Ok(expected_seq - 1));
+            }
+            for row in rows {
+                if row.seq != expected_seq || row.prev_hash != expected_prev {
+                    return Ok(Err(AuditProblem::BrokenChain { seq: row.seq }));
+                }
+                if row.expected_hash() != row.hash {
+                    return Ok(Err(AuditProblem::Altered { seq: row.seq }));
+                }
+                expected_prev = row.hash;
+                expected_seq += 1;
+            }
+        }
+    }
+}
+
+fn is_conflict(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    fn entry(action: &str) -> AuditEntry {
+        AuditEntry { actor: "system".into(), action: action.into(), ..AuditEntry::default() }
+    }
+
+    #[tokio::test]
+    async fn chain_verifies_and_rows_cannot_be_changed() {
+        let (store, _dir) = testing::store().await;
+        for i in 0..5 {
+            assert_eq!(store.append_audit(&entry(&format!("a{i}"))).await.unwrap(), i + 1);
+        }
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(5));
+        let update = with_pool!(store, |pool| {
+            sqlx::query("UPDATE audit_log SET action = 'x' WHERE seq = 2").execute(pool).await
+        });
+        assert!(update.unwrap_err().to_string().contains("append-only"));
+        let delete =
+            with_pool!(store, |pool| sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(pool).await);
+        assert!(delete.is_err());
+    }
+
+    #[tokio::test]
+    async fn tampering_is_found() {
+        let (store, _dir) = testing::store().await;
+        for i in 0..4 {
+            store.append_audit(&entry(&format!("a{i}"))).await.unwrap();
+        }
+        with_pool!(store, |pool| {
+            sqlx::query("DROP TRIGGER audit_log_no_update").execute(pool).await.unwrap();
+            sqlx::query("UPDATE audit_log SET subject = 'forged' WHERE seq = 3").execute(pool).await.unwrap();
+        });
+        assert_eq!(store.verify_audit().await.unwrap(), Err(AuditProblem::Altered { seq: 3 }));
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_stay_one_chain() {
+        let (store, _dir) = testing::store().await;
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move { store.append_audit(&entry(&format!("c{i}"))).await }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(20));
+    }
+}

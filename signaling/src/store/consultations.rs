@@ -1,0 +1,151 @@
+//! Consultations and their records.
+
+use super::{Store, StoreError, new_id, with_pool};
+use crate::domain::Topic;
+
+/// A consultation to record (by the live path, or a test).
+#[derive(Debug, Clone)]
+pub struct NewConsultation {
+    pub terminal_id: String,
+    pub region_id: String,
+    pub lawyer_id: String,
+    pub interpreter_id: Option<String>,
+    pub topic: Topic,
+    pub language: String,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConsultationRecord {
+    pub id: String,
+    pub terminal_id: String,
+    pub region_id: String,
+    pub lawyer_id: String,
+    pub interpreter_id: Option<String>,
+    pub topic: String,
+    pub language: String,
+    pub status: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub summary: Option<String>,
+    pub outcome: Option<String>,
+    pub rating: Option<i64>,
+}
+
+/// Whose consultations to list.
+#[derive(Debug, Clone)]
+pub enum ConsultationScope<'a> {
+    /// Those the account took part in, as lawyer or interpreter.
+    Participant(&'a str),
+    Terminal(&'a str),
+    Regions(&'a [String]),
+}
+
+macro_rules! consultation_columns {
+    () => {
+        "id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at, ended_at, \
+         summary, outcome, rating"
+    };
+}
+
+impl Store {
+    pub async fn create_consultation(&self, new: &NewConsultation) -> Result<String, StoreError> {
+        let id = new_id();
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO consultations (id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8)",
+            )
+            .bind(&id)
+            .bind(&new.terminal_id)
+            .bind(&new.region_id)
+            .bind(&new.lawyer_id)
+            .bind(&new.interpreter_id)
+            .bind(new.topic.code())
+            .bind(&new.language)
+            .bind(new.started_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(id)
+    }
+
+    pub async fn consultation(&self, id: &str) -> Result<Option<ConsultationRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", consultation_columns!(), " FROM consultations WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Newest first, at most `limit`.
+    pub async fn consultations(
+        &self,
+        scope: ConsultationScope<'_>,
+        limit: i64,
+    ) -> Result<Vec<ConsultationRecord>, StoreError> {
+        Ok(match scope {
+            ConsultationScope::Participant(account) => with_pool!(self, |pool| {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    consultation_columns!(),
+                    " FROM consultations WHERE lawyer_id = $1 OR interpreter_id = $1 ORDER BY started_at DESC LIMIT $2"
+                ))
+                .bind(account)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }),
+            ConsultationScope::Terminal(terminal) => with_pool!(self, |pool| {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    consultation_columns!(),
+                    " FROM consultations WHERE terminal_id = $1 ORDER BY started_at DESC LIMIT $2"
+                ))
+                .bind(terminal)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }),
+            ConsultationScope::Regions(regions) => {
+                let mut all = Vec::new();
+                for region in regions {
+                    let rows: Vec<ConsultationRecord> = with_pool!(self, |pool| {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            consultation_columns!(),
+                            " FROM consultations WHERE region_id = $1 ORDER BY started_at DESC LIMIT $2"
+                        ))
+                        .bind(region)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await?
+                    });
+                    all.extend(rows);
+                }
+                all.sort_by_key(|c| std::cmp::Reverse(c.started_at));
+                all.truncate(limit.max(0) as usize);
+                all
+            }
+        })
+    }
+
+    /// Writes the lawyer's record. False when there is no such consultation.
+    pub async fn save_consultation_record(
+        &self,
+        id: &str,
+        summary: &str,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query("UPDATE consultations SET summary = $2, outcome = $3 WHERE id = $1")
+                .bind(id)
+                .bind(summary)
+                .bind(outcome)
+                .execute(pool)
+                .await?
+        });
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,117 @@
+//! Open WebSocket connections by owner, so that revoking a session,
+//! deactivating an account or revoking a terminal closes its connections at once.
+//!
+//! Within one process. Several signaling nodes relay revocations to each other
+//! through the database (see ARCHITECTURE.md, multi-node).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::oneshot;
+
+/// Who holds a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Account { account_id: String, session_id: String },
+    Terminal { terminal_id: String },
+}
+
+#[derive(Debug)]
+struct Entry {
+    owner: Owner,
+    kick: oneshot::Sender<&'static str>,
+}
+
+#[derive(Debug, Default)]
+pub struct Connections {
+    next: AtomicU64,
+    // A std mutex: held for map operations only, never across an await.
+    open: Mutex<HashMap<u64, Entry>>,
+}
+
+/// A registered connection; unregisters itself when dropped.
+#[derive(Debug)]
+pub struct Registration<'a> {
+    id: u64,
+    connections: &'a Connections,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.connections.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+impl Connections {
+    /// Registers a connection; the receiver yields a reason when it must close.
+    pub fn register(&self, owner: Owner) -> (Registration<'_>, oneshot::Receiver<&'static str>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (kick, kicked) = oneshot::channel();
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Entry { owner, kick });
+        (Registration { id, connections: self }, kicked)
+    }
+
+    /// Closes every connection whose owner matches; returns how many.
+    pub fn close_where(&self, reason: &'static str, matches: impl Fn(&Owner) -> bool) -> usize {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<u64> = open.iter().filter(|(_, e)| matches(&e.owner)).map(|(id, _)| *id).collect();
+        for id in &ids {
+            if let Some(entry) = open.remove(id) {
+                let _ = entry.kick.send(reason);
+            }
+        }
+        ids.len()
+    }
+
+    pub fn close_session(&self, session_id: &str, reason: &'static str) -> usize {
+        self.close_where(reason, |o| matches!(o, Owner::Account { session_id: s, .. } if s == session_id))
+    }
+
+    pub fn close_account(&self, account_id: &str, reason: &'static str) -> usize {
+        self.close_where(reason, |o| matches!(o, Owner::Account { account_id: a, .. } if a == account_id))
+    }
+
+    pub fn close_terminal(&self, terminal_id: &str, reason: &'static str) -> usize {
+        self.close_where(reason, |o| matches!(o, Owner::Terminal { terminal_id: t } if t == terminal_id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closes_only_what_matches() {
+        let connections = Connections::default();
+        let owner = |a: &str, s: &str| Owner::Account { account_id: a.into(), session_id: s.into() };
+        let (_r1, mut k1) = connections.register(owner("a", "s1"));
+        let (_r2, mut k2) = connections.register(owner("a", "s2"));
+        let (_r3, mut k3) = connections.register(Owner::Terminal { terminal_id: "t".into() });
+        assert_eq!(connections.close_session("s1", "revoked"), 1);
+        assert_eq!(k1.try_recv(), Ok("revoked"));
+        assert!(k2.try_recv().is_err());
+        assert_eq!(connections.close_account("a", "deactivated"), 1);
+        assert_eq!(k2.try_recv(), Ok("deactivated"));
+        assert_eq!(connections.close_terminal("t", "revoked"), 1);
+        assert_eq!(k3.try_recv(), Ok("revoked"));
+        assert!(connections.is_empty());
+    }
+
+    #[test]
+    fn dropping_the_registration_unregisters() {
+        let connections = Connections::default();
+        let (registration, _kicked) = connections.register(Owner::Terminal { terminal_id: "t".into() });
+        assert_eq!(connections.len(), 1);
+        drop(registration);
+        assert!(connections.is_empty());
+    }
+}

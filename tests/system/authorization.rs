@@ -1,0 +1,314 @@
+//! Who may see and change what: consultations, regions, terminals, accounts,
+//! and the audit trail that every access leaves.
+
+use serde_json::{Value, json};
+use signaling::domain::{Language, Role, Topic};
+use signaling::password;
+use signaling::store::{NewAccount, NewConsultation, NewTerminal, RegionRecord, Store};
+use signaling::unix_now;
+
+use crate::support::{TestApp, cloudlaw, run_to_end, spawn_app};
+
+/// A second region with its own coordinator, lawyer and terminal, beside the
+/// demo region. Returns (other region's terminal id, consultation ids: demo, other).
+struct World {
+    demo_consultation: String,
+    other_consultation: String,
+    other_terminal: String,
+}
+
+async fn account(store: &Store, username: &str, roles: Vec<Role>) -> String {
+    store
+        .create_account(&NewAccount {
+            username: username.into(),
+            display_name: username.into(),
+            password_hash: password::hash("demo-pass").unwrap(),
+            time_zone: "Asia/Shanghai".into(),
+            roles,
+            languages: vec![Language::parse("zh").unwrap()],
+            topics: vec![Topic::Labour],
+        })
+        .await
+        .unwrap()
+}
+
+async fn build_world(app: &TestApp) -> World {
+    let store = app.store().await;
+    store
+        .ensure_region(&RegionRecord {
+            id: "other".into(),
+            name: "Other region".into(),
+            parent_id: None,
+            time_zone: "Asia/Shanghai".into(),
+        })
+        .await
+        .unwrap();
+    let other_coordinator = account(&store, "other-coordinator", vec![Role::Coordinator]).await;
+    store.set_coordinator_regions(&other_coordinator, &["other".into()]).await.unwrap();
+    let other_lawyer = account(&store, "other-lawyer", vec![Role::Lawyer]).await;
+    let other_terminal = store
+        .create_terminal(&NewTerminal {
+            name: "Other kiosk".into(),
+            township: "Elsewhere".into(),
+            region_id: "other".into(),
+            languages: vec![Language::parse("zh").unwrap()],
+            enrollment_code_hash: password::fingerprint("OTHER-CODE"),
+            enrollment_expires_at: unix_now() + 3600,
+        })
+        .await
+        .unwrap();
+    let demo_lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
+    let demo_terminal = store.terminals_in_region("demo-garze").await.unwrap().remove(0).id;
+    let consultation = |terminal: &str, region: &str, lawyer: &str| NewConsultation {
+        terminal_id: terminal.into(),
+        region_id: region.into(),
+        lawyer_id: lawyer.into(),
+        interpreter_id: None,
+        topic: Topic::Land,
+        language: "bo".into(),
+        started_at: unix_now(),
+    };
+    let demo_consultation =
+        store.create_consultation(&consultation(&demo_terminal, "demo-garze", &demo_lawyer)).await.unwrap();
+    store
+        .save_consultation_record(
+            &demo_consultation,
+            "Grazing boundary dispute; advised mediation.",
+            "referred_mediation",
+        )
+        .await
+        .unwrap();
+    let other_consultation =
+        store.create_consultation(&consultation(&other_terminal, "other", &other_lawyer)).await.unwrap();
+    store.save_consultation_record(&other_consultation, "Unpaid wages.", "advice_given").await.unwrap();
+    store.close().await;
+    World { demo_consultation, other_consultation, other_terminal }
+}
+
+#[tokio::test]
+async fn consultations_are_seen_only_by_whom_they_concern() {
+    let app = spawn_app().await;
+    let world = build_world(&app).await;
+    let (kiosk, _) = app.enroll_demo_terminal().await;
+    let lawyer = app.token("demo-lawyer").await;
+    let other_lawyer = app.token("other-lawyer").await;
+    let coordinator = app.token("demo-coordinator").await;
+    let demo = format!("/api/consultations/{}", world.demo_consultation);
+    let other = format!("/api/consultations/{}", world.other_consultation);
+
+    // The participant sees everything, the record included.
+    let full: Value = app.get(&demo, &lawyer).await.json().await.unwrap();
+    assert_eq!(full["summary"], "Grazing boundary dispute; advised mediation.");
+    // Another lawyer sees nothing, not even that it exists.
+    assert_eq!(app.get(&demo, &other_lawyer).await.status(), 404);
+    assert_eq!(app.get(&other, &lawyer).await.status(), 404);
+    let own: Vec<Value> = app.get("/api/consultations", &other_lawyer).await.json().await.unwrap();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["id"], world.other_consultation.as_str());
+
+    // The terminal sees what happened at it, without the record's text or who advised.
+    let at_kiosk: Value = app.get(&demo, &kiosk).await.json().await.unwrap();
+    assert_eq!(at_kiosk["outcome"], "referred_mediation");
+    assert!(at_kiosk.get("summary").is_none() && at_kiosk.get("lawyer_id").is_none(), "{at_kiosk}");
+    assert_eq!(app.get(&other, &kiosk).await.status(), 404, "another terminal's consultation");
+
+    // A coordinator sees their region's consultations without the record, and not other regions'.
+    let seen: Value = app.get(&demo, &coordinator).await.json().await.unwrap();
+    assert!(seen.get("summary").is_none(), "{seen}");
+    assert_eq!(app.get(&other, &coordinator).await.status(), 404);
+    let listed: Vec<Value> = app.get("/api/consultations", &coordinator).await.json().await.unwrap();
+    assert_eq!(listed.len(), 1);
+
+    // Only the lawyer writes the record.
+    let write = |token: String, id: String| {
+        let request = app
+            .http
+            .put(app.url(&format!("/api/consultations/{id}/record")))
+            .bearer_auth(token)
+            .json(&json!({"summary": "changed", "outcome": "advice_given"}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(write(other_lawyer.clone(), world.demo_consultation.clone()).await, 404);
+    assert_eq!(write(coordinator.clone(), world.demo_consultation.clone()).await, 404);
+    assert_eq!(write(kiosk.clone(), world.demo_consultation.clone()).await, 404);
+    let unchanged: Value = app.get(&demo, &lawyer).await.json().await.unwrap();
+    assert_eq!(unchanged["summary"], "Grazing boundary dispute; advised mediation.");
+    assert_eq!(write(lawyer.clone(), world.demo_consultation.clone()).await, 200);
+
+    // Every read, refusal and change left a row.
+    let rows = app.store().await.recent_audit(None, 200).await.unwrap();
+    for action in [
+        "consultation.read",
+        "consultation.read_denied",
+        "consultation.write_denied",
+        "consultation.record_written",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.action == action
+                && (r.subject == world.demo_consultation || r.subject == world.other_consultation)),
+            "{action}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn coordinators_stay_in_their_regions() {
+    let app = spawn_app().await;
+    let world = build_world(&app).await;
+    let coordinator = app.token("demo-coordinator").await;
+    let regions: Vec<Value> = app.get("/api/regions", &coordinator).await.json().await.unwrap();
+    assert_eq!(regions.len(), 1, "only their own region is listed");
+    assert_eq!(app.get("/api/regions/other/terminals", &coordinator).await.status(), 403);
+    assert_eq!(app.get("/api/regions/demo-garze/terminals", &coordinator).await.status(), 200);
+    let revoke =
+        app.post(&format!("/api/terminals/{}/revoke", world.other_terminal), &coordinator, json!({})).await;
+    assert_eq!(revoke.status(), 403);
+    let create = app
+        .post(
+            "/api/terminals",
+            &coordinator,
+            json!({"name": "x", "township": "y", "region_id": "other", "languages": ["zh"]}),
+        )
+        .await;
+    assert_eq!(create.status(), 403);
+    let other_terminal = app.store().await.terminal(&world.other_terminal).await.unwrap().unwrap();
+    assert!(other_terminal.revoked_at.is_none(), "nothing changed");
+    assert_eq!(app.store().await.terminals_in_region("other").await.unwrap().len(), 1);
+    // Lawyers and terminals manage nothing.
+    let lawyer = app.token("demo-lawyer").await;
+    assert_eq!(app.get("/api/regions", &lawyer).await.status(), 403);
+    assert_eq!(app.get("/api/accounts", &lawyer).await.status(), 403);
+}
+
+#[tokio::test]
+async fn coordinators_manage_volunteers_and_admins_manage_coordinators() {
+    let app = spawn_app().await;
+    let coordinator = app.token("demo-coordinator").await;
+    let new_lawyer = json!({"username": "lawyer-zhang", "display_name": "张律师", "password": "long-enough",
+                            "roles": ["lawyer"], "languages": ["zh"], "topics": ["labour", "debt"]});
+    let created = app.post("/api/accounts", &coordinator, new_lawyer.clone()).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["topics"], json!(["debt", "labour"]));
+    assert_eq!(app.post("/api/accounts", &coordinator, new_lawyer).await.status(), 409, "a taken username");
+
+    // Coordinators cannot make coordinators or admins, nor promote anyone.
+    let promote = json!({"username": "sneaky", "display_name": "s", "password": "long-enough", "roles": ["coordinator"]});
+    assert_eq!(app.post("/api/accounts", &coordinator, promote.clone()).await.status(), 403);
+    let id = created["id"].as_str().unwrap();
+    let patch = app
+        .http
+        .patch(app.url(&format!("/api/accounts/{id}")))
+        .bearer_auth(&coordinator)
+        .json(&json!({"roles": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 403);
+    let demo_admin = app.store().await.account_by_username("demo-admin").await.unwrap().unwrap();
+    let touch_admin = app
+        .http
+        .patch(app.url(&format!("/api/accounts/{}", demo_admin.id)))
+        .bearer_auth(&coordinator)
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(touch_admin.status(), 404, "admins are invisible to coordinators");
+    assert!(app.store().await.account_by_username("demo-admin").await.unwrap().unwrap().active);
+
+    // Bad input is refused with a clear error and nothing is created.
+    for (body, what) in [
+        (
+            json!({"username": "Bad Name", "display_name": "x", "password": "long-enough", "roles": ["lawyer"]}),
+            "username",
+        ),
+        (
+            json!({"username": "short-pw", "display_name": "x", "password": "short", "roles": ["lawyer"]}),
+            "password",
+        ),
+        (
+            json!({"username": "no-roles", "display_name": "x", "password": "long-enough", "roles": []}),
+            "roles",
+        ),
+        (
+            json!({"username": "bad-role", "display_name": "x", "password": "long-enough", "roles": ["king"]}),
+            "role",
+        ),
+        (
+            json!({"username": "bad-lang", "display_name": "x", "password": "long-enough", "roles": ["lawyer"], "languages": ["Tibetan"]}),
+            "language",
+        ),
+        (
+            json!({"username": "bad-tz", "display_name": "x", "password": "long-enough", "roles": ["lawyer"], "time_zone": "Mars/Olympus Mons"}),
+            "time_zone",
+        ),
+    ] {
+        let response = app.post("/api/accounts", &coordinator, body).await;
+        assert_eq!(response.status(), 400, "{what}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error["error"]["message"].as_str().unwrap().len() > 5, "{error}");
+    }
+    let names: Vec<String> =
+        app.store().await.accounts().await.unwrap().into_iter().map(|a| a.username).collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| ["short-pw", "no-roles", "bad-role", "bad-lang", "bad-tz"].contains(&n.as_str())),
+        "{names:?}"
+    );
+
+    // An admin creates a coordinator for a region; the coordinator sees it.
+    let admin = app.token("demo-admin").await;
+    let made = app
+        .post("/api/accounts", &admin, json!({"username": "coord-2", "display_name": "c", "password": "long-enough", "roles": ["coordinator"], "regions": ["demo-garze"]}))
+        .await;
+    assert_eq!(made.status(), 201);
+    let token = app.token_for("coord-2", "long-enough").await;
+    assert_eq!(app.get("/api/regions/demo-garze/terminals", &token).await.status(), 200);
+
+    // A password reset signs the person out everywhere.
+    let lawyer_token = app.token_for("lawyer-zhang", "long-enough").await;
+    let reset = app
+        .post(&format!("/api/accounts/{id}/password"), &coordinator, json!({"password": "another-one"}))
+        .await;
+    assert_eq!(reset.status(), 204);
+    assert_eq!(app.get("/api/me", &lawyer_token).await.status(), 401);
+    app.token_for("lawyer-zhang", "another-one").await;
+    let audit = app.get("/api/audit", &admin).await;
+    assert_eq!(audit.status(), 200);
+    let rows: Vec<Value> = audit.json().await.unwrap();
+    for action in ["account.created", "account.password_reset", "login"] {
+        assert!(rows.iter().any(|r| r["action"] == action), "{action}");
+    }
+    assert_eq!(app.get("/api/audit", &coordinator).await.status(), 403);
+}
+
+#[tokio::test]
+async fn audit_verify_finds_the_first_edited_row() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.token("demo-lawyer").await;
+    }
+    let dir = app.stop().await;
+    let mut verify = cloudlaw();
+    verify.args(["audit", "verify", "--data-dir"]).arg(dir.path());
+    let output = verify.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("intact: 3 row(s)"));
+
+    // Someone with the database file edits row 2, after dropping the guard trigger.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("cloudlaw.db"));
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let blocked = sqlx::query("UPDATE audit_log SET source = '10.0.0.1' WHERE seq = 2").execute(&pool).await;
+    assert!(blocked.is_err(), "the application's own connection cannot edit audit rows");
+    sqlx::query("DROP TRIGGER audit_log_no_update").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_log SET source = '10.0.0.1' WHERE seq = 2").execute(&pool).await.unwrap();
+    pool.close().await;
+
+    let mut verify = cloudlaw();
+    verify.args(["audit", "verify", "--data-dir"]).arg(dir.path());
+    let (code, stderr) = run_to_end(verify);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("row 2 was altered"), "{stderr}");
+}
