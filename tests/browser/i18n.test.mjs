@@ -1,0 +1,70 @@
+// The string tables, checked without a browser: every language of an app has
+// the same keys, and every key the pages and scripts name exists.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { WEB_DIR } from './support.mjs';
+
+const TOPICS = ['land', 'family', 'labour', 'debt', 'administrative', 'criminal', 'other'];
+const LANGS = ['bo', 'zh', 'en'];
+const APPS = {
+  coordinator: {
+    languages: ['zh', 'en'],
+    dynamic: [
+      ...['lawyer', 'interpreter', 'coordinator', 'admin'].map((r) => `role.${r}`),
+      ...LANGS.map((l) => `language.${l}`),
+      ...TOPICS.map((c) => `topic.${c}`),
+      ...['pending', 'enrolled', 'revoked'].map((s) => `terminals.status.${s}`),
+      'error.invalid_credentials', 'error.rate_limited', 'error.session_expired', 'error.wrong_role',
+      'error.forbidden', 'error.conflict', 'error.network', 'error.no_language',
+    ],
+  },
+  lawyer: {
+    languages: ['zh', 'en'],
+    dynamic: [
+      ...LANGS.map((l) => `language.${l}`),
+      ...TOPICS.map((c) => `topic.${c}`),
+      'error.invalid_credentials', 'error.rate_limited', 'error.session_expired', 'error.wrong_role', 'error.network',
+    ],
+  },
+  terminal: {
+    languages: ['bo', 'zh', 'en'],
+    dynamic: ['error.invalid_code', 'error.rate_limited', 'error.network', 'error.empty_code'],
+  },
+};
+
+const read = (...parts) => readFile(path.join(WEB_DIR, ...parts), 'utf8');
+
+/** Keys named literally in data-i18n* attributes and t('...') calls. */
+function keysIn(text) {
+  const keys = new Set();
+  for (const m of text.matchAll(/data-i18n(?:-placeholder|-aria-label|-title)?="([^"]+)"/g)) keys.add(m[1]);
+  for (const m of text.matchAll(/\bt\(\s*'([^'$]+)'/g)) keys.add(m[1]);
+  // Every key has a dot ("area.name"); anything else is documentation ("key").
+  return new Set([...keys].filter((key) => key.includes('.')));
+}
+
+for (const [app, spec] of Object.entries(APPS)) {
+  test(`${app}: every language has the same keys, and every key used exists`, async () => {
+    const tables = {};
+    for (const lang of spec.languages) tables[lang] = JSON.parse(await read(app, 'i18n', `${lang}.json`));
+    const [first, ...rest] = spec.languages;
+    for (const lang of rest) {
+      assert.deepEqual(Object.keys(tables[lang]).sort(), Object.keys(tables[first]).sort(), `${app}: ${lang} vs ${first}`);
+    }
+    const script = await read(app, 'app.js');
+    const sources = [await read(app, 'index.html'), script, await read('shared', 'i18n.js')];
+    for (const shared of ['session.js', 'codes.js']) {
+      if (script.includes(`/web/shared/${shared}`)) sources.push(await read('shared', shared));
+    }
+    const used = new Set([...sources.flatMap((s) => [...keysIn(s)]), ...spec.dynamic, 'error.unknown', 'page.title']);
+    for (const lang of spec.languages) {
+      const missing = [...used].filter((key) => !Object.hasOwn(tables[lang], key));
+      assert.deepEqual(missing, [], `${app}/${lang}.json lacks keys`);
+      const empty = Object.entries(tables[lang]).filter(([, v]) => typeof v !== 'string' || !v.trim()).map(([k]) => k);
+      assert.deepEqual(empty, [], `${app}/${lang}.json has empty texts`);
+    }
+  });
+}

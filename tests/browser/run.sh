@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the browser tests of the web apps against the real cloudlaw binary.
+#
+# Installs what is missing (Chromium and fonts through apt-get as root, the
+# npm packages through npm ci), then runs every *.test.mjs with Node's test
+# runner. The binary is $CLOUDLAW_BIN, by default target/debug/cloudlaw
+# (build it first: cargo build -p signaling). Screenshots go to artifacts/.
+# Usage: tests/browser/run.sh [test files...]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+[[ -x ${CHROMIUM_BIN:-/usr/bin/chromium} ]] || missing+=(chromium)
+# Fonts for Chinese and Tibetan, so that screenshots show real text.
+for pkg in fonts-noto-core fonts-noto-cjk; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/browser/run.sh: missing system packages: ${missing[*]} (install them, or run as root)" >&2
+    exit 1
+  fi
+  echo "== installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -f node_modules/playwright-core/package.json ]] ||
+  ! node -e 'const l=require("./package-lock.json"),i=require("./node_modules/playwright-core/package.json");process.exit(l.packages["node_modules/playwright-core"].version===i.version?0:1)'; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+bin=${CLOUDLAW_BIN:-../../target/debug/cloudlaw}
+if [[ ! -x $bin ]]; then
+  echo "tests/browser/run.sh: no cloudlaw binary at $bin (run: cargo build -p signaling, or set CLOUDLAW_BIN)" >&2
+  exit 1
+fi
+export CLOUDLAW_BIN
+CLOUDLAW_BIN=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+
+if (($#)); then files=("$@"); else files=(./*.test.mjs); fi
+# One file at a time: each starts its own server and browser, and the machine has 2 cores.
+exec node --test --test-concurrency=1 "${files[@]}"

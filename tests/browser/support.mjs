@@ -1,0 +1,358 @@
+// Shared helpers of the browser tests: the real cloudlaw server, Chromium,
+// and small waiting and checking helpers (playwright-core has no `expect`).
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '../..');
+export const WEB_DIR = path.join(ROOT, 'web');
+export const ARTIFACTS = path.join(here, 'artifacts');
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
+];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A sleep that does not keep the process alive (for the losing side of a race). */
+const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+// ---------------------------------------------------------------- server
+
+/**
+ * Starts `cloudlaw serve --demo` on a free port with a fresh data directory,
+ * waits until /healthz answers 200, and returns { origin, url(), stop(), log() }.
+ *
+ * The binary embeds web/ when it is compiled, so a binary older than the
+ * files under web/ serves old pages. That is checked here: when the served
+ * files differ from web/, startServer fails and names them, unless
+ * CLOUDLAW_WEB_FROM_DISK=1, in which case the tests serve /web/... and the
+ * three pages from web/ on disk (through Playwright routing, with the
+ * server's own Content-Security-Policy) and everything else from the server.
+ */
+export async function startServer() {
+  const bin = process.env.CLOUDLAW_BIN || path.join(ROOT, 'target/debug/cloudlaw');
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'cloudlaw-browser-'));
+  // cloudlaw reads every CLOUDLAW_* variable as configuration and refuses
+  // unknown keys, so the tests' own variables must not reach it.
+  const env = { ...process.env, CLOUDLAW_RELAY__UDP_LISTEN: '127.0.0.1:0', NO_COLOR: '1' };
+  delete env.CLOUDLAW_BIN;
+  delete env.CLOUDLAW_WEB_FROM_DISK;
+  const child = spawn(bin, ['serve', '--demo', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  let exited = null;
+  const exit = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    });
+  });
+  // Never leave the server behind, even when the test process dies.
+  const killOnExit = () => {
+    if (!exited && child.pid) {
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  };
+  process.once('exit', killOnExit);
+  const spawnError = new Promise((_, reject) => child.on('error', reject));
+  spawnError.catch(() => {});
+  child.stderr.setEncoding('utf8');
+  const address = new Promise((resolve) => {
+    child.stderr.on('data', (chunk) => {
+      log += chunk;
+      const match = log.match(/http:\/\/(127\.0\.0\.1:\d+)/);
+      if (match) resolve(match[1]);
+    });
+  });
+
+  async function stop() {
+    if (!exited && child.pid) {
+      process.kill(child.pid, 'SIGTERM');
+      const done = await Promise.race([exit, deadline(10_000).then(() => null)]);
+      if (!done && !exited) {
+        process.kill(child.pid, 'SIGKILL');
+        await exit;
+      }
+    }
+    process.removeListener('exit', killOnExit);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+
+  try {
+    const bound = await Promise.race([
+      address,
+      spawnError,
+      exit.then((e) => { throw new Error(`cloudlaw exited (${JSON.stringify(e)}) before listening:\n${log}`); }),
+      deadline(60_000).then(() => { throw new Error(`cloudlaw printed no http://127.0.0.1:PORT within 60 s:\n${log}`); }),
+    ]);
+    const origin = `http://${bound}`;
+    await waitForHealth(origin, () => exited, () => log);
+    const server = {
+      origin,
+      url: (p) => new URL(p, origin).toString(),
+      log: () => log,
+      stop,
+      webFromDisk: process.env.CLOUDLAW_WEB_FROM_DISK === '1',
+      csp: null,
+    };
+    const page = await fetch(server.url('/coordinator'));
+    server.csp = page.headers.get('content-security-policy');
+    if (!server.webFromDisk) {
+      const stale = await staleWebFiles(origin);
+      if (stale.length) {
+        throw new Error(
+          `the server at ${bin} serves web files that differ from web/ (it embeds them when compiled): ` +
+          `${stale.join(', ')}. Rebuild it (cargo build -p signaling), or set CLOUDLAW_WEB_FROM_DISK=1 ` +
+          'to test the files on disk against this binary\'s API.',
+        );
+      }
+    }
+    return server;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function waitForHealth(origin, exited, log) {
+  const deadline = Date.now() + 30_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (exited()) throw new Error(`cloudlaw exited while starting:\n${log()}`);
+    try {
+      const response = await fetch(`${origin}/healthz`);
+      if (response.status === 200) return;
+      last = `status ${response.status}`;
+    } catch (error) {
+      last = String(error);
+    }
+    await sleep(100);
+  }
+  throw new Error(`/healthz never answered 200 (${last}):\n${log()}`);
+}
+
+async function webFiles(dir = WEB_DIR) {
+  const out = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await webFiles(full)));
+    else if (!entry.name.endsWith('.md')) out.push(path.relative(WEB_DIR, full).split(path.sep).join('/'));
+  }
+  return out;
+}
+
+/** The files under web/ that the server serves differently (or not at all). */
+async function staleWebFiles(origin) {
+  const stale = [];
+  for (const file of await webFiles()) {
+    const response = await fetch(`${origin}/web/${file}`);
+    const served = Buffer.from(await response.arrayBuffer());
+    const onDisk = await readFile(path.join(WEB_DIR, file));
+    if (response.status !== 200 || !served.equals(onDisk)) stale.push(file);
+  }
+  return stale;
+}
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.woff2': 'font/woff2',
+  '.woff': 'font/woff',
+  '.ttf': 'font/ttf',
+};
+const PAGES = { '/': 'index.html', '/terminal': 'terminal/index.html', '/lawyer': 'lawyer/index.html', '/coordinator': 'coordinator/index.html' };
+
+async function routeWebFromDisk(context, server) {
+  await context.route(
+    (url) => url.origin === server.origin && (url.pathname.startsWith('/web/') || Object.hasOwn(PAGES, url.pathname)),
+    async (route) => {
+      const { pathname } = new URL(route.request().url());
+      const relative = PAGES[pathname] ?? decodeURIComponent(pathname.slice('/web/'.length));
+      const file = path.resolve(WEB_DIR, relative);
+      if (!file.startsWith(WEB_DIR + path.sep) || file.endsWith('.md')) {
+        await route.fulfill({ status: 404, body: 'not found' });
+        return;
+      }
+      let body;
+      try {
+        body = await readFile(file);
+      } catch {
+        await route.fulfill({ status: 404, body: 'not found' });
+        return;
+      }
+      const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
+      const headers = { 'content-type': type, 'cache-control': 'no-cache' };
+      if (type.startsWith('text/html') && server.csp) headers['content-security-policy'] = server.csp;
+      await route.fulfill({ status: 200, headers, body });
+    },
+  );
+}
+
+// ---------------------------------------------------------------- browser
+
+export function launchBrowser() {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** A fresh browser context (its own localStorage) for one person or kiosk. */
+export async function newContext(browser, server, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
+  context.setDefaultTimeout(15_000);
+  if (server.webFromDisk) await routeWebFromDisk(context, server);
+  return context;
+}
+
+/** A kiosk: a touch screen. */
+export function newKioskContext(browser, server) {
+  return newContext(browser, server, { viewport: { width: 1280, height: 800 }, hasTouch: true });
+}
+
+/**
+ * Collects what must never happen on a page: script errors, Content Security
+ * Policy violations and missing translations. Check with assertClean().
+ */
+export function watch(page) {
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    const text = message.text();
+    if (/Content Security Policy|\[i18n\] missing/.test(text)) problems.push(`${message.type()}: ${text}`);
+    else if (message.type() === 'error' && !text.startsWith('Failed to load resource')) {
+      problems.push(`console.error: ${text}`);
+    }
+  });
+  return problems;
+}
+
+export function assertClean(problems) {
+  assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
+}
+
+// ---------------------------------------------------------------- waiting
+
+/** Retries an async check until it stops throwing (or the time is up). */
+export async function eventually(check, timeout = 10_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(100);
+    }
+  }
+}
+
+export const visible = (locator) => locator.waitFor({ state: 'visible' });
+export const hidden = (locator) => locator.waitFor({ state: 'hidden' });
+
+/** Waits until a locator's text matches a regular expression; returns the text. */
+export function textMatches(locator, pattern) {
+  return eventually(async () => {
+    const text = (await locator.textContent()) ?? '';
+    assert.match(text, pattern);
+    return text;
+  });
+}
+
+export async function login(page, username, password) {
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+}
+
+// ---------------------------------------------------------------- checks
+
+/** Visible form controls that no label names. */
+export function unlabeledControls(page) {
+  return page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+      if (!el.checkVisibility() || el.type === 'hidden') continue;
+      const named = el.labels.length > 0 || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+      if (!named) out.push(el.id || el.name || el.outerHTML.slice(0, 80));
+    }
+    return out;
+  });
+}
+
+/**
+ * Visible targets smaller than min pixels: buttons, text inputs, selects, and
+ * the labels of checkboxes (the label is the target).
+ */
+export function smallTargets(page, min) {
+  return page.evaluate((minimum) => {
+    const out = [];
+    const targets = document.querySelectorAll('button, select, input:not([type=checkbox]):not([type=radio]):not([type=hidden]), label.check');
+    for (const el of targets) {
+      if (!el.checkVisibility()) continue;
+      const box = el.getBoundingClientRect();
+      const tooSmall = box.height < minimum - 0.5 || (el.tagName === 'BUTTON' && box.width < minimum - 0.5);
+      if (tooSmall) {
+        const name = el.dataset.testid || el.id || el.textContent.trim().slice(0, 30);
+        out.push(`${el.tagName.toLowerCase()} ${name}: ${Math.round(box.width)}x${Math.round(box.height)}`);
+      }
+    }
+    return out;
+  }, min);
+}
+
+/** Elements wider than the page: horizontal overflow (tables may scroll in their wrapper). */
+export function overflowing(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const out = [];
+    for (const el of document.body.querySelectorAll('*')) {
+      if (!el.checkVisibility() || el.closest('.table-wrap')) continue;
+      const box = el.getBoundingClientRect();
+      if (box.right > width + 1) out.push(`${el.tagName.toLowerCase()}#${el.id || el.dataset.testid || ''}: right ${Math.round(box.right)} > ${width}`);
+    }
+    return out;
+  });
+}
+
+/** Visible text that still shows a translation key (e.g. "accounts.heading"). */
+export function untranslated(page) {
+  return page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll('[data-i18n]')) {
+      if (el.checkVisibility() && el.textContent.trim() === el.dataset.i18n) out.push(el.dataset.i18n);
+    }
+    return out;
+  });
+}
+
+/** Asserts the layout checks of a screen, then saves its screenshot. */
+export async function checkScreen(page, name, { minTarget = 48 } = {}) {
+  assert.deepEqual(await unlabeledControls(page), [], `${name}: inputs without a label`);
+  assert.deepEqual(await smallTargets(page, minTarget), [], `${name}: targets under ${minTarget}px`);
+  assert.deepEqual(await overflowing(page), [], `${name}: horizontal overflow`);
+  assert.deepEqual(await untranslated(page), [], `${name}: untranslated keys`);
+  await screenshot(page, name);
+}
+
+/** Saves a PNG of a page (whole length) or of one element (a locator). */
+export async function screenshot(pageOrLocator, name) {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const isPage = typeof pageOrLocator.goto === 'function';
+  await pageOrLocator.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), ...(isPage ? { fullPage: true } : {}) });
+}
+
+/** A short suffix that makes names unique within one run. */
+export const unique = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;

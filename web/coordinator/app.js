@@ -1,0 +1,594 @@
+// The coordinator dashboard: accounts and terminals.
+
+import { createClient, seg } from '/web/shared/api.js';
+import {
+  initI18n, t, onLanguageChange, formatTime, describeError, showError, clearError, applyTranslations,
+} from '/web/shared/i18n.js';
+import { setupLanguageButtons, setupLoginForm, fetchAccount } from '/web/shared/session.js';
+import { listOf } from '/web/shared/codes.js';
+
+const client = createClient('coordinator');
+const APP_ROLES = ['coordinator', 'admin'];
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  loginView: $('login-view'),
+  loginForm: $('login-form'),
+  loginError: document.querySelector('[data-testid="login-error"]'),
+  dashboard: $('dashboard'),
+  whoami: document.querySelector('[data-testid="whoami"]'),
+  logout: $('logout'),
+  status: $('status'),
+  accountsBody: $('accounts-body'),
+  accountForm: $('account-form'),
+  regionSelect: $('region-select'),
+  terminalsBody: $('terminals-body'),
+  terminalForm: $('terminal-form'),
+  terminalsRefresh: $('terminals-refresh'),
+  codePanel: $('code-panel'),
+  codeFor: $('code-panel-for'),
+  code: $('enrollment-code'),
+  codeExpiry: $('enrollment-expiry'),
+  codeClose: $('code-panel-close'),
+};
+
+/** Everything shown after login; emptied at logout so nothing stays behind. */
+const empty = () => ({
+  me: null,
+  accounts: [],
+  regions: null,
+  regionId: null,
+  terminals: null,
+  resetOpenFor: null,
+  revokeOpenFor: null,
+  enrollment: null,
+  status: null,
+});
+let state = empty();
+
+// ---------------------------------------------------------------- helpers
+
+/** Creates an element: h('td', {className: 'x', dataset: {testid: 'y'}}, child, 'text'). */
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key === 'attrs') for (const [name, v] of Object.entries(value)) el.setAttribute(name, v);
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el[key] = value;
+  }
+  el.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+/** Re-renders a part of the page, keeping keyboard focus on the same control. */
+function keepingFocus(render) {
+  const active = document.activeElement;
+  const testid = active && active.dataset ? active.dataset.testid : null;
+  render();
+  if (testid && !document.contains(active)) {
+    const again = document.querySelector(`[data-testid="${CSS.escape(testid)}"]`);
+    if (again) again.focus();
+  }
+}
+
+function checkedValues(form, name) {
+  return [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((input) => input.value);
+}
+
+// ---------------------------------------------------------------- status
+
+function setStatus(status) {
+  state.status = status;
+  renderStatus();
+}
+const reportOk = (key, vars) => setStatus({ kind: 'ok', key, vars });
+const reportError = (error) => setStatus({ kind: 'error', error });
+
+function renderStatus() {
+  const s = state.status;
+  els.status.dataset.kind = s ? s.kind : '';
+  if (!s) {
+    clearError(els.status);
+    els.status.hidden = false;
+  } else if (s.kind === 'error') {
+    showError(els.status, s.error);
+  } else {
+    delete els.status.dataset.errorCode;
+    els.status.textContent = t(s.key, s.vars);
+  }
+}
+
+/** Runs an action with its button disabled; errors go to the status area. */
+async function busy(button, action) {
+  if (button) button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    reportError(error);
+  } finally {
+    if (button && document.contains(button)) button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- session
+
+function showLogin() {
+  state = empty();
+  els.dashboard.hidden = true;
+  els.logout.hidden = true;
+  els.whoami.hidden = true;
+  els.whoami.textContent = '';
+  els.accountsBody.replaceChildren();
+  els.terminalsBody.replaceChildren();
+  els.regionSelect.replaceChildren();
+  els.codePanel.hidden = true;
+  els.code.textContent = '';
+  els.accountForm.reset();
+  els.terminalForm.reset();
+  renderStatus();
+  els.loginView.hidden = false;
+}
+
+function showDashboard(account) {
+  state.me = account;
+  els.loginView.hidden = true;
+  clearError(els.loginError);
+  els.dashboard.hidden = false;
+  els.logout.hidden = false;
+  els.whoami.hidden = false;
+  renderWhoami();
+  $('main').focus();
+  loadAccounts();
+  loadRegions();
+}
+
+function renderWhoami() {
+  if (!state.me) return;
+  els.whoami.textContent = t('auth.loggedInAs', {
+    name: state.me.display_name,
+    username: state.me.username,
+  });
+}
+
+client.onLoggedOut(() => {
+  showLogin();
+  showError(els.loginError, { code: 'session_expired', serverMessage: '' });
+});
+
+els.logout.addEventListener('click', async () => {
+  await client.logout();
+  showLogin();
+  document.querySelector('[data-testid="login-username"]').focus();
+});
+
+// ---------------------------------------------------------------- accounts
+
+async function loadAccounts() {
+  try {
+    state.accounts = await client.get('/api/accounts');
+  } catch (error) {
+    state.accounts = [];
+    reportError(error);
+  }
+  renderAccounts();
+}
+
+function renderAccounts() {
+  keepingFocus(() => {
+    const rows = [];
+    const accounts = [...state.accounts].sort((a, b) => a.username.localeCompare(b.username));
+    for (const account of accounts) rows.push(...accountRows(account));
+    if (!rows.length) {
+      rows.push(h('tr', {}, h('td', { className: 'empty', colSpan: 7, textContent: t('accounts.empty') })));
+    }
+    els.accountsBody.replaceChildren(...rows);
+  });
+}
+
+function accountRows(account) {
+  const u = account.username;
+  const self = state.me && state.me.id === account.id;
+  const row = h('tr', { dataset: { accountId: account.id, username: u } },
+    h('th', { scope: 'row', className: 'nowrap', textContent: u }),
+    h('td', { textContent: account.display_name }),
+    h('td', { textContent: listOf('role', account.roles) }),
+    h('td', { textContent: listOf('language', account.languages) }),
+    h('td', { textContent: listOf('topic', account.topics) }),
+    h('td', {},
+      h('span', {
+        className: `badge ${account.active ? 'ok' : 'off'}`,
+        dataset: { testid: `account-active-${u}`, active: String(account.active) },
+        textContent: t(account.active ? 'accounts.active' : 'accounts.inactive'),
+      })),
+    h('td', {},
+      h('div', { className: 'actions row-actions' },
+        h('button', {
+          type: 'button',
+          className: account.active ? 'danger' : '',
+          dataset: { testid: `account-toggle-${u}` },
+          disabled: self,
+          title: self ? t('accounts.cannotToggleSelf') : undefined,
+          textContent: t(account.active ? 'accounts.deactivate' : 'accounts.activate'),
+          attrs: { 'aria-label': t(account.active ? 'accounts.deactivateLabel' : 'accounts.activateLabel', { username: u }) },
+          onclick: (event) => toggleAccount(account, event.currentTarget),
+        }),
+        h('button', {
+          type: 'button',
+          dataset: { testid: `account-reset-${u}` },
+          textContent: t('accounts.resetPassword'),
+          attrs: {
+            'aria-label': t('accounts.resetPasswordLabel', { username: u }),
+            'aria-expanded': String(state.resetOpenFor === account.id),
+            'aria-controls': `reset-row-${account.id}`,
+          },
+          onclick: () => openReset(account),
+        }))),
+  );
+  if (state.resetOpenFor !== account.id) return [row];
+  return [row, resetRow(account)];
+}
+
+function resetRow(account) {
+  const u = account.username;
+  const inputId = `reset-password-${account.id}`;
+  const input = h('input', {
+    type: 'password', id: inputId, minLength: 8, required: true, autocomplete: 'new-password',
+    dataset: { testid: `account-reset-password-${u}` },
+  });
+  const form = h('form', {
+    className: 'inline-form',
+    onsubmit: (event) => {
+      event.preventDefault();
+      resetPassword(account, input, event.submitter);
+    },
+  },
+  h('div', { className: 'field' },
+    h('label', { htmlFor: inputId, textContent: t('accounts.newPasswordFor', { username: u }) }),
+    input,
+    h('p', { className: 'hint', textContent: t('accounts.field.passwordHint') })),
+  h('div', { className: 'actions' },
+    h('button', {
+      type: 'submit', className: 'primary', dataset: { testid: `account-reset-confirm-${u}` },
+      textContent: t('accounts.resetConfirm'),
+    }),
+    h('button', {
+      type: 'button', dataset: { testid: `account-reset-cancel-${u}` }, textContent: t('common.cancel'),
+      onclick: () => closeReset(account),
+    })));
+  form.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') closeReset(account);
+  });
+  return h('tr', { className: 'inline-row', id: `reset-row-${account.id}` },
+    h('td', { colSpan: 7 }, form));
+}
+
+function openReset(account) {
+  state.resetOpenFor = state.resetOpenFor === account.id ? null : account.id;
+  renderAccounts();
+  if (state.resetOpenFor) {
+    document.querySelector(`[data-testid="account-reset-password-${CSS.escape(account.username)}"]`).focus();
+  }
+}
+
+function closeReset(account) {
+  state.resetOpenFor = null;
+  renderAccounts();
+  document.querySelector(`[data-testid="account-reset-${CSS.escape(account.username)}"]`)?.focus();
+}
+
+function replaceAccount(updated) {
+  state.accounts = state.accounts.map((a) => (a.id === updated.id ? updated : a));
+}
+
+function toggleAccount(account, button) {
+  return busy(button, async () => {
+    const updated = await client.patch(`/api/accounts/${seg(account.id)}`, { active: !account.active });
+    replaceAccount(updated);
+    renderAccounts();
+    reportOk(updated.active ? 'accounts.activated' : 'accounts.deactivated', { username: updated.username });
+  });
+}
+
+function resetPassword(account, input, button) {
+  if (input.value.length < 8) {
+    input.reportValidity();
+    return;
+  }
+  return busy(button, async () => {
+    await client.post(`/api/accounts/${seg(account.id)}/password`, { password: input.value });
+    input.value = '';
+    closeReset(account);
+    reportOk('accounts.passwordChanged', { username: account.username });
+  });
+}
+
+els.accountForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = els.accountForm;
+  const body = {
+    username: form.elements.username.value.trim(),
+    display_name: form.elements.display_name.value.trim(),
+    password: form.elements.password.value,
+    roles: checkedValues(form, 'roles'),
+    languages: checkedValues(form, 'languages'),
+    topics: checkedValues(form, 'topics'),
+  };
+  busy(event.submitter, async () => {
+    const created = await client.post('/api/accounts', body);
+    state.accounts = [...state.accounts.filter((a) => a.id !== created.id), created];
+    renderAccounts();
+    form.reset();
+    reportOk('accounts.created', { username: created.username });
+  });
+});
+
+// ---------------------------------------------------------------- terminals
+
+async function loadRegions() {
+  try {
+    state.regions = await client.get('/api/regions');
+  } catch (error) {
+    state.regions = [];
+    reportError(error);
+  }
+  const ids = state.regions.map((r) => r.id);
+  if (!ids.includes(state.regionId)) state.regionId = ids[0] ?? null;
+  renderRegions();
+  await loadTerminals();
+}
+
+/** Regions in tree order (parents before their children), with their depth. */
+function regionTree(regions) {
+  const byParent = new Map();
+  const known = new Set(regions.map((r) => r.id));
+  for (const region of regions) {
+    const parent = region.parent_id && known.has(region.parent_id) ? region.parent_id : null;
+    if (!byParent.has(parent)) byParent.set(parent, []);
+    byParent.get(parent).push(region);
+  }
+  const out = [];
+  const walk = (parent, depth) => {
+    const children = (byParent.get(parent) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+    for (const child of children) {
+      out.push({ region: child, depth });
+      if (depth < 8) walk(child.id, depth + 1);
+    }
+  };
+  walk(null, 0);
+  return out;
+}
+
+function renderRegions() {
+  const regions = state.regions ?? [];
+  const select = els.regionSelect;
+  if (!regions.length) {
+    select.replaceChildren(h('option', { value: '', textContent: t('terminals.noRegions') }));
+    select.disabled = true;
+  } else {
+    select.replaceChildren(...regionTree(regions).map(({ region, depth }) =>
+      h('option', { value: region.id, textContent: `${'\u2003'.repeat(depth)}${region.name}` })));
+    select.disabled = false;
+    select.value = state.regionId;
+  }
+  els.terminalForm.querySelector('[data-testid="terminal-register"]').disabled = !state.regionId;
+}
+
+async function loadTerminals() {
+  const regionId = state.regionId;
+  if (!regionId) {
+    state.terminals = [];
+    renderTerminals();
+    return;
+  }
+  try {
+    const terminals = await client.get(`/api/regions/${seg(regionId)}/terminals`);
+    if (state.regionId === regionId) state.terminals = terminals;
+  } catch (error) {
+    state.terminals = [];
+    reportError(error);
+  }
+  renderTerminals();
+}
+
+const STATUS_BADGE = { pending: 'wait', enrolled: 'ok', revoked: 'off' };
+
+function renderTerminals() {
+  keepingFocus(() => {
+    const terminals = [...(state.terminals ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+    const rows = terminals.map(terminalRow);
+    if (!rows.length) {
+      rows.push(h('tr', {}, h('td', { className: 'empty', colSpan: 5, textContent: t('terminals.empty') })));
+    }
+    els.terminalsBody.replaceChildren(...rows);
+  });
+}
+
+function terminalRow(terminal) {
+  const id = terminal.id;
+  let since = null;
+  if (terminal.status === 'enrolled' && terminal.enrolled_at) {
+    since = t('terminals.enrolledAt', { time: formatTime(terminal.enrolled_at) });
+  } else if (terminal.status === 'revoked' && terminal.revoked_at) {
+    since = t('terminals.revokedAt', { time: formatTime(terminal.revoked_at) });
+  }
+  return h('tr', { dataset: { terminalId: id, testid: `terminal-row-${id}` } },
+    h('th', { scope: 'row', textContent: terminal.name }),
+    h('td', { textContent: terminal.township }),
+    h('td', { textContent: listOf('language', terminal.languages) }),
+    h('td', {},
+      h('span', {
+        className: `badge ${STATUS_BADGE[terminal.status] ?? ''}`,
+        dataset: { testid: `terminal-status-${id}`, status: terminal.status },
+        textContent: t(`terminals.status.${terminal.status}`),
+      }),
+      since && h('span', { className: 'hint block', textContent: since })),
+    h('td', {}, terminalActions(terminal)));
+}
+
+function terminalActions(terminal) {
+  const id = terminal.id;
+  if (terminal.status === 'revoked') return h('span', { className: 'hint', textContent: t('terminals.noActions') });
+  if (state.revokeOpenFor === id) {
+    return h('div', { className: 'confirm', attrs: { role: 'group', 'aria-labelledby': `revoke-q-${id}` } },
+      h('p', { id: `revoke-q-${id}`, className: 'confirm-question', textContent: t('terminals.revokeQuestion', { name: terminal.name }) }),
+      h('div', { className: 'actions' },
+        h('button', {
+          type: 'button', className: 'danger primary', dataset: { testid: `terminal-revoke-confirm-${id}` },
+          textContent: t('terminals.revokeConfirm'),
+          onclick: (event) => revokeTerminal(terminal, event.currentTarget),
+        }),
+        h('button', {
+          type: 'button', dataset: { testid: `terminal-revoke-cancel-${id}` }, textContent: t('common.cancel'),
+          onclick: () => {
+            state.revokeOpenFor = null;
+            renderTerminals();
+            document.querySelector(`[data-testid="terminal-revoke-${CSS.escape(id)}"]`)?.focus();
+          },
+        })));
+  }
+  return h('div', { className: 'actions row-actions' },
+    h('button', {
+      type: 'button', dataset: { testid: `terminal-new-code-${id}` }, textContent: t('terminals.newCode'),
+      attrs: { 'aria-label': t('terminals.newCodeLabel', { name: terminal.name }) },
+      onclick: (event) => newCode(terminal, event.currentTarget),
+    }),
+    h('button', {
+      type: 'button', className: 'danger', dataset: { testid: `terminal-revoke-${id}` }, textContent: t('terminals.revoke'),
+      attrs: { 'aria-label': t('terminals.revokeLabel', { name: terminal.name }) },
+      onclick: () => {
+        state.revokeOpenFor = id;
+        renderTerminals();
+        document.querySelector(`[data-testid="terminal-revoke-cancel-${CSS.escape(id)}"]`)?.focus();
+      },
+    }));
+}
+
+function replaceTerminal(terminal) {
+  const list = state.terminals ?? [];
+  state.terminals = list.some((x) => x.id === terminal.id)
+    ? list.map((x) => (x.id === terminal.id ? terminal : x))
+    : terminal.region_id === state.regionId ? [...list, terminal] : list;
+}
+
+function revokeTerminal(terminal, button) {
+  return busy(button, async () => {
+    const revoked = await client.post(`/api/terminals/${seg(terminal.id)}/revoke`);
+    state.revokeOpenFor = null;
+    replaceTerminal(revoked && revoked.id ? revoked : { ...terminal, status: 'revoked' });
+    if (state.enrollment && state.enrollment.terminal.id === terminal.id) hideCode();
+    renderTerminals();
+    reportOk('terminals.revoked', { name: terminal.name });
+  });
+}
+
+function newCode(terminal, button) {
+  return busy(button, async () => {
+    const result = await client.post(`/api/terminals/${seg(terminal.id)}/enrollment-code`);
+    if (result.terminal) replaceTerminal(result.terminal);
+    renderTerminals();
+    showCode(result);
+  });
+}
+
+/** Shows an enrollment code large, with its terminal and expiry. */
+function showCode(result) {
+  state.enrollment = result;
+  renderCode();
+  els.codePanel.hidden = false;
+  els.codePanel.focus();
+}
+
+function renderCode() {
+  const e = state.enrollment;
+  if (!e) return;
+  els.codeFor.textContent = t('terminals.code.for', { name: e.terminal.name, township: e.terminal.township });
+  els.code.textContent = e.enrollment_code;
+  els.codeExpiry.textContent = e.enrollment_expires_at
+    ? t('terminals.code.expires', { time: formatTime(e.enrollment_expires_at) })
+    : '';
+}
+
+function hideCode() {
+  state.enrollment = null;
+  els.codePanel.hidden = true;
+  els.code.textContent = '';
+  els.codeExpiry.textContent = '';
+}
+
+els.codeClose.addEventListener('click', () => {
+  hideCode();
+  $('terminals-heading').focus();
+});
+
+els.regionSelect.addEventListener('change', () => {
+  state.regionId = els.regionSelect.value || null;
+  state.revokeOpenFor = null;
+  state.terminals = null;
+  renderTerminals();
+  loadTerminals();
+});
+
+els.terminalsRefresh.addEventListener('click', (event) => busy(event.currentTarget, loadTerminals));
+
+els.terminalForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = els.terminalForm;
+  const languages = checkedValues(form, 'languages');
+  if (!languages.length) {
+    setStatus({ kind: 'error', error: { code: 'no_language', serverMessage: '' } });
+    form.querySelector('input[name="languages"]').focus();
+    return;
+  }
+  const body = {
+    name: form.elements.name.value.trim(),
+    township: form.elements.township.value.trim(),
+    region_id: state.regionId,
+    languages,
+  };
+  busy(event.submitter, async () => {
+    const result = await client.post('/api/terminals', body);
+    replaceTerminal(result.terminal);
+    renderTerminals();
+    form.reset();
+    reportOk('terminals.registered', { name: result.terminal.name });
+    showCode(result);
+  });
+});
+
+// ---------------------------------------------------------------- start
+
+onLanguageChange(() => {
+  renderWhoami();
+  if (state.me) {
+    renderAccounts();
+    renderRegions();
+    renderTerminals();
+    renderCode();
+    renderStatus();
+  }
+});
+
+async function start() {
+  await initI18n({ app: 'coordinator', languages: ['zh', 'en'], defaultLanguage: 'zh' });
+  setupLanguageButtons(document.querySelector('.lang-switch'));
+  setupLoginForm({ form: els.loginForm, client, roles: APP_ROLES, onLoggedIn: showDashboard });
+  if (client.hasCredentials()) {
+    try {
+      showDashboard(await fetchAccount(client, APP_ROLES));
+      return;
+    } catch (error) {
+      if (error.code === 'wrong_role') await client.logout();
+      showLogin();
+      if (error.code !== 'unauthorized') showError(els.loginError, error);
+      return;
+    }
+  }
+  showLogin();
+}
+
+start().catch((error) => {
+  console.error(error);
+  applyTranslations(document);
+});

@@ -1,0 +1,92 @@
+// The lawyer and interpreter console. For now: login, who is logged in, logout.
+// The console itself comes into <main id="console"> (see index.html).
+
+import { createClient } from '/web/shared/api.js';
+import { initI18n, onLanguageChange, showError, applyTranslations } from '/web/shared/i18n.js';
+import { setupLanguageButtons, setupLoginForm, fetchAccount } from '/web/shared/session.js';
+import { listOf } from '/web/shared/codes.js';
+
+const client = createClient('lawyer');
+const APP_ROLES = ['lawyer', 'interpreter'];
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  loginView: $('login-view'),
+  loginForm: $('login-form'),
+  loginError: document.querySelector('[data-testid="login-error"]'),
+  console: $('console'),
+  profile: $('profile'),
+  name: $('profile-name'),
+  languages: $('profile-languages'),
+  topics: $('profile-topics'),
+  logout: $('logout'),
+  skip: $('skip-link'),
+};
+
+let me = null;
+let login = null;
+
+function renderProfile() {
+  if (!me) return;
+  els.name.textContent = me.display_name;
+  els.languages.textContent = listOf('language', me.languages);
+  els.topics.textContent = listOf('topic', me.topics);
+}
+
+function showLogin() {
+  me = null;
+  els.console.hidden = true;
+  els.profile.hidden = true;
+  els.logout.hidden = true;
+  for (const el of [els.name, els.languages, els.topics]) el.textContent = '';
+  login?.reset();
+  els.loginView.hidden = false;
+  els.skip.href = '#login-view';
+}
+
+function showConsole(account) {
+  me = account;
+  renderProfile();
+  els.loginView.hidden = true;
+  els.profile.hidden = false;
+  els.logout.hidden = false;
+  els.console.hidden = false;
+  els.skip.href = '#console';
+  els.console.focus();
+}
+
+client.onLoggedOut(() => {
+  showLogin();
+  showError(els.loginError, { code: 'session_expired', serverMessage: '' });
+});
+
+els.logout.addEventListener('click', async () => {
+  await client.logout();
+  showLogin();
+  document.querySelector('[data-testid="login-username"]').focus();
+});
+
+onLanguageChange(renderProfile);
+
+async function start() {
+  await initI18n({ app: 'lawyer', languages: ['zh', 'en'], defaultLanguage: 'zh' });
+  setupLanguageButtons(document.querySelector('.lang-switch'));
+  login = setupLoginForm({ form: els.loginForm, client, roles: APP_ROLES, onLoggedIn: showConsole });
+  if (client.hasCredentials()) {
+    try {
+      showConsole(await fetchAccount(client, APP_ROLES));
+      return;
+    } catch (error) {
+      if (error.code === 'wrong_role') await client.logout();
+      showLogin();
+      if (error.code !== 'unauthorized') showError(els.loginError, error);
+      return;
+    }
+  }
+  showLogin();
+}
+
+start().catch((error) => {
+  console.error(error);
+  applyTranslations(document);
+});

@@ -1,0 +1,24 @@
+// The API's codes for roles, languages and topics, in the order the apps list them.
+
+import { t } from './i18n.js';
+
+export const ROLES = ['lawyer', 'interpreter', 'coordinator', 'admin'];
+export const LANGUAGES = ['bo', 'zh', 'en'];
+export const TOPICS = ['land', 'family', 'labour', 'debt', 'administrative', 'criminal', 'other'];
+
+const ORDER = { role: ROLES, language: LANGUAGES, topic: TOPICS };
+
+/**
+ * Codes as translated words in the usual order, e.g. listOf('language',
+ * ['zh', 'bo']) is "藏语、汉语" in Chinese. The keys are '<prefix>.<code>',
+ * 'list.separator' and 'list.none' (for an empty list).
+ */
+export function listOf(prefix, codes) {
+  if (!codes || !codes.length) return t('list.none');
+  const order = ORDER[prefix] ?? [];
+  const rank = (code) => (order.includes(code) ? order.indexOf(code) : order.length);
+  return [...codes]
+    .sort((a, b) => rank(a) - rank(b))
+    .map((code) => t(`${prefix}.${code}`))
+    .join(t('list.separator'));
+}

@@ -1,0 +1,190 @@
+// The kiosk in a township legal service station.
+//
+// Screens: enrollment (for the technician, until the kiosk has a device
+// token) and start (for residents). The device token is the kiosk's Bearer
+// token; when the server stops accepting it (the terminal was revoked), the
+// kiosk forgets it and goes back to enrollment.
+//
+// Idle reset: IDLE_MS after the last touch, the kiosk goes back to the start
+// screen in Tibetan and forgets everything the last person did.
+
+import { createClient } from '/web/shared/api.js';
+import { initI18n, setLanguage, currentLanguage, onLanguageChange, t, showError, clearError, applyTranslations } from '/web/shared/i18n.js';
+
+const client = createClient('terminal');
+const DEFAULT_LANGUAGE = 'bo';
+const LANGUAGES = ['bo', 'zh', 'en'];
+const IDLE_MS = 90_000;
+/** How often an idle kiosk asks whether it is still enrolled. */
+const RECHECK_MS = 5 * 60_000;
+
+const $ = (id) => document.getElementById(id);
+const screens = {
+  loading: $('loading-screen'),
+  enroll: $('enroll-screen'),
+  start: $('start-screen'),
+};
+const els = {
+  enrollForm: $('enroll-form'),
+  enrollCode: $('enroll-code'),
+  enrollError: $('enroll-error'),
+  enrollSubmit: document.querySelector('[data-testid="enroll-submit"]'),
+  placeText: $('place-text'),
+  offline: $('offline'),
+};
+
+let terminal = null;
+let idleTimer = null;
+
+// ---------------------------------------------------------------- screens
+
+function show(name) {
+  for (const [key, el] of Object.entries(screens)) el.hidden = key !== name;
+  window.scrollTo(0, 0);
+}
+
+const visible = (name) => !screens[name].hidden;
+
+function renderPlace() {
+  if (!terminal) {
+    els.placeText.textContent = '';
+    return;
+  }
+  els.placeText.textContent = t('start.place', { township: terminal.township, name: terminal.name });
+}
+
+function showStart() {
+  renderPlace();
+  show('start');
+}
+
+function showEnroll() {
+  terminal = null;
+  renderPlace();
+  els.enrollCode.value = '';
+  clearError(els.enrollError);
+  show('enroll');
+}
+
+// ---------------------------------------------------------------- server
+
+/** Asks who this kiosk is; a rejected token sends it back to enrollment. */
+async function checkIdentity() {
+  if (!client.hasCredentials()) {
+    showEnroll();
+    return;
+  }
+  try {
+    const me = await client.get('/api/me');
+    if (!me || me.kind !== 'terminal' || !me.terminal) {
+      client.forget();
+      showEnroll();
+      return;
+    }
+    terminal = me.terminal;
+    els.offline.hidden = true;
+    if (!visible('start')) showStart();
+    else renderPlace();
+  } catch (error) {
+    if (error.status === 401) return; // onLoggedOut already went back to enrollment
+    // Offline or a server problem: stay usable, show the notice, keep the token.
+    els.offline.hidden = false;
+    if (!visible('start')) showStart();
+  }
+}
+
+client.onLoggedOut(() => {
+  showEnroll();
+});
+
+els.enrollForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearError(els.enrollError);
+  const code = els.enrollCode.value.replace(/\s+/g, '').toUpperCase();
+  if (!code) {
+    showError(els.enrollError, { code: 'empty_code', serverMessage: '' });
+    els.enrollCode.focus();
+    return;
+  }
+  els.enrollSubmit.disabled = true;
+  try {
+    const result = await client.anonymous('POST', '/api/terminals/enroll', { code });
+    client.setDeviceToken(result.device_token);
+    terminal = result.terminal ?? null;
+    els.enrollCode.value = '';
+    els.offline.hidden = true;
+    await setLanguage(DEFAULT_LANGUAGE);
+    showStart();
+    checkIdentity();
+  } catch (error) {
+    showError(els.enrollError, error);
+    els.enrollCode.select();
+  } finally {
+    els.enrollSubmit.disabled = false;
+  }
+});
+
+// ---------------------------------------------------------------- language
+
+function markLanguageButtons() {
+  for (const button of document.querySelectorAll('button[data-lang]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.lang === currentLanguage()));
+  }
+}
+
+for (const button of document.querySelectorAll('button[data-lang]')) {
+  button.addEventListener('click', () => setLanguage(button.dataset.lang));
+}
+
+onLanguageChange(() => {
+  markLanguageButtons();
+  renderPlace();
+});
+
+// ---------------------------------------------------------------- idle reset
+
+/** Back to a fresh start screen in Tibetan: nothing of the last person stays. */
+async function resetSession() {
+  if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+  els.enrollCode.value = '';
+  clearError(els.enrollError);
+  await setLanguage(DEFAULT_LANGUAGE);
+  window.scrollTo(0, 0);
+  if (client.hasCredentials()) {
+    if (!visible('start')) showStart();
+    checkIdentity();
+  } else {
+    showEnroll();
+  }
+}
+
+function touched() {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(resetSession, IDLE_MS);
+}
+
+for (const type of ['pointerdown', 'touchstart', 'keydown', 'input', 'wheel']) {
+  document.addEventListener(type, touched, { capture: true, passive: true });
+}
+
+// A long press must not open a context menu on a kiosk.
+document.addEventListener('contextmenu', (event) => event.preventDefault());
+
+setInterval(() => {
+  if (visible('start') && client.hasCredentials()) checkIdentity();
+}, RECHECK_MS);
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  // A kiosk serves a new person after every restart: always begin in Tibetan.
+  await initI18n({ app: 'terminal', languages: LANGUAGES, defaultLanguage: DEFAULT_LANGUAGE, remember: false });
+  markLanguageButtons();
+  await checkIdentity();
+}
+
+start().catch((error) => {
+  console.error(error);
+  applyTranslations(document);
+  showEnroll();
+});
