@@ -33,6 +33,7 @@ pub struct Config {
     pub allow_public_demo: bool,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub schedule: crate::schedule::ScheduleConfig,
     pub relay: RelayConfig,
 }
 
@@ -134,6 +135,7 @@ impl Default for Config {
             allow_public_demo: false,
             log: LogConfig::default(),
             auth: AuthConfig::default(),
+            schedule: Default::default(),
             relay: RelayConfig::default(),
         }
     }
@@ -227,6 +229,7 @@ impl Config {
             )));
         }
         self.auth.validate()?;
+        self.schedule.validate().map_err(ConfigError)?;
         self.relay.validate().map_err(ConfigError)?;
         Ok(())
     }
@@ -279,6 +282,7 @@ mod tests {
         assert_eq!(config.log, defaults.log);
         assert_eq!(config.relay, defaults.relay);
         assert_eq!(config.auth, defaults.auth);
+        assert_eq!(config.schedule, defaults.schedule);
         assert_eq!(config.demo, defaults.demo);
     }
 

@@ -23,6 +23,8 @@
 //! - [`auth`]: tokens (EdDSA JWTs), the authenticated [`auth::Principal`] of a
 //!   request, and the failed-attempt limiters.
 //! - [`password`]: Argon2id for passwords, SHA-256 fingerprints for codes.
+//! - [`schedule`]: availability, rosters, on-duty and coverage queries, the
+//!   appointment rules and the iCalendar feed.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`telemetry`]: logging set-up (readable or JSON).
 //! - [`domain`]: small validated types shared by the areas (languages, topics, ids).
@@ -35,6 +37,7 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod password;
+pub mod schedule;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

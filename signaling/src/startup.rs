@@ -18,7 +18,9 @@ use crate::config::Config;
 use crate::demo::{self, DemoError};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::schedule::{Scheduler, reminders};
 use crate::store::{Store, StoreError};
+use crate::ws::registry::Connections;
 
 /// Why the server could not start or stopped with an error. Each variant's
 /// message is one line that names what went wrong.
@@ -62,6 +64,14 @@ pub async fn serve(
     tokio::task::spawn_blocking(http::warm_up);
     let relay = Relay::start(config.relay.clone()).await?;
     let metrics = Arc::new(Metrics::new(relay.clone(), store.backend()));
+    let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
+    let connections: Arc<Connections> = Arc::default();
+    let reminders = tokio::spawn(reminders::run(
+        store.clone(),
+        Arc::clone(&connections),
+        config.schedule.reminder_minutes,
+        std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
+    ));
     let state = AppState {
         limits: Limits::new(&config.auth),
         config: Arc::new(config),
@@ -69,13 +79,15 @@ pub async fn serve(
         relay: relay.clone(),
         metrics,
         tokens,
-        connections: Arc::default(),
+        connections,
+        scheduler,
     };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "cloudlaw listening on http://{addr}");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     tracing::info!("shutting down");
+    reminders.abort();
     relay.shutdown().await;
     store.close().await;
     served?;

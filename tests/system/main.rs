@@ -11,4 +11,5 @@ mod auth;
 mod authorization;
 mod cli;
 mod http_api;
+mod schedule;
 mod websocket;

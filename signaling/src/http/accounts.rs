@@ -99,14 +99,9 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A time zone in the IANA shape (`Asia/Shanghai`, `UTC`).
+/// A time zone the IANA database knows (`Asia/Shanghai`, `UTC`).
 fn check_time_zone(zone: &str) -> Result<(), ApiError> {
-    let ok = zone == "UTC"
-        || (zone.len() <= 64
-            && zone.contains('/')
-            && zone.split('/').all(|part| {
-                !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+".contains(&b))
-            }));
+    let ok = zone.len() <= 64 && jiff::tz::TimeZone::get(zone).is_ok();
     if ok {
         Ok(())
     } else {
@@ -200,6 +195,7 @@ pub async fn create(
     if let Some(regions) = &request.regions {
         state.store.set_coordinator_regions(&id, regions).await?;
     }
+    state.scheduler.invalidate();
     let account = state.store.account(&id).await?.ok_or(ApiError::NotFound)?;
     state
         .audit(
@@ -318,6 +314,7 @@ pub async fn update(
     if let Some(regions) = &request.regions {
         state.store.set_coordinator_regions(&id, regions).await?;
     }
+    state.scheduler.invalidate();
     if request.active == Some(false) {
         state.store.revoke_account_sessions(&id, now, "account deactivated").await?;
         state.connections.close_account(&id, "account deactivated");

@@ -11,6 +11,7 @@ mod auth;
 mod consultations;
 mod error;
 mod places;
+mod schedule;
 mod system;
 pub mod views;
 
@@ -57,6 +58,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub limits: Arc<Limits>,
     pub connections: Arc<Connections>,
+    pub scheduler: Arc<crate::schedule::Scheduler>,
 }
 
 #[derive(OpenApi)]
@@ -73,6 +75,8 @@ pub struct AppState {
         (name = "regions", description = "Regions"),
         (name = "terminals", description = "Kiosks: registration, enrollment, revocation"),
         (name = "consultations", description = "Consultation records"),
+        (name = "schedule", description = "Availability, aid teams, duty rosters, on duty and coverage"),
+        (name = "appointments", description = "Booking later consultations; calendar feeds"),
         (name = "audit", description = "The audit log (admins)"),
     ),
     components(schemas(ErrorBody)),
@@ -119,6 +123,22 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(consultations::read))
         .routes(routes!(consultations::write_record))
         .routes(routes!(audit::recent))
+        .routes(routes!(schedule::get_availability, schedule::put_availability))
+        .routes(routes!(schedule::teams, schedule::create_team))
+        .routes(routes!(schedule::update_team))
+        .routes(routes!(schedule::rosters))
+        .routes(routes!(schedule::create_roster))
+        .routes(routes!(schedule::delete_roster))
+        .routes(routes!(schedule::on_duty))
+        .routes(routes!(schedule::coverage))
+        .routes(routes!(schedule::slots))
+        .routes(routes!(schedule::book, schedule::list))
+        .routes(routes!(schedule::read))
+        .routes(routes!(schedule::cancel))
+        .routes(routes!(schedule::reschedule))
+        .routes(routes!(schedule::no_show))
+        .routes(routes!(schedule::create_feed, schedule::delete_feed))
+        .routes(routes!(schedule::feed))
         .split_for_parts()
 }
 

@@ -5,7 +5,45 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{Language, Role, Topic};
-use crate::store::{AccountRecord, ConsultationRecord, RegionRecord, TerminalRecord};
+use crate::store::{AccountRecord, AppointmentRecord, ConsultationRecord, RegionRecord, TerminalRecord};
+
+/// An instant as RFC 3339 in UTC (`2026-12-01T06:00:00Z`).
+pub fn rfc3339(at: i64) -> String {
+    jiff::Timestamp::from_second(at).map(|t| t.to_string()).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct AppointmentView {
+    pub id: String,
+    pub terminal_id: String,
+    pub region_id: String,
+    pub lawyer_id: String,
+    pub language: String,
+    pub topic: String,
+    #[schema(example = "2026-12-01T06:00:00Z")]
+    pub start: String,
+    pub end: String,
+    /// `booked`, `cancelled`, `completed` or `no_show`.
+    pub status: String,
+    pub consultation_id: Option<String>,
+}
+
+impl From<&AppointmentRecord> for AppointmentView {
+    fn from(a: &AppointmentRecord) -> Self {
+        AppointmentView {
+            id: a.id.clone(),
+            terminal_id: a.terminal_id.clone(),
+            region_id: a.region_id.clone(),
+            lawyer_id: a.lawyer_id.clone(),
+            language: a.language.clone(),
+            topic: a.topic.clone(),
+            start: rfc3339(a.starts_at),
+            end: rfc3339(a.ends_at),
+            status: a.status.clone(),
+            consultation_id: a.consultation_id.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {

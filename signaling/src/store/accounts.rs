@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{ConflictExt, Store, StoreError, new_id, with_pool};
+use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
 use crate::domain::{Language, Role, Topic};
 use crate::unix_now;
 
@@ -74,7 +74,7 @@ impl Store {
         let id = new_id();
         let now = unix_now();
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO accounts (id, username, display_name, password_hash, time_zone, active, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)",
@@ -221,7 +221,7 @@ impl Store {
     /// Applies a patch in one transaction. False when there is no such account.
     pub async fn update_account(&self, id: &str, patch: &AccountPatch, now: i64) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let found = sqlx::query(
                 "UPDATE accounts SET
                     display_name = COALESCE($2, display_name),

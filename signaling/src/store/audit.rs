@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, with_pool};
+use super::{BeginWrite, Store, StoreError, with_pool};
 use crate::unix_now;
 
 /// The `prev_hash` of the first row.
@@ -96,7 +96,7 @@ impl Store {
             attempts += 1;
             let result: Result<i64, sqlx::Error> = with_pool!(self, |pool| {
                 async {
-                    let mut tx = pool.begin().await?;
+                    let mut tx = pool.begin_write().await?;
                     let last: Option<(i64, String)> =
                         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                             .fetch_optional(&mut *tx)

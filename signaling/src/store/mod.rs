@@ -14,6 +14,7 @@ mod audit;
 mod auth;
 mod consultations;
 mod places;
+mod schedule;
 mod teams;
 
 pub use accounts::{AccountPatch, AccountRecord, Credentials, NewAccount};
@@ -21,6 +22,10 @@ pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
 pub use auth::{RefreshUse, SessionState, SigningKeyRow};
 pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation};
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
+pub use schedule::{
+    AppointmentRecord, AppointmentScope, BookOutcome, Booking, OverrideRow, RosterRow, ScheduleRows,
+    TICK_SECS, WeeklyRow,
+};
 pub use teams::TeamRecord;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +83,26 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         StoreError::Database(error)
+    }
+}
+
+/// Starting a transaction that will write.
+///
+/// On SQLite a plain `BEGIN` takes the write lock only at the first write; a
+/// transaction that reads first and then writes while another connection has
+/// written meanwhile fails at once with "database is locked", without waiting.
+/// `BEGIN IMMEDIATE` takes the lock up front, so concurrent writers queue
+/// (up to the busy timeout) instead. Every store transaction writes, so every
+/// one starts here.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
     }
 }
 

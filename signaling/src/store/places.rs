@@ -1,6 +1,6 @@
 //! Regions and the terminals (kiosks) in their townships.
 
-use super::{ConflictExt, Store, StoreError, new_id, with_pool};
+use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
 use crate::domain::Language;
 use crate::unix_now;
 
@@ -77,7 +77,7 @@ impl Store {
     pub async fn create_terminal(&self, terminal: &NewTerminal) -> Result<String, StoreError> {
         let id = new_id();
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO terminals (id, name, township, region_id, enrollment_code_hash, enrollment_expires_at, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",

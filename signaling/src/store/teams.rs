@@ -1,6 +1,6 @@
 //! Aid teams, their members and the regions they are posted to.
 
-use super::{ConflictExt, Store, StoreError, new_id, with_pool};
+use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
 use crate::unix_now;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -75,7 +75,7 @@ impl Store {
         regions: &[String],
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM coordinator_regions WHERE account_id = $1")
                 .bind(account_id)
                 .execute(&mut *tx)

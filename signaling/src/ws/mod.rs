@@ -89,10 +89,10 @@ async fn connection(state: AppState, socket: WebSocket, connection_id: String, p
         }
         Principal::Terminal { terminal } => Owner::Terminal { terminal_id: terminal.id.clone() },
     };
-    let (registration, mut kicked) = state.connections.register(owner);
     state.metrics.ws_connections.inc();
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(SEND_QUEUE);
+    let (registration, mut kicked) = state.connections.register(owner, Some(tx.clone()));
 
     let writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(PING_INTERVAL);

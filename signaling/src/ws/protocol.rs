@@ -28,6 +28,10 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
+    /// An appointment of the recipient's starts soon (`schedule.reminder_minutes`).
+    AppointmentReminder { appointment: crate::http::views::AppointmentView },
+    /// An appointment of the recipient's starts now.
+    AppointmentStarted { appointment: crate::http::views::AppointmentView },
     /// A message could not be handled. The connection stays open unless the
     /// code says otherwise (`rate_limited` repeated, `idle_timeout`).
     Error {

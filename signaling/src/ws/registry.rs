@@ -1,5 +1,6 @@
 //! Open WebSocket connections by owner, so that revoking a session,
-//! deactivating an account or revoking a terminal closes its connections at once.
+//! deactivating an account or revoking a terminal closes its connections at
+//! once, and so that the server can push a message to a person or a terminal.
 //!
 //! Within one process. Several signaling nodes relay revocations to each other
 //! through the database (see ARCHITECTURE.md, multi-node).
@@ -8,7 +9,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::oneshot;
+use axum::extract::ws::{Message, Utf8Bytes};
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::ServerMessage;
 
 /// Who holds a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub enum Owner {
 struct Entry {
     owner: Owner,
     kick: oneshot::Sender<&'static str>,
+    /// The connection's outgoing queue (bounded; see `ws::SEND_QUEUE`).
+    outbox: Option<mpsc::Sender<Message>>,
 }
 
 #[derive(Debug, Default)]
@@ -45,11 +51,38 @@ impl Drop for Registration<'_> {
 
 impl Connections {
     /// Registers a connection; the receiver yields a reason when it must close.
-    pub fn register(&self, owner: Owner) -> (Registration<'_>, oneshot::Receiver<&'static str>) {
+    /// Pushed messages go into `outbox`.
+    pub fn register(
+        &self,
+        owner: Owner,
+        outbox: Option<mpsc::Sender<Message>>,
+    ) -> (Registration<'_>, oneshot::Receiver<&'static str>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (kick, kicked) = oneshot::channel();
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Entry { owner, kick });
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Entry { owner, kick, outbox });
         (Registration { id, connections: self }, kicked)
+    }
+
+    /// Queues `message` on every connection whose owner matches; returns how
+    /// many took it. A connection whose queue is full is skipped (it is being
+    /// disconnected for not reading).
+    pub fn push_where(&self, message: &ServerMessage, matches: impl Fn(&Owner) -> bool) -> usize {
+        let Ok(text) = serde_json::to_string(message) else { return 0 };
+        let text = Utf8Bytes::from(text);
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.values()
+            .filter(|e| matches(&e.owner))
+            .filter_map(|e| e.outbox.as_ref())
+            .filter(|outbox| outbox.try_send(Message::Text(text.clone())).is_ok())
+            .count()
+    }
+
+    pub fn push_to_account(&self, account_id: &str, message: &ServerMessage) -> usize {
+        self.push_where(message, |o| matches!(o, Owner::Account { account_id: a, .. } if a == account_id))
+    }
+
+    pub fn push_to_terminal(&self, terminal_id: &str, message: &ServerMessage) -> usize {
+        self.push_where(message, |o| matches!(o, Owner::Terminal { terminal_id: t } if t == terminal_id))
     }
 
     /// Closes every connection whose owner matches; returns how many.
@@ -93,9 +126,9 @@ mod tests {
     fn closes_only_what_matches() {
         let connections = Connections::default();
         let owner = |a: &str, s: &str| Owner::Account { account_id: a.into(), session_id: s.into() };
-        let (_r1, mut k1) = connections.register(owner("a", "s1"));
-        let (_r2, mut k2) = connections.register(owner("a", "s2"));
-        let (_r3, mut k3) = connections.register(Owner::Terminal { terminal_id: "t".into() });
+        let (_r1, mut k1) = connections.register(owner("a", "s1"), None);
+        let (_r2, mut k2) = connections.register(owner("a", "s2"), None);
+        let (_r3, mut k3) = connections.register(Owner::Terminal { terminal_id: "t".into() }, None);
         assert_eq!(connections.close_session("s1", "revoked"), 1);
         assert_eq!(k1.try_recv(), Ok("revoked"));
         assert!(k2.try_recv().is_err());
@@ -107,9 +140,23 @@ mod tests {
     }
 
     #[test]
+    fn pushes_reach_the_owner_only() {
+        let connections = Connections::default();
+        let (tx, mut rx) = mpsc::channel(4);
+        let (other_tx, mut other_rx) = mpsc::channel(4);
+        let (_r1, _k1) = connections.register(Owner::Terminal { terminal_id: "t".into() }, Some(tx));
+        let (_r2, _k2) = connections.register(Owner::Terminal { terminal_id: "u".into() }, Some(other_tx));
+        let message = ServerMessage::Pong { id: Some("x".into()) };
+        assert_eq!(connections.push_to_terminal("t", &message), 1);
+        assert!(matches!(rx.try_recv(), Ok(Message::Text(t)) if t.as_str().contains("pong")));
+        assert!(other_rx.try_recv().is_err());
+        assert_eq!(connections.push_to_account("t", &message), 0);
+    }
+
+    #[test]
     fn dropping_the_registration_unregisters() {
         let connections = Connections::default();
-        let (registration, _kicked) = connections.register(Owner::Terminal { terminal_id: "t".into() });
+        let (registration, _kicked) = connections.register(Owner::Terminal { terminal_id: "t".into() }, None);
         assert_eq!(connections.len(), 1);
         drop(registration);
         assert!(connections.is_empty());

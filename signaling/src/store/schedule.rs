@@ -1,0 +1,665 @@
+//! Availability, rosters, teams' coverage, appointments and calendar feeds.
+
+use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
+use crate::unix_now;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WeeklyRow {
+    pub account_id: String,
+    pub weekday: i64,
+    pub start_minute: i64,
+    pub end_minute: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OverrideRow {
+    pub account_id: String,
+    /// `YYYY-MM-DD`, local to the account.
+    pub date: String,
+    pub start_minute: i64,
+    pub end_minute: i64,
+    /// `extra` or `off`.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RosterRow {
+    pub id: String,
+    pub team_id: String,
+    pub region_id: String,
+    pub weekdays: i64,
+    pub start_minute: i64,
+    pub end_minute: i64,
+    pub starts_on: String,
+    pub ends_on: String,
+}
+
+/// Everything the scheduler's in-memory snapshot is built from.
+#[derive(Debug, Default)]
+pub struct ScheduleRows {
+    pub weekly: Vec<WeeklyRow>,
+    pub overrides: Vec<OverrideRow>,
+    pub rosters: Vec<RosterRow>,
+    /// (team, account)
+    pub members: Vec<(String, String)>,
+    /// (team, region)
+    pub team_regions: Vec<(String, String)>,
+    /// (account, daily cap)
+    pub daily_caps: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AppointmentRecord {
+    pub id: String,
+    pub terminal_id: String,
+    pub region_id: String,
+    pub lawyer_id: String,
+    pub language: String,
+    pub topic: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub status: String,
+    pub booked_by: String,
+    pub created_at: i64,
+    pub consultation_id: Option<String>,
+}
+
+macro_rules! appointment_columns {
+    () => {
+        "id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, consultation_id"
+    };
+}
+
+/// One attempt to book an appointment with one lawyer.
+#[derive(Debug, Clone)]
+pub struct Booking {
+    pub terminal_id: String,
+    pub region_id: String,
+    pub lawyer_id: String,
+    pub language: String,
+    pub topic: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// Lawyer time held after the appointment, in seconds.
+    pub buffer_secs: i64,
+    pub booked_by: String,
+    /// The lawyer's local day around `starts_at`, and how many appointments
+    /// they take in it.
+    pub day: (i64, i64),
+    pub daily_cap: i64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookOutcome {
+    Booked(String),
+    /// The terminal already has an appointment then.
+    TerminalBusy,
+    /// The lawyer is booked then (or within the buffer).
+    LawyerBusy,
+    /// The lawyer's day is full.
+    CapReached,
+}
+
+/// Five-minute ticks covering `[from, to)`.
+pub const TICK_SECS: i64 = 300;
+
+fn ticks(from: i64, to: i64) -> impl Iterator<Item = i64> {
+    from.div_euclid(TICK_SECS)..(to + TICK_SECS - 1).div_euclid(TICK_SECS)
+}
+
+/// Whose appointments to list.
+#[derive(Debug, Clone, Copy)]
+pub enum AppointmentScope<'a> {
+    Lawyer(&'a str),
+    Terminal(&'a str),
+    Region(&'a str),
+}
+
+impl Store {
+    pub async fn schedule_rows(&self) -> Result<ScheduleRows, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            ScheduleRows {
+                weekly: sqlx::query_as("SELECT account_id, weekday, start_minute, end_minute FROM availability_rules")
+                    .fetch_all(pool)
+                    .await?,
+                overrides: sqlx::query_as(
+                    "SELECT account_id, date, start_minute, end_minute, kind FROM availability_overrides",
+                )
+                .fetch_all(pool)
+                .await?,
+                rosters: sqlx::query_as(
+                    "SELECT id, team_id, region_id, weekdays, start_minute, end_minute, starts_on, ends_on FROM duty_rosters",
+                )
+                .fetch_all(pool)
+                .await?,
+                members: sqlx::query_as("SELECT team_id, account_id FROM team_members").fetch_all(pool).await?,
+                team_regions: sqlx::query_as("SELECT team_id, region_id FROM team_regions").fetch_all(pool).await?,
+                daily_caps: sqlx::query_as("SELECT id, daily_cap FROM accounts WHERE daily_cap IS NOT NULL")
+                    .fetch_all(pool)
+                    .await?,
+            }
+        }))
+    }
+
+    pub async fn availability_of(
+        &self,
+        account_id: &str,
+    ) -> Result<(Vec<WeeklyRow>, Vec<OverrideRow>), StoreError> {
+        Ok(with_pool!(self, |pool| {
+            (
+                sqlx::query_as(
+                    "SELECT account_id, weekday, start_minute, end_minute FROM availability_rules
+                     WHERE account_id = $1 ORDER BY weekday, start_minute",
+                )
+                .bind(account_id)
+                .fetch_all(pool)
+                .await?,
+                sqlx::query_as(
+                    "SELECT account_id, date, start_minute, end_minute, kind FROM availability_overrides
+                     WHERE account_id = $1 ORDER BY date, start_minute",
+                )
+                .bind(account_id)
+                .fetch_all(pool)
+                .await?,
+            )
+        }))
+    }
+
+    /// Replaces a person's weekly windows and overrides in one transaction.
+    pub async fn replace_availability(
+        &self,
+        account_id: &str,
+        weekly: &[WeeklyRow],
+        overrides: &[OverrideRow],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM availability_rules WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM availability_overrides WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            for w in weekly {
+                sqlx::query(
+                    "INSERT INTO availability_rules (id, account_id, weekday, start_minute, end_minute) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(new_id())
+                .bind(account_id)
+                .bind(w.weekday)
+                .bind(w.start_minute)
+                .bind(w.end_minute)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for o in overrides {
+                sqlx::query(
+                    "INSERT INTO availability_overrides (id, account_id, date, start_minute, end_minute, kind)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(new_id())
+                .bind(account_id)
+                .bind(&o.date)
+                .bind(o.start_minute)
+                .bind(o.end_minute)
+                .bind(&o.kind)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn teams(&self) -> Result<Vec<super::TeamRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name FROM aid_teams ORDER BY name").fetch_all(pool).await?
+        }))
+    }
+
+    pub async fn team(&self, id: &str) -> Result<Option<super::TeamRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name FROM aid_teams WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// A team's member ids, region ids and terminal ids.
+    pub async fn team_links(&self, id: &str) -> Result<(Vec<String>, Vec<String>, Vec<String>), StoreError> {
+        Ok(with_pool!(self, |pool| {
+            (
+                sqlx::query_scalar(
+                    "SELECT account_id FROM team_members WHERE team_id = $1 ORDER BY account_id",
+                )
+                .bind(id)
+                .fetch_all(pool)
+                .await?,
+                sqlx::query_scalar(
+                    "SELECT region_id FROM team_regions WHERE team_id = $1 ORDER BY region_id",
+                )
+                .bind(id)
+                .fetch_all(pool)
+                .await?,
+                sqlx::query_scalar(
+                    "SELECT terminal_id FROM team_terminals WHERE team_id = $1 ORDER BY terminal_id",
+                )
+                .bind(id)
+                .fetch_all(pool)
+                .await?,
+            )
+        }))
+    }
+
+    /// Replaces a team's members, regions and terminals (each when given).
+    pub async fn set_team_links(
+        &self,
+        id: &str,
+        members: Option<&[String]>,
+        regions: Option<&[String]>,
+        terminals: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if let Some(members) = members {
+                sqlx::query("DELETE FROM team_members WHERE team_id = $1").bind(id).execute(&mut *tx).await?;
+                for m in members {
+                    sqlx::query("INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(m)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(regions) = regions {
+                sqlx::query("DELETE FROM team_regions WHERE team_id = $1").bind(id).execute(&mut *tx).await?;
+                for r in regions {
+                    sqlx::query("INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(r)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(terminals) = terminals {
+                sqlx::query("DELETE FROM team_terminals WHERE team_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for t in terminals {
+                    sqlx::query("INSERT INTO team_terminals (team_id, terminal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(t)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn create_roster(&self, roster: &RosterRow) -> Result<String, StoreError> {
+        let id = new_id();
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO duty_rosters (id, team_id, region_id, weekdays, start_minute, end_minute, starts_on, ends_on, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&id)
+            .bind(&roster.team_id)
+            .bind(&roster.region_id)
+            .bind(roster.weekdays)
+            .bind(roster.start_minute)
+            .bind(roster.end_minute)
+            .bind(&roster.starts_on)
+            .bind(&roster.ends_on)
+            .bind(unix_now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(id)
+    }
+
+    pub async fn roster(&self, id: &str) -> Result<Option<RosterRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, team_id, region_id, weekdays, start_minute, end_minute, starts_on, ends_on FROM duty_rosters WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn rosters_for_region(&self, region_id: &str) -> Result<Vec<RosterRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, team_id, region_id, weekdays, start_minute, end_minute, starts_on, ends_on FROM duty_rosters
+                 WHERE region_id = $1 ORDER BY starts_on, id",
+            )
+            .bind(region_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn delete_roster(&self, id: &str) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM duty_rosters WHERE id = $1").bind(id).execute(pool).await?
+        });
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Books in one transaction: the appointment, then the terminal's claims,
+    /// then the lawyer's (with the buffer), then the day's count. Any conflict
+    /// rolls the whole attempt back.
+    pub async fn book(&self, b: &Booking) -> Result<BookOutcome, StoreError> {
+        let id = new_id();
+        let now = unix_now();
+        with_pool!(self, |pool| {
+            // The first statement writes, so on SQLite the transaction holds the
+            // write lock from the start and concurrent bookings queue instead of
+            // failing to upgrade a read lock.
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'booked', $9, $10, $10)",
+            )
+            .bind(&id)
+            .bind(&b.terminal_id)
+            .bind(&b.region_id)
+            .bind(&b.lawyer_id)
+            .bind(&b.language)
+            .bind(&b.topic)
+            .bind(b.starts_at)
+            .bind(b.ends_at)
+            .bind(&b.booked_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(refused) = hold(&mut tx, b, &id).await? {
+                return Ok(refused);
+            }
+            tx.commit().await?;
+            Ok(BookOutcome::Booked(id))
+        })
+    }
+
+    /// Moves a booked appointment to a new time with the same lawyer and
+    /// terminal, atomically; `Ok(false)` when the new time is taken.
+    pub async fn reschedule(&self, id: &str, b: &Booking) -> Result<BookOutcome, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE appointments SET starts_at = $2, ends_at = $3, updated_at = $4, reminded_at = NULL, due_notified_at = NULL WHERE id = $1")
+                .bind(id)
+                .bind(b.starts_at)
+                .bind(b.ends_at)
+                .bind(unix_now())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM schedule_claims WHERE appointment_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(refused) = hold(&mut tx, b, id).await? {
+                return Ok(refused);
+            }
+            tx.commit().await?;
+            Ok(BookOutcome::Booked(id.to_owned()))
+        })
+    }
+
+    /// Sets a booked appointment's final status and frees what it held.
+    /// False when it was not booked.
+    pub async fn close_appointment(&self, id: &str, status: &str) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
+                "UPDATE appointments SET status = $2, updated_at = $3 WHERE id = $1 AND status = 'booked'",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            if status == "cancelled" {
+                sqlx::query("DELETE FROM schedule_claims WHERE appointment_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", appointment_columns!(), " FROM appointments WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Appointments starting in `[from, to)`, by start.
+    pub async fn appointments(
+        &self,
+        scope: AppointmentScope<'_>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AppointmentRecord>, StoreError> {
+        let (sql, key) = match scope {
+            AppointmentScope::Lawyer(id) => (
+                concat!(
+                    "SELECT ",
+                    appointment_columns!(),
+                    " FROM appointments WHERE lawyer_id = $1 AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at"
+                ),
+                id,
+            ),
+            AppointmentScope::Terminal(id) => (
+                concat!(
+                    "SELECT ",
+                    appointment_columns!(),
+                    " FROM appointments WHERE terminal_id = $1 AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at"
+                ),
+                id,
+            ),
+            AppointmentScope::Region(id) => (
+                concat!(
+                    "SELECT ",
+                    appointment_columns!(),
+                    " FROM appointments WHERE region_id = $1 AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at"
+                ),
+                id,
+            ),
+        };
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(key).bind(from).bind(to).fetch_all(pool).await?
+        }))
+    }
+
+    /// Booked appointments overlapping `[from, to)`, any lawyer: (lawyer, start, end).
+    pub async fn booked_between(&self, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT lawyer_id, starts_at, ends_at FROM appointments WHERE status = 'booked' AND ends_at > $1 AND starts_at < $2",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// When each lawyer was last given an appointment, for round robin.
+    pub async fn last_assignments(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as("SELECT lawyer_id, MAX(created_at) FROM appointments GROUP BY lawyer_id")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Booked appointments whose reminder is due (starting within `lead` seconds) and not yet sent;
+    /// marks them reminded.
+    pub async fn take_due_reminders(
+        &self,
+        now: i64,
+        lead: i64,
+    ) -> Result<Vec<AppointmentRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "UPDATE appointments SET reminded_at = $1 WHERE status = 'booked' AND reminded_at IS NULL
+                 AND starts_at > $1 AND starts_at <= $1 + $2 RETURNING ",
+                appointment_columns!()
+            ))
+            .bind(now)
+            .bind(lead)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Booked appointments that have started and were not yet announced; marks them.
+    pub async fn take_started(&self, now: i64) -> Result<Vec<AppointmentRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "UPDATE appointments SET due_notified_at = $1 WHERE status = 'booked' AND due_notified_at IS NULL
+                 AND starts_at <= $1 AND ends_at > $1 RETURNING ",
+                appointment_columns!()
+            ))
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Regions whose teams include this person.
+    pub async fn regions_of_member(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT r.region_id FROM team_members m JOIN team_regions r ON r.team_id = m.team_id
+                 WHERE m.account_id = $1 ORDER BY r.region_id",
+            )
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn set_calendar_token(&self, account_id: &str, token_hash: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO calendar_feeds (account_id, token_hash, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (account_id) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
+            )
+            .bind(account_id)
+            .bind(token_hash)
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .on_conflict("a calendar token")?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_calendar_token(&self, account_id: &str) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM calendar_feeds WHERE account_id = $1")
+                .bind(account_id)
+                .execute(pool)
+                .await?
+        });
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn calendar_owner(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT account_id FROM calendar_feeds WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+}
+
+// The two helpers below name SQLite's transaction type; another backend adds
+// its own pair (they are the only backend-specific code in this file).
+
+/// Holds the terminal's time and the lawyer's (with the buffer), then checks
+/// the lawyer's day; returns why not when any of it fails.
+async fn hold(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    b: &Booking,
+    appointment_id: &str,
+) -> Result<Option<BookOutcome>, StoreError> {
+    if claim(tx, &format!("terminal:{}", b.terminal_id), b.starts_at, b.ends_at, appointment_id)
+        .await?
+        .is_err()
+    {
+        return Ok(Some(BookOutcome::TerminalBusy));
+    }
+    let lawyer = format!("lawyer:{}", b.lawyer_id);
+    if claim(tx, &lawyer, b.starts_at, b.ends_at + b.buffer_secs, appointment_id).await?.is_err() {
+        return Ok(Some(BookOutcome::LawyerBusy));
+    }
+    let taken: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM appointments WHERE lawyer_id = $1 AND status IN ('booked', 'completed')
+         AND starts_at >= $2 AND starts_at < $3",
+    )
+    .bind(&b.lawyer_id)
+    .bind(b.day.0)
+    .bind(b.day.1)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((taken > b.daily_cap).then_some(BookOutcome::CapReached))
+}
+
+/// Inserts one claim per tick; `Ok(Err(()))` when any tick is already held.
+async fn claim(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    resource: &str,
+    from: i64,
+    to: i64,
+    appointment_id: &str,
+) -> Result<Result<(), ()>, StoreError> {
+    for tick in ticks(from, to) {
+        let inserted =
+            sqlx::query("INSERT INTO schedule_claims (resource, tick, appointment_id) VALUES ($1, $2, $3)")
+                .bind(resource)
+                .bind(tick)
+                .bind(appointment_id)
+                .execute(&mut **tx)
+                .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if error.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                return Ok(Err(()));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticks;
+
+    #[test]
+    fn ticks_cover_partial_edges() {
+        assert_eq!(ticks(0, 1800).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
+        assert_eq!(ticks(0, 1801).count(), 7);
+        assert_eq!(ticks(299, 301).collect::<Vec<_>>(), vec![0, 1]);
+    }
+}
