@@ -274,11 +274,39 @@ impl Snapshot {
         out
     }
 
-    /// Who is on duty anywhere at `at`.
+    /// Who is on duty anywhere at `at`. Each zone's local time and each
+    /// roster are evaluated once, not once per person.
     pub fn on_duty(&self, at: Instant) -> Vec<(&Person, DutyReason)> {
-        (0..self.people.len())
-            .filter_map(|i| self.duty_of(i, None, at).map(|r| (&self.people[i], r)))
-            .collect()
+        let local: Vec<(i64, u16)> = self.zones.iter().map(|tz| local_day_minute(tz, at)).collect();
+        let rostered: HashMap<&str, &RosterRule> = self
+            .rosters
+            .iter()
+            .filter(|(rule, zone)| {
+                let (day, minute) = local[*zone];
+                rule.covers_local(day, minute)
+            })
+            .map(|(rule, _)| (rule.team_id.as_str(), rule))
+            .collect();
+        let mut out = Vec::new();
+        for (i, person) in self.people.iter().enumerate() {
+            let (day, minute) = local[person.zone];
+            if person.availability.is_off_local(day, minute) {
+                continue;
+            }
+            if person.availability.is_available_local(day, minute) {
+                out.push((person, DutyReason::Availability));
+                continue;
+            }
+            let roster =
+                self.teams_of.get(&i).into_iter().flatten().find_map(|team| rostered.get(team.as_str()));
+            if let Some(rule) = roster {
+                out.push((
+                    person,
+                    DutyReason::Roster { team_id: rule.team_id.clone(), roster_id: rule.id.clone() },
+                ));
+            }
+        }
+        out
     }
 
     /// The instants in `[from, to)` at which `person` is on duty (for `region`
@@ -387,7 +415,13 @@ impl Snapshot {
     ) -> Vec<(&Person, bool)> {
         self.candidates(region, language, topic)
             .into_iter()
-            .filter(|(p, in_team)| self.on_duty_through(p, in_team.then_some(region), start, end))
+            .filter(|(p, in_team)| {
+                let region = in_team.then_some(region);
+                // The point query first: most people are not on duty at the start,
+                // and only those who are need their intervals expanded.
+                let i = self.index[&p.account.id];
+                self.duty_of(i, region, start).is_some() && self.on_duty_through(p, region, start, end)
+            })
             .collect()
     }
 }
