@@ -5,6 +5,9 @@
 //! region R", "on duty anywhere", a week's coverage of a region, eligibility
 //! for one appointment slot, and booking throughput with concurrent clients.
 
+// A benchmark, like a test, should stop loudly at the first surprise.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use signaling::config::Config;
