@@ -472,3 +472,129 @@ impl Scheduler {
         Ok(snapshot)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::civil::days_from_civil;
+    use proptest::prelude::*;
+
+    fn account(id: &str, languages: &[&str]) -> AccountRecord {
+        AccountRecord {
+            id: id.into(),
+            username: id.into(),
+            display_name: id.into(),
+            time_zone: "Asia/Shanghai".into(),
+            active: true,
+            roles: vec![Role::Lawyer],
+            languages: languages.iter().map(|l| Language::parse(l).unwrap()).collect(),
+            topics: vec![Topic::Land],
+            regions: vec![],
+        }
+    }
+
+    const ZONES: [&str; 3] = ["Asia/Shanghai", "America/New_York", "Europe/London"];
+
+    prop_compose! {
+        fn person()(
+            zone in 0usize..ZONES.len(),
+            in_team in any::<bool>(),
+            speaks_bo in any::<bool>(),
+            weekly in proptest::collection::vec((0usize..7, 0u16..1400, 1u16..600), 0..4),
+            off in proptest::collection::vec((0i64..14, 0u16..1400, 1u16..1440), 0..2),
+        ) -> (usize, bool, bool, Availability) {
+            let mut a = Availability::default();
+            for (day, s, len) in weekly { a.weekly[day].push((s, (s + len).min(1440))); }
+            for (d, s, len) in off {
+                a.off.entry(days_from_civil(2026, 3, 2) + d).or_default().push((s, (s + len).min(1440)));
+            }
+            (zone, in_team, speaks_bo, a)
+        }
+    }
+
+    fn snapshot(people: Vec<(usize, bool, bool, Availability)>, rosters: Vec<(u8, u16, u16)>) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for name in ZONES {
+            snap.zone_index(name);
+        }
+        snap.region_zone.insert("r".into(), 0);
+        snap.region_teams.insert("r".into(), vec!["t".into()]);
+        for (i, (zone, in_team, speaks_bo, availability)) in people.into_iter().enumerate() {
+            let id = format!("p{i}");
+            let languages: &[&str] = if speaks_bo { &["bo", "zh"] } else { &["zh"] };
+            snap.index.insert(id.clone(), i);
+            snap.people.push(Person {
+                account: account(&id, languages),
+                zone,
+                availability,
+                daily_cap: None,
+            });
+            if in_team {
+                snap.members.entry("t".into()).or_default().push(i);
+                snap.teams_of.entry(i).or_default().push("t".into());
+            }
+        }
+        for (k, (weekdays, s, len)) in rosters.into_iter().enumerate() {
+            let rule = RosterRule {
+                id: format!("roster{k}"),
+                team_id: "t".into(),
+                region_id: "r".into(),
+                weekdays: weekdays.max(1),
+                window: (s, (s + len).min(1440)),
+                first_day: days_from_civil(2026, 3, 4),
+                last_day: days_from_civil(2026, 3, 12),
+            };
+            snap.rosters.push((rule, 0));
+        }
+        snap
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// A region's coverage for a language is exactly the set of instants at
+        /// which someone on duty for the region speaks it, across DST changes
+        /// (2026-03-08 in New York), days off and rosters.
+        #[test]
+        fn coverage_is_someone_on_duty_who_speaks_it(
+            people in proptest::collection::vec(person(), 1..6),
+            rosters in proptest::collection::vec((1u8..128, 0u16..1400, 1u16..600), 0..3),
+            probes in proptest::collection::vec(0i64..(14 * 86_400), 60),
+        ) {
+            let snap = snapshot(people, rosters);
+            let from = days_from_civil(2026, 3, 2) * 86_400;
+            let to = from + 14 * 86_400;
+            let bo = Language::parse("bo").unwrap();
+            let covered = snap.coverage("r", &bo, from, to);
+            let gaps = intervals::gaps(&covered, from, to);
+            let total: i64 = covered.iter().chain(&gaps).map(|(s, e)| e - s).sum();
+            prop_assert_eq!(total, to - from, "covered and gaps tile the range");
+            for probe in probes {
+                let at = from + probe;
+                let in_coverage = covered.iter().any(|&(s, e)| s <= at && at < e);
+                let someone = snap.on_duty_for_region("r", at).iter().any(|(p, _)| p.account.languages.contains(&bo));
+                prop_assert_eq!(in_coverage, someone, "at {}", at);
+            }
+        }
+
+        /// "On duty anywhere" agrees, person by person, with each person's own duty.
+        #[test]
+        fn on_duty_anywhere_agrees_with_each_person(
+            people in proptest::collection::vec(person(), 1..6),
+            rosters in proptest::collection::vec((1u8..128, 0u16..1400, 1u16..600), 0..3),
+            probes in proptest::collection::vec(0i64..(14 * 86_400), 30),
+        ) {
+            let snap = snapshot(people, rosters);
+            let from = days_from_civil(2026, 3, 2) * 86_400;
+            for probe in probes {
+                let at = from + probe;
+                let fast: Vec<&str> = snap.on_duty(at).iter().map(|(p, _)| p.account.id.as_str()).collect();
+                let slow: Vec<&str> = (0..snap.people.len())
+                    .filter(|&i| snap.duty_of(i, None, at).is_some())
+                    .map(|i| snap.people[i].account.id.as_str())
+                    .collect();
+                prop_assert_eq!(fast, slow);
+            }
+        }
+    }
+}

@@ -663,3 +663,166 @@ mod tests {
         assert_eq!(ticks(299, 301).collect::<Vec<_>>(), vec![0, 1]);
     }
 }
+
+#[cfg(test)]
+mod model_tests {
+    //! Booking against a model: a random sequence of bookings, cancellations
+    //! and reschedules, run on a real database and on a plain in-memory model.
+    //! Every outcome must match the model, and at the end no lawyer (with the
+    //! buffer) and no terminal holds two overlapping appointments, and no
+    //! lawyer's day exceeds the cap.
+
+    use super::*;
+    use crate::store::testing;
+    use crate::store::{NewAccount, NewTerminal, RegionRecord};
+    use proptest::prelude::*;
+
+    const SLOT: i64 = 1800;
+    const LENGTH: i64 = 1800;
+    const BUFFER: i64 = 600;
+    const CAP: i64 = 3;
+    const BASE: i64 = 1_796_083_200; // a midnight, UTC
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Book { lawyer: usize, terminal: usize, slot: i64 },
+        Cancel { nth: usize },
+        Reschedule { nth: usize, slot: i64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0usize..3, 0usize..3, 0i64..12).prop_map(|(lawyer, terminal, slot)| Op::Book { lawyer, terminal, slot }),
+            1 => (0usize..20).prop_map(|nth| Op::Cancel { nth }),
+            1 => (0usize..20, 0i64..12).prop_map(|(nth, slot)| Op::Reschedule { nth, slot }),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct Held {
+        id: String,
+        lawyer: usize,
+        terminal: usize,
+        start: i64,
+    }
+
+    fn overlaps(a: (i64, i64), b: (i64, i64)) -> bool {
+        a.0 < b.1 && b.0 < a.1
+    }
+
+    /// What the model says booking `(lawyer, terminal, start)` should do, ignoring `except`.
+    fn expected(
+        held: &[Held],
+        lawyer: usize,
+        terminal: usize,
+        start: i64,
+        except: Option<&str>,
+    ) -> BookOutcome {
+        let others = || held.iter().filter(|h| Some(h.id.as_str()) != except);
+        let tick = |t: i64| t.div_euclid(TICK_SECS);
+        // Claims are whole ticks, as in the database.
+        let span = |s: i64, e: i64| (tick(s), (e + TICK_SECS - 1).div_euclid(TICK_SECS));
+        if others().any(|h| {
+            h.terminal == terminal && overlaps(span(h.start, h.start + LENGTH), span(start, start + LENGTH))
+        }) {
+            return BookOutcome::TerminalBusy;
+        }
+        if others().any(|h| {
+            h.lawyer == lawyer
+                && overlaps(span(h.start, h.start + LENGTH + BUFFER), span(start, start + LENGTH + BUFFER))
+        }) {
+            return BookOutcome::LawyerBusy;
+        }
+        if others().filter(|h| h.lawyer == lawyer).count() as i64 + 1 > CAP {
+            return BookOutcome::CapReached;
+        }
+        BookOutcome::Booked(String::new())
+    }
+
+    fn same_kind(a: &BookOutcome, b: &BookOutcome) -> bool {
+        std::mem::discriminant(a) == std::mem::discriminant(b)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn bookings_match_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let (store, _dir) = testing::store().await;
+                store.ensure_region(&RegionRecord { id: "r".into(), name: "R".into(), parent_id: None, time_zone: "UTC".into() }).await.unwrap();
+                let mut lawyers = Vec::new();
+                for i in 0..3 {
+                    lawyers.push(store.create_account(&NewAccount {
+                        username: format!("l{i}"), display_name: "L".into(), password_hash: "x".into(),
+                        time_zone: "UTC".into(), roles: vec![crate::domain::Role::Lawyer], languages: vec![], topics: vec![],
+                    }).await.unwrap());
+                }
+                let mut terminals = Vec::new();
+                for i in 0..3 {
+                    terminals.push(store.create_terminal(&NewTerminal {
+                        name: format!("t{i}"), township: "T".into(), region_id: "r".into(), languages: vec![],
+                        enrollment_code_hash: format!("h{i}"), enrollment_expires_at: 0,
+                    }).await.unwrap());
+                }
+                let booking = |lawyer: usize, terminal: usize, start: i64| Booking {
+                    terminal_id: terminals[terminal].clone(), region_id: "r".into(), lawyer_id: lawyers[lawyer].clone(),
+                    language: "zh".into(), topic: "land".into(), starts_at: start, ends_at: start + LENGTH,
+                    buffer_secs: BUFFER, booked_by: "test".into(), day: (BASE, BASE + 86_400), daily_cap: CAP,
+                };
+                let mut held: Vec<Held> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Book { lawyer, terminal, slot } => {
+                            let start = BASE + slot * SLOT;
+                            let want = expected(&held, lawyer, terminal, start, None);
+                            let got = store.book(&booking(lawyer, terminal, start)).await.unwrap();
+                            prop_assert!(same_kind(&want, &got), "book {:?}: model {:?}, database {:?}", (lawyer, terminal, slot), want, got);
+                            if let BookOutcome::Booked(id) = got {
+                                held.push(Held { id, lawyer, terminal, start });
+                            }
+                        }
+                        Op::Cancel { nth } => {
+                            if held.is_empty() { continue; }
+                            let h = held.remove(nth % held.len());
+                            prop_assert!(store.close_appointment(&h.id, "cancelled").await.unwrap());
+                            prop_assert!(!store.close_appointment(&h.id, "cancelled").await.unwrap(), "only once");
+                        }
+                        Op::Reschedule { nth, slot } => {
+                            if held.is_empty() { continue; }
+                            let k = nth % held.len();
+                            let h = held[k].clone();
+                            let start = BASE + slot * SLOT;
+                            let want = expected(&held, h.lawyer, h.terminal, start, Some(&h.id));
+                            let got = store.reschedule(&h.id, &booking(h.lawyer, h.terminal, start)).await.unwrap();
+                            prop_assert!(same_kind(&want, &got), "reschedule: model {:?}, database {:?}", want, got);
+                            if matches!(got, BookOutcome::Booked(_)) {
+                                held[k].start = start;
+                            }
+                        }
+                    }
+                }
+                // The database agrees with the model, and the invariants hold in it.
+                let stored: Vec<AppointmentRecord> = store.appointments(AppointmentScope::Region("r"), 0, i64::MAX).await.unwrap()
+                    .into_iter().filter(|a| a.status == "booked").collect();
+                prop_assert_eq!(stored.len(), held.len());
+                for a in &stored {
+                    let h = held.iter().find(|h| h.id == a.id).expect("in the model");
+                    prop_assert_eq!(a.starts_at, h.start);
+                    for b in &stored {
+                        if a.id == b.id { continue; }
+                        if a.lawyer_id == b.lawyer_id {
+                            prop_assert!(!overlaps((a.starts_at, a.ends_at + BUFFER), (b.starts_at, b.ends_at + BUFFER)));
+                        }
+                        if a.terminal_id == b.terminal_id {
+                            prop_assert!(!overlaps((a.starts_at, a.ends_at), (b.starts_at, b.ends_at)));
+                        }
+                    }
+                    prop_assert!(stored.iter().filter(|b| b.lawyer_id == a.lawyer_id).count() as i64 <= CAP);
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
