@@ -6,6 +6,7 @@
 //! is served.
 
 mod accounts;
+mod appointments;
 mod audit;
 mod auth;
 mod consultations;
@@ -131,14 +132,14 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(schedule::delete_roster))
         .routes(routes!(schedule::on_duty))
         .routes(routes!(schedule::coverage))
-        .routes(routes!(schedule::slots))
-        .routes(routes!(schedule::book, schedule::list))
-        .routes(routes!(schedule::read))
-        .routes(routes!(schedule::cancel))
-        .routes(routes!(schedule::reschedule))
-        .routes(routes!(schedule::no_show))
-        .routes(routes!(schedule::create_feed, schedule::delete_feed))
-        .routes(routes!(schedule::feed))
+        .routes(routes!(appointments::slots))
+        .routes(routes!(appointments::book, appointments::list))
+        .routes(routes!(appointments::read))
+        .routes(routes!(appointments::cancel))
+        .routes(routes!(appointments::reschedule))
+        .routes(routes!(appointments::no_show))
+        .routes(routes!(appointments::create_feed, appointments::delete_feed))
+        .routes(routes!(appointments::feed))
         .split_for_parts()
 }
 

@@ -1,0 +1,699 @@
+//! Appointments: free slots, booking (round robin or a named lawyer),
+//! rescheduling, cancelling, no-shows, and each lawyer's calendar feed.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::schedule::{invalid, parse_instant, require_region, start_of_day};
+use super::views::{AppointmentView, rfc3339};
+use super::{ApiError, ApiJson, AppState};
+use crate::auth::{ClientAddr, Principal};
+use crate::domain::{Language, Role, Topic};
+use crate::password::fingerprint;
+use crate::schedule::civil::Instant;
+use crate::schedule::{Person, Snapshot, ical, intervals};
+use crate::store::{AppointmentRecord, AppointmentScope, BookOutcome, Booking};
+use crate::unix_now;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookRequest {
+    /// RFC 3339; on the slot grid, at least `min_notice_minutes` ahead.
+    #[schema(example = "2026-12-01T14:00:00+08:00")]
+    pub start: String,
+    pub language: Language,
+    pub topic: Topic,
+    /// A named lawyer (a follow-up); otherwise assigned by round robin.
+    pub lawyer_id: Option<String>,
+    /// Coordinators booking on a resident's behalf name the terminal.
+    pub terminal_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleRequest {
+    pub start: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SlotsQuery {
+    pub language: String,
+    pub topic: String,
+    /// RFC 3339; default now.
+    pub from: Option<String>,
+    /// RFC 3339; default and at most 14 days after `from`.
+    pub to: Option<String>,
+    /// Coordinators: the region. Terminals: their own.
+    pub region_id: Option<String>,
+    pub lawyer_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlotView {
+    pub start: String,
+    pub end: String,
+    /// How many lawyers could take it.
+    pub lawyers: usize,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RangeQuery {
+    /// RFC 3339; default 30 days ago.
+    pub from: Option<String>,
+    /// RFC 3339; default 90 days ahead.
+    pub to: Option<String>,
+    /// Coordinators: one of their regions (default all of them).
+    pub region_id: Option<String>,
+}
+
+/// The terminal and region an appointment is for, from the caller.
+async fn booking_place(
+    state: &AppState,
+    principal: &Principal,
+    terminal_id: Option<&str>,
+) -> Result<(String, String), ApiError> {
+    match principal {
+        Principal::Terminal { terminal } => {
+            if terminal_id.is_some_and(|t| t != terminal.id) {
+                return Err(ApiError::Forbidden);
+            }
+            Ok((terminal.id.clone(), terminal.region_id.clone()))
+        }
+        Principal::Account { .. } => {
+            principal.require_any(&[Role::Coordinator, Role::Admin])?;
+            let id =
+                terminal_id.ok_or_else(|| invalid("terminal_id: required when booking for a resident"))?;
+            let terminal =
+                state.store.terminal(id).await?.ok_or_else(|| invalid("terminal_id: no such terminal"))?;
+            require_region(principal, &terminal.region_id)?;
+            Ok((terminal.id, terminal.region_id))
+        }
+    }
+}
+
+impl AppState {
+    /// Checks a requested start against the grid, the notice and the horizon.
+    fn check_start(&self, start: Instant) -> Result<Instant, ApiError> {
+        let config = &self.scheduler.config;
+        let now = unix_now();
+        if start <= now {
+            return Err(ApiError::bad_request("in_the_past", "that time has passed"));
+        }
+        if start % (i64::from(config.slot_minutes) * 60) != 0 {
+            return Err(ApiError::bad_request(
+                "off_grid",
+                format!("appointments start every {} minutes", config.slot_minutes),
+            ));
+        }
+        if start < now + i64::from(config.min_notice_minutes) * 60 {
+            return Err(ApiError::bad_request(
+                "too_soon",
+                format!("book at least {} minutes ahead", config.min_notice_minutes),
+            ));
+        }
+        if start > now + i64::from(config.horizon_days) * 86_400 {
+            return Err(ApiError::bad_request(
+                "too_far",
+                format!("book at most {} days ahead", config.horizon_days),
+            ));
+        }
+        Ok(start + i64::from(config.appointment_minutes) * 60)
+    }
+
+    /// A booking of `[start, end)` with `person`: their local day and cap, the
+    /// configured buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn booking(
+        &self,
+        snapshot: &Snapshot,
+        person: &Person,
+        (terminal_id, region_id): (&str, &str),
+        language: &str,
+        topic: &str,
+        (start, end): (Instant, Instant),
+        booked_by: String,
+    ) -> Booking {
+        let tz = snapshot.zone_of(person);
+        let day = crate::schedule::civil::local_day_minute(tz, start).0;
+        Booking {
+            terminal_id: terminal_id.to_owned(),
+            region_id: region_id.to_owned(),
+            lawyer_id: person.account.id.clone(),
+            language: language.to_owned(),
+            topic: topic.to_owned(),
+            starts_at: start,
+            ends_at: end,
+            buffer_secs: i64::from(self.scheduler.config.buffer_minutes) * 60,
+            booked_by,
+            day: (start_of_day(tz, day), start_of_day(tz, day + 1)),
+            daily_cap: person.daily_cap.unwrap_or(i64::from(self.scheduler.config.default_daily_cap)),
+        }
+    }
+}
+
+/// Round robin: the lawyers given an appointment longest ago (or never) first,
+/// keeping the region's team members ahead of everyone else.
+fn round_robin<'a>(mut candidates: Vec<(&'a Person, bool)>, last: &HashMap<String, i64>) -> Vec<&'a Person> {
+    candidates.sort_by_key(|(p, in_team)| {
+        (!in_team, last.get(&p.account.id).copied().unwrap_or(i64::MIN), p.account.username.clone())
+    });
+    candidates.into_iter().map(|(p, _)| p).collect()
+}
+
+/// Books an appointment: a terminal for itself, or a coordinator for a
+/// resident at a terminal in their region.
+#[utoipa::path(
+    post,
+    path = "/api/appointments",
+    tag = "appointments",
+    security(("bearer" = [])),
+    request_body = BookRequest,
+    responses(
+        (status = 201, body = AppointmentView),
+        (status = 400, description = "`in_the_past`, `too_soon`, `too_far`, `off_grid`, `invalid_field` (e.g. a named lawyer who does not speak the language)", body = super::ErrorBody),
+        (status = 409, description = "`slot_taken`, `terminal_busy`, `not_available`, `no_lawyer_available`", body = super::ErrorBody),
+    )
+)]
+pub async fn book(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    ApiJson(request): ApiJson<BookRequest>,
+) -> Result<(StatusCode, ApiJson<AppointmentView>), ApiError> {
+    let (terminal_id, region_id) = booking_place(&state, &principal, request.terminal_id.as_deref()).await?;
+    let start = parse_instant("start", &request.start)?;
+    let end = state.check_start(start)?;
+    let snapshot = state.scheduler.snapshot().await?;
+    let candidates: Vec<&Person> = match &request.lawyer_id {
+        Some(id) => {
+            let person = snapshot
+                .person(id)
+                .filter(|p| p.account.has_role(Role::Lawyer))
+                .ok_or_else(|| invalid("lawyer_id: no such active lawyer"))?;
+            if !person.account.languages.contains(&request.language) {
+                return Err(invalid(format!("this lawyer does not speak {}", request.language)));
+            }
+            if !person.account.topics.contains(&request.topic) {
+                return Err(invalid(format!("this lawyer does not advise on {}", request.topic)));
+            }
+            if !snapshot.on_duty_through(person, Some(&region_id), start, end) {
+                return Err(ApiError::Clash {
+                    code: "not_available",
+                    message: "this lawyer is not on duty then".into(),
+                });
+            }
+            vec![person]
+        }
+        None => {
+            let last: HashMap<String, i64> = state.store.last_assignments().await?.into_iter().collect();
+            round_robin(
+                snapshot.eligible_lawyers(&region_id, &request.language, request.topic, start, end),
+                &last,
+            )
+        }
+    };
+    if candidates.is_empty() {
+        return Err(ApiError::Clash {
+            code: "no_lawyer_available",
+            message: "nobody who speaks this language is free then".into(),
+        });
+    }
+    for person in candidates {
+        let booking = state.booking(
+            &snapshot,
+            person,
+            (&terminal_id, &region_id),
+            request.language.as_str(),
+            request.topic.code(),
+            (start, end),
+            principal.actor(),
+        );
+        match state.store.book(&booking).await? {
+            BookOutcome::Booked(id) => {
+                let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
+                state
+                    .audit(
+                        &principal.actor(),
+                        "appointment.booked",
+                        &id,
+                        serde_json::json!({"lawyer_id": appointment.lawyer_id, "start": start}),
+                        &source,
+                    )
+                    .await?;
+                return Ok((StatusCode::CREATED, ApiJson(AppointmentView::from(&appointment))));
+            }
+            BookOutcome::TerminalBusy => {
+                return Err(ApiError::Clash {
+                    code: "terminal_busy",
+                    message: "this terminal already has an appointment then".into(),
+                });
+            }
+            BookOutcome::LawyerBusy | BookOutcome::CapReached => continue,
+        }
+    }
+    let (code, message) = if request.lawyer_id.is_some() {
+        ("slot_taken", "this lawyer is already booked then")
+    } else {
+        ("no_lawyer_available", "every lawyer free then is booked")
+    };
+    Err(ApiError::Clash { code, message: message.into() })
+}
+
+/// Free slots in a range: each with how many lawyers could take it.
+#[utoipa::path(
+    get,
+    path = "/api/appointments/slots",
+    tag = "appointments",
+    security(("bearer" = [])),
+    params(SlotsQuery),
+    responses((status = 200, body = [SlotView]), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody))
+)]
+pub async fn slots(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<SlotsQuery>,
+) -> Result<ApiJson<Vec<SlotView>>, ApiError> {
+    let (terminal_id, region_id) = match &principal {
+        Principal::Terminal { terminal } => (Some(terminal.id.clone()), terminal.region_id.clone()),
+        Principal::Account { .. } => {
+            principal.require_any(&[Role::Coordinator, Role::Admin])?;
+            let region = query.region_id.clone().ok_or_else(|| invalid("region_id: required"))?;
+            require_region(&principal, &region)?;
+            (None, region)
+        }
+    };
+    let language = Language::parse(&query.language).map_err(|e| invalid(format!("language: {e}")))?;
+    let topic = Topic::from_code(&query.topic).ok_or_else(|| invalid("topic: unknown"))?;
+    let config = &state.scheduler.config;
+    let now = unix_now();
+    let from = match &query.from {
+        Some(f) => parse_instant("from", f)?,
+        None => now,
+    };
+    let to = match &query.to {
+        Some(t) => parse_instant("to", t)?,
+        None => from + 14 * 86_400,
+    };
+    if to <= from || to - from > 14 * 86_400 {
+        return Err(invalid("to must be after from, by at most 14 days"));
+    }
+    let slot = i64::from(config.slot_minutes) * 60;
+    let length = i64::from(config.appointment_minutes) * 60;
+    let buffer = i64::from(config.buffer_minutes) * 60;
+    let earliest = from.max(now + i64::from(config.min_notice_minutes) * 60);
+    let latest = to.min(now + i64::from(config.horizon_days) * 86_400);
+    let first = (earliest + slot - 1).div_euclid(slot) * slot;
+
+    let snapshot = state.scheduler.snapshot().await?;
+    let candidates: Vec<(&Person, bool)> = snapshot
+        .candidates(&region_id, &language, topic)
+        .into_iter()
+        .filter(|(p, _)| query.lawyer_id.as_ref().is_none_or(|id| *id == p.account.id))
+        .collect();
+    let duty: Vec<Vec<(Instant, Instant)>> = candidates
+        .iter()
+        .map(|(p, in_team)| {
+            snapshot.duty_intervals(p, in_team.then_some(region_id.as_str()), first, latest + length)
+        })
+        .collect();
+    let booked = state.store.booked_between(first - length - buffer, latest + length + buffer).await?;
+    let mut busy: HashMap<&str, Vec<(Instant, Instant)>> = HashMap::new();
+    for (lawyer, s, e) in &booked {
+        busy.entry(lawyer.as_str()).or_default().push((*s, *e + buffer));
+    }
+    let terminal_busy: Vec<(Instant, Instant)> = match &terminal_id {
+        Some(t) => state
+            .store
+            .appointments(AppointmentScope::Terminal(t), first - length, latest + length)
+            .await?
+            .into_iter()
+            .filter(|a| a.status == "booked")
+            .map(|a| (a.starts_at, a.ends_at))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut start = first;
+    while start + length <= latest + length && start < latest {
+        let end = start + length;
+        if !terminal_busy.iter().any(|&(s, e)| s < end && start < e) {
+            let lawyers = candidates
+                .iter()
+                .zip(&duty)
+                .filter(|((p, _), d)| {
+                    intervals::contains(d, start, end)
+                        && !busy
+                            .get(p.account.id.as_str())
+                            .is_some_and(|b| b.iter().any(|&(s, e)| s < end + buffer && start < e))
+                })
+                .count();
+            if lawyers > 0 {
+                out.push(SlotView { start: rfc3339(start), end: rfc3339(end), lawyers });
+            }
+        }
+        start += slot;
+    }
+    Ok(ApiJson(out))
+}
+
+fn may_see(principal: &Principal, a: &AppointmentRecord) -> bool {
+    match principal {
+        Principal::Terminal { terminal } => terminal.id == a.terminal_id,
+        Principal::Account { account, .. } => {
+            account.id == a.lawyer_id || principal.manages_region(&a.region_id)
+        }
+    }
+}
+
+/// The caller's appointments: a lawyer's, a terminal's, or a coordinator's regions'.
+#[utoipa::path(
+    get,
+    path = "/api/appointments",
+    tag = "appointments",
+    security(("bearer" = [])),
+    params(RangeQuery),
+    responses((status = 200, body = [AppointmentView]), (status = 400, body = super::ErrorBody))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<RangeQuery>,
+) -> Result<ApiJson<Vec<AppointmentView>>, ApiError> {
+    let now = unix_now();
+    let from = match &query.from {
+        Some(f) => parse_instant("from", f)?,
+        None => now - 30 * 86_400,
+    };
+    let to = match &query.to {
+        Some(t) => parse_instant("to", t)?,
+        None => now + 90 * 86_400,
+    };
+    let records = match &principal {
+        Principal::Terminal { terminal } => {
+            state.store.appointments(AppointmentScope::Terminal(&terminal.id), from, to).await?
+        }
+        Principal::Account { account, .. }
+            if account.has_role(Role::Coordinator) || account.has_role(Role::Admin) =>
+        {
+            let regions: Vec<String> = match &query.region_id {
+                Some(r) => {
+                    require_region(&principal, r)?;
+                    vec![r.clone()]
+                }
+                None if account.has_role(Role::Admin) => {
+                    state.store.regions().await?.into_iter().map(|r| r.id).collect()
+                }
+                None => account.regions.clone(),
+            };
+            let mut all = Vec::new();
+            for region in &regions {
+                all.extend(state.store.appointments(AppointmentScope::Region(region), from, to).await?);
+            }
+            all.sort_by_key(|a| a.starts_at);
+            all
+        }
+        Principal::Account { account, .. } => {
+            state.store.appointments(AppointmentScope::Lawyer(&account.id), from, to).await?
+        }
+    };
+    Ok(ApiJson(records.iter().filter(|a| may_see(&principal, a)).map(AppointmentView::from).collect()))
+}
+
+async fn visible_appointment(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<AppointmentRecord, ApiError> {
+    state.store.appointment(id).await?.filter(|a| may_see(principal, a)).ok_or(ApiError::NotFound)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/appointments/{id}",
+    tag = "appointments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Appointment id")),
+    responses((status = 200, body = AppointmentView), (status = 404, body = super::ErrorBody))
+)]
+pub async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AppointmentView>, ApiError> {
+    Ok(ApiJson(AppointmentView::from(&visible_appointment(&state, &principal, &id).await?)))
+}
+
+/// Cancels a booked appointment (its terminal, its lawyer, or a coordinator).
+#[utoipa::path(
+    post,
+    path = "/api/appointments/{id}/cancel",
+    tag = "appointments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Appointment id")),
+    responses((status = 200, body = AppointmentView), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AppointmentView>, ApiError> {
+    visible_appointment(&state, &principal, &id).await?;
+    if !state.store.close_appointment(&id, "cancelled").await? {
+        return Err(ApiError::Clash {
+            code: "not_booked",
+            message: "this appointment is no longer booked".into(),
+        });
+    }
+    state.audit(&principal.actor(), "appointment.cancelled", &id, serde_json::Value::Null, &source).await?;
+    let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(ApiJson(AppointmentView::from(&appointment)))
+}
+
+/// Moves a booked appointment to another time with the same lawyer.
+#[utoipa::path(
+    post,
+    path = "/api/appointments/{id}/reschedule",
+    tag = "appointments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Appointment id")),
+    request_body = RescheduleRequest,
+    responses((status = 200, body = AppointmentView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
+)]
+pub async fn reschedule(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<RescheduleRequest>,
+) -> Result<ApiJson<AppointmentView>, ApiError> {
+    let appointment = visible_appointment(&state, &principal, &id).await?;
+    if matches!(&principal, Principal::Account { account, .. } if account.id == appointment.lawyer_id && !principal.manages_region(&appointment.region_id))
+    {
+        return Err(ApiError::Forbidden);
+    }
+    if appointment.status != "booked" {
+        return Err(ApiError::Clash {
+            code: "not_booked",
+            message: "this appointment is no longer booked".into(),
+        });
+    }
+    let start = parse_instant("start", &request.start)?;
+    let end = state.check_start(start)?;
+    let snapshot = state.scheduler.snapshot().await?;
+    let person = snapshot.person(&appointment.lawyer_id).ok_or(ApiError::Clash {
+        code: "not_available",
+        message: "this lawyer no longer takes appointments".into(),
+    })?;
+    if !snapshot.on_duty_through(person, Some(&appointment.region_id), start, end) {
+        return Err(ApiError::Clash {
+            code: "not_available",
+            message: "this lawyer is not on duty then".into(),
+        });
+    }
+    let booking = state.booking(
+        &snapshot,
+        person,
+        (&appointment.terminal_id, &appointment.region_id),
+        &appointment.language,
+        &appointment.topic,
+        (start, end),
+        principal.actor(),
+    );
+    match state.store.reschedule(&id, &booking).await? {
+        BookOutcome::Booked(_) => {}
+        BookOutcome::TerminalBusy => {
+            return Err(ApiError::Clash {
+                code: "terminal_busy",
+                message: "this terminal already has an appointment then".into(),
+            });
+        }
+        BookOutcome::LawyerBusy | BookOutcome::CapReached => {
+            return Err(ApiError::Clash {
+                code: "slot_taken",
+                message: "this lawyer is already booked then".into(),
+            });
+        }
+    }
+    state
+        .audit(
+            &principal.actor(),
+            "appointment.rescheduled",
+            &id,
+            serde_json::json!({"start": start}),
+            &source,
+        )
+        .await?;
+    let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(ApiJson(AppointmentView::from(&appointment)))
+}
+
+/// Records that the resident did not come (the lawyer or a coordinator, once it has started).
+#[utoipa::path(
+    post,
+    path = "/api/appointments/{id}/no-show",
+    tag = "appointments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Appointment id")),
+    responses((status = 200, body = AppointmentView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
+)]
+pub async fn no_show(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AppointmentView>, ApiError> {
+    let appointment = visible_appointment(&state, &principal, &id).await?;
+    if matches!(principal, Principal::Terminal { .. }) {
+        return Err(ApiError::Forbidden);
+    }
+    if appointment.starts_at > unix_now() {
+        return Err(ApiError::bad_request(
+            "not_started",
+            "an appointment can be marked a no-show once it has started",
+        ));
+    }
+    if !state.store.close_appointment(&id, "no_show").await? {
+        return Err(ApiError::Clash {
+            code: "not_booked",
+            message: "this appointment is no longer booked".into(),
+        });
+    }
+    state.audit(&principal.actor(), "appointment.no_show", &id, serde_json::Value::Null, &source).await?;
+    let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(ApiJson(AppointmentView::from(&appointment)))
+}
+
+// ---------------------------------------------------------------- calendar feed
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarFeed {
+    /// The feed's path on this server; subscribe to it (`webcal://host/...`).
+    #[schema(example = "/calendar/5f1c...e2.ics")]
+    pub path: String,
+}
+
+/// Creates (or replaces, revoking the old) the caller's private calendar feed.
+#[utoipa::path(
+    post,
+    path = "/api/me/calendar",
+    tag = "appointments",
+    security(("bearer" = [])),
+    responses((status = 200, body = CalendarFeed), (status = 403, body = super::ErrorBody))
+)]
+pub async fn create_feed(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+) -> Result<ApiJson<CalendarFeed>, ApiError> {
+    let account = principal.require_any(&[Role::Lawyer, Role::Interpreter])?;
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    state.store.set_calendar_token(&account.id, &fingerprint(&token)).await?;
+    state
+        .audit(&principal.actor(), "calendar.feed_created", &account.id, serde_json::Value::Null, &source)
+        .await?;
+    Ok(ApiJson(CalendarFeed { path: format!("/calendar/{token}.ics") }))
+}
+
+/// Revokes the caller's calendar feed.
+#[utoipa::path(
+    delete,
+    path = "/api/me/calendar",
+    tag = "appointments",
+    security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = super::ErrorBody))
+)]
+pub async fn delete_feed(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+) -> Result<StatusCode, ApiError> {
+    let account = principal.require_any(&[Role::Lawyer, Role::Interpreter])?;
+    state.store.delete_calendar_token(&account.id).await?;
+    state
+        .audit(&principal.actor(), "calendar.feed_revoked", &account.id, serde_json::Value::Null, &source)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A lawyer's appointments as iCalendar. The token in the path is the only
+/// credential, so the URL is private.
+#[utoipa::path(
+    get,
+    path = "/calendar/{file}",
+    tag = "appointments",
+    params(("file" = String, Path, description = "`<token>.ics`")),
+    responses((status = 200, content_type = "text/calendar", body = String), (status = 404, body = super::ErrorBody))
+)]
+pub async fn feed(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, ApiError> {
+    let token = file.strip_suffix(".ics").unwrap_or(&file);
+    if token.len() != 48 {
+        return Err(ApiError::NotFound);
+    }
+    let account_id = state.store.calendar_owner(&fingerprint(token)).await?.ok_or(ApiError::NotFound)?;
+    let account = state.store.account(&account_id).await?.ok_or(ApiError::NotFound)?;
+    let now = unix_now();
+    let horizon = i64::from(state.scheduler.config.horizon_days) * 86_400;
+    let appointments = state
+        .store
+        .appointments(AppointmentScope::Lawyer(&account_id), now - 30 * 86_400, now + horizon)
+        .await?;
+    let mut terminals = HashMap::new();
+    let mut events = Vec::new();
+    for a in &appointments {
+        if !terminals.contains_key(&a.terminal_id)
+            && let Some(t) = state.store.terminal(&a.terminal_id).await?
+        {
+            terminals.insert(a.terminal_id.clone(), format!("{} ({})", t.name, t.township));
+        }
+        events.push(ical::Event {
+            uid: format!("{}@cloudlaw", a.id),
+            start: a.starts_at,
+            end: a.ends_at,
+            stamp: a.created_at,
+            summary: format!("法律咨询 Legal consultation ({}, {})", a.language, a.topic),
+            description: format!(
+                "Terminal: {}\nLanguage: {}\nTopic: {}\nStatus: {}",
+                terminals.get(&a.terminal_id).map(String::as_str).unwrap_or("-"),
+                a.language,
+                a.topic,
+                a.status
+            ),
+            cancelled: a.status == "cancelled",
+        });
+    }
+    let body = ical::calendar(&format!("Cloud Law Office: {}", account.display_name), &events);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        body,
+    )
+        .into_response())
+}
