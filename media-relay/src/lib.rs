@@ -9,15 +9,20 @@
 //! - [`config`]: the relay's typed configuration ([`RelayConfig`]), shared by the
 //!   in-process relay that `cloudlaw serve` starts and by the standalone
 //!   `media-relay` node.
+//! - [`room`]: one room's forwarding decisions (who receives which track,
+//!   keyframes for new receivers, keyframe-request limiting, audio-only
+//!   fallback) as synchronous code fed by events, tested without sockets.
 //! - [`relay`]: the running relay ([`Relay`]): owns the one UDP socket that every
 //!   participant's media arrives on, keeps the room table and the counters that
 //!   `/healthz` and `/metrics` report, and shuts down cleanly.
 //!
-//! The WebRTC forwarding plane (rooms, tracks, keyframes, audio-only fallback) is
-//! built on this lifecycle; see ARCHITECTURE.md for what is in place today.
+//! The WebRTC I/O that feeds [`room::Room`] and carries out its actions is the
+//! next step (issue #4); NOTES-webrtc-0.21.md records what the webrtc crate
+//! offers for it.
 
 pub mod config;
 pub mod relay;
+pub mod room;
 
 pub use config::RelayConfig;
 pub use relay::{Relay, RelayError, RelayStatus};

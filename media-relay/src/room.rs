@@ -1,0 +1,629 @@
+//! One room's forwarding decisions, as plain synchronous code.
+//!
+//! [`Room`] is fed events (a participant joins, publishes a track, a packet
+//! arrives, a receiver asks for a keyframe, a receiver's downlink estimate
+//! changes) with the current time, and answers with [`Action`]s for the I/O
+//! layer to carry out (subscribe a receiver to a track, renegotiate, forward
+//! a packet, ask a sender for a keyframe, tell signaling that a receiver went
+//! audio-only). It does no I/O and starts no tasks, so every rule here is
+//! tested without a network (see STYLE.md on str0m).
+//!
+//! The rules:
+//! - Every participant receives every other participant's tracks, never its own;
+//!   a participant publishes only the kinds its room token grants.
+//! - A receiver that starts receiving a video track waits for a keyframe and
+//!   gets none of that track's delta frames until then; the sender is asked for
+//!   one at once. Keyframe requests to one track are sent at most once per
+//!   [`Policy::keyframe_interval`], however many receivers ask.
+//! - Audio first: a receiver whose downlink cannot carry video (estimate below
+//!   [`Policy::video_floor_bps`], or loss above [`Policy::video_max_loss`], for
+//!   [`Policy::degrade_after`]) stops receiving video and keeps audio; when the
+//!   estimate stays above [`Policy::video_resume_bps`] with low loss for
+//!   [`Policy::recover_after`], video comes back, starting from a keyframe. A
+//!   participant may also choose audio only, which no estimate overrides.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// A participant, as signaling names it in the room token.
+pub type ParticipantId = String;
+
+/// A published track: `(publisher, track id)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrackKey {
+    pub publisher: ParticipantId,
+    pub track: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Audio,
+    Video,
+}
+
+/// The thresholds of the audio-first policy and the keyframe limiter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Below this downlink estimate a receiver gets audio only.
+    pub video_floor_bps: u64,
+    /// Above this, sustained, video returns (higher than the floor: hysteresis).
+    pub video_resume_bps: u64,
+    /// Loss fraction above which video is dropped.
+    pub video_max_loss: f32,
+    /// Loss fraction below which video may return.
+    pub video_resume_loss: f32,
+    /// How long a bad downlink lasts before video is dropped.
+    pub degrade_after: Duration,
+    /// How long a good downlink lasts before video returns.
+    pub recover_after: Duration,
+    /// Least time between two keyframe requests to one track.
+    pub keyframe_interval: Duration,
+    pub max_participants: usize,
+    pub max_tracks_per_participant: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            video_floor_bps: 150_000,
+            video_resume_bps: 300_000,
+            video_max_loss: 0.10,
+            video_resume_loss: 0.02,
+            degrade_after: Duration::from_secs(2),
+            recover_after: Duration::from_secs(5),
+            keyframe_interval: Duration::from_millis(500),
+            max_participants: 6,
+            max_tracks_per_participant: 4,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Joined {
+        participant: ParticipantId,
+        may_publish: BTreeSet<Kind>,
+    },
+    Left {
+        participant: ParticipantId,
+    },
+    Published {
+        key: TrackKey,
+        kind: Kind,
+    },
+    Unpublished {
+        key: TrackKey,
+    },
+    /// A media packet from a published track; `keyframe` for the first packet
+    /// of a video keyframe.
+    Packet {
+        key: TrackKey,
+        keyframe: bool,
+    },
+    /// A receiver lost video sync (its PLI/FIR) or needs a fresh start.
+    KeyframeWanted {
+        receiver: ParticipantId,
+        key: TrackKey,
+    },
+    /// A receiver's downlink: bandwidth estimate and loss fraction.
+    Downlink {
+        receiver: ParticipantId,
+        estimate_bps: u64,
+        loss: f32,
+    },
+    /// The participant asks for audio only (or video again).
+    AudioOnlyChosen {
+        participant: ParticipantId,
+        on: bool,
+    },
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Start sending this track to this receiver.
+    Subscribe { receiver: ParticipantId, key: TrackKey },
+    /// Stop sending this track to this receiver.
+    Unsubscribe { receiver: ParticipantId, key: TrackKey },
+    /// The receiver's tracks changed: send it a new offer.
+    Renegotiate { receiver: ParticipantId },
+    /// Send this packet to these receivers.
+    Forward { key: TrackKey, to: Vec<ParticipantId> },
+    /// Ask the publisher of this track for a keyframe (PLI).
+    RequestKeyframe { key: TrackKey },
+    /// The receiver now gets audio only (or video again); tell signaling.
+    AudioOnly { receiver: ParticipantId, on: bool },
+}
+
+/// Why an event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the room is full")]
+    RoomFull,
+    #[error("{0} is not in the room")]
+    NotInRoom(ParticipantId),
+    #[error("{0} is already in the room")]
+    AlreadyInRoom(ParticipantId),
+    #[error("the room token does not allow publishing {0:?}")]
+    NotGranted(Kind),
+    #[error("too many tracks")]
+    TooManyTracks,
+    #[error("no such track")]
+    NoSuchTrack,
+}
+
+#[derive(Debug, Default)]
+struct Receiver {
+    /// Video tracks this receiver waits for a keyframe on.
+    awaiting_keyframe: BTreeSet<TrackKey>,
+    chosen_audio_only: bool,
+    degraded: bool,
+    /// Since when the downlink has been bad (for degrading) or good (for recovering).
+    bad_since: Option<Instant>,
+    good_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Participant {
+    may_publish: BTreeSet<Kind>,
+    receiver: Receiver,
+}
+
+impl Participant {
+    fn audio_only(&self) -> bool {
+        self.receiver.chosen_audio_only || self.receiver.degraded
+    }
+}
+
+/// One room's state.
+#[derive(Debug)]
+pub struct Room {
+    policy: Policy,
+    participants: BTreeMap<ParticipantId, Participant>,
+    tracks: BTreeMap<TrackKey, Kind>,
+    last_keyframe_request: BTreeMap<TrackKey, Instant>,
+}
+
+impl Room {
+    pub fn new(policy: Policy) -> Room {
+        Room {
+            policy,
+            participants: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+            last_keyframe_request: BTreeMap::new(),
+        }
+    }
+
+    pub fn participants(&self) -> impl Iterator<Item = &ParticipantId> {
+        self.participants.keys()
+    }
+
+    pub fn is_audio_only(&self, participant: &str) -> Option<bool> {
+        self.participants.get(participant).map(Participant::audio_only)
+    }
+
+    /// Handles one event at `now`.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Result<Vec<Action>, Refusal> {
+        let mut out = Vec::new();
+        match event {
+            Event::Joined { participant, may_publish } => {
+                if self.participants.contains_key(&participant) {
+                    return Err(Refusal::AlreadyInRoom(participant));
+                }
+                if self.participants.len() >= self.policy.max_participants {
+                    return Err(Refusal::RoomFull);
+                }
+                self.participants
+                    .insert(participant.clone(), Participant { may_publish, receiver: Receiver::default() });
+                let existing: Vec<(TrackKey, Kind)> =
+                    self.tracks.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                for (key, kind) in existing {
+                    self.subscribe(&participant, key, kind, now, &mut out);
+                }
+                if !out.is_empty() {
+                    out.push(Action::Renegotiate { receiver: participant });
+                }
+            }
+            Event::Left { participant } => {
+                if self.participants.remove(&participant).is_none() {
+                    return Err(Refusal::NotInRoom(participant));
+                }
+                let gone: Vec<TrackKey> =
+                    self.tracks.keys().filter(|k| k.publisher == participant).cloned().collect();
+                for key in gone {
+                    self.unpublish(&key, &mut out);
+                }
+            }
+            Event::Published { key, kind } => {
+                let publisher = self
+                    .participants
+                    .get(&key.publisher)
+                    .ok_or_else(|| Refusal::NotInRoom(key.publisher.clone()))?;
+                if !publisher.may_publish.contains(&kind) {
+                    return Err(Refusal::NotGranted(kind));
+                }
+                let count = self.tracks.keys().filter(|k| k.publisher == key.publisher).count();
+                if count >= self.policy.max_tracks_per_participant && !self.tracks.contains_key(&key) {
+                    return Err(Refusal::TooManyTracks);
+                }
+                self.tracks.insert(key.clone(), kind);
+                let receivers: Vec<ParticipantId> =
+                    self.participants.keys().filter(|p| **p != key.publisher).cloned().collect();
+                for receiver in receivers {
+                    self.subscribe(&receiver, key.clone(), kind, now, &mut out);
+                    out.push(Action::Renegotiate { receiver });
+                }
+            }
+            Event::Unpublished { key } => {
+                if !self.tracks.contains_key(&key) {
+                    return Err(Refusal::NoSuchTrack);
+                }
+                self.unpublish(&key, &mut out);
+            }
+            Event::Packet { key, keyframe } => {
+                let Some(&kind) = self.tracks.get(&key) else { return Err(Refusal::NoSuchTrack) };
+                let mut to = Vec::new();
+                for (id, participant) in self.participants.iter_mut() {
+                    if *id == key.publisher {
+                        continue;
+                    }
+                    if kind == Kind::Video {
+                        if participant.audio_only() {
+                            continue;
+                        }
+                        let receiver = &mut participant.receiver;
+                        if receiver.awaiting_keyframe.contains(&key) {
+                            if !keyframe {
+                                continue;
+                            }
+                            receiver.awaiting_keyframe.remove(&key);
+                        }
+                    }
+                    to.push(id.clone());
+                }
+                if !to.is_empty() {
+                    out.push(Action::Forward { key, to });
+                }
+            }
+            Event::KeyframeWanted { receiver, key } => {
+                let participant = self.participants.get_mut(&receiver).ok_or(Refusal::NotInRoom(receiver))?;
+                if self.tracks.get(&key) != Some(&Kind::Video) {
+                    return Err(Refusal::NoSuchTrack);
+                }
+                participant.receiver.awaiting_keyframe.insert(key.clone());
+                self.request_keyframe(key, now, &mut out);
+            }
+            Event::Downlink { receiver, estimate_bps, loss } => {
+                self.downlink(&receiver, estimate_bps, loss, now, &mut out)?;
+            }
+            Event::AudioOnlyChosen { participant, on } => {
+                let p = self
+                    .participants
+                    .get_mut(&participant)
+                    .ok_or_else(|| Refusal::NotInRoom(participant.clone()))?;
+                let before = p.audio_only();
+                p.receiver.chosen_audio_only = on;
+                self.audio_only_changed(&participant, before, now, &mut out);
+            }
+        }
+        Ok(out)
+    }
+
+    fn subscribe(&mut self, receiver: &str, key: TrackKey, kind: Kind, now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::Subscribe { receiver: receiver.to_owned(), key: key.clone() });
+        if kind == Kind::Video
+            && let Some(p) = self.participants.get_mut(receiver)
+        {
+            p.receiver.awaiting_keyframe.insert(key.clone());
+            if !p.audio_only() {
+                self.request_keyframe(key, now, out);
+            }
+        }
+    }
+
+    fn unpublish(&mut self, key: &TrackKey, out: &mut Vec<Action>) {
+        self.tracks.remove(key);
+        self.last_keyframe_request.remove(key);
+        for (id, participant) in self.participants.iter_mut() {
+            if *id == key.publisher {
+                continue;
+            }
+            participant.receiver.awaiting_keyframe.remove(key);
+            out.push(Action::Unsubscribe { receiver: id.clone(), key: key.clone() });
+            out.push(Action::Renegotiate { receiver: id.clone() });
+        }
+    }
+
+    /// At most one request per track per interval, however many ask.
+    fn request_keyframe(&mut self, key: TrackKey, now: Instant, out: &mut Vec<Action>) {
+        let recent = self
+            .last_keyframe_request
+            .get(&key)
+            .is_some_and(|last| now.saturating_duration_since(*last) < self.policy.keyframe_interval);
+        if !recent {
+            self.last_keyframe_request.insert(key.clone(), now);
+            out.push(Action::RequestKeyframe { key });
+        }
+    }
+
+    fn downlink(
+        &mut self,
+        receiver: &str,
+        estimate: u64,
+        loss: f32,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Refusal> {
+        let policy = self.policy.clone();
+        let p = self.participants.get_mut(receiver).ok_or_else(|| Refusal::NotInRoom(receiver.to_owned()))?;
+        let before = p.audio_only();
+        let r = &mut p.receiver;
+        let bad = estimate < policy.video_floor_bps || loss > policy.video_max_loss;
+        let good = estimate >= policy.video_resume_bps && loss <= policy.video_resume_loss;
+        if bad {
+            r.good_since = None;
+            let since = *r.bad_since.get_or_insert(now);
+            if !r.degraded && now.saturating_duration_since(since) >= policy.degrade_after {
+                r.degraded = true;
+            }
+        } else if good {
+            r.bad_since = None;
+            let since = *r.good_since.get_or_insert(now);
+            if r.degraded && now.saturating_duration_since(since) >= policy.recover_after {
+                r.degraded = false;
+            }
+        } else {
+            // In between: neither clock runs, nothing changes.
+            r.bad_since = None;
+            r.good_since = None;
+        }
+        self.audio_only_changed(receiver, before, now, out);
+        Ok(())
+    }
+
+    /// When a receiver's audio-only state flips: say so, and when video
+    /// returns, start every video track from a keyframe.
+    fn audio_only_changed(&mut self, receiver: &str, before: bool, now: Instant, out: &mut Vec<Action>) {
+        let Some(p) = self.participants.get_mut(receiver) else { return };
+        let after = p.audio_only();
+        if before == after {
+            return;
+        }
+        out.push(Action::AudioOnly { receiver: receiver.to_owned(), on: after });
+        if !after {
+            let videos: Vec<TrackKey> = self
+                .tracks
+                .iter()
+                .filter(|(k, kind)| **kind == Kind::Video && k.publisher != receiver)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in videos {
+                if let Some(p) = self.participants.get_mut(receiver) {
+                    p.receiver.awaiting_keyframe.insert(key.clone());
+                }
+                self.request_keyframe(key, now, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both() -> BTreeSet<Kind> {
+        [Kind::Audio, Kind::Video].into()
+    }
+
+    fn key(p: &str, t: &str) -> TrackKey {
+        TrackKey { publisher: p.into(), track: t.into() }
+    }
+
+    fn joined(room: &mut Room, who: &str, now: Instant) -> Vec<Action> {
+        room.handle(Event::Joined { participant: who.into(), may_publish: both() }, now).unwrap()
+    }
+
+    fn forwarded(actions: &[Action]) -> Vec<ParticipantId> {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Forward { to, .. } => Some(to.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// A resident and a lawyer, each publishing audio and video.
+    fn call(now: Instant) -> Room {
+        let mut room = Room::new(Policy::default());
+        joined(&mut room, "resident", now);
+        joined(&mut room, "lawyer", now);
+        for who in ["resident", "lawyer"] {
+            room.handle(Event::Published { key: key(who, "a"), kind: Kind::Audio }, now).unwrap();
+            room.handle(Event::Published { key: key(who, "v"), kind: Kind::Video }, now).unwrap();
+        }
+        for who in ["resident", "lawyer"] {
+            room.handle(Event::Packet { key: key(who, "v"), keyframe: true }, now).unwrap();
+        }
+        room
+    }
+
+    #[test]
+    fn everyone_gets_everyone_else_never_themselves() {
+        let now = Instant::now();
+        let mut room = call(now);
+        let actions = joined(&mut room, "interpreter", now);
+        let subscribed: Vec<&TrackKey> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Subscribe { receiver, key } if receiver == "interpreter" => Some(key),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(subscribed.len(), 4, "{actions:?}");
+        assert!(actions.contains(&Action::Renegotiate { receiver: "interpreter".into() }));
+        let audio = room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, now).unwrap();
+        assert_eq!(forwarded(&audio), vec!["interpreter".to_owned(), "resident".to_owned()]);
+        room.handle(Event::Published { key: key("interpreter", "a"), kind: Kind::Audio }, now).unwrap();
+        let theirs =
+            room.handle(Event::Packet { key: key("interpreter", "a"), keyframe: false }, now).unwrap();
+        assert_eq!(forwarded(&theirs), vec!["lawyer".to_owned(), "resident".to_owned()]);
+    }
+
+    #[test]
+    fn a_new_receiver_starts_at_a_keyframe_and_asks_for_one_at_once() {
+        let now = Instant::now();
+        let mut room = call(now);
+        let actions = joined(&mut room, "interpreter", now + Duration::from_secs(1));
+        assert!(actions.contains(&Action::RequestKeyframe { key: key("lawyer", "v") }));
+        let delta = room
+            .handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, now + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(forwarded(&delta), vec!["resident".to_owned()], "no delta frames before the keyframe");
+        let key_frame = room
+            .handle(Event::Packet { key: key("lawyer", "v"), keyframe: true }, now + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(forwarded(&key_frame), vec!["interpreter".to_owned(), "resident".to_owned()]);
+        let after = room
+            .handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, now + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(forwarded(&after).len(), 2);
+    }
+
+    #[test]
+    fn keyframe_requests_are_rate_limited_per_track() {
+        let now = Instant::now();
+        let mut room = call(now + Duration::from_secs(10));
+        joined(&mut room, "a", now + Duration::from_secs(10));
+        joined(&mut room, "b", now + Duration::from_secs(10));
+        let mut requests = 0;
+        for ms in (0..2000).step_by(50) {
+            let t = now + Duration::from_secs(20) + Duration::from_millis(ms);
+            for who in ["a", "b", "resident"] {
+                let actions = room
+                    .handle(Event::KeyframeWanted { receiver: who.into(), key: key("lawyer", "v") }, t)
+                    .unwrap();
+                requests += actions.iter().filter(|a| matches!(a, Action::RequestKeyframe { .. })).count();
+            }
+        }
+        assert_eq!(requests, 4, "one per 500 ms over 2 s, from 120 asks");
+    }
+
+    #[test]
+    fn a_bad_downlink_goes_audio_only_and_recovers_with_hysteresis() {
+        let t0 = Instant::now();
+        let mut room = call(t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let down = |room: &mut Room, s: u64, bps: u64, loss: f32| {
+            room.handle(Event::Downlink { receiver: "resident".into(), estimate_bps: bps, loss }, at(s))
+                .unwrap()
+        };
+        // A dip shorter than degrade_after changes nothing.
+        assert!(down(&mut room, 1, 80_000, 0.0).is_empty());
+        assert!(down(&mut room, 2, 400_000, 0.0).is_empty());
+        // Sustained: audio only.
+        down(&mut room, 3, 80_000, 0.0);
+        assert_eq!(
+            down(&mut room, 5, 90_000, 0.0),
+            vec![Action::AudioOnly { receiver: "resident".into(), on: true }]
+        );
+        let video = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: true }, at(5)).unwrap();
+        assert!(video.is_empty(), "no video to an audio-only receiver");
+        let audio = room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, at(5)).unwrap();
+        assert_eq!(forwarded(&audio), vec!["resident".to_owned()], "audio keeps flowing");
+        // Between floor and resume threshold: stays audio only.
+        assert!(down(&mut room, 10, 200_000, 0.0).is_empty());
+        assert!(down(&mut room, 20, 200_000, 0.0).is_empty());
+        // Heavy loss counts as bad even with bandwidth.
+        // Good for less than recover_after: not yet.
+        assert!(down(&mut room, 21, 500_000, 0.01).is_empty());
+        assert!(down(&mut room, 24, 500_000, 0.01).is_empty());
+        let back = down(&mut room, 26, 500_000, 0.01);
+        assert_eq!(back[0], Action::AudioOnly { receiver: "resident".into(), on: false });
+        assert!(back.contains(&Action::RequestKeyframe { key: key("lawyer", "v") }));
+        let delta = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, at(26)).unwrap();
+        assert!(delta.is_empty(), "video resumes at a keyframe");
+        let kf = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: true }, at(26)).unwrap();
+        assert_eq!(forwarded(&kf), vec!["resident".to_owned()]);
+    }
+
+    #[test]
+    fn loss_alone_degrades_and_a_chosen_audio_only_sticks() {
+        let t0 = Instant::now();
+        let mut room = call(t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        room.handle(Event::Downlink { receiver: "lawyer".into(), estimate_bps: 2_000_000, loss: 0.3 }, at(1))
+            .unwrap();
+        let actions = room
+            .handle(Event::Downlink { receiver: "lawyer".into(), estimate_bps: 2_000_000, loss: 0.3 }, at(4))
+            .unwrap();
+        assert_eq!(actions, vec![Action::AudioOnly { receiver: "lawyer".into(), on: true }]);
+
+        let chose =
+            room.handle(Event::AudioOnlyChosen { participant: "resident".into(), on: true }, at(5)).unwrap();
+        assert_eq!(chose, vec![Action::AudioOnly { receiver: "resident".into(), on: true }]);
+        for s in 6..30 {
+            let actions = room
+                .handle(
+                    Event::Downlink { receiver: "resident".into(), estimate_bps: 5_000_000, loss: 0.0 },
+                    at(s),
+                )
+                .unwrap();
+            assert!(actions.is_empty(), "a good network does not override the choice");
+        }
+        assert_eq!(room.is_audio_only("resident"), Some(true));
+        let back = room
+            .handle(Event::AudioOnlyChosen { participant: "resident".into(), on: false }, at(30))
+            .unwrap();
+        assert!(back.contains(&Action::AudioOnly { receiver: "resident".into(), on: false }));
+    }
+
+    #[test]
+    fn leaving_unsubscribes_everyone_and_limits_hold() {
+        let now = Instant::now();
+        let mut room = call(now);
+        let actions = room.handle(Event::Left { participant: "lawyer".into() }, now).unwrap();
+        assert!(
+            actions.contains(&Action::Unsubscribe { receiver: "resident".into(), key: key("lawyer", "v") })
+        );
+        assert!(actions.contains(&Action::Renegotiate { receiver: "resident".into() }));
+        assert_eq!(
+            room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, now),
+            Err(Refusal::NoSuchTrack)
+        );
+        assert_eq!(
+            room.handle(Event::Left { participant: "lawyer".into() }, now),
+            Err(Refusal::NotInRoom("lawyer".into()))
+        );
+
+        let mut room =
+            Room::new(Policy { max_participants: 2, max_tracks_per_participant: 2, ..Policy::default() });
+        joined(&mut room, "a", now);
+        room.handle(Event::Joined { participant: "b".into(), may_publish: [Kind::Audio].into() }, now)
+            .unwrap();
+        assert_eq!(
+            room.handle(Event::Joined { participant: "c".into(), may_publish: both() }, now),
+            Err(Refusal::RoomFull)
+        );
+        assert_eq!(
+            room.handle(Event::Joined { participant: "a".into(), may_publish: both() }, now),
+            Err(Refusal::AlreadyInRoom("a".into()))
+        );
+        assert_eq!(
+            room.handle(Event::Published { key: key("b", "v"), kind: Kind::Video }, now),
+            Err(Refusal::NotGranted(Kind::Video)),
+            "the token granted audio only"
+        );
+        room.handle(Event::Published { key: key("a", "1"), kind: Kind::Audio }, now).unwrap();
+        room.handle(Event::Published { key: key("a", "2"), kind: Kind::Video }, now).unwrap();
+        assert_eq!(
+            room.handle(Event::Published { key: key("a", "3"), kind: Kind::Video }, now),
+            Err(Refusal::TooManyTracks)
+        );
+        assert_eq!(
+            room.handle(Event::Published { key: key("x", "1"), kind: Kind::Audio }, now),
+            Err(Refusal::NotInRoom("x".into()))
+        );
+    }
+}
