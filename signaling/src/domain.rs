@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 /// What a resident needs help with. The codes are stable: they appear in the
 /// database, the protocol and the web apps' `data-testid`s (`topic-<code>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Topic {
     /// Land and grassland.

@@ -17,6 +17,8 @@
 //!   file per area (accounts, auth, audit, places, teams, consultations).
 //! - [`http`]: the router, the shared [`http::AppState`], the error type mapped
 //!   once to HTTP, the OpenAPI document, and one module per resource.
+//! - [`matcher`]: which waiting resident is offered to which lawyer, as
+//!   synchronous code fed by events (rings, longest idle first, caps, timeouts).
 //! - [`ws`]: the WebSocket endpoint and its typed messages (see PROTOCOL.md).
 //! - [`web`]: the three browser apps, embedded in the binary from `web/`.
 //! - [`demo`]: the demo accounts, region, terminal and duty hours of `--demo`.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod matcher;
 pub mod metrics;
 pub mod password;
 pub mod schedule;
