@@ -208,3 +208,52 @@ test('an expired access token is refreshed once; a dead session goes back to the
   assertClean(problems);
   await context.close();
 });
+
+test('a coordinator edits an account\'s roles, languages and topics inline; granting coordinator is refused', async () => {
+  const context = await newContext(browser, server);
+  const page = await context.newPage();
+  const problems = watch(page);
+  await page.goto(server.url('/coordinator'));
+  await login(page, 'demo-coordinator', 'demo-pass');
+  const u = 'demo-lawyer-2';
+  await visible(page.getByTestId(`account-edit-${u}`));
+  await page.getByTestId(`account-edit-${u}`).click();
+  // The form starts from what the account has.
+  assert.equal(await page.getByTestId(`account-edit-language-zh-${u}`).isChecked(), true);
+  assert.equal(await page.getByTestId(`account-edit-language-bo-${u}`).isChecked(), false);
+  assert.equal(await page.getByTestId(`account-edit-role-lawyer-${u}`).isChecked(), true);
+  await page.getByTestId(`account-edit-language-bo-${u}`).check();
+  for (const topic of ['criminal', 'other', 'debt', 'administrative', 'labour']) {
+    await page.getByTestId(`account-edit-topic-${topic}-${u}`).uncheck();
+  }
+  // A language switch keeps what was ticked.
+  await page.getByTestId('lang-en').click();
+  assert.equal(await page.getByTestId(`account-edit-language-bo-${u}`).isChecked(), true);
+  await page.getByTestId('lang-zh').click();
+  await page.getByTestId(`account-save-${u}`).click();
+  await hidden(page.getByTestId(`account-save-${u}`));
+  const row = page.locator(`tr[data-username="${u}"]`);
+  await textMatches(row, /藏语、汉语.*土地、婚姻家庭/);
+  await textMatches(page.getByTestId('status'), new RegExp(`已保存账户 ${u}`));
+
+  // It survives a reload.
+  await page.reload();
+  await textMatches(page.locator(`tr[data-username="${u}"]`), /藏语、汉语.*土地、婚姻家庭/);
+
+  // A coordinator may not grant the coordinator role: the refusal shows in the status area.
+  await page.getByTestId(`account-edit-${u}`).click();
+  await page.getByTestId(`account-edit-role-coordinator-${u}`).check();
+  await page.getByTestId(`account-save-${u}`).click();
+  await eventually(async () =>
+    assert.equal(await page.getByTestId('status').getAttribute('data-error-code'), 'forbidden'));
+  assert.equal(await page.getByTestId('status').getAttribute('data-kind'), 'error');
+  await visible(page.getByTestId(`account-save-${u}`));
+  // Escape closes the form without saving; focus returns to its button.
+  await page.getByTestId(`account-edit-role-coordinator-${u}`).focus();
+  await page.keyboard.press('Escape');
+  await hidden(page.getByTestId(`account-save-${u}`));
+  assert.equal(await page.getByTestId(`account-edit-${u}`).evaluate((el) => el === document.activeElement), true);
+  await textMatches(page.locator(`tr[data-username="${u}"] td`).nth(1), /^律师$/);
+  assertClean(problems);
+  await context.close();
+});

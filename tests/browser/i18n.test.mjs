@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { WEB_DIR } from './support.mjs';
 
@@ -18,7 +18,9 @@ const APPS = {
       ...TOPICS.map((c) => `topic.${c}`),
       ...['pending', 'enrolled', 'revoked'].map((s) => `terminals.status.${s}`),
       'error.invalid_credentials', 'error.rate_limited', 'error.session_expired', 'error.wrong_role',
-      'error.forbidden', 'error.conflict', 'error.network', 'error.no_language',
+      'error.forbidden', 'error.conflict', 'error.network', 'error.no_language', 'error.no_weekday', 'error.time_order',
+      ...['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].flatMap((d) => [`weekday.${d}`, `weekdayShort.${d}`]),
+      ...['covered', 'partial', 'gap'].flatMap((k) => [`coverage.${k}Mark`, `coverage.cell.${k}`]),
     ],
   },
   lawyer: {
@@ -27,11 +29,22 @@ const APPS = {
       ...LANGS.map((l) => `language.${l}`),
       ...TOPICS.map((c) => `topic.${c}`),
       'error.invalid_credentials', 'error.rate_limited', 'error.session_expired', 'error.wrong_role', 'error.network',
+      'error.time_order', 'error.not_booked',
+      ...['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => `weekday.${d}`),
+      ...['extra', 'off'].map((k) => `availability.kind.${k}`),
+      ...['booked', 'cancelled', 'completed', 'no_show'].map((s) => `appointments.status.${s}`),
     ],
   },
   terminal: {
     languages: ['bo', 'zh', 'en'],
-    dynamic: ['error.invalid_code', 'error.rate_limited', 'error.network', 'error.empty_code'],
+    dynamic: [
+      'error.invalid_code', 'error.rate_limited', 'error.network', 'error.empty_code',
+      ...['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => `weekday.${d}`),
+      ...TOPICS.map((c) => `topic.${c}`),
+      ...LANGS.map((l) => `language.${l}`),
+      ...['slot_taken', 'terminal_busy', 'no_lawyer_available', 'not_available', 'too_soon', 'in_the_past', 'network', 'other']
+        .map((c) => `booking.error.${c}`),
+    ],
   },
 };
 
@@ -54,8 +67,10 @@ for (const [app, spec] of Object.entries(APPS)) {
     for (const lang of rest) {
       assert.deepEqual(Object.keys(tables[lang]).sort(), Object.keys(tables[first]).sort(), `${app}: ${lang} vs ${first}`);
     }
-    const script = await read(app, 'app.js');
-    const sources = [await read(app, 'index.html'), script, await read('shared', 'i18n.js')];
+    // Every script of the app (app.js and its modules), and the shared ones it imports.
+    const scripts = await Promise.all((await readdir(path.join(WEB_DIR, app))).filter((f) => f.endsWith('.js')).map((f) => read(app, f)));
+    const script = scripts.join('\n');
+    const sources = [await read(app, 'index.html'), ...scripts, await read('shared', 'i18n.js')];
     for (const shared of ['session.js', 'codes.js']) {
       if (script.includes(`/web/shared/${shared}`)) sources.push(await read('shared', shared));
     }

@@ -47,9 +47,29 @@ test('coordinator screens', async () => {
   await page.getByTestId(`terminal-revoke-${id}`).click();
   await screenshot(page.getByTestId('terminals'), 'coordinator-terminals');
 
+  // Scheduling: an open team edit, a roster, English coverage with gaps.
+  await page.getByTestId('account-reset-demo-interpreter').click();
+  await page.getByTestId('account-edit-demo-lawyer-2').click();
+  const teamId = await page.locator('tr[data-team-id]').first().getAttribute('data-team-id');
+  await page.getByTestId(`team-edit-${teamId}`).click();
+  await page.getByTestId('roster-team').selectOption(teamId);
+  await page.getByTestId('roster-day-tue').check();
+  await page.getByTestId('roster-day-thu').check();
+  await page.getByTestId('roster-create').click();
+  await visible(page.locator('tr[data-roster-id]').first());
+  await page.getByTestId('coverage-language').selectOption('en');
+  await textMatches(page.getByTestId('coverage-summary'), /0%/);
+  await checkScreen(page, 'coordinator-schedule-zh');
+  for (const part of ['teams', 'rosters', 'coverage', 'lawyers-on-duty']) {
+    await screenshot(page.getByTestId(part), `coordinator-${part}-zh`);
+  }
+
   await page.getByTestId('lang-en').click();
   await textMatches(page.getByTestId('accounts'), /Accounts/);
   await checkScreen(page, 'coordinator-dashboard-en');
+  for (const part of ['teams', 'rosters', 'coverage', 'lawyers-on-duty']) {
+    await screenshot(page.getByTestId(part), `coordinator-${part}-en`);
+  }
   assertClean(problems);
   await context.close();
 });
@@ -66,6 +86,10 @@ test('lawyer screens', async () => {
   await checkScreen(page, 'lawyer-login-error-zh');
   await login(page, 'demo-lawyer', 'demo-pass');
   await textMatches(page.getByTestId('profile-name'), /\S/);
+  await visible(page.getByTestId('weekly-row-0'));
+  await page.getByTestId('availability-add-override').click();
+  await page.getByTestId('calendar-create').click();
+  await visible(page.getByTestId('calendar-url'));
   await checkScreen(page, 'lawyer-console-zh');
   await page.getByTestId('lang-en').click();
   await textMatches(page.getByTestId('profile-languages'), /Tibetan/);
@@ -96,10 +120,66 @@ test('kiosk screens', async () => {
     await page.getByTestId(`lang-${lang}`).click();
     await checkScreen(page, `kiosk-start-${lang}`, { minTarget: 64 });
   }
+  // Nobody speaks English yet: no time to offer.
+  await page.getByTestId('lang-en').click();
+  await page.getByTestId('book-later').click();
+  await page.getByTestId('topic-other').click();
+  await visible(page.getByTestId('booking-no-slots'));
+  await checkScreen(page, 'kiosk-book-noslots-en', { minTarget: 64 });
+  await page.getByTestId('booking-back-slots').click();
+  await page.getByTestId('booking-back').click();
+  // Now demo-lawyer-2 speaks English too.
+  const token = (await (await fetch(server.url('/api/auth/login'), {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'demo-coordinator', password: 'demo-pass' }),
+  })).json()).access_token;
+  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const accounts = await (await fetch(server.url('/api/accounts'), { headers: auth })).json();
+  const lawyer2 = accounts.find((a) => a.username === 'demo-lawyer-2');
+  const patched = await fetch(server.url(`/api/accounts/${lawyer2.id}`), {
+    method: 'PATCH', headers: auth, body: JSON.stringify({ languages: ['zh', 'en'] }),
+  });
+  assert.equal(patched.status, 200);
+
+  // Booking a later time, every screen in every language (a refused booking too).
+  for (const [i, lang] of ['bo', 'zh', 'en'].entries()) {
+    await page.getByTestId(`lang-${lang}`).click();
+    await page.getByTestId('book-later').click();
+    await visible(page.getByTestId('topic-land'));
+    await checkScreen(page, `kiosk-book-topic-${lang}`, { minTarget: 64 });
+    await page.getByTestId('topic-land').click();
+    const slot = page.locator('[data-testid="slot-times"] button').nth(i);
+    await visible(slot);
+    await checkScreen(page, `kiosk-book-slots-${lang}`, { minTarget: 64 });
+    await slot.click();
+    await visible(page.getByTestId('booking-submit'));
+    await checkScreen(page, `kiosk-book-confirm-${lang}`, { minTarget: 64 });
+    const refuse = (route) => route.fulfill({
+      status: 409, contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'slot_taken', message: 'slot taken' } }),
+    });
+    await page.route('**/api/appointments', refuse);
+    await page.getByTestId('booking-submit').click();
+    await visible(page.getByTestId('booking-error'));
+    await checkScreen(page, `kiosk-book-error-${lang}`, { minTarget: 64 });
+    await page.unroute('**/api/appointments', refuse);
+    await page.getByTestId('booking-back-confirm').click();
+    await slot.click();
+    await page.getByTestId('booking-submit').click();
+    await visible(page.getByTestId('booking-confirmed'));
+    await checkScreen(page, `kiosk-book-done-${lang}`, { minTarget: 64 });
+    await page.getByTestId('booking-finish').click();
+    await visible(page.getByTestId('start-screen'));
+  }
+
   // A portrait kiosk screen too.
   await page.setViewportSize({ width: 800, height: 1280 });
   await page.getByTestId('lang-bo').click();
   await checkScreen(page, 'kiosk-start-bo-portrait', { minTarget: 64 });
+  await page.getByTestId('book-later').click();
+  await page.getByTestId('topic-family').click();
+  await visible(page.locator('[data-testid="slot-times"] button').first());
+  await checkScreen(page, 'kiosk-book-slots-bo-portrait', { minTarget: 64 });
   assertClean(problems);
   await context.close();
 });

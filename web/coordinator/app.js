@@ -5,7 +5,8 @@ import {
   initI18n, t, onLanguageChange, formatTime, describeError, showError, clearError, applyTranslations,
 } from '/web/shared/i18n.js';
 import { setupLanguageButtons, setupLoginForm, fetchAccount } from '/web/shared/session.js';
-import { listOf } from '/web/shared/codes.js';
+import { listOf, ROLES, LANGUAGES, TOPICS } from '/web/shared/codes.js';
+import { setupSchedule } from '/web/coordinator/schedule.js';
 
 const client = createClient('coordinator');
 const APP_ROLES = ['coordinator', 'admin'];
@@ -40,11 +41,23 @@ const empty = () => ({
   regionId: null,
   terminals: null,
   resetOpenFor: null,
+  editOpenFor: null,
+  editDraft: null,
   revokeOpenFor: null,
   enrollment: null,
   status: null,
 });
 let state = empty();
+
+const selectedRegion = () => (state.regions ?? []).find((r) => r.id === state.regionId) ?? null;
+const schedule = setupSchedule({
+  client,
+  accounts: () => state.accounts,
+  region: selectedRegion,
+  regionName: (id) => (state.regions ?? []).find((r) => r.id === id)?.name ?? id,
+  reportOk: (key, vars) => reportOk(key, vars),
+  reportError: (error) => reportError(error),
+});
 
 // ---------------------------------------------------------------- helpers
 
@@ -127,6 +140,8 @@ function showLogin() {
   els.code.textContent = '';
   els.accountForm.reset();
   els.terminalForm.reset();
+  schedule.hide();
+  $('region-zone').textContent = '';
   renderStatus();
   els.loginView.hidden = false;
 }
@@ -140,6 +155,7 @@ function showDashboard(account) {
   els.whoami.hidden = false;
   renderWhoami();
   $('main').focus();
+  schedule.show();
   loadAccounts();
   loadRegions();
 }
@@ -176,6 +192,13 @@ async function loadAccounts() {
 }
 
 function renderAccounts() {
+  // An open edit form keeps what was ticked but not yet saved (e.g. over a language switch).
+  const editForm = state.editOpenFor ? $(`edit-row-${state.editOpenFor}`)?.querySelector('form') : null;
+  if (editForm) {
+    state.editDraft = Object.fromEntries(['roles', 'languages', 'topics'].map((n) => [n, checkedValues(editForm, n)]));
+  } else if (!state.editOpenFor) {
+    state.editDraft = null;
+  }
   keepingFocus(() => {
     const rows = [];
     const accounts = [...state.accounts].sort((a, b) => a.username.localeCompare(b.username));
@@ -185,6 +208,7 @@ function renderAccounts() {
     }
     els.accountsBody.replaceChildren(...rows);
   });
+  schedule.accountsChanged();
 }
 
 function accountRows(account) {
@@ -224,10 +248,98 @@ function accountRows(account) {
             'aria-controls': `reset-row-${account.id}`,
           },
           onclick: () => openReset(account),
+        }),
+        h('button', {
+          type: 'button',
+          dataset: { testid: `account-edit-${u}` },
+          textContent: t('accounts.edit'),
+          attrs: {
+            'aria-label': t('accounts.editLabel', { username: u }),
+            'aria-expanded': String(state.editOpenFor === account.id),
+            'aria-controls': `edit-row-${account.id}`,
+          },
+          onclick: () => openEdit(account),
         }))),
   );
-  if (state.resetOpenFor !== account.id) return [row];
-  return [row, resetRow(account)];
+  if (state.resetOpenFor === account.id) return [row, resetRow(account)];
+  if (state.editOpenFor === account.id) return [row, editRow(account)];
+  return [row];
+}
+
+/** One fieldset of checkboxes for an inline edit, checked from the account. */
+function editChecks(account, name, prefix, codes, legendKey) {
+  const u = account.username;
+  const chosen = new Set((state.editDraft ?? account)[name] ?? []);
+  return h('fieldset', {},
+    h('legend', { textContent: t(legendKey) }),
+    h('div', { className: 'checks' }, ...codes.map((code) => {
+      const id = `edit-${account.id}-${prefix}-${code}`;
+      return h('label', { className: 'check', htmlFor: id },
+        h('input', {
+          type: 'checkbox', id, name, value: code, checked: chosen.has(code),
+          dataset: { testid: `account-edit-${prefix}-${code}-${u}` },
+        }),
+        h('span', { textContent: t(`${prefix}.${code}`) }));
+    })));
+}
+
+function editRow(account) {
+  const u = account.username;
+  const form = h('form', {
+    className: 'edit-form',
+    attrs: { 'aria-label': t('accounts.editLabel', { username: u }) },
+    onsubmit: (event) => {
+      event.preventDefault();
+      saveAccount(account, event.currentTarget, event.submitter);
+    },
+  },
+  editChecks(account, 'roles', 'role', ROLES, 'accounts.field.roles'),
+  editChecks(account, 'languages', 'language', LANGUAGES, 'accounts.field.languages'),
+  editChecks(account, 'topics', 'topic', TOPICS, 'accounts.field.topics'),
+  h('div', { className: 'actions' },
+    h('button', {
+      type: 'submit', className: 'primary', dataset: { testid: `account-save-${u}` },
+      textContent: t('accounts.save'),
+    }),
+    h('button', {
+      type: 'button', dataset: { testid: `account-edit-cancel-${u}` }, textContent: t('common.cancel'),
+      onclick: () => closeEdit(account),
+    })));
+  form.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') closeEdit(account);
+  });
+  return h('tr', { className: 'inline-row', id: `edit-row-${account.id}` },
+    h('td', { colSpan: 7 }, form));
+}
+
+function openEdit(account) {
+  state.editOpenFor = state.editOpenFor === account.id ? null : account.id;
+  state.resetOpenFor = null;
+  state.editDraft = null;
+  renderAccounts();
+  if (state.editOpenFor) $(`edit-row-${account.id}`)?.querySelector('input')?.focus();
+}
+
+function closeEdit(account) {
+  state.editOpenFor = null;
+  renderAccounts();
+  document.querySelector(`[data-testid="account-edit-${CSS.escape(account.username)}"]`)?.focus();
+}
+
+function saveAccount(account, form, button) {
+  const body = {
+    roles: checkedValues(form, 'roles'),
+    languages: checkedValues(form, 'languages'),
+    topics: checkedValues(form, 'topics'),
+  };
+  return busy(button, async () => {
+    const updated = await client.patch(`/api/accounts/${seg(account.id)}`, body);
+    replaceAccount(updated);
+    state.editOpenFor = null;
+    renderAccounts();
+    document.querySelector(`[data-testid="account-edit-${CSS.escape(updated.username)}"]`)?.focus();
+    reportOk('accounts.saved', { username: updated.username });
+  });
 }
 
 function resetRow(account) {
@@ -266,6 +378,7 @@ function resetRow(account) {
 
 function openReset(account) {
   state.resetOpenFor = state.resetOpenFor === account.id ? null : account.id;
+  state.editOpenFor = null;
   renderAccounts();
   if (state.resetOpenFor) {
     document.querySelector(`[data-testid="account-reset-password-${CSS.escape(account.username)}"]`).focus();
@@ -336,6 +449,7 @@ async function loadRegions() {
   const ids = state.regions.map((r) => r.id);
   if (!ids.includes(state.regionId)) state.regionId = ids[0] ?? null;
   renderRegions();
+  schedule.regionChanged();
   await loadTerminals();
 }
 
@@ -373,6 +487,8 @@ function renderRegions() {
     select.value = state.regionId;
   }
   els.terminalForm.querySelector('[data-testid="terminal-register"]').disabled = !state.regionId;
+  const region = selectedRegion();
+  $('region-zone').textContent = region ? t('region.zone', { zone: region.time_zone || 'UTC' }) : '';
 }
 
 async function loadTerminals() {
@@ -527,6 +643,8 @@ els.regionSelect.addEventListener('change', () => {
   state.revokeOpenFor = null;
   state.terminals = null;
   renderTerminals();
+  renderRegions();
+  schedule.regionChanged();
   loadTerminals();
 });
 
@@ -567,6 +685,7 @@ onLanguageChange(() => {
     renderTerminals();
     renderCode();
     renderStatus();
+    schedule.render();
   }
 });
 

@@ -1,10 +1,11 @@
-// The lawyer and interpreter console. For now: login, who is logged in, logout.
-// The console itself comes into <main id="console"> (see index.html).
+// The lawyer and interpreter console: login, who is logged in, logout, and
+// the schedule (schedule.js) in <main id="console"> (see index.html).
 
 import { createClient } from '/web/shared/api.js';
 import { initI18n, onLanguageChange, showError, applyTranslations } from '/web/shared/i18n.js';
 import { setupLanguageButtons, setupLoginForm, fetchAccount } from '/web/shared/session.js';
 import { listOf } from '/web/shared/codes.js';
+import { setupSchedule } from '/web/lawyer/schedule.js';
 
 const client = createClient('lawyer');
 const APP_ROLES = ['lawyer', 'interpreter'];
@@ -25,6 +26,7 @@ const els = {
 
 let me = null;
 let login = null;
+const schedule = setupSchedule(client);
 
 function renderProfile() {
   if (!me) return;
@@ -40,6 +42,7 @@ function showLogin() {
   els.logout.hidden = true;
   for (const el of [els.name, els.languages, els.topics]) el.textContent = '';
   login?.reset();
+  schedule.hide();
   els.loginView.hidden = false;
   els.skip.href = '#login-view';
 }
@@ -53,6 +56,7 @@ function showConsole(account) {
   els.console.hidden = false;
   els.skip.href = '#console';
   els.console.focus();
+  schedule.show(account);
 }
 
 client.onLoggedOut(() => {

@@ -1,7 +1,7 @@
 // The kiosk in a township legal service station.
 //
 // Screens: enrollment (for the technician, until the kiosk has a device
-// token) and start (for residents). The device token is the kiosk's Bearer
+// token), start (for residents), and booking a later time (booking.js). The device token is the kiosk's Bearer
 // token; when the server stops accepting it (the terminal was revoked), the
 // kiosk forgets it and goes back to enrollment.
 //
@@ -10,6 +10,7 @@
 
 import { createClient } from '/web/shared/api.js';
 import { initI18n, setLanguage, currentLanguage, onLanguageChange, t, showError, clearError, applyTranslations } from '/web/shared/i18n.js';
+import { setupBooking } from '/web/terminal/booking.js';
 
 const client = createClient('terminal');
 const DEFAULT_LANGUAGE = 'bo';
@@ -23,6 +24,10 @@ const screens = {
   loading: $('loading-screen'),
   enroll: $('enroll-screen'),
   start: $('start-screen'),
+  bookTopic: $('book-topic-screen'),
+  bookSlots: $('book-slots-screen'),
+  bookConfirm: $('book-confirm-screen'),
+  bookDone: $('book-done-screen'),
 };
 const els = {
   enrollForm: $('enroll-form'),
@@ -65,6 +70,13 @@ function showEnroll() {
   clearError(els.enrollError);
   show('enroll');
 }
+
+const booking = setupBooking({
+  client,
+  show: (name) => (name === 'start' ? showStart() : show(name)),
+});
+
+$('book-later').addEventListener('click', () => booking.begin());
 
 // ---------------------------------------------------------------- server
 
@@ -139,6 +151,7 @@ for (const button of document.querySelectorAll('button[data-lang]')) {
 onLanguageChange(() => {
   markLanguageButtons();
   renderPlace();
+  booking.render();
 });
 
 // ---------------------------------------------------------------- idle reset
@@ -148,6 +161,7 @@ async function resetSession() {
   if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
   els.enrollCode.value = '';
   clearError(els.enrollError);
+  booking.reset();
   await setLanguage(DEFAULT_LANGUAGE);
   window.scrollTo(0, 0);
   if (client.hasCredentials()) {

@@ -1,0 +1,42 @@
+// Small DOM helpers for the apps' scripts.
+
+/** Creates an element: h('td', {className: 'x', dataset: {testid: 'y'}}, child, 'text'). */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key === 'attrs') for (const [name, v] of Object.entries(value)) el.setAttribute(name, v);
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el[key] = value;
+  }
+  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+/** The element with a data-testid. */
+export const byTestId = (testid, root = document) => root.querySelector(`[data-testid="${CSS.escape(testid)}"]`);
+
+/** Re-renders a part of the page, keeping keyboard focus on the same control (by data-testid). */
+export function keepingFocus(render) {
+  const active = document.activeElement;
+  const testid = active && active.dataset ? active.dataset.testid : null;
+  render();
+  if (testid && !document.contains(active)) byTestId(testid)?.focus();
+}
+
+/** Wall-clock times of a day in steps ("00:00" ... "24:00"), with extra values kept in order. */
+export function timeChoices(stepMinutes = 30, extra = []) {
+  const out = new Set(extra.filter((v) => /^\d{2}:\d{2}$/.test(v)));
+  for (let m = 0; m <= 24 * 60; m += stepMinutes) {
+    out.add(`${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`);
+  }
+  return [...out].sort();
+}
+
+/** A <select> of times with one chosen. */
+export function timeSelect(props, value, stepMinutes = 30) {
+  const select = h('select', props, ...timeChoices(stepMinutes, [value]).map((v) => h('option', { value: v, textContent: v })));
+  select.value = value;
+  return select;
+}
