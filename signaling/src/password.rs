@@ -21,14 +21,36 @@ pub fn verify(secret: &str, phc: &str) -> bool {
     }
 }
 
-pub async fn hash_blocking(secret: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || hash(&secret).map_err(|e| e.to_string()))
+/// Argon2 runs at most this many at once: each uses about 19 MiB and a core,
+/// so a burst of logins queues here instead of exhausting memory and threads.
+const CONCURRENT_HASHES: usize = 4;
+/// How long a hash may wait for its turn before the server says it is busy.
+const HASH_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+
+/// The server is too busy hashing to take this one now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks at once")]
+pub struct Busy;
+
+async fn on_the_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Busy> {
+    let _permit = tokio::time::timeout(HASH_QUEUE_WAIT, HASHING.acquire())
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|_| Busy)?
+        .map_err(|_| Busy)?;
+    tokio::task::spawn_blocking(work).await.map_err(|_| Busy)
 }
 
-pub async fn verify_blocking(secret: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify(&secret, &phc)).await.unwrap_or(false)
+pub async fn hash_blocking(secret: String) -> Result<String, String> {
+    on_the_blocking_pool(move || hash(&secret).map_err(|e| e.to_string())).await.map_err(|e| e.to_string())?
+}
+
+/// Verifies on the blocking pool, at most [`CONCURRENT_HASHES`] at once.
+pub async fn verify_blocking(secret: String, phc: String) -> Result<bool, Busy> {
+    on_the_blocking_pool(move || verify(&secret, &phc)).await
 }
 
 /// SHA-256 of a high-entropy secret (enrollment codes, refresh token ids), in

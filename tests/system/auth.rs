@@ -354,6 +354,26 @@ async fn guessing_passwords_ten_thousand_times_is_cut_short() {
 }
 
 #[tokio::test]
+async fn concurrent_guesses_do_not_slip_past_the_limit() {
+    let app = spawn_app().await;
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let request = app
+            .http
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"username": "demo-interpreter", "password": format!("guess-{i}")}));
+        tasks.push(tokio::spawn(async move { request.send().await.unwrap().status().as_u16() }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    // All sixty arrive before any has failed; still only ten passwords are checked.
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 50, "{statuses:?}");
+}
+
+#[tokio::test]
 async fn key_rotation_keeps_everyone_signed_in() {
     let app = spawn_app().await;
     let old = app.token("demo-lawyer").await;

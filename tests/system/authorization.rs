@@ -258,6 +258,30 @@ async fn coordinators_manage_volunteers_and_admins_manage_coordinators() {
         "{names:?}"
     );
 
+    // A lawyer who serves another region's team is not this coordinator's to manage.
+    let store = app.store().await;
+    store
+        .ensure_region(&RegionRecord {
+            id: "other".into(),
+            name: "Other".into(),
+            parent_id: None,
+            time_zone: "Asia/Shanghai".into(),
+        })
+        .await
+        .unwrap();
+    let elsewhere = account(&store, "elsewhere-lawyer", vec![Role::Lawyer]).await;
+    let team = store.create_team("Other region's team").await.unwrap();
+    store.add_team_member(&team, &elsewhere).await.unwrap();
+    store.assign_team_region(&team, "other").await.unwrap();
+    assert_eq!(app.get(&format!("/api/accounts/{elsewhere}"), &coordinator).await.status(), 404);
+    let reset = app
+        .post(&format!("/api/accounts/{elsewhere}/password"), &coordinator, json!({"password": "taken-over"}))
+        .await;
+    assert_eq!(reset.status(), 404);
+    let listed: Vec<Value> = app.get("/api/accounts", &coordinator).await.json().await.unwrap();
+    assert!(!listed.iter().any(|a| a["id"] == elsewhere.as_str()));
+    app.token_for("elsewhere-lawyer", "demo-pass").await;
+
     // An admin creates a coordinator for a region; the coordinator sees it.
     let admin = app.token("demo-admin").await;
     let made = app

@@ -38,37 +38,41 @@ impl FailureLimiter {
         Self { window, max, entries: Mutex::new(HashMap::new()) }
     }
 
-    /// Err when `key` has used up its failures in the current window.
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), Blocked> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = entries.get_mut(key) else { return Ok(()) };
-        let elapsed = now.saturating_duration_since(entry.started);
-        if elapsed >= self.window {
-            entries.remove(key);
-            return Ok(());
-        }
-        if entry.failures < self.max {
-            return Ok(());
-        }
-        let first = entry.failures == self.max;
-        // Count refusals too, so `first` is true once per window.
-        entry.failures = entry.failures.saturating_add(1);
-        Err(Blocked { retry_after_secs: (self.window - elapsed).as_secs().max(1), first })
-    }
-
-    pub fn fail(&self, key: &str, now: Instant) {
+    /// Counts an attempt for `key` before it is checked, or refuses it when the
+    /// key has used up its attempts in the current window. Counting first means
+    /// that concurrent attempts cannot all slip in before any of them fails; an
+    /// attempt that succeeds is handed back with [`FailureLimiter::succeeded`].
+    pub fn attempt(&self, key: &str, now: Instant) -> Result<(), Blocked> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_KEYS {
             let window = self.window;
             entries.retain(|_, e| now.saturating_duration_since(e.started) < window);
         }
         let entry = entries.entry(key.to_owned()).or_insert(Entry { started: now, failures: 0 });
-        if now.saturating_duration_since(entry.started) >= self.window {
+        let elapsed = now.saturating_duration_since(entry.started);
+        if elapsed >= self.window {
             *entry = Entry { started: now, failures: 0 };
         }
+        if entry.failures < self.max {
+            entry.failures += 1;
+            return Ok(());
+        }
+        let first = entry.failures == self.max;
+        // Count refusals too, so `first` is true once per window.
         entry.failures = entry.failures.saturating_add(1);
+        let elapsed = now.saturating_duration_since(entry.started);
+        Err(Blocked { retry_after_secs: self.window.saturating_sub(elapsed).as_secs().max(1), first })
     }
 
+    /// An attempt counted by [`FailureLimiter::attempt`] succeeded: it no longer counts.
+    pub fn succeeded(&self, key: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get_mut(key) {
+            entry.failures = entry.failures.saturating_sub(1);
+        }
+    }
+
+    /// Forgets a key (a correct password ends an account's run of failures).
     pub fn clear(&self, key: &str) {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
@@ -83,23 +87,33 @@ mod tests {
         let limiter = FailureLimiter::new(Duration::from_secs(60), 3);
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.check("k", t0).is_ok());
-            limiter.fail("k", t0);
+            assert!(limiter.attempt("k", t0).is_ok());
         }
-        let blocked = limiter.check("k", t0 + Duration::from_secs(10)).unwrap_err();
+        let blocked = limiter.attempt("k", t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(blocked, Blocked { retry_after_secs: 50, first: true });
-        assert!(!limiter.check("k", t0 + Duration::from_secs(11)).unwrap_err().first);
-        assert!(limiter.check("other", t0).is_ok(), "keys are independent");
-        assert!(limiter.check("k", t0 + Duration::from_secs(60)).is_ok(), "a new window");
+        assert!(!limiter.attempt("k", t0 + Duration::from_secs(11)).unwrap_err().first);
+        assert!(limiter.attempt("other", t0).is_ok(), "keys are independent");
+        assert!(limiter.attempt("k", t0 + Duration::from_secs(60)).is_ok(), "a new window");
     }
 
     #[test]
-    fn clear_forgets() {
+    fn concurrent_attempts_cannot_all_slip_in() {
+        let limiter = FailureLimiter::new(Duration::from_secs(60), 10);
+        let t0 = Instant::now();
+        // A thousand attempts arriving together, none finished yet.
+        let admitted = (0..1000).filter(|_| limiter.attempt("k", t0).is_ok()).count();
+        assert_eq!(admitted, 10);
+    }
+
+    #[test]
+    fn successes_are_handed_back_and_clear_forgets() {
         let limiter = FailureLimiter::new(Duration::from_secs(60), 1);
         let t0 = Instant::now();
-        limiter.fail("k", t0);
-        assert!(limiter.check("k", t0).is_err());
+        limiter.attempt("k", t0).unwrap();
+        limiter.succeeded("k");
+        assert!(limiter.attempt("k", t0).is_ok(), "the success did not count");
+        assert!(limiter.attempt("k", t0).is_err());
         limiter.clear("k");
-        assert!(limiter.check("k", t0).is_ok());
+        assert!(limiter.attempt("k", t0).is_ok());
     }
 }

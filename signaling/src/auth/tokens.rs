@@ -24,6 +24,10 @@ use crate::unix_now;
 /// Seconds of clock skew tolerated between servers.
 pub const LEEWAY_SECS: u64 = 30;
 
+/// How often keys are read again, so that a rotation or retirement made with
+/// `cloudlaw keys` (or on another node) takes effect without a restart.
+pub const KEY_RELOAD: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
@@ -187,7 +191,7 @@ impl Tokens {
     pub async fn verify(&self, token: &str, expected: TokenKind) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         let kid = header.kid.ok_or_else(|| TokenError::Invalid("no key id".into()))?;
-        if !self.knows_kid(&kid) {
+        if !self.knows_kid(&kid) || self.keys_older_than(KEY_RELOAD) {
             self.reload_keys().await;
         }
         let claims = {
@@ -217,6 +221,10 @@ impl Tokens {
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
         validation
+    }
+
+    fn keys_older_than(&self, age: Duration) -> bool {
+        self.inner.keys.read().map(|k| k.loaded_at.elapsed() > age).unwrap_or(true)
     }
 
     fn knows_kid(&self, kid: &str) -> bool {

@@ -118,8 +118,15 @@ async fn check_regions(state: &AppState, regions: &[String]) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Accounts the caller manages: everyone for admins; volunteers (and
-/// themselves) for coordinators.
+/// Whether a coordinator manages a volunteer: one who serves in a team posted
+/// to one of the coordinator's regions, or who is in no such team yet (just
+/// created, to be placed).
+fn coordinator_manages(caller: &AccountRecord, volunteer_regions: &[String]) -> bool {
+    volunteer_regions.is_empty() || volunteer_regions.iter().any(|r| caller.regions.contains(r))
+}
+
+/// Accounts the caller manages: everyone for admins; for coordinators,
+/// themselves and the volunteers of their regions (see [`coordinator_manages`]).
 #[utoipa::path(
     get,
     path = "/api/accounts",
@@ -134,10 +141,20 @@ pub async fn list(
     let caller = principal.require_any(&[Role::Coordinator, Role::Admin])?;
     let admin = caller.has_role(Role::Admin);
     let accounts = state.store.accounts().await?;
+    let mut regions: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for (account, region) in state.store.member_regions().await? {
+        regions.entry(account).or_default().push(region);
+    }
+    let none = Vec::new();
     Ok(ApiJson(
         accounts
             .iter()
-            .filter(|a| admin || a.id == caller.id || is_volunteer_only(&a.roles))
+            .filter(|a| {
+                admin
+                    || a.id == caller.id
+                    || (is_volunteer_only(&a.roles)
+                        && coordinator_manages(caller, regions.get(&a.id).unwrap_or(&none)))
+            })
             .map(AccountView::from)
             .collect(),
     ))
@@ -228,11 +245,15 @@ async fn managed_target(
 ) -> Result<AccountRecord, ApiError> {
     let caller = principal.require_any(&[Role::Coordinator, Role::Admin])?;
     let target = state.store.account(id).await?.ok_or(ApiError::NotFound)?;
-    if caller.has_role(Role::Admin) || target.id == caller.id || is_volunteer_only(&target.roles) {
-        Ok(target)
-    } else {
-        Err(ApiError::NotFound)
+    if caller.has_role(Role::Admin) || target.id == caller.id {
+        return Ok(target);
     }
+    if is_volunteer_only(&target.roles)
+        && coordinator_manages(caller, &state.store.regions_of_member(&target.id).await?)
+    {
+        return Ok(target);
+    }
+    Err(ApiError::NotFound)
 }
 
 #[utoipa::path(
@@ -317,6 +338,7 @@ pub async fn update(
     state.scheduler.invalidate();
     if request.active == Some(false) {
         state.store.revoke_account_sessions(&id, now, "account deactivated").await?;
+        state.store.delete_calendar_token(&id).await?;
         state.connections.close_account(&id, "account deactivated");
     }
     let account = state.store.account(&id).await?.ok_or(ApiError::NotFound)?;

@@ -253,7 +253,7 @@ pub async fn book(
                     message: "this terminal already has an appointment then".into(),
                 });
             }
-            BookOutcome::LawyerBusy | BookOutcome::CapReached => continue,
+            BookOutcome::LawyerBusy | BookOutcome::CapReached | BookOutcome::NotBooked => continue,
         }
     }
     let (code, message) = if request.lawyer_id.is_some() {
@@ -539,6 +539,12 @@ pub async fn reschedule(
                 message: "this lawyer is already booked then".into(),
             });
         }
+        BookOutcome::NotBooked => {
+            return Err(ApiError::Clash {
+                code: "not_booked",
+                message: "this appointment is no longer booked".into(),
+            });
+        }
     }
     state
         .audit(
@@ -656,7 +662,7 @@ pub async fn feed(State(state): State<AppState>, Path(file): Path<String>) -> Re
         return Err(ApiError::NotFound);
     }
     let account_id = state.store.calendar_owner(&fingerprint(token)).await?.ok_or(ApiError::NotFound)?;
-    let account = state.store.account(&account_id).await?.ok_or(ApiError::NotFound)?;
+    let account = state.store.account(&account_id).await?.filter(|a| a.active).ok_or(ApiError::NotFound)?;
     let now = unix_now();
     let horizon = i64::from(state.scheduler.config.horizon_days) * 86_400;
     let appointments = state

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::views::{AccountView, TerminalView};
 use super::{ApiError, ApiJson, AppState};
+use crate::auth::limiter::FailureLimiter;
 use crate::auth::tokens::{TokenError, TokenKind};
 use crate::auth::{ClientAddr, Principal};
 use crate::password;
@@ -75,17 +76,23 @@ pub async fn login(
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<TokenResponse>, ApiError> {
     let username = request.username.trim().to_lowercase();
-    if username.is_empty() || username.len() > 64 || request.password.len() > 1024 {
+    // 1024 characters of at most 4 bytes: the longest password an account can have.
+    if username.is_empty() || username.len() > 64 || request.password.len() > 4096 {
         return Err(ApiError::InvalidCredentials);
     }
     let account_key = format!("account:{username}");
     let address_key = format!("address:{source}");
     let limits = &state.limits;
     let now = Instant::now();
+    // Count the attempt against both keys before checking anything.
+    let mut counted = Vec::new();
     for (limiter, key) in
         [(&limits.logins_per_account, &account_key), (&limits.failures_per_address, &address_key)]
     {
-        if let Err(blocked) = limiter.check(key, now) {
+        if let Err(blocked) = limiter.attempt(key, now) {
+            for (limiter, key) in counted {
+                FailureLimiter::succeeded(limiter, key);
+            }
             if blocked.first {
                 state
                     .audit(
@@ -99,6 +106,7 @@ pub async fn login(
             }
             return Err(ApiError::TooManyRequests { retry_after_secs: blocked.retry_after_secs });
         }
+        counted.push((limiter, key));
     }
 
     let credentials = state.store.credentials(&username).await?;
@@ -106,17 +114,17 @@ pub async fn login(
         Some(c) => (c.password_hash.clone(), true),
         None => (DUMMY_HASH.clone(), false),
     };
-    let matches = password::verify_blocking(request.password, hash).await && known;
+    let matches =
+        password::verify_blocking(request.password, hash).await.map_err(|_| ApiError::Unavailable)? && known;
     let credentials = match credentials {
         Some(c) if matches && c.active => c,
         _ => {
-            limits.logins_per_account.fail(&account_key, now);
-            limits.failures_per_address.fail(&address_key, now);
             state.audit("anonymous", "login.failed", &username, serde_json::Value::Null, &source).await?;
             return Err(ApiError::InvalidCredentials);
         }
     };
     limits.logins_per_account.clear(&account_key);
+    limits.failures_per_address.succeeded(&address_key);
 
     let issued_at = unix_now();
     let session_id = state

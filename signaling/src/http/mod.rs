@@ -169,11 +169,17 @@ pub fn router(state: AppState) -> Router {
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
                     let request_id =
                         request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    // The path only: query strings may carry tokens (calendar feeds).
+                    // The matched route, never the raw path or query: both can carry
+                    // secrets (a calendar feed's token, a WebSocket token).
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
                     tracing::info_span!(
                         "request",
                         method = %request.method(),
-                        path = %request.uri().path(),
+                        route = %route,
                         request_id = %request_id,
                     )
                 }))

@@ -105,16 +105,15 @@ pub async fn create_region(
     {
         return Err(ApiError::bad_request("invalid_field", "parent_id: no such region"));
     }
-    if state.store.region(&request.id).await?.is_some() {
-        return Err(ApiError::Conflict("a region with this id already exists".into()));
+    let time_zone = request.time_zone.unwrap_or_else(|| "Asia/Shanghai".into());
+    if time_zone.len() > 64 || jiff::tz::TimeZone::get(&time_zone).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("time_zone: {time_zone:?} is not an IANA time zone"),
+        ));
     }
-    let region = RegionRecord {
-        id: request.id,
-        name,
-        parent_id: request.parent_id,
-        time_zone: request.time_zone.unwrap_or_else(|| "Asia/Shanghai".into()),
-    };
-    state.store.ensure_region(&region).await?;
+    let region = RegionRecord { id: request.id, name, parent_id: request.parent_id, time_zone };
+    state.store.create_region(&region).await?;
     state.audit(&principal.actor(), "region.created", &region.id, serde_json::Value::Null, &source).await?;
     Ok((StatusCode::CREATED, ApiJson(RegionView::from(&region))))
 }
@@ -309,7 +308,7 @@ pub async fn enroll(
 ) -> Result<ApiJson<EnrollResponse>, ApiError> {
     let address_key = format!("address:{source}");
     let now = Instant::now();
-    if let Err(blocked) = state.limits.failures_per_address.check(&address_key, now) {
+    if let Err(blocked) = state.limits.failures_per_address.attempt(&address_key, now) {
         if blocked.first {
             state
                 .audit("anonymous", "terminal.enroll_rate_limited", "", serde_json::Value::Null, &source)
@@ -325,10 +324,12 @@ pub async fn enroll(
         state.store.enroll_terminal(&fingerprint(&code), &credential_id, unix_now()).await?
     };
     let Some(terminal_id) = enrolled else {
-        state.limits.failures_per_address.fail(&address_key, now);
         state.audit("anonymous", "terminal.enroll_failed", "", serde_json::Value::Null, &source).await?;
         return Err(ApiError::InvalidEnrollmentCode);
     };
+    state.limits.failures_per_address.succeeded(&address_key);
+    // A replaced kiosk's open connections belong to the old credential.
+    state.connections.close_terminal(&terminal_id, "terminal enrolled again");
     let ttl = Duration::from_secs(state.tokens.config().device_ttl_secs);
     let (device_token, _) = state.tokens.issue(TokenKind::Device, &terminal_id, &credential_id, ttl, None);
     let terminal = state.store.terminal(&terminal_id).await?.ok_or(ApiError::NotFound)?;

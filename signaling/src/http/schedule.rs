@@ -26,7 +26,7 @@ pub(super) fn invalid(message: impl Into<String>) -> ApiError {
 fn parse_time(field: &str, value: &str) -> Result<u16, ApiError> {
     let parsed = value.split_once(':').and_then(|(h, m)| {
         let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-        (value.len() == 5 && m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+        (value.len() == 5 && m < 60 && (h < 24 || (h == 24 && m == 0))).then(|| h * 60 + m)
     });
     parsed.ok_or_else(|| invalid(format!("{field}: {value:?} is not a time like \"14:00\"")))
 }

@@ -64,6 +64,22 @@ impl Store {
         Ok(())
     }
 
+    /// Creates a region; an existing id is [`StoreError::Conflict`].
+    pub async fn create_region(&self, region: &RegionRecord) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("INSERT INTO regions (id, name, parent_id, time_zone, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&region.id)
+                .bind(&region.name)
+                .bind(&region.parent_id)
+                .bind(&region.time_zone)
+                .bind(unix_now())
+                .execute(pool)
+                .await
+                .on_conflict("a region with this id")?;
+        });
+        Ok(())
+    }
+
     pub async fn region(&self, id: &str) -> Result<Option<RegionRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as("SELECT id, name, parent_id, time_zone FROM regions WHERE id = $1")

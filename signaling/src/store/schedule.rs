@@ -99,6 +99,8 @@ pub enum BookOutcome {
     LawyerBusy,
     /// The lawyer's day is full.
     CapReached,
+    /// (Rescheduling) the appointment is no longer booked.
+    NotBooked,
 }
 
 /// Five-minute ticks covering `[from, to)`.
@@ -395,13 +397,20 @@ impl Store {
     pub async fn reschedule(&self, id: &str, b: &Booking) -> Result<BookOutcome, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE appointments SET starts_at = $2, ends_at = $3, updated_at = $4, reminded_at = NULL, due_notified_at = NULL WHERE id = $1")
+            let moved = sqlx::query(
+                "UPDATE appointments SET starts_at = $2, ends_at = $3, updated_at = $4, reminded_at = NULL, due_notified_at = NULL
+                 WHERE id = $1 AND status = 'booked'",
+            )
                 .bind(id)
                 .bind(b.starts_at)
                 .bind(b.ends_at)
                 .bind(unix_now())
                 .execute(&mut *tx)
                 .await?;
+            // Cancelled meanwhile: nothing to move, and its freed time stays free.
+            if moved.rows_affected() != 1 {
+                return Ok(BookOutcome::NotBooked);
+            }
             sqlx::query("DELETE FROM schedule_claims WHERE appointment_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -539,6 +548,17 @@ impl Store {
                 appointment_columns!()
             ))
             .bind(now)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// (account, region) for every team member and every region their teams are posted to.
+    pub async fn member_regions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT DISTINCT m.account_id, r.region_id FROM team_members m JOIN team_regions r ON r.team_id = m.team_id",
+            )
             .fetch_all(pool)
             .await?
         }))
@@ -802,6 +822,13 @@ mod model_tests {
                             }
                         }
                     }
+                }
+                // A cancelled appointment cannot be brought back by a reschedule racing the cancel.
+                if let Some(h) = held.first().cloned() {
+                    prop_assert!(store.close_appointment(&h.id, "cancelled").await.unwrap());
+                    let revived = store.reschedule(&h.id, &booking(h.lawyer, h.terminal, BASE + 11 * SLOT)).await.unwrap();
+                    prop_assert_eq!(revived, BookOutcome::NotBooked);
+                    held.remove(0);
                 }
                 // The database agrees with the model, and the invariants hold in it.
                 let stored: Vec<AppointmentRecord> = store.appointments(AppointmentScope::Region("r"), 0, i64::MAX).await.unwrap()

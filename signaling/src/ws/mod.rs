@@ -17,7 +17,7 @@
 pub mod protocol;
 pub mod registry;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -40,6 +40,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const SEND_QUEUE: usize = 64;
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest one write to the socket may take before the client counts as gone.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sustained messages per second a client may send, and the burst above it.
 pub const RATE_PER_SECOND: f64 = 20.0;
 pub const RATE_BURST: f64 = 40.0;
@@ -76,13 +78,18 @@ pub async fn upgrade(
     let principal = auth::authenticate(&state, &token).await?;
     let connection_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", connection = %connection_id, actor = %principal.actor());
-    Ok(ws
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| connection(state, socket, connection_id, principal).instrument(span)))
+    Ok(ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
+        connection(state, socket, connection_id, principal, token).instrument(span)
+    }))
 }
 
-async fn connection(state: AppState, socket: WebSocket, connection_id: String, principal: Principal) {
+async fn connection(
+    state: AppState,
+    socket: WebSocket,
+    connection_id: String,
+    principal: Principal,
+    token: String,
+) {
     let owner = match &principal {
         Principal::Account { account, session_id } => {
             Owner::Account { account_id: account.id.clone(), session_id: session_id.clone() }
@@ -93,6 +100,8 @@ async fn connection(state: AppState, socket: WebSocket, connection_id: String, p
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(SEND_QUEUE);
     let (registration, mut kicked) = state.connections.register(owner, Some(tx.clone()));
+    // Revoked between the upgrade and the registration? Then nothing would close it later.
+    let still_valid = auth::authenticate(&state, &token).await.is_ok();
 
     let writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -102,34 +111,63 @@ async fn connection(state: AppState, socket: WebSocket, connection_id: String, p
                 message = rx.recv() => match message {
                     Some(message) => {
                         let closing = matches!(message, Message::Close(_));
-                        if sink.send(message).await.is_err() || closing {
+                        // A client that stops reading cannot hold the writer forever.
+                        let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await;
+                        if !matches!(sent, Ok(Ok(()))) || closing {
                             break;
                         }
                     }
                     None => break,
                 },
                 _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
                         break;
                     }
                 }
             }
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
     });
 
-    let outbox = Outbox { tx: tx.clone(), state: &state, stalled: Cell::new(false) };
+    let outbox = Outbox { tx: tx.clone(), state: &state, stalled: AtomicBool::new(false) };
     outbox.send(&ServerMessage::Welcome {
         protocol: PROTOCOL_VERSION,
         server: format!("cloudlaw/{}", env!("CARGO_PKG_VERSION")),
         connection: connection_id.clone(),
         principal: PrincipalInfo::of(&principal),
     });
+    if still_valid {
+        read(&state, &mut stream, &outbox, &mut kicked).await;
+    } else {
+        outbox.error(ErrorCode::Revoked, "credentials revoked", None);
+        outbox.close(4001, "credentials revoked");
+    }
+    drop(outbox);
+    drop(tx);
+    drop(registration);
+    // The writer ends once its queue is drained or a send times out.
+    let mut writer = writer;
+    if tokio::time::timeout(SEND_TIMEOUT + Duration::from_secs(1), &mut writer).await.is_err() {
+        writer.abort();
+    }
+    state.metrics.ws_connections.dec();
+    tracing::debug!("websocket closed");
+}
+
+/// Reads and answers messages until the client leaves, misbehaves, goes idle
+/// or is revoked.
+async fn read(
+    state: &AppState,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    outbox: &Outbox<'_>,
+    kicked: &mut tokio::sync::oneshot::Receiver<&'static str>,
+) {
     let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
     let mut strikes = 0;
     loop {
         let next = tokio::select! {
-            reason = &mut kicked => {
+            reason = &mut *kicked => {
                 let reason = reason.unwrap_or("closed");
                 outbox.error(ErrorCode::Revoked, reason, None);
                 outbox.close(4001, "credentials revoked");
@@ -167,21 +205,15 @@ async fn connection(state: AppState, socket: WebSocket, connection_id: String, p
             continue;
         }
         match frame {
-            Message::Text(text) => handle_text(&outbox, text.as_str()),
+            Message::Text(text) => handle_text(outbox, text.as_str()),
             Message::Binary(_) => outbox.error(ErrorCode::BinaryUnsupported, "send JSON text frames", None),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => {}
         }
-        if outbox.stalled.get() || outbox.tx.is_closed() {
+        if outbox.stalled.load(Ordering::Relaxed) || outbox.tx.is_closed() {
             break;
         }
     }
-    drop(outbox);
-    drop(tx);
-    drop(registration);
-    let _ = writer.await;
-    state.metrics.ws_connections.dec();
-    tracing::debug!("websocket closed");
 }
 
 /// Handles one text message.
@@ -197,7 +229,7 @@ struct Outbox<'a> {
     tx: mpsc::Sender<Message>,
     state: &'a AppState,
     /// Set when the queue was full: the client is not reading and is dropped.
-    stalled: Cell<bool>,
+    stalled: AtomicBool,
 }
 
 impl Outbox<'_> {
@@ -209,7 +241,7 @@ impl Outbox<'_> {
             self.tx.try_send(Message::Text(Utf8Bytes::from(text)))
         {
             tracing::info!("websocket client not reading; disconnecting");
-            self.stalled.set(true);
+            self.stalled.store(true, Ordering::Relaxed);
         }
     }
 
