@@ -2,9 +2,9 @@
 
 import { createClient, seg } from '/web/shared/api.js';
 import {
-  initI18n, t, onLanguageChange, formatTime, describeError, showError, clearError, applyTranslations,
+  t, onLanguageChange, formatTime, describeError, showError, clearError,
 } from '/web/shared/i18n.js';
-import { setupLanguageButtons, setupLoginForm, fetchAccount } from '/web/shared/session.js';
+import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
 import { listOf, ROLES, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/coordinator/schedule.js';
 
@@ -689,25 +689,5 @@ onLanguageChange(() => {
   }
 });
 
-async function start() {
-  await initI18n({ app: 'coordinator', languages: ['zh', 'en'], defaultLanguage: 'zh' });
-  setupLanguageButtons(document.querySelector('.lang-switch'));
-  setupLoginForm({ form: els.loginForm, client, roles: APP_ROLES, onLoggedIn: showDashboard });
-  if (client.hasCredentials()) {
-    try {
-      showDashboard(await fetchAccount(client, APP_ROLES));
-      return;
-    } catch (error) {
-      if (error.code === 'wrong_role') await client.logout();
-      showLogin();
-      if (error.code !== 'unauthorized') showError(els.loginError, error);
-      return;
-    }
-  }
-  showLogin();
-}
-
-start().catch((error) => {
-  console.error(error);
-  applyTranslations(document);
-});
+startSignedInApp({ app: 'coordinator', client, roles: APP_ROLES, els, onLoggedIn: showDashboard, showLogin })
+  .catch(reportStartFailure);

@@ -2,8 +2,8 @@
 // the schedule (schedule.js) in <main id="console"> (see index.html).
 
 import { createClient } from '/web/shared/api.js';
-import { initI18n, onLanguageChange, showError, applyTranslations } from '/web/shared/i18n.js';
-import { setupLanguageButtons, setupLoginForm, fetchAccount } from '/web/shared/session.js';
+import { onLanguageChange, showError } from '/web/shared/i18n.js';
+import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
 import { listOf } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/lawyer/schedule.js';
 
@@ -72,25 +72,6 @@ els.logout.addEventListener('click', async () => {
 
 onLanguageChange(renderProfile);
 
-async function start() {
-  await initI18n({ app: 'lawyer', languages: ['zh', 'en'], defaultLanguage: 'zh' });
-  setupLanguageButtons(document.querySelector('.lang-switch'));
-  login = setupLoginForm({ form: els.loginForm, client, roles: APP_ROLES, onLoggedIn: showConsole });
-  if (client.hasCredentials()) {
-    try {
-      showConsole(await fetchAccount(client, APP_ROLES));
-      return;
-    } catch (error) {
-      if (error.code === 'wrong_role') await client.logout();
-      showLogin();
-      if (error.code !== 'unauthorized') showError(els.loginError, error);
-      return;
-    }
-  }
-  showLogin();
-}
-
-start().catch((error) => {
-  console.error(error);
-  applyTranslations(document);
-});
+startSignedInApp({ app: 'lawyer', client, roles: APP_ROLES, els, onLoggedIn: showConsole, showLogin })
+  .then((form) => { login = form; })
+  .catch(reportStartFailure);

@@ -1,6 +1,6 @@
 // The login form and language buttons that the lawyer and coordinator apps share.
 
-import { setLanguage, currentLanguage, onLanguageChange, showError, clearError } from './i18n.js';
+import { setLanguage, currentLanguage, onLanguageChange, showError, clearError, initI18n, applyTranslations } from './i18n.js';
 
 /**
  * Wires language buttons (<button data-lang="zh">) inside a container:
@@ -83,4 +83,34 @@ export async function fetchAccount(client, roles) {
   const account = me && me.kind === 'account' ? me.account : null;
   if (!account || !account.roles.some((role) => roles.includes(role))) throw new WrongRoleError();
   return account;
+}
+
+/**
+ * Starts a signed-in app: translations, language buttons, the login form, and
+ * (when a session is stored) straight to the app. Shared by the lawyer and
+ * coordinator apps. Returns the login form's handle.
+ */
+export async function startSignedInApp({ app, client, roles, els, onLoggedIn, showLogin }) {
+  await initI18n({ app, languages: ['zh', 'en'], defaultLanguage: 'zh' });
+  setupLanguageButtons(document.querySelector('.lang-switch'));
+  const login = setupLoginForm({ form: els.loginForm, client, roles, onLoggedIn });
+  if (client.hasCredentials()) {
+    try {
+      onLoggedIn(await fetchAccount(client, roles));
+      return login;
+    } catch (error) {
+      if (error.code === 'wrong_role') await client.logout();
+      showLogin();
+      if (error.code !== 'unauthorized') showError(els.loginError, error);
+      return login;
+    }
+  }
+  showLogin();
+  return login;
+}
+
+/** Logs a start-up failure and still shows translated text. */
+export function reportStartFailure(error) {
+  console.error(error);
+  applyTranslations(document);
 }
