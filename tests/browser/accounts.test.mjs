@@ -1,4 +1,4 @@
-// Accounts: a coordinator creates, resets and deactivates a lawyer account;
+// Accounts: a coordinator creates and deactivates a lawyer account, an admin resets its password;
 // wrong passwords are refused on both login pages.
 
 import { test, before, after } from 'node:test';
@@ -54,12 +54,21 @@ test('a coordinator creates a lawyer account and deactivates it; the lawyer can 
   assert.equal(await page.getByTestId(`account-active-${username}`).getAttribute('data-active'), 'true');
   assert.equal(await page.getByTestId('account-username').inputValue(), '', 'the form is emptied');
 
-  // Reset the password inline.
-  await page.getByTestId(`account-reset-${username}`).click();
-  await page.getByTestId(`account-reset-password-${username}`).fill('second-pass-2');
-  await page.getByTestId(`account-reset-confirm-${username}`).click();
-  await hidden(page.getByTestId(`account-reset-password-${username}`));
-  await textMatches(page.getByTestId('status'), new RegExp(`已重设 ${username}`));
+  // A coordinator cannot set a lawyer's password (whoever does could sign in as them);
+  // an admin resets it inline.
+  assert.equal(await page.getByTestId(`account-reset-${username}`).count(), 0, 'no reset button for coordinators');
+  const adminContext = await newContext(browser, server);
+  const admin = await adminContext.newPage();
+  const adminProblems = watch(admin);
+  await admin.goto(server.url('/coordinator'));
+  await login(admin, 'demo-admin', 'demo-pass');
+  await admin.getByTestId(`account-reset-${username}`).click();
+  await admin.getByTestId(`account-reset-password-${username}`).fill('second-pass-2');
+  await admin.getByTestId(`account-reset-confirm-${username}`).click();
+  await hidden(admin.getByTestId(`account-reset-password-${username}`));
+  await textMatches(admin.getByTestId('status'), new RegExp(`已重设 ${username}`));
+  assertClean(adminProblems);
+  await adminContext.close();
 
   // The lawyer logs in with the new password and sees who they are.
   const lawyerContext = await newContext(browser, server);
@@ -158,12 +167,13 @@ test('the dashboard works from the keyboard alone', async () => {
   const problems = watch(page);
   await page.goto(server.url('/coordinator'));
   await page.getByTestId('login-username').focus();
-  await page.keyboard.type('demo-coordinator');
+  await page.keyboard.type('demo-admin');
   await page.keyboard.press('Tab');
   await page.keyboard.type('demo-pass');
   await page.keyboard.press('Enter');
   await visible(page.getByTestId('account-toggle-demo-lawyer'));
 
+  // (As an admin: only admins set others' passwords.)
   // Open the inline password reset with the keyboard; Escape closes it and focus returns.
   await page.getByTestId('account-reset-demo-lawyer').focus();
   await page.keyboard.press('Enter');

@@ -33,7 +33,8 @@ test('coordinator screens', async () => {
   await checkScreen(page, 'coordinator-login-en');
   await page.getByTestId('lang-zh').click();
 
-  await login(page, 'demo-coordinator', 'demo-pass');
+  // As the admin: the screenshots show the inline password reset, which only admins have.
+  await login(page, 'demo-admin', 'demo-pass');
   await visible(page.getByTestId('account-toggle-demo-lawyer'));
   await page.getByTestId('account-reset-demo-interpreter').click();
   await checkScreen(page, 'coordinator-dashboard-zh');

@@ -291,11 +291,16 @@ async fn coordinators_manage_volunteers_and_admins_manage_coordinators() {
     let token = app.token_for("coord-2", "long-enough").await;
     assert_eq!(app.get("/api/regions/demo-garze/terminals", &token).await.status(), 200);
 
-    // A password reset signs the person out everywhere.
+    // Only an admin sets another person's password (a coordinator who could would be
+    // able to sign in as the lawyer and read their records); it signs them out everywhere.
     let lawyer_token = app.token_for("lawyer-zhang", "long-enough").await;
-    let reset = app
+    let refused = app
         .post(&format!("/api/accounts/{id}/password"), &coordinator, json!({"password": "another-one"}))
         .await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(app.get("/api/me", &lawyer_token).await.status(), 200, "the refusal changed nothing");
+    let reset =
+        app.post(&format!("/api/accounts/{id}/password"), &admin, json!({"password": "another-one"})).await;
     assert_eq!(reset.status(), 204);
     assert_eq!(app.get("/api/me", &lawyer_token).await.status(), 401);
     app.token_for("lawyer-zhang", "another-one").await;

@@ -5,6 +5,7 @@ import {
   t, onLanguageChange, formatTime, describeError, showError, clearError,
 } from '/web/shared/i18n.js';
 import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
+import { h, keepingFocus } from '/web/shared/dom.js';
 import { listOf, ROLES, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/coordinator/schedule.js';
 
@@ -61,31 +62,6 @@ const schedule = setupSchedule({
 
 // ---------------------------------------------------------------- helpers
 
-/** Creates an element: h('td', {className: 'x', dataset: {testid: 'y'}}, child, 'text'). */
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'dataset') Object.assign(el.dataset, value);
-    else if (key === 'attrs') for (const [name, v] of Object.entries(value)) el.setAttribute(name, v);
-    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
-    else el[key] = value;
-  }
-  el.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return el;
-}
-
-/** Re-renders a part of the page, keeping keyboard focus on the same control. */
-function keepingFocus(render) {
-  const active = document.activeElement;
-  const testid = active && active.dataset ? active.dataset.testid : null;
-  render();
-  if (testid && !document.contains(active)) {
-    const again = document.querySelector(`[data-testid="${CSS.escape(testid)}"]`);
-    if (again) again.focus();
-  }
-}
-
 function checkedValues(form, name) {
   return [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((input) => input.value);
 }
@@ -126,6 +102,10 @@ async function busy(button, action) {
 }
 
 // ---------------------------------------------------------------- session
+
+function isAdmin() {
+  return Boolean(state.me?.roles?.includes('admin'));
+}
 
 function showLogin() {
   state = empty();
@@ -238,7 +218,9 @@ function accountRows(account) {
           attrs: { 'aria-label': t(account.active ? 'accounts.deactivateLabel' : 'accounts.activateLabel', { username: u }) },
           onclick: (event) => toggleAccount(account, event.currentTarget),
         }),
-        h('button', {
+        // Only admins set another person's password (whoever does could sign in
+        // as that lawyer); the server refuses coordinators too.
+        (self || isAdmin()) && h('button', {
           type: 'button',
           dataset: { testid: `account-reset-${u}` },
           textContent: t('accounts.resetPassword'),

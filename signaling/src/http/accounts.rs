@@ -355,8 +355,10 @@ pub async fn update(
     Ok(ApiJson(AccountView::from(&account)))
 }
 
-/// Sets a new password. The account's sessions end: whoever held the old
-/// password is signed out.
+/// Sets a new password: an admin for anyone they manage, or a person for
+/// themselves. Coordinators may not: whoever sets a password can sign in as
+/// that lawyer and read their consultation records. The account's sessions
+/// end, so whoever held the old password is signed out.
 #[utoipa::path(
     post,
     path = "/api/accounts/{id}/password",
@@ -374,6 +376,10 @@ pub async fn set_password(
     ApiJson(request): ApiJson<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     let target = managed_target(&state, &principal, &id).await?;
+    let caller = principal.account()?;
+    if !(caller.has_role(Role::Admin) || caller.id == target.id) {
+        return Err(ApiError::Forbidden);
+    }
     check_password(&request.password)?;
     let hash = password::hash_blocking(request.password).await.map_err(ApiError::Internal)?;
     let now = unix_now();
