@@ -57,6 +57,14 @@ async fn openapi_document_lists_what_is_served() {
         }
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // Fields the server fills in appear in the document too (read-only), not only those it reads.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["AvailabilityBody"]["properties"]["time_zone"]["readOnly"], true,
+        "{}",
+        schemas["AvailabilityBody"]
+    );
+    assert_eq!(schemas["RosterBody"]["properties"]["id"]["readOnly"], true, "{}", schemas["RosterBody"]);
 }
 
 #[tokio::test]

@@ -106,8 +106,10 @@ pub struct DateOverride {
 /// A person's availability, in their own time zone.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AvailabilityBody {
-    /// Read-only: the account's IANA time zone, in which all times here are.
-    #[serde(default, skip_deserializing)]
+    /// The account's IANA time zone, in which all times here are. Read-only:
+    /// ignored when sent.
+    #[serde(default)]
+    #[schema(read_only)]
     pub time_zone: String,
     pub weekly: Vec<WeeklyWindow>,
     #[serde(default)]
@@ -377,8 +379,9 @@ pub async fn update_team(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RosterBody {
-    /// Read-only.
-    #[serde(default, skip_deserializing)]
+    /// Read-only: ignored when sent.
+    #[serde(default)]
+    #[schema(read_only)]
     pub id: String,
     pub team_id: String,
     pub region_id: String,
