@@ -267,37 +267,28 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if let Some(members) = members {
-                sqlx::query("DELETE FROM team_members WHERE team_id = $1").bind(id).execute(&mut *tx).await?;
-                for m in members {
-                    sqlx::query("INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                        .bind(id)
-                        .bind(m)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            if let Some(regions) = regions {
-                sqlx::query("DELETE FROM team_regions WHERE team_id = $1").bind(id).execute(&mut *tx).await?;
-                for r in regions {
-                    sqlx::query("INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                        .bind(id)
-                        .bind(r)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            if let Some(terminals) = terminals {
-                sqlx::query("DELETE FROM team_terminals WHERE team_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                for t in terminals {
-                    sqlx::query("INSERT INTO team_terminals (team_id, terminal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                        .bind(id)
-                        .bind(t)
-                        .execute(&mut *tx)
-                        .await?;
+            let links: [(Option<&[String]>, &'static str, &'static str); 3] = [
+                (
+                    members,
+                    "DELETE FROM team_members WHERE team_id = $1",
+                    "INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                ),
+                (
+                    regions,
+                    "DELETE FROM team_regions WHERE team_id = $1",
+                    "INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                ),
+                (
+                    terminals,
+                    "DELETE FROM team_terminals WHERE team_id = $1",
+                    "INSERT INTO team_terminals (team_id, terminal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                ),
+            ];
+            for (values, delete, insert) in links {
+                let Some(values) = values else { continue };
+                sqlx::query(delete).bind(id).execute(&mut *tx).await?;
+                for value in values {
+                    sqlx::query(insert).bind(id).bind(value).execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;
