@@ -17,6 +17,9 @@ pub struct RelayConfig {
     pub max_rooms: u32,
     /// The most participants in one room.
     pub max_participants_per_room: u32,
+    /// The most tracks one participant may publish (a camera, a microphone,
+    /// perhaps a document camera).
+    pub max_tracks_per_participant: u32,
 }
 
 impl Default for RelayConfig {
@@ -26,6 +29,7 @@ impl Default for RelayConfig {
             public_ip: None,
             max_rooms: 500,
             max_participants_per_room: 6,
+            max_tracks_per_participant: 4,
         }
     }
 }
@@ -38,6 +42,9 @@ impl RelayConfig {
         }
         if self.max_participants_per_room < 2 {
             return Err("relay.max_participants_per_room must be at least 2".into());
+        }
+        if self.max_tracks_per_participant == 0 {
+            return Err("relay.max_tracks_per_participant must be at least 1".into());
         }
         if let Some(ip) = self.public_ip
             && ip.is_unspecified()

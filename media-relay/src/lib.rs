@@ -21,8 +21,14 @@
 //! offers for it.
 
 pub mod config;
+mod engine;
+pub mod packet;
 pub mod relay;
 pub mod room;
+pub mod session;
 
 pub use config::RelayConfig;
 pub use relay::{Relay, RelayError, RelayStatus};
+pub use room::Kind;
+pub use rtc::peer_connection::transport::RTCIceCandidateInit;
+pub use session::{Grant, ParticipantStats, PeerEvent, RoomStats, SessionError};

@@ -4,12 +4,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use serde::Serialize;
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::RelayConfig;
+use crate::engine::{Command, Engine, Reply};
+use crate::room::Policy;
+use crate::session::{Grant, PeerEvent, RoomStats, SessionError};
 
 /// Why a relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,19 +37,37 @@ pub struct RelayStatus {
     pub advertised_ip: IpAddr,
     pub rooms: u64,
     pub max_rooms: u32,
+    pub participants: u64,
     pub datagrams_received: u64,
     pub bytes_received: u64,
+    pub packets_forwarded: u64,
+    pub bytes_forwarded: u64,
+    pub keyframe_requests: u64,
+    /// Datagrams from addresses no peer connection knows.
+    pub datagrams_unrouted: u64,
+    /// Datagrams the socket could not take (its buffer was full).
+    pub send_drops: u64,
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    rooms: AtomicU64,
-    datagrams_received: AtomicU64,
-    bytes_received: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) rooms: AtomicU64,
+    pub(crate) participants_joined: AtomicU64,
+    pub(crate) participants_left: AtomicU64,
+    pub(crate) datagrams_received: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) packets_forwarded: AtomicU64,
+    pub(crate) bytes_forwarded: AtomicU64,
+    pub(crate) keyframe_requests: AtomicU64,
+    pub(crate) datagrams_unrouted: AtomicU64,
+    pub(crate) send_drops: AtomicU64,
 }
 
-/// A running relay. Cheap to clone; the UDP task stops when [`Relay::shutdown`]
-/// is called or the last handle is dropped.
+/// Commands queued to the engine before callers wait.
+const COMMAND_QUEUE: usize = 1024;
+
+/// A running relay. Cheap to clone; the engine task stops when
+/// [`Relay::shutdown`] is called or the last handle is dropped.
 #[derive(Debug, Clone)]
 pub struct Relay {
     inner: Arc<Inner>,
@@ -56,12 +78,19 @@ struct Inner {
     config: RelayConfig,
     udp_addr: SocketAddr,
     counters: Arc<Counters>,
+    commands: mpsc::Sender<Command>,
     stop: watch::Sender<bool>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
 impl Relay {
-    /// Validates the configuration, binds the UDP port and starts receiving.
+    /// Validates the configuration, binds the UDP port and starts the engine.
     pub async fn start(config: RelayConfig) -> Result<Self, RelayError> {
         config.validate().map_err(RelayError::Config)?;
         let socket = UdpSocket::bind(config.udp_listen)
@@ -69,15 +98,26 @@ impl Relay {
             .map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
         let udp_addr =
             socket.local_addr().map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
+        let advertised = SocketAddr::new(config.public_ip.unwrap_or(udp_addr.ip()), udp_addr.port());
         let counters = Arc::new(Counters::default());
+        let policy = Policy {
+            max_participants: config.max_participants_per_room as usize,
+            max_tracks_per_participant: config.max_tracks_per_participant as usize,
+            ..Policy::default()
+        };
+        let engine =
+            Engine::new(socket, advertised, config.max_rooms as usize, policy, Arc::clone(&counters))
+                .map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
+        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(receive_loop(socket, Arc::clone(&counters), stopped));
-        tracing::info!(%udp_addr, "media relay listening");
+        let task = tokio::spawn(engine.run(receiver, stopped));
+        tracing::info!(%udp_addr, %advertised, "media relay listening");
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 udp_addr,
                 counters,
+                commands,
                 stop,
                 task: std::sync::Mutex::new(Some(task)),
             }),
@@ -89,19 +129,31 @@ impl Relay {
         self.inner.udp_addr
     }
 
+    pub fn config(&self) -> &RelayConfig {
+        &self.inner.config
+    }
+
     pub fn status(&self) -> RelayStatus {
         let c = &self.inner.counters;
+        let joined = c.participants_joined.load(Ordering::Relaxed);
+        let left = c.participants_left.load(Ordering::Relaxed);
         RelayStatus {
             udp_addr: self.inner.udp_addr,
             advertised_ip: self.inner.config.public_ip.unwrap_or(self.inner.udp_addr.ip()),
             rooms: c.rooms.load(Ordering::Relaxed),
             max_rooms: self.inner.config.max_rooms,
+            participants: joined.saturating_sub(left),
             datagrams_received: c.datagrams_received.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            packets_forwarded: c.packets_forwarded.load(Ordering::Relaxed),
+            bytes_forwarded: c.bytes_forwarded.load(Ordering::Relaxed),
+            keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+            datagrams_unrouted: c.datagrams_unrouted.load(Ordering::Relaxed),
+            send_drops: c.send_drops.load(Ordering::Relaxed),
         }
     }
 
-    /// True while the receive task runs.
+    /// True while the engine runs.
     pub fn is_running(&self) -> bool {
         // The std mutex guards only the join handle and is never held across an await.
         match self.inner.task.lock() {
@@ -110,7 +162,93 @@ impl Relay {
         }
     }
 
-    /// Stops receiving and waits for the receive task to end.
+    /// Opens a room (idempotent). Refused when the relay carries its most rooms.
+    pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
+        self.call(|reply| Command::OpenRoom { room: room.to_owned(), reply }).await
+    }
+
+    /// Closes a room: every participant in it gets [`PeerEvent::Closed`].
+    pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
+        self.call(|reply| Command::CloseRoom { room: room.to_owned(), reply }).await
+    }
+
+    /// Joins a participant to an open room with what its room token grants.
+    /// The relay's first offer arrives on `events` as [`PeerEvent::Offer`];
+    /// everything else the relay has to say to this participant follows there.
+    pub async fn join(&self, grant: Grant, events: mpsc::Sender<PeerEvent>) -> Result<(), SessionError> {
+        self.call(|reply| Command::Join { grant, events, reply }).await
+    }
+
+    /// The participant's answer to the relay's latest offer.
+    pub async fn answer(&self, room: &str, participant: &str, sdp: String) -> Result<(), SessionError> {
+        self.call(|reply| Command::Answer {
+            room: room.to_owned(),
+            participant: participant.to_owned(),
+            sdp,
+            reply,
+        })
+        .await
+    }
+
+    /// One of the participant's ICE candidates (the relay runs ICE-lite and
+    /// does not need them, but takes them as any peer does).
+    pub async fn candidate(
+        &self,
+        room: &str,
+        participant: &str,
+        candidate: RTCIceCandidateInit,
+    ) -> Result<(), SessionError> {
+        self.call(|reply| Command::Candidate {
+            room: room.to_owned(),
+            participant: participant.to_owned(),
+            candidate,
+            reply,
+        })
+        .await
+    }
+
+    /// Restarts ICE for a participant whose network changed: a new offer
+    /// follows on its events.
+    pub async fn restart_ice(&self, room: &str, participant: &str) -> Result<(), SessionError> {
+        self.call(|reply| Command::RestartIce {
+            room: room.to_owned(),
+            participant: participant.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// The participant's own choice of audio only (or video again).
+    pub async fn set_audio_only(&self, room: &str, participant: &str, on: bool) -> Result<(), SessionError> {
+        self.call(|reply| Command::AudioOnly {
+            room: room.to_owned(),
+            participant: participant.to_owned(),
+            on,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn leave(&self, room: &str, participant: &str) -> Result<(), SessionError> {
+        self.call(|reply| Command::Leave {
+            room: room.to_owned(),
+            participant: participant.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    pub async fn room_stats(&self, room: &str) -> Result<RoomStats, SessionError> {
+        self.call(|reply| Command::Stats { room: room.to_owned(), reply }).await
+    }
+
+    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.commands.send(command(reply)).await.map_err(|_| SessionError::Stopped)?;
+        answer.await.map_err(|_| SessionError::Stopped)?
+    }
+
+    /// Closes every peer connection and waits for the engine to end.
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
         let task = match self.inner.task.lock() {
@@ -127,25 +265,6 @@ impl Relay {
 impl Drop for Inner {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-    }
-}
-
-async fn receive_loop(socket: UdpSocket, counters: Arc<Counters>, mut stopped: watch::Receiver<bool>) {
-    // Large enough for any datagram; media packets are below the path MTU.
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        tokio::select! {
-            _ = stopped.changed() => break,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((len, _from)) => {
-                    counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
-                }
-                // ICMP port-unreachable and friends surface here on some systems;
-                // they concern one peer, never the relay.
-                Err(error) => tracing::debug!(%error, "relay receive error"),
-            },
-        }
     }
 }
 

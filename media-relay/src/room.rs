@@ -13,8 +13,9 @@
 //!   a participant publishes only the kinds its room token grants.
 //! - A receiver that starts receiving a video track waits for a keyframe and
 //!   gets none of that track's delta frames until then; the sender is asked for
-//!   one at once. Keyframe requests to one track are sent at most once per
-//!   [`Policy::keyframe_interval`], however many receivers ask.
+//!   one at once, and again while anyone still waits (a request or the
+//!   keyframe may be lost). Keyframe requests to one track are sent at most
+//!   once per [`Policy::keyframe_interval`], however many receivers ask.
 //! - Audio first: a receiver whose downlink cannot carry video (estimate below
 //!   [`Policy::video_floor_bps`], or loss above [`Policy::video_max_loss`], for
 //!   [`Policy::degrade_after`]) stops receiving video and keeps audio; when the
@@ -35,7 +36,8 @@ pub struct TrackKey {
     pub track: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Audio,
     Video,
@@ -112,6 +114,13 @@ pub enum Event {
         estimate_bps: u64,
         loss: f32,
     },
+    /// The participant's media connection came up (DTLS done) or went down.
+    /// Nothing is sent to a participant whose connection is down, and when it
+    /// comes (back) up every video track starts again from a keyframe.
+    Connection {
+        participant: ParticipantId,
+        up: bool,
+    },
     /// The participant asks for audio only (or video again).
     AudioOnlyChosen {
         participant: ParticipantId,
@@ -168,6 +177,7 @@ struct Receiver {
 struct Participant {
     may_publish: BTreeSet<Kind>,
     receiver: Receiver,
+    connected: bool,
 }
 
 impl Participant {
@@ -214,8 +224,10 @@ impl Room {
                 if self.participants.len() >= self.policy.max_participants {
                     return Err(Refusal::RoomFull);
                 }
-                self.participants
-                    .insert(participant.clone(), Participant { may_publish, receiver: Receiver::default() });
+                self.participants.insert(
+                    participant.clone(),
+                    Participant { may_publish, receiver: Receiver::default(), connected: false },
+                );
                 let existing: Vec<(TrackKey, Kind)> =
                     self.tracks.iter().map(|(k, v)| (k.clone(), *v)).collect();
                 for (key, kind) in existing {
@@ -243,8 +255,11 @@ impl Room {
                 if !publisher.may_publish.contains(&kind) {
                     return Err(Refusal::NotGranted(kind));
                 }
+                if self.tracks.contains_key(&key) {
+                    return Ok(out); // Already published: nothing changes.
+                }
                 let count = self.tracks.keys().filter(|k| k.publisher == key.publisher).count();
-                if count >= self.policy.max_tracks_per_participant && !self.tracks.contains_key(&key) {
+                if count >= self.policy.max_tracks_per_participant {
                     return Err(Refusal::TooManyTracks);
                 }
                 self.tracks.insert(key.clone(), kind);
@@ -264,8 +279,9 @@ impl Room {
             Event::Packet { key, keyframe } => {
                 let Some(&kind) = self.tracks.get(&key) else { return Err(Refusal::NoSuchTrack) };
                 let mut to = Vec::new();
+                let mut waiting = false;
                 for (id, participant) in self.participants.iter_mut() {
-                    if *id == key.publisher {
+                    if *id == key.publisher || !participant.connected {
                         continue;
                     }
                     if kind == Kind::Video {
@@ -275,12 +291,18 @@ impl Room {
                         let receiver = &mut participant.receiver;
                         if receiver.awaiting_keyframe.contains(&key) {
                             if !keyframe {
+                                waiting = true;
                                 continue;
                             }
                             receiver.awaiting_keyframe.remove(&key);
                         }
                     }
                     to.push(id.clone());
+                }
+                if waiting {
+                    // The first request (or the keyframe) may have been lost:
+                    // ask again, within the same limit.
+                    self.request_keyframe(key.clone(), now, &mut out);
                 }
                 if !to.is_empty() {
                     out.push(Action::Forward { key, to });
@@ -296,6 +318,17 @@ impl Room {
             }
             Event::Downlink { receiver, estimate_bps, loss } => {
                 self.downlink(&receiver, estimate_bps, loss, now, &mut out)?;
+            }
+            Event::Connection { participant, up } => {
+                let p = self
+                    .participants
+                    .get_mut(&participant)
+                    .ok_or_else(|| Refusal::NotInRoom(participant.clone()))?;
+                let was = p.connected;
+                p.connected = up;
+                if up && !was && !p.audio_only() {
+                    self.restart_video(&participant, now, &mut out);
+                }
             }
             Event::AudioOnlyChosen { participant, on } => {
                 let p = self
@@ -316,7 +349,7 @@ impl Room {
             && let Some(p) = self.participants.get_mut(receiver)
         {
             p.receiver.awaiting_keyframe.insert(key.clone());
-            if !p.audio_only() {
+            if p.connected && !p.audio_only() {
                 self.request_keyframe(key, now, out);
             }
         }
@@ -392,18 +425,23 @@ impl Room {
         }
         out.push(Action::AudioOnly { receiver: receiver.to_owned(), on: after });
         if !after {
-            let videos: Vec<TrackKey> = self
-                .tracks
-                .iter()
-                .filter(|(k, kind)| **kind == Kind::Video && k.publisher != receiver)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in videos {
-                if let Some(p) = self.participants.get_mut(receiver) {
-                    p.receiver.awaiting_keyframe.insert(key.clone());
-                }
-                self.request_keyframe(key, now, out);
+            self.restart_video(receiver, now, out);
+        }
+    }
+
+    /// Every video track the receiver gets starts again from a keyframe.
+    fn restart_video(&mut self, receiver: &str, now: Instant, out: &mut Vec<Action>) {
+        let videos: Vec<TrackKey> = self
+            .tracks
+            .iter()
+            .filter(|(k, kind)| **kind == Kind::Video && k.publisher != receiver)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in videos {
+            if let Some(p) = self.participants.get_mut(receiver) {
+                p.receiver.awaiting_keyframe.insert(key.clone());
             }
+            self.request_keyframe(key, now, out);
         }
     }
 }
@@ -420,8 +458,12 @@ mod tests {
         TrackKey { publisher: p.into(), track: t.into() }
     }
 
+    /// Joins and connects at once (a connection coming up later is tested on its own).
     fn joined(room: &mut Room, who: &str, now: Instant) -> Vec<Action> {
-        room.handle(Event::Joined { participant: who.into(), may_publish: both() }, now).unwrap()
+        let mut actions =
+            room.handle(Event::Joined { participant: who.into(), may_publish: both() }, now).unwrap();
+        actions.extend(room.handle(Event::Connection { participant: who.into(), up: true }, now).unwrap());
+        actions
     }
 
     fn forwarded(actions: &[Action]) -> Vec<ParticipantId> {
@@ -577,6 +619,46 @@ mod tests {
             .handle(Event::AudioOnlyChosen { participant: "resident".into(), on: false }, at(30))
             .unwrap();
         assert!(back.contains(&Action::AudioOnly { receiver: "resident".into(), on: false }));
+    }
+
+    #[test]
+    fn nothing_reaches_a_receiver_before_its_connection_is_up_and_video_restarts_from_a_keyframe() {
+        let now = Instant::now();
+        let mut room = Room::new(Policy::default());
+        joined(&mut room, "lawyer", now);
+        room.handle(Event::Published { key: key("lawyer", "a"), kind: Kind::Audio }, now).unwrap();
+        room.handle(Event::Published { key: key("lawyer", "v"), kind: Kind::Video }, now).unwrap();
+        let actions =
+            room.handle(Event::Joined { participant: "resident".into(), may_publish: both() }, now).unwrap();
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::RequestKeyframe { .. })),
+            "no keyframe for a receiver that cannot take it yet"
+        );
+        for kf in [true, false] {
+            let out = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: kf }, now).unwrap();
+            assert!(forwarded(&out).is_empty());
+        }
+        assert!(
+            forwarded(&room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, now).unwrap())
+                .is_empty()
+        );
+
+        let up = room.handle(Event::Connection { participant: "resident".into(), up: true }, now).unwrap();
+        assert_eq!(up, vec![Action::RequestKeyframe { key: key("lawyer", "v") }]);
+        let delta = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, now).unwrap();
+        assert!(forwarded(&delta).is_empty(), "waits for the keyframe");
+        let key_frame = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: true }, now).unwrap();
+        assert_eq!(forwarded(&key_frame), vec!["resident".to_string()]);
+
+        // Down (a network blink) and up again: from a keyframe once more.
+        room.handle(Event::Connection { participant: "resident".into(), up: false }, now).unwrap();
+        let later = now + Duration::from_secs(3);
+        let out = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, later).unwrap();
+        assert!(forwarded(&out).is_empty());
+        let up = room.handle(Event::Connection { participant: "resident".into(), up: true }, later).unwrap();
+        assert_eq!(up, vec![Action::RequestKeyframe { key: key("lawyer", "v") }]);
+        let out = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, later).unwrap();
+        assert!(forwarded(&out).is_empty());
     }
 
     #[test]

@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let config = Config::load_from(None, &Overrides::default(), no_env()).unwrap();
-        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.listen, "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap());
         assert!(!config.demo);
     }
 

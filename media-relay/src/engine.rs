@@ -1,0 +1,1085 @@
+//! The relay's WebRTC I/O: one task owns the one UDP socket, the sans-I/O peer
+//! connection core (`rtc`) of every participant, and every [`Room`].
+//!
+//! Datagrams are routed to a peer connection by the ICE username fragment of
+//! their STUN binding request (each peer connection has its own), and after
+//! that by source address. Each peer connection's output is drained after
+//! every input; its RTP goes through its room's [`Room`], whose actions this
+//! module carries out: add or remove a sending track and renegotiate, forward a
+//! packet (with the receiver's SSRC and a gap-free sequence), ask a publisher
+//! for a keyframe. The relay always makes the offers, one at a time per peer,
+//! so there is no glare; its one host candidate (the advertised address) is in
+//! every offer, and it runs ICE-lite, so it never needs the browser's.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::interceptor::{Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::statistics::StatsSelector;
+use rtc::statistics::report::RTCStatsReportEntry;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::packet::{KeyframeTap, is_stun, stun_local_ufrag, vp8_starts_keyframe};
+use crate::relay::Counters;
+use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
+use crate::session::{Grant, ParticipantStats, PeerEvent, RoomStats, SessionError};
+
+/// Payload types the relay offers. Every peer connection uses the same ones,
+/// because the relay makes every offer, so a packet keeps its payload type
+/// from publisher to receiver.
+const PT_OPUS: u8 = 111;
+const PT_VP8: u8 = 96;
+const PT_VP8_RTX: u8 = 97;
+
+/// How long a participant may stay without a working media connection (never
+/// connected, or disconnected/failed) before the relay closes it.
+pub(crate) const UNHEALTHY_LIMIT: Duration = Duration::from_secs(30);
+/// How often statistics are gathered and downlinks judged.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Datagrams read per wake before the loop turns to other work.
+const RECV_BURST: usize = 64;
+/// Remote candidates buffered before the answer arrives.
+const MAX_PENDING_CANDIDATES: usize = 32;
+/// Source addresses remembered per peer connection.
+const MAX_ADDRESSES: usize = 8;
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, SessionError>>;
+
+/// Requests from [`crate::Relay`] handles to the engine task.
+pub(crate) enum Command {
+    OpenRoom { room: String, reply: Reply<()> },
+    CloseRoom { room: String, reply: Reply<()> },
+    Join { grant: Grant, events: mpsc::Sender<PeerEvent>, reply: Reply<()> },
+    Answer { room: String, participant: String, sdp: String, reply: Reply<()> },
+    Candidate { room: String, participant: String, candidate: RTCIceCandidateInit, reply: Reply<()> },
+    RestartIce { room: String, participant: String, reply: Reply<()> },
+    AudioOnly { room: String, participant: String, on: bool, reply: Reply<()> },
+    Leave { room: String, participant: String, reply: Reply<()> },
+    Stats { room: String, reply: Reply<RoomStats> },
+}
+
+type PeerId = u64;
+
+struct Inbound {
+    key: TrackKey,
+    kind: Kind,
+    receiver: RTCRtpReceiverId,
+    /// False when the room refused the track (not granted, too many): its
+    /// packets go nowhere.
+    accepted: bool,
+}
+
+struct Outbound {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    /// Subtracted from the publisher's sequence numbers, so that packets this
+    /// receiver skipped (waiting for a keyframe, audio only) leave no gap it
+    /// would ask to be retransmitted.
+    seq_offset: u16,
+    last_seq: Option<u16>,
+    skipped: bool,
+}
+
+#[derive(Default)]
+struct Totals {
+    bytes_in: u64,
+    bytes_out: u64,
+    at: Option<Instant>,
+}
+
+struct Peer {
+    room: String,
+    participant: String,
+    pc: RTCPeerConnection,
+    events: mpsc::Sender<PeerEvent>,
+    ufrags: Vec<String>,
+    addrs: Vec<SocketAddr>,
+    /// Tracks this participant publishes, by the remote track id.
+    inbound: HashMap<String, Inbound>,
+    /// Tracks this participant receives.
+    outbound: HashMap<TrackKey, Outbound>,
+    /// Local track id of each outbound track, for the RTCP that comes back.
+    outbound_ids: HashMap<String, TrackKey>,
+    offer_pending: bool,
+    renegotiate: bool,
+    pending_candidates: Vec<RTCIceCandidateInit>,
+    deadline: Option<Instant>,
+    state: RTCPeerConnectionState,
+    unhealthy_since: Option<Instant>,
+    stats: ParticipantStats,
+    totals: Totals,
+}
+
+struct RoomEntry {
+    room: Room,
+    peers: HashMap<String, PeerId>,
+}
+
+pub(crate) struct Engine {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    advertised: SocketAddr,
+    max_rooms: usize,
+    policy: Policy,
+    counters: Arc<Counters>,
+    next_peer: PeerId,
+    peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<String, RoomEntry>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    timers: BTreeSet<(Instant, PeerId)>,
+    dirty: Vec<PeerId>,
+    ssrc_hasher: RandomState,
+    ssrc_counter: u64,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        socket: UdpSocket,
+        advertised: SocketAddr,
+        max_rooms: usize,
+        policy: Policy,
+        counters: Arc<Counters>,
+    ) -> std::io::Result<Engine> {
+        let local_addr = socket.local_addr()?;
+        Ok(Engine {
+            socket,
+            local_addr,
+            advertised,
+            max_rooms,
+            policy,
+            counters,
+            next_peer: 1,
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            timers: BTreeSet::new(),
+            dirty: Vec::new(),
+            ssrc_hasher: RandomState::new(),
+            ssrc_counter: 0,
+        })
+    }
+
+    /// Runs until `stopped` turns true or every handle is gone; then closes
+    /// every peer connection.
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let mut buf = vec![0u8; 65_536];
+        let mut stats = tokio::time::interval(STATS_INTERVAL);
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            self.flush();
+            let next = self.timers.first().map(|(at, _)| *at);
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stopped.changed() => break,
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break,
+                },
+                received = self.socket.recv_from(&mut buf) => {
+                    if let Ok((len, from)) = received {
+                        self.datagram(&buf[..len], from);
+                        // Read what else has arrived before doing anything else.
+                        for _ in 1..RECV_BURST {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((len, from)) => self.datagram(&buf[..len], from),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                _ = sleep => self.timeouts(),
+                _ = stats.tick() => self.gather_stats(),
+            }
+        }
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.remove_peer(id, "the relay is stopping");
+        }
+        self.flush();
+    }
+
+    // ---- input -------------------------------------------------------------
+
+    fn datagram(&mut self, data: &[u8], from: SocketAddr) {
+        self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_received.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let peer = if is_stun(data) {
+            // A binding request names the peer connection it is for; a new
+            // address (first contact, ICE restart, a NAT rebinding) is learnt here.
+            let by_ufrag = stun_local_ufrag(data).and_then(|ufrag| self.by_ufrag.get(ufrag).copied());
+            if let Some(id) = by_ufrag
+                && self.by_addr.get(&from) != Some(&id)
+            {
+                self.learn_address(id, from);
+            }
+            by_ufrag.or_else(|| self.by_addr.get(&from).copied())
+        } else {
+            self.by_addr.get(&from).copied()
+        };
+        let Some(id) = peer else {
+            self.counters.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let result = peer.pc.handle_read(TaggedBytesMut {
+            now: Instant::now(),
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        });
+        if let Err(error) = result {
+            tracing::trace!(%error, %from, "datagram refused by peer connection");
+        }
+        self.dirty.push(id);
+    }
+
+    fn learn_address(&mut self, id: PeerId, from: SocketAddr) {
+        if let Some(old) = self.by_addr.insert(from, id)
+            && let Some(old_peer) = self.peers.get_mut(&old)
+        {
+            old_peer.addrs.retain(|a| *a != from);
+        }
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        peer.addrs.push(from);
+        // Only the latest few addresses stay routable (the ICE agent checks
+        // message integrity; this only bounds what a stray sender can add).
+        if peer.addrs.len() > MAX_ADDRESSES {
+            let gone = peer.addrs.remove(0);
+            if self.by_addr.get(&gone) == Some(&id) {
+                self.by_addr.remove(&gone);
+            }
+        }
+    }
+
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.deadline = None;
+                let _ = peer.pc.handle_timeout(now);
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::OpenRoom { room, reply } => {
+                let result = if self.rooms.contains_key(&room) {
+                    Ok(())
+                } else if self.rooms.len() >= self.max_rooms {
+                    Err(SessionError::TooManyRooms)
+                } else {
+                    self.rooms.insert(
+                        room,
+                        RoomEntry { room: Room::new(self.policy.clone()), peers: HashMap::new() },
+                    );
+                    self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
+            Command::CloseRoom { room, reply } => {
+                let result = match self.rooms.get(&room) {
+                    None => Err(SessionError::NoSuchRoom),
+                    Some(entry) => {
+                        let ids: Vec<PeerId> = entry.peers.values().copied().collect();
+                        for id in ids {
+                            self.remove_peer(id, "the consultation ended");
+                        }
+                        self.rooms.remove(&room);
+                        self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Join { grant, events, reply } => {
+                let _ = reply.send(self.join(grant, events));
+            }
+            Command::Answer { room, participant, sdp, reply } => {
+                let result = self.peer_id(&room, &participant).and_then(|id| self.answer(id, sdp));
+                let _ = reply.send(result);
+            }
+            Command::Candidate { room, participant, candidate, reply } => {
+                let result = self.peer_id(&room, &participant).and_then(|id| self.candidate(id, candidate));
+                let _ = reply.send(result);
+            }
+            Command::RestartIce { room, participant, reply } => {
+                let result = self.peer_id(&room, &participant).map(|id| {
+                    if let Some(peer) = self.peers.get_mut(&id) {
+                        peer.pc.restart_ice();
+                        peer.renegotiate = true;
+                    }
+                    self.offer_if_due(id);
+                });
+                let _ = reply.send(result);
+            }
+            Command::AudioOnly { room, participant, on, reply } => {
+                let result = self
+                    .peer_id(&room, &participant)
+                    .and_then(|_| self.room_event(&room, Event::AudioOnlyChosen { participant, on }));
+                let _ = reply.send(result);
+            }
+            Command::Leave { room, participant, reply } => {
+                let result = self.peer_id(&room, &participant).map(|id| self.remove_peer(id, "left"));
+                let _ = reply.send(result);
+            }
+            Command::Stats { room, reply } => {
+                let result = match self.rooms.get(&room) {
+                    None => Err(SessionError::NoSuchRoom),
+                    Some(entry) => {
+                        let mut participants: Vec<ParticipantStats> = entry
+                            .peers
+                            .values()
+                            .filter_map(|id| self.peers.get(id))
+                            .map(|peer| {
+                                let mut stats = peer.stats.clone();
+                                stats.audio_only =
+                                    entry.room.is_audio_only(&peer.participant).unwrap_or(false);
+                                stats
+                            })
+                            .collect();
+                        participants.sort_by(|a, b| a.participant.cmp(&b.participant));
+                        Ok(RoomStats { room, participants })
+                    }
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn peer_id(&self, room: &str, participant: &str) -> Result<PeerId, SessionError> {
+        let entry = self.rooms.get(room).ok_or(SessionError::NoSuchRoom)?;
+        entry.peers.get(participant).copied().ok_or(SessionError::NotJoined)
+    }
+
+    fn join(&mut self, grant: Grant, events: mpsc::Sender<PeerEvent>) -> Result<(), SessionError> {
+        let entry = self.rooms.get_mut(&grant.room).ok_or(SessionError::NoSuchRoom)?;
+        let now = Instant::now();
+        let pc = new_peer_connection(now).map_err(|e| SessionError::Media(e.to_string()))?;
+        let actions = entry.room.handle(
+            Event::Joined { participant: grant.participant.clone(), may_publish: grant.publish.clone() },
+            now,
+        )?;
+        let id = self.next_peer;
+        self.next_peer += 1;
+        entry.peers.insert(grant.participant.clone(), id);
+        let mut peer = Peer {
+            room: grant.room.clone(),
+            participant: grant.participant.clone(),
+            pc,
+            events,
+            ufrags: Vec::new(),
+            addrs: Vec::new(),
+            inbound: HashMap::new(),
+            outbound: HashMap::new(),
+            outbound_ids: HashMap::new(),
+            offer_pending: false,
+            renegotiate: true,
+            pending_candidates: Vec::new(),
+            deadline: None,
+            state: RTCPeerConnectionState::New,
+            unhealthy_since: Some(now),
+            stats: ParticipantStats {
+                participant: grant.participant.clone(),
+                state: "connecting".into(),
+                ..ParticipantStats::default()
+            },
+            totals: Totals::default(),
+        };
+        let setup = (|| -> Result<(), rtc::shared::error::Error> {
+            // The first two sections are always the participant's own audio and
+            // video, so every offer has a transport, even for a participant who
+            // may send nothing and has nobody to hear yet. What its token does
+            // not grant, the room refuses when it arrives: it reaches nobody.
+            for kind in [Kind::Audio, Kind::Video] {
+                peer.pc.add_transceiver_from_kind(
+                    codec_kind(kind),
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        ..Default::default()
+                    }),
+                )?;
+            }
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: self.advertised.ip().to_string(),
+                    port: self.advertised.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()?;
+            peer.pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+            Ok(())
+        })();
+        self.peers.insert(id, peer);
+        if let Err(error) = setup {
+            self.remove_peer(id, "media setup failed");
+            return Err(SessionError::Media(error.to_string()));
+        }
+        self.counters.participants_joined.fetch_add(1, Ordering::Relaxed);
+        self.apply(&grant.room, actions);
+        self.offer_if_due(id);
+        tracing::info!(room = %grant.room, participant = %grant.participant, "participant joined");
+        Ok(())
+    }
+
+    fn answer(&mut self, id: PeerId, sdp: String) -> Result<(), SessionError> {
+        let peer = self.peers.get_mut(&id).ok_or(SessionError::NotJoined)?;
+        if !peer.offer_pending {
+            return Err(SessionError::NoOfferPending);
+        }
+        let description =
+            RTCSessionDescription::answer(sdp).map_err(|e| SessionError::BadDescription(e.to_string()))?;
+        peer.pc
+            .set_remote_description(Instant::now(), description)
+            .map_err(|e| SessionError::BadDescription(e.to_string()))?;
+        peer.offer_pending = false;
+        for candidate in std::mem::take(&mut peer.pending_candidates) {
+            let _ = peer.pc.add_remote_candidate(candidate);
+        }
+        self.dirty.push(id);
+        self.offer_if_due(id);
+        Ok(())
+    }
+
+    fn candidate(&mut self, id: PeerId, candidate: RTCIceCandidateInit) -> Result<(), SessionError> {
+        let peer = self.peers.get_mut(&id).ok_or(SessionError::NotJoined)?;
+        if candidate.candidate.len() > 1024 {
+            return Err(SessionError::BadCandidate("too long".into()));
+        }
+        if peer.pc.remote_description().is_none() {
+            if peer.pending_candidates.len() >= MAX_PENDING_CANDIDATES {
+                return Err(SessionError::BadCandidate("too many candidates before the answer".into()));
+            }
+            peer.pending_candidates.push(candidate);
+            return Ok(());
+        }
+        peer.pc.add_remote_candidate(candidate).map_err(|e| SessionError::BadCandidate(e.to_string()))?;
+        self.dirty.push(id);
+        Ok(())
+    }
+
+    // ---- room actions ------------------------------------------------------
+
+    fn room_event(&mut self, room: &str, event: Event) -> Result<(), SessionError> {
+        let entry = self.rooms.get_mut(room).ok_or(SessionError::NoSuchRoom)?;
+        let actions = entry.room.handle(event, Instant::now())?;
+        self.apply(room, actions);
+        Ok(())
+    }
+
+    fn apply(&mut self, room: &str, actions: Vec<Action>) {
+        let mut renegotiate = Vec::new();
+        for action in actions {
+            match action {
+                Action::Subscribe { receiver, key } => self.subscribe(room, &receiver, key),
+                Action::Unsubscribe { receiver, key } => {
+                    if let Some(peer) = self.peer_mut(room, &receiver)
+                        && let Some(out) = peer.outbound.remove(&key)
+                    {
+                        peer.outbound_ids.retain(|_, k| *k != key);
+                        let _ = peer.pc.remove_track(out.sender);
+                    }
+                }
+                Action::Renegotiate { receiver } => {
+                    if let Ok(id) = self.peer_id(room, &receiver) {
+                        if let Some(peer) = self.peers.get_mut(&id) {
+                            peer.renegotiate = true;
+                        }
+                        renegotiate.push(id);
+                    }
+                }
+                Action::Forward { .. } => {} // Only from packets, handled in `rtp`.
+                Action::RequestKeyframe { key } => self.request_keyframe(room, &key),
+                Action::AudioOnly { receiver, on } => {
+                    if let Some(peer) = self.peer_mut(room, &receiver) {
+                        let _ = peer.events.try_send(PeerEvent::AudioOnly { on });
+                    }
+                }
+            }
+        }
+        for id in renegotiate {
+            self.offer_if_due(id);
+        }
+    }
+
+    fn peer_mut(&mut self, room: &str, participant: &str) -> Option<&mut Peer> {
+        let id = self.peer_id(room, participant).ok()?;
+        self.peers.get_mut(&id)
+    }
+
+    fn subscribe(&mut self, room: &str, receiver: &str, key: TrackKey) {
+        let Some(kind) = self
+            .peer_id(room, &key.publisher)
+            .ok()
+            .and_then(|id| self.peers.get(&id))
+            .and_then(|p| p.inbound.values().find(|i| i.key == key).map(|i| i.kind))
+        else {
+            return;
+        };
+        self.ssrc_counter += 1;
+        let ssrc = (self.ssrc_hasher.hash_one(self.ssrc_counter) as u32).max(1);
+        let Some(peer) = self.peer_mut(room, receiver) else { return };
+        if peer.outbound.contains_key(&key) {
+            return;
+        }
+        let local_id = format!("{}-{}", key.publisher, key.track);
+        let track = MediaStreamTrack::new(
+            key.publisher.clone(),
+            local_id.clone(),
+            format!("{} {}", key.publisher, kind.as_str()),
+            codec_kind(kind),
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: codec(kind).rtp_codec,
+                ..Default::default()
+            }],
+        );
+        // A transceiver of its own, never the participant's publishing one.
+        let added = peer.pc.add_transceiver_from_track(
+            track,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                ..Default::default()
+            }),
+        );
+        let sender = added.map(|t| peer.pc.rtp_transceiver(t).and_then(|t| t.sender()));
+        match sender {
+            Ok(Some(sender)) => {
+                peer.outbound_ids.insert(local_id, key.clone());
+                peer.outbound
+                    .insert(key, Outbound { sender, ssrc, seq_offset: 0, last_seq: None, skipped: false });
+            }
+            Ok(None) => tracing::warn!("a forwarded track has no sender"),
+            Err(error) => tracing::warn!(%error, "cannot add a forwarded track"),
+        }
+    }
+
+    fn request_keyframe(&mut self, room: &str, key: &TrackKey) {
+        let Ok(id) = self.peer_id(room, &key.publisher) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(inbound) = peer.inbound.values().find(|i| i.key == *key) else { return };
+        let receiver_id = inbound.receiver;
+        if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
+            let ssrcs: Vec<u32> = receiver.track().ssrcs().collect();
+            for media_ssrc in ssrcs {
+                let _ = receiver.write_rtcp(
+                    Instant::now(),
+                    vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })],
+                );
+            }
+            self.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        self.dirty.push(id);
+    }
+
+    /// Sends a new offer when the peer's tracks changed and no offer is out.
+    fn offer_if_due(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.offer_pending || !peer.renegotiate {
+            return;
+        }
+        let offer = peer.pc.create_offer(None).and_then(|offer| {
+            peer.pc.set_local_description(Instant::now(), offer.clone())?;
+            Ok(offer)
+        });
+        match offer {
+            Ok(offer) => {
+                peer.renegotiate = false;
+                peer.offer_pending = true;
+                if let Some(ufrag) = sdp_ice_ufrag(&offer.sdp)
+                    && !peer.ufrags.iter().any(|u| u == ufrag)
+                {
+                    peer.ufrags.push(ufrag.to_owned());
+                    self.by_ufrag.insert(ufrag.to_owned(), id);
+                }
+                if peer.events.try_send(PeerEvent::Offer { sdp: offer.sdp }).is_err() {
+                    self.remove_peer(id, "its signaling connection is gone");
+                    return;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot create an offer"),
+        }
+        self.dirty.push(id);
+    }
+
+    // ---- output ------------------------------------------------------------
+
+    /// Drains every peer connection that had input, until none has more.
+    fn flush(&mut self) {
+        while let Some(id) = self.dirty.pop() {
+            self.drain(id);
+        }
+    }
+
+    fn drain(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        while let Some(out) = peer.pc.poll_write() {
+            match self.socket.try_send_to(&out.message, out.transport.peer_addr) {
+                Ok(_) => {}
+                Err(_) => {
+                    self.counters.send_drops.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        while let Some(event) = peer.pc.poll_event() {
+            events.push(event);
+        }
+        let mut reads = Vec::new();
+        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+            reads.push(message);
+        }
+        let deadline = peer.pc.poll_timeout();
+        if deadline != peer.deadline {
+            if let Some(old) = peer.deadline {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, id));
+            }
+            peer.deadline = deadline;
+        }
+        for event in events {
+            self.peer_event(id, event);
+        }
+        for message in reads {
+            match message {
+                RTCMessage::RtpPacket(track_id, packet) => self.rtp(id, &track_id, packet),
+                RTCMessage::RtcpPacket(track_id, packets) => self.rtcp(id, &track_id, &packets),
+                _ => {}
+            }
+        }
+    }
+
+    fn peer_event(&mut self, id: PeerId, event: RTCPeerConnectionEvent) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let room = peer.room.clone();
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                peer.state = state;
+                let name = match state {
+                    RTCPeerConnectionState::Connected => "connected",
+                    RTCPeerConnectionState::Disconnected => "disconnected",
+                    RTCPeerConnectionState::Failed => "failed",
+                    RTCPeerConnectionState::Closed => "closed",
+                    _ => "connecting",
+                };
+                peer.stats.state = name.into();
+                peer.unhealthy_since = match state {
+                    RTCPeerConnectionState::Connected => None,
+                    _ => Some(peer.unhealthy_since.unwrap_or_else(Instant::now)),
+                };
+                tracing::debug!(%room, participant = %peer.participant, state = name, "media connection");
+                let _ = peer.events.try_send(PeerEvent::Connection { state: name.into() });
+                let participant = peer.participant.clone();
+                let up = state == RTCPeerConnectionState::Connected;
+                if matches!(
+                    state,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Disconnected
+                        | RTCPeerConnectionState::Failed
+                ) {
+                    let _ = self.room_event(&room, Event::Connection { participant, up });
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                if peer.inbound.contains_key(&init.track_id) {
+                    return; // Opened again by a renegotiation: nothing new.
+                }
+                let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else { return };
+                let kind = match receiver.track().kind() {
+                    RtpCodecKind::Audio => Kind::Audio,
+                    _ => Kind::Video,
+                };
+                let key = TrackKey { publisher: peer.participant.clone(), track: init.track_id.clone() };
+                peer.inbound.insert(
+                    init.track_id,
+                    Inbound { key: key.clone(), kind, receiver: init.receiver_id, accepted: false },
+                );
+                let participant = peer.participant.clone();
+                match self.room_event(&room, Event::Published { key: key.clone(), kind }) {
+                    Ok(()) => {
+                        if let Some(peer) = self.peers.get_mut(&id)
+                            && let Some(inbound) = peer.inbound.values_mut().find(|i| i.key == key)
+                        {
+                            inbound.accepted = true;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::info!(%room, %participant, %error, "track refused; its media goes nowhere")
+                    }
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                if let Some(inbound) = peer.inbound.remove(&track_id)
+                    && inbound.accepted
+                {
+                    let _ = self.room_event(&room, Event::Unpublished { key: inbound.key });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rtp(&mut self, id: PeerId, track_id: &str, mut packet: rtc::rtp::Packet) {
+        let Some(peer) = self.peers.get(&id) else { return };
+        let Some(inbound) = peer.inbound.get(track_id) else { return };
+        if !inbound.accepted {
+            return;
+        }
+        let (key, kind) = (inbound.key.clone(), inbound.kind);
+        let room = peer.room.clone();
+        if packet.header.payload_type == PT_VP8_RTX {
+            // RFC 4588: the original sequence number, then the original payload.
+            if packet.payload.len() < 2 {
+                return; // Padding used for bandwidth probing; nothing to forward.
+            }
+            let original = u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
+            packet.header.sequence_number = original;
+            packet.header.payload_type = PT_VP8;
+            packet.payload = packet.payload.slice(2..);
+        }
+        let keyframe = kind == Kind::Video && vp8_starts_keyframe(&packet.payload);
+        let Some(entry) = self.rooms.get_mut(&room) else { return };
+        let Ok(actions) = entry.room.handle(Event::Packet { key: key.clone(), keyframe }, Instant::now())
+        else {
+            return;
+        };
+        // Headers extensions were negotiated per leg: none is carried over.
+        packet.header.extension = false;
+        packet.header.extensions.clear();
+        packet.header.extensions_padding = 0;
+        let mut to_set: Vec<PeerId> = Vec::new();
+        for action in actions {
+            if let Action::Forward { to, .. } = action {
+                for receiver in to {
+                    if let Some(&rid) = entry.peers.get(&receiver) {
+                        to_set.push(rid);
+                    }
+                }
+            }
+        }
+        let skipped: Vec<PeerId> =
+            entry.peers.values().copied().filter(|p| *p != id && !to_set.contains(p)).collect();
+        for rid in skipped {
+            if let Some(out) = self.peers.get_mut(&rid).and_then(|p| p.outbound.get_mut(&key)) {
+                out.skipped = true;
+            }
+        }
+        let now = Instant::now();
+        for rid in to_set {
+            let Some(receiver) = self.peers.get_mut(&rid) else { continue };
+            let Some(out) = receiver.outbound.get_mut(&key) else { continue };
+            let incoming = packet.header.sequence_number;
+            if out.skipped || out.last_seq.is_none() {
+                let next = out.last_seq.map_or(incoming, |last| last.wrapping_add(1));
+                out.seq_offset = incoming.wrapping_sub(next);
+                out.skipped = false;
+            }
+            let mut copy = packet.clone();
+            copy.header.ssrc = out.ssrc;
+            copy.header.sequence_number = incoming.wrapping_sub(out.seq_offset);
+            if out.last_seq.is_none_or(|last| seq_newer(copy.header.sequence_number, last)) {
+                out.last_seq = Some(copy.header.sequence_number);
+            }
+            let bytes = copy.payload.len() as u64 + 12;
+            if let Some(mut sender) = receiver.pc.rtp_sender(out.sender)
+                && sender.write_rtp(now, copy).is_ok()
+            {
+                self.counters.packets_forwarded.fetch_add(1, Ordering::Relaxed);
+                self.counters.bytes_forwarded.fetch_add(bytes, Ordering::Relaxed);
+            }
+            self.dirty.push(rid);
+        }
+    }
+
+    fn rtcp(&mut self, id: PeerId, track_id: &str, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        let Some(peer) = self.peers.get(&id) else { return };
+        let Some(key) = peer.outbound_ids.get(track_id).cloned() else { return };
+        let wants_keyframe = packets
+            .iter()
+            .any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>());
+        if wants_keyframe {
+            let (room, receiver) = (peer.room.clone(), peer.participant.clone());
+            let _ = self.room_event(&room, Event::KeyframeWanted { receiver, key });
+        }
+    }
+
+    // ---- housekeeping ------------------------------------------------------
+
+    fn gather_stats(&mut self) {
+        let now = Instant::now();
+        let mut downlinks = Vec::new();
+        let mut expired = Vec::new();
+        for (&id, peer) in self.peers.iter_mut() {
+            if peer.unhealthy_since.is_some_and(|since| now.duration_since(since) >= UNHEALTHY_LIMIT) {
+                expired.push(id);
+                continue;
+            }
+            let report = peer.pc.get_stats(now, StatsSelector::None);
+            let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+            let s = &mut peer.stats;
+            s.packets_received = 0;
+            s.packets_lost = 0;
+            s.jitter_s = 0.0;
+            s.packets_sent = 0;
+            s.downlink_loss = 0.0;
+            let mut rtt: Option<f64> = None;
+            for entry in report.iter() {
+                match entry {
+                    RTCStatsReportEntry::InboundRtp(inbound) => {
+                        let r = &inbound.received_rtp_stream_stats;
+                        s.packets_received += r.packets_received;
+                        s.packets_lost += r.packets_lost;
+                        // The core reports jitter in RTP timestamp units.
+                        let clock = match r.rtp_stream_stats.kind {
+                            RtpCodecKind::Audio => 48_000.0,
+                            _ => 90_000.0,
+                        };
+                        s.jitter_s = s.jitter_s.max(r.jitter / clock);
+                        bytes_in += inbound.bytes_received;
+                    }
+                    RTCStatsReportEntry::OutboundRtp(outbound) => {
+                        s.packets_sent += outbound.sent_rtp_stream_stats.packets_sent;
+                        bytes_out += outbound.sent_rtp_stream_stats.bytes_sent;
+                    }
+                    RTCStatsReportEntry::RemoteInboundRtp(remote) => {
+                        s.downlink_loss = s.downlink_loss.max(remote.fraction_lost);
+                        if remote.round_trip_time > 0.0 {
+                            rtt = Some(
+                                rtt.map_or(remote.round_trip_time, |r: f64| r.max(remote.round_trip_time)),
+                            );
+                        }
+                    }
+                    RTCStatsReportEntry::IceCandidatePair(pair)
+                        if pair.nominated && rtt.is_none() && pair.current_round_trip_time > 0.0 =>
+                    {
+                        rtt = Some(pair.current_round_trip_time);
+                    }
+                    _ => {}
+                }
+            }
+            s.rtt_s = rtt.unwrap_or(0.0);
+            if let Some(at) = peer.totals.at {
+                let secs = now.duration_since(at).as_secs_f64().max(0.001);
+                s.received_bps = ((bytes_in.saturating_sub(peer.totals.bytes_in)) as f64 * 8.0 / secs) as u64;
+                s.sent_bps = ((bytes_out.saturating_sub(peer.totals.bytes_out)) as f64 * 8.0 / secs) as u64;
+            }
+            peer.totals = Totals { bytes_in, bytes_out, at: Some(now) };
+            if peer.state == RTCPeerConnectionState::Connected && !peer.outbound.is_empty() {
+                downlinks.push((peer.room.clone(), peer.participant.clone(), s.downlink_loss as f32));
+            }
+        }
+        for id in expired {
+            self.remove_peer(id, "its media connection stayed down");
+        }
+        for (room, receiver, loss) in downlinks {
+            // No send-side bandwidth estimate is kept yet: the downlink is judged
+            // by the loss the receiver reports.
+            let _ = self.room_event(&room, Event::Downlink { receiver, estimate_bps: u64::MAX, loss });
+        }
+    }
+
+    fn remove_peer(&mut self, id: PeerId, reason: &str) {
+        let Some(mut peer) = self.peers.remove(&id) else { return };
+        if let Some(old) = peer.deadline {
+            self.timers.remove(&(old, id));
+        }
+        for ufrag in &peer.ufrags {
+            self.by_ufrag.remove(ufrag);
+        }
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        let _ = peer.pc.close();
+        while let Some(out) = peer.pc.poll_write() {
+            let _ = self.socket.try_send_to(&out.message, out.transport.peer_addr);
+        }
+        let _ = peer.events.try_send(PeerEvent::Closed { reason: reason.into() });
+        self.counters.participants_left.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(room = %peer.room, participant = %peer.participant, reason, "participant left");
+        if let Some(entry) = self.rooms.get_mut(&peer.room) {
+            entry.peers.remove(&peer.participant);
+            if let Ok(actions) =
+                entry.room.handle(Event::Left { participant: peer.participant.clone() }, Instant::now())
+            {
+                self.apply(&peer.room, actions);
+            }
+        }
+    }
+}
+
+/// `a` is after `b` in RTP sequence-number order (with wrap-around).
+fn seq_newer(a: u16, b: u16) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000
+}
+
+fn sdp_ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|line| line.trim_end().strip_prefix("a=ice-ufrag:"))
+}
+
+fn codec_kind(kind: Kind) -> RtpCodecKind {
+    match kind {
+        Kind::Audio => RtpCodecKind::Audio,
+        Kind::Video => RtpCodecKind::Video,
+    }
+}
+
+/// The one codec per kind the relay offers: Opus with in-band FEC, and VP8
+/// (with RTX), which every browser decodes. One codec per kind means a packet
+/// is forwarded without transcoding or payload-type mapping.
+fn codec(kind: Kind) -> RTCRtpCodecParameters {
+    match kind {
+        Kind::Audio => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: PT_OPUS,
+        },
+        Kind::Video => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: PT_VP8,
+        },
+    }
+}
+
+fn new_peer_connection(now: Instant) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+    let mut media = MediaEngine::default();
+    media.register_codec(codec(Kind::Audio), RtpCodecKind::Audio)?;
+    media.register_codec(codec(Kind::Video), RtpCodecKind::Video)?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={PT_VP8}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: PT_VP8_RTX,
+        },
+        RtpCodecKind::Video,
+    )?;
+    // NACK both ways, receiver and sender reports, and transport-wide
+    // congestion-control feedback to every browser so it can estimate its uplink.
+    let registry = register_default_interceptors(Registry::new(), &mut media)?
+        .with(Slot::from(KeyframeTap::SLOT), KeyframeTap::default());
+    let settings = SettingEngineBuilder::new().with_lite(true).build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .build(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_order_wraps() {
+        assert!(seq_newer(1, 0));
+        assert!(seq_newer(0, 65_535));
+        assert!(!seq_newer(65_535, 0));
+        assert!(!seq_newer(5, 5));
+    }
+
+    #[test]
+    fn finds_the_ufrag_of_an_offer() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\na=ice-ufrag:AbCd\r\na=ice-pwd:x\r\n";
+        assert_eq!(sdp_ice_ufrag(sdp), Some("AbCd"));
+        assert_eq!(sdp_ice_ufrag("v=0\r\n"), None);
+    }
+
+    #[test]
+    fn a_relay_peer_connection_offers_one_codec_per_kind() {
+        let mut pc = new_peer_connection(Instant::now()).unwrap();
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        }
+        let offer = pc.create_offer(None).unwrap();
+        assert!(offer.sdp.contains("a=rtpmap:111 opus/48000/2"), "{}", offer.sdp);
+        assert!(offer.sdp.contains("a=rtpmap:96 VP8/90000"), "{}", offer.sdp);
+        assert!(offer.sdp.contains("a=fmtp:97 apt=96"), "{}", offer.sdp);
+        assert!(offer.sdp.contains("useinbandfec=1"), "{}", offer.sdp);
+        assert!(offer.sdp.contains("transport-cc"), "{}", offer.sdp);
+        assert!(offer.sdp.contains("a=ice-lite"), "{}", offer.sdp);
+        assert!(!offer.sdp.contains("H264"), "{}", offer.sdp);
+    }
+}

@@ -1,0 +1,122 @@
+//! What signaling exchanges with the relay about one participant: the grant it
+//! joins with, the events the relay sends back, the errors it can meet and the
+//! statistics it can ask for. The same types travel over the control channel
+//! of a standalone relay node (see PROTOCOL.md), so they are serde types.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::room::{Kind, Refusal};
+
+/// What one participant may do in one room, as its room token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub room: String,
+    pub participant: String,
+    /// Media kinds the participant may send.
+    pub publish: BTreeSet<Kind>,
+}
+
+/// What the relay tells one participant (through signaling).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PeerEvent {
+    /// A session description for the participant to answer with
+    /// [`crate::Relay::answer`]: the first one after joining, then one each time
+    /// the tracks it receives change or ICE restarts. The relay is always the
+    /// offerer, so the two sides never offer at once.
+    Offer { sdp: String },
+    /// The participant now receives audio only (its downlink cannot carry
+    /// video, or it asked), or video again.
+    AudioOnly { on: bool },
+    /// The media connection's state: `connecting`, `connected`,
+    /// `disconnected`, `failed`.
+    Connection { state: String },
+    /// The participant is out of the room: it left, the room closed, or its
+    /// media connection stayed down too long.
+    Closed { reason: String },
+}
+
+/// Why a request about a room or participant was refused. Nothing changes
+/// when one of these is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
+pub enum SessionError {
+    #[error("no such room")]
+    NoSuchRoom,
+    #[error("this relay already carries its most rooms")]
+    TooManyRooms,
+    #[error("{0}")]
+    Refused(String),
+    #[error("not in the room")]
+    NotJoined,
+    #[error("invalid session description: {0}")]
+    BadDescription(String),
+    #[error("invalid ICE candidate: {0}")]
+    BadCandidate(String),
+    #[error("no offer is waiting for an answer")]
+    NoOfferPending,
+    #[error("the relay is stopping")]
+    Stopped,
+    #[error("media engine error: {0}")]
+    Media(String),
+}
+
+impl From<Refusal> for SessionError {
+    fn from(refusal: Refusal) -> Self {
+        SessionError::Refused(refusal.to_string())
+    }
+}
+
+/// One participant's media, as the relay sees it (rates over the last second).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantStats {
+    pub participant: String,
+    /// `connecting`, `connected`, `disconnected`, `failed`.
+    pub state: String,
+    pub audio_only: bool,
+    /// What the relay receives from this participant.
+    pub received_bps: u64,
+    pub packets_received: u64,
+    pub packets_lost: i64,
+    /// Interarrival jitter of its streams, worst stream, in seconds.
+    pub jitter_s: f64,
+    /// What the relay sends to this participant.
+    pub sent_bps: u64,
+    pub packets_sent: u64,
+    /// Loss the participant reports on what it receives (0..1).
+    pub downlink_loss: f64,
+    /// Round-trip time between relay and participant, in seconds.
+    pub rtt_s: f64,
+}
+
+/// A room's participants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoomStats {
+    pub room: String,
+    pub participants: Vec<ParticipantStats>,
+}
+
+/// Serde names for media kinds, used in grants and on the wire.
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Audio => "audio",
+            Kind::Video => "video",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "audio" => Some(Kind::Audio),
+            "video" => Some(Kind::Video),
+            _ => None,
+        }
+    }
+}
+
+/// Which publish grants a token's list names; unknown names are an error.
+pub fn kinds(names: &[String]) -> Result<BTreeSet<Kind>, String> {
+    names.iter().map(|n| Kind::parse(n).ok_or_else(|| format!("unknown media kind {n:?}"))).collect()
+}

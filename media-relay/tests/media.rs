@@ -1,0 +1,213 @@
+//! The relay with real peer connections on loopback: join, leave,
+//! renegotiation, keyframes for late joiners, audio-only, limits and refusals.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use media_relay::{Kind, PeerEvent, Relay, RelayConfig, SessionError};
+use support::{Client, Sending, both, eventually, loopback_relay_config};
+
+const CONNECT: Duration = Duration::from_secs(10);
+const MEDIA: Duration = Duration::from_secs(10);
+
+async fn relay() -> Relay {
+    Relay::start(loopback_relay_config()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_participants_receive_each_others_audio_and_video() {
+    let relay = relay().await;
+    relay.open_room("r1").await.unwrap();
+    let mut resident = Client::join(&relay, "r1", "resident", both()).await;
+    let mut lawyer = Client::join(&relay, "r1", "lawyer", both()).await;
+    resident.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "both receive audio and video", || {
+        let (a, b) = (resident.got("lawyer"), lawyer.got("resident"));
+        a.audio > 20 && a.video > 10 && b.audio > 20 && b.video > 10
+    })
+    .await;
+    // Nobody receives their own media.
+    assert_eq!(resident.got("resident").audio + resident.got("resident").video, 0);
+    // Each forwarded track has the relay's SSRC for that receiver, one per kind.
+    assert_eq!(lawyer.got("resident").ssrcs.len(), 2);
+
+    let status = relay.status();
+    assert!(status.packets_forwarded > 60, "{status:?}");
+    assert_eq!(status.rooms, 1);
+    assert_eq!(status.participants, 2);
+
+    // Statistics per participant, as signaling asks for them.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let stats = relay.room_stats("r1").await.unwrap();
+    assert_eq!(stats.participants.len(), 2);
+    for p in &stats.participants {
+        assert_eq!(p.state, "connected", "{p:?}");
+        assert!(p.packets_received > 50, "{p:?}");
+        assert!(p.received_bps > 50_000, "{p:?}");
+        assert!(p.sent_bps > 50_000, "{p:?}");
+        assert!(!p.audio_only);
+    }
+    resident.close().await;
+    lawyer.close().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_a_keyframe_at_once_and_a_leaver_is_renegotiated_away() {
+    let relay = relay().await;
+    relay.open_room("r2").await.unwrap();
+    // Keyframes only when asked: a new receiver sees video only through the
+    // relay's keyframe request.
+    let slow_keyframes = Sending { keyframe_every: 100_000, ..Sending::default() };
+    let mut resident = Client::join_with(&relay, "r2", "resident", both(), slow_keyframes.clone()).await;
+    let mut lawyer = Client::join_with(&relay, "r2", "lawyer", both(), slow_keyframes.clone()).await;
+    resident.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "first pair has video", || lawyer.got("resident").video > 10).await;
+
+    let plis_before = resident.plis_received();
+    let mut interpreter = Client::join_with(&relay, "r2", "interpreter", both(), slow_keyframes).await;
+    interpreter.connected(CONNECT).await;
+    eventually(MEDIA, "the interpreter sees both others", || {
+        interpreter.got("resident").video > 5 && interpreter.got("lawyer").video > 5
+    })
+    .await;
+    for publisher in ["resident", "lawyer"] {
+        let got = interpreter.got(publisher);
+        assert_eq!(got.first_video_was_keyframe, Some(true), "{publisher}: {got:?}");
+    }
+    assert!(resident.plis_received() > plis_before, "the relay asked the publisher for a keyframe");
+    // The others were offered the interpreter's tracks and receive them.
+    eventually(MEDIA, "the others receive the interpreter", || {
+        resident.got("interpreter").audio > 10 && lawyer.got("interpreter").video > 5
+    })
+    .await;
+
+    // The interpreter leaves: the others get a new offer without its tracks
+    // and keep receiving each other.
+    let offers_before = resident.offers_answered();
+    relay.leave("r2", "interpreter").await.unwrap();
+    eventually(MEDIA, "renegotiated after the leave", || resident.offers_answered() > offers_before).await;
+    let audio_before = resident.got("lawyer").audio;
+    eventually(MEDIA, "media goes on", || resident.got("lawyer").audio > audio_before + 20).await;
+    assert_eq!(relay.room_stats("r2").await.unwrap().participants.len(), 2);
+    assert!(interpreter.events().iter().any(|e| matches!(e, PeerEvent::Closed { .. })));
+    interpreter.close().await;
+    resident.close().await;
+    lawyer.close().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_again() {
+    let relay = relay().await;
+    relay.open_room("r3").await.unwrap();
+    let mut resident = Client::join(&relay, "r3", "resident", both()).await;
+    let mut lawyer = Client::join(&relay, "r3", "lawyer", both()).await;
+    resident.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "video flows", || resident.got("lawyer").video > 10).await;
+
+    relay.set_audio_only("r3", "resident", true).await.unwrap();
+    eventually(MEDIA, "told", || resident.events().contains(&PeerEvent::AudioOnly { on: true })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (video, audio) = (resident.got("lawyer").video, resident.got("lawyer").audio);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(resident.got("lawyer").video, video, "no video while audio only");
+    assert!(resident.got("lawyer").audio > audio + 20, "audio goes on");
+    // The lawyer, who did not ask, still gets video.
+    let lawyer_video = lawyer.got("resident").video;
+    eventually(MEDIA, "lawyer still has video", || lawyer.got("resident").video > lawyer_video + 10).await;
+    assert!(relay.room_stats("r3").await.unwrap().participants.iter().any(|p| p.audio_only));
+
+    relay.set_audio_only("r3", "resident", false).await.unwrap();
+    eventually(MEDIA, "video back", || resident.got("lawyer").video > video + 10).await;
+    resident.close().await;
+    lawyer.close().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_and_limits_are_enforced_and_refusals_change_nothing() {
+    let config = RelayConfig { max_rooms: 1, max_participants_per_room: 2, ..loopback_relay_config() };
+    let relay = Relay::start(config).await.unwrap();
+    relay.open_room("only").await.unwrap();
+    assert_eq!(relay.open_room("second").await, Err(SessionError::TooManyRooms));
+    relay.open_room("only").await.unwrap(); // Idempotent.
+
+    // An observer may publish nothing: its offer has nothing to send on.
+    let mut observer = Client::join(&relay, "only", "observer", BTreeSet::new()).await;
+    // The lawyer's token grants audio only; it sends video anyway.
+    let sends_both = Sending { sends: Some(both()), ..Sending::default() };
+    let mut lawyer = Client::join_with(&relay, "only", "lawyer", [Kind::Audio].into(), sends_both).await;
+    observer.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "the observer hears the lawyer", || observer.got("lawyer").audio > 20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(observer.got("lawyer").video, 0, "audio-only grant: its video reaches nobody");
+    assert_eq!(lawyer.got("observer").audio, 0);
+
+    // The room is full.
+    let (tx, _rx) = tokio::sync::mpsc::channel(8);
+    let third = media_relay::Grant { room: "only".into(), participant: "third".into(), publish: both() };
+    assert!(matches!(relay.join(third.clone(), tx.clone()).await, Err(SessionError::Refused(_))));
+    // The same name twice, an unknown room.
+    let again = media_relay::Grant { participant: "lawyer".into(), ..third.clone() };
+    assert!(matches!(relay.join(again, tx.clone()).await, Err(SessionError::Refused(_))));
+    let elsewhere = media_relay::Grant { room: "nowhere".into(), ..third };
+    assert_eq!(relay.join(elsewhere, tx).await, Err(SessionError::NoSuchRoom));
+    // An answer nobody asked for, garbage SDP, a stranger.
+    assert_eq!(relay.answer("only", "lawyer", "v=0".into()).await, Err(SessionError::NoOfferPending));
+    assert_eq!(relay.answer("only", "stranger", "v=0".into()).await, Err(SessionError::NotJoined));
+    assert_eq!(relay.leave("nowhere", "lawyer").await, Err(SessionError::NoSuchRoom));
+
+    // None of it disturbed the call.
+    let heard = observer.got("lawyer").audio;
+    eventually(MEDIA, "still flowing", || observer.got("lawyer").audio > heard + 20).await;
+    assert_eq!(relay.room_stats("only").await.unwrap().participants.len(), 2);
+
+    // Closing the room tells everyone in it.
+    relay.close_room("only").await.unwrap();
+    eventually(MEDIA, "closed", || lawyer.events().iter().any(|e| matches!(e, PeerEvent::Closed { .. })))
+        .await;
+    assert_eq!(relay.status().rooms, 0);
+    assert_eq!(relay.status().participants, 0);
+    observer.close().await;
+    lawyer.close().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_answer_is_refused_and_the_offer_can_still_be_answered() {
+    let relay = relay().await;
+    relay.open_room("r5").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let grant = media_relay::Grant { room: "r5".into(), participant: "kiosk".into(), publish: both() };
+    relay.join(grant, tx).await.unwrap();
+    let Some(PeerEvent::Offer { sdp }) = rx.recv().await else { panic!("no offer") };
+    assert!(sdp.contains("a=ice-lite"));
+    assert!(sdp.contains(&relay.udp_addr().port().to_string()), "the relay's one candidate is in the offer");
+    for bad in ["", "not sdp", "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"] {
+        assert!(matches!(
+            relay.answer("r5", "kiosk", bad.into()).await,
+            Err(SessionError::BadDescription(_))
+        ));
+    }
+    // Still the same offer pending: a stranger's candidate is refused, the
+    // participant's own are buffered.
+    let candidate = media_relay::RTCIceCandidateInit {
+        candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        ..Default::default()
+    };
+    relay.candidate("r5", "kiosk", candidate.clone()).await.unwrap();
+    assert_eq!(relay.candidate("r5", "nobody", candidate).await, Err(SessionError::NotJoined));
+    relay.leave("r5", "kiosk").await.unwrap();
+    assert!(matches!(rx.recv().await, Some(PeerEvent::Closed { .. })));
+    relay.shutdown().await;
+}
