@@ -958,7 +958,11 @@ impl Engine {
         tracing::info!(room = %peer.room, participant = %peer.participant, reason, "participant left");
         if let Some(entry) = self.rooms.get_mut(&peer.room) {
             entry.peers.remove(&peer.participant);
-            if let Ok(actions) =
+            if entry.peers.is_empty() {
+                // The last one out closes the room.
+                self.rooms.remove(&peer.room);
+                self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
+            } else if let Ok(actions) =
                 entry.room.handle(Event::Left { participant: peer.participant.clone() }, Instant::now())
             {
                 self.apply(&peer.room, actions);

@@ -36,6 +36,36 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Media rooms on the relay.
+    Rooms {
+        #[command(subcommand)]
+        command: RoomsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoomsCommand {
+    /// Print a room token, for checking the media path by hand (a test call
+    /// between two browsers). Consultations get theirs from the server.
+    Token(RoomTokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct RoomTokenArgs {
+    /// The room to join (any name; it opens on first join).
+    #[arg(long)]
+    room: String,
+    /// Who joins: an account's username or a terminal's id.
+    #[arg(long)]
+    participant: String,
+    /// What the holder may send: audio, video, both (comma-separated) or none.
+    #[arg(long, default_value = "audio,video")]
+    publish: String,
+    /// How long the token may be used to join, in seconds.
+    #[arg(long, default_value_t = 300)]
+    ttl_secs: u64,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +158,7 @@ pub fn run() -> ExitCode {
             Command::Migrate(args) => migrate(args).await,
             Command::Audit { command: AuditCommand::Verify(args) } => audit_verify(args).await,
             Command::Keys { command } => keys(command).await,
+            Command::Rooms { command: RoomsCommand::Token(args) } => room_token(args).await,
         }
     });
     match result {
@@ -222,6 +253,45 @@ async fn keys(command: KeysCommand) -> Result<(), String> {
             }
         }
     };
+    store.close().await;
+    result
+}
+
+async fn room_token(args: RoomTokenArgs) -> Result<(), String> {
+    let publish: Vec<String> = match args.publish.as_str() {
+        "none" | "" => Vec::new(),
+        list => list.split(',').map(|k| k.trim().to_owned()).collect(),
+    };
+    media_relay::session::kinds(&publish)?;
+    if args.ttl_secs == 0 || args.ttl_secs > 3600 {
+        return Err("--ttl-secs must be between 1 and 3600".into());
+    }
+    let config = load(args.common.config.as_deref(), &args.common.overrides())?;
+    let store = Store::open(&config).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let result = async {
+        let subject = match store.account_by_username(&args.participant).await.map_err(|e| e.to_string())? {
+            Some(account) => account.id,
+            None => match store.terminal(&args.participant).await.map_err(|e| e.to_string())? {
+                Some(terminal) => terminal.id,
+                None => return Err(format!("no account or terminal {:?}", args.participant)),
+            },
+        };
+        let tokens = crate::auth::tokens::Tokens::load(store.clone(), config.auth.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let grant = crate::auth::tokens::RoomGrant { room: args.room.clone(), publish };
+        let (token, _) = tokens.issue(
+            crate::auth::tokens::TokenKind::Room,
+            &subject,
+            &args.room,
+            std::time::Duration::from_secs(args.ttl_secs),
+            Some(grant),
+        );
+        println!("{token}");
+        Ok(())
+    }
+    .await;
     store.close().await;
     result
 }

@@ -99,28 +99,38 @@ struct RelayCollector {
 
 impl Collector for RelayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let status = self.relay.status();
-        let rooms = ConstGauge::new(status.rooms as i64);
-        rooms.encode(encoder.encode_descriptor(
-            "relay_rooms",
-            "Rooms open on the in-process relay",
-            None,
-            rooms.metric_type(),
-        )?)?;
-        let datagrams = ConstCounter::new(status.datagrams_received);
-        datagrams.encode(encoder.encode_descriptor(
-            "relay_datagrams_received",
-            "UDP datagrams received by the in-process relay",
-            None,
-            datagrams.metric_type(),
-        )?)?;
-        let bytes = ConstCounter::new(status.bytes_received);
-        bytes.encode(encoder.encode_descriptor(
-            "relay_received_bytes",
-            "Bytes received by the in-process relay",
-            None,
-            bytes.metric_type(),
-        )?)?;
+        let s = self.relay.status();
+        for (name, help, value) in [
+            ("relay_rooms", "Rooms open on the in-process relay", s.rooms),
+            ("relay_participants", "Participants in rooms on the in-process relay", s.participants),
+        ] {
+            let gauge = ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        for (name, help, value) in [
+            (
+                "relay_datagrams_received",
+                "UDP datagrams received by the in-process relay",
+                s.datagrams_received,
+            ),
+            ("relay_received_bytes", "Bytes received by the in-process relay", s.bytes_received),
+            ("relay_packets_forwarded", "RTP packets forwarded to participants", s.packets_forwarded),
+            (
+                "relay_forwarded_bytes",
+                "RTP payload and header bytes forwarded to participants",
+                s.bytes_forwarded,
+            ),
+            ("relay_keyframe_requests", "Keyframe requests (PLI) sent to publishers", s.keyframe_requests),
+            (
+                "relay_datagrams_unrouted",
+                "Datagrams from addresses no participant uses",
+                s.datagrams_unrouted,
+            ),
+            ("relay_send_drops", "Datagrams dropped because the socket buffer was full", s.send_drops),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
         Ok(())
     }
 }

@@ -105,6 +105,8 @@ export async function startServer() {
       stop,
       webFromDisk: process.env.CLOUDLAW_WEB_FROM_DISK === '1',
       csp: null,
+      /** Runs `cloudlaw <args>` against this server's data directory; resolves to its stdout. */
+      cli: (args) => runCli(bin, [...args, '--data-dir', dataDir], env),
     };
     const page = await fetch(server.url('/coordinator'));
     server.csp = page.headers.get('content-security-policy');
@@ -123,6 +125,18 @@ export async function startServer() {
     await stop();
     throw error;
   }
+}
+
+function runCli(bin, args, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => { out += chunk; });
+    child.stderr.on('data', (chunk) => { err += chunk; });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`cloudlaw ${args[0]}: ${err}`))));
+  });
 }
 
 async function waitForHealth(origin, exited, log) {

@@ -158,3 +158,109 @@ async fn connections_are_counted_in_metrics() {
     }
     assert!(closed, "the gauge goes back to 0 after close");
 }
+
+/// A room token for `username` signed with the server's keys, as an operator's
+/// `cloudlaw rooms token` (or, later, a consultation) issues it.
+async fn room_token(app: &TestApp, username: &str, room: &str, publish: &[&str], ttl: Duration) -> String {
+    use signaling::auth::tokens::{RoomGrant, TokenKind, Tokens};
+    let store = app.store().await;
+    let account = store.account_by_username(username).await.unwrap().unwrap();
+    let config = crate::support::test_config(std::path::Path::new("."), false);
+    let tokens = Tokens::load(store, config.auth).await.unwrap();
+    let grant = RoomGrant { room: room.into(), publish: publish.iter().map(|k| k.to_string()).collect() };
+    tokens.issue(TokenKind::Room, &account.id, room, ttl, Some(grant)).0
+}
+
+async fn send(socket: &mut Socket, value: serde_json::Value) {
+    socket.send(Message::Text(value.to_string().into())).await.unwrap();
+}
+
+/// The next message that is not `welcome` or `rtc.connection`.
+async fn next_reply(socket: &mut Socket) -> serde_json::Value {
+    loop {
+        let message = next_json(socket).await.expect("socket open");
+        if message["type"] != "welcome" && message["type"] != "rtc.connection" {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn joining_a_media_room_takes_a_valid_room_token_of_ones_own() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app).await;
+    let minute = Duration::from_secs(60);
+
+    // Not a token, an access token, someone else's room token, an expired one,
+    // one granting a kind that does not exist: refused, connection alive.
+    let access = app.token("demo-lawyer").await;
+    let others = room_token(&app, "demo-lawyer-2", "c1", &["audio", "video"], minute).await;
+    let unknown_kind = room_token(&app, "demo-lawyer", "c1", &["smell"], minute).await;
+    for token in ["garbage".to_owned(), access, others, unknown_kind] {
+        send(&mut socket, serde_json::json!({"type": "rtc.join", "token": token})).await;
+        let reply = next_reply(&mut socket).await;
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], "unauthorized", "{reply}");
+    }
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    assert_eq!(health["relay"]["rooms"], 0, "nothing was opened");
+
+    // Messages about a room one has not joined.
+    for message in [
+        serde_json::json!({"type": "rtc.answer", "room": "c1", "sdp": "v=0"}),
+        serde_json::json!({"type": "rtc.restart", "room": "c1"}),
+        serde_json::json!({"type": "rtc.leave", "room": "c1"}),
+    ] {
+        send(&mut socket, message).await;
+        let reply = next_reply(&mut socket).await;
+        assert_eq!(reply["code"], "refused", "{reply}");
+    }
+
+    // A good token: the relay's offer arrives, with its one candidate.
+    let token = room_token(&app, "demo-lawyer", "c1", &["audio", "video"], minute).await;
+    send(&mut socket, serde_json::json!({"type": "rtc.join", "token": token})).await;
+    let offer = next_reply(&mut socket).await;
+    assert_eq!(offer["type"], "rtc.offer", "{offer}");
+    assert_eq!(offer["room"], "c1");
+    let sdp = offer["sdp"].as_str().unwrap();
+    assert!(sdp.contains("a=recvonly") && sdp.contains("a=candidate"), "{sdp}");
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    assert_eq!(health["relay"]["participants"], 1);
+
+    // Joining twice, a garbage answer, a malformed candidate: refused or
+    // malformed, and the session is still there.
+    send(&mut socket, serde_json::json!({"type": "rtc.join", "token": token})).await;
+    assert_eq!(next_reply(&mut socket).await["code"], "refused");
+    send(&mut socket, serde_json::json!({"type": "rtc.answer", "room": "c1", "sdp": "nonsense"})).await;
+    let reply = next_reply(&mut socket).await;
+    assert_eq!(reply["code"], "refused", "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("session description"), "{reply}");
+    send(&mut socket, serde_json::json!({"type": "rtc.candidate", "room": "c1", "candidate": 5})).await;
+    assert_eq!(next_reply(&mut socket).await["code"], "malformed");
+
+    // Leaving closes the room (it was the only one in it).
+    send(&mut socket, serde_json::json!({"type": "rtc.leave", "room": "c1"})).await;
+    send(&mut socket, serde_json::json!({"type": "ping", "id": "after-leave"})).await;
+    loop {
+        let message = next_reply(&mut socket).await;
+        if message["type"] == "pong" {
+            break;
+        }
+    }
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    assert_eq!(health["relay"]["rooms"], 0);
+    assert_eq!(health["relay"]["participants"], 0);
+
+    // Closing the connection leaves the rooms it was in.
+    send(&mut socket, serde_json::json!({"type": "rtc.join", "token": token})).await;
+    assert_eq!(next_reply(&mut socket).await["type"], "rtc.offer");
+    socket.close(None).await.unwrap();
+    for _ in 0..100 {
+        let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+        if health["relay"]["participants"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the closed connection's participant stayed in the relay");
+}

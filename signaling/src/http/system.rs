@@ -34,6 +34,7 @@ pub struct RelayHealth {
     #[schema(example = "127.0.0.1:7900")]
     pub udp_addr: String,
     pub rooms: u64,
+    pub participants: u64,
 }
 
 /// Ready when the database answers and the in-process relay runs.
@@ -59,6 +60,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             running: relay_running,
             udp_addr: relay.udp_addr.to_string(),
             rooms: relay.rooms,
+            participants: relay.participants,
         },
     };
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(health))

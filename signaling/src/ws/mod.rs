@@ -14,6 +14,7 @@
 //! on; one that is silent for [`IDLE_TIMEOUT`] is closed. The server pings every
 //! [`PING_INTERVAL`], and browsers answer pings by themselves.
 
+pub mod call;
 pub mod protocol;
 pub mod registry;
 
@@ -138,7 +139,13 @@ async fn connection(
         principal: PrincipalInfo::of(&principal),
     });
     if still_valid {
-        read(&state, &mut stream, &outbox, &mut kicked).await;
+        let participant = match &principal {
+            Principal::Account { account, .. } => account.id.clone(),
+            Principal::Terminal { terminal } => terminal.id.clone(),
+        };
+        let mut calls = call::Calls::new(participant, state.relay.clone());
+        read(&state, &mut stream, &outbox, &mut kicked, &mut calls).await;
+        calls.leave_all().await;
     } else {
         outbox.error(ErrorCode::Revoked, "credentials revoked", None);
         outbox.close(4001, "credentials revoked");
@@ -162,6 +169,7 @@ async fn read(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     outbox: &Outbox<'_>,
     kicked: &mut tokio::sync::oneshot::Receiver<&'static str>,
+    calls: &mut call::Calls,
 ) {
     let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
     let mut strikes = 0;
@@ -205,7 +213,7 @@ async fn read(
             continue;
         }
         match frame {
-            Message::Text(text) => handle_text(outbox, text.as_str()),
+            Message::Text(text) => handle_text(state, outbox, calls, text.as_str()).await,
             Message::Binary(_) => outbox.error(ErrorCode::BinaryUnsupported, "send JSON text frames", None),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => {}
@@ -217,10 +225,25 @@ async fn read(
 }
 
 /// Handles one text message.
-fn handle_text(outbox: &Outbox<'_>, text: &str) {
-    match protocol::parse(text) {
-        Ok(ClientMessage::Ping { id }) => outbox.send(&ServerMessage::Pong { id }),
-        Err(reason) => outbox.error(ErrorCode::Malformed, &reason, protocol::salvage_id(text)),
+async fn handle_text(state: &AppState, outbox: &Outbox<'_>, calls: &mut call::Calls, text: &str) {
+    let message = match protocol::parse(text) {
+        Ok(message) => message,
+        Err(reason) => return outbox.error(ErrorCode::Malformed, &reason, protocol::salvage_id(text)),
+    };
+    let result = match message {
+        ClientMessage::Ping { id } => {
+            outbox.send(&ServerMessage::Pong { id });
+            Ok(())
+        }
+        ClientMessage::RtcJoin { token } => calls.join(state, &token, &outbox.tx).await,
+        ClientMessage::RtcAnswer { room, sdp } => calls.answer(&room, sdp).await,
+        ClientMessage::RtcCandidate { room, candidate } => calls.candidate(&room, candidate).await,
+        ClientMessage::RtcRestart { room } => calls.restart(&room).await,
+        ClientMessage::RtcAudioOnly { room, on } => calls.audio_only(&room, on).await,
+        ClientMessage::RtcLeave { room } => calls.leave(&room).await,
+    };
+    if let Err((code, message)) = result {
+        outbox.error(code, &message, None);
     }
 }
 

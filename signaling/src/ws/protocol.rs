@@ -16,6 +16,37 @@ pub enum ClientMessage {
         #[serde(default)]
         id: Option<String>,
     },
+    /// Join a media room with a room token naming the sender. The relay answers
+    /// with `rtc.offer`.
+    #[serde(rename = "rtc.join")]
+    RtcJoin { token: String },
+    /// The answer to the relay's latest `rtc.offer`.
+    #[serde(rename = "rtc.answer")]
+    RtcAnswer { room: String, sdp: String },
+    /// One of the sender's ICE candidates (the relay does not need them, but takes them).
+    #[serde(rename = "rtc.candidate")]
+    RtcCandidate { room: String, candidate: IceCandidate },
+    /// The sender's network changed: restart ICE (a new `rtc.offer` follows).
+    #[serde(rename = "rtc.restart")]
+    RtcRestart { room: String },
+    /// Receive audio only (`on: true`) or video again.
+    #[serde(rename = "rtc.audio_only")]
+    RtcAudioOnly { room: String, on: bool },
+    #[serde(rename = "rtc.leave")]
+    RtcLeave { room: String },
+}
+
+/// An ICE candidate as a browser's `RTCIceCandidate.toJSON()` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(default)]
+    pub username_fragment: Option<String>,
 }
 
 /// Messages the server sends.
@@ -32,6 +63,24 @@ pub enum ServerMessage {
     AppointmentReminder { appointment: crate::http::views::AppointmentView },
     /// An appointment of the recipient's starts now.
     AppointmentStarted { appointment: crate::http::views::AppointmentView },
+    /// The relay's session description for the recipient to answer with
+    /// `rtc.answer`: after `rtc.join`, whenever the tracks it receives change,
+    /// and after `rtc.restart`. Sections offered `recvonly` are the
+    /// recipient's own audio and video to send.
+    #[serde(rename = "rtc.offer")]
+    RtcOffer { room: String, sdp: String },
+    /// The recipient now receives audio only (its downlink is too poor, or it
+    /// asked), or video again.
+    #[serde(rename = "rtc.audio_only")]
+    RtcAudioOnly { room: String, on: bool },
+    /// The recipient's media connection: `connecting`, `connected`,
+    /// `disconnected`, `failed`.
+    #[serde(rename = "rtc.connection")]
+    RtcConnection { room: String, state: String },
+    /// The recipient is out of the room (it left, the room closed, or its
+    /// media stayed down too long).
+    #[serde(rename = "rtc.closed")]
+    RtcClosed { room: String, reason: String },
     /// A message could not be handled. The connection stays open unless the
     /// code says otherwise (`rate_limited` repeated, `idle_timeout`).
     Error {
@@ -57,6 +106,11 @@ pub enum ErrorCode {
     IdleTimeout,
     /// The session, account or terminal was revoked; the connection closes.
     Revoked,
+    /// A room token that is invalid, expired, or not the sender's.
+    Unauthorized,
+    /// The relay refused (room full, no offer to answer, a bad session
+    /// description...); the message says which. Nothing changed.
+    Refused,
 }
 
 /// Who the server believes is on the other end.

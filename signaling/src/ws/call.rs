@@ -1,0 +1,159 @@
+//! A connection's media rooms: the `rtc.*` messages between a client and the
+//! relay. Signaling checks the room token (signed by its keys, of kind `room`,
+//! naming this connection's account or terminal), opens the room on the relay
+//! if needed, and passes session descriptions both ways. The relay runs in
+//! this process (`cloudlaw serve`); its participant id is the principal's id.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use media_relay::{Grant, PeerEvent, RTCIceCandidateInit, Relay, SessionError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::protocol::{ErrorCode, IceCandidate, ServerMessage};
+use crate::auth::tokens::TokenKind;
+use crate::http::AppState;
+
+/// Rooms one connection may be in at once (a consultation, and a rejoin of it
+/// while the old media session is still being torn down).
+const MAX_ROOMS_PER_CONNECTION: usize = 2;
+/// Relay events queued for one participant.
+const EVENT_QUEUE: usize = 32;
+
+/// The rooms a connection has joined, and the tasks that carry the relay's
+/// events to it.
+#[derive(Debug)]
+pub struct Calls {
+    participant: String,
+    relay: Relay,
+    rooms: HashMap<String, JoinHandle<()>>,
+}
+
+/// What to tell the client when a request fails.
+pub type Failure = (ErrorCode, String);
+
+impl Calls {
+    pub fn new(participant: String, relay: Relay) -> Calls {
+        Calls { participant, relay, rooms: HashMap::new() }
+    }
+
+    /// `rtc.join`: checks the token and joins its room; the relay's offer
+    /// follows through `outgoing`.
+    pub async fn join(
+        &mut self,
+        state: &AppState,
+        token: &str,
+        outgoing: &mpsc::Sender<Message>,
+    ) -> Result<(), Failure> {
+        let claims = state
+            .tokens
+            .verify(token, TokenKind::Room)
+            .await
+            .map_err(|e| (ErrorCode::Unauthorized, format!("room token refused: {e}")))?;
+        if claims.sub != self.participant {
+            return Err((ErrorCode::Unauthorized, "this room token is someone else's".into()));
+        }
+        let grant = claims.room.ok_or((ErrorCode::Unauthorized, "the token names no room".into()))?;
+        let publish =
+            media_relay::session::kinds(&grant.publish).map_err(|e| (ErrorCode::Unauthorized, e))?;
+        if self.rooms.contains_key(&grant.room) {
+            return Err((ErrorCode::Refused, "already in this room".into()));
+        }
+        if self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
+            return Err((ErrorCode::Refused, "in too many rooms at once".into()));
+        }
+        self.relay.open_room(&grant.room).await.map_err(refused)?;
+        let (events, mut received) = mpsc::channel(EVENT_QUEUE);
+        self.relay
+            .join(Grant { room: grant.room.clone(), participant: self.participant.clone(), publish }, events)
+            .await
+            .map_err(refused)?;
+        let room = grant.room.clone();
+        let outgoing = outgoing.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(event) = received.recv().await {
+                let closed = matches!(event, PeerEvent::Closed { .. });
+                let message = server_message(&room, event);
+                let Ok(text) = serde_json::to_string(&message) else { continue };
+                // A full queue means the client is not reading; the reader ends
+                // the connection for that, and the relay drops the participant.
+                if outgoing.try_send(Message::Text(Utf8Bytes::from(text))).is_err() || closed {
+                    break;
+                }
+            }
+        });
+        self.rooms.insert(grant.room, forward);
+        Ok(())
+    }
+
+    pub async fn answer(&self, room: &str, sdp: String) -> Result<(), Failure> {
+        self.joined(room)?;
+        self.relay.answer(room, &self.participant, sdp).await.map_err(refused)
+    }
+
+    pub async fn candidate(&self, room: &str, candidate: IceCandidate) -> Result<(), Failure> {
+        self.joined(room)?;
+        let candidate = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate.username_fragment,
+            ..Default::default()
+        };
+        self.relay.candidate(room, &self.participant, candidate).await.map_err(refused)
+    }
+
+    pub async fn restart(&self, room: &str) -> Result<(), Failure> {
+        self.joined(room)?;
+        self.relay.restart_ice(room, &self.participant).await.map_err(refused)
+    }
+
+    pub async fn audio_only(&self, room: &str, on: bool) -> Result<(), Failure> {
+        self.joined(room)?;
+        self.relay.set_audio_only(room, &self.participant, on).await.map_err(refused)
+    }
+
+    pub async fn leave(&mut self, room: &str) -> Result<(), Failure> {
+        self.joined(room)?;
+        let result = self.relay.leave(room, &self.participant).await;
+        if let Some(forward) = self.rooms.remove(room) {
+            forward.abort();
+        }
+        // Left already (the relay closed it) is not an error for the client.
+        match result {
+            Ok(()) | Err(SessionError::NotJoined) | Err(SessionError::NoSuchRoom) => Ok(()),
+            Err(e) => Err(refused(e)),
+        }
+    }
+
+    /// The connection ended: leave every room it was in.
+    pub async fn leave_all(&mut self) {
+        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            let _ = self.leave(&room).await;
+        }
+    }
+
+    fn joined(&self, room: &str) -> Result<(), Failure> {
+        if self.rooms.contains_key(room) {
+            Ok(())
+        } else {
+            Err((ErrorCode::Refused, "not in this room".into()))
+        }
+    }
+}
+
+fn refused(error: SessionError) -> Failure {
+    (ErrorCode::Refused, error.to_string())
+}
+
+fn server_message(room: &str, event: PeerEvent) -> ServerMessage {
+    let room = room.to_owned();
+    match event {
+        PeerEvent::Offer { sdp } => ServerMessage::RtcOffer { room, sdp },
+        PeerEvent::AudioOnly { on } => ServerMessage::RtcAudioOnly { room, on },
+        PeerEvent::Connection { state } => ServerMessage::RtcConnection { room, state },
+        PeerEvent::Closed { reason } => ServerMessage::RtcClosed { room, reason },
+    }
+}
