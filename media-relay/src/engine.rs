@@ -611,6 +611,7 @@ impl Engine {
     }
 
     fn request_keyframe(&mut self, room: &str, key: &TrackKey) {
+        tracing::debug!(%room, publisher = %key.publisher, track = %key.track, "keyframe request");
         let Ok(id) = self.peer_id(room, &key.publisher) else { return };
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let Some(inbound) = peer.inbound.values().find(|i| i.key == *key) else { return };
@@ -735,7 +736,8 @@ impl Engine {
                         | RTCPeerConnectionState::Disconnected
                         | RTCPeerConnectionState::Failed
                 ) {
-                    let _ = self.room_event(&room, Event::Connection { participant, up });
+                    let result = self.room_event(&room, Event::Connection { participant, up });
+                    tracing::debug!(%room, up, ?result, "connection event to the room");
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
@@ -806,13 +808,18 @@ impl Engine {
         packet.header.extensions.clear();
         packet.header.extensions_padding = 0;
         let mut to_set: Vec<PeerId> = Vec::new();
+        let mut others = Vec::new();
         for action in actions {
-            if let Action::Forward { to, .. } = action {
-                for receiver in to {
-                    if let Some(&rid) = entry.peers.get(&receiver) {
-                        to_set.push(rid);
+            match action {
+                Action::Forward { to, .. } => {
+                    for receiver in to {
+                        if let Some(&rid) = entry.peers.get(&receiver) {
+                            to_set.push(rid);
+                        }
                     }
                 }
+                // A keyframe asked for again, for a receiver still waiting.
+                other => others.push(other),
             }
         }
         let skipped: Vec<PeerId> =
@@ -846,6 +853,9 @@ impl Engine {
                 self.counters.bytes_forwarded.fetch_add(bytes, Ordering::Relaxed);
             }
             self.dirty.push(rid);
+        }
+        if !others.is_empty() {
+            self.apply(&room, others);
         }
     }
 

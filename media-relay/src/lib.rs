@@ -21,6 +21,7 @@
 //! offers for it.
 
 pub mod config;
+pub mod control;
 mod engine;
 pub mod packet;
 pub mod relay;

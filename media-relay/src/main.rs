@@ -1,14 +1,18 @@
 //! `media-relay`: a standalone relay node.
 //!
 //! Thin on purpose: everything lives in the library. This binary parses flags,
-//! starts the relay, answers `GET /healthz` on a small HTTP port, and stops on
-//! SIGINT or SIGTERM.
+//! starts the relay, serves `GET /healthz` and the control channel
+//! (`GET /control`, see `media_relay::control`) on a small HTTP port, and stops
+//! on SIGINT or SIGTERM.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use clap::Parser;
+use media_relay::control::{self, ControlState};
 use media_relay::{Relay, RelayConfig};
 
 /// A Cloud Law Office media relay node.
@@ -27,6 +31,13 @@ struct Args {
     /// The most rooms this node carries at once.
     #[arg(long, default_value_t = RelayConfig::default().max_rooms)]
     max_rooms: u32,
+    /// The most participants in one room.
+    #[arg(long, default_value_t = RelayConfig::default().max_participants_per_room)]
+    max_participants_per_room: u32,
+    /// The bearer token signaling presents on the control channel. Without it
+    /// the control channel is off (the node only reports health).
+    #[arg(long, env = "MEDIA_RELAY_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
 }
 
 #[tokio::main]
@@ -50,14 +61,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         udp_listen: args.udp,
         public_ip: args.public_ip,
         max_rooms: args.max_rooms,
+        max_participants_per_room: args.max_participants_per_room,
         ..RelayConfig::default()
     };
+    if args.control_token.as_deref().is_some_and(|t| t.len() < 16) {
+        anyhow::bail!("the control token must be at least 16 characters");
+    }
     let relay = Relay::start(config).await?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
     tracing::info!(http = %listener.local_addr()?, "media relay node ready");
-    let app = Router::new().route("/healthz", get(healthz)).with_state(relay.clone());
+    let control = ControlState {
+        relay: relay.clone(),
+        tokens: Arc::default(),
+        secret: args.control_token.map(Arc::from),
+    };
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(relay.clone())
+        .merge(Router::new().route("/control", get(control::upgrade)).with_state(control));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     relay.shutdown().await;
     Ok(())

@@ -29,7 +29,7 @@ pub enum RelayError {
 }
 
 /// A snapshot of what the relay is doing, for `/healthz` and `/metrics`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct RelayStatus {
     /// The UDP address media arrives on.
     pub udp_addr: SocketAddr,

@@ -59,6 +59,12 @@ pub enum SessionError {
     NoOfferPending,
     #[error("the relay is stopping")]
     Stopped,
+    /// A room token (or control request) that does not authorize this.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A control message that could not be read.
+    #[error("malformed request: {0}")]
+    Malformed(String),
     #[error("media engine error: {0}")]
     Media(String),
 }

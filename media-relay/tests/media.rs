@@ -72,10 +72,24 @@ async fn a_late_joiner_gets_a_keyframe_at_once_and_a_leaver_is_renegotiated_away
     let plis_before = resident.plis_received();
     let mut interpreter = Client::join_with(&relay, "r2", "interpreter", both(), slow_keyframes).await;
     interpreter.connected(CONNECT).await;
-    eventually(MEDIA, "the interpreter sees both others", || {
-        interpreter.got("resident").video > 5 && interpreter.got("lawyer").video > 5
-    })
-    .await;
+    let deadline = std::time::Instant::now() + MEDIA;
+    while !(interpreter.got("resident").video > 5 && interpreter.got("lawyer").video > 5) {
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "the interpreter does not see both others: resident {:?} lawyer {:?}; plis at resident {} lawyer {}; \
+                 status {:?}; stats {:?}; offers answered {}; events {:?}",
+                interpreter.got("resident"),
+                interpreter.got("lawyer"),
+                resident.plis_received(),
+                lawyer.plis_received(),
+                relay.status(),
+                relay.room_stats("r2").await,
+                interpreter.offers_answered(),
+                interpreter.events()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for publisher in ["resident", "lawyer"] {
         let got = interpreter.got(publisher);
         assert_eq!(got.first_video_was_keyframe, Some(true), "{publisher}: {got:?}");
@@ -209,5 +223,44 @@ async fn a_bad_answer_is_refused_and_the_offer_can_still_be_answered() {
     assert_eq!(relay.candidate("r5", "nobody", candidate).await, Err(SessionError::NotJoined));
     relay.leave("r5", "kiosk").await.unwrap();
     assert!(matches!(rx.recv().await, Some(PeerEvent::Closed { .. })));
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_network_blinks_comes_back_in_the_same_room() {
+    let relay = relay().await;
+    relay.open_room("r6").await.unwrap();
+    let proxy = support::Proxy::start(relay.udp_addr()).await;
+    let mut resident =
+        Client::join_with(&relay, "r6", "resident", both(), proxy.sending(relay.udp_addr())).await;
+    let mut lawyer = Client::join(&relay, "r6", "lawyer", both()).await;
+    resident.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "media through the hop", || {
+        resident.got("lawyer").video > 10 && lawyer.got("resident").audio > 20
+    })
+    .await;
+
+    // The network goes away for a few seconds.
+    proxy.set_blocked(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (heard, seen) = (lawyer.got("resident").audio, resident.got("lawyer").video);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(lawyer.got("resident").audio <= heard + 5, "nothing passes while the network is down");
+    proxy.set_blocked(false);
+
+    // The client asks for an ICE restart (web/shared/call.js does it after 2 s
+    // disconnected); it answers the new offer and media resumes in the same room.
+    let offers = resident.offers_answered();
+    relay.restart_ice("r6", "resident").await.unwrap();
+    eventually(MEDIA, "the restart offer was answered", || resident.offers_answered() > offers).await;
+    eventually(MEDIA, "media resumes both ways", || {
+        lawyer.got("resident").audio > heard + 50 && resident.got("lawyer").video > seen + 20
+    })
+    .await;
+    assert!(!resident.events().iter().any(|e| matches!(e, PeerEvent::Closed { .. })), "never left the room");
+    assert_eq!(relay.room_stats("r6").await.unwrap().participants.len(), 2);
+    resident.close().await;
+    lawyer.close().await;
     relay.shutdown().await;
 }

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use media_relay::control::{ControlClient, TestSigner};
 use media_relay::packet::{KeyframeTap, vp8_starts_keyframe};
-use media_relay::{Grant, Kind, PeerEvent, Relay};
+use media_relay::{Grant, Kind, PeerEvent, Relay, SessionError};
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -28,7 +29,15 @@ use webrtc::peer_connection::{
     RTCSessionDescription, register_default_interceptors,
 };
 
+/// Logs to the test output when TEST_LOG is set (e.g. TEST_LOG=media_relay=debug).
+pub fn init_log() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}
+
 pub fn loopback_relay_config() -> media_relay::RelayConfig {
+    init_log();
     media_relay::RelayConfig { udp_listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() }
 }
 
@@ -100,6 +109,58 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// How a client reaches the relay: in process, or over a node's control
+/// channel with room tokens.
+#[derive(Clone)]
+pub enum Via {
+    Direct(Relay),
+    Control(ControlClient, Arc<TestSigner>),
+}
+
+impl From<&Relay> for Via {
+    fn from(relay: &Relay) -> Via {
+        Via::Direct(relay.clone())
+    }
+}
+
+impl From<&Via> for Via {
+    fn from(via: &Via) -> Via {
+        via.clone()
+    }
+}
+
+impl Via {
+    async fn join(
+        &self,
+        room: &str,
+        name: &str,
+        publish: &BTreeSet<Kind>,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<(), SessionError> {
+        match self {
+            Via::Direct(relay) => {
+                relay
+                    .join(
+                        Grant { room: room.into(), participant: name.into(), publish: publish.clone() },
+                        events,
+                    )
+                    .await
+            }
+            Via::Control(control, signer) => {
+                let kinds: Vec<&str> = publish.iter().map(|k| k.as_str()).collect();
+                control.join(&signer.token(room, name, &kinds, "room", 300), events).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn answer(&self, room: &str, name: &str, sdp: String) -> Result<(), SessionError> {
+        match self {
+            Via::Direct(relay) => relay.answer(room, name, sdp).await,
+            Via::Control(control, _) => control.answer(room, name, sdp).await,
+        }
+    }
+}
+
 /// One participant.
 pub struct Client {
     pub name: String,
@@ -128,12 +189,12 @@ impl Default for Sending {
 }
 
 impl Client {
-    pub async fn join(relay: &Relay, room: &str, name: &str, publish: BTreeSet<Kind>) -> Client {
+    pub async fn join(relay: impl Into<Via>, room: &str, name: &str, publish: BTreeSet<Kind>) -> Client {
         Client::join_with(relay, room, name, publish, Sending::default()).await
     }
 
     pub async fn join_with(
-        relay: &Relay,
+        relay: impl Into<Via>,
         room: &str,
         name: &str,
         publish: BTreeSet<Kind>,
@@ -158,10 +219,8 @@ impl Client {
                 .unwrap(),
         );
         let (events_tx, mut events) = mpsc::channel(64);
-        relay
-            .join(Grant { room: room.into(), participant: name.into(), publish: publish.clone() }, events_tx)
-            .await
-            .unwrap();
+        let relay: Via = relay.into();
+        relay.join(room, name, &publish, events_tx).await.unwrap();
 
         let seed = name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         let audio = track(name, "mic", RtpCodecKind::Audio, "audio/opus", 48_000, 2, seed | 1);
@@ -366,5 +425,61 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() ->
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A UDP hop between one client and the relay that can drop everything for a
+/// while: a network that goes away and comes back.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    blocked: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(relay: std::net::SocketAddr) -> Proxy {
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = socket.local_addr().unwrap();
+        let blocked = Arc::new(AtomicBool::new(false));
+        let (s, b) = (Arc::clone(&socket), Arc::clone(&blocked));
+        let task = tokio::spawn(async move {
+            let mut client = None;
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = s.recv_from(&mut buf).await {
+                if b.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if from == relay {
+                    if let Some(client) = client {
+                        let _ = s.send_to(&buf[..n], client).await;
+                    }
+                } else {
+                    client = Some(from);
+                    let _ = s.send_to(&buf[..n], relay).await;
+                }
+            }
+        });
+        Proxy { addr, blocked, task }
+    }
+
+    /// Sending options that make a client reach the relay through this hop.
+    pub fn sending(&self, relay: std::net::SocketAddr) -> Sending {
+        Sending {
+            relay_addr_rewrite: Some((
+                format!("{} {}", relay.ip(), relay.port()),
+                format!("{} {}", self.addr.ip(), self.addr.port()),
+            )),
+            ..Sending::default()
+        }
+    }
+
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
