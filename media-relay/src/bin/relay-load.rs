@@ -36,6 +36,7 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -153,8 +154,11 @@ async fn main() -> anyhow::Result<()> {
     let after = control.status().await?;
     let relay_cpu = args.relay_pid.map(cpu_seconds).zip(relay_cpu_before).map(|(a, b)| (a - b) / elapsed);
     let own_cpu = (cpu_seconds(std::process::id()) - own_cpu_before) / elapsed;
-    // Packets sent at the end of the window are still on their way.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Packets sent at the end of the window are still on their way; each
+    // participant adds its counts when its session ends.
+    for task in tasks {
+        let _ = task.await;
+    }
     totals.measuring.store(false, Ordering::Relaxed);
 
     let sent = totals.sent.load(Ordering::Relaxed);
@@ -198,9 +202,6 @@ async fn main() -> anyhow::Result<()> {
             "relay_cpu": relay_cpu, "relay_rss_kib": rss, "tool_cpu": own_cpu,
         })
     );
-    for task in tasks {
-        let _ = task.await;
-    }
     Ok(())
 }
 
@@ -387,6 +388,19 @@ impl Synthetic {
                     Some(PeerEvent::Offer { sdp }) => {
                         pc.set_remote_description(Instant::now(), RTCSessionDescription::offer(sdp)?)?;
                         if senders.is_none() {
+                            // The sans-I/O core gathers nothing: our one socket is our candidate.
+                            let host = CandidateHostConfig {
+                                base_config: CandidateConfig {
+                                    network: "udp".to_owned(),
+                                    address: local_addr.ip().to_string(),
+                                    port: local_addr.port(),
+                                    component: 1,
+                                    ..Default::default()
+                                },
+                                ..Default::default()
+                            }
+                            .new_candidate_host()?;
+                            pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
                             let audio = pc.add_track(track(&self.name, "mic", RtpCodecKind::Audio, audio_ssrc))?;
                             let video = pc.add_track(track(&self.name, "cam", RtpCodecKind::Video, video_ssrc))?;
                             senders = Some((audio, video));
