@@ -35,6 +35,18 @@ pub struct Config {
     pub auth: AuthConfig,
     pub schedule: crate::schedule::ScheduleConfig,
     pub relay: RelayConfig,
+    pub relay_node: RelayNodeConfig,
+}
+
+/// A standalone relay node to use instead of the in-process relay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayNodeConfig {
+    /// The node's control channel, e.g. `ws://10.0.0.5:7901/control`.
+    pub control_url: Option<String>,
+    /// The node's control token (its `--control-token`).
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub control_token: Option<SecretString>,
 }
 
 /// Tokens, sessions and the limits on guessing.
@@ -137,6 +149,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             schedule: Default::default(),
             relay: RelayConfig::default(),
+            relay_node: RelayNodeConfig::default(),
         }
     }
 }
@@ -231,6 +244,16 @@ impl Config {
         self.auth.validate()?;
         self.schedule.validate().map_err(ConfigError)?;
         self.relay.validate().map_err(ConfigError)?;
+        match (&self.relay_node.control_url, &self.relay_node.control_token) {
+            (None, None) => {}
+            (Some(url), Some(_)) if url.starts_with("ws://") || url.starts_with("wss://") => {}
+            (Some(url), Some(_)) => {
+                return Err(ConfigError(format!(
+                    "relay_node.control_url {url:?} must start with ws:// or wss://"
+                )));
+            }
+            _ => return Err(ConfigError("relay_node needs both control_url and control_token".into())),
+        }
         Ok(())
     }
 }

@@ -40,6 +40,7 @@ pub mod http;
 pub mod matcher;
 pub mod metrics;
 pub mod password;
+pub mod relay;
 pub mod schedule;
 pub mod startup;
 pub mod store;

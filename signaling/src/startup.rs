@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
-use media_relay::{Relay, RelayError};
+use crate::relay::{RelayHandle, RelayStartError};
 use tokio::net::TcpListener;
 
 use crate::auth::Limits;
@@ -31,7 +31,7 @@ pub enum StartupError {
     #[error("demo data: {0}")]
     Demo(#[from] DemoError),
     #[error("media relay: {0}")]
-    Relay(#[from] RelayError),
+    Relay(#[from] RelayStartError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
     #[error("server error: {0}")]
@@ -62,7 +62,7 @@ pub async fn serve(
     let store = prepare_store(&config).await?;
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
     tokio::task::spawn_blocking(http::warm_up);
-    let relay = Relay::start(config.relay.clone()).await?;
+    let relay = RelayHandle::start(&config, &tokens).await?;
     let metrics = Arc::new(Metrics::new(relay.clone(), store.backend()));
     let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
     let connections: Arc<Connections> = Arc::default();

@@ -11,5 +11,6 @@ mod auth;
 mod authorization;
 mod cli;
 mod http_api;
+mod relay_node;
 mod schedule;
 mod websocket;

@@ -90,6 +90,8 @@ struct KeyRing {
     signing_kid: String,
     signing: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
+    /// The raw public keys, for relay nodes that check room tokens themselves.
+    public: Vec<(String, Vec<u8>)>,
     loaded_at: Instant,
 }
 
@@ -137,6 +139,7 @@ async fn load_ring(store: &Store) -> Result<KeyRing, KeyError> {
         signing_kid: newest.kid.clone(),
         signing: EncodingKey::from_ed_der(&newest.private_key),
         verifying: rows.iter().map(|r| (r.kid.clone(), DecodingKey::from_ed_der(&r.public_key))).collect(),
+        public: rows.iter().map(|r| (r.kid.clone(), r.public_key.clone())).collect(),
         loaded_at: Instant::now(),
     })
 }
@@ -150,6 +153,11 @@ impl Tokens {
 
     pub fn config(&self) -> &AuthConfig {
         &self.inner.config
+    }
+
+    /// Every unretired key's id and raw Ed25519 public key.
+    pub fn public_keys(&self) -> Vec<(String, Vec<u8>)> {
+        self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).public.clone()
     }
 
     /// Signs claims of `kind` for `sub` in session `sid`, valid for `ttl`.

@@ -22,13 +22,13 @@ pub use error::{ApiError, ApiJson, ErrorBody};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::relay::RelayHandle;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use media_relay::Relay;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -54,7 +54,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub relay: Relay,
+    pub relay: RelayHandle,
     pub metrics: Arc<Metrics>,
     pub tokens: Tokens,
     pub limits: Arc<Limits>,

@@ -50,7 +50,7 @@ pub struct RelayHealth {
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let database_ok = state.store.ping().await;
     let relay = state.relay.status();
-    let relay_running = state.relay.is_running();
+    let relay_running = state.relay.is_running() && relay.is_some();
     let ok = database_ok && relay_running;
     let health = Health {
         status: if ok { "ok" } else { "degraded" },
@@ -58,9 +58,9 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
         database: DatabaseHealth { backend: state.store.backend(), ok: database_ok },
         relay: RelayHealth {
             running: relay_running,
-            udp_addr: relay.udp_addr.to_string(),
-            rooms: relay.rooms,
-            participants: relay.participants,
+            udp_addr: relay.as_ref().map(|r| r.udp_addr.to_string()).unwrap_or_default(),
+            rooms: relay.as_ref().map_or(0, |r| r.rooms),
+            participants: relay.as_ref().map_or(0, |r| r.participants),
         },
     };
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(health))

@@ -2,18 +2,20 @@
 //! relay. Signaling checks the room token (signed by its keys, of kind `room`,
 //! naming this connection's account or terminal), opens the room on the relay
 //! if needed, and passes session descriptions both ways. The relay runs in
-//! this process (`cloudlaw serve`); its participant id is the principal's id.
+//! this process (`cloudlaw serve`) or on a relay node (which checks the token
+//! again); the participant id there is the principal's id.
 
 use std::collections::HashMap;
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use media_relay::{Grant, PeerEvent, RTCIceCandidateInit, Relay, SessionError};
+use media_relay::{Grant, PeerEvent, RTCIceCandidateInit, SessionError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::protocol::{ErrorCode, IceCandidate, ServerMessage};
 use crate::auth::tokens::TokenKind;
 use crate::http::AppState;
+use crate::relay::RelayHandle;
 
 /// Rooms one connection may be in at once (a consultation, and a rejoin of it
 /// while the old media session is still being torn down).
@@ -26,7 +28,7 @@ const EVENT_QUEUE: usize = 32;
 #[derive(Debug)]
 pub struct Calls {
     participant: String,
-    relay: Relay,
+    relay: RelayHandle,
     rooms: HashMap<String, JoinHandle<()>>,
 }
 
@@ -34,7 +36,7 @@ pub struct Calls {
 pub type Failure = (ErrorCode, String);
 
 impl Calls {
-    pub fn new(participant: String, relay: Relay) -> Calls {
+    pub fn new(participant: String, relay: RelayHandle) -> Calls {
         Calls { participant, relay, rooms: HashMap::new() }
     }
 
@@ -65,10 +67,8 @@ impl Calls {
         }
         self.relay.open_room(&grant.room).await.map_err(refused)?;
         let (events, mut received) = mpsc::channel(EVENT_QUEUE);
-        self.relay
-            .join(Grant { room: grant.room.clone(), participant: self.participant.clone(), publish }, events)
-            .await
-            .map_err(refused)?;
+        let relay_grant = Grant { room: grant.room.clone(), participant: self.participant.clone(), publish };
+        self.relay.join(token, relay_grant, events).await.map_err(refused)?;
         let room = grant.room.clone();
         let outgoing = outgoing.clone();
         let forward = tokio::spawn(async move {

@@ -1,0 +1,105 @@
+//! Signaling driving a standalone relay node over its control channel: the
+//! node checks room tokens with the keys signaling pushed, and a participant's
+//! offer comes from the node.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use media_relay::control::{self, ControlClient, ControlState};
+use media_relay::{Relay, RelayConfig};
+use secrecy::SecretString;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{spawn_with, test_config};
+
+const SECRET: &str = "node-control-token-for-tests";
+
+/// A relay node in this process: the same control endpoint the binary serves.
+async fn start_node() -> (Relay, String) {
+    let relay =
+        Relay::start(RelayConfig { udp_listen: "127.0.0.1:0".parse().unwrap(), ..RelayConfig::default() })
+            .await
+            .unwrap();
+    let state =
+        ControlState { relay: relay.clone(), tokens: Arc::default(), secret: Some(Arc::from(SECRET)) };
+    let app = axum::Router::new().route("/control", axum::routing::get(control::upgrade)).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/control", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (relay, url)
+}
+
+#[tokio::test]
+async fn a_participant_joins_through_a_relay_node_that_checks_the_token_itself() {
+    let (node, url) = start_node().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_node.control_url = Some(url.clone());
+    config.relay_node.control_token = Some(SecretString::from(SECRET.to_owned()));
+    let app = spawn_with(config, data_dir).await;
+
+    // The node got signaling's keys: a room token signaling issued joins there.
+    let store = app.store().await;
+    let lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap();
+    let tokens =
+        signaling::auth::tokens::Tokens::load(store, test_config(std::path::Path::new("."), false).auth)
+            .await
+            .unwrap();
+    let grant = signaling::auth::tokens::RoomGrant { room: "n1".into(), publish: vec!["audio".into()] };
+    let room_token = tokens
+        .issue(
+            signaling::auth::tokens::TokenKind::Room,
+            &lawyer.id,
+            "n1",
+            std::time::Duration::from_secs(60),
+            Some(grant),
+        )
+        .0;
+    let access = app.token("demo-lawyer").await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}?token={access}", app.ws_url("/ws"))).await.unwrap();
+    let join = serde_json::json!({"type": "rtc.join", "token": room_token});
+    socket.send(Message::Text(join.to_string().into())).await.unwrap();
+    let offer = loop {
+        let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("socket closed") };
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if message["type"] == "rtc.offer" {
+            break message;
+        }
+        assert_ne!(message["type"], "error", "{message}");
+    };
+    let port = node.udp_addr().port().to_string();
+    assert!(offer["sdp"].as_str().unwrap().contains(&port), "the offer names the node's media port");
+    assert_eq!(node.status().participants, 1);
+
+    // The node's counters reach signaling's health report.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    assert_eq!(health["relay"]["participants"], 1, "{health}");
+    assert_eq!(health["relay"]["udp_addr"], node.udp_addr().to_string());
+
+    // Leaving there leaves the node.
+    let leave = serde_json::json!({"type": "rtc.leave", "room": "n1"});
+    socket.send(Message::Text(leave.to_string().into())).await.unwrap();
+    let observer = ControlClient::connect(&url, SECRET).await.unwrap();
+    for _ in 0..100 {
+        if observer.status().await.unwrap().participants == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the participant stayed on the node");
+}
+
+#[tokio::test]
+async fn a_wrong_control_token_stops_the_start_with_a_clear_error() {
+    let (_node, url) = start_node().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), false);
+    config.relay_node.control_url = Some(url.clone());
+    config.relay_node.control_token = Some(SecretString::from("not-the-token".to_owned()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = signaling::startup::serve(config, listener, async {}).await.unwrap_err();
+    assert!(error.to_string().contains("cannot reach the relay node"), "{error}");
+    assert!(!error.to_string().contains("not-the-token"), "the secret is never printed");
+}
