@@ -1,10 +1,17 @@
 // Media through the relay in real Chromium: two, then three participants with
 // fake cameras and microphones join one room over the live connection; each
-// decodes every other's video and receives their audio. Room tokens come from
-// `cloudlaw rooms token` (consultations will issue their own, issue #5).
+// decodes every other's video and receives their audio. Then one participant's
+// network goes away for a few seconds (its Chromium runs in a network
+// namespace whose link is taken down) and its media resumes in the same room.
+// Room tokens come from `cloudlaw rooms token` (consultations will issue their
+// own, issue #5).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, writeFile, chmod, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { startServer, launchBrowser, newContext, watch, assertClean, eventually } from './support.mjs';
 
 let server;
@@ -20,7 +27,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function accessToken(username) {
+async function accessToken(server, username) {
   const response = await fetch(server.url('/api/auth/login'), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -31,14 +38,14 @@ async function accessToken(username) {
 }
 
 /** Opens a page for `username` and joins `room` through the relay. */
-async function participant(username, room) {
-  const roomToken = await server.cli(['rooms', 'token', '--room', room, '--participant', username]);
-  const access = await accessToken(username);
-  const context = await newContext(browser, server);
+async function participant(username, room, on = { browser, server }) {
+  const roomToken = await on.server.cli(['rooms', 'token', '--room', room, '--participant', username]);
+  const access = await accessToken(on.server, username);
+  const context = await newContext(on.browser, on.server);
   const page = await context.newPage();
   const problems = watch(page);
   // Any page of the origin will do: a secure context that may load the modules.
-  await page.goto(server.url('/lawyer'));
+  await page.goto(on.server.url('/lawyer'));
   await page.evaluate(async ({ access, roomToken }) => {
     const { connectLive } = await import('/web/shared/live.js');
     const { RelayCall } = await import('/web/shared/call.js');
@@ -84,13 +91,15 @@ function received(page) {
   });
 }
 
+/** Waits until `p` shows a video for each of `others` participants, decoding, and hears audio. */
 async function receivesEveryone(p, others) {
   await eventually(async () => {
     const got = await received(p.page);
-    return got.videos === others && got.video.filter((frames) => frames > 5).length === others && got.audioPackets > 50;
-  }, 20_000).catch(async (error) => {
-    throw new Error(`${p.username} did not receive all ${others}: ${JSON.stringify(await received(p.page))} ${error}`);
-  });
+    assert.ok(
+      got.videos === others && got.video.filter((frames) => frames > 5).length === others && got.audioPackets > 50,
+      `${p.username} does not receive all ${others}: ${JSON.stringify(got)}`,
+    );
+  }, 20_000);
 }
 
 test('two, then three participants see and hear each other through the relay', async () => {
@@ -116,11 +125,98 @@ test('two, then three participants see and hear each other through the relay', a
     const before = await received(p.page);
     await eventually(async () => {
       const now = await received(p.page);
-      return now.audioPackets > before.audioPackets + 50;
+      assert.ok(now.audioPackets > before.audioPackets + 50, `${p.username}: audio stopped: ${JSON.stringify(now)}`);
     }, 10_000);
   }
   for (const p of [lawyer, other, interpreter]) {
     assertClean(p.problems.filter((problem) => !/ERR_CONNECTION|favicon/.test(problem)));
     await p.context.close();
+  }
+});
+
+// ---------------------------------------------------------------- network blink
+
+const NS = `clo-blink-${process.pid}`;
+const HOST_IF = `clob${process.pid % 100000}h`;
+const NS_IF = `clob${process.pid % 100000}n`;
+const HOST_IP = '10.231.7.1';
+const NS_IP = '10.231.7.2';
+
+const ip = (...args) => execFileSync('ip', args, { stdio: 'pipe' });
+
+/** A network namespace joined to this one by a veth pair; null when not allowed here. */
+function makeNamespace() {
+  try {
+    ip('netns', 'add', NS);
+  } catch {
+    return null;
+  }
+  ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF);
+  ip('link', 'set', NS_IF, 'netns', NS);
+  ip('addr', 'add', `${HOST_IP}/24`, 'dev', HOST_IF);
+  ip('link', 'set', HOST_IF, 'up');
+  ip('netns', 'exec', NS, 'ip', 'addr', 'add', `${NS_IP}/24`, 'dev', NS_IF);
+  ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
+  ip('netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up');
+  return () => {
+    try { ip('link', 'del', HOST_IF); } catch { /* gone with the namespace */ }
+    try { ip('netns', 'del', NS); } catch { /* already gone */ }
+  };
+}
+
+test('a participant whose network goes away for a few seconds comes back in the same room', async (t) => {
+  const removeNamespace = makeNamespace();
+  if (!removeNamespace) {
+    t.skip('needs root to create a network namespace');
+    return;
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'cloudlaw-netns-'));
+  let blinkServer;
+  const browsers = [];
+  try {
+    // The server and its relay listen on the host end of the link, so the
+    // namespaced Chromium reaches them only through it.
+    blinkServer = await startServer({ host: HOST_IP });
+    const secure = [`--unsafely-treat-insecure-origin-as-secure=${blinkServer.origin}`];
+    const wrapper = path.join(dir, 'chromium-in-netns');
+    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} ${process.env.CHROMIUM_BIN || '/usr/bin/chromium'} "$@"\n`);
+    await chmod(wrapper, 0o755);
+    const outside = await launchBrowser({ args: secure });
+    const inside = await launchBrowser({ args: secure, executablePath: wrapper });
+    browsers.push(outside, inside);
+
+    const room = `blink-${Date.now()}`;
+    const lawyer = await participant('demo-lawyer', room, { browser: outside, server: blinkServer });
+    const kiosk = await participant('demo-lawyer-2', room, { browser: inside, server: blinkServer });
+    await receivesEveryone(lawyer, 1);
+    await receivesEveryone(kiosk, 1);
+
+    // The namespace's end of the link goes down for five seconds.
+    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'down');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const during = await received(lawyer.page);
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    const stalled = await received(lawyer.page);
+    assert.ok(stalled.video[0] - during.video[0] < 10, `video kept flowing without a network: ${JSON.stringify({ during, stalled })}`);
+    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
+
+    // Media resumes both ways without a new room or a new join.
+    await eventually(async () => {
+      const [l, k] = [await received(lawyer.page), await received(kiosk.page)];
+      assert.ok(
+        l.video[0] > stalled.video[0] + 30 && k.videos === 1 && k.video[0] > stalled.video[0] + 30,
+        `media did not resume: ${JSON.stringify({ lawyer: l, kiosk: k, stalled })}`,
+      );
+    }, 20_000);
+    const events = await kiosk.page.evaluate(() => window.cloudlawCall.events);
+    assert.ok(!events.some((e) => e.type === 'closed'), JSON.stringify(events));
+    const health = await (await fetch(blinkServer.url('/healthz'))).json();
+    assert.equal(health.relay.participants, 2, 'still the same two participants');
+    for (const p of [lawyer, kiosk]) await p.context.close();
+  } finally {
+    for (const b of browsers) await b.close().catch(() => {});
+    await blinkServer?.stop();
+    removeNamespace();
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -38,15 +38,17 @@ const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref(
  * three pages from web/ on disk (through Playwright routing, with the
  * server's own Content-Security-Policy) and everything else from the server.
  */
-export async function startServer() {
+export async function startServer({ host = '127.0.0.1' } = {}) {
   const bin = process.env.CLOUDLAW_BIN || path.join(ROOT, 'target/debug/cloudlaw');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'cloudlaw-browser-'));
   // cloudlaw reads every CLOUDLAW_* variable as configuration and refuses
   // unknown keys, so the tests' own variables must not reach it.
-  const env = { ...process.env, CLOUDLAW_RELAY__UDP_LISTEN: '127.0.0.1:0', NO_COLOR: '1' };
+  const env = { ...process.env, CLOUDLAW_RELAY__UDP_LISTEN: `${host}:0`, NO_COLOR: '1' };
   delete env.CLOUDLAW_BIN;
   delete env.CLOUDLAW_WEB_FROM_DISK;
-  const child = spawn(bin, ['serve', '--demo', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  // A host other than loopback is an address of a test network namespace.
+  const publicDemo = host.startsWith('127.') ? [] : ['--allow-public-demo'];
+  const child = spawn(bin, ['serve', '--demo', ...publicDemo, '--listen', `${host}:0`, '--data-dir', dataDir], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -71,7 +73,7 @@ export async function startServer() {
   const address = new Promise((resolve) => {
     child.stderr.on('data', (chunk) => {
       log += chunk;
-      const match = log.match(/http:\/\/(127\.0\.0\.1:\d+)/);
+      const match = log.match(/http:\/\/(\d+\.\d+\.\d+\.\d+:\d+)/);
       if (match) resolve(match[1]);
     });
   });
@@ -220,8 +222,12 @@ async function routeWebFromDisk(context, server) {
 
 // ---------------------------------------------------------------- browser
 
-export function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+/**
+ * Launches headless Chromium, with extra `args`, or through another program
+ * as `executablePath` (a script that runs it in a network namespace).
+ */
+export function launchBrowser({ args = [], executablePath = CHROMIUM } = {}) {
+  return chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...args], headless: true });
 }
 
 /** A fresh browser context (its own localStorage) for one person or kiosk. */
