@@ -36,6 +36,7 @@ pub struct Config {
     pub schedule: crate::schedule::ScheduleConfig,
     pub relay: RelayConfig,
     pub relay_node: RelayNodeConfig,
+    pub turn: crate::turn::TurnConfig,
 }
 
 /// A standalone relay node to use instead of the in-process relay.
@@ -150,11 +151,15 @@ impl Default for Config {
             schedule: Default::default(),
             relay: RelayConfig::default(),
             relay_node: RelayNodeConfig::default(),
+            turn: crate::turn::TurnConfig::default(),
         }
     }
 }
 
-fn serialize_secret_opt<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_secret_opt<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(secret) => s.serialize_some(secret.expose_secret()),
         None => s.serialize_none(),
@@ -244,6 +249,7 @@ impl Config {
         self.auth.validate()?;
         self.schedule.validate().map_err(ConfigError)?;
         self.relay.validate().map_err(ConfigError)?;
+        self.turn.validate().map_err(ConfigError)?;
         match (&self.relay_node.control_url, &self.relay_node.control_token) {
             (None, None) => {}
             (Some(url), Some(_)) if url.starts_with("ws://") || url.starts_with("wss://") => {}

@@ -45,6 +45,7 @@ pub mod schedule;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod turn;
 pub mod web;
 pub mod ws;
 

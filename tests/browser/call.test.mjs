@@ -8,7 +8,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdtemp, writeFile, chmod, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -38,7 +39,7 @@ async function accessToken(server, username) {
 }
 
 /** Opens a page for `username` and joins `room` through the relay. */
-async function participant(username, room, on = { browser, server }) {
+async function participant(username, room, on = { browser, server }, { iceTransportPolicy = 'all' } = {}) {
   const roomToken = await on.server.cli(['rooms', 'token', '--room', room, '--participant', username]);
   const access = await accessToken(on.server, username);
   const context = await newContext(on.browser, on.server);
@@ -46,7 +47,7 @@ async function participant(username, room, on = { browser, server }) {
   const problems = watch(page);
   // Any page of the origin will do: a secure context that may load the modules.
   await page.goto(on.server.url('/lawyer'));
-  await page.evaluate(async ({ access, roomToken }) => {
+  await page.evaluate(async ({ access, roomToken, iceTransportPolicy }) => {
     const { connectLive } = await import('/web/shared/live.js');
     const { RelayCall } = await import('/web/shared/call.js');
     document.body.replaceChildren();
@@ -70,10 +71,11 @@ async function participant(username, room, on = { browser, server }) {
         document.body.append(video);
       },
       onEvent: (event) => events.push(event),
+      iceTransportPolicy,
     });
     call.join();
     window.cloudlawCall = { call, events, live };
-  }, { access, roomToken });
+  }, { access, roomToken, iceTransportPolicy });
   return { page, context, problems, username };
 }
 
@@ -218,5 +220,73 @@ test('a participant whose network goes away for a few seconds comes back in the 
     await blinkServer?.stop();
     removeNamespace();
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- TURN
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** The candidate types of the pair a page's call uses. */
+function selectedPair(page) {
+  return page.evaluate(async () => {
+    const report = await window.cloudlawCall.call.pc.getStats();
+    let pair;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+    });
+    const local = pair && report.get(pair.localCandidateId);
+    return local ? { type: local.candidateType, relayProtocol: local.relayProtocol ?? null } : null;
+  });
+}
+
+test('participants whose UDP is blocked reach the relay through TURN over TCP', async () => {
+  const port = await freePort();
+  const secret = 'turn-shared-secret-for-the-test';
+  const turn = spawn('turnserver', [
+    '--listening-ip', '127.0.0.1', '--listening-port', String(port), '--relay-ip', '127.0.0.1',
+    '--min-port', '49400', '--max-port', '49600', '--use-auth-secret', '--static-auth-secret', secret,
+    '--realm', 'cloudlaw.test', '--allow-loopback-peers', '--no-cli', '--no-tls', '--no-dtls',
+    '--fingerprint', '--log-file', 'stdout', '--simple-log', '--no-stdout-log',
+  ], { stdio: 'ignore' });
+  const turnExited = new Promise((resolve) => turn.on('exit', resolve));
+  let turnServer;
+  let turnBrowser;
+  try {
+    // Wait until coturn accepts TCP.
+    await eventually(() => new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(); });
+      socket.on('error', reject);
+    }), 10_000);
+    turnServer = await startServer({
+      config: `[turn]\nurls = ["turn:127.0.0.1:${port}?transport=tcp"]\nsecret = "${secret}"\n`,
+    });
+    turnBrowser = await launchBrowser();
+    const on = { browser: turnBrowser, server: turnServer };
+    const room = `turn-${Date.now()}`;
+    // 'relay': only TURN candidates, as on a network where UDP to the relay is blocked.
+    const lawyer = await participant('demo-lawyer', room, on, { iceTransportPolicy: 'relay' });
+    const kiosk = await participant('demo-lawyer-2', room, on, { iceTransportPolicy: 'relay' });
+    await receivesEveryone(lawyer, 1);
+    await receivesEveryone(kiosk, 1);
+    for (const p of [lawyer, kiosk]) {
+      assert.deepEqual(await selectedPair(p.page), { type: 'relay', relayProtocol: 'tcp' });
+      assertClean(p.problems.filter((problem) => !/favicon/.test(problem)));
+      await p.context.close();
+    }
+  } finally {
+    await turnBrowser?.close();
+    await turnServer?.stop();
+    turn.kill('SIGTERM');
+    await turnExited;
   }
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the browser tests of the web apps against the real cloudlaw binary.
 #
-# Installs what is missing (Chromium and fonts through apt-get as root, the
+# Installs what is missing (Chromium, coturn and fonts through apt-get as root, the
 # npm packages through npm ci), then runs every *.test.mjs with Node's test
 # runner. The binary is $CLOUDLAW_BIN, by default target/debug/cloudlaw
 # (build it first: cargo build -p signaling). Screenshots go to artifacts/.
@@ -11,6 +11,9 @@ cd "$(dirname "$0")"
 
 missing=()
 [[ -x ${CHROMIUM_BIN:-/usr/bin/chromium} ]] || missing+=(chromium)
+# coturn for the TURN (UDP-blocked network) test; ip for the network-blink test.
+[[ -x /usr/bin/turnserver ]] || missing+=(coturn)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # Fonts for Chinese and Tibetan, so that screenshots show real text.
 for pkg in fonts-noto-core fonts-noto-cjk; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if ((${#missing[@]})); then

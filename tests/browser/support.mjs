@@ -2,7 +2,7 @@
 // and small waiting and checking helpers (playwright-core has no `expect`).
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,7 @@ const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref(
  * three pages from web/ on disk (through Playwright routing, with the
  * server's own Content-Security-Policy) and everything else from the server.
  */
-export async function startServer({ host = '127.0.0.1' } = {}) {
+export async function startServer({ host = '127.0.0.1', config = null } = {}) {
   const bin = process.env.CLOUDLAW_BIN || path.join(ROOT, 'target/debug/cloudlaw');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'cloudlaw-browser-'));
   // cloudlaw reads every CLOUDLAW_* variable as configuration and refuses
@@ -48,7 +48,13 @@ export async function startServer({ host = '127.0.0.1' } = {}) {
   delete env.CLOUDLAW_WEB_FROM_DISK;
   // A host other than loopback is an address of a test network namespace.
   const publicDemo = host.startsWith('127.') ? [] : ['--allow-public-demo'];
-  const child = spawn(bin, ['serve', '--demo', ...publicDemo, '--listen', `${host}:0`, '--data-dir', dataDir], {
+  // Extra configuration (TOML), as an operator's file would give it.
+  const configArgs = [];
+  if (config) {
+    await writeFile(path.join(dataDir, 'test-config.toml'), config);
+    configArgs.push('--config', path.join(dataDir, 'test-config.toml'));
+  }
+  const child = spawn(bin, ['serve', '--demo', ...publicDemo, ...configArgs, '--listen', `${host}:0`, '--data-dir', dataDir], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });

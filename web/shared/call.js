@@ -35,8 +35,9 @@ export class RelayCall {
    * @param {(stream: MediaStream, participant: string) => void} options.onStream a participant's media arrived
    * @param {(participant: string) => void} [options.onStreamEnded]
    * @param {(event: {type: string, [k: string]: any}) => void} [options.onEvent] connection, audio_only, closed
+   * @param {'all'|'relay'} [options.iceTransportPolicy] 'relay' sends everything through TURN
    */
-  constructor({ send, token, stream, onStream, onStreamEnded = () => {}, onEvent = () => {} }) {
+  constructor({ send, token, stream, onStream, onStreamEnded = () => {}, onEvent = () => {}, iceTransportPolicy = 'all' }) {
     this.send = send;
     this.token = token;
     this.room = roomOf(token);
@@ -48,7 +49,7 @@ export class RelayCall {
     this.published = false;
     this.restartTimer = null;
     this.streams = new Map();
-    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
+    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [], iceTransportPolicy });
     this.pc.addEventListener('track', (event) => {
       const remote = event.streams[0];
       if (!remote || this.streams.has(remote.id)) return;
@@ -81,6 +82,10 @@ export class RelayCall {
 
   async apply(message) {
     switch (message.type) {
+      case 'rtc.ice_servers':
+        // TURN for networks that block UDP; it arrives before the first offer.
+        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: message.ice_servers });
+        break;
       case 'rtc.offer': {
         await this.pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
         if (!this.published) await this.publish(message.sdp);

@@ -66,6 +66,15 @@ impl Calls {
             return Err((ErrorCode::Refused, "in too many rooms at once".into()));
         }
         self.relay.open_room(&grant.room).await.map_err(refused)?;
+        if let Some(server) =
+            crate::turn::ice_server(&state.config.turn, &self.participant, crate::unix_now())
+        {
+            let message =
+                ServerMessage::RtcIceServers { room: grant.room.clone(), ice_servers: vec![server] };
+            if let Ok(text) = serde_json::to_string(&message) {
+                let _ = outgoing.try_send(Message::Text(Utf8Bytes::from(text)));
+            }
+        }
         let (events, mut received) = mpsc::channel(EVENT_QUEUE);
         let relay_grant = Grant { room: grant.room.clone(), participant: self.participant.clone(), publish };
         self.relay.join(token, relay_grant, events).await.map_err(refused)?;

@@ -63,6 +63,11 @@ pub enum ServerMessage {
     AppointmentReminder { appointment: crate::http::views::AppointmentView },
     /// An appointment of the recipient's starts now.
     AppointmentStarted { appointment: crate::http::views::AppointmentView },
+    /// TURN servers (with short-lived credentials) for the room's media: sent
+    /// before the first `rtc.offer` when the deployment has TURN, so clients on
+    /// networks that block UDP can still reach the relay.
+    #[serde(rename = "rtc.ice_servers")]
+    RtcIceServers { room: String, ice_servers: Vec<crate::turn::IceServer> },
     /// The relay's session description for the recipient to answer with
     /// `rtc.answer`: after `rtc.join`, whenever the tracks it receives change,
     /// and after `rtc.restart`. Sections offered `recvonly` are the
