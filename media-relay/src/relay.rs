@@ -63,6 +63,24 @@ pub(crate) struct Counters {
     pub(crate) send_drops: AtomicU64,
 }
 
+/// Kernel buffer asked for the media socket, each way. Every participant's
+/// packets share one socket, so bursts must not overflow it between two reads;
+/// the kernel grants at most `net.core.rmem_max` / `wmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, only sooner full.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    tracing::debug!(granted, "media socket receive buffer");
+    UdpSocket::from_std(socket.into())
+}
+
 /// Commands queued to the engine before callers wait.
 const COMMAND_QUEUE: usize = 1024;
 
@@ -93,8 +111,7 @@ impl Relay {
     /// Validates the configuration, binds the UDP port and starts the engine.
     pub async fn start(config: RelayConfig) -> Result<Self, RelayError> {
         config.validate().map_err(RelayError::Config)?;
-        let socket = UdpSocket::bind(config.udp_listen)
-            .await
+        let socket = bind_udp(config.udp_listen)
             .map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
         let udp_addr =
             socket.local_addr().map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;

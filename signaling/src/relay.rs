@@ -5,8 +5,11 @@
 //! With a node, signaling pushes the public halves of its token keys to it on
 //! connect and every minute after, so the node checks room tokens itself;
 //! the node's counters are fetched every second for `/metrics` and `/healthz`.
+//! When the control connection drops, signaling reconnects (backing off up to
+//! 10 s) and pushes the keys again; the node has let the old connection's
+//! participants go, and they hear so (`rtc.closed`) and may join again.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use media_relay::control::{ControlClient, PublicKey};
@@ -21,6 +24,7 @@ use crate::config::Config;
 /// How often a node gets the keys again (a rotation reaches it within this).
 const KEY_PUSH: Duration = Duration::from_secs(60);
 const STATUS_POLL: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub enum RelayHandle {
@@ -31,9 +35,25 @@ pub enum RelayHandle {
 #[derive(Debug)]
 pub struct Node {
     url: String,
-    client: ControlClient,
+    secret: secrecy::SecretString,
+    client: RwLock<ControlClient>,
     status: Mutex<Option<RelayStatus>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Node {
+    fn client(&self) -> ControlClient {
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A fresh control connection with the keys pushed, replacing the old one.
+    async fn reconnect(&self, tokens: &Tokens) -> Result<(), String> {
+        let client = ControlClient::connect(&self.url, self.secret.expose_secret()).await?;
+        push_keys(&client, tokens).await.map_err(|e| e.to_string())?;
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
+        tracing::info!(url = %self.url, "reconnected to the relay node");
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +77,8 @@ impl RelayHandle {
         let status = client.status().await.map_err(|e| unreachable(e.to_string()))?;
         let node = Arc::new(Node {
             url: url.clone(),
-            client,
+            secret: secret.clone(),
+            client: RwLock::new(client),
             status: Mutex::new(Some(status)),
             tasks: Mutex::default(),
         });
@@ -66,20 +87,32 @@ impl RelayHandle {
             let mut status = tokio::time::interval(STATUS_POLL);
             let mut keys = tokio::time::interval(KEY_PUSH);
             keys.tick().await;
+            let mut backoff = STATUS_POLL;
             loop {
                 tokio::select! {
                     _ = status.tick() => {}
                     _ = keys.tick() => {
                         let Some(node) = weak.upgrade() else { break };
-                        if let Err(error) = push_keys(&node.client, &tokens).await {
+                        if let Err(error) = push_keys(&node.client(), &tokens).await {
                             tracing::warn!(url = %node.url, %error, "cannot push keys to the relay node");
                         }
                         continue;
                     }
                 }
                 let Some(node) = weak.upgrade() else { break };
-                let fresh = node.client.status().await.ok();
+                let fresh = node.client().status().await.ok();
+                let down = fresh.is_none();
                 *node.status.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                if down {
+                    tokio::time::sleep(backoff).await;
+                    match node.reconnect(&tokens).await {
+                        Ok(()) => backoff = STATUS_POLL,
+                        Err(error) => {
+                            tracing::warn!(url = %node.url, %error, "the relay node does not answer");
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                }
             }
         });
         node.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(keeper);
@@ -105,7 +138,7 @@ impl RelayHandle {
     pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.open_room(room).await,
-            RelayHandle::Node(node) => node.client.open_room(room).await,
+            RelayHandle::Node(node) => node.client().open_room(room).await,
         }
     }
 
@@ -119,14 +152,14 @@ impl RelayHandle {
     ) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.join(grant, events).await,
-            RelayHandle::Node(node) => node.client.join(token, events).await.map(|_| ()),
+            RelayHandle::Node(node) => node.client().join(token, events).await.map(|_| ()),
         }
     }
 
     pub async fn answer(&self, room: &str, participant: &str, sdp: String) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.answer(room, participant, sdp).await,
-            RelayHandle::Node(node) => node.client.answer(room, participant, sdp).await,
+            RelayHandle::Node(node) => node.client().answer(room, participant, sdp).await,
         }
     }
 
@@ -138,28 +171,28 @@ impl RelayHandle {
     ) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.candidate(room, participant, candidate).await,
-            RelayHandle::Node(node) => node.client.candidate(room, participant, candidate).await,
+            RelayHandle::Node(node) => node.client().candidate(room, participant, candidate).await,
         }
     }
 
     pub async fn restart_ice(&self, room: &str, participant: &str) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.restart_ice(room, participant).await,
-            RelayHandle::Node(node) => node.client.restart_ice(room, participant).await,
+            RelayHandle::Node(node) => node.client().restart_ice(room, participant).await,
         }
     }
 
     pub async fn set_audio_only(&self, room: &str, participant: &str, on: bool) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.set_audio_only(room, participant, on).await,
-            RelayHandle::Node(node) => node.client.set_audio_only(room, participant, on).await,
+            RelayHandle::Node(node) => node.client().set_audio_only(room, participant, on).await,
         }
     }
 
     pub async fn leave(&self, room: &str, participant: &str) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.leave(room, participant).await,
-            RelayHandle::Node(node) => node.client.leave(room, participant).await,
+            RelayHandle::Node(node) => node.client().leave(room, participant).await,
         }
     }
 

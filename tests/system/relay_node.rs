@@ -29,6 +29,26 @@ async fn start_node() -> (Relay, String) {
     (relay, url)
 }
 
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects as the demo lawyer, joins with `room_token`, and returns the socket
+/// and the relay's first offer.
+async fn join_as_demo_lawyer(app: &crate::support::TestApp, room_token: &str) -> (Socket, serde_json::Value) {
+    let access = app.token("demo-lawyer").await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}?token={access}", app.ws_url("/ws"))).await.unwrap();
+    let join = serde_json::json!({"type": "rtc.join", "token": room_token});
+    socket.send(Message::Text(join.to_string().into())).await.unwrap();
+    loop {
+        let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("socket closed") };
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_ne!(message["type"], "error", "{message}");
+        if message["type"] == "rtc.offer" {
+            return (socket, message);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_participant_joins_through_a_relay_node_that_checks_the_token_itself() {
     let (node, url) = start_node().await;
@@ -39,35 +59,9 @@ async fn a_participant_joins_through_a_relay_node_that_checks_the_token_itself()
     let app = spawn_with(config, data_dir).await;
 
     // The node got signaling's keys: a room token signaling issued joins there.
-    let store = app.store().await;
-    let lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap();
-    let tokens =
-        signaling::auth::tokens::Tokens::load(store, test_config(std::path::Path::new("."), false).auth)
-            .await
-            .unwrap();
-    let grant = signaling::auth::tokens::RoomGrant { room: "n1".into(), publish: vec!["audio".into()] };
-    let room_token = tokens
-        .issue(
-            signaling::auth::tokens::TokenKind::Room,
-            &lawyer.id,
-            "n1",
-            std::time::Duration::from_secs(60),
-            Some(grant),
-        )
-        .0;
-    let access = app.token("demo-lawyer").await;
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("{}?token={access}", app.ws_url("/ws"))).await.unwrap();
-    let join = serde_json::json!({"type": "rtc.join", "token": room_token});
-    socket.send(Message::Text(join.to_string().into())).await.unwrap();
-    let offer = loop {
-        let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("socket closed") };
-        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
-        if message["type"] == "rtc.offer" {
-            break message;
-        }
-        assert_ne!(message["type"], "error", "{message}");
-    };
+    let room_token =
+        app.room_token("demo-lawyer", "n1", &["audio"], std::time::Duration::from_secs(60)).await;
+    let (mut socket, offer) = join_as_demo_lawyer(&app, &room_token).await;
     let port = node.udp_addr().port().to_string();
     assert!(offer["sdp"].as_str().unwrap().contains(&port), "the offer names the node's media port");
     assert_eq!(node.status().participants, 1);
@@ -102,4 +96,75 @@ async fn a_wrong_control_token_stops_the_start_with_a_clear_error() {
     let error = signaling::startup::serve(config, listener, async {}).await.unwrap_err();
     assert!(error.to_string().contains("cannot reach the relay node"), "{error}");
     assert!(!error.to_string().contains("not-the-token"), "the secret is never printed");
+}
+
+/// A TCP hop whose open connections can be cut, as a network or a node restart would.
+struct Hop {
+    addr: std::net::SocketAddr,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Hop {
+    async fn start(to: std::net::SocketAddr) -> Hop {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let open = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().unwrap().push(task);
+            }
+        });
+        Hop { addr, connections }
+    }
+
+    fn cut(&self) {
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+async fn relay_running(app: &crate::support::TestApp) -> bool {
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    health["relay"]["running"] == true
+}
+
+#[tokio::test]
+async fn signaling_reconnects_to_a_relay_node_whose_control_connection_dropped() {
+    let (node, url) = start_node().await;
+    let node_addr: std::net::SocketAddr =
+        url.trim_start_matches("ws://").trim_end_matches("/control").parse().unwrap();
+    let hop = Hop::start(node_addr).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_node.control_url = Some(format!("ws://{}/control", hop.addr));
+    config.relay_node.control_token = Some(SecretString::from(SECRET.to_owned()));
+    let app = spawn_with(config, data_dir).await;
+    assert!(relay_running(&app).await);
+
+    hop.cut();
+    // Noticed within a status poll, then back after a reconnect with the keys pushed again.
+    let mut saw_down = false;
+    for _ in 0..100 {
+        let running = relay_running(&app).await;
+        saw_down |= !running;
+        if saw_down && running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(saw_down, "the dropped control connection was noticed");
+    assert!(relay_running(&app).await, "signaling reconnected to the node");
+
+    // Joining works through the new connection (the node has the keys again).
+    let room_token =
+        app.room_token("demo-lawyer", "n2", &["audio"], std::time::Duration::from_secs(60)).await;
+    let _joined = join_as_demo_lawyer(&app, &room_token).await;
+    assert_eq!(node.status().participants, 1);
 }

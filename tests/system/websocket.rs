@@ -159,18 +159,6 @@ async fn connections_are_counted_in_metrics() {
     assert!(closed, "the gauge goes back to 0 after close");
 }
 
-/// A room token for `username` signed with the server's keys, as an operator's
-/// `cloudlaw rooms token` (or, later, a consultation) issues it.
-async fn room_token(app: &TestApp, username: &str, room: &str, publish: &[&str], ttl: Duration) -> String {
-    use signaling::auth::tokens::{RoomGrant, TokenKind, Tokens};
-    let store = app.store().await;
-    let account = store.account_by_username(username).await.unwrap().unwrap();
-    let config = crate::support::test_config(std::path::Path::new("."), false);
-    let tokens = Tokens::load(store, config.auth).await.unwrap();
-    let grant = RoomGrant { room: room.into(), publish: publish.iter().map(|k| k.to_string()).collect() };
-    tokens.issue(TokenKind::Room, &account.id, room, ttl, Some(grant)).0
-}
-
 async fn send(socket: &mut Socket, value: serde_json::Value) {
     socket.send(Message::Text(value.to_string().into())).await.unwrap();
 }
@@ -194,8 +182,8 @@ async fn joining_a_media_room_takes_a_valid_room_token_of_ones_own() {
     // Not a token, an access token, someone else's room token, an expired one,
     // one granting a kind that does not exist: refused, connection alive.
     let access = app.token("demo-lawyer").await;
-    let others = room_token(&app, "demo-lawyer-2", "c1", &["audio", "video"], minute).await;
-    let unknown_kind = room_token(&app, "demo-lawyer", "c1", &["smell"], minute).await;
+    let others = app.room_token("demo-lawyer-2", "c1", &["audio", "video"], minute).await;
+    let unknown_kind = app.room_token("demo-lawyer", "c1", &["smell"], minute).await;
     for token in ["garbage".to_owned(), access, others, unknown_kind] {
         send(&mut socket, serde_json::json!({"type": "rtc.join", "token": token})).await;
         let reply = next_reply(&mut socket).await;
@@ -217,7 +205,7 @@ async fn joining_a_media_room_takes_a_valid_room_token_of_ones_own() {
     }
 
     // A good token: the relay's offer arrives, with its one candidate.
-    let token = room_token(&app, "demo-lawyer", "c1", &["audio", "video"], minute).await;
+    let token = app.room_token("demo-lawyer", "c1", &["audio", "video"], minute).await;
     send(&mut socket, serde_json::json!({"type": "rtc.join", "token": token})).await;
     let offer = next_reply(&mut socket).await;
     assert_eq!(offer["type"], "rtc.offer", "{offer}");

@@ -107,6 +107,17 @@ impl TestApp {
         self.login(username).await["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A room token for `username` signed with the server's keys, as an
+    /// operator's `cloudlaw rooms token` (or, later, a consultation) issues it.
+    pub async fn room_token(&self, username: &str, room: &str, publish: &[&str], ttl: Duration) -> String {
+        use signaling::auth::tokens::{RoomGrant, TokenKind, Tokens};
+        let store = self.store().await;
+        let account = store.account_by_username(username).await.unwrap().unwrap();
+        let tokens = Tokens::load(store, test_config(self.data_dir.path(), false).auth).await.unwrap();
+        let grant = RoomGrant { room: room.into(), publish: publish.iter().map(|k| k.to_string()).collect() };
+        tokens.issue(TokenKind::Room, &account.id, room, ttl, Some(grant)).0
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()
     }
