@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -71,6 +71,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 const RECV_BURST: usize = 64;
 /// Remote candidates buffered before the answer arrives.
 const MAX_PENDING_CANDIDATES: usize = 32;
+/// Packets kept per forwarded track for retransmission on NACK (a power of two).
+const NACK_HISTORY: u16 = 256;
 /// Source addresses remembered per peer connection.
 const MAX_ADDRESSES: usize = 8;
 
@@ -1045,6 +1047,10 @@ fn new_peer_connection(now: Instant) -> Result<RTCPeerConnection, rtc::shared::e
     // NACK both ways, receiver and sender reports, and transport-wide
     // congestion-control feedback to every browser so it can estimate its uplink.
     let registry = register_default_interceptors(Registry::new(), &mut media)?
+        // What a receiver may ask to be sent again: 256 packets per forwarded
+        // track (about 3 s of video, 5 s of audio) rather than the default 1,024,
+        // which held most of a participant's memory.
+        .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
         .with(Slot::from(KeyframeTap::SLOT), KeyframeTap::default());
     let settings = SettingEngineBuilder::new().with_lite(true).build();
     RTCPeerConnectionBuilder::new()
