@@ -235,8 +235,9 @@ async fn connection(state: ControlState, socket: WebSocket) {
         }
         let _ = sink.close().await;
     });
-    // Participants joined through this connection: they leave with it.
-    let mut joined: Vec<(String, String)> = Vec::new();
+    // Participants joined through this connection, until they leave or the
+    // relay closes them: they leave with it.
+    let joined: Joined = Arc::default();
     tracing::info!("control client connected");
     while let Some(Ok(frame)) = stream.next().await {
         let WsMessage::Text(text) = frame else { continue };
@@ -253,7 +254,7 @@ async fn connection(state: ControlState, socket: WebSocket) {
             }
         };
         let id = request.id;
-        let result = handle(&state, request.command, &tx, &mut joined).await;
+        let result = handle(&state, request.command, &tx, &joined).await;
         let reply = match result {
             Ok(result) => ControlMessage::Reply { id, result: Some(result), error: None },
             Err(error) => ControlMessage::Reply { id, result: None, error: Some(error) },
@@ -262,7 +263,8 @@ async fn connection(state: ControlState, socket: WebSocket) {
             break;
         }
     }
-    for (room, participant) in joined {
+    let remaining: Vec<(String, String)> = joined.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    for (room, participant) in remaining {
         let _ = state.relay.leave(&room, &participant).await;
     }
     drop(tx);
@@ -270,11 +272,13 @@ async fn connection(state: ControlState, socket: WebSocket) {
     tracing::info!("control client disconnected");
 }
 
+type Joined = Arc<Mutex<std::collections::HashSet<(String, String)>>>;
+
 async fn handle(
     state: &ControlState,
     command: Command,
     tx: &mpsc::Sender<ControlMessage>,
-    joined: &mut Vec<(String, String)>,
+    joined: &Joined,
 ) -> Result<serde_json::Value, SessionError> {
     let relay = &state.relay;
     let null = |r: Result<(), SessionError>| r.map(|()| serde_json::Value::Null);
@@ -288,16 +292,19 @@ async fn handle(
             let (events, mut received) = mpsc::channel(EVENT_QUEUE);
             relay.open_room(&grant.room).await?;
             relay.join(grant.clone(), events).await?;
-            joined.push((grant.room.clone(), grant.participant.clone()));
-            let (room, participant, tx) = (grant.room.clone(), grant.participant.clone(), tx.clone());
+            let key = (grant.room.clone(), grant.participant.clone());
+            joined.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
+            let (tx, joined) = (tx.clone(), Arc::clone(joined));
             tokio::spawn(async move {
                 while let Some(event) = received.recv().await {
+                    let closed = matches!(event, PeerEvent::Closed { .. });
                     let message =
-                        ControlMessage::Event { room: room.clone(), participant: participant.clone(), event };
-                    if tx.send(message).await.is_err() {
+                        ControlMessage::Event { room: key.0.clone(), participant: key.1.clone(), event };
+                    if tx.send(message).await.is_err() || closed {
                         break;
                     }
                 }
+                joined.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
             });
             Ok(serde_json::to_value(grant).unwrap_or_default())
         }
@@ -310,7 +317,7 @@ async fn handle(
             null(relay.set_audio_only(&room, &participant, on).await)
         }
         Command::Leave { room, participant } => {
-            joined.retain(|(r, p)| !(*r == room && *p == participant));
+            joined.lock().unwrap_or_else(|e| e.into_inner()).remove(&(room.clone(), participant.clone()));
             null(relay.leave(&room, &participant).await)
         }
         Command::RoomStats { room } => {
@@ -331,7 +338,12 @@ pub struct ControlClient {
     next_id: Arc<AtomicU64>,
     pending: Pending,
     subscribers: Subscribers,
+    /// Set when the connection to the node ended: every call fails at once.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The longest a request waits for the node's reply.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ControlClient {
     /// Connects to `ws://host:port/control` with the control token.
@@ -356,7 +368,8 @@ impl ControlClient {
             // Every handle is gone: say goodbye, so the node lets our participants go.
             let _ = sink.close().await;
         });
-        let (p, s) = (Arc::clone(&pending), Arc::clone(&subscribers));
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s, gone) = (Arc::clone(&pending), Arc::clone(&subscribers), Arc::clone(&closed));
         tokio::spawn(async move {
             while let Some(Ok(frame)) = stream.next().await {
                 let tokio_tungstenite::tungstenite::Message::Text(text) = frame else { continue };
@@ -385,23 +398,41 @@ impl ControlClient {
                 }
             }
             // The node is gone: every waiting request fails, every session closes.
+            gone.store(true, Ordering::SeqCst);
             p.lock().unwrap_or_else(|e| e.into_inner()).clear();
             let subscribers: Vec<_> = s.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
             for (_, subscriber) in subscribers {
                 let _ = subscriber.try_send(PeerEvent::Closed { reason: "the relay node is gone".into() });
             }
         });
-        Ok(ControlClient { requests, next_id: Arc::new(AtomicU64::new(1)), pending, subscribers })
+        Ok(ControlClient { requests, next_id: Arc::new(AtomicU64::new(1)), pending, subscribers, closed })
     }
 
     async fn call(&self, command: Command) -> Result<serde_json::Value, SessionError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, reply);
+        // Checked after registering: the reader sets `closed` before it clears
+        // the waiting requests, so a request is never left waiting on nobody.
+        if self.closed.load(Ordering::SeqCst) {
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            return Err(SessionError::Stopped);
+        }
         let text = serde_json::to_string(&Request { id, command })
             .map_err(|e| SessionError::Malformed(e.to_string()))?;
         self.requests.send(text).await.map_err(|_| SessionError::Stopped)?;
-        answer.await.map_err(|_| SessionError::Stopped)?
+        match tokio::time::timeout(CALL_TIMEOUT, answer).await {
+            Ok(reply) => reply.map_err(|_| SessionError::Stopped)?,
+            Err(_) => {
+                self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                Err(SessionError::Stopped)
+            }
+        }
+    }
+
+    /// False once the connection to the node has ended.
+    pub fn is_connected(&self) -> bool {
+        !self.closed.load(Ordering::SeqCst)
     }
 
     async fn unit(&self, command: Command) -> Result<(), SessionError> {

@@ -59,6 +59,8 @@ impl Calls {
         let grant = claims.room.ok_or((ErrorCode::Unauthorized, "the token names no room".into()))?;
         let publish =
             media_relay::session::kinds(&grant.publish).map_err(|e| (ErrorCode::Unauthorized, e))?;
+        // Rooms the relay already closed for us (their event task ended on `closed`).
+        self.rooms.retain(|_, forward| !forward.is_finished());
         if self.rooms.contains_key(&grant.room) {
             return Err((ErrorCode::Refused, "already in this room".into()));
         }
