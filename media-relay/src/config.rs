@@ -46,6 +46,12 @@ impl RelayConfig {
         if self.max_tracks_per_participant == 0 {
             return Err("relay.max_tracks_per_participant must be at least 1".into());
         }
+        if self.udp_listen.ip().is_unspecified() && self.public_ip.is_none() {
+            return Err(format!(
+                "relay.udp_listen {} listens on every address: set relay.public_ip to the one browsers reach",
+                self.udp_listen
+            ));
+        }
         if let Some(ip) = self.public_ip
             && ip.is_unspecified()
         {
@@ -72,5 +78,10 @@ mod tests {
         assert!(config.validate().unwrap_err().contains("max_rooms"));
         let config = RelayConfig { public_ip: Some("0.0.0.0".parse().unwrap()), ..RelayConfig::default() };
         assert!(config.validate().unwrap_err().contains("public_ip"));
+        // Every address, nothing to advertise: browsers would be told 0.0.0.0.
+        let config = RelayConfig { udp_listen: "0.0.0.0:7900".parse().unwrap(), ..RelayConfig::default() };
+        assert!(config.validate().unwrap_err().contains("relay.public_ip"));
+        let config = RelayConfig { public_ip: Some("203.0.113.7".parse().unwrap()), ..config };
+        assert_eq!(config.validate(), Ok(()));
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! Every request carries an `id` and gets one `reply` with the same `id`; the
 //! relay's events for participants joined through a connection arrive on it as
-//! `event` messages. Participants authorize with room tokens: the relay checks
-//! them itself, against the public keys signaling pushes with `set_keys`, so a
-//! control client cannot join anyone to anything without a token signaling
-//! signed. PROTOCOL.md lists every message.
+//! `event` messages. The control token says who may drive the node; each
+//! participant still needs a room token, which the node checks itself against
+//! the public keys that control connection pushed with `set_keys` (each
+//! connection has its own, so a load tool cannot disturb signaling's).
+//! PROTOCOL.md lists every message.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,6 +178,7 @@ impl RoomTokens {
         validation.set_audience(&[&keys.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<RoomClaims>(token, key, &validation)
             .map_err(|e| SessionError::Unauthorized(format!("room token refused: {e}")))?;
         let claims = data.claims;
@@ -193,7 +195,6 @@ impl RoomTokens {
 #[derive(Debug, Clone)]
 pub struct ControlState {
     pub relay: Relay,
-    pub tokens: Arc<RoomTokens>,
     /// The bearer token a control client must present; `None` turns the
     /// endpoint off.
     pub secret: Option<Arc<str>>,
@@ -238,6 +239,7 @@ async fn connection(state: ControlState, socket: WebSocket) {
     // Participants joined through this connection, until they leave or the
     // relay closes them: they leave with it.
     let joined: Joined = Arc::default();
+    let tokens = RoomTokens::default();
     tracing::info!("control client connected");
     while let Some(Ok(frame)) = stream.next().await {
         let WsMessage::Text(text) = frame else { continue };
@@ -254,7 +256,7 @@ async fn connection(state: ControlState, socket: WebSocket) {
             }
         };
         let id = request.id;
-        let result = handle(&state, request.command, &tx, &joined).await;
+        let result = handle(&state, request.command, &tx, &joined, &tokens).await;
         let reply = match result {
             Ok(result) => ControlMessage::Reply { id, result: Some(result), error: None },
             Err(error) => ControlMessage::Reply { id, result: None, error: Some(error) },
@@ -279,16 +281,17 @@ async fn handle(
     command: Command,
     tx: &mpsc::Sender<ControlMessage>,
     joined: &Joined,
+    tokens: &RoomTokens,
 ) -> Result<serde_json::Value, SessionError> {
     let relay = &state.relay;
     let null = |r: Result<(), SessionError>| r.map(|()| serde_json::Value::Null);
     match command {
-        Command::SetKeys { issuer, audience, keys } => null(state.tokens.set(issuer, audience, &keys)),
+        Command::SetKeys { issuer, audience, keys } => null(tokens.set(issuer, audience, &keys)),
         Command::Status => Ok(serde_json::to_value(relay.status()).unwrap_or_default()),
         Command::OpenRoom { room } => null(relay.open_room(&room).await),
         Command::CloseRoom { room } => null(relay.close_room(&room).await),
         Command::Join { token } => {
-            let grant = state.tokens.verify(&token)?;
+            let grant = tokens.verify(&token)?;
             let (events, mut received) = mpsc::channel(EVENT_QUEUE);
             relay.open_room(&grant.room).await?;
             relay.join(grant.clone(), events).await?;
@@ -467,7 +470,14 @@ impl ControlClient {
         let value = {
             let grant = RoomTokens::peek(token)?;
             let key = (grant.0.clone(), grant.1.clone());
-            self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), events);
+            {
+                let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+                if subscribers.contains_key(&key) {
+                    // The live session keeps its events; the node would refuse anyway.
+                    return Err(SessionError::Refused(format!("{} is already in the room", key.1)));
+                }
+                subscribers.insert(key.clone(), events);
+            }
             let result = self.call(Command::Join { token: token.into() }).await;
             if result.is_err() {
                 self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);

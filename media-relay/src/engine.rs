@@ -71,6 +71,9 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 const RECV_BURST: usize = 64;
 /// Remote candidates buffered before the answer arrives.
 const MAX_PENDING_CANDIDATES: usize = 32;
+/// Remote candidates taken per participant in all (the relay is ICE-lite and
+/// needs none; a browser gathers a handful per network change).
+const MAX_CANDIDATES: usize = 256;
 /// Packets kept per forwarded track for retransmission on NACK (a power of two).
 const NACK_HISTORY: u16 = 256;
 /// Source addresses remembered per peer connection.
@@ -136,6 +139,7 @@ struct Peer {
     offer_pending: bool,
     renegotiate: bool,
     pending_candidates: Vec<RTCIceCandidateInit>,
+    candidates_taken: usize,
     deadline: Option<Instant>,
     state: RTCPeerConnectionState,
     unhealthy_since: Option<Instant>,
@@ -347,7 +351,14 @@ impl Engine {
                 let _ = reply.send(result);
             }
             Command::Join { grant, events, reply } => {
-                let _ = reply.send(self.join(grant, events));
+                let room = grant.room.clone();
+                let result = self.join(grant, events);
+                if result.is_err() && self.rooms.get(&room).is_some_and(|entry| entry.peers.is_empty()) {
+                    // Opened for this join only: an empty room must not hold a place.
+                    self.rooms.remove(&room);
+                    self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
+                }
+                let _ = reply.send(result);
             }
             Command::Answer { room, participant, sdp, reply } => {
                 let result = self.peer_id(&room, &participant).and_then(|id| self.answer(id, sdp));
@@ -417,6 +428,8 @@ impl Engine {
         let id = self.next_peer;
         self.next_peer += 1;
         entry.peers.insert(grant.participant.clone(), id);
+        // Counted here, so that a failed setup's leave below is matched.
+        self.counters.participants_joined.fetch_add(1, Ordering::Relaxed);
         let mut peer = Peer {
             room: grant.room.clone(),
             participant: grant.participant.clone(),
@@ -430,6 +443,7 @@ impl Engine {
             offer_pending: false,
             renegotiate: true,
             pending_candidates: Vec::new(),
+            candidates_taken: 0,
             deadline: None,
             state: RTCPeerConnectionState::New,
             unhealthy_since: Some(now),
@@ -473,7 +487,6 @@ impl Engine {
             self.remove_peer(id, "media setup failed");
             return Err(SessionError::Media(error.to_string()));
         }
-        self.counters.participants_joined.fetch_add(1, Ordering::Relaxed);
         self.apply(&grant.room, actions);
         self.offer_if_due(id);
         tracing::info!(room = %grant.room, participant = %grant.participant, "participant joined");
@@ -511,6 +524,10 @@ impl Engine {
             peer.pending_candidates.push(candidate);
             return Ok(());
         }
+        if peer.candidates_taken >= MAX_CANDIDATES {
+            return Err(SessionError::BadCandidate("too many candidates".into()));
+        }
+        peer.candidates_taken += 1;
         peer.pc.add_remote_candidate(candidate).map_err(|e| SessionError::BadCandidate(e.to_string()))?;
         self.dirty.push(id);
         Ok(())
@@ -650,6 +667,12 @@ impl Engine {
                 {
                     peer.ufrags.push(ufrag.to_owned());
                     self.by_ufrag.insert(ufrag.to_owned(), id);
+                    // The current credentials and the ones before them (still in use
+                    // until the restart's answer arrives); older ones route nothing.
+                    if peer.ufrags.len() > 2 {
+                        let old = peer.ufrags.remove(0);
+                        self.by_ufrag.remove(&old);
+                    }
                 }
                 if peer.events.try_send(PeerEvent::Offer { sdp: offer.sdp }).is_err() {
                     self.remove_peer(id, "its signaling connection is gone");

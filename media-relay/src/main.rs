@@ -22,7 +22,8 @@ struct Args {
     /// UDP address for all participants' media.
     #[arg(long, env = "MEDIA_RELAY_UDP", default_value = "0.0.0.0:7900")]
     udp: SocketAddr,
-    /// Address to advertise to browsers behind 1:1 NAT.
+    /// Address to advertise to browsers: required with the default 0.0.0.0, and
+    /// behind 1:1 NAT.
     #[arg(long, env = "MEDIA_RELAY_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
     /// HTTP address for `/healthz`.
@@ -72,11 +73,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
     tracing::info!(http = %listener.local_addr()?, "media relay node ready");
-    let control = ControlState {
-        relay: relay.clone(),
-        tokens: Arc::default(),
-        secret: args.control_token.map(Arc::from),
-    };
+    let control = ControlState { relay: relay.clone(), secret: args.control_token.map(Arc::from) };
     let app = Router::new()
         .route("/healthz", get(healthz))
         .with_state(relay.clone())

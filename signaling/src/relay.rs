@@ -36,6 +36,7 @@ pub enum RelayHandle {
 pub struct Node {
     url: String,
     secret: secrecy::SecretString,
+    tokens: Tokens,
     client: RwLock<ControlClient>,
     status: Mutex<Option<RelayStatus>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -78,6 +79,7 @@ impl RelayHandle {
         let node = Arc::new(Node {
             url: url.clone(),
             secret: secret.clone(),
+            tokens: tokens.clone(),
             client: RwLock::new(client),
             status: Mutex::new(Some(status)),
             tasks: Mutex::default(),
@@ -152,7 +154,15 @@ impl RelayHandle {
     ) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.join(grant, events).await,
-            RelayHandle::Node(node) => node.client().join(token, events).await.map(|_| ()),
+            RelayHandle::Node(node) => match node.client().join(token, events.clone()).await {
+                // Signaling knows a key the node does not have yet (a rotation
+                // within the last minute): push the keys and try once more.
+                Err(SessionError::Unauthorized(_)) => {
+                    push_keys(&node.client(), &node.tokens).await?;
+                    node.client().join(token, events).await.map(|_| ())
+                }
+                result => result.map(|_| ()),
+            },
         }
     }
 

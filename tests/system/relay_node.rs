@@ -20,8 +20,7 @@ async fn start_node() -> (Relay, String) {
         Relay::start(RelayConfig { udp_listen: "127.0.0.1:0".parse().unwrap(), ..RelayConfig::default() })
             .await
             .unwrap();
-    let state =
-        ControlState { relay: relay.clone(), tokens: Arc::default(), secret: Some(Arc::from(SECRET)) };
+    let state = ControlState { relay: relay.clone(), secret: Some(Arc::from(SECRET)) };
     let app = axum::Router::new().route("/control", axum::routing::get(control::upgrade)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/control", listener.local_addr().unwrap());

@@ -17,8 +17,8 @@ use crate::auth::tokens::TokenKind;
 use crate::http::AppState;
 use crate::relay::RelayHandle;
 
-/// Rooms one connection may be in at once (a consultation, and a rejoin of it
-/// while the old media session is still being torn down).
+/// Rooms one connection may be in at once (a consultation, and a second one an
+/// interpreter or supervising lawyer is asked into).
 const MAX_ROOMS_PER_CONNECTION: usize = 2;
 /// Relay events queued for one participant.
 const EVENT_QUEUE: usize = 32;
@@ -81,15 +81,21 @@ impl Calls {
         let relay_grant = Grant { room: grant.room.clone(), participant: self.participant.clone(), publish };
         self.relay.join(token, relay_grant, events).await.map_err(refused)?;
         let room = grant.room.clone();
-        let outgoing = outgoing.clone();
+        let (outgoing, relay, participant) = (outgoing.clone(), self.relay.clone(), self.participant.clone());
         let forward = tokio::spawn(async move {
             while let Some(event) = received.recv().await {
                 let closed = matches!(event, PeerEvent::Closed { .. });
                 let message = server_message(&room, event);
                 let Ok(text) = serde_json::to_string(&message) else { continue };
-                // A full queue means the client is not reading; the reader ends
-                // the connection for that, and the relay drops the participant.
-                if outgoing.try_send(Message::Text(Utf8Bytes::from(text))).is_err() || closed {
+                if closed {
+                    let _ = outgoing.try_send(Message::Text(Utf8Bytes::from(text)));
+                    break;
+                }
+                // A client that does not read cannot follow the negotiation:
+                // its media session ends here (the connection itself ends when
+                // the reader next finds the queue full).
+                if outgoing.try_send(Message::Text(Utf8Bytes::from(text))).is_err() {
+                    let _ = relay.leave(&room, &participant).await;
                     break;
                 }
             }
