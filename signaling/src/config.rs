@@ -252,10 +252,11 @@ impl Config {
         self.turn.validate().map_err(ConfigError)?;
         match (&self.relay_node.control_url, &self.relay_node.control_token) {
             (None, None) => {}
-            (Some(url), Some(_)) if url.starts_with("ws://") || url.starts_with("wss://") => {}
+            (Some(url), Some(_)) if url.starts_with("ws://") => {}
             (Some(url), Some(_)) => {
                 return Err(ConfigError(format!(
-                    "relay_node.control_url {url:?} must start with ws:// or wss://"
+                    "relay_node.control_url {url:?} must be a ws:// URL (keep it on a private network; \
+                     TLS to the node is not built in)"
                 )));
             }
             _ => return Err(ConfigError("relay_node needs both control_url and control_token".into())),
