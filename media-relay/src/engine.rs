@@ -120,6 +120,8 @@ struct Outbound {
 struct Totals {
     bytes_in: u64,
     bytes_out: u64,
+    /// Per forwarded stream: packets sent, and of those sent again on NACK.
+    sent_by_ssrc: HashMap<u32, (u64, u64)>,
     at: Option<Instant>,
 }
 
@@ -909,6 +911,8 @@ impl Engine {
             }
             let report = peer.pc.get_stats(now, StatsSelector::None);
             let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+            let mut sent_by_ssrc = HashMap::new();
+            let mut reported_loss = Vec::new();
             let s = &mut peer.stats;
             s.packets_received = 0;
             s.packets_lost = 0;
@@ -931,11 +935,19 @@ impl Engine {
                         bytes_in += inbound.bytes_received;
                     }
                     RTCStatsReportEntry::OutboundRtp(outbound) => {
+                        let stream = &outbound.sent_rtp_stream_stats;
+                        sent_by_ssrc.insert(
+                            stream.rtp_stream_stats.ssrc,
+                            (stream.packets_sent, outbound.retransmitted_packets_sent),
+                        );
                         s.packets_sent += outbound.sent_rtp_stream_stats.packets_sent;
                         bytes_out += outbound.sent_rtp_stream_stats.bytes_sent;
                     }
                     RTCStatsReportEntry::RemoteInboundRtp(remote) => {
-                        s.downlink_loss = s.downlink_loss.max(remote.fraction_lost);
+                        reported_loss.push((
+                            remote.received_rtp_stream_stats.rtp_stream_stats.ssrc,
+                            remote.fraction_lost,
+                        ));
                         if remote.round_trip_time > 0.0 {
                             rtt = Some(
                                 rtt.map_or(remote.round_trip_time, |r: f64| r.max(remote.round_trip_time)),
@@ -956,7 +968,28 @@ impl Engine {
                 s.received_bps = ((bytes_in.saturating_sub(peer.totals.bytes_in)) as f64 * 8.0 / secs) as u64;
                 s.sent_bps = ((bytes_out.saturating_sub(peer.totals.bytes_out)) as f64 * 8.0 / secs) as u64;
             }
-            peer.totals = Totals { bytes_in, bytes_out, at: Some(now) };
+            // Only streams that carried packets since the last look: a track the
+            // receiver no longer gets (audio only) keeps its last, stale report.
+            for (ssrc, loss) in reported_loss {
+                let before = peer.totals.sent_by_ssrc.get(&ssrc).map_or(0, |(sent, _)| *sent);
+                if sent_by_ssrc.get(&ssrc).is_some_and(|(now, _)| *now > before) {
+                    s.downlink_loss = s.downlink_loss.max(loss);
+                }
+            }
+            // Receiver reports count a packet that a retransmission repaired as
+            // received, so a lossy downlink with NACK can report no loss at all;
+            // what the relay had to send again (per stream that carried new
+            // packets) says how lossy it really is.
+            for (ssrc, (sent_now, resent_now)) in &sent_by_ssrc {
+                let (sent_before, resent_before) =
+                    peer.totals.sent_by_ssrc.get(ssrc).copied().unwrap_or((0, 0));
+                let sent = sent_now.saturating_sub(sent_before);
+                if sent >= 20 {
+                    let resent = resent_now.saturating_sub(resent_before);
+                    s.downlink_loss = s.downlink_loss.max((resent as f64 / sent as f64).min(1.0));
+                }
+            }
+            peer.totals = Totals { bytes_in, bytes_out, sent_by_ssrc, at: Some(now) };
             if peer.state == RTCPeerConnectionState::Connected && !peer.outbound.is_empty() {
                 downlinks.push((peer.room.clone(), peer.participant.clone(), s.downlink_loss as f32));
             }

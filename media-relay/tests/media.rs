@@ -264,3 +264,52 @@ async fn a_participant_whose_network_blinks_comes_back_in_the_same_room() {
     lawyer.close().await;
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_on_a_lossy_downlink_drops_to_audio_only_and_gets_video_back_when_it_clears() {
+    let relay = relay().await;
+    relay.open_room("r7").await.unwrap();
+    let proxy = support::Proxy::start(relay.udp_addr()).await;
+    let mut resident =
+        Client::join_with(&relay, "r7", "resident", both(), proxy.sending(relay.udp_addr())).await;
+    let mut lawyer = Client::join(&relay, "r7", "lawyer", both()).await;
+    resident.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "video flows", || resident.got("lawyer").video > 10).await;
+
+    // Half of what the relay sends the resident is lost: its receiver reports say so.
+    proxy.set_loss_to_client(50);
+    eventually(Duration::from_secs(15), "told it gets audio only", || {
+        resident.events().contains(&PeerEvent::AudioOnly { on: true })
+    })
+    .await;
+    assert!(
+        relay
+            .room_stats("r7")
+            .await
+            .unwrap()
+            .participants
+            .iter()
+            .any(|p| p.participant == "resident" && p.audio_only && p.downlink_loss > 0.1)
+    );
+    // Only retransmissions of video sent before the switch may still arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (video, audio) = (resident.got("lawyer").video_new, resident.got("lawyer").audio);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(resident.got("lawyer").video_new <= video + 2, "no new video while the downlink is poor");
+    assert!(resident.got("lawyer").audio > audio + 10, "audio goes on");
+    // The lawyer's good downlink keeps its video.
+    assert!(!lawyer.events().contains(&PeerEvent::AudioOnly { on: true }));
+
+    // The downlink clears: after the recovery time, video comes back.
+    proxy.set_loss_to_client(0);
+    eventually(Duration::from_secs(20), "video back", || {
+        resident.events().contains(&PeerEvent::AudioOnly { on: false })
+    })
+    .await;
+    let video = resident.got("lawyer").video_new;
+    eventually(MEDIA, "video flows again", || resident.got("lawyer").video_new > video + 10).await;
+    resident.close().await;
+    lawyer.close().await;
+    relay.shutdown().await;
+}

@@ -54,6 +54,9 @@ pub struct Got {
     pub first_video_was_keyframe: Option<bool>,
     pub first_video_after: Option<Duration>,
     pub ssrcs: BTreeSet<u32>,
+    /// Video packets newer than any before (retransmitted duplicates not counted).
+    pub video_new: u64,
+    highest_video_seq: Option<u16>,
 }
 
 #[derive(Default)]
@@ -99,6 +102,12 @@ impl PeerConnectionEventHandler for Handler {
                                 got.first_video_after = Some(started.elapsed());
                             }
                             got.video += 1;
+                            let seq = packet.header.sequence_number;
+                            if got.highest_video_seq.is_none_or(|h| seq != h && seq.wrapping_sub(h) < 0x8000)
+                            {
+                                got.highest_video_seq = Some(seq);
+                                got.video_new += 1;
+                            }
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,
@@ -433,6 +442,8 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() ->
 pub struct Proxy {
     pub addr: std::net::SocketAddr,
     blocked: Arc<AtomicBool>,
+    /// Percent of the relay's datagrams to the client that are dropped.
+    loss_to_client: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -441,15 +452,23 @@ impl Proxy {
         let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let addr = socket.local_addr().unwrap();
         let blocked = Arc::new(AtomicBool::new(false));
-        let (s, b) = (Arc::clone(&socket), Arc::clone(&blocked));
+        let loss_to_client = Arc::new(AtomicU64::new(0));
+        let (s, b, l) = (Arc::clone(&socket), Arc::clone(&blocked), Arc::clone(&loss_to_client));
         let task = tokio::spawn(async move {
             let mut client = None;
             let mut buf = vec![0u8; 65_536];
+            let mut count = 0u64;
             while let Ok((n, from)) = s.recv_from(&mut buf).await {
                 if b.load(Ordering::Relaxed) {
                     continue;
                 }
                 if from == relay {
+                    // Evenly spread loss: drop `loss` of every 100 datagrams.
+                    count += 1;
+                    let loss = l.load(Ordering::Relaxed);
+                    if loss > 0 && (count * 37) % 100 < loss {
+                        continue;
+                    }
                     if let Some(client) = client {
                         let _ = s.send_to(&buf[..n], client).await;
                     }
@@ -459,7 +478,7 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, blocked, task }
+        Proxy { addr, blocked, loss_to_client, task }
     }
 
     /// Sending options that make a client reach the relay through this hop.
@@ -475,6 +494,11 @@ impl Proxy {
 
     pub fn set_blocked(&self, blocked: bool) {
         self.blocked.store(blocked, Ordering::Relaxed);
+    }
+
+    /// Drops `percent` of what the relay sends to the client (a poor downlink).
+    pub fn set_loss_to_client(&self, percent: u64) {
+        self.loss_to_client.store(percent, Ordering::Relaxed);
     }
 }
 
