@@ -433,11 +433,6 @@ impl ControlClient {
         }
     }
 
-    /// False once the connection to the node has ended.
-    pub fn is_connected(&self) -> bool {
-        !self.closed.load(Ordering::SeqCst)
-    }
-
     async fn unit(&self, command: Command) -> Result<(), SessionError> {
         self.call(command).await.map(|_| ())
     }

@@ -64,7 +64,7 @@ const PT_VP8_RTX: u8 = 97;
 
 /// How long a participant may stay without a working media connection (never
 /// connected, or disconnected/failed) before the relay closes it.
-pub(crate) const UNHEALTHY_LIMIT: Duration = Duration::from_secs(30);
+const UNHEALTHY_LIMIT: Duration = Duration::from_secs(30);
 /// How often statistics are gathered and downlinks judged.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Datagrams read per wake before the loop turns to other work.
@@ -92,6 +92,12 @@ pub(crate) enum Command {
     AudioOnly { room: String, participant: String, on: bool, reply: Reply<()> },
     Leave { room: String, participant: String, reply: Reply<()> },
     Stats { room: String, reply: Reply<RoomStats> },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
 }
 
 type PeerId = u64;

@@ -101,12 +101,6 @@ struct Inner {
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Command")
-    }
-}
-
 impl Relay {
     /// Validates the configuration, binds the UDP port and starts the engine.
     pub async fn start(config: RelayConfig) -> Result<Self, RelayError> {
@@ -144,10 +138,6 @@ impl Relay {
     /// The UDP address media arrives on (with the real port when 0 was asked).
     pub fn udp_addr(&self) -> SocketAddr {
         self.inner.udp_addr
-    }
-
-    pub fn config(&self) -> &RelayConfig {
-        &self.inner.config
     }
 
     pub fn status(&self) -> RelayStatus {

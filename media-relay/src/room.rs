@@ -43,6 +43,24 @@ pub enum Kind {
     Video,
 }
 
+/// The names of media kinds in grants and on the wire (as serde spells them).
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Audio => "audio",
+            Kind::Video => "video",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "audio" => Some(Kind::Audio),
+            "video" => Some(Kind::Video),
+            _ => None,
+        }
+    }
+}
+
 /// The thresholds of the audio-first policy and the keyframe limiter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {

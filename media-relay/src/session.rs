@@ -104,24 +104,6 @@ pub struct RoomStats {
     pub participants: Vec<ParticipantStats>,
 }
 
-/// Serde names for media kinds, used in grants and on the wire.
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Audio => "audio",
-            Kind::Video => "video",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "audio" => Some(Kind::Audio),
-            "video" => Some(Kind::Video),
-            _ => None,
-        }
-    }
-}
-
 /// Which publish grants a token's list names; unknown names are an error.
 pub fn kinds(names: &[String]) -> Result<BTreeSet<Kind>, String> {
     names.iter().map(|n| Kind::parse(n).ok_or_else(|| format!("unknown media kind {n:?}"))).collect()
