@@ -34,6 +34,7 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub schedule: crate::schedule::ScheduleConfig,
+    pub live: crate::live::LiveConfig,
     pub relay: RelayConfig,
     pub relay_node: RelayNodeConfig,
     pub turn: crate::turn::TurnConfig,
@@ -149,6 +150,7 @@ impl Default for Config {
             log: LogConfig::default(),
             auth: AuthConfig::default(),
             schedule: Default::default(),
+            live: Default::default(),
             relay: RelayConfig::default(),
             relay_node: RelayNodeConfig::default(),
             turn: crate::turn::TurnConfig::default(),
@@ -248,6 +250,7 @@ impl Config {
         }
         self.auth.validate()?;
         self.schedule.validate().map_err(ConfigError)?;
+        self.live.validate().map_err(ConfigError)?;
         self.relay.validate().map_err(ConfigError)?;
         self.turn.validate().map_err(ConfigError)?;
         match (&self.relay_node.control_url, &self.relay_node.control_token) {

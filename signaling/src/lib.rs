@@ -19,6 +19,8 @@
 //!   once to HTTP, the OpenAPI document, and one module per resource.
 //! - [`matcher`]: which waiting resident is offered to which lawyer, as
 //!   synchronous code fed by events (rings, longest idle first, caps, timeouts).
+//! - [`live`]: the dispatcher of the live path: presence, requests, offers,
+//!   consultations and the coordinators' live view, one task feeding the matcher.
 //! - [`ws`]: the WebSocket endpoint and its typed messages (see PROTOCOL.md).
 //! - [`web`]: the three browser apps, embedded in the binary from `web/`.
 //! - [`demo`]: the demo accounts, region, terminal and duty hours of `--demo`.
@@ -37,6 +39,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod live;
 pub mod matcher;
 pub mod metrics;
 pub mod password;

@@ -94,6 +94,14 @@ pub enum Event {
         person: PersonId,
     },
     Requested(Request),
+    /// A request that was already waiting (since `since`) before this
+    /// matcher knew it: after a restart, or when its terminal comes back.
+    Restored {
+        request: Request,
+        since: Instant,
+        front: bool,
+        lawyer: Option<PersonId>,
+    },
     /// A resident whose call dropped for good: back at the front, to the same lawyer if possible.
     Requeued {
         request: Request,
@@ -120,6 +128,9 @@ pub enum Action {
         request: RequestId,
         person: PersonId,
         deadline: Instant,
+        /// Rung as the interpreter of a three-way consultation (the lawyer
+        /// is offered the same request in the action before).
+        interpreter: bool,
     },
     Withdraw {
         request: RequestId,
@@ -229,6 +240,17 @@ impl Matcher {
                     offer: None,
                 });
             }
+            Event::Restored { request, since, front, lawyer } => {
+                self.waiting.retain(|w| w.request.id != request.id);
+                self.waiting.push(Waiting {
+                    request,
+                    arrived: since,
+                    front,
+                    preferred: lawyer,
+                    declined: BTreeMap::new(),
+                    offer: None,
+                });
+            }
             Event::Requeued { request, lawyer } => {
                 self.waiting.retain(|w| w.request.id != request.id);
                 self.waiting.push(Waiting {
@@ -271,14 +293,18 @@ impl Matcher {
                 out.push(Action::Matched { request, lawyer, interpreter });
             }
             Event::Declined { request, person } => {
+                // The lawyer or the interpreter of a three-way offer may decline:
+                // the decliner is not asked again for a while; the other is freed.
                 if let Some(w) = self.waiting.iter_mut().find(|w| w.request.id == request)
-                    && let Some((lawyer, interpreter, _)) = w.offer.take_if(|(l, _, _)| *l == person)
+                    && let Some((lawyer, interpreter, _)) =
+                        w.offer.take_if(|(l, i, _)| *l == person || i.as_deref() == Some(person.as_str()))
                 {
-                    w.declined.insert(lawyer.clone(), now);
-                    self.release(&lawyer, now);
-                    if let Some(i) = interpreter {
-                        self.release(&i, now);
-                        out.push(Action::Withdraw { request: request.clone(), person: i });
+                    w.declined.insert(person.clone(), now);
+                    for id in std::iter::once(lawyer).chain(interpreter) {
+                        self.release(&id, now);
+                        if id != person {
+                            out.push(Action::Withdraw { request: request.clone(), person: id });
+                        }
                     }
                 }
             }
@@ -356,7 +382,9 @@ impl Matcher {
         }
     }
 
-    fn anyone_could_take(&self, request: &Request) -> bool {
+    /// Whether anyone the matcher knows (available, rung, busy or on a
+    /// break) could ever take `request`: false means nobody suitable is on duty.
+    pub fn anyone_could_take(&self, request: &Request) -> bool {
         let lawyer_speaks =
             self.people.values().any(|p| p.person.lawyer && p.person.languages.contains(&request.language));
         let interpreter = self
@@ -442,9 +470,14 @@ impl Matcher {
                 }
             }
             let request = self.waiting[i].request.id.clone();
-            out.push(Action::Offer { request: request.clone(), person: lawyer.clone(), deadline });
+            out.push(Action::Offer {
+                request: request.clone(),
+                person: lawyer.clone(),
+                deadline,
+                interpreter: false,
+            });
             if let Some(interpreter) = &interpreter {
-                out.push(Action::Offer { request, person: interpreter.clone(), deadline });
+                out.push(Action::Offer { request, person: interpreter.clone(), deadline, interpreter: true });
             }
             self.waiting[i].offer = Some((lawyer, interpreter, deadline));
         }
@@ -709,7 +742,7 @@ mod tests {
                         let Some((person, request)) = ringing.iter().nth(k % ringing.len().max(1)).map(|(p, r)| (p.clone(), r.clone())) else { continue };
                         // A lawyer's decline frees them without an action (an interpreter rung
                         // with them gets a Withdraw).
-                        if m.waiting.iter().any(|w| w.request.id == request && w.offer.as_ref().is_some_and(|(l, _, _)| *l == person)) {
+                        if m.waiting.iter().any(|w| w.request.id == request && w.offer.as_ref().is_some_and(|(l, i, _)| *l == person || i.as_deref() == Some(person.as_str()))) {
                             ringing.remove(&person);
                         }
                         Event::Declined { request, person }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub ws_connections: Gauge,
     pub ws_messages_received: Counter,
     pub ws_errors_sent: Counter,
+    /// From a resident's `consult.request` to the first lawyer rung for it.
+    pub live_request_to_ring: Histogram,
 }
 
 fn duration_histogram() -> Histogram {
@@ -67,6 +69,14 @@ impl Metrics {
         );
         let ws_errors_sent = Counter::default();
         registry.register("ws_errors_sent", "Typed error replies sent on WebSockets", ws_errors_sent.clone());
+        // 0.1 ms .. ~3.3 s
+        let live_request_to_ring = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register_with_unit(
+            "live_request_to_ring",
+            "Time from a resident's request to the first lawyer rung for it",
+            prometheus_client::registry::Unit::Seconds,
+            live_request_to_ring.clone(),
+        );
         registry.register(
             "build",
             "Version of this server",
@@ -80,6 +90,7 @@ impl Metrics {
             ws_connections,
             ws_messages_received,
             ws_errors_sent,
+            live_request_to_ring,
         }
     }
 

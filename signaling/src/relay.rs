@@ -144,6 +144,14 @@ impl RelayHandle {
         }
     }
 
+    /// Closes a room: everyone in it gets `rtc.closed`.
+    pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
+        match self {
+            RelayHandle::Local(relay) => relay.close_room(room).await,
+            RelayHandle::Node(node) => node.client().close_room(room).await,
+        }
+    }
+
     /// Joins with a room token that signaling has verified (`grant` is what it
     /// says); a node verifies the token again itself.
     pub async fn join(

@@ -72,6 +72,16 @@ pub async fn serve(
         config.schedule.reminder_minutes,
         std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
     ));
+    let (live, dispatcher) = crate::live::Live::start(
+        config.live.clone(),
+        store.clone(),
+        tokens.clone(),
+        relay.clone(),
+        Arc::clone(&connections),
+        Arc::clone(&scheduler),
+        Arc::clone(&metrics),
+    )
+    .await?;
     let state = AppState {
         limits: Limits::new(&config.auth),
         config: Arc::new(config),
@@ -81,6 +91,7 @@ pub async fn serve(
         tokens,
         connections,
         scheduler,
+        live,
     };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let addr = listener.local_addr()?;
@@ -88,6 +99,7 @@ pub async fn serve(
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     tracing::info!("shutting down");
     reminders.abort();
+    dispatcher.abort();
     relay.shutdown().await;
     store.close().await;
     served?;

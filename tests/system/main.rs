@@ -11,6 +11,7 @@ mod auth;
 mod authorization;
 mod cli;
 mod http_api;
+mod live;
 mod relay_node;
 mod schedule;
 mod websocket;

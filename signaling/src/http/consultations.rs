@@ -149,6 +149,8 @@ pub async fn write_record(
         ));
     }
     state.store.save_consultation_record(&id, &request.summary, &request.outcome).await?;
+    // The record is written: the lawyer's wrap-up is over.
+    state.live.send(crate::live::Command::RecordSaved { consultation: id.clone() }).await;
     state
         .audit(
             &principal.actor(),

@@ -60,6 +60,7 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub connections: Arc<Connections>,
     pub scheduler: Arc<crate::schedule::Scheduler>,
+    pub live: crate::live::Live,
 }
 
 #[derive(OpenApi)]

@@ -256,6 +256,23 @@ impl Snapshot {
         self.roster_duty(i, region, at)
     }
 
+    /// Whether `account_id` is on duty anywhere at `at` (their own hours or a roster).
+    pub fn is_on_duty(&self, account_id: &str, at: Instant) -> bool {
+        self.index.get(account_id).is_some_and(|&i| self.duty_of(i, None, at).is_some())
+    }
+
+    /// The regions whose posted teams `account_id` belongs to.
+    pub fn regions_of(&self, account_id: &str) -> std::collections::BTreeSet<String> {
+        let Some(teams) = self.index.get(account_id).and_then(|i| self.teams_of.get(i)) else {
+            return Default::default();
+        };
+        self.region_teams
+            .iter()
+            .filter(|(_, posted)| posted.iter().any(|t| teams.contains(t)))
+            .map(|(region, _)| region.clone())
+            .collect()
+    }
+
     /// Who is on duty for `region` at `at`: members of the teams posted there.
     pub fn on_duty_for_region(&self, region: &str, at: Instant) -> Vec<(&Person, DutyReason)> {
         let mut seen = Vec::new();

@@ -13,6 +13,7 @@ mod accounts;
 mod audit;
 mod auth;
 mod consultations;
+mod live;
 mod places;
 mod schedule;
 mod teams;
@@ -21,6 +22,9 @@ pub use accounts::{AccountPatch, AccountRecord, Credentials, NewAccount};
 pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
 pub use auth::{RefreshUse, SessionState, SigningKeyRow};
 pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation};
+pub use live::{
+    OfferOutcome, OfferRow, OpenConsultation, RateOutcome, RequestEnd, RequestRow, StartedConsultation,
+};
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
 pub use schedule::{
     AppointmentRecord, AppointmentScope, BookOutcome, Booking, OverrideRow, RosterRow, ScheduleRows,

@@ -15,6 +15,7 @@
 //! [`PING_INTERVAL`], and browsers answer pings by themselves.
 
 pub mod call;
+pub mod consult;
 pub mod protocol;
 pub mod registry;
 
@@ -144,8 +145,11 @@ async fn connection(
             Principal::Terminal { terminal } => terminal.id.clone(),
         };
         let mut calls = call::Calls::new(participant, state.relay.clone());
-        read(&state, &mut stream, &outbox, &mut kicked, &mut calls).await;
+        let member = consult::join(&state, &principal).await;
+        let mut connection = Connection { id: &connection_id, member: &member, calls: &mut calls };
+        read(&state, &mut stream, &outbox, &mut kicked, &mut connection).await;
         calls.leave_all().await;
+        consult::leave(&state, &member, &connection_id).await;
     } else {
         outbox.error(ErrorCode::Revoked, "credentials revoked", None);
         outbox.close(4001, "credentials revoked");
@@ -169,7 +173,7 @@ async fn read(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     outbox: &Outbox<'_>,
     kicked: &mut tokio::sync::oneshot::Receiver<&'static str>,
-    calls: &mut call::Calls,
+    connection: &mut Connection<'_>,
 ) {
     let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
     let mut strikes = 0;
@@ -213,7 +217,7 @@ async fn read(
             continue;
         }
         match frame {
-            Message::Text(text) => handle_text(state, outbox, calls, text.as_str()).await,
+            Message::Text(text) => handle_text(state, outbox, connection, text.as_str()).await,
             Message::Binary(_) => outbox.error(ErrorCode::BinaryUnsupported, "send JSON text frames", None),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => {}
@@ -224,8 +228,16 @@ async fn read(
     }
 }
 
+/// What the reader knows of its connection.
+struct Connection<'a> {
+    id: &'a str,
+    member: &'a consult::Member,
+    calls: &'a mut call::Calls,
+}
+
 /// Handles one text message.
-async fn handle_text(state: &AppState, outbox: &Outbox<'_>, calls: &mut call::Calls, text: &str) {
+async fn handle_text(state: &AppState, outbox: &Outbox<'_>, connection: &mut Connection<'_>, text: &str) {
+    let calls = &mut *connection.calls;
     let message = match protocol::parse(text) {
         Ok(message) => message,
         Err(reason) => return outbox.error(ErrorCode::Malformed, &reason, protocol::salvage_id(text)),
@@ -241,6 +253,9 @@ async fn handle_text(state: &AppState, outbox: &Outbox<'_>, calls: &mut call::Ca
         ClientMessage::RtcRestart { room } => calls.restart(&room).await,
         ClientMessage::RtcAudioOnly { room, on } => calls.audio_only(&room, on).await,
         ClientMessage::RtcLeave { room } => calls.leave(&room).await,
+        message => consult::handle(state, connection.member, connection.id, &outbox.tx, message)
+            .await
+            .map(|reply| reply.iter().for_each(|r| outbox.send(r))),
     };
     if let Err((code, message)) = result {
         outbox.error(code, &message, None);

@@ -34,6 +34,40 @@ pub enum ClientMessage {
     RtcAudioOnly { room: String, on: bool },
     #[serde(rename = "rtc.leave")]
     RtcLeave { room: String },
+    /// A lawyer or interpreter goes on duty (`available`), takes a `break`, or
+    /// goes `offline`. `available` also ends a wrap-up.
+    #[serde(rename = "presence.set")]
+    PresenceSet { state: WantedPresence },
+    /// A terminal asks for a lawyer now.
+    #[serde(rename = "consult.request")]
+    ConsultRequest { language: crate::domain::Language, topic: crate::domain::Topic },
+    /// A terminal withdraws its waiting request.
+    #[serde(rename = "consult.cancel")]
+    ConsultCancel { request: String },
+    #[serde(rename = "consult.accept")]
+    ConsultAccept { request: String },
+    #[serde(rename = "consult.decline")]
+    ConsultDecline { request: String },
+    /// Either side ends the call.
+    #[serde(rename = "consult.hangup")]
+    ConsultHangup { consultation: String },
+    /// The resident's rating, 1 to 5, after the call.
+    #[serde(rename = "consult.rate")]
+    ConsultRate { consultation: String, rating: u8 },
+    /// A coordinator asks for the live view of their regions (`live.view`).
+    #[serde(rename = "live.subscribe")]
+    LiveSubscribe {},
+    #[serde(rename = "live.unsubscribe")]
+    LiveUnsubscribe {},
+}
+
+/// What a lawyer or interpreter asks to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WantedPresence {
+    Available,
+    Break,
+    Offline,
 }
 
 /// An ICE candidate as a browser's `RTCIceCandidate.toJSON()` gives it.
@@ -86,6 +120,81 @@ pub enum ServerMessage {
     /// media stayed down too long).
     #[serde(rename = "rtc.closed")]
     RtcClosed { room: String, reason: String },
+    /// The recipient's own state as the matcher sees it: `offline`,
+    /// `available`, `ringing`, `in_consultation`, `wrap_up`, `break`. Only
+    /// `available` people who are `on_duty` (by their hours or a roster) are rung.
+    Presence {
+        state: crate::live::PresenceState,
+        on_duty: bool,
+        /// The consultation the person is in, or writing the record of.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        consultation: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wrap_up_until: Option<i64>,
+    },
+    /// A terminal's request is waiting: its place (1 = next) and an estimate.
+    /// `nobody_on_duty`: no one who could take it is on duty now (offer an
+    /// appointment); it keeps waiting until cancelled.
+    #[serde(rename = "consult.queued")]
+    ConsultQueued {
+        request: String,
+        position: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        estimated_wait_secs: Option<u64>,
+        nobody_on_duty: bool,
+    },
+    #[serde(rename = "consult.cancelled")]
+    ConsultCancelled { request: String },
+    /// A lawyer (or, in a three-way, an interpreter) is rung: accept or
+    /// decline before `expires_in_secs`.
+    #[serde(rename = "consult.offer")]
+    ConsultOffer {
+        request: String,
+        role: crate::live::Role,
+        language: String,
+        topic: crate::domain::Topic,
+        region_id: String,
+        region_name: String,
+        waited_secs: u64,
+        expires_in_secs: u64,
+        three_way: bool,
+    },
+    /// The offer is gone (taken, timed out, cancelled by the resident).
+    #[serde(rename = "consult.offer_withdrawn")]
+    ConsultOfferWithdrawn { request: String },
+    /// The consultation is on: join the room with `token` (`rtc.join`). Sent
+    /// again, with a fresh token and `resumed`, to a participant who comes back.
+    #[serde(rename = "consult.started")]
+    ConsultStarted {
+        consultation: String,
+        request: String,
+        room: String,
+        token: String,
+        role: crate::live::Role,
+        language: String,
+        topic: crate::domain::Topic,
+        peers: Vec<crate::live::Peer>,
+        resumed: bool,
+    },
+    /// Another participant's connection went (`present: false`) or came back.
+    #[serde(rename = "consult.peer")]
+    ConsultPeer { consultation: String, role: crate::live::Role, present: bool },
+    /// The call is over (`hung_up`, `resident_lost`, `lawyer_lost`). The lawyer
+    /// is in wrap-up until `wrap_up_until`; a resident whose lawyer was lost
+    /// waits again at the front of the queue (`requeued`).
+    #[serde(rename = "consult.ended")]
+    ConsultEnded {
+        consultation: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wrap_up_until: Option<i64>,
+        requeued: bool,
+    },
+    #[serde(rename = "consult.rated")]
+    ConsultRated { consultation: String, rating: u8 },
+    /// The coordinator's live view of their regions (no consultation content).
+    #[serde(rename = "live.view")]
+    LiveView(crate::live::LiveView),
     /// A message could not be handled. The connection stays open unless the
     /// code says otherwise (`rate_limited` repeated, `idle_timeout`).
     Error {
@@ -116,6 +225,15 @@ pub enum ErrorCode {
     /// The relay refused (room full, no offer to answer, a bad session
     /// description...); the message says which. Nothing changed.
     Refused,
+    /// The sender's role may not send this message.
+    Forbidden,
+    /// No such request or consultation, or not the sender's.
+    NotFound,
+    /// A value out of range (a language not offered, a rating not 1 to 5).
+    Invalid,
+    /// It clashes with what the sender already has (a request waiting, a
+    /// consultation open).
+    Conflict,
 }
 
 /// Who the server believes is on the other end.

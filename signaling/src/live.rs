@@ -1,0 +1,1667 @@
+//! The live path: residents waiting at terminals, lawyers and interpreters on
+//! duty, offers, consultations, and the coordinators watching.
+//!
+//! One task, the dispatcher, owns all of it. WebSocket connections send it
+//! [`Command`]s through [`Live`]; it feeds the [`Matcher`] and carries out
+//! what the matcher decides: it rings people, starts consultations (a relay
+//! room, room tokens for every participant), tells residents their place, and
+//! pushes everything to the connections through [`Connections`]. Because one
+//! task decides, nobody is rung for two requests or put in two consultations
+//! by a race; the database's unique indexes say the same again.
+//!
+//! Durability: a new request is written before the resident is told it waits;
+//! everything after that (offers, starts, ends) goes through one ordered
+//! writer task, so the database sees events in the order they happened. After
+//! a restart, [`Live::start`] loads waiting requests and open consultations;
+//! their people get them back when they reconnect (the grace period counts
+//! from the restart).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::tokens::{RoomGrant, TokenKind, Tokens};
+use crate::domain::{Language, Topic};
+use crate::matcher::{self, Action, Event, Matcher, MatcherConfig};
+use crate::metrics::Metrics;
+use crate::relay::RelayHandle;
+use crate::schedule::Scheduler;
+use crate::store::{
+    OfferOutcome, OfferRow, RequestEnd, RequestRow, StartedConsultation, Store, StoreError, new_id,
+};
+use crate::unix_now;
+use crate::ws::call::Failure;
+use crate::ws::protocol::{ErrorCode, ServerMessage, WantedPresence};
+use crate::ws::registry::Connections;
+
+/// The live path's rules. All seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Languages a terminal may ask in (ISO 639-1).
+    pub languages: Vec<String>,
+    /// How long one person is rung before the request moves on.
+    pub offer_timeout_secs: u64,
+    /// When the matcher widens to ring 1 (anyone with the language and
+    /// topic), ring 2 (anyone with the language) and ring 3 (any lawyer with
+    /// an interpreter), counted from the request.
+    pub ring_after_secs: [u64; 3],
+    /// Missed offers in a row that put a person on break.
+    pub max_missed: u32,
+    /// How long someone who declined a request is not offered it again.
+    pub decline_cooldown_secs: u64,
+    /// How long a consultation waits for a participant whose connection dropped.
+    pub grace_secs: u64,
+    /// How long a lawyer has after a call to write the record before being rung again.
+    pub wrap_up_secs: u64,
+    /// How long a waiting request is kept for a terminal that went away.
+    pub request_hold_secs: u64,
+    /// Consultations a person takes a day unless their account says otherwise.
+    pub default_daily_cap: u32,
+    /// How long a consultation's room tokens last.
+    pub room_token_ttl_secs: u64,
+    /// The assumed length of a consultation, for wait estimates, until some have ended.
+    pub average_consultation_secs: u64,
+    /// How often everyone's duty hours are looked at again.
+    pub duty_check_secs: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            languages: vec!["bo".into(), "zh".into()],
+            offer_timeout_secs: 20,
+            ring_after_secs: [30, 60, 90],
+            max_missed: 3,
+            decline_cooldown_secs: 60,
+            grace_secs: 60,
+            wrap_up_secs: 300,
+            request_hold_secs: 600,
+            default_daily_cap: 20,
+            room_token_ttl_secs: 4 * 3600,
+            average_consultation_secs: 900,
+            duty_check_secs: 30,
+        }
+    }
+}
+
+impl LiveConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.languages.is_empty() {
+            return Err("live.languages must name at least one language".into());
+        }
+        for code in &self.languages {
+            Language::parse(code).map_err(|e| format!("live.languages: {e}"))?;
+        }
+        if !(1..=600).contains(&self.offer_timeout_secs) {
+            return Err("live.offer_timeout_secs must be between 1 and 600".into());
+        }
+        if !self.ring_after_secs.is_sorted() {
+            return Err("live.ring_after_secs must not decrease".into());
+        }
+        if self.max_missed == 0 {
+            return Err("live.max_missed must be at least 1".into());
+        }
+        if !(1..=3600).contains(&self.grace_secs) || !(1..=3600).contains(&self.duty_check_secs) {
+            return Err("live.grace_secs and live.duty_check_secs must be between 1 and 3600".into());
+        }
+        if !(60..=86_400).contains(&self.room_token_ttl_secs) {
+            return Err("live.room_token_ttl_secs must be between 60 and 86400".into());
+        }
+        Ok(())
+    }
+
+    fn matcher(&self) -> MatcherConfig {
+        MatcherConfig {
+            offer_timeout: Duration::from_secs(self.offer_timeout_secs),
+            ring_after: self.ring_after_secs.map(Duration::from_secs),
+            max_missed: self.max_missed,
+            decline_cooldown: Duration::from_secs(self.decline_cooldown_secs),
+        }
+    }
+}
+
+/// A lawyer's or interpreter's state, as they and coordinators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceState {
+    Offline,
+    Available,
+    Ringing,
+    InConsultation,
+    WrapUp,
+    Break,
+}
+
+/// A participant's part in a consultation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Resident,
+    Lawyer,
+    Interpreter,
+}
+
+/// Another participant, as a consultation's participants see each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    pub role: Role,
+    pub name: String,
+}
+
+/// What a coordinator sees live: no consultation content, no resident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct LiveView {
+    pub at: i64,
+    /// Per region: how many wait, and the longest wait.
+    pub regions: Vec<RegionQueue>,
+    /// Waiting requests in the order they are served.
+    pub queue: Vec<QueueEntry>,
+    pub people: Vec<PersonView>,
+    pub consultations: Vec<ConsultationSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionQueue {
+    pub region_id: String,
+    pub waiting: usize,
+    pub longest_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueEntry {
+    pub request: String,
+    pub region_id: String,
+    pub terminal_id: String,
+    pub language: String,
+    pub topic: Topic,
+    pub waited_secs: u64,
+    /// 1 = next; none while its terminal is away.
+    pub position: Option<usize>,
+    /// Someone is being rung for it.
+    pub ringing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonView {
+    pub id: String,
+    pub name: String,
+    pub lawyer: bool,
+    pub interpreter: bool,
+    pub languages: Vec<String>,
+    pub state: PresenceState,
+    pub on_duty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsultationSummary {
+    pub id: String,
+    pub region_id: String,
+    pub language: String,
+    pub topic: Topic,
+    pub started_at: i64,
+    pub lawyer: String,
+    pub interpreter: Option<String>,
+    /// Participants whose connection dropped (the room waits for them).
+    pub waiting_for: Vec<Role>,
+}
+
+/// Who a connection belongs to, as the live path needs it.
+#[derive(Debug, Clone)]
+pub struct PersonInfo {
+    pub person: matcher::Person,
+    pub name: String,
+    pub on_duty: bool,
+    /// Local midnight of the person's today (daily caps count from it).
+    pub day_start: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TerminalInfo {
+    pub id: String,
+    pub name: String,
+    pub region_id: String,
+    pub region_name: String,
+}
+
+/// What connections ask of the dispatcher.
+#[derive(Debug)]
+pub enum Command {
+    PersonConnected(Box<PersonInfo>),
+    PersonDisconnected { account: String },
+    TerminalConnected(TerminalInfo),
+    TerminalDisconnected { terminal: String },
+    Presence { account: String, want: WantedPresence, reply: Reply },
+    Request { terminal: String, language: Language, topic: Topic, received: Instant, reply: Reply },
+    Cancel { terminal: String, request: String, reply: Reply },
+    Accept { account: String, request: String, reply: Reply },
+    Decline { account: String, request: String, reply: Reply },
+    Hangup { participant: String, consultation: String, reply: Reply },
+    RecordSaved { consultation: String },
+    Subscribe { connection: String, regions: Option<Vec<String>>, outbox: mpsc::Sender<Message> },
+    Unsubscribe { connection: String },
+}
+
+type Reply = oneshot::Sender<Result<(), Failure>>;
+
+/// The handle connections use. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Live {
+    tx: mpsc::Sender<Command>,
+    pub config: Arc<LiveConfig>,
+}
+
+/// Commands queued for the dispatcher before senders wait.
+const COMMAND_QUEUE: usize = 16_384;
+const TICK: Duration = Duration::from_millis(250);
+/// How often a coordinator's view is sent when nothing changed (waits grow).
+const VIEW_REFRESH: Duration = Duration::from_secs(5);
+
+fn gone() -> Failure {
+    (ErrorCode::Refused, "the live service is shutting down".into())
+}
+
+impl Live {
+    /// Loads what was waiting or open when the server stopped and starts the
+    /// dispatcher and its writer.
+    pub async fn start(
+        config: LiveConfig,
+        store: Store,
+        tokens: Tokens,
+        relay: RelayHandle,
+        connections: Arc<Connections>,
+        scheduler: Arc<Scheduler>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Live, tokio::task::JoinHandle<()>), StoreError> {
+        let now = unix_now();
+        let withdrawn = store.withdraw_pending_offers(now).await?;
+        let mut dispatcher = Dispatcher {
+            matcher: Matcher::new(config.matcher()),
+            avg_consultation_secs: config.average_consultation_secs as f64,
+            config: config.clone(),
+            store: store.clone(),
+            writes: Writer::start(store.clone()),
+            tokens,
+            relay,
+            connections,
+            scheduler,
+            metrics,
+            people: HashMap::new(),
+            terminals: HashMap::new(),
+            requests: HashMap::new(),
+            consultations: HashMap::new(),
+            offers: HashMap::new(),
+            subscribers: HashMap::new(),
+            told: HashMap::new(),
+            dirty: true,
+        };
+        let mut open = 0;
+        for c in store.open_consultations().await? {
+            if c.status != "active" {
+                // Wrap-ups do not outlive a restart; the record can still be written.
+                store.finish_wrap_up(&c.id).await?;
+                continue;
+            }
+            open += 1;
+            dispatcher.restore_consultation(c);
+        }
+        let waiting = store.waiting_requests().await?;
+        let restored = waiting.len();
+        for row in waiting {
+            dispatcher.restore_request(row);
+        }
+        tracing::info!(open, restored, withdrawn, "live path ready");
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let task = tokio::spawn(dispatcher.run(rx));
+        Ok((Live { tx, config: Arc::new(config) }, task))
+    }
+
+    pub async fn send(&self, command: Command) {
+        let _ = self.tx.send(command).await;
+    }
+
+    async fn ask(&self, make: impl FnOnce(Reply) -> Command) -> Result<(), Failure> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    pub async fn presence(&self, account: &str, want: WantedPresence) -> Result<(), Failure> {
+        self.ask(|reply| Command::Presence { account: account.into(), want, reply }).await
+    }
+
+    pub async fn request(&self, terminal: &str, language: Language, topic: Topic) -> Result<(), Failure> {
+        let received = Instant::now();
+        if !self.config.languages.iter().any(|l| l == language.as_str()) {
+            return Err((
+                ErrorCode::Invalid,
+                format!("language: one of {}", self.config.languages.join(", ")),
+            ));
+        }
+        self.ask(|reply| Command::Request { terminal: terminal.into(), language, topic, received, reply })
+            .await
+    }
+
+    pub async fn cancel(&self, terminal: &str, request: &str) -> Result<(), Failure> {
+        self.ask(|reply| Command::Cancel { terminal: terminal.into(), request: request.into(), reply }).await
+    }
+
+    pub async fn accept(&self, account: &str, request: &str) -> Result<(), Failure> {
+        self.ask(|reply| Command::Accept { account: account.into(), request: request.into(), reply }).await
+    }
+
+    pub async fn decline(&self, account: &str, request: &str) -> Result<(), Failure> {
+        self.ask(|reply| Command::Decline { account: account.into(), request: request.into(), reply }).await
+    }
+
+    pub async fn hangup(&self, participant: &str, consultation: &str) -> Result<(), Failure> {
+        self.ask(|reply| Command::Hangup {
+            participant: participant.into(),
+            consultation: consultation.into(),
+            reply,
+        })
+        .await
+    }
+}
+
+/// The local midnight of `now` in `zone` (UTC when the zone is unknown).
+pub fn local_day_start(zone: &str, now: i64) -> i64 {
+    use crate::schedule::civil::{local_day_minute, window_instants};
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let (day, _) = local_day_minute(&tz, now);
+    let mut today = Vec::new();
+    window_instants(&tz, day, 0, 1440, &mut today);
+    today.first().map(|(start, _)| *start).unwrap_or(now - now.rem_euclid(86_400))
+}
+
+// ---- the dispatcher
+
+#[derive(Debug)]
+struct PersonLive {
+    info: PersonInfo,
+    connections: u32,
+    /// When the last connection closed.
+    gone_at: Option<Instant>,
+    want: WantedPresence,
+    in_matcher: bool,
+    ringing: Option<String>,
+    consultation: Option<String>,
+    /// The consultation whose record is being written, and until when.
+    wrap_up: Option<(String, i64)>,
+}
+
+#[derive(Debug)]
+struct TerminalLive {
+    info: TerminalInfo,
+    connections: u32,
+    gone_at: Option<Instant>,
+    request: Option<String>,
+    consultation: Option<String>,
+}
+
+#[derive(Debug)]
+struct RequestLive {
+    terminal: String,
+    region: String,
+    language: Language,
+    topic: Topic,
+    created_at: i64,
+    front: bool,
+    preferred: Option<String>,
+    in_matcher: bool,
+    /// When the resident asked, until the first offer (for the latency metric).
+    received: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct ConsultLive {
+    request: String,
+    terminal: String,
+    region: String,
+    language: String,
+    topic: Topic,
+    lawyer: String,
+    interpreter: Option<String>,
+    started_at: i64,
+    /// Participants whose connection dropped, since when.
+    absent: BTreeMap<String, Instant>,
+}
+
+impl ConsultLive {
+    fn role_of(&self, participant: &str) -> Option<Role> {
+        if participant == self.terminal {
+            Some(Role::Resident)
+        } else if participant == self.lawyer {
+            Some(Role::Lawyer)
+        } else if self.interpreter.as_deref() == Some(participant) {
+            Some(Role::Interpreter)
+        } else {
+            None
+        }
+    }
+
+    fn participants(&self) -> impl Iterator<Item = (&str, Role)> {
+        [(self.terminal.as_str(), Role::Resident), (self.lawyer.as_str(), Role::Lawyer)]
+            .into_iter()
+            .chain(self.interpreter.as_deref().map(|i| (i, Role::Interpreter)))
+    }
+}
+
+#[derive(Debug, Default)]
+struct OfferLive {
+    /// (person, offer row id)
+    lawyer: Option<(String, String)>,
+    interpreter: Option<(String, String)>,
+    deadline: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    regions: Option<Vec<String>>,
+    outbox: mpsc::Sender<Message>,
+    last: Option<(Instant, LiveView)>,
+}
+
+struct Dispatcher {
+    config: LiveConfig,
+    matcher: Matcher,
+    store: Store,
+    writes: Writer,
+    tokens: Tokens,
+    relay: RelayHandle,
+    connections: Arc<Connections>,
+    scheduler: Arc<Scheduler>,
+    metrics: Arc<Metrics>,
+    people: HashMap<String, PersonLive>,
+    terminals: HashMap<String, TerminalLive>,
+    requests: HashMap<String, RequestLive>,
+    consultations: HashMap<String, ConsultLive>,
+    /// The current offer of each request being rung.
+    offers: HashMap<String, OfferLive>,
+    subscribers: HashMap<String, Subscriber>,
+    /// What each waiting terminal was last told: (position, estimate, nobody on duty).
+    told: HashMap<String, (usize, Option<u64>, bool)>,
+    /// Something a coordinator sees changed.
+    dirty: bool,
+    avg_consultation_secs: f64,
+}
+
+fn not_found(what: &str) -> Failure {
+    (ErrorCode::NotFound, format!("no such {what} of yours"))
+}
+
+impl Dispatcher {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut duty = tokio::time::interval(Duration::from_secs(self.config.duty_check_secs));
+        duty.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut positions = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let actions = self.matcher.handle(Event::Tick, now);
+                    self.apply(actions, now);
+                    self.expire(now);
+                    self.push_views(now);
+                }
+                _ = positions.tick() => self.tell_positions(),
+                _ = duty.tick() => self.check_duty().await,
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        let now = Instant::now();
+        self.dirty = true;
+        match command {
+            Command::PersonConnected(info) => self.person_connected(*info, now),
+            Command::PersonDisconnected { account } => self.person_disconnected(&account, now),
+            Command::TerminalConnected(info) => self.terminal_connected(info, now),
+            Command::TerminalDisconnected { terminal } => self.terminal_disconnected(&terminal, now),
+            Command::Presence { account, want, reply } => {
+                let _ = reply.send(self.set_presence(&account, want, now));
+            }
+            Command::Request { terminal, language, topic, received, reply } => {
+                let result = self.new_request(&terminal, language, topic, received, now).await;
+                let _ = reply.send(result);
+            }
+            Command::Cancel { terminal, request, reply } => {
+                let _ = reply.send(self.cancel(&terminal, &request, now));
+            }
+            Command::Accept { account, request, reply } => {
+                let _ = reply.send(self.accept(&account, &request, now));
+            }
+            Command::Decline { account, request, reply } => {
+                let _ = reply.send(self.decline(&account, &request, now));
+            }
+            Command::Hangup { participant, consultation, reply } => {
+                let result = match self.consultations.get(&consultation) {
+                    Some(c) if c.role_of(&participant).is_some() => {
+                        self.end_consultation(&consultation, "hung_up", false, now);
+                        Ok(())
+                    }
+                    _ => Err(not_found("consultation")),
+                };
+                let _ = reply.send(result);
+            }
+            Command::RecordSaved { consultation } => {
+                let lawyer = self
+                    .people
+                    .iter()
+                    .find(|(_, p)| p.wrap_up.as_ref().is_some_and(|(c, _)| *c == consultation))
+                    .map(|(id, _)| id.clone());
+                if let Some(lawyer) = lawyer {
+                    self.finish_wrap_up(&lawyer, now);
+                }
+            }
+            Command::Subscribe { connection, regions, outbox } => {
+                self.subscribers.insert(connection, Subscriber { regions, outbox, last: None });
+            }
+            Command::Unsubscribe { connection } => {
+                self.subscribers.remove(&connection);
+            }
+        }
+    }
+
+    // ---- people
+
+    fn person_connected(&mut self, info: PersonInfo, now: Instant) {
+        let id = info.person.id.clone();
+        let grace = Duration::from_secs(self.config.grace_secs);
+        let p = self.people.entry(id.clone()).or_insert_with(|| PersonLive {
+            info: info.clone(),
+            connections: 0,
+            gone_at: None,
+            want: WantedPresence::Offline,
+            in_matcher: false,
+            ringing: None,
+            consultation: None,
+            wrap_up: None,
+        });
+        // Keep the count of consultations already taken today when the day is the same.
+        let taken = if p.info.day_start == info.day_start {
+            p.info.person.taken_today.max(info.person.taken_today)
+        } else {
+            info.person.taken_today
+        };
+        p.info = info;
+        p.info.person.taken_today = taken;
+        p.connections += 1;
+        if p.connections == 1 {
+            // A short blip keeps what the person had chosen; a long absence does not.
+            if p.gone_at.is_some_and(|at| now.saturating_duration_since(at) > grace) {
+                p.want = WantedPresence::Offline;
+            }
+            p.gone_at = None;
+        }
+        if p.in_matcher {
+            // Languages, topics or teams may have changed.
+            let person = p.info.person.clone();
+            self.matcher.handle(Event::PersonAvailable(person), now);
+        }
+        let consultation = p.consultation.clone();
+        if let Some(c) = consultation {
+            self.returned(&c, &id);
+        }
+        self.sync_person(&id, now);
+        self.tell_presence(&id);
+        if let Some(request) = self.people.get(&id).and_then(|p| p.ringing.clone()) {
+            self.send_offer(&request, &id, now);
+        }
+    }
+
+    fn person_disconnected(&mut self, account: &str, now: Instant) {
+        let Some(p) = self.people.get_mut(account) else { return };
+        p.connections = p.connections.saturating_sub(1);
+        if p.connections > 0 {
+            return;
+        }
+        p.gone_at = Some(now);
+        let consultation = p.consultation.clone();
+        if let Some(c) = consultation {
+            self.left(&c, account, now);
+        }
+        self.sync_person(account, now);
+    }
+
+    fn set_presence(&mut self, account: &str, want: WantedPresence, now: Instant) -> Result<(), Failure> {
+        let p = self
+            .people
+            .get_mut(account)
+            .ok_or((ErrorCode::Forbidden, "not a lawyer or interpreter".into()))?;
+        p.want = want;
+        if want == WantedPresence::Available && p.wrap_up.is_some() {
+            self.finish_wrap_up(account, now);
+        }
+        self.sync_person(account, now);
+        self.tell_presence(account);
+        Ok(())
+    }
+
+    /// Brings the matcher in line with a person's state: in it while
+    /// connected, on duty and available (or busy with a consultation it
+    /// matched); out of it otherwise.
+    fn sync_person(&mut self, id: &str, now: Instant) {
+        let Some(p) = self.people.get_mut(id) else { return };
+        if p.consultation.is_some() || p.wrap_up.is_some() {
+            return; // Busy in the matcher until the wrap-up ends.
+        }
+        let eligible = p.connections > 0 && p.want == WantedPresence::Available && p.info.on_duty;
+        let actions = if eligible && !p.in_matcher {
+            p.in_matcher = true;
+            self.matcher.handle(Event::PersonAvailable(p.info.person.clone()), now)
+        } else if eligible {
+            self.matcher.handle(Event::PersonReady { person: id.into() }, now)
+        } else if p.in_matcher {
+            p.in_matcher = false;
+            self.matcher.handle(Event::PersonGone { person: id.into() }, now)
+        } else {
+            Vec::new()
+        };
+        self.apply(actions, now);
+    }
+
+    fn state_of(&self, p: &PersonLive) -> PresenceState {
+        if p.consultation.is_some() {
+            PresenceState::InConsultation
+        } else if p.wrap_up.is_some() {
+            PresenceState::WrapUp
+        } else if p.connections == 0 || p.want == WantedPresence::Offline {
+            PresenceState::Offline
+        } else if p.ringing.is_some() {
+            PresenceState::Ringing
+        } else if p.want == WantedPresence::Break {
+            PresenceState::Break
+        } else {
+            PresenceState::Available
+        }
+    }
+
+    fn tell_presence(&self, id: &str) {
+        let Some(p) = self.people.get(id) else { return };
+        let message = ServerMessage::Presence {
+            state: self.state_of(p),
+            on_duty: p.info.on_duty,
+            consultation: p.consultation.clone().or_else(|| p.wrap_up.as_ref().map(|(c, _)| c.clone())),
+            wrap_up_until: p.wrap_up.as_ref().map(|(_, until)| *until),
+        };
+        self.connections.push_to_account(id, &message);
+    }
+
+    fn finish_wrap_up(&mut self, lawyer: &str, now: Instant) {
+        let Some(p) = self.people.get_mut(lawyer) else { return };
+        let Some((consultation, _)) = p.wrap_up.take() else { return };
+        self.writes.send(Write::FinishWrapUp(consultation));
+        self.sync_person(lawyer, now);
+        self.tell_presence(lawyer);
+    }
+
+    async fn check_duty(&mut self) {
+        let snapshot = match self.scheduler.snapshot().await {
+            Ok(snapshot) => snapshot,
+            Err(error) => return tracing::warn!(%error, "cannot read duty hours"),
+        };
+        let at = unix_now();
+        let now = Instant::now();
+        let ids: Vec<String> =
+            self.people.iter().filter(|(_, p)| p.connections > 0).map(|(id, _)| id.clone()).collect();
+        for id in ids {
+            let on_duty = snapshot.is_on_duty(&id, at);
+            let regions = snapshot.regions_of(&id);
+            let Some(p) = self.people.get_mut(&id) else { continue };
+            if p.info.on_duty == on_duty && p.info.person.regions == regions {
+                continue;
+            }
+            p.info.on_duty = on_duty;
+            p.info.person.regions = regions;
+            if p.in_matcher {
+                let person = p.info.person.clone();
+                self.matcher.handle(Event::PersonAvailable(person), now);
+            }
+            self.sync_person(&id, now);
+            self.tell_presence(&id);
+            self.dirty = true;
+        }
+    }
+
+    // ---- terminals and requests
+
+    fn terminal_connected(&mut self, info: TerminalInfo, now: Instant) {
+        let id = info.id.clone();
+        let t = self.terminals.entry(id.clone()).or_insert_with(|| TerminalLive {
+            info: info.clone(),
+            connections: 0,
+            gone_at: None,
+            request: None,
+            consultation: None,
+        });
+        t.info = info;
+        t.connections += 1;
+        t.gone_at = None;
+        if t.connections > 1 {
+            // Another screen of the same kiosk: tell it where things stand.
+            let (request, consultation) = (t.request.clone(), t.consultation.clone());
+            if let Some(c) = consultation {
+                self.send_started(&c, &id, true);
+            }
+            if let Some(r) = request {
+                self.told.remove(&r);
+                self.tell_position(&r);
+            }
+            return;
+        }
+        let (request, consultation) = (t.request.clone(), t.consultation.clone());
+        if let Some(c) = consultation {
+            self.returned(&c, &id);
+        }
+        if let Some(r) = request {
+            self.enter_matcher(&r, now);
+            self.told.remove(&r);
+            self.tell_position(&r);
+        }
+    }
+
+    fn terminal_disconnected(&mut self, terminal: &str, now: Instant) {
+        let Some(t) = self.terminals.get_mut(terminal) else { return };
+        t.connections = t.connections.saturating_sub(1);
+        if t.connections > 0 {
+            return;
+        }
+        t.gone_at = Some(now);
+        let (request, consultation) = (t.request.clone(), t.consultation.clone());
+        if let Some(c) = consultation {
+            self.left(&c, terminal, now);
+        }
+        // Nobody is rung for a resident who is not there; the request waits
+        // for the terminal to come back (`request_hold_secs`).
+        if let Some(r) = request
+            && let Some(req) = self.requests.get_mut(&r)
+            && req.in_matcher
+        {
+            req.in_matcher = false;
+            let actions = self.matcher.handle(Event::Cancelled { request: r }, now);
+            self.apply(actions, now);
+        }
+    }
+
+    fn matcher_request(&self, id: &str) -> Option<matcher::Request> {
+        let r = self.requests.get(id)?;
+        Some(matcher::Request {
+            id: id.into(),
+            region: r.region.clone(),
+            language: r.language.clone(),
+            topic: r.topic,
+        })
+    }
+
+    /// Puts a request its terminal is present for into the matcher, keeping its age.
+    fn enter_matcher(&mut self, id: &str, now: Instant) {
+        let Some(request) = self.matcher_request(id) else { return };
+        let Some(r) = self.requests.get_mut(id) else { return };
+        if r.in_matcher {
+            return;
+        }
+        r.in_matcher = true;
+        let waited = Duration::from_secs(unix_now().saturating_sub(r.created_at).max(0) as u64);
+        let since = now.checked_sub(waited).unwrap_or(now);
+        let event = Event::Restored { request, since, front: r.front, lawyer: r.preferred.clone() };
+        let actions = self.matcher.handle(event, now);
+        self.apply(actions, now);
+    }
+
+    async fn new_request(
+        &mut self,
+        terminal: &str,
+        language: Language,
+        topic: Topic,
+        received: Instant,
+        now: Instant,
+    ) -> Result<(), Failure> {
+        let t = self.terminals.get(terminal).ok_or_else(|| not_found("terminal"))?;
+        if t.consultation.is_some() {
+            return Err((ErrorCode::Conflict, "a consultation is open at this terminal".into()));
+        }
+        if t.request.is_some() {
+            return Err((ErrorCode::Conflict, "this terminal already waits; cancel first".into()));
+        }
+        let row = RequestRow {
+            id: new_id(),
+            terminal_id: terminal.into(),
+            region_id: t.info.region_id.clone(),
+            language: language.as_str().into(),
+            topic: topic.code().into(),
+            front: false,
+            preferred_lawyer_id: None,
+            created_at: unix_now(),
+        };
+        // Written before the resident is told it waits: a restart cannot forget it.
+        self.store.create_request(&row).await.map_err(|e| match e {
+            StoreError::Conflict(_) => (ErrorCode::Conflict, "this terminal already waits".into()),
+            e => {
+                tracing::error!(error = %e, "cannot record a request");
+                (ErrorCode::Refused, "the request could not be recorded; try again".into())
+            }
+        })?;
+        self.add_request(row, language, topic, Some(received), now);
+        Ok(())
+    }
+
+    fn add_request(
+        &mut self,
+        row: RequestRow,
+        language: Language,
+        topic: Topic,
+        received: Option<Instant>,
+        now: Instant,
+    ) {
+        let id = row.id.clone();
+        let present = self.terminals.get(&row.terminal_id).is_some_and(|t| t.connections > 0);
+        if let Some(t) = self.terminals.get_mut(&row.terminal_id) {
+            t.request = Some(id.clone());
+        }
+        self.requests.insert(
+            id.clone(),
+            RequestLive {
+                terminal: row.terminal_id,
+                region: row.region_id,
+                language,
+                topic,
+                created_at: row.created_at,
+                front: row.front,
+                preferred: row.preferred_lawyer_id,
+                in_matcher: false,
+                received,
+            },
+        );
+        if present {
+            self.enter_matcher(&id, now);
+            self.tell_position(&id);
+        }
+    }
+
+    fn restore_request(&mut self, row: RequestRow) {
+        let (Ok(language), Some(topic)) = (Language::parse(&row.language), Topic::from_code(&row.topic))
+        else {
+            return;
+        };
+        self.terminals.entry(row.terminal_id.clone()).or_insert_with(|| TerminalLive {
+            info: TerminalInfo {
+                id: row.terminal_id.clone(),
+                name: String::new(),
+                region_id: row.region_id.clone(),
+                region_name: String::new(),
+            },
+            connections: 0,
+            gone_at: Some(Instant::now()),
+            request: None,
+            consultation: None,
+        });
+        self.add_request(row, language, topic, None, Instant::now());
+    }
+
+    fn cancel(&mut self, terminal: &str, request: &str, now: Instant) -> Result<(), Failure> {
+        let theirs = self.requests.get(request).is_some_and(|r| r.terminal == terminal);
+        if !theirs {
+            return Err(not_found("request"));
+        }
+        self.close_request(request, RequestEnd::Cancelled, now);
+        self.connections
+            .push_to_terminal(terminal, &ServerMessage::ConsultCancelled { request: request.into() });
+        Ok(())
+    }
+
+    fn close_request(&mut self, request: &str, end: RequestEnd, now: Instant) {
+        let Some(r) = self.requests.remove(request) else { return };
+        if let Some(t) = self.terminals.get_mut(&r.terminal) {
+            t.request = None;
+        }
+        self.told.remove(request);
+        self.writes.send(Write::CloseRequest(request.into(), end));
+        if r.in_matcher {
+            let actions = self.matcher.handle(Event::Cancelled { request: request.into() }, now);
+            self.apply(actions, now);
+        }
+    }
+
+    /// Tells a waiting terminal its place and estimated wait, when it changed.
+    fn tell_position(&mut self, request: &str) {
+        let Some(r) = self.requests.get(request) else { return };
+        if !r.in_matcher {
+            return;
+        }
+        let Some(position) = self.matcher.position(request) else { return };
+        let Some(m) = self.matcher_request(request) else { return };
+        let nobody = !self.matcher.anyone_could_take(&m);
+        let estimate = self.estimate(&r.language, position, nobody);
+        let told = (position, estimate, nobody);
+        if self.told.get(request) == Some(&told) {
+            return;
+        }
+        self.told.insert(request.into(), told);
+        let message = ServerMessage::ConsultQueued {
+            request: request.into(),
+            position,
+            estimated_wait_secs: estimate,
+            nobody_on_duty: nobody,
+        };
+        self.connections.push_to_terminal(&r.terminal, &message);
+    }
+
+    fn tell_positions(&mut self) {
+        let queue: Vec<String> = self.matcher.queue().into_iter().cloned().collect();
+        for request in queue {
+            self.tell_position(&request);
+        }
+    }
+
+    /// Seconds until `position` is served: the ones ahead share the people
+    /// who speak the language, each taking an average consultation.
+    fn estimate(&self, language: &Language, position: usize, nobody: bool) -> Option<u64> {
+        if nobody {
+            return None;
+        }
+        let serving = self
+            .people
+            .values()
+            .filter(|p| p.in_matcher || p.consultation.is_some())
+            .filter(|p| p.info.person.languages.contains(language))
+            .count()
+            .max(1);
+        let rounds = (position - 1) / serving;
+        let first = self.config.offer_timeout_secs / 2;
+        Some(first + (rounds as f64 * self.avg_consultation_secs) as u64)
+    }
+
+    // ---- offers
+
+    fn apply(&mut self, actions: Vec<Action>, now: Instant) {
+        // Offers are sent once every action is recorded: a three-way offer's
+        // lawyer must learn of the interpreter rung with them.
+        let mut rung = Vec::new();
+        for action in actions {
+            self.dirty = true;
+            match action {
+                Action::Offer { request, person, deadline, interpreter } => {
+                    let offer_id = new_id();
+                    let at = unix_now();
+                    let row = OfferRow {
+                        id: offer_id.clone(),
+                        request_id: request.clone(),
+                        account_id: person.clone(),
+                        role: if interpreter { "interpreter" } else { "lawyer" },
+                        offered_at: at,
+                        deadline: at + self.config.offer_timeout_secs as i64,
+                    };
+                    self.writes.send(Write::Offer(row));
+                    let offer = self.offers.entry(request.clone()).or_default();
+                    if interpreter {
+                        offer.interpreter = Some((person.clone(), offer_id));
+                    } else {
+                        *offer = OfferLive {
+                            lawyer: Some((person.clone(), offer_id)),
+                            interpreter: None,
+                            deadline: None,
+                        };
+                    }
+                    offer.deadline = Some(deadline);
+                    if let Some(p) = self.people.get_mut(&person) {
+                        p.ringing = Some(request.clone());
+                    }
+                    rung.push((request.clone(), person));
+                    if let Some(received) = self.requests.get_mut(&request).and_then(|r| r.received.take()) {
+                        self.metrics.live_request_to_ring.observe(received.elapsed().as_secs_f64());
+                    }
+                }
+                Action::Withdraw { request, person } => {
+                    let timed_out =
+                        self.offers.get(&request).and_then(|o| o.deadline).is_some_and(|d| d <= now);
+                    self.end_offer(
+                        &request,
+                        &person,
+                        if timed_out { OfferOutcome::TimedOut } else { OfferOutcome::Withdrawn },
+                    );
+                    self.connections
+                        .push_to_account(&person, &ServerMessage::ConsultOfferWithdrawn { request });
+                    self.tell_presence(&person);
+                }
+                Action::Matched { request, lawyer, interpreter } => {
+                    self.start_consultation(&request, &lawyer, interpreter.as_deref(), now);
+                }
+                Action::NobodyOnDuty { request } => {
+                    tracing::info!(%request, "nobody on duty could take a request");
+                }
+                Action::OnBreak { person } => {
+                    if let Some(p) = self.people.get_mut(&person) {
+                        p.want = WantedPresence::Break;
+                    }
+                    self.sync_person(&person, now);
+                    self.tell_presence(&person);
+                }
+            }
+        }
+        for (request, person) in rung {
+            if self.is_offered(&request, &person).is_some() {
+                self.send_offer(&request, &person, now);
+                self.tell_presence(&person);
+            }
+        }
+    }
+
+    /// Records how one person's offer ended and frees them.
+    fn end_offer(&mut self, request: &str, person: &str, outcome: OfferOutcome) {
+        if let Some(offer) = self.offers.get_mut(request) {
+            for slot in [&mut offer.lawyer, &mut offer.interpreter] {
+                if let Some((p, id)) = slot.take_if(|(p, _)| p == person) {
+                    let _ = p;
+                    self.writes.send(Write::DecideOffer(id, outcome));
+                }
+            }
+            if offer.lawyer.is_none() && offer.interpreter.is_none() {
+                self.offers.remove(request);
+            }
+        }
+        if let Some(p) = self.people.get_mut(person)
+            && p.ringing.as_deref() == Some(request)
+        {
+            p.ringing = None;
+        }
+    }
+
+    fn send_offer(&self, request: &str, person: &str, now: Instant) {
+        let (Some(r), Some(offer)) = (self.requests.get(request), self.offers.get(request)) else { return };
+        let as_interpreter = offer.interpreter.as_ref().is_some_and(|(p, _)| p == person);
+        let region_name =
+            self.terminals.get(&r.terminal).map(|t| t.info.region_name.clone()).unwrap_or_default();
+        let message = ServerMessage::ConsultOffer {
+            request: request.into(),
+            role: if as_interpreter { Role::Interpreter } else { Role::Lawyer },
+            language: r.language.as_str().into(),
+            topic: r.topic,
+            region_id: r.region.clone(),
+            region_name,
+            waited_secs: unix_now().saturating_sub(r.created_at).max(0) as u64,
+            expires_in_secs: offer.deadline.map(|d| d.saturating_duration_since(now).as_secs()).unwrap_or(0),
+            three_way: offer.interpreter.is_some(),
+        };
+        self.connections.push_to_account(person, &message);
+    }
+
+    fn is_offered(&self, request: &str, person: &str) -> Option<Role> {
+        let offer = self.offers.get(request)?;
+        if offer.lawyer.as_ref().is_some_and(|(p, _)| p == person) {
+            Some(Role::Lawyer)
+        } else if offer.interpreter.as_ref().is_some_and(|(p, _)| p == person) {
+            Some(Role::Interpreter)
+        } else {
+            None
+        }
+    }
+
+    fn accept(&mut self, account: &str, request: &str, now: Instant) -> Result<(), Failure> {
+        match self.is_offered(request, account) {
+            None => Err((ErrorCode::NotFound, "no such offer to you (taken, withdrawn or timed out)".into())),
+            // The interpreter joins when the lawyer accepts.
+            Some(Role::Interpreter) => Ok(()),
+            Some(_) => {
+                let actions = self
+                    .matcher
+                    .handle(Event::Accepted { request: request.into(), person: account.into() }, now);
+                self.apply(actions, now);
+                Ok(())
+            }
+        }
+    }
+
+    fn decline(&mut self, account: &str, request: &str, now: Instant) -> Result<(), Failure> {
+        if self.is_offered(request, account).is_none() {
+            return Err((ErrorCode::NotFound, "no such offer to you (taken, withdrawn or timed out)".into()));
+        }
+        self.end_offer(request, account, OfferOutcome::Declined);
+        let actions =
+            self.matcher.handle(Event::Declined { request: request.into(), person: account.into() }, now);
+        self.tell_presence(account);
+        self.apply(actions, now);
+        Ok(())
+    }
+
+    // ---- consultations
+
+    fn start_consultation(&mut self, request: &str, lawyer: &str, interpreter: Option<&str>, now: Instant) {
+        let Some(r) = self.requests.remove(request) else { return };
+        self.told.remove(request);
+        for person in std::iter::once(lawyer).chain(interpreter) {
+            self.end_offer(request, person, OfferOutcome::Accepted);
+        }
+        self.offers.remove(request);
+        let id = new_id();
+        let started_at = unix_now();
+        self.writes.send(Write::Start(StartedConsultation {
+            id: id.clone(),
+            request_id: request.into(),
+            terminal_id: r.terminal.clone(),
+            region_id: r.region.clone(),
+            lawyer_id: lawyer.into(),
+            interpreter_id: interpreter.map(str::to_owned),
+            topic: r.topic,
+            language: r.language.as_str().into(),
+            started_at,
+        }));
+        for person in std::iter::once(lawyer).chain(interpreter) {
+            if let Some(p) = self.people.get_mut(person) {
+                p.consultation = Some(id.clone());
+                p.info.person.taken_today += 1;
+            }
+        }
+        if let Some(t) = self.terminals.get_mut(&r.terminal) {
+            t.request = None;
+            t.consultation = Some(id.clone());
+        }
+        let relay = self.relay.clone();
+        let room = id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = relay.open_room(&room).await {
+                tracing::warn!(%error, %room, "cannot open the room now; it opens when the first participant joins");
+            }
+        });
+        let c = ConsultLive {
+            request: request.into(),
+            terminal: r.terminal.clone(),
+            region: r.region,
+            language: r.language.as_str().into(),
+            topic: r.topic,
+            lawyer: lawyer.into(),
+            interpreter: interpreter.map(str::to_owned),
+            started_at,
+            absent: BTreeMap::new(),
+        };
+        let participants: Vec<String> = c.participants().map(|(p, _)| p.to_owned()).collect();
+        self.consultations.insert(id.clone(), c);
+        tracing::info!(consultation = %id, %request, three_way = interpreter.is_some(), "consultation started");
+        for participant in participants {
+            self.send_started(&id, &participant, false);
+            self.tell_presence(&participant);
+        }
+        let _ = now;
+    }
+
+    fn name_of(&self, participant: &str, role: Role) -> String {
+        match role {
+            Role::Resident => {
+                self.terminals.get(participant).map(|t| t.info.name.clone()).unwrap_or_default()
+            }
+            _ => self.people.get(participant).map(|p| p.info.name.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Sends a participant what it needs to join the consultation's room.
+    fn send_started(&self, consultation: &str, participant: &str, resumed: bool) {
+        let Some(c) = self.consultations.get(consultation) else { return };
+        let Some(role) = c.role_of(participant) else { return };
+        let grant = RoomGrant { room: consultation.into(), publish: vec!["audio".into(), "video".into()] };
+        let ttl = Duration::from_secs(self.config.room_token_ttl_secs);
+        let (token, _) = self.tokens.issue(TokenKind::Room, participant, consultation, ttl, Some(grant));
+        let peers = c
+            .participants()
+            .filter(|(p, _)| *p != participant)
+            .map(|(p, role)| Peer { role, name: self.name_of(p, role) })
+            .collect();
+        let message = ServerMessage::ConsultStarted {
+            consultation: consultation.into(),
+            request: c.request.clone(),
+            room: consultation.into(),
+            token,
+            role,
+            language: c.language.clone(),
+            topic: c.topic,
+            peers,
+            resumed,
+        };
+        self.push(participant, role, &message);
+    }
+
+    fn push(&self, participant: &str, role: Role, message: &ServerMessage) {
+        match role {
+            Role::Resident => self.connections.push_to_terminal(participant, message),
+            _ => self.connections.push_to_account(participant, message),
+        };
+    }
+
+    /// A participant's connection went: the room waits for it (`grace_secs`).
+    fn left(&mut self, consultation: &str, participant: &str, now: Instant) {
+        let Some(c) = self.consultations.get_mut(consultation) else { return };
+        let Some(role) = c.role_of(participant) else { return };
+        c.absent.insert(participant.into(), now);
+        let others: Vec<(String, Role)> =
+            c.participants().filter(|(p, _)| *p != participant).map(|(p, r)| (p.to_owned(), r)).collect();
+        let message = ServerMessage::ConsultPeer { consultation: consultation.into(), role, present: false };
+        for (p, r) in others {
+            self.push(&p, r, &message);
+        }
+    }
+
+    /// A participant is back within the grace period: the same room, a fresh token.
+    fn returned(&mut self, consultation: &str, participant: &str) {
+        let Some(c) = self.consultations.get_mut(consultation) else { return };
+        let Some(role) = c.role_of(participant) else { return };
+        c.absent.remove(participant);
+        let others: Vec<(String, Role)> =
+            c.participants().filter(|(p, _)| *p != participant).map(|(p, r)| (p.to_owned(), r)).collect();
+        let message = ServerMessage::ConsultPeer { consultation: consultation.into(), role, present: true };
+        for (p, r) in others {
+            self.push(&p, r, &message);
+        }
+        self.send_started(consultation, participant, true);
+    }
+
+    /// Ends the call. `requeue`: the resident waits again, at the front, for
+    /// the same lawyer first.
+    fn end_consultation(&mut self, id: &str, reason: &str, requeue: bool, now: Instant) {
+        let Some(c) = self.consultations.remove(id) else { return };
+        self.writes.send(Write::End(id.into(), reason.into()));
+        let relay = self.relay.clone();
+        let room = id.to_owned();
+        tokio::spawn(async move {
+            let _ = relay.close_room(&room).await;
+        });
+        let ended_at = unix_now();
+        let lasted = (ended_at - c.started_at).max(0) as f64;
+        self.avg_consultation_secs = 0.9 * self.avg_consultation_secs + 0.1 * lasted.max(60.0);
+        let wrap_up_until = ended_at + self.config.wrap_up_secs as i64;
+        if let Some(p) = self.people.get_mut(&c.lawyer) {
+            p.consultation = None;
+            p.wrap_up = Some((id.into(), wrap_up_until));
+        }
+        if let Some(i) = &c.interpreter
+            && let Some(p) = self.people.get_mut(i)
+        {
+            p.consultation = None;
+        }
+        if let Some(t) = self.terminals.get_mut(&c.terminal) {
+            t.consultation = None;
+        }
+        tracing::info!(consultation = %id, reason, requeue, "consultation ended");
+        for (participant, role) in c.participants() {
+            let message = ServerMessage::ConsultEnded {
+                consultation: id.into(),
+                reason: reason.into(),
+                wrap_up_until: (role == Role::Lawyer).then_some(wrap_up_until),
+                requeued: requeue,
+            };
+            self.push(participant, role, &message);
+        }
+        self.tell_presence(&c.lawyer);
+        if let Some(i) = &c.interpreter {
+            self.sync_person(i, now);
+            self.tell_presence(i);
+        }
+        if requeue {
+            let row = RequestRow {
+                id: new_id(),
+                terminal_id: c.terminal.clone(),
+                region_id: c.region.clone(),
+                language: c.language.clone(),
+                topic: c.topic.code().into(),
+                front: true,
+                preferred_lawyer_id: Some(c.lawyer.clone()),
+                created_at: ended_at,
+            };
+            self.writes.send(Write::Request(row.clone()));
+            if let Ok(language) = Language::parse(&c.language) {
+                self.add_request(row, language, c.topic, None, now);
+            }
+        }
+    }
+
+    fn restore_consultation(&mut self, c: crate::store::OpenConsultation) {
+        let (Some(topic), Some(request)) = (Topic::from_code(&c.topic), c.request_id.clone()) else {
+            // A consultation recorded outside the live path: nothing to resume.
+            self.writes.send(Write::End(c.id.clone(), "server_restart".into()));
+            return;
+        };
+        let now = Instant::now();
+        let live = ConsultLive {
+            request,
+            terminal: c.terminal_id.clone(),
+            region: c.region_id.clone(),
+            language: c.language.clone(),
+            topic,
+            lawyer: c.lawyer_id.clone(),
+            interpreter: c.interpreter_id.clone(),
+            started_at: c.started_at,
+            absent: BTreeMap::new(),
+        };
+        let mut live = live;
+        let participants: Vec<(String, Role)> = live.participants().map(|(p, r)| (p.to_owned(), r)).collect();
+        for (participant, role) in &participants {
+            live.absent.insert(participant.clone(), now);
+            match role {
+                Role::Resident => {
+                    self.terminals.entry(participant.clone()).or_insert_with(|| TerminalLive {
+                        info: TerminalInfo {
+                            id: participant.clone(),
+                            name: String::new(),
+                            region_id: c.region_id.clone(),
+                            region_name: String::new(),
+                        },
+                        connections: 0,
+                        gone_at: Some(now),
+                        request: None,
+                        consultation: Some(c.id.clone()),
+                    });
+                }
+                _ => {
+                    self.people.insert(
+                        participant.clone(),
+                        PersonLive {
+                            info: PersonInfo {
+                                person: matcher::Person {
+                                    id: participant.clone(),
+                                    lawyer: *role == Role::Lawyer,
+                                    interpreter: *role == Role::Interpreter,
+                                    languages: BTreeSet::new(),
+                                    topics: BTreeSet::new(),
+                                    regions: BTreeSet::new(),
+                                    daily_cap: 0,
+                                    taken_today: 0,
+                                },
+                                name: String::new(),
+                                on_duty: false,
+                                day_start: 0,
+                            },
+                            connections: 0,
+                            gone_at: Some(now),
+                            want: WantedPresence::Offline,
+                            in_matcher: false,
+                            ringing: None,
+                            consultation: Some(c.id.clone()),
+                            wrap_up: None,
+                        },
+                    );
+                }
+            }
+        }
+        self.consultations.insert(c.id, live);
+    }
+
+    // ---- time
+
+    fn expire(&mut self, now: Instant) {
+        let grace = Duration::from_secs(self.config.grace_secs);
+        let lost: Vec<(String, &'static str)> = self
+            .consultations
+            .iter()
+            .filter_map(|(id, c)| {
+                let gone =
+                    |p: &str| c.absent.get(p).is_some_and(|at| now.saturating_duration_since(*at) >= grace);
+                if gone(&c.terminal) {
+                    Some((id.clone(), "resident_lost"))
+                } else if gone(&c.lawyer) {
+                    Some((id.clone(), "lawyer_lost"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, reason) in lost {
+            self.end_consultation(&id, reason, true, now);
+        }
+        let at = unix_now();
+        let wrapped: Vec<String> = self
+            .people
+            .iter()
+            .filter(|(_, p)| p.wrap_up.as_ref().is_some_and(|(_, until)| *until <= at))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in wrapped {
+            self.finish_wrap_up(&id, now);
+        }
+        let hold = Duration::from_secs(self.config.request_hold_secs);
+        let abandoned: Vec<String> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| !r.in_matcher)
+            .filter(|(_, r)| {
+                self.terminals
+                    .get(&r.terminal)
+                    .and_then(|t| t.gone_at)
+                    .is_some_and(|at| now.saturating_duration_since(at) >= hold)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in abandoned {
+            tracing::info!(request = %id, "request abandoned: its terminal stayed away");
+            self.close_request(&id, RequestEnd::Abandoned, now);
+        }
+        // Forget people long gone with nothing open.
+        self.people.retain(|_, p| {
+            p.connections > 0
+                || p.consultation.is_some()
+                || p.wrap_up.is_some()
+                || p.gone_at.is_none_or(|at| now.saturating_duration_since(at) < grace)
+        });
+        self.terminals.retain(|_, t| {
+            t.connections > 0
+                || t.request.is_some()
+                || t.consultation.is_some()
+                || t.gone_at.is_none_or(|at| now.saturating_duration_since(at) < grace)
+        });
+    }
+
+    // ---- coordinators
+
+    fn view(&self) -> LiveView {
+        let at = unix_now();
+        let positions: HashMap<&String, usize> =
+            self.matcher.queue().into_iter().enumerate().map(|(i, r)| (r, i + 1)).collect();
+        let mut queue: Vec<QueueEntry> = self
+            .requests
+            .iter()
+            .map(|(id, r)| QueueEntry {
+                request: id.clone(),
+                region_id: r.region.clone(),
+                terminal_id: r.terminal.clone(),
+                language: r.language.as_str().into(),
+                topic: r.topic,
+                waited_secs: at.saturating_sub(r.created_at).max(0) as u64,
+                position: positions.get(id).copied(),
+                ringing: self.offers.contains_key(id),
+            })
+            .collect();
+        queue.sort_by_key(|q| (q.position.is_none(), q.position, std::cmp::Reverse(q.waited_secs)));
+        let mut regions: BTreeMap<&str, RegionQueue> = BTreeMap::new();
+        for q in &queue {
+            let e = regions.entry(&q.region_id).or_insert_with(|| RegionQueue {
+                region_id: q.region_id.clone(),
+                waiting: 0,
+                longest_wait_secs: 0,
+            });
+            e.waiting += 1;
+            e.longest_wait_secs = e.longest_wait_secs.max(q.waited_secs);
+        }
+        let mut people: Vec<PersonView> = self
+            .people
+            .values()
+            .map(|p| PersonView {
+                id: p.info.person.id.clone(),
+                name: p.info.name.clone(),
+                lawyer: p.info.person.lawyer,
+                interpreter: p.info.person.interpreter,
+                languages: p.info.person.languages.iter().map(|l| l.as_str().to_owned()).collect(),
+                state: self.state_of(p),
+                on_duty: p.info.on_duty,
+            })
+            .collect();
+        people.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        let mut consultations: Vec<ConsultationSummary> = self
+            .consultations
+            .iter()
+            .map(|(id, c)| ConsultationSummary {
+                id: id.clone(),
+                region_id: c.region.clone(),
+                language: c.language.clone(),
+                topic: c.topic,
+                started_at: c.started_at,
+                lawyer: self.name_of(&c.lawyer, Role::Lawyer),
+                interpreter: c.interpreter.as_ref().map(|i| self.name_of(i, Role::Interpreter)),
+                waiting_for: c.absent.keys().filter_map(|p| c.role_of(p)).collect(),
+            })
+            .collect();
+        consultations.sort_by_key(|c| c.started_at);
+        LiveView { at, regions: regions.into_values().collect(), queue, people, consultations }
+    }
+
+    /// The part of `view` a coordinator of `regions` may see: their regions'
+    /// queue and consultations, and the people of their regions' teams or
+    /// working on their regions' requests.
+    fn scoped(&self, view: &LiveView, regions: &[String]) -> LiveView {
+        let mine = |r: &String| regions.contains(r);
+        let mut involved: BTreeSet<&str> = BTreeSet::new();
+        for c in self.consultations.values().filter(|c| mine(&c.region)) {
+            involved.insert(&c.lawyer);
+            involved.extend(c.interpreter.as_deref());
+        }
+        for (request, offer) in &self.offers {
+            if self.requests.get(request).is_some_and(|r| mine(&r.region)) {
+                involved.extend(offer.lawyer.iter().chain(&offer.interpreter).map(|(p, _)| p.as_str()));
+            }
+        }
+        LiveView {
+            at: view.at,
+            regions: view.regions.iter().filter(|r| mine(&r.region_id)).cloned().collect(),
+            queue: view.queue.iter().filter(|q| mine(&q.region_id)).cloned().collect(),
+            people: view
+                .people
+                .iter()
+                .filter(|p| {
+                    involved.contains(p.id.as_str())
+                        || self.people.get(&p.id).is_some_and(|l| l.info.person.regions.iter().any(mine))
+                })
+                .cloned()
+                .collect(),
+            consultations: view.consultations.iter().filter(|c| mine(&c.region_id)).cloned().collect(),
+        }
+    }
+
+    fn push_views(&mut self, now: Instant) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let refresh = self
+            .subscribers
+            .values()
+            .any(|s| s.last.as_ref().is_none_or(|(at, _)| now.duration_since(*at) >= VIEW_REFRESH));
+        if !self.dirty && !refresh {
+            return;
+        }
+        self.dirty = false;
+        let full = self.view();
+        let scoped: Vec<(String, LiveView)> = self
+            .subscribers
+            .iter()
+            .map(|(connection, s)| {
+                let view = match &s.regions {
+                    None => full.clone(),
+                    Some(regions) => self.scoped(&full, regions),
+                };
+                (connection.clone(), view)
+            })
+            .collect();
+        self.subscribers.retain(|connection, s| {
+            let Some((_, view)) = scoped.iter().find(|(c, _)| c == connection) else { return true };
+            let unchanged = s.last.as_ref().is_some_and(|(at, last)| {
+                now.duration_since(*at) < VIEW_REFRESH && LiveView { at: last.at, ..view.clone() } == *last
+            });
+            if unchanged {
+                return true;
+            }
+            let Ok(text) = serde_json::to_string(&ServerMessage::LiveView(view.clone())) else { return true };
+            s.last = Some((now, view.clone()));
+            // A coordinator that does not read is dropped from the view (its
+            // connection is being closed for the same reason).
+            !matches!(
+                s.outbox.try_send(Message::Text(Utf8Bytes::from(text))),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
+        });
+    }
+}
+
+// ---- the ordered writer
+
+#[derive(Debug)]
+enum Write {
+    Request(RequestRow),
+    CloseRequest(String, RequestEnd),
+    Offer(OfferRow),
+    DecideOffer(String, OfferOutcome),
+    Start(StartedConsultation),
+    End(String, String),
+    FinishWrapUp(String),
+}
+
+/// Applies the dispatcher's writes in order, on its own task, so the
+/// dispatcher never waits on the database for them.
+#[derive(Debug)]
+struct Writer {
+    tx: mpsc::UnboundedSender<(Write, i64)>,
+}
+
+impl Writer {
+    fn start(store: Store) -> Writer {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Write, i64)>();
+        tokio::spawn(async move {
+            while let Some((write, at)) = rx.recv().await {
+                let result = match &write {
+                    Write::Request(row) => store.create_request(row).await,
+                    Write::CloseRequest(id, end) => store.close_request(id, *end, at).await.map(|_| ()),
+                    Write::Offer(row) => store.create_offer(row).await,
+                    Write::DecideOffer(id, outcome) => store.decide_offer(id, *outcome, at).await,
+                    Write::Start(c) => store.start_consultation(c).await,
+                    Write::End(id, reason) => store.end_consultation(id, reason, at).await,
+                    Write::FinishWrapUp(id) => store.finish_wrap_up(id).await,
+                };
+                if let Err(error) = result {
+                    tracing::error!(%error, ?write, "live path: a write failed");
+                }
+            }
+        });
+        Writer { tx }
+    }
+
+    fn send(&self, write: Write) {
+        let _ = self.tx.send((write, unix_now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_starts_at_local_midnight() {
+        // 2026-11-27 01:30 in Shanghai is 2026-11-26 17:30 UTC.
+        let at = 1_795_714_200; // 2026-11-26T17:30:00Z
+        let start = local_day_start("Asia/Shanghai", at);
+        assert_eq!(start, 1_795_708_800, "2026-11-26T16:00:00Z is midnight in Shanghai");
+        assert_eq!(local_day_start("Nowhere/Unknown", at), at - at.rem_euclid(86_400));
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert!(LiveConfig::default().validate().is_ok());
+        let bad = LiveConfig { languages: vec!["Tibetan".into()], ..LiveConfig::default() };
+        assert!(bad.validate().is_err());
+        let bad = LiveConfig { ring_after_secs: [60, 30, 90], ..LiveConfig::default() };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,379 @@
+//! The live path's rows: waiting requests, offers, and consultations starting
+//! and ending. The dispatcher (`crate::live`) is their only writer, through one
+//! ordered queue; reads here rebuild its state after a restart.
+
+use super::{BeginWrite, ConflictExt, Store, StoreError, with_pool};
+use crate::domain::Topic;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: String,
+    pub terminal_id: String,
+    pub region_id: String,
+    pub language: String,
+    pub topic: String,
+    pub front: bool,
+    pub preferred_lawyer_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// How a request stopped waiting (other than by a match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEnd {
+    Cancelled,
+    Abandoned,
+}
+
+#[derive(Debug, Clone)]
+pub struct OfferRow {
+    pub id: String,
+    pub request_id: String,
+    pub account_id: String,
+    /// `lawyer` or `interpreter`.
+    pub role: &'static str,
+    pub offered_at: i64,
+    pub deadline: i64,
+}
+
+/// What became of an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferOutcome {
+    Accepted,
+    Declined,
+    TimedOut,
+    Withdrawn,
+}
+
+impl OfferOutcome {
+    fn code(self) -> &'static str {
+        match self {
+            OfferOutcome::Accepted => "accepted",
+            OfferOutcome::Declined => "declined",
+            OfferOutcome::TimedOut => "timed_out",
+            OfferOutcome::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// A consultation that starts now, from a request.
+#[derive(Debug, Clone)]
+pub struct StartedConsultation {
+    pub id: String,
+    pub request_id: String,
+    pub terminal_id: String,
+    pub region_id: String,
+    pub lawyer_id: String,
+    pub interpreter_id: Option<String>,
+    pub topic: Topic,
+    pub language: String,
+    pub started_at: i64,
+}
+
+/// A consultation still open when the server starts.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OpenConsultation {
+    pub id: String,
+    pub request_id: Option<String>,
+    pub terminal_id: String,
+    pub region_id: String,
+    pub lawyer_id: String,
+    pub interpreter_id: Option<String>,
+    pub topic: String,
+    pub language: String,
+    pub status: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+/// Why a rating was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateOutcome {
+    Rated,
+    /// No such consultation at this terminal.
+    NotFound,
+    /// Still going on: a rating comes after the call.
+    StillActive,
+    AlreadyRated,
+}
+
+impl Store {
+    /// Records a new waiting request. `Conflict` when the terminal already has one.
+    pub async fn create_request(&self, row: &RequestRow) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO consultation_requests
+                   (id, terminal_id, region_id, language, topic, status, front, preferred_lawyer_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8)",
+            )
+            .bind(&row.id)
+            .bind(&row.terminal_id)
+            .bind(&row.region_id)
+            .bind(&row.language)
+            .bind(&row.topic)
+            .bind(row.front)
+            .bind(&row.preferred_lawyer_id)
+            .bind(row.created_at)
+            .execute(pool)
+            .await
+            .on_conflict("a waiting request at this terminal")?;
+        });
+        Ok(())
+    }
+
+    /// Every waiting request, oldest first.
+    pub async fn waiting_requests(&self) -> Result<Vec<RequestRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, terminal_id, region_id, language, topic, front != 0 AS front, preferred_lawyer_id, created_at
+                 FROM consultation_requests WHERE status = 'waiting' ORDER BY created_at",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// A waiting request stops waiting without a match. False when it was not waiting.
+    pub async fn close_request(&self, id: &str, end: RequestEnd, now: i64) -> Result<bool, StoreError> {
+        let status = match end {
+            RequestEnd::Cancelled => "cancelled",
+            RequestEnd::Abandoned => "abandoned",
+        };
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE consultation_requests SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'waiting'",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(now)
+            .execute(pool)
+            .await?
+        });
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_offer(&self, offer: &OfferRow) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO consultation_offers (id, request_id, account_id, role, offered_at, deadline, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+            )
+            .bind(&offer.id)
+            .bind(&offer.request_id)
+            .bind(&offer.account_id)
+            .bind(offer.role)
+            .bind(offer.offered_at)
+            .bind(offer.deadline)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn decide_offer(&self, id: &str, outcome: OfferOutcome, now: i64) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE consultation_offers SET outcome = $2, decided_at = $3 WHERE id = $1 AND outcome = 'pending'",
+            )
+            .bind(id)
+            .bind(outcome.code())
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Offers still pending when the server stopped: nobody is being rung now.
+    pub async fn withdraw_pending_offers(&self, now: i64) -> Result<u64, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE consultation_offers SET outcome = 'withdrawn', decided_at = $1 WHERE outcome = 'pending'",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+        });
+        Ok(done.rows_affected())
+    }
+
+    /// Records the consultation and marks its request matched, together.
+    pub async fn start_consultation(&self, c: &StartedConsultation) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO consultations
+                   (id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at, request_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
+            )
+            .bind(&c.id)
+            .bind(&c.terminal_id)
+            .bind(&c.region_id)
+            .bind(&c.lawyer_id)
+            .bind(&c.interpreter_id)
+            .bind(c.topic.code())
+            .bind(&c.language)
+            .bind(c.started_at)
+            .bind(&c.request_id)
+            .execute(&mut *tx)
+            .await
+            .on_conflict("an active consultation of one of its participants")?;
+            sqlx::query(
+                "UPDATE consultation_requests SET status = 'matched', closed_at = $2, consultation_id = $3
+                 WHERE id = $1 AND status = 'waiting'",
+            )
+            .bind(&c.request_id)
+            .bind(c.started_at)
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The call is over: `wrap_up` while the lawyer writes the record.
+    pub async fn end_consultation(&self, id: &str, reason: &str, now: i64) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE consultations SET status = 'wrap_up', ended_at = $2, end_reason = $3
+                 WHERE id = $1 AND status = 'active'",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Wrap-up is over (record saved, or its time ran out).
+    pub async fn finish_wrap_up(&self, id: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE consultations SET status = 'ended' WHERE id = $1 AND status = 'wrap_up'")
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Consultations in a call or in wrap-up.
+    pub async fn open_consultations(&self) -> Result<Vec<OpenConsultation>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, request_id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status,
+                        started_at, ended_at
+                 FROM consultations WHERE status IN ('active', 'wrap_up') ORDER BY started_at",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Consultations `account` has taken (as lawyer or interpreter) since `since`.
+    pub async fn consultations_taken_since(&self, account: &str, since: i64) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM consultations
+                 WHERE (lawyer_id = $1 OR interpreter_id = $1) AND started_at >= $2",
+            )
+            .bind(account)
+            .bind(since)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// The resident's rating, once, after the call, from the terminal it took place at.
+    pub async fn rate_consultation(
+        &self,
+        id: &str,
+        terminal_id: &str,
+        rating: i64,
+    ) -> Result<RateOutcome, StoreError> {
+        let row: Option<(String, Option<i64>)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT status, rating FROM consultations WHERE id = $1 AND terminal_id = $2")
+                .bind(id)
+                .bind(terminal_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            None => return Ok(RateOutcome::NotFound),
+            Some((status, _)) if status == "active" => return Ok(RateOutcome::StillActive),
+            Some((_, Some(_))) => return Ok(RateOutcome::AlreadyRated),
+            Some(_) => {}
+        }
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE consultations SET rating = $3
+                 WHERE id = $1 AND terminal_id = $2 AND status != 'active' AND rating IS NULL",
+            )
+            .bind(id)
+            .bind(terminal_id)
+            .bind(rating)
+            .execute(pool)
+            .await?
+        });
+        Ok(if done.rows_affected() == 1 { RateOutcome::Rated } else { RateOutcome::AlreadyRated })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn one_waiting_request_per_terminal_and_one_active_consultation_per_person() {
+        let (store, _dir) = testing::store().await;
+        crate::demo::seed(&store).await.unwrap();
+        let terminal = store.terminals_in_region("demo-garze").await.unwrap().remove(0).id;
+        let lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
+        let request = |id: &str| RequestRow {
+            id: id.into(),
+            terminal_id: terminal.clone(),
+            region_id: "demo-garze".into(),
+            language: "bo".into(),
+            topic: "land".into(),
+            front: false,
+            preferred_lawyer_id: None,
+            created_at: 100,
+        };
+        store.create_request(&request("r1")).await.unwrap();
+        assert!(matches!(store.create_request(&request("r2")).await, Err(StoreError::Conflict(_))));
+        assert_eq!(store.waiting_requests().await.unwrap().len(), 1);
+        let started = StartedConsultation {
+            id: "c1".into(),
+            request_id: "r1".into(),
+            terminal_id: terminal.clone(),
+            region_id: "demo-garze".into(),
+            lawyer_id: lawyer.clone(),
+            interpreter_id: None,
+            topic: Topic::Land,
+            language: "bo".into(),
+            started_at: 200,
+        };
+        store.start_consultation(&started).await.unwrap();
+        assert!(store.waiting_requests().await.unwrap().is_empty(), "matched");
+        store.create_request(&request("r2")).await.unwrap();
+        let second = StartedConsultation { id: "c2".into(), request_id: "r2".into(), ..started.clone() };
+        assert!(
+            matches!(store.start_consultation(&second).await, Err(StoreError::Conflict(_))),
+            "the database refuses a lawyer in two active consultations"
+        );
+        assert_eq!(store.waiting_requests().await.unwrap().len(), 1, "the failed start changed nothing");
+        assert_eq!(store.rate_consultation("c1", &terminal, 5).await.unwrap(), RateOutcome::StillActive);
+        store.end_consultation("c1", "hung_up", 300).await.unwrap();
+        assert_eq!(store.rate_consultation("c1", "elsewhere", 5).await.unwrap(), RateOutcome::NotFound);
+        assert_eq!(store.rate_consultation("c1", &terminal, 5).await.unwrap(), RateOutcome::Rated);
+        assert_eq!(store.rate_consultation("c1", &terminal, 1).await.unwrap(), RateOutcome::AlreadyRated);
+        assert_eq!(store.open_consultations().await.unwrap()[0].status, "wrap_up");
+        store.finish_wrap_up("c1").await.unwrap();
+        assert!(store.open_consultations().await.unwrap().is_empty());
+        assert_eq!(store.consultations_taken_since(&lawyer, 0).await.unwrap(), 1);
+        assert!(store.close_request("r2", RequestEnd::Cancelled, 400).await.unwrap());
+        assert!(!store.close_request("r2", RequestEnd::Abandoned, 400).await.unwrap());
+    }
+}

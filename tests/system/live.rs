@@ -1,0 +1,599 @@
+//! The live path with real WebSocket clients against the real server: a
+//! resident asks at a terminal, lawyers are rung, accept or decline, and the
+//! consultation starts, drops, resumes and ends; the coordinator watches.
+//!
+//! Timeouts are shortened (`fast_config`) so that rings, offer timeouts and
+//! grace periods pass in seconds.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{TestApp, spawn_with, test_config};
+use signaling::config::Config;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a test waits for a message it expects.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn fast_config(dir: &std::path::Path) -> Config {
+    let mut config = test_config(dir, true);
+    config.live.offer_timeout_secs = 2;
+    config.live.ring_after_secs = [1, 2, 3];
+    config.live.grace_secs = 2;
+    config.live.decline_cooldown_secs = 60;
+    config.live.wrap_up_secs = 60;
+    config
+}
+
+async fn spawn_fast() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    spawn_with(fast_config(dir.path()), dir).await
+}
+
+/// A WebSocket client that keeps what it received. Expectations take the
+/// first matching message, wherever it is among those not yet taken, so a
+/// test does not depend on the order of unrelated pushes.
+struct Client {
+    socket: Socket,
+    seen: Vec<Value>,
+    unread: std::collections::VecDeque<Value>,
+}
+
+impl Client {
+    async fn connect(app: &TestApp, token: &str) -> Client {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("{}?token={token}", app.ws_url("/ws")))
+            .await
+            .expect("connect");
+        let mut client = Client { socket, seen: Vec::new(), unread: Default::default() };
+        client.expect("welcome").await;
+        client
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket.send(Message::text(message.to_string())).await.unwrap();
+    }
+
+    async fn next(&mut self, within: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(within, self.socket.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    self.seen.push(value.clone());
+                    return Some(value);
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The first message of type `kind` that satisfies `check`.
+    async fn expect_where(&mut self, kind: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let found = |m: &Value| m["type"] == kind && check(m);
+        if let Some(i) = self.unread.iter().position(found) {
+            return self.unread.remove(i).unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(message) = self.next(left).await else {
+                panic!("no {kind} within {WAIT:?}; received {:#?}", self.seen)
+            };
+            if found(&message) {
+                return message;
+            }
+            assert_ne!(message["type"], "error", "unexpected error while waiting for {kind}: {message}");
+            self.unread.push_back(message);
+        }
+    }
+
+    async fn expect(&mut self, kind: &str) -> Value {
+        self.expect_where(kind, |_| true).await
+    }
+
+    async fn expect_error(&mut self, code: &str) -> Value {
+        if let Some(i) = self.unread.iter().position(|m| m["type"] == "error") {
+            let message = self.unread.remove(i).unwrap();
+            assert_eq!(message["code"], code, "{message}");
+            return message;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message =
+                self.next(left).await.unwrap_or_else(|| panic!("no {code} error; {:#?}", self.seen));
+            if message["type"] == "error" {
+                assert_eq!(message["code"], code, "{message}");
+                return message;
+            }
+            self.unread.push_back(message);
+        }
+    }
+
+    /// Asserts that no message of type `kind` arrives within `within`.
+    async fn quiet(&mut self, kind: &str, within: Duration) {
+        assert!(!self.unread.iter().any(|m| m["type"] == kind), "unexpected {kind}: {:#?}", self.unread);
+        let deadline = tokio::time::Instant::now() + within;
+        while let Some(message) =
+            self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await
+        {
+            assert_ne!(message["type"], kind, "unexpected {kind}: {message}");
+            self.unread.push_back(message);
+        }
+    }
+
+    /// Goes on duty and waits until the server says so.
+    async fn available(&mut self) {
+        self.send(json!({"type": "presence.set", "state": "available"})).await;
+        // Rung at once when someone waits: that counts too.
+        self.expect_where("presence", |m| {
+            (m["state"] == "available" || m["state"] == "ringing") && m["on_duty"] == true
+        })
+        .await;
+    }
+}
+
+async fn lawyer(app: &TestApp, username: &str) -> Client {
+    let token = app.token(username).await;
+    Client::connect(app, &token).await
+}
+
+/// The demo terminal's device token.
+async fn kiosk_token(app: &TestApp) -> String {
+    app.enroll_demo_terminal().await.0
+}
+
+/// Registers and enrolls another terminal in the demo region; returns its device token.
+async fn another_kiosk(app: &TestApp, admin: &str, n: usize) -> String {
+    let response = app
+        .post(
+            "/api/terminals",
+            admin,
+            json!({"name": format!("Kiosk {n}"), "township": "Xinduqiao", "region_id": "demo-garze", "languages": ["bo", "zh"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    let code = body["enrollment_code"].as_str().unwrap();
+    let response =
+        app.http.post(app.url("/api/terminals/enroll")).json(&json!({"code": code})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["device_token"].as_str().unwrap().to_owned()
+}
+
+fn request(language: &str, topic: &str) -> Value {
+    json!({"type": "consult.request", "language": language, "topic": topic})
+}
+
+#[tokio::test]
+async fn a_resident_is_matched_talks_and_rates_and_the_lawyer_writes_the_record() {
+    let app = spawn_fast().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let kiosk_token = kiosk_token(&app).await;
+    let mut kiosk = Client::connect(&app, &kiosk_token).await;
+    kiosk.send(request("bo", "land")).await;
+    let queued = kiosk.expect("consult.queued").await;
+    assert_eq!(queued["position"], 1);
+    assert_eq!(queued["nobody_on_duty"], false);
+    assert!(queued["estimated_wait_secs"].as_u64().is_some());
+    let request_id = queued["request"].as_str().unwrap().to_owned();
+
+    let offer = drolma.expect("consult.offer").await;
+    assert_eq!(offer["request"], request_id.as_str());
+    assert_eq!(offer["language"], "bo");
+    assert_eq!(offer["topic"], "land");
+    assert_eq!(offer["region_id"], "demo-garze");
+    assert!(offer["region_name"].as_str().unwrap().contains("Garz"));
+    assert_eq!(offer["role"], "lawyer");
+    assert_eq!(offer["three_way"], false);
+    drolma.expect_where("presence", |m| m["state"] == "ringing").await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+
+    let started = drolma.expect("consult.started").await;
+    let kiosk_started = kiosk.expect("consult.started").await;
+    let consultation = started["consultation"].as_str().unwrap().to_owned();
+    assert_eq!(kiosk_started["consultation"], consultation.as_str());
+    assert_eq!(started["role"], "lawyer");
+    assert_eq!(kiosk_started["role"], "resident");
+    assert_eq!(kiosk_started["peers"][0]["role"], "lawyer");
+    assert!(kiosk_started["peers"][0]["name"].as_str().unwrap().contains("Drolma"));
+    assert_ne!(started["token"], kiosk_started["token"], "each participant has its own room token");
+    drolma.expect_where("presence", |m| m["state"] == "in_consultation").await;
+
+    // The room tokens open the relay's room over this same WebSocket.
+    for (client, started) in [(&mut kiosk, &kiosk_started), (&mut drolma, &started)] {
+        client.send(json!({"type": "rtc.join", "token": started["token"]})).await;
+        let offer = client.expect("rtc.offer").await;
+        assert_eq!(offer["room"], consultation.as_str());
+        assert!(offer["sdp"].as_str().unwrap().starts_with("v=0"));
+    }
+
+    // A rating during the call is refused; the resident hangs up.
+    kiosk.send(json!({"type": "consult.rate", "consultation": consultation, "rating": 5})).await;
+    kiosk.expect_error("conflict").await;
+    kiosk.send(json!({"type": "consult.hangup", "consultation": consultation})).await;
+    let ended = drolma.expect("consult.ended").await;
+    assert_eq!(ended["reason"], "hung_up");
+    assert!(ended["wrap_up_until"].as_i64().is_some());
+    kiosk.expect_where("consult.ended", |m| m["requeued"] == false).await;
+    kiosk.expect_where("rtc.closed", |m| m["room"] == consultation.as_str()).await;
+    drolma
+        .expect_where("presence", |m| m["state"] == "wrap_up" && m["consultation"] == consultation.as_str())
+        .await;
+
+    // The resident rates once; the lawyer writes the record, which ends the wrap-up.
+    kiosk.send(json!({"type": "consult.rate", "consultation": consultation, "rating": 5})).await;
+    kiosk.expect_where("consult.rated", |m| m["rating"] == 5).await;
+    kiosk.send(json!({"type": "consult.rate", "consultation": consultation, "rating": 1})).await;
+    kiosk.expect_error("conflict").await;
+    let lawyer_token = app.token("demo-lawyer").await;
+    let response = app
+        .http
+        .put(app.url(&format!("/api/consultations/{consultation}/record")))
+        .bearer_auth(&lawyer_token)
+        .json(&json!({"summary": "Grazing boundary; advised mediation at the township.", "outcome": "referred_mediation"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    drolma.expect_where("presence", |m| m["state"] == "available").await;
+
+    let mine: Value =
+        app.get(&format!("/api/consultations/{consultation}"), &lawyer_token).await.json().await.unwrap();
+    assert_eq!(mine["status"], "ended");
+    assert_eq!(mine["rating"], 5);
+    assert_eq!(mine["outcome"], "referred_mediation");
+    assert!(mine["summary"].as_str().unwrap().contains("Grazing"));
+    let theirs: Value =
+        app.get(&format!("/api/consultations/{consultation}"), &kiosk_token).await.json().await.unwrap();
+    assert_eq!(theirs["rating"], 5);
+    assert!(theirs.get("summary").is_none(), "a terminal sees a summary of its own, not the record");
+
+    // What was persisted: the request matched, the offer accepted.
+    let store = app.store().await;
+    let waiting = store.waiting_requests().await.unwrap();
+    assert!(waiting.is_empty());
+    assert!(store.open_consultations().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_decline_and_a_timeout_move_the_request_on_and_missed_offers_mean_a_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config(dir.path());
+    config.live.max_missed = 1;
+    let app = spawn_with(config, dir).await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await; // the region's team
+    let mut wang = lawyer(&app, "demo-lawyer-2").await; // not in the team
+    wang.available().await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("zh", "family")).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+
+    // Ring 0 is the region's team, even though Wang has been idle longer.
+    drolma.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
+    drolma.send(json!({"type": "consult.decline", "request": request_id})).await;
+    drolma.expect_where("presence", |m| m["state"] == "available").await;
+    // Ring 1 (after a second): anyone with the language and topic.
+    wang.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
+    // Wang lets it ring out: withdrawn, and one missed offer is a break here.
+    wang.expect_where("consult.offer_withdrawn", |m| m["request"] == request_id.as_str()).await;
+    wang.expect_where("presence", |m| m["state"] == "break").await;
+    drolma.quiet("consult.offer", Duration::from_millis(1500)).await;
+
+    // Too late to accept now.
+    wang.send(json!({"type": "consult.accept", "request": request_id})).await;
+    wang.expect_error("not_found").await;
+    // Back from the break, Wang is rung again... after the decline cooldown, so
+    // nobody is rung for now; the resident still waits, first in line.
+    wang.available().await;
+    kiosk.send(json!({"type": "ping"})).await;
+    kiosk.expect("pong").await;
+
+    let store = app.store().await;
+    let waiting = store.waiting_requests().await.unwrap();
+    assert_eq!(waiting.len(), 1, "the request still waits");
+    drop(store);
+    // The offers' outcomes are on record.
+    let outcomes = offer_outcomes(&app, &request_id).await;
+    assert_eq!(outcomes, vec!["declined".to_owned(), "timed_out".to_owned()]);
+}
+
+async fn offer_outcomes(app: &TestApp, request: &str) -> Vec<String> {
+    let path = app.data_dir.path().join("cloudlaw.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT outcome FROM consultation_offers WHERE request_id = ? ORDER BY offered_at, rowid",
+    )
+    .bind(request)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn with_no_lawyer_who_speaks_tibetan_an_interpreter_makes_it_three_way() {
+    let app = spawn_fast().await;
+    let mut wang = lawyer(&app, "demo-lawyer-2").await; // Chinese only
+    let mut tsering = lawyer(&app, "demo-interpreter").await; // Tibetan and Chinese
+    wang.available().await;
+    tsering.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("bo", "labour")).await;
+    let queued = kiosk.expect("consult.queued").await;
+    assert_eq!(queued["nobody_on_duty"], false, "an interpreter can make it work");
+    let request_id = queued["request"].as_str().unwrap().to_owned();
+    // Ring 3 (after 3 s): a lawyer with an interpreter.
+    let offer = wang.expect("consult.offer").await;
+    assert_eq!(offer["three_way"], true);
+    assert_eq!(offer["role"], "lawyer");
+    let offer = tsering.expect("consult.offer").await;
+    assert_eq!(offer["role"], "interpreter");
+    tsering.send(json!({"type": "consult.accept", "request": request_id})).await;
+    wang.send(json!({"type": "consult.accept", "request": request_id})).await;
+    let mut roles = Vec::new();
+    for client in [&mut wang, &mut tsering, &mut kiosk] {
+        let started = client.expect("consult.started").await;
+        assert_eq!(started["peers"].as_array().unwrap().len(), 2, "{started}");
+        roles.push(started["role"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(roles, ["lawyer", "interpreter", "resident"]);
+}
+
+#[tokio::test]
+async fn a_cancelled_request_withdraws_the_offer_and_nobody_on_duty_is_said_at_once() {
+    let app = spawn_fast().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("bo", "debt")).await;
+    let queued = kiosk.expect("consult.queued").await;
+    assert_eq!(queued["nobody_on_duty"], true, "nobody is on line: say so at once");
+    assert!(queued.get("estimated_wait_secs").is_none());
+    let request_id = queued["request"].as_str().unwrap().to_owned();
+    // Asking twice is a conflict; the first request is unchanged.
+    kiosk.send(request("bo", "debt")).await;
+    kiosk.expect_error("conflict").await;
+
+    // Someone comes on duty: the waiting resident is served.
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    drolma.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
+    kiosk.expect_where("consult.queued", |m| m["nobody_on_duty"] == false).await;
+    kiosk.send(json!({"type": "consult.cancel", "request": request_id})).await;
+    kiosk.expect("consult.cancelled").await;
+    drolma.expect_where("consult.offer_withdrawn", |m| m["request"] == request_id.as_str()).await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+    drolma.expect_error("not_found").await;
+    assert!(app.store().await.waiting_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_dropped_resident_rejoins_the_same_room_or_goes_back_to_the_front() {
+    let app = spawn_fast().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let token = kiosk_token(&app).await;
+    let mut kiosk = Client::connect(&app, &token).await;
+    kiosk.send(request("bo", "family")).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    drolma.expect("consult.offer").await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+    let consultation = drolma.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    kiosk.expect("consult.started").await;
+
+    // The kiosk's network drops and comes back within the grace period.
+    drop(kiosk);
+    drolma.expect_where("consult.peer", |m| m["role"] == "resident" && m["present"] == false).await;
+    let mut kiosk = Client::connect(&app, &token).await;
+    let resumed = kiosk.expect("consult.started").await;
+    assert_eq!(resumed["consultation"], consultation.as_str());
+    assert_eq!(resumed["room"], consultation.as_str(), "the same room");
+    assert_eq!(resumed["resumed"], true);
+    drolma.expect_where("consult.peer", |m| m["role"] == "resident" && m["present"] == true).await;
+    kiosk.send(json!({"type": "rtc.join", "token": resumed["token"]})).await;
+    kiosk.expect("rtc.offer").await;
+
+    // Now it stays away past the grace period: the call ends, the resident is requeued.
+    drop(kiosk);
+    let ended = drolma.expect("consult.ended").await;
+    assert_eq!(ended["reason"], "resident_lost");
+    assert_eq!(ended["requeued"], true);
+    let mut kiosk = Client::connect(&app, &token).await;
+    let queued = kiosk.expect("consult.queued").await;
+    assert_eq!(queued["position"], 1);
+    let requeued = queued["request"].as_str().unwrap().to_owned();
+    assert_ne!(requeued, request_id);
+    // The same lawyer is offered the returning resident first once the wrap-up ends.
+    drolma.available().await;
+    drolma.expect_where("consult.offer", |m| m["request"] == requeued.as_str()).await;
+}
+
+#[tokio::test]
+async fn a_lost_lawyer_puts_the_resident_back_in_front() {
+    let app = spawn_fast().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("zh", "criminal")).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    drolma.expect("consult.offer").await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+    kiosk.expect("consult.started").await;
+    drop(drolma);
+    kiosk.expect_where("consult.peer", |m| m["role"] == "lawyer" && m["present"] == false).await;
+    let ended = kiosk.expect("consult.ended").await;
+    assert_eq!(ended["reason"], "lawyer_lost");
+    assert_eq!(ended["requeued"], true);
+    kiosk.expect_where("consult.queued", |m| m["position"] == 1).await;
+    // Another lawyer takes it.
+    let mut wang = lawyer(&app, "demo-lawyer-2").await;
+    wang.available().await;
+    wang.expect("consult.offer").await;
+}
+
+#[tokio::test]
+async fn after_a_restart_waiting_residents_and_open_calls_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fast_config(dir.path());
+    let app = spawn_with(config.clone(), dir).await;
+    let kiosk_token = kiosk_token(&app).await;
+    let admin = app.token("demo-admin").await;
+    let second_token = another_kiosk(&app, &admin, 2).await;
+    let lawyer_token = app.token("demo-lawyer").await;
+
+    // One resident waits (nobody on duty), another is in a call.
+    let mut waiting = Client::connect(&app, &kiosk_token).await;
+    waiting.send(request("bo", "land")).await;
+    let request_id = waiting.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    let mut wang = lawyer(&app, "demo-lawyer-2").await;
+    wang.available().await;
+    let mut calling = Client::connect(&app, &second_token).await;
+    calling.send(request("zh", "labour")).await;
+    let call_request = calling.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    wang.expect_where("consult.offer", |m| m["request"] == call_request.as_str()).await;
+    wang.send(json!({"type": "consult.accept", "request": call_request})).await;
+    let consultation = wang.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    calling.expect("consult.started").await;
+    let wang_token = app.token("demo-lawyer-2").await;
+    drop((waiting, wang, calling));
+    let dir = app.stop().await;
+
+    let app = spawn_with(config, dir).await;
+    // The waiting resident is still waiting, with the same request.
+    let mut waiting = Client::connect(&app, &kiosk_token).await;
+    let queued = waiting.expect("consult.queued").await;
+    assert_eq!(queued["request"], request_id.as_str());
+    // The call resumes in the same consultation for both.
+    let mut wang = Client::connect(&app, &wang_token).await;
+    let resumed = wang.expect("consult.started").await;
+    assert_eq!(resumed["consultation"], consultation.as_str());
+    assert_eq!(resumed["resumed"], true);
+    let mut calling = Client::connect(&app, &second_token).await;
+    assert_eq!(calling.expect("consult.started").await["consultation"], consultation.as_str());
+    // A lawyer who comes on duty is rung for the one who waited through the restart.
+    let mut drolma = Client::connect(&app, &lawyer_token).await;
+    drolma.available().await;
+    drolma.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
+    // Nothing is both open and ended.
+    let store = app.store().await;
+    let open = store.open_consultations().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].ended_at.is_none());
+}
+
+#[tokio::test]
+async fn many_simultaneous_requests_never_give_a_lawyer_two_consultations() {
+    let app = spawn_fast().await;
+    let admin = app.token("demo-admin").await;
+    let mut lawyers = Vec::new();
+    for name in ["demo-lawyer", "demo-lawyer-2"] {
+        let mut client = lawyer(&app, name).await;
+        client.available().await;
+        lawyers.push(client);
+    }
+    let mut kiosks = Vec::new();
+    for n in 0..8 {
+        let token = another_kiosk(&app, &admin, n).await;
+        kiosks.push(Client::connect(&app, &token).await);
+    }
+    let sends = kiosks.iter_mut().map(|k| k.send(request("zh", "debt")));
+    futures_util::future::join_all(sends).await;
+    // Each lawyer accepts every offer it gets, as fast as it can, for a while.
+    let mut started = Vec::new();
+    for client in &mut lawyers {
+        let mut mine = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Some(message) =
+            client.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await
+        {
+            match message["type"].as_str() {
+                Some("consult.offer") => {
+                    client.send(json!({"type": "consult.accept", "request": message["request"]})).await;
+                }
+                Some("consult.started") => mine.push(message["consultation"].as_str().unwrap().to_owned()),
+                _ => {}
+            }
+        }
+        assert_eq!(mine.len(), 1, "one consultation per lawyer: {:#?}", client.seen);
+        started.extend(mine);
+    }
+    assert_ne!(started[0], started[1]);
+    let store = app.store().await;
+    assert_eq!(store.waiting_requests().await.unwrap().len(), 6, "the rest still wait, none lost");
+    assert_eq!(store.open_consultations().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_and_foreign_messages_get_typed_errors_and_change_nothing() {
+    let app = spawn_fast().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    let mut coordinator = lawyer(&app, "demo-coordinator").await;
+    kiosk.send(json!({"type": "presence.set", "state": "available"})).await;
+    kiosk.expect_error("forbidden").await;
+    drolma.send(request("bo", "land")).await;
+    drolma.expect_error("forbidden").await;
+    coordinator.send(json!({"type": "consult.accept", "request": "x"})).await;
+    coordinator.expect_error("forbidden").await;
+    drolma.send(json!({"type": "live.subscribe"})).await;
+    drolma.expect_error("forbidden").await;
+    kiosk.send(request("fr", "land")).await;
+    kiosk.expect_error("invalid").await;
+    kiosk.send(request("bo", "taxes")).await;
+    kiosk.expect_error("malformed").await;
+    kiosk.send(json!({"type": "presence.set", "state": "sleeping"})).await;
+    kiosk.expect_error("malformed").await;
+    kiosk.send(json!({"type": "consult.cancel", "request": "not-mine"})).await;
+    kiosk.expect_error("not_found").await;
+    kiosk.send(json!({"type": "consult.rate", "consultation": "nope", "rating": 6})).await;
+    kiosk.expect_error("invalid").await;
+    kiosk.send(json!({"type": "consult.rate", "consultation": "nope", "rating": 4})).await;
+    kiosk.expect_error("not_found").await;
+    drolma.send(json!({"type": "consult.hangup", "consultation": "someone-elses"})).await;
+    drolma.expect_error("not_found").await;
+    drolma.send(json!({"type": "consult.decline", "request": "never-offered"})).await;
+    drolma.expect_error("not_found").await;
+    // The connections live on, and nothing was recorded.
+    kiosk.send(json!({"type": "ping", "id": "still"})).await;
+    assert_eq!(kiosk.expect("pong").await["id"], "still");
+    assert!(app.store().await.waiting_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_coordinator_sees_the_queue_and_the_people_change_live() {
+    let app = spawn_fast().await;
+    let mut coordinator = lawyer(&app, "demo-coordinator").await;
+    coordinator.send(json!({"type": "live.subscribe"})).await;
+    let first = coordinator.expect("live.view").await;
+    assert_eq!(first["queue"], json!([]));
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("bo", "administrative")).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    let view =
+        coordinator.expect_where("live.view", |v| v["queue"].as_array().is_some_and(|q| q.len() == 1)).await;
+    assert_eq!(view["queue"][0]["request"], request_id.as_str());
+    assert_eq!(view["queue"][0]["region_id"], "demo-garze");
+    assert_eq!(view["regions"][0]["waiting"], 1);
+    drolma.available().await;
+    drolma.expect("consult.offer").await;
+    coordinator
+        .expect_where("live.view", |v| {
+            v["people"].as_array().is_some_and(|p| p.iter().any(|p| p["state"] == "ringing"))
+        })
+        .await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+    let view = coordinator
+        .expect_where("live.view", |v| v["consultations"].as_array().is_some_and(|c| c.len() == 1))
+        .await;
+    assert_eq!(view["queue"], json!([]));
+    let consultation = &view["consultations"][0];
+    assert_eq!(consultation["topic"], "administrative");
+    assert!(consultation.get("summary").is_none(), "no content in the live view");
+}
