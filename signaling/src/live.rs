@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::relay::RelayHandle;
 use crate::schedule::Scheduler;
 use crate::store::{
-    OfferOutcome, OfferRow, RequestEnd, RequestRow, StartedConsultation, Store, StoreError, new_id,
+    LiveWrite, OfferOutcome, OfferRow, RequestEnd, RequestRow, StartedConsultation, Store, StoreError, new_id,
 };
 use crate::unix_now;
 use crate::ws::call::Failure;
@@ -232,18 +232,63 @@ pub struct TerminalInfo {
 #[derive(Debug)]
 pub enum Command {
     PersonConnected(Box<PersonInfo>),
-    PersonDisconnected { account: String },
+    PersonDisconnected {
+        account: String,
+    },
     TerminalConnected(TerminalInfo),
-    TerminalDisconnected { terminal: String },
-    Presence { account: String, want: WantedPresence, reply: Reply },
-    Request { terminal: String, language: Language, topic: Topic, received: Instant, reply: Reply },
-    Cancel { terminal: String, request: String, reply: Reply },
-    Accept { account: String, request: String, reply: Reply },
-    Decline { account: String, request: String, reply: Reply },
-    Hangup { participant: String, consultation: String, reply: Reply },
-    RecordSaved { consultation: String },
-    Subscribe { connection: String, regions: Option<Vec<String>>, outbox: mpsc::Sender<Message> },
-    Unsubscribe { connection: String },
+    TerminalDisconnected {
+        terminal: String,
+    },
+    Presence {
+        account: String,
+        want: WantedPresence,
+        reply: Reply,
+    },
+    Request {
+        terminal: String,
+        language: Language,
+        topic: Topic,
+        received: Instant,
+        reply: Reply,
+    },
+    Cancel {
+        terminal: String,
+        request: String,
+        reply: Reply,
+    },
+    Accept {
+        account: String,
+        request: String,
+        reply: Reply,
+    },
+    Decline {
+        account: String,
+        request: String,
+        reply: Reply,
+    },
+    Hangup {
+        participant: String,
+        consultation: String,
+        reply: Reply,
+    },
+    RecordSaved {
+        consultation: String,
+    },
+    /// Who is on duty now and the regions of their teams, by account.
+    Duty(HashMap<String, (bool, BTreeSet<String>)>),
+    /// The writer has stored a new request (or failed to).
+    Recorded {
+        request: String,
+        ok: bool,
+    },
+    Subscribe {
+        connection: String,
+        regions: Option<Vec<String>>,
+        outbox: mpsc::Sender<Message>,
+    },
+    Unsubscribe {
+        connection: String,
+    },
 }
 
 type Reply = oneshot::Sender<Result<(), Failure>>;
@@ -279,12 +324,12 @@ impl Live {
     ) -> Result<(Live, tokio::task::JoinHandle<()>), StoreError> {
         let now = unix_now();
         let withdrawn = store.withdraw_pending_offers(now).await?;
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let mut dispatcher = Dispatcher {
             matcher: Matcher::new(config.matcher()),
             avg_consultation_secs: config.average_consultation_secs as f64,
             config: config.clone(),
-            store: store.clone(),
-            writes: Writer::start(store.clone()),
+            writes: Writer::start(store.clone(), tx.downgrade()),
             tokens,
             relay,
             connections,
@@ -298,12 +343,13 @@ impl Live {
             subscribers: HashMap::new(),
             told: HashMap::new(),
             dirty: true,
+            serving: HashMap::new(),
         };
         let mut open = 0;
         for c in store.open_consultations().await? {
             if c.status != "active" {
                 // Wrap-ups do not outlive a restart; the record can still be written.
-                store.finish_wrap_up(&c.id).await?;
+                store.apply_live_write(LiveWrite::FinishWrapUp(c.id.clone()), now).await?;
                 continue;
             }
             open += 1;
@@ -315,8 +361,12 @@ impl Live {
             dispatcher.restore_request(row);
         }
         tracing::info!(open, restored, withdrawn, "live path ready");
-        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let task = tokio::spawn(dispatcher.run(rx));
+        let every = Duration::from_secs(config.duty_check_secs);
+        let duty = tokio::spawn(duty_loop(dispatcher.scheduler.clone(), tx.downgrade(), every));
+        let task = tokio::spawn(async move {
+            dispatcher.run(rx).await;
+            duty.abort();
+        });
         Ok((Live { tx, config: Arc::new(config) }, task))
     }
 
@@ -378,6 +428,37 @@ pub fn local_day_start(zone: &str, now: i64) -> i64 {
     today.first().map(|(start, _)| *start).unwrap_or(now - now.rem_euclid(86_400))
 }
 
+/// Looks at everyone's duty hours every `every`, off the dispatcher (a
+/// snapshot can take a while to load), and hands it the result.
+async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Command>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let snapshot = match scheduler.snapshot().await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read duty hours");
+                continue;
+            }
+        };
+        let at = unix_now();
+        let duty = snapshot
+            .people
+            .iter()
+            .map(|p| {
+                let id = &p.account.id;
+                (id.clone(), (snapshot.is_on_duty(id, at), snapshot.regions_of(id)))
+            })
+            .collect();
+        let Some(dispatcher) = dispatcher.upgrade() else { return };
+        if dispatcher.send(Command::Duty(duty)).await.is_err() {
+            return;
+        }
+    }
+}
+
 // ---- the dispatcher
 
 #[derive(Debug)]
@@ -413,6 +494,8 @@ struct RequestLive {
     front: bool,
     preferred: Option<String>,
     in_matcher: bool,
+    /// On disk: only then is it matched.
+    recorded: bool,
     /// When the resident asked, until the first offer (for the latency metric).
     received: Option<Instant>,
 }
@@ -469,7 +552,6 @@ struct Subscriber {
 struct Dispatcher {
     config: LiveConfig,
     matcher: Matcher,
-    store: Store,
     writes: Writer,
     tokens: Tokens,
     relay: RelayHandle,
@@ -487,6 +569,8 @@ struct Dispatcher {
     told: HashMap<String, (usize, Option<u64>, bool)>,
     /// Something a coordinator sees changed.
     dirty: bool,
+    /// Per language, for this tick: (anyone on duty could take it, how many serve it).
+    serving: HashMap<Language, (bool, usize)>,
     avg_consultation_secs: f64,
 }
 
@@ -498,8 +582,6 @@ impl Dispatcher {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut duty = tokio::time::interval(Duration::from_secs(self.config.duty_check_secs));
-        duty.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut positions = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -509,13 +591,13 @@ impl Dispatcher {
                 },
                 _ = tick.tick() => {
                     let now = Instant::now();
+                    self.serving.clear();
                     let actions = self.matcher.handle(Event::Tick, now);
                     self.apply(actions, now);
                     self.expire(now);
                     self.push_views(now);
                 }
                 _ = positions.tick() => self.tell_positions(),
-                _ = duty.tick() => self.check_duty().await,
             }
         }
     }
@@ -532,9 +614,10 @@ impl Dispatcher {
                 let _ = reply.send(self.set_presence(&account, want, now));
             }
             Command::Request { terminal, language, topic, received, reply } => {
-                let result = self.new_request(&terminal, language, topic, received, now).await;
-                let _ = reply.send(result);
+                let _ = reply.send(self.new_request(&terminal, language, topic, received, now));
             }
+            Command::Recorded { request, ok: true } => self.recorded(&request, now),
+            Command::Recorded { request, ok: false } => self.not_recorded(&request),
             Command::Cancel { terminal, request, reply } => {
                 let _ = reply.send(self.cancel(&terminal, &request, now));
             }
@@ -570,6 +653,7 @@ impl Dispatcher {
             Command::Unsubscribe { connection } => {
                 self.subscribers.remove(&connection);
             }
+            Command::Duty(duty) => self.apply_duty(duty),
         }
     }
 
@@ -701,23 +785,18 @@ impl Dispatcher {
     fn finish_wrap_up(&mut self, lawyer: &str, now: Instant) {
         let Some(p) = self.people.get_mut(lawyer) else { return };
         let Some((consultation, _)) = p.wrap_up.take() else { return };
-        self.writes.send(Write::FinishWrapUp(consultation));
+        self.writes.send(LiveWrite::FinishWrapUp(consultation));
         self.sync_person(lawyer, now);
         self.tell_presence(lawyer);
     }
 
-    async fn check_duty(&mut self) {
-        let snapshot = match self.scheduler.snapshot().await {
-            Ok(snapshot) => snapshot,
-            Err(error) => return tracing::warn!(%error, "cannot read duty hours"),
-        };
-        let at = unix_now();
+    /// Everyone's duty and teams as of now, from [`duty_loop`].
+    fn apply_duty(&mut self, duty: HashMap<String, (bool, BTreeSet<String>)>) {
         let now = Instant::now();
         let ids: Vec<String> =
             self.people.iter().filter(|(_, p)| p.connections > 0).map(|(id, _)| id.clone()).collect();
         for id in ids {
-            let on_duty = snapshot.is_on_duty(&id, at);
-            let regions = snapshot.regions_of(&id);
+            let (on_duty, regions) = duty.get(&id).cloned().unwrap_or_default();
             let Some(p) = self.people.get_mut(&id) else { continue };
             if p.info.on_duty == on_duty && p.info.person.regions == regions {
                 continue;
@@ -808,7 +887,7 @@ impl Dispatcher {
     fn enter_matcher(&mut self, id: &str, now: Instant) {
         let Some(request) = self.matcher_request(id) else { return };
         let Some(r) = self.requests.get_mut(id) else { return };
-        if r.in_matcher {
+        if r.in_matcher || !r.recorded {
             return;
         }
         r.in_matcher = true;
@@ -819,7 +898,7 @@ impl Dispatcher {
         self.apply(actions, now);
     }
 
-    async fn new_request(
+    fn new_request(
         &mut self,
         terminal: &str,
         language: Language,
@@ -844,28 +923,24 @@ impl Dispatcher {
             preferred_lawyer_id: None,
             created_at: unix_now(),
         };
-        // Written before the resident is told it waits: a restart cannot forget it.
-        self.store.create_request(&row).await.map_err(|e| match e {
-            StoreError::Conflict(_) => (ErrorCode::Conflict, "this terminal already waits".into()),
-            e => {
-                tracing::error!(error = %e, "cannot record a request");
-                (ErrorCode::Refused, "the request could not be recorded; try again".into())
-            }
-        })?;
-        self.add_request(row, language, topic, Some(received), now);
+        self.writes.send(LiveWrite::Request(row.clone()));
+        self.add_request(row, language, topic, Some(received), false, now);
         Ok(())
     }
 
+    /// A request the terminal waits with. It is matched (and the resident
+    /// told its place) once it is on disk (`recorded`): a restart cannot
+    /// forget a resident who was told they wait.
     fn add_request(
         &mut self,
         row: RequestRow,
         language: Language,
         topic: Topic,
         received: Option<Instant>,
+        recorded: bool,
         now: Instant,
     ) {
         let id = row.id.clone();
-        let present = self.terminals.get(&row.terminal_id).is_some_and(|t| t.connections > 0);
         if let Some(t) = self.terminals.get_mut(&row.terminal_id) {
             t.request = Some(id.clone());
         }
@@ -880,13 +955,38 @@ impl Dispatcher {
                 front: row.front,
                 preferred: row.preferred_lawyer_id,
                 in_matcher: false,
+                recorded,
                 received,
             },
         );
-        if present {
-            self.enter_matcher(&id, now);
-            self.tell_position(&id);
+        if recorded {
+            self.recorded(&id, now);
         }
+    }
+
+    /// The request is on disk: into the matcher when its terminal is here.
+    fn recorded(&mut self, id: &str, now: Instant) {
+        let Some(r) = self.requests.get_mut(id) else { return };
+        r.recorded = true;
+        let present = self.terminals.get(&r.terminal).is_some_and(|t| t.connections > 0);
+        if present {
+            self.enter_matcher(id, now);
+            self.tell_position(id);
+        }
+    }
+
+    /// The request could not be stored: the resident is asked to try again.
+    fn not_recorded(&mut self, id: &str) {
+        let Some(r) = self.requests.remove(id) else { return };
+        if let Some(t) = self.terminals.get_mut(&r.terminal) {
+            t.request = None;
+        }
+        let message = ServerMessage::Error {
+            code: ErrorCode::Refused,
+            message: "the request could not be recorded; ask again".into(),
+            id: None,
+        };
+        self.connections.push_to_terminal(&r.terminal, &message);
     }
 
     fn restore_request(&mut self, row: RequestRow) {
@@ -906,7 +1006,7 @@ impl Dispatcher {
             request: None,
             consultation: None,
         });
-        self.add_request(row, language, topic, None, Instant::now());
+        self.add_request(row, language, topic, None, true, Instant::now());
     }
 
     fn cancel(&mut self, terminal: &str, request: &str, now: Instant) -> Result<(), Failure> {
@@ -926,7 +1026,7 @@ impl Dispatcher {
             t.request = None;
         }
         self.told.remove(request);
-        self.writes.send(Write::CloseRequest(request.into(), end));
+        self.writes.send(LiveWrite::CloseRequest(request.into(), end));
         if r.in_matcher {
             let actions = self.matcher.handle(Event::Cancelled { request: request.into() }, now);
             self.apply(actions, now);
@@ -935,15 +1035,39 @@ impl Dispatcher {
 
     /// Tells a waiting terminal its place and estimated wait, when it changed.
     fn tell_position(&mut self, request: &str) {
-        let Some(r) = self.requests.get(request) else { return };
+        let position = self.matcher.position(request);
+        // Who serves a language changes slowly; counted again every tick.
+        let mut serving = std::mem::take(&mut self.serving);
+        self.tell_position_at(request, position, &mut serving);
+        self.serving = serving;
+    }
+
+    /// `serving` caches, per language, (whether anyone on duty could take
+    /// it, how many serve it) for one pass over the queue.
+    fn tell_position_at(
+        &mut self,
+        request: &str,
+        position: Option<usize>,
+        serving: &mut HashMap<Language, (bool, usize)>,
+    ) {
+        let (Some(r), Some(position)) = (self.requests.get(request), position) else { return };
         if !r.in_matcher {
             return;
         }
-        let Some(position) = self.matcher.position(request) else { return };
-        let Some(m) = self.matcher_request(request) else { return };
-        let nobody = !self.matcher.anyone_could_take(&m);
-        let estimate = self.estimate(&r.language, position, nobody);
-        let told = (position, estimate, nobody);
+        let (anyone, count) = match serving.get(&r.language) {
+            Some(cached) => *cached,
+            None => {
+                let Some(m) = self.matcher_request(request) else { return };
+                let counted = (self.matcher.anyone_could_take(&m), self.serving(&r.language));
+                serving.insert(r.language.clone(), counted);
+                counted
+            }
+        };
+        let estimate = anyone.then(|| {
+            let rounds = (position - 1) / count.max(1);
+            self.config.offer_timeout_secs / 2 + (rounds as f64 * self.avg_consultation_secs) as u64
+        });
+        let told = (position, estimate, !anyone);
         if self.told.get(request) == Some(&told) {
             return;
         }
@@ -952,34 +1076,28 @@ impl Dispatcher {
             request: request.into(),
             position,
             estimated_wait_secs: estimate,
-            nobody_on_duty: nobody,
+            nobody_on_duty: !anyone,
         };
         self.connections.push_to_terminal(&r.terminal, &message);
     }
 
+    /// Each waiting terminal's place, once a second (places move as others are served).
     fn tell_positions(&mut self) {
         let queue: Vec<String> = self.matcher.queue().into_iter().cloned().collect();
-        for request in queue {
-            self.tell_position(&request);
+        let mut serving = HashMap::new();
+        for (i, request) in queue.iter().enumerate() {
+            self.tell_position_at(request, Some(i + 1), &mut serving);
         }
     }
 
-    /// Seconds until `position` is served: the ones ahead share the people
-    /// who speak the language, each taking an average consultation.
-    fn estimate(&self, language: &Language, position: usize, nobody: bool) -> Option<u64> {
-        if nobody {
-            return None;
-        }
-        let serving = self
-            .people
+    /// How many people on duty serve `language` (available, rung or in a call):
+    /// the ones ahead in the queue share them, each taking an average consultation.
+    fn serving(&self, language: &Language) -> usize {
+        self.people
             .values()
             .filter(|p| p.in_matcher || p.consultation.is_some())
             .filter(|p| p.info.person.languages.contains(language))
             .count()
-            .max(1);
-        let rounds = (position - 1) / serving;
-        let first = self.config.offer_timeout_secs / 2;
-        Some(first + (rounds as f64 * self.avg_consultation_secs) as u64)
     }
 
     // ---- offers
@@ -1002,7 +1120,7 @@ impl Dispatcher {
                         offered_at: at,
                         deadline: at + self.config.offer_timeout_secs as i64,
                     };
-                    self.writes.send(Write::Offer(row));
+                    self.writes.send(LiveWrite::Offer(row));
                     let offer = self.offers.entry(request.clone()).or_default();
                     if interpreter {
                         offer.interpreter = Some((person.clone(), offer_id));
@@ -1063,7 +1181,7 @@ impl Dispatcher {
             for slot in [&mut offer.lawyer, &mut offer.interpreter] {
                 if let Some((p, id)) = slot.take_if(|(p, _)| p == person) {
                     let _ = p;
-                    self.writes.send(Write::DecideOffer(id, outcome));
+                    self.writes.send(LiveWrite::DecideOffer(id, outcome));
                 }
             }
             if offer.lawyer.is_none() && offer.interpreter.is_none() {
@@ -1145,7 +1263,7 @@ impl Dispatcher {
         self.offers.remove(request);
         let id = new_id();
         let started_at = unix_now();
-        self.writes.send(Write::Start(StartedConsultation {
+        self.writes.send(LiveWrite::Start(StartedConsultation {
             id: id.clone(),
             request_id: request.into(),
             terminal_id: r.terminal.clone(),
@@ -1267,7 +1385,7 @@ impl Dispatcher {
     /// the same lawyer first.
     fn end_consultation(&mut self, id: &str, reason: &str, requeue: bool, now: Instant) {
         let Some(c) = self.consultations.remove(id) else { return };
-        self.writes.send(Write::End(id.into(), reason.into()));
+        self.writes.send(LiveWrite::End(id.into(), reason.into()));
         let relay = self.relay.clone();
         let room = id.to_owned();
         tokio::spawn(async move {
@@ -1315,9 +1433,9 @@ impl Dispatcher {
                 preferred_lawyer_id: Some(c.lawyer.clone()),
                 created_at: ended_at,
             };
-            self.writes.send(Write::Request(row.clone()));
+            self.writes.send(LiveWrite::Request(row.clone()));
             if let Ok(language) = Language::parse(&c.language) {
-                self.add_request(row, language, c.topic, None, now);
+                self.add_request(row, language, c.topic, None, false, now);
             }
         }
     }
@@ -1325,7 +1443,7 @@ impl Dispatcher {
     fn restore_consultation(&mut self, c: crate::store::OpenConsultation) {
         let (Some(topic), Some(request)) = (Topic::from_code(&c.topic), c.request_id.clone()) else {
             // A consultation recorded outside the live path: nothing to resume.
-            self.writes.send(Write::End(c.id.clone(), "server_restart".into()));
+            self.writes.send(LiveWrite::End(c.id.clone(), "server_restart".into()));
             return;
         };
         let now = Instant::now();
@@ -1598,47 +1716,55 @@ impl Dispatcher {
 
 // ---- the ordered writer
 
-#[derive(Debug)]
-enum Write {
-    Request(RequestRow),
-    CloseRequest(String, RequestEnd),
-    Offer(OfferRow),
-    DecideOffer(String, OfferOutcome),
-    Start(StartedConsultation),
-    End(String, String),
-    FinishWrapUp(String),
-}
+/// Writes queued before the writer takes them into one transaction.
+const WRITE_BATCH: usize = 512;
 
 /// Applies the dispatcher's writes in order, on its own task, so the
-/// dispatcher never waits on the database for them.
+/// dispatcher never waits on the database. Whatever queued up while the last
+/// transaction ran goes into the next one: under load, one commit carries
+/// hundreds of writes.
 #[derive(Debug)]
 struct Writer {
-    tx: mpsc::UnboundedSender<(Write, i64)>,
+    tx: mpsc::UnboundedSender<(LiveWrite, i64)>,
 }
 
 impl Writer {
-    fn start(store: Store) -> Writer {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Write, i64)>();
+    fn start(store: Store, dispatcher: mpsc::WeakSender<Command>) -> Writer {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(LiveWrite, i64)>();
         tokio::spawn(async move {
-            while let Some((write, at)) = rx.recv().await {
-                let result = match &write {
-                    Write::Request(row) => store.create_request(row).await,
-                    Write::CloseRequest(id, end) => store.close_request(id, *end, at).await.map(|_| ()),
-                    Write::Offer(row) => store.create_offer(row).await,
-                    Write::DecideOffer(id, outcome) => store.decide_offer(id, *outcome, at).await,
-                    Write::Start(c) => store.start_consultation(c).await,
-                    Write::End(id, reason) => store.end_consultation(id, reason, at).await,
-                    Write::FinishWrapUp(id) => store.finish_wrap_up(id).await,
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
+            while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+                let stored: Vec<bool> = match store.apply_live_writes(&batch).await {
+                    Ok(results) => results
+                        .iter()
+                        .zip(&batch)
+                        .map(|(result, (write, _))| match result {
+                            Ok(_) => true,
+                            Err(error) => {
+                                tracing::error!(%error, ?write, "live path: a write failed");
+                                false
+                            }
+                        })
+                        .collect(),
+                    Err(error) => {
+                        // The transaction failed as a whole (the database is unreachable).
+                        tracing::error!(%error, writes = batch.len(), "live path: a batch of writes failed");
+                        vec![false; batch.len()]
+                    }
                 };
-                if let Err(error) = result {
-                    tracing::error!(%error, ?write, "live path: a write failed");
+                for ((write, _), ok) in batch.drain(..).zip(stored) {
+                    if let LiveWrite::Request(row) = write
+                        && let Some(dispatcher) = dispatcher.upgrade()
+                    {
+                        let _ = dispatcher.send(Command::Recorded { request: row.id, ok }).await;
+                    }
                 }
             }
         });
         Writer { tx }
     }
 
-    fn send(&self, write: Write) {
+    fn send(&self, write: LiveWrite) {
         let _ = self.tx.send((write, unix_now()));
     }
 }

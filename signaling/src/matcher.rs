@@ -183,12 +183,28 @@ struct Waiting {
 pub struct Matcher {
     config: MatcherConfig,
     people: BTreeMap<PersonId, PersonEntry>,
+    /// The available people, longest idle first: picking someone walks this
+    /// from the front and stops at the first who fits, so a thousand people
+    /// on duty cost little more than ten.
+    idle: BTreeSet<(Instant, PersonId)>,
     waiting: Vec<Waiting>,
 }
 
 impl Matcher {
     pub fn new(config: MatcherConfig) -> Matcher {
-        Matcher { config, people: BTreeMap::new(), waiting: Vec::new() }
+        Matcher { config, people: BTreeMap::new(), idle: BTreeSet::new(), waiting: Vec::new() }
+    }
+
+    /// Changes a person's state, keeping the idle order in step.
+    fn set_state(&mut self, id: &str, state: State) {
+        let Some(p) = self.people.get_mut(id) else { return };
+        if let State::Available { since } = p.state {
+            self.idle.remove(&(since, p.person.id.clone()));
+        }
+        if let State::Available { since } = state {
+            self.idle.insert((since, p.person.id.clone()));
+        }
+        p.state = state;
     }
 
     /// Waiting requests in the order they are served.
@@ -213,18 +229,22 @@ impl Matcher {
                     None => State::Available { since: now },
                 };
                 let missed = self.people.get(&person.id).map(|p| p.missed).unwrap_or(0);
+                if let State::Available { since } = state {
+                    self.idle.insert((since, person.id.clone()));
+                }
                 self.people.insert(person.id.clone(), PersonEntry { person, state, missed });
             }
             Event::PersonGone { person } => {
                 self.withdraw_offers_to(&person, &mut out);
+                self.set_state(&person, State::Busy);
                 self.people.remove(&person);
             }
             Event::PersonReady { person } => {
                 if let Some(p) = self.people.get_mut(&person)
                     && matches!(p.state, State::Busy | State::Break)
                 {
-                    p.state = State::Available { since: now };
                     p.missed = 0;
+                    self.set_state(&person, State::Available { since: now });
                 }
             }
             Event::Requested(request) => {
@@ -285,10 +305,10 @@ impl Matcher {
                 let Some((lawyer, interpreter, _)) = w.offer else { return out };
                 for id in std::iter::once(&lawyer).chain(interpreter.as_ref()) {
                     if let Some(p) = self.people.get_mut(id) {
-                        p.state = State::Busy;
                         p.missed = 0;
                         p.person.taken_today += 1;
                     }
+                    self.set_state(id, State::Busy);
                 }
                 out.push(Action::Matched { request, lawyer, interpreter });
             }
@@ -337,9 +357,7 @@ impl Matcher {
                         None => false,
                     };
                     if on_break {
-                        if let Some(p) = self.people.get_mut(&lawyer) {
-                            p.state = State::Break;
-                        }
+                        self.set_state(&lawyer, State::Break);
                         out.push(Action::OnBreak { person: lawyer });
                     } else {
                         self.release(&lawyer, now);
@@ -354,15 +372,16 @@ impl Matcher {
     /// A person whose offer ended without a match is available again, keeping
     /// their place in the idle order.
     fn release(&mut self, person: &str, now: Instant) {
-        if let Some(p) = self.people.get_mut(person)
+        let _ = now;
+        if let Some(p) = self.people.get(person)
             && let State::Ringing { since } = p.state
         {
-            let _ = now;
-            p.state = State::Available { since };
+            self.set_state(person, State::Available { since });
         }
     }
 
     fn withdraw_offers_to(&mut self, person: &str, out: &mut Vec<Action>) {
+        let mut freed = Vec::new();
         for w in &mut self.waiting {
             if let Some((lawyer, interpreter, _)) = &w.offer
                 && (lawyer == person || interpreter.as_deref() == Some(person))
@@ -370,14 +389,18 @@ impl Matcher {
                 let (lawyer, interpreter) = (lawyer.clone(), interpreter.clone());
                 w.offer = None;
                 for id in std::iter::once(lawyer).chain(interpreter) {
-                    if id != person
-                        && let Some(p) = self.people.get_mut(&id)
-                        && let State::Ringing { since } = p.state
-                    {
-                        p.state = State::Available { since };
+                    if id != person {
+                        freed.push(id.clone());
                     }
                     out.push(Action::Withdraw { request: w.request.id.clone(), person: id });
                 }
+            }
+        }
+        for id in freed {
+            if let Some(p) = self.people.get(&id)
+                && let State::Ringing { since } = p.state
+            {
+                self.set_state(&id, State::Available { since });
             }
         }
     }
@@ -415,14 +438,13 @@ impl Matcher {
 
     /// The longest-idle available person passing `eligible`, who has not just declined.
     fn pick(&self, w: &Waiting, now: Instant, eligible: impl Fn(&Person) -> bool) -> Option<PersonId> {
-        self.people
-            .values()
-            .filter(|p| !self.recently_declined(w, &p.person.id, now))
+        self.idle
+            .iter()
+            .filter_map(|(_, id)| self.people.get(id))
             .filter(|p| p.person.taken_today < p.person.daily_cap)
             .filter(|p| eligible(&p.person))
-            .filter_map(|p| self.available(&p.person.id).map(|since| (since, &p.person.id)))
-            .min()
-            .map(|(_, id)| id.clone())
+            .find(|p| !self.recently_declined(w, &p.person.id, now))
+            .map(|p| p.person.id.clone())
     }
 
     /// Makes offers for waiting requests, in queue order, to available people.
@@ -463,10 +485,10 @@ impl Matcher {
             let Some((lawyer, interpreter)) = choice else { continue };
             let deadline = now + self.config.offer_timeout;
             for id in std::iter::once(&lawyer).chain(interpreter.as_ref()) {
-                if let Some(p) = self.people.get_mut(id)
+                if let Some(p) = self.people.get(id)
                     && let State::Available { since } = p.state
                 {
-                    p.state = State::Ringing { since };
+                    self.set_state(id, State::Ringing { since });
                 }
             }
             let request = self.waiting[i].request.id.clone();
@@ -787,6 +809,12 @@ mod tests {
                 }
                 // Declines release the ringing person without an action.
                 ringing.retain(|p, r| m.waiting.iter().any(|w| &w.request.id == r && w.offer.as_ref().is_some_and(|(l, i, _)| l == p || i.as_deref() == Some(p.as_str()))));
+                // The idle order is exactly the available people.
+                let derived: BTreeSet<(Instant, String)> = m.people.values().filter_map(|p| match p.state {
+                    State::Available { since } => Some((since, p.person.id.clone())),
+                    _ => None,
+                }).collect();
+                prop_assert_eq!(&derived, &m.idle);
                 // No request is lost: every request is waiting in the matcher, or matched, or cancelled.
                 let queued: BTreeSet<String> = m.queue().into_iter().cloned().collect();
                 prop_assert_eq!(&queued, &open);

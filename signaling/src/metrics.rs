@@ -69,8 +69,8 @@ impl Metrics {
         );
         let ws_errors_sent = Counter::default();
         registry.register("ws_errors_sent", "Typed error replies sent on WebSockets", ws_errors_sent.clone());
-        // 0.1 ms .. ~3.3 s
-        let live_request_to_ring = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        // 0.1 ms .. ~1.1 s, each bucket 1.5 times the last (fine enough to tell 15 from 20 ms)
+        let live_request_to_ring = Histogram::new(exponential_buckets(0.0001, 1.5, 24));
         registry.register_with_unit(
             "live_request_to_ring",
             "Time from a resident's request to the first lawyer rung for it",

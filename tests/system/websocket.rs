@@ -44,14 +44,19 @@ async fn no_token_no_websocket() {
     assert_eq!(next_json(&mut socket).await.unwrap()["type"], "welcome");
 }
 
-/// The next JSON message, skipping control frames; `None` when the socket closed.
+/// The next JSON message, skipping control frames and the lawyer's `presence`
+/// pushes (see tests/system/live.rs); `None` when the socket closed.
 async fn next_json(socket: &mut Socket) -> Option<serde_json::Value> {
     loop {
         let frame =
             tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("no reply in 10 s");
         match frame {
             Some(Ok(Message::Text(text))) => {
-                return Some(serde_json::from_str(&text).expect("server sends JSON"));
+                let value: serde_json::Value = serde_json::from_str(&text).expect("server sends JSON");
+                if value["type"] == "presence" {
+                    continue;
+                }
+                return Some(value);
             }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
             Some(Ok(_)) => continue,
@@ -120,7 +125,10 @@ async fn flooding_is_rate_limited_then_closed() {
     let app = spawn_app().await;
     let mut socket = connect(&app).await;
     next_json(&mut socket).await.unwrap();
-    for i in 0..200 {
+    // A burst that fits the server's read buffer (8 KiB): a server that closes
+    // with unread data resets the connection, and the client would lose the
+    // replies it had not read yet.
+    for i in 0..100 {
         if socket.send(Message::text(format!(r#"{{"type":"ping","id":"{i}"}}"#))).await.is_err() {
             break;
         }
@@ -130,11 +138,11 @@ async fn flooding_is_rate_limited_then_closed() {
         match message["type"].as_str() {
             Some("pong") => pongs += 1,
             Some("error") if message["code"] == "rate_limited" => limited += 1,
-            other => panic!("unexpected {other:?}"),
+            other => panic!("unexpected {other:?}: {message}"),
         }
     }
     assert!(pongs >= 40, "the burst is served ({pongs})");
-    assert!(pongs < 200, "not everything is served ({pongs})");
+    assert!(pongs < 100, "not everything is served ({pongs})");
     assert_eq!(limited, 3, "three warnings, then the connection closes");
 }
 

@@ -460,11 +460,20 @@ pub struct Scheduler {
     changes: AtomicU64,
     // A std lock around an Arc: readers clone the Arc and let go at once.
     current: RwLock<Option<(Arc<Snapshot>, u64, MonoInstant)>>,
+    /// One load at a time: callers who find the snapshot stale while another
+    /// loads it wait for that one instead of loading their own.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl Scheduler {
     pub fn new(store: Store, config: ScheduleConfig) -> Scheduler {
-        Scheduler { store, config, changes: AtomicU64::new(0), current: RwLock::new(None) }
+        Scheduler {
+            store,
+            config,
+            changes: AtomicU64::new(0),
+            current: RwLock::new(None),
+            loading: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Call after any change to availability, rosters, teams or accounts.
@@ -472,16 +481,24 @@ impl Scheduler {
         self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        let generation = self.changes.load(Ordering::SeqCst);
+        let current = self.current.read().ok()?;
+        let (snapshot, loaded_generation, loaded_at) = current.as_ref()?;
+        (*loaded_generation == generation && loaded_at.elapsed() < SNAPSHOT_MAX_AGE)
+            .then(|| Arc::clone(snapshot))
+    }
+
     /// A snapshot no older than the last local change and [`SNAPSHOT_MAX_AGE`].
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
-        let generation = self.changes.load(Ordering::SeqCst);
-        if let Ok(current) = self.current.read()
-            && let Some((snapshot, loaded_generation, loaded_at)) = current.as_ref()
-            && *loaded_generation == generation
-            && loaded_at.elapsed() < SNAPSHOT_MAX_AGE
-        {
-            return Ok(Arc::clone(snapshot));
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
         }
+        let _loading = self.loading.lock().await;
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let generation = self.changes.load(Ordering::SeqCst);
         let snapshot = Arc::new(Snapshot::load(&self.store).await?);
         if let Ok(mut current) = self.current.write() {
             *current = Some((Arc::clone(&snapshot), generation, MonoInstant::now()));

@@ -3,6 +3,7 @@
 //! ordered queue; reads here rebuild its state after a restart.
 
 use super::{BeginWrite, ConflictExt, Store, StoreError, with_pool};
+
 use crate::domain::Topic;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -96,110 +97,74 @@ pub enum RateOutcome {
     AlreadyRated,
 }
 
-impl Store {
-    /// Records a new waiting request. `Conflict` when the terminal already has one.
-    pub async fn create_request(&self, row: &RequestRow) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO consultation_requests
-                   (id, terminal_id, region_id, language, topic, status, front, preferred_lawyer_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8)",
-            )
-            .bind(&row.id)
-            .bind(&row.terminal_id)
-            .bind(&row.region_id)
-            .bind(&row.language)
-            .bind(&row.topic)
-            .bind(row.front)
-            .bind(&row.preferred_lawyer_id)
-            .bind(row.created_at)
-            .execute(pool)
-            .await
-            .on_conflict("a waiting request at this terminal")?;
-        });
-        Ok(())
-    }
+/// One change the live path makes. The dispatcher's writer applies them in
+/// order, many to a transaction ([`Store::apply_live_writes`]).
+#[derive(Debug, Clone)]
+pub enum LiveWrite {
+    /// A new waiting request. `Conflict` when the terminal already has one.
+    Request(RequestRow),
+    /// A waiting request stops waiting without a match.
+    CloseRequest(String, RequestEnd),
+    Offer(OfferRow),
+    DecideOffer(String, OfferOutcome),
+    /// The consultation is recorded and its request marked matched, together.
+    Start(StartedConsultation),
+    /// The call is over (with the reason): `wrap_up` while the lawyer writes the record.
+    End(String, String),
+    /// Wrap-up is over (record saved, or its time ran out).
+    FinishWrapUp(String),
+}
 
-    /// Every waiting request, oldest first.
-    pub async fn waiting_requests(&self) -> Result<Vec<RequestRow>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, terminal_id, region_id, language, topic, front != 0 AS front, preferred_lawyer_id, created_at
-                 FROM consultation_requests WHERE status = 'waiting' ORDER BY created_at",
-            )
-            .fetch_all(pool)
-            .await?
-        }))
-    }
-
-    /// A waiting request stops waiting without a match. False when it was not waiting.
-    pub async fn close_request(&self, id: &str, end: RequestEnd, now: i64) -> Result<bool, StoreError> {
-        let status = match end {
+async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64) -> Result<u64, StoreError> {
+    let done = match write {
+        LiveWrite::Request(row) => sqlx::query(
+            "INSERT INTO consultation_requests
+               (id, terminal_id, region_id, language, topic, status, front, preferred_lawyer_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8)",
+        )
+        .bind(&row.id)
+        .bind(&row.terminal_id)
+        .bind(&row.region_id)
+        .bind(&row.language)
+        .bind(&row.topic)
+        .bind(row.front)
+        .bind(&row.preferred_lawyer_id)
+        .bind(row.created_at)
+        .execute(&mut *conn)
+        .await
+        .on_conflict("a waiting request at this terminal")?,
+        LiveWrite::CloseRequest(id, end) => sqlx::query(
+            "UPDATE consultation_requests SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'waiting'",
+        )
+        .bind(id)
+        .bind(match end {
             RequestEnd::Cancelled => "cancelled",
             RequestEnd::Abandoned => "abandoned",
-        };
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE consultation_requests SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'waiting'",
-            )
-            .bind(id)
-            .bind(status)
-            .bind(now)
-            .execute(pool)
-            .await?
-        });
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn create_offer(&self, offer: &OfferRow) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO consultation_offers (id, request_id, account_id, role, offered_at, deadline, outcome)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
-            )
-            .bind(&offer.id)
-            .bind(&offer.request_id)
-            .bind(&offer.account_id)
-            .bind(offer.role)
-            .bind(offer.offered_at)
-            .bind(offer.deadline)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    pub async fn decide_offer(&self, id: &str, outcome: OfferOutcome, now: i64) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE consultation_offers SET outcome = $2, decided_at = $3 WHERE id = $1 AND outcome = 'pending'",
-            )
-            .bind(id)
-            .bind(outcome.code())
-            .bind(now)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Offers still pending when the server stopped: nobody is being rung now.
-    pub async fn withdraw_pending_offers(&self, now: i64) -> Result<u64, StoreError> {
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE consultation_offers SET outcome = 'withdrawn', decided_at = $1 WHERE outcome = 'pending'",
-            )
-            .bind(now)
-            .execute(pool)
-            .await?
-        });
-        Ok(done.rows_affected())
-    }
-
-    /// Records the consultation and marks its request matched, together.
-    pub async fn start_consultation(&self, c: &StartedConsultation) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        })
+        .bind(at)
+        .execute(&mut *conn)
+        .await?,
+        LiveWrite::Offer(offer) => sqlx::query(
+            "INSERT INTO consultation_offers (id, request_id, account_id, role, offered_at, deadline, outcome)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+        )
+        .bind(&offer.id)
+        .bind(&offer.request_id)
+        .bind(&offer.account_id)
+        .bind(offer.role)
+        .bind(offer.offered_at)
+        .bind(offer.deadline)
+        .execute(&mut *conn)
+        .await?,
+        LiveWrite::DecideOffer(id, outcome) => sqlx::query(
+            "UPDATE consultation_offers SET outcome = $2, decided_at = $3 WHERE id = $1 AND outcome = 'pending'",
+        )
+        .bind(id)
+        .bind(outcome.code())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?,
+        LiveWrite::Start(c) => {
             sqlx::query(
                 "INSERT INTO consultations
                    (id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at, request_id)
@@ -214,7 +179,7 @@ impl Store {
             .bind(&c.language)
             .bind(c.started_at)
             .bind(&c.request_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .on_conflict("an active consultation of one of its participants")?;
             sqlx::query(
@@ -224,38 +189,77 @@ impl Store {
             .bind(&c.request_id)
             .bind(c.started_at)
             .bind(&c.id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// The call is over: `wrap_up` while the lawyer writes the record.
-    pub async fn end_consultation(&self, id: &str, reason: &str, now: i64) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE consultations SET status = 'wrap_up', ended_at = $2, end_reason = $3
-                 WHERE id = $1 AND status = 'active'",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(reason)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Wrap-up is over (record saved, or its time ran out).
-    pub async fn finish_wrap_up(&self, id: &str) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+            .execute(&mut *conn)
+            .await?
+        }
+        LiveWrite::End(id, reason) => sqlx::query(
+            "UPDATE consultations SET status = 'wrap_up', ended_at = $2, end_reason = $3
+             WHERE id = $1 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?,
+        LiveWrite::FinishWrapUp(id) => {
             sqlx::query("UPDATE consultations SET status = 'ended' WHERE id = $1 AND status = 'wrap_up'")
                 .bind(id)
-                .execute(pool)
-                .await?;
+                .execute(&mut *conn)
+                .await?
+        }
+    };
+    Ok(done.rows_affected())
+}
+
+impl Store {
+    /// Applies `writes` in order in one transaction, each at its time. A write
+    /// that fails (a constraint) changes nothing and does not stop the others:
+    /// its error is in its place in the result. Returns rows changed per write.
+    pub async fn apply_live_writes(
+        &self,
+        writes: &[(LiveWrite, i64)],
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        let mut results = Vec::with_capacity(writes.len());
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for (write, at) in writes {
+                // A failed statement is undone by SQLite alone; the transaction goes on.
+                results.push(apply_one(&mut tx, write, *at).await);
+            }
+            tx.commit().await?;
         });
-        Ok(())
+        Ok(results)
+    }
+
+    /// One write, in its own transaction.
+    pub async fn apply_live_write(&self, write: LiveWrite, at: i64) -> Result<u64, StoreError> {
+        let mut results = self.apply_live_writes(&[(write, at)]).await?;
+        results.pop().unwrap_or(Ok(0))
+    }
+
+    /// Every waiting request, oldest first.
+    pub async fn waiting_requests(&self) -> Result<Vec<RequestRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, terminal_id, region_id, language, topic, front != 0 AS front, preferred_lawyer_id, created_at
+                 FROM consultation_requests WHERE status = 'waiting' ORDER BY created_at",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Offers still pending when the server stopped: nobody is being rung now.
+    pub async fn withdraw_pending_offers(&self, now: i64) -> Result<u64, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE consultation_offers SET outcome = 'withdrawn', decided_at = $1 WHERE outcome = 'pending'",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+        });
+        Ok(done.rows_affected())
     }
 
     /// Consultations in a call or in wrap-up.
@@ -341,8 +345,9 @@ mod tests {
             preferred_lawyer_id: None,
             created_at: 100,
         };
-        store.create_request(&request("r1")).await.unwrap();
-        assert!(matches!(store.create_request(&request("r2")).await, Err(StoreError::Conflict(_))));
+        let write = |w: LiveWrite| store.apply_live_write(w, 300);
+        write(LiveWrite::Request(request("r1"))).await.unwrap();
+        assert!(matches!(write(LiveWrite::Request(request("r2"))).await, Err(StoreError::Conflict(_))));
         assert_eq!(store.waiting_requests().await.unwrap().len(), 1);
         let started = StartedConsultation {
             id: "c1".into(),
@@ -355,25 +360,33 @@ mod tests {
             language: "bo".into(),
             started_at: 200,
         };
-        store.start_consultation(&started).await.unwrap();
-        assert!(store.waiting_requests().await.unwrap().is_empty(), "matched");
-        store.create_request(&request("r2")).await.unwrap();
+        // In one batch: the second start fails alone, the others apply.
         let second = StartedConsultation { id: "c2".into(), request_id: "r2".into(), ..started.clone() };
+        let results = store
+            .apply_live_writes(&[
+                (LiveWrite::Start(started.clone()), 200),
+                (LiveWrite::Request(request("r2")), 200),
+                (LiveWrite::Start(second), 200),
+                (LiveWrite::CloseRequest("r2".into(), RequestEnd::Cancelled), 250),
+            ])
+            .await
+            .unwrap();
+        assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok());
         assert!(
-            matches!(store.start_consultation(&second).await, Err(StoreError::Conflict(_))),
+            matches!(results[2], Err(StoreError::Conflict(_))),
             "the database refuses a lawyer in two active consultations"
         );
-        assert_eq!(store.waiting_requests().await.unwrap().len(), 1, "the failed start changed nothing");
+        assert!(store.waiting_requests().await.unwrap().is_empty(), "r1 matched, r2 cancelled");
+        assert_eq!(store.open_consultations().await.unwrap().len(), 1, "the failed start changed nothing");
         assert_eq!(store.rate_consultation("c1", &terminal, 5).await.unwrap(), RateOutcome::StillActive);
-        store.end_consultation("c1", "hung_up", 300).await.unwrap();
+        write(LiveWrite::End("c1".into(), "hung_up".into())).await.unwrap();
         assert_eq!(store.rate_consultation("c1", "elsewhere", 5).await.unwrap(), RateOutcome::NotFound);
         assert_eq!(store.rate_consultation("c1", &terminal, 5).await.unwrap(), RateOutcome::Rated);
         assert_eq!(store.rate_consultation("c1", &terminal, 1).await.unwrap(), RateOutcome::AlreadyRated);
         assert_eq!(store.open_consultations().await.unwrap()[0].status, "wrap_up");
-        store.finish_wrap_up("c1").await.unwrap();
+        write(LiveWrite::FinishWrapUp("c1".into())).await.unwrap();
         assert!(store.open_consultations().await.unwrap().is_empty());
         assert_eq!(store.consultations_taken_since(&lawyer, 0).await.unwrap(), 1);
-        assert!(store.close_request("r2", RequestEnd::Cancelled, 400).await.unwrap());
-        assert!(!store.close_request("r2", RequestEnd::Abandoned, 400).await.unwrap());
+        assert_eq!(write(LiveWrite::CloseRequest("r2".into(), RequestEnd::Abandoned)).await.unwrap(), 0);
     }
 }

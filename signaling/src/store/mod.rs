@@ -23,7 +23,8 @@ pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
 pub use auth::{RefreshUse, SessionState, SigningKeyRow};
 pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation};
 pub use live::{
-    OfferOutcome, OfferRow, OpenConsultation, RateOutcome, RequestEnd, RequestRow, StartedConsultation,
+    LiveWrite, OfferOutcome, OfferRow, OpenConsultation, RateOutcome, RequestEnd, RequestRow,
+    StartedConsultation,
 };
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
 pub use schedule::{

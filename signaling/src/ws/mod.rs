@@ -38,6 +38,8 @@ use registry::Owner;
 
 /// The largest message a client may send.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The socket's read and write buffers (they grow for a larger message).
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
 /// Outgoing messages queued for one connection before it counts as stalled.
 pub const SEND_QUEUE: usize = 64;
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -80,9 +82,16 @@ pub async fn upgrade(
     let principal = auth::authenticate(&state, &token).await?;
     let connection_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", connection = %connection_id, actor = %principal.actor());
-    Ok(ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
-        connection(state, socket, connection_id, principal, token).instrument(span)
-    }))
+    Ok(ws
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        // Small buffers that grow for the rare large message: an idle
+        // connection should cost kilobytes, not the 256 KiB of the defaults.
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .on_upgrade(move |socket| {
+            connection(state, socket, connection_id, principal, token).instrument(span)
+        }))
 }
 
 async fn connection(

@@ -33,7 +33,44 @@ struct Entry {
 pub struct Connections {
     next: AtomicU64,
     // A std mutex: held for map operations only, never across an await.
-    open: Mutex<HashMap<u64, Entry>>,
+    open: Mutex<Open>,
+}
+
+/// The open connections, and their ids by account or terminal, so that a
+/// push to one person does not look at every connection.
+#[derive(Debug, Default)]
+struct Open {
+    entries: HashMap<u64, Entry>,
+    by_owner: HashMap<String, Vec<u64>>,
+}
+
+impl Owner {
+    /// The account or terminal id (they are UUIDs: they never collide).
+    fn key(&self) -> &str {
+        match self {
+            Owner::Account { account_id, .. } => account_id,
+            Owner::Terminal { terminal_id } => terminal_id,
+        }
+    }
+}
+
+impl Open {
+    fn insert(&mut self, id: u64, entry: Entry) {
+        self.by_owner.entry(entry.owner.key().to_owned()).or_default().push(id);
+        self.entries.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let entry = self.entries.remove(&id)?;
+        let key = entry.owner.key();
+        if let Some(ids) = self.by_owner.get_mut(key) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_owner.remove(key);
+            }
+        }
+        Some(entry)
+    }
 }
 
 /// A registered connection; unregisters itself when dropped.
@@ -45,7 +82,7 @@ pub struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.connections.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        self.connections.open.lock().unwrap_or_else(|p| p.into_inner()).remove(self.id);
     }
 }
 
@@ -66,11 +103,13 @@ impl Connections {
     /// Queues `message` on every connection whose owner matches; returns how
     /// many took it. A connection whose queue is full is skipped (it is being
     /// disconnected for not reading).
-    pub fn push_where(&self, message: &ServerMessage, matches: impl Fn(&Owner) -> bool) -> usize {
+    fn push_to_owner(&self, key: &str, message: &ServerMessage, matches: impl Fn(&Owner) -> bool) -> usize {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(ids) = open.by_owner.get(key) else { return 0 };
         let Ok(text) = serde_json::to_string(message) else { return 0 };
         let text = Utf8Bytes::from(text);
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.values()
+        ids.iter()
+            .filter_map(|id| open.entries.get(id))
             .filter(|e| matches(&e.owner))
             .filter_map(|e| e.outbox.as_ref())
             .filter(|outbox| outbox.try_send(Message::Text(text.clone())).is_ok())
@@ -78,19 +117,20 @@ impl Connections {
     }
 
     pub fn push_to_account(&self, account_id: &str, message: &ServerMessage) -> usize {
-        self.push_where(message, |o| matches!(o, Owner::Account { account_id: a, .. } if a == account_id))
+        self.push_to_owner(account_id, message, |o| matches!(o, Owner::Account { .. }))
     }
 
     pub fn push_to_terminal(&self, terminal_id: &str, message: &ServerMessage) -> usize {
-        self.push_where(message, |o| matches!(o, Owner::Terminal { terminal_id: t } if t == terminal_id))
+        self.push_to_owner(terminal_id, message, |o| matches!(o, Owner::Terminal { .. }))
     }
 
     /// Closes every connection whose owner matches; returns how many.
     pub fn close_where(&self, reason: &'static str, matches: impl Fn(&Owner) -> bool) -> usize {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let ids: Vec<u64> = open.iter().filter(|(_, e)| matches(&e.owner)).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> =
+            open.entries.iter().filter(|(_, e)| matches(&e.owner)).map(|(id, _)| *id).collect();
         for id in &ids {
-            if let Some(entry) = open.remove(id) {
+            if let Some(entry) = open.remove(*id) {
                 let _ = entry.kick.send(reason);
             }
         }
@@ -110,7 +150,7 @@ impl Connections {
     }
 
     pub fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
