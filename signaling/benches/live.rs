@@ -204,7 +204,9 @@ async fn terminal(mut socket: Socket, at: Instant, timings: Arc<Mutex<Timings>>,
         tokio::time::timeout(stop.saturating_duration_since(Instant::now()), socket.next()).await
     {
         let Some(m) = parse(&message) else { continue };
-        if m["type"] == "consult.queued" {
+        // The request's id comes with its place in the queue, or with the
+        // consultation when a lawyer took it before the place was told.
+        if m["type"] == "consult.queued" || m["type"] == "consult.started" {
             let request = m["request"].as_str().unwrap_or_default().to_owned();
             timings.lock().unwrap().sent.entry(request).or_insert(sent);
         }

@@ -494,7 +494,7 @@ struct RequestLive {
     front: bool,
     preferred: Option<String>,
     in_matcher: bool,
-    /// On disk: only then is it matched.
+    /// On disk: only then is the resident told it waits.
     recorded: bool,
     /// When the resident asked, until the first offer (for the latency metric).
     received: Option<Instant>,
@@ -616,8 +616,8 @@ impl Dispatcher {
             Command::Request { terminal, language, topic, received, reply } => {
                 let _ = reply.send(self.new_request(&terminal, language, topic, received, now));
             }
-            Command::Recorded { request, ok: true } => self.recorded(&request, now),
-            Command::Recorded { request, ok: false } => self.not_recorded(&request),
+            Command::Recorded { request, ok: true } => self.recorded(&request),
+            Command::Recorded { request, ok: false } => self.not_recorded(&request, now),
             Command::Cancel { terminal, request, reply } => {
                 let _ = reply.send(self.cancel(&terminal, &request, now));
             }
@@ -887,7 +887,7 @@ impl Dispatcher {
     fn enter_matcher(&mut self, id: &str, now: Instant) {
         let Some(request) = self.matcher_request(id) else { return };
         let Some(r) = self.requests.get_mut(id) else { return };
-        if r.in_matcher || !r.recorded {
+        if r.in_matcher {
             return;
         }
         r.in_matcher = true;
@@ -928,9 +928,11 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// A request the terminal waits with. It is matched (and the resident
-    /// told its place) once it is on disk (`recorded`): a restart cannot
-    /// forget a resident who was told they wait.
+    /// A request the terminal waits with. It is matched at once, but the
+    /// resident is told its place only once it is on disk (`recorded`): a
+    /// restart cannot forget a resident who was told they wait, and ringing
+    /// a lawyer does not wait for the disk. (The writes are ordered: a
+    /// consultation is never stored before its request.)
     fn add_request(
         &mut self,
         row: RequestRow,
@@ -959,34 +961,31 @@ impl Dispatcher {
                 received,
             },
         );
-        if recorded {
-            self.recorded(&id, now);
+        let present = self.terminals.get(&self.requests[&id].terminal).is_some_and(|t| t.connections > 0);
+        if present {
+            self.enter_matcher(&id, now);
+            self.tell_position(&id);
         }
     }
 
-    /// The request is on disk: into the matcher when its terminal is here.
-    fn recorded(&mut self, id: &str, now: Instant) {
+    /// The request is on disk: the resident may be told it waits (unless it
+    /// was matched in the meantime).
+    fn recorded(&mut self, id: &str) {
         let Some(r) = self.requests.get_mut(id) else { return };
         r.recorded = true;
-        let present = self.terminals.get(&r.terminal).is_some_and(|t| t.connections > 0);
-        if present {
-            self.enter_matcher(id, now);
-            self.tell_position(id);
-        }
+        self.tell_position(id);
     }
 
     /// The request could not be stored: the resident is asked to try again.
-    fn not_recorded(&mut self, id: &str) {
-        let Some(r) = self.requests.remove(id) else { return };
-        if let Some(t) = self.terminals.get_mut(&r.terminal) {
-            t.request = None;
-        }
+    fn not_recorded(&mut self, id: &str, now: Instant) {
+        let Some(terminal) = self.requests.get(id).map(|r| r.terminal.clone()) else { return };
+        self.close_request(id, RequestEnd::Cancelled, now);
         let message = ServerMessage::Error {
             code: ErrorCode::Refused,
             message: "the request could not be recorded; ask again".into(),
             id: None,
         };
-        self.connections.push_to_terminal(&r.terminal, &message);
+        self.connections.push_to_terminal(&terminal, &message);
     }
 
     fn restore_request(&mut self, row: RequestRow) {
@@ -1051,7 +1050,7 @@ impl Dispatcher {
         serving: &mut HashMap<Language, (bool, usize)>,
     ) {
         let (Some(r), Some(position)) = (self.requests.get(request), position) else { return };
-        if !r.in_matcher {
+        if !r.in_matcher || !r.recorded {
             return;
         }
         let (anyone, count) = match serving.get(&r.language) {
