@@ -19,6 +19,9 @@ CREATE TABLE consultation_requests (
     created_at           INTEGER NOT NULL,
     closed_at            INTEGER,
     consultation_id      TEXT REFERENCES consultations (id),
+    -- The appointment this request is the start of: it becomes completed when the
+    -- consultation starts, no_show when the terminal never comes.
+    appointment_id       TEXT REFERENCES appointments (id),
     CHECK ((status = 'waiting') = (closed_at IS NULL)),
     CHECK ((status = 'matched') = (consultation_id IS NOT NULL))
 );

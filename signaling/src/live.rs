@@ -31,7 +31,8 @@ use crate::metrics::Metrics;
 use crate::relay::RelayHandle;
 use crate::schedule::Scheduler;
 use crate::store::{
-    LiveWrite, OfferOutcome, OfferRow, RequestEnd, RequestRow, StartedConsultation, Store, StoreError, new_id,
+    AppointmentRecord, LiveWrite, OfferOutcome, OfferRow, RequestEnd, RequestRow, StartedConsultation, Store,
+    StoreError, new_id,
 };
 use crate::unix_now;
 use crate::ws::call::Failure;
@@ -276,6 +277,8 @@ pub enum Command {
     },
     /// Who is on duty now and the regions of their teams, by account.
     Duty(HashMap<String, (bool, BTreeSet<String>)>),
+    /// An appointment starts now.
+    AppointmentDue(AppointmentRecord),
     /// The writer has stored a new request (or failed to).
     Recorded {
         request: String,
@@ -654,6 +657,7 @@ impl Dispatcher {
                 self.subscribers.remove(&connection);
             }
             Command::Duty(duty) => self.apply_duty(duty),
+            Command::AppointmentDue(appointment) => self.appointment_due(appointment, now),
         }
     }
 
@@ -922,6 +926,7 @@ impl Dispatcher {
             front: false,
             preferred_lawyer_id: None,
             created_at: unix_now(),
+            appointment_id: None,
         };
         self.writes.send(LiveWrite::Request(row.clone()));
         self.add_request(row, language, topic, Some(received), false, now);
@@ -993,19 +998,53 @@ impl Dispatcher {
         else {
             return;
         };
-        self.terminals.entry(row.terminal_id.clone()).or_insert_with(|| TerminalLive {
+        self.absent_terminal(&row.terminal_id, &row.region_id, Instant::now());
+        self.add_request(row, language, topic, None, true, Instant::now());
+    }
+
+    /// A terminal known before it connects (after a restart, or for an
+    /// appointment): away since `now`.
+    fn absent_terminal(&mut self, id: &str, region: &str, now: Instant) -> &mut TerminalLive {
+        self.terminals.entry(id.to_owned()).or_insert_with(|| TerminalLive {
             info: TerminalInfo {
-                id: row.terminal_id.clone(),
+                id: id.to_owned(),
                 name: String::new(),
-                region_id: row.region_id.clone(),
+                region_id: region.to_owned(),
                 region_name: String::new(),
             },
             connections: 0,
-            gone_at: Some(Instant::now()),
+            gone_at: Some(now),
             request: None,
             consultation: None,
-        });
-        self.add_request(row, language, topic, None, true, Instant::now());
+        })
+    }
+
+    /// An appointment starts: its resident waits at the front of the queue,
+    /// offered first to the appointment's lawyer. A terminal that does not
+    /// come within `request_hold_secs` makes it a no-show.
+    fn appointment_due(&mut self, a: AppointmentRecord, now: Instant) {
+        let (Ok(language), Some(topic)) = (Language::parse(&a.language), Topic::from_code(&a.topic)) else {
+            return;
+        };
+        let t = self.absent_terminal(&a.terminal_id, &a.region_id, now);
+        if t.request.is_some() || t.consultation.is_some() {
+            // Already waiting or talking: the lawyer and the terminal were told it started.
+            tracing::info!(appointment = %a.id, "appointment started while its terminal was busy");
+            return;
+        }
+        let row = RequestRow {
+            id: new_id(),
+            terminal_id: a.terminal_id,
+            region_id: a.region_id,
+            language: a.language,
+            topic: a.topic,
+            front: true,
+            preferred_lawyer_id: Some(a.lawyer_id),
+            created_at: unix_now(),
+            appointment_id: Some(a.id),
+        };
+        self.writes.send(LiveWrite::Request(row.clone()));
+        self.add_request(row, language, topic, None, false, now);
     }
 
     fn cancel(&mut self, terminal: &str, request: &str, now: Instant) -> Result<(), Failure> {
@@ -1431,6 +1470,7 @@ impl Dispatcher {
                 front: true,
                 preferred_lawyer_id: Some(c.lawyer.clone()),
                 created_at: ended_at,
+                appointment_id: None,
             };
             self.writes.send(LiveWrite::Request(row.clone()));
             if let Ok(language) = Language::parse(&c.language) {
@@ -1463,18 +1503,7 @@ impl Dispatcher {
             live.absent.insert(participant.clone(), now);
             match role {
                 Role::Resident => {
-                    self.terminals.entry(participant.clone()).or_insert_with(|| TerminalLive {
-                        info: TerminalInfo {
-                            id: participant.clone(),
-                            name: String::new(),
-                            region_id: c.region_id.clone(),
-                            region_name: String::new(),
-                        },
-                        connections: 0,
-                        gone_at: Some(now),
-                        request: None,
-                        consultation: Some(c.id.clone()),
-                    });
+                    self.absent_terminal(participant, &c.region_id, now).consultation = Some(c.id.clone());
                 }
                 _ => {
                     self.people.insert(

@@ -66,12 +66,6 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new(relay.clone(), store.backend()));
     let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
     let connections: Arc<Connections> = Arc::default();
-    let reminders = tokio::spawn(reminders::run(
-        store.clone(),
-        Arc::clone(&connections),
-        config.schedule.reminder_minutes,
-        std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
-    ));
     let (live, dispatcher) = crate::live::Live::start(
         config.live.clone(),
         store.clone(),
@@ -82,6 +76,13 @@ pub async fn serve(
         Arc::clone(&metrics),
     )
     .await?;
+    let reminders = tokio::spawn(reminders::run(
+        store.clone(),
+        Arc::clone(&connections),
+        live.clone(),
+        config.schedule.reminder_minutes,
+        std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
+    ));
     let state = AppState {
         limits: Limits::new(&config.auth),
         config: Arc::new(config),

@@ -597,3 +597,97 @@ async fn a_coordinator_sees_the_queue_and_the_people_change_live() {
     assert_eq!(consultation["topic"], "administrative");
     assert!(consultation.get("summary").is_none(), "no content in the live view");
 }
+
+/// Books an appointment that has just started, straight in the database (booking
+/// through the API needs notice; the API's rules are tested in schedule.rs).
+async fn started_appointment(app: &TestApp, terminal: &str, lawyer: &str) -> String {
+    let path = app.data_dir.path().join("cloudlaw.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let lawyer: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = ?")
+        .bind(lawyer)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let id = format!("appointment-{terminal}");
+    let now = signaling::unix_now();
+    sqlx::query(
+        "INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at)
+         VALUES (?, ?, 'demo-garze', ?, 'zh', 'labour', ?, ?, 'booked', 'test', ?, ?)",
+    )
+    .bind(&id)
+    .bind(terminal)
+    .bind(&lawyer)
+    .bind(now - 5)
+    .bind(now + 1800)
+    .bind(now - 3600)
+    .bind(now - 3600)
+    .execute(&pool)
+    .await
+    .unwrap();
+    id
+}
+
+async fn appointment_status(app: &TestApp, token: &str, id: &str) -> Value {
+    app.get(&format!("/api/appointments/{id}"), token).await.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_appointment_becomes_a_consultation_with_its_lawyer_or_a_no_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config(dir.path());
+    config.schedule.reminder_check_secs = 1;
+    config.live.request_hold_secs = 2;
+    let app = spawn_with(config, dir).await;
+    let (kiosk_token, kiosk_id) = app.enroll_demo_terminal().await;
+    // Wang (not in the region's team, idle longer) has the appointment; Drolma is also on duty.
+    let mut wang = lawyer(&app, "demo-lawyer-2").await;
+    wang.available().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token).await;
+    let appointment = started_appointment(&app, &kiosk_id, "demo-lawyer-2").await;
+
+    kiosk.expect("appointment_started").await;
+    wang.expect("appointment_started").await;
+    let offer = wang.expect("consult.offer").await;
+    assert_eq!(offer["topic"], "labour");
+    drolma.quiet("consult.offer", Duration::from_millis(500)).await;
+    wang.send(json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let consultation = kiosk.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    let wang_token = app.token("demo-lawyer-2").await;
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = appointment_status(&app, &wang_token, &appointment).await;
+        if status["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["consultation_id"], consultation.as_str());
+
+    // A second terminal's appointment, and that terminal never comes: a no-show.
+    let admin = app.token("demo-admin").await;
+    let response = app
+        .post(
+            "/api/terminals",
+            &admin,
+            json!({"name": "Absent kiosk", "township": "Tagong", "region_id": "demo-garze", "languages": ["zh"]}),
+        )
+        .await;
+    let absent: Value = response.json().await.unwrap();
+    let absent_id = absent["terminal"]["id"].as_str().unwrap();
+    let appointment = started_appointment(&app, absent_id, "demo-lawyer").await;
+    drolma.expect("appointment_started").await;
+    drolma.quiet("consult.offer", Duration::from_secs(1)).await;
+    let drolma_token = app.token("demo-lawyer").await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = appointment_status(&app, &drolma_token, &appointment).await;
+        if status["status"] == "no_show" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "no_show", "{status}");
+}

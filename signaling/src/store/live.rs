@@ -16,6 +16,8 @@ pub struct RequestRow {
     pub front: bool,
     pub preferred_lawyer_id: Option<String>,
     pub created_at: i64,
+    /// The appointment whose start this is.
+    pub appointment_id: Option<String>,
 }
 
 /// How a request stopped waiting (other than by a match).
@@ -119,8 +121,9 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64
     let done = match write {
         LiveWrite::Request(row) => sqlx::query(
             "INSERT INTO consultation_requests
-               (id, terminal_id, region_id, language, topic, status, front, preferred_lawyer_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8)",
+               (id, terminal_id, region_id, language, topic, status, front, preferred_lawyer_id, created_at,
+                appointment_id)
+             VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8, $9)",
         )
         .bind(&row.id)
         .bind(&row.terminal_id)
@@ -130,20 +133,37 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64
         .bind(row.front)
         .bind(&row.preferred_lawyer_id)
         .bind(row.created_at)
+        .bind(&row.appointment_id)
         .execute(&mut *conn)
         .await
         .on_conflict("a waiting request at this terminal")?,
-        LiveWrite::CloseRequest(id, end) => sqlx::query(
-            "UPDATE consultation_requests SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'waiting'",
-        )
-        .bind(id)
-        .bind(match end {
-            RequestEnd::Cancelled => "cancelled",
-            RequestEnd::Abandoned => "abandoned",
-        })
-        .bind(at)
-        .execute(&mut *conn)
-        .await?,
+        LiveWrite::CloseRequest(id, end) => {
+            let (request, appointment) = match end {
+                RequestEnd::Cancelled => ("cancelled", "cancelled"),
+                RequestEnd::Abandoned => ("abandoned", "no_show"),
+            };
+            let done = sqlx::query(
+                "UPDATE consultation_requests SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'waiting'",
+            )
+            .bind(id)
+            .bind(request)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            // An appointment's resident who cancelled, or never came.
+            if done.rows_affected() == 1 {
+                sqlx::query(
+                    "UPDATE appointments SET status = $2, updated_at = $3
+                     WHERE id = (SELECT appointment_id FROM consultation_requests WHERE id = $1) AND status = 'booked'",
+                )
+                .bind(id)
+                .bind(appointment)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            done
+        }
         LiveWrite::Offer(offer) => sqlx::query(
             "INSERT INTO consultation_offers (id, request_id, account_id, role, offered_at, deadline, outcome)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
@@ -189,6 +209,16 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64
             .bind(&c.request_id)
             .bind(c.started_at)
             .bind(&c.id)
+            .execute(&mut *conn)
+            .await?;
+            // An appointment's consultation: the appointment is kept.
+            sqlx::query(
+                "UPDATE appointments SET status = 'completed', consultation_id = $2, updated_at = $3
+                 WHERE id = (SELECT appointment_id FROM consultation_requests WHERE id = $1) AND status = 'booked'",
+            )
+            .bind(&c.request_id)
+            .bind(&c.id)
+            .bind(c.started_at)
             .execute(&mut *conn)
             .await?
         }
@@ -241,7 +271,8 @@ impl Store {
     pub async fn waiting_requests(&self) -> Result<Vec<RequestRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, terminal_id, region_id, language, topic, front != 0 AS front, preferred_lawyer_id, created_at
+                "SELECT id, terminal_id, region_id, language, topic, front != 0 AS front, preferred_lawyer_id, created_at,
+                        appointment_id
                  FROM consultation_requests WHERE status = 'waiting' ORDER BY created_at",
             )
             .fetch_all(pool)
@@ -344,6 +375,7 @@ mod tests {
             front: false,
             preferred_lawyer_id: None,
             created_at: 100,
+            appointment_id: None,
         };
         let write = |w: LiveWrite| store.apply_live_write(w, 300);
         write(LiveWrite::Request(request("r1"))).await.unwrap();
