@@ -272,6 +272,14 @@ pub enum Command {
         consultation: String,
         reply: Reply,
     },
+    /// The resident's rating; the reply says how many rows it changed (0:
+    /// no such consultation at this terminal, or already rated).
+    Rate {
+        terminal: String,
+        consultation: String,
+        rating: u8,
+        reply: oneshot::Sender<Result<u64, Failure>>,
+    },
     RecordSaved {
         consultation: String,
     },
@@ -409,6 +417,15 @@ impl Live {
 
     pub async fn decline(&self, account: &str, request: &str) -> Result<(), Failure> {
         self.ask(|reply| Command::Decline { account: account.into(), request: request.into(), reply }).await
+    }
+
+    /// Records a rating after the call, in order with the call's end.
+    pub async fn rate(&self, terminal: &str, consultation: &str, rating: u8) -> Result<u64, Failure> {
+        let (reply, answer) = oneshot::channel();
+        let command =
+            Command::Rate { terminal: terminal.into(), consultation: consultation.into(), rating, reply };
+        self.tx.send(command).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     pub async fn hangup(&self, participant: &str, consultation: &str) -> Result<(), Failure> {
@@ -639,6 +656,16 @@ impl Dispatcher {
                     _ => Err(not_found("consultation")),
                 };
                 let _ = reply.send(result);
+            }
+            Command::Rate { terminal, consultation, rating, reply } => {
+                if self.consultations.get(&consultation).is_some_and(|c| c.terminal == terminal) {
+                    let _ = reply.send(Err((ErrorCode::Conflict, "rate after the call has ended".into())));
+                } else {
+                    // After the call's end in the writer's order, so never refused as too early.
+                    let write =
+                        LiveWrite::Rate { consultation, terminal_id: terminal, rating: rating.into() };
+                    self.writes.send_then(write, reply);
+                }
             }
             Command::RecordSaved { consultation } => {
                 let lawyer = self
@@ -1751,36 +1778,46 @@ const WRITE_BATCH: usize = 512;
 /// dispatcher never waits on the database. Whatever queued up while the last
 /// transaction ran goes into the next one: under load, one commit carries
 /// hundreds of writes.
+/// Who waits for a write's outcome (rows changed).
+type Ack = Option<oneshot::Sender<Result<u64, Failure>>>;
+
 #[derive(Debug)]
 struct Writer {
-    tx: mpsc::UnboundedSender<(LiveWrite, i64)>,
+    tx: mpsc::UnboundedSender<(LiveWrite, i64, Ack)>,
 }
 
 impl Writer {
     fn start(store: Store, dispatcher: mpsc::WeakSender<Command>) -> Writer {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(LiveWrite, i64)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(LiveWrite, i64, Ack)>();
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(WRITE_BATCH);
-            while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-                let stored: Vec<bool> = match store.apply_live_writes(&batch).await {
+            let mut queued = Vec::with_capacity(WRITE_BATCH);
+            while rx.recv_many(&mut queued, WRITE_BATCH).await > 0 {
+                let (batch, acks): (Vec<(LiveWrite, i64)>, Vec<Ack>) =
+                    queued.drain(..).map(|(write, at, ack)| ((write, at), ack)).unzip();
+                let stored: Vec<Option<u64>> = match store.apply_live_writes(&batch).await {
                     Ok(results) => results
                         .iter()
                         .zip(&batch)
                         .map(|(result, (write, _))| match result {
-                            Ok(_) => true,
+                            Ok(rows) => Some(*rows),
                             Err(error) => {
                                 tracing::error!(%error, ?write, "live path: a write failed");
-                                false
+                                None
                             }
                         })
                         .collect(),
                     Err(error) => {
                         // The transaction failed as a whole (the database is unreachable).
                         tracing::error!(%error, writes = batch.len(), "live path: a batch of writes failed");
-                        vec![false; batch.len()]
+                        vec![None; batch.len()]
                     }
                 };
-                for ((write, _), ok) in batch.drain(..).zip(stored) {
+                for (((write, _), ack), rows) in batch.into_iter().zip(acks).zip(stored) {
+                    if let Some(ack) = ack {
+                        let failed = (ErrorCode::Refused, "could not be recorded; try again".to_owned());
+                        let _ = ack.send(rows.ok_or(failed));
+                    }
+                    let ok = rows.is_some();
                     if let LiveWrite::Request(row) = write
                         && let Some(dispatcher) = dispatcher.upgrade()
                     {
@@ -1793,7 +1830,12 @@ impl Writer {
     }
 
     fn send(&self, write: LiveWrite) {
-        let _ = self.tx.send((write, unix_now()));
+        let _ = self.tx.send((write, unix_now(), None));
+    }
+
+    /// Queues a write whose outcome someone waits for.
+    fn send_then(&self, write: LiveWrite, ack: oneshot::Sender<Result<u64, Failure>>) {
+        let _ = self.tx.send((write, unix_now(), Some(ack)));
     }
 }
 

@@ -691,3 +691,83 @@ async fn an_appointment_becomes_a_consultation_with_its_lawyer_or_a_no_show() {
     }
     assert_eq!(status["status"], "no_show", "{status}");
 }
+
+#[tokio::test]
+async fn coordinators_see_aggregates_of_their_regions_only() {
+    let app = spawn_fast().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    // One consultation, rated 4; one request cancelled.
+    kiosk.send(request("bo", "land")).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    drolma.expect("consult.offer").await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+    let consultation = kiosk.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    kiosk.send(json!({"type": "consult.hangup", "consultation": consultation})).await;
+    kiosk.expect("consult.ended").await;
+    kiosk.send(json!({"type": "consult.rate", "consultation": consultation, "rating": 4})).await;
+    kiosk.expect("consult.rated").await;
+    drolma.send(json!({"type": "presence.set", "state": "offline"})).await;
+    kiosk.send(request("bo", "land")).await;
+    let second = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    kiosk.send(json!({"type": "consult.cancel", "request": second})).await;
+    kiosk.expect("consult.cancelled").await;
+
+    use signaling::schedule::civil::{date_of, local_day_minute};
+    let (today, _) =
+        local_day_minute(&jiff::tz::TimeZone::get("Asia/Shanghai").unwrap(), signaling::unix_now());
+    let range = format!("from={}&to={}", date_of(today - 1), date_of(today + 2));
+    let coordinator = app.token("demo-coordinator").await;
+    let path = format!("/api/reports/consultations?{range}&period=month");
+    let report: Value = app.get(&path, &coordinator).await.json().await.unwrap();
+    let lines = report["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{report}");
+    let line = &lines[0];
+    assert_eq!(line["region_id"], "demo-garze");
+    assert_eq!((line["requests"].as_u64(), line["consultations"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(line["abandonment_rate"], 0.5);
+    assert_eq!(line["rating_avg"], 4.0);
+    assert!(line["wait_p50_secs"].as_i64().is_some());
+    assert!(line.get("summary").is_none() && line.get("lawyer_id").is_none(), "aggregates only");
+
+    let response = app.get(&format!("/api/reports/consultations?{range}&format=csv"), &coordinator).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = response.text().await.unwrap();
+    assert!(text.lines().nth(1).unwrap().contains("\"demo-garze\",bo,land,2,1,1,0.500"), "{text}");
+
+    // A lawyer sees no report; a coordinator of another region sees nothing of this one.
+    let lawyer_token = app.token("demo-lawyer").await;
+    assert_eq!(app.get(&path, &lawyer_token).await.status(), 403);
+    let admin = app.token("demo-admin").await;
+    app.post(
+        "/api/regions",
+        &admin,
+        json!({"id": "elsewhere", "name": "Elsewhere", "time_zone": "Asia/Shanghai"}),
+    )
+    .await;
+    let response = app
+        .post(
+            "/api/accounts",
+            &admin,
+            json!({"username": "far-coordinator", "display_name": "Far", "password": "far-coordinator-pass",
+                   "roles": ["coordinator"], "regions": ["elsewhere"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let far = app.token_for("far-coordinator", "far-coordinator-pass").await;
+    let report: Value = app.get(&path, &far).await.json().await.unwrap();
+    assert_eq!(report["lines"], json!([]));
+    // Bad ranges and values are refused.
+    for bad in [
+        "from=2026-13-01&to=2026-12-01",
+        "from=2026-12-01&to=2026-11-01",
+        "from=2026-01-01&to=2027-06-01",
+        &format!("{range}&period=day"),
+        &format!("{range}&format=xml"),
+    ] {
+        let response = app.get(&format!("/api/reports/consultations?{bad}"), &coordinator).await;
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+}

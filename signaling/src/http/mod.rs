@@ -12,6 +12,7 @@ mod auth;
 mod consultations;
 mod error;
 mod places;
+mod reports;
 mod schedule;
 mod system;
 pub mod views;
@@ -115,6 +116,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::list, accounts::create))
         .routes(routes!(accounts::read, accounts::update))
         .routes(routes!(accounts::set_password))
+        .routes(routes!(reports::consultations))
         .routes(routes!(places::regions, places::create_region))
         .routes(routes!(places::region_terminals))
         .routes(routes!(places::create_terminal))

@@ -44,7 +44,7 @@ fn parse_window(start: &str, end: &str) -> Result<(u16, u16), ApiError> {
 }
 
 /// A `YYYY-MM-DD` date between 2000 and 2100, as (days since epoch, date).
-fn parse_date(field: &str, value: &str) -> Result<(i64, Date), ApiError> {
+pub(super) fn parse_date(field: &str, value: &str) -> Result<(i64, Date), ApiError> {
     let date: Date = value
         .parse()
         .map_err(|_| invalid(format!("{field}: {value:?} is not a date like \"2026-12-01\"")))?;

@@ -88,17 +88,6 @@ pub struct OpenConsultation {
     pub ended_at: Option<i64>,
 }
 
-/// Why a rating was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateOutcome {
-    Rated,
-    /// No such consultation at this terminal.
-    NotFound,
-    /// Still going on: a rating comes after the call.
-    StillActive,
-    AlreadyRated,
-}
-
 /// One change the live path makes. The dispatcher's writer applies them in
 /// order, many to a transaction ([`Store::apply_live_writes`]).
 #[derive(Debug, Clone)]
@@ -115,6 +104,13 @@ pub enum LiveWrite {
     End(String, String),
     /// Wrap-up is over (record saved, or its time ran out).
     FinishWrapUp(String),
+    /// The resident's rating, once, after the call, from the terminal it took
+    /// place at. Changes no row when any of that is not so.
+    Rate {
+        consultation: String,
+        terminal_id: String,
+        rating: i64,
+    },
 }
 
 async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64) -> Result<u64, StoreError> {
@@ -231,6 +227,15 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64
         .bind(reason)
         .execute(&mut *conn)
         .await?,
+        LiveWrite::Rate { consultation, terminal_id, rating } => sqlx::query(
+            "UPDATE consultations SET rating = $3
+             WHERE id = $1 AND terminal_id = $2 AND status != 'active' AND rating IS NULL",
+        )
+        .bind(consultation)
+        .bind(terminal_id)
+        .bind(rating)
+        .execute(&mut *conn)
+        .await?,
         LiveWrite::FinishWrapUp(id) => {
             sqlx::query("UPDATE consultations SET status = 'ended' WHERE id = $1 AND status = 'wrap_up'")
                 .bind(id)
@@ -239,6 +244,20 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64
         }
     };
     Ok(done.rows_affected())
+}
+
+/// A request with what became of it, for reports.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReportRow {
+    pub region_id: String,
+    pub language: String,
+    pub topic: String,
+    /// `waiting`, `matched`, `cancelled` or `abandoned`.
+    pub status: String,
+    pub created_at: i64,
+    /// When its consultation started, if it was matched.
+    pub started_at: Option<i64>,
+    pub rating: Option<i64>,
 }
 
 impl Store {
@@ -275,6 +294,21 @@ impl Store {
                         appointment_id
                  FROM consultation_requests WHERE status = 'waiting' ORDER BY created_at",
             )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Requests made in `[from, to)`, with their consultation's start and rating.
+    pub async fn report_rows(&self, from: i64, to: i64) -> Result<Vec<ReportRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.region_id, r.language, r.topic, r.status, r.created_at, c.started_at, c.rating
+                 FROM consultation_requests r LEFT JOIN consultations c ON c.id = r.consultation_id
+                 WHERE r.created_at >= $1 AND r.created_at < $2",
+            )
+            .bind(from)
+            .bind(to)
             .fetch_all(pool)
             .await?
         }))
@@ -318,40 +352,6 @@ impl Store {
             .fetch_one(pool)
             .await?
         }))
-    }
-
-    /// The resident's rating, once, after the call, from the terminal it took place at.
-    pub async fn rate_consultation(
-        &self,
-        id: &str,
-        terminal_id: &str,
-        rating: i64,
-    ) -> Result<RateOutcome, StoreError> {
-        let row: Option<(String, Option<i64>)> = with_pool!(self, |pool| {
-            sqlx::query_as("SELECT status, rating FROM consultations WHERE id = $1 AND terminal_id = $2")
-                .bind(id)
-                .bind(terminal_id)
-                .fetch_optional(pool)
-                .await?
-        });
-        match row {
-            None => return Ok(RateOutcome::NotFound),
-            Some((status, _)) if status == "active" => return Ok(RateOutcome::StillActive),
-            Some((_, Some(_))) => return Ok(RateOutcome::AlreadyRated),
-            Some(_) => {}
-        }
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE consultations SET rating = $3
-                 WHERE id = $1 AND terminal_id = $2 AND status != 'active' AND rating IS NULL",
-            )
-            .bind(id)
-            .bind(terminal_id)
-            .bind(rating)
-            .execute(pool)
-            .await?
-        });
-        Ok(if done.rows_affected() == 1 { RateOutcome::Rated } else { RateOutcome::AlreadyRated })
     }
 }
 
@@ -410,11 +410,16 @@ mod tests {
         );
         assert!(store.waiting_requests().await.unwrap().is_empty(), "r1 matched, r2 cancelled");
         assert_eq!(store.open_consultations().await.unwrap().len(), 1, "the failed start changed nothing");
-        assert_eq!(store.rate_consultation("c1", &terminal, 5).await.unwrap(), RateOutcome::StillActive);
+        let rate = |terminal: &str, rating: i64| LiveWrite::Rate {
+            consultation: "c1".into(),
+            terminal_id: terminal.into(),
+            rating,
+        };
+        assert_eq!(write(rate(&terminal, 5)).await.unwrap(), 0, "not during the call");
         write(LiveWrite::End("c1".into(), "hung_up".into())).await.unwrap();
-        assert_eq!(store.rate_consultation("c1", "elsewhere", 5).await.unwrap(), RateOutcome::NotFound);
-        assert_eq!(store.rate_consultation("c1", &terminal, 5).await.unwrap(), RateOutcome::Rated);
-        assert_eq!(store.rate_consultation("c1", &terminal, 1).await.unwrap(), RateOutcome::AlreadyRated);
+        assert_eq!(write(rate("elsewhere", 5)).await.unwrap(), 0, "not from another terminal");
+        assert_eq!(write(rate(&terminal, 5)).await.unwrap(), 1);
+        assert_eq!(write(rate(&terminal, 1)).await.unwrap(), 0, "once");
         assert_eq!(store.open_consultations().await.unwrap()[0].status, "wrap_up");
         write(LiveWrite::FinishWrapUp("c1".into())).await.unwrap();
         assert!(store.open_consultations().await.unwrap().is_empty());

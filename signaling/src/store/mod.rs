@@ -23,7 +23,7 @@ pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
 pub use auth::{RefreshUse, SessionState, SigningKeyRow};
 pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation};
 pub use live::{
-    LiveWrite, OfferOutcome, OfferRow, OpenConsultation, RateOutcome, RequestEnd, RequestRow,
+    LiveWrite, OfferOutcome, OfferRow, OpenConsultation, ReportRow, RequestEnd, RequestRow,
     StartedConsultation,
 };
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};

@@ -12,7 +12,6 @@ use crate::auth::Principal;
 use crate::domain::Role as AccountRole;
 use crate::http::AppState;
 use crate::live::{Command, PersonInfo, TerminalInfo, local_day_start};
-use crate::store::RateOutcome;
 use crate::unix_now;
 
 /// What the live path knows this connection as.
@@ -156,19 +155,14 @@ pub async fn handle(
             if !(1..=5).contains(&rating) {
                 return Err((ErrorCode::Invalid, "rating: 1 to 5".into()));
             }
-            let outcome =
-                state.store.rate_consultation(&consultation, terminal, i64::from(rating)).await.map_err(
-                    |_| (ErrorCode::Refused, "the rating could not be recorded; try again".into()),
-                )?;
-            match outcome {
-                RateOutcome::Rated => Ok(Some(ServerMessage::ConsultRated { consultation, rating })),
-                RateOutcome::NotFound => {
-                    Err((ErrorCode::NotFound, "no such consultation at this terminal".into()))
-                }
-                RateOutcome::StillActive => {
-                    Err((ErrorCode::Conflict, "rate after the call has ended".into()))
-                }
-                RateOutcome::AlreadyRated => Err((ErrorCode::Conflict, "already rated".into())),
+            if live.rate(terminal, &consultation, rating).await? == 1 {
+                return Ok(Some(ServerMessage::ConsultRated { consultation, rating }));
+            }
+            // Nothing changed: say why.
+            let record = state.store.consultation(&consultation).await.ok().flatten();
+            match record.filter(|c| c.terminal_id == *terminal) {
+                None => Err((ErrorCode::NotFound, "no such consultation at this terminal".into())),
+                Some(_) => Err((ErrorCode::Conflict, "already rated".into())),
             }
         }
         (ClientMessage::ConsultRate { .. }, _) => Err(forbidden("terminals")),
