@@ -283,8 +283,8 @@ pub enum Command {
     RecordSaved {
         consultation: String,
     },
-    /// Who is on duty now and the regions of their teams, by account.
-    Duty(HashMap<String, (bool, BTreeSet<String>)>),
+    /// Who is on duty now, the regions of their teams and their day, by account.
+    Duty(HashMap<String, Duty>),
     /// An appointment starts now.
     AppointmentDue(AppointmentRecord),
     /// The writer has stored a new request (or failed to).
@@ -371,6 +371,10 @@ impl Live {
         for row in waiting {
             dispatcher.restore_request(row);
         }
+        // Appointments announced just before the server stopped.
+        for appointment in store.started_without_request(now).await? {
+            dispatcher.appointment_due(appointment, Instant::now());
+        }
         tracing::info!(open, restored, withdrawn, "live path ready");
         let every = Duration::from_secs(config.duty_check_secs);
         let duty = tokio::spawn(duty_loop(dispatcher.scheduler.clone(), tx.downgrade(), every));
@@ -448,6 +452,15 @@ pub fn local_day_start(zone: &str, now: i64) -> i64 {
     today.first().map(|(start, _)| *start).unwrap_or(now - now.rem_euclid(86_400))
 }
 
+/// One person's duty as of the last look.
+#[derive(Debug, Clone, Default)]
+pub struct Duty {
+    pub on_duty: bool,
+    pub regions: BTreeSet<String>,
+    /// Local midnight of the person's today.
+    pub day_start: i64,
+}
+
 /// Looks at everyone's duty hours every `every`, off the dispatcher (a
 /// snapshot can take a while to load), and hands it the result.
 async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Command>, every: Duration) {
@@ -469,7 +482,15 @@ async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Comma
             .iter()
             .map(|p| {
                 let id = &p.account.id;
-                (id.clone(), (snapshot.is_on_duty(id, at), snapshot.regions_of(id)))
+                let day_start = local_day_start(&p.account.time_zone, at);
+                (
+                    id.clone(),
+                    Duty {
+                        on_duty: snapshot.is_on_duty(id, at),
+                        regions: snapshot.regions_of(id),
+                        day_start,
+                    },
+                )
             })
             .collect();
         let Some(dispatcher) = dispatcher.upgrade() else { return };
@@ -719,12 +740,13 @@ impl Dispatcher {
             }
             p.gone_at = None;
         }
-        if p.in_matcher {
-            // Languages, topics or teams may have changed.
-            let person = p.info.person.clone();
-            self.matcher.handle(Event::PersonAvailable(person), now);
-        }
+        // Languages, topics or teams may have changed.
+        let update = p.in_matcher.then(|| p.info.person.clone());
         let consultation = p.consultation.clone();
+        if let Some(person) = update {
+            let actions = self.matcher.handle(Event::PersonAvailable(person), now);
+            self.apply(actions, now);
+        }
         if let Some(c) = consultation {
             self.returned(&c, &id);
         }
@@ -822,21 +844,28 @@ impl Dispatcher {
     }
 
     /// Everyone's duty and teams as of now, from [`duty_loop`].
-    fn apply_duty(&mut self, duty: HashMap<String, (bool, BTreeSet<String>)>) {
+    fn apply_duty(&mut self, duty: HashMap<String, Duty>) {
         let now = Instant::now();
         let ids: Vec<String> =
             self.people.iter().filter(|(_, p)| p.connections > 0).map(|(id, _)| id.clone()).collect();
         for id in ids {
-            let (on_duty, regions) = duty.get(&id).cloned().unwrap_or_default();
             let Some(p) = self.people.get_mut(&id) else { continue };
-            if p.info.on_duty == on_duty && p.info.person.regions == regions {
+            let Duty { on_duty, regions, day_start } = duty.get(&id).cloned().unwrap_or_default();
+            let new_day = day_start > p.info.day_start;
+            if p.info.on_duty == on_duty && p.info.person.regions == regions && !new_day {
                 continue;
             }
             p.info.on_duty = on_duty;
             p.info.person.regions = regions;
+            if new_day {
+                // Daily caps count from the person's own midnight.
+                p.info.day_start = day_start;
+                p.info.person.taken_today = 0;
+            }
             if p.in_matcher {
                 let person = p.info.person.clone();
-                self.matcher.handle(Event::PersonAvailable(person), now);
+                let actions = self.matcher.handle(Event::PersonAvailable(person), now);
+                self.apply(actions, now);
             }
             self.sync_person(&id, now);
             self.tell_presence(&id);
@@ -1054,9 +1083,23 @@ impl Dispatcher {
             return;
         };
         let t = self.absent_terminal(&a.terminal_id, &a.region_id, now);
-        if t.request.is_some() || t.consultation.is_some() {
-            // Already waiting or talking: the lawyer and the terminal were told it started.
-            tracing::info!(appointment = %a.id, "appointment started while its terminal was busy");
+        if let Some(request) = t.request.clone() {
+            // The resident already waits: that request is the appointment's now
+            // (completed, no-show or cancelled with it).
+            if let Some(r) = self.requests.get_mut(&request) {
+                r.preferred = Some(a.lawyer_id.clone());
+            }
+            self.writes.send(LiveWrite::AttachAppointment {
+                request,
+                appointment: a.id,
+                lawyer: a.lawyer_id,
+            });
+            return;
+        }
+        if t.consultation.is_some() {
+            // In a call: the lawyer and the terminal were told it started; the
+            // appointment stays booked for them (or a coordinator) to close.
+            tracing::info!(appointment = %a.id, "appointment started during a consultation at its terminal");
             return;
         }
         let row = RequestRow {
@@ -1510,6 +1553,7 @@ impl Dispatcher {
         let (Some(topic), Some(request)) = (Topic::from_code(&c.topic), c.request_id.clone()) else {
             // A consultation recorded outside the live path: nothing to resume.
             self.writes.send(LiveWrite::End(c.id.clone(), "server_restart".into()));
+            self.writes.send(LiveWrite::FinishWrapUp(c.id.clone()));
             return;
         };
         let now = Instant::now();
@@ -1778,6 +1822,32 @@ const WRITE_BATCH: usize = 512;
 /// dispatcher never waits on the database. Whatever queued up while the last
 /// transaction ran goes into the next one: under load, one commit carries
 /// hundreds of writes.
+/// Applies a batch, trying again while the transaction fails as a whole (the
+/// database is unreachable or locked for long): a lost call end would leave a
+/// consultation open on disk for good. Gives up (and says so) only after
+/// about ten minutes.
+async fn apply_until_stored(
+    store: &Store,
+    batch: &[(LiveWrite, i64)],
+) -> Result<Vec<Result<u64, StoreError>>, ()> {
+    let mut wait = Duration::from_millis(100);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match store.apply_live_writes(batch).await {
+            Ok(results) => return Ok(results),
+            Err(error) if Instant::now() < deadline => {
+                tracing::error!(%error, writes = batch.len(), retry_in = ?wait, "live path: a batch of writes failed");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => {
+                tracing::error!(%error, writes = batch.len(), "live path: a batch of writes was lost");
+                return Err(());
+            }
+        }
+    }
+}
+
 /// Who waits for a write's outcome (rows changed).
 type Ack = Option<oneshot::Sender<Result<u64, Failure>>>;
 
@@ -1794,7 +1864,7 @@ impl Writer {
             while rx.recv_many(&mut queued, WRITE_BATCH).await > 0 {
                 let (batch, acks): (Vec<(LiveWrite, i64)>, Vec<Ack>) =
                     queued.drain(..).map(|(write, at, ack)| ((write, at), ack)).unzip();
-                let stored: Vec<Option<u64>> = match store.apply_live_writes(&batch).await {
+                let stored: Vec<Option<u64>> = match apply_until_stored(&store, &batch).await {
                     Ok(results) => results
                         .iter()
                         .zip(&batch)
@@ -1806,11 +1876,7 @@ impl Writer {
                             }
                         })
                         .collect(),
-                    Err(error) => {
-                        // The transaction failed as a whole (the database is unreachable).
-                        tracing::error!(%error, writes = batch.len(), "live path: a batch of writes failed");
-                        vec![None; batch.len()]
-                    }
+                    Err(()) => vec![None; batch.len()],
                 };
                 for (((write, _), ack), rows) in batch.into_iter().zip(acks).zip(stored) {
                     if let Some(ack) = ack {

@@ -233,6 +233,9 @@ async fn a_resident_is_matched_talks_and_rates_and_the_lawyer_writes_the_record(
     kiosk.expect_where("consult.rated", |m| m["rating"] == 5).await;
     kiosk.send(json!({"type": "consult.rate", "consultation": consultation, "rating": 1})).await;
     kiosk.expect_error("conflict").await;
+    // The room closed with the call: its tokens do not reopen it.
+    kiosk.send(json!({"type": "rtc.join", "token": kiosk_started["token"]})).await;
+    assert!(kiosk.expect_error("unauthorized").await["message"].as_str().unwrap().contains("ended"));
     let lawyer_token = app.token("demo-lawyer").await;
     let response = app
         .http

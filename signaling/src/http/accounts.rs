@@ -320,6 +320,7 @@ pub async fn update(
     if let Some(regions) = &request.regions {
         check_regions(&state, regions).await?;
     }
+    let access_changed = request.roles.is_some() || request.regions.is_some();
     let patch = AccountPatch {
         display_name,
         time_zone: request.time_zone.clone(),
@@ -340,6 +341,10 @@ pub async fn update(
         state.store.revoke_account_sessions(&id, now, "account deactivated").await?;
         state.store.delete_calendar_token(&id).await?;
         state.connections.close_account(&id, "account deactivated");
+    } else if access_changed {
+        // An open WebSocket carries what its owner may see (the live view's
+        // regions, whether it may be rung): it reconnects with the new roles.
+        state.connections.close_account(&id, "roles or regions changed");
     }
     let account = state.store.account(&id).await?.ok_or(ApiError::NotFound)?;
     let detail = serde_json::json!({

@@ -104,6 +104,13 @@ pub enum LiveWrite {
     End(String, String),
     /// Wrap-up is over (record saved, or its time ran out).
     FinishWrapUp(String),
+    /// A waiting request becomes an appointment's (its resident was already
+    /// waiting when the appointment started), preferring its lawyer.
+    AttachAppointment {
+        request: String,
+        appointment: String,
+        lawyer: String,
+    },
     /// The resident's rating, once, after the call, from the terminal it took
     /// place at. Changes no row when any of that is not so.
     Rate {
@@ -227,6 +234,15 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64
         .bind(reason)
         .execute(&mut *conn)
         .await?,
+        LiveWrite::AttachAppointment { request, appointment, lawyer } => sqlx::query(
+            "UPDATE consultation_requests SET appointment_id = $2, preferred_lawyer_id = $3
+             WHERE id = $1 AND status = 'waiting'",
+        )
+        .bind(request)
+        .bind(appointment)
+        .bind(lawyer)
+        .execute(&mut *conn)
+        .await?,
         LiveWrite::Rate { consultation, terminal_id, rating } => sqlx::query(
             "UPDATE consultations SET rating = $3
              WHERE id = $1 AND terminal_id = $2 AND status != 'active' AND rating IS NULL",
@@ -299,13 +315,16 @@ impl Store {
         }))
     }
 
-    /// Requests made in `[from, to)`, with their consultation's start and rating.
+    /// Requests made in `[from, to)`, with their consultation's start and
+    /// rating. A resident put back in the queue after a dropped call is not a
+    /// new request: those are left out.
     pub async fn report_rows(&self, from: i64, to: i64) -> Result<Vec<ReportRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT r.region_id, r.language, r.topic, r.status, r.created_at, c.started_at, c.rating
                  FROM consultation_requests r LEFT JOIN consultations c ON c.id = r.consultation_id
-                 WHERE r.created_at >= $1 AND r.created_at < $2",
+                 WHERE r.created_at >= $1 AND r.created_at < $2
+                   AND NOT (r.front = 1 AND r.appointment_id IS NULL)",
             )
             .bind(from)
             .bind(to)

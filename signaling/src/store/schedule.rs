@@ -544,6 +544,23 @@ impl Store {
         }))
     }
 
+    /// Appointments whose start was announced but that never reached the live
+    /// path (the server stopped in between): still booked, not over, with no
+    /// request of theirs.
+    pub async fn started_without_request(&self, now: i64) -> Result<Vec<AppointmentRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                appointment_columns!(),
+                " FROM appointments a WHERE status = 'booked' AND due_notified_at IS NOT NULL AND ends_at > $1
+                 AND NOT EXISTS (SELECT 1 FROM consultation_requests r WHERE r.appointment_id = a.id)"
+            ))
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// (account, region) for every team member and every region their teams are posted to.
     pub async fn member_regions(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(with_pool!(self, |pool| {

@@ -57,6 +57,13 @@ impl Calls {
             return Err((ErrorCode::Unauthorized, "this room token is someone else's".into()));
         }
         let grant = claims.room.ok_or((ErrorCode::Unauthorized, "the token names no room".into()))?;
+        // A consultation's room lives as long as the consultation: its tokens
+        // outlast it, and must not reopen it.
+        if let Ok(Some(consultation)) = state.store.consultation(&grant.room).await
+            && consultation.status != "active"
+        {
+            return Err((ErrorCode::Unauthorized, "this consultation has ended".into()));
+        }
         let publish =
             media_relay::session::kinds(&grant.publish).map_err(|e| (ErrorCode::Unauthorized, e))?;
         // Rooms the relay already closed for us (their event task ended on `closed`).
