@@ -344,7 +344,6 @@ impl Live {
             tokens,
             relay,
             connections,
-            scheduler,
             metrics,
             people: HashMap::new(),
             terminals: HashMap::new(),
@@ -377,7 +376,7 @@ impl Live {
         }
         tracing::info!(open, restored, withdrawn, "live path ready");
         let every = Duration::from_secs(config.duty_check_secs);
-        let duty = tokio::spawn(duty_loop(dispatcher.scheduler.clone(), tx.downgrade(), every));
+        let duty = tokio::spawn(duty_loop(scheduler, tx.downgrade(), every));
         let task = tokio::spawn(async move {
             dispatcher.run(rx).await;
             duty.abort();
@@ -444,12 +443,9 @@ impl Live {
 
 /// The local midnight of `now` in `zone` (UTC when the zone is unknown).
 pub fn local_day_start(zone: &str, now: i64) -> i64 {
-    use crate::schedule::civil::{local_day_minute, window_instants};
+    use crate::schedule::civil::{local_day_minute, start_of_day};
     let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let (day, _) = local_day_minute(&tz, now);
-    let mut today = Vec::new();
-    window_instants(&tz, day, 0, 1440, &mut today);
-    today.first().map(|(start, _)| *start).unwrap_or(now - now.rem_euclid(86_400))
+    start_of_day(&tz, local_day_minute(&tz, now).0)
 }
 
 /// One person's duty as of the last look.
@@ -597,7 +593,6 @@ struct Dispatcher {
     tokens: Tokens,
     relay: RelayHandle,
     connections: Arc<Connections>,
-    scheduler: Arc<Scheduler>,
     metrics: Arc<Metrics>,
     people: HashMap<String, PersonLive>,
     terminals: HashMap<String, TerminalLive>,

@@ -309,9 +309,14 @@ async fn a_decline_and_a_timeout_move_the_request_on_and_missed_offers_mean_a_br
     assert_eq!(outcomes, vec!["declined".to_owned(), "timed_out".to_owned()]);
 }
 
-async fn offer_outcomes(app: &TestApp, request: &str) -> Vec<String> {
+/// The server's database, opened directly (to look at rows the API does not show).
+async fn database(app: &TestApp) -> sqlx::SqlitePool {
     let path = app.data_dir.path().join("cloudlaw.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap()
+}
+
+async fn offer_outcomes(app: &TestApp, request: &str) -> Vec<String> {
+    let pool = database(app).await;
     sqlx::query_scalar(
         "SELECT outcome FROM consultation_offers WHERE request_id = ? ORDER BY offered_at, rowid",
     )
@@ -604,8 +609,7 @@ async fn a_coordinator_sees_the_queue_and_the_people_change_live() {
 /// Books an appointment that has just started, straight in the database (booking
 /// through the API needs notice; the API's rules are tested in schedule.rs).
 async fn started_appointment(app: &TestApp, terminal: &str, lawyer: &str) -> String {
-    let path = app.data_dir.path().join("cloudlaw.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let pool = database(app).await;
     let lawyer: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = ?")
         .bind(lawyer)
         .fetch_one(&pool)

@@ -11,7 +11,7 @@ use super::views::rfc3339;
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
-use crate::schedule::civil::{Instant, date_of, days_of};
+use crate::schedule::civil::{Instant, days_of};
 use crate::schedule::{DutyReason, intervals};
 use crate::store::{OverrideRow, RosterRow, WeeklyRow};
 use crate::unix_now;
@@ -73,10 +73,7 @@ fn parse_weekday(value: &str) -> Result<usize, ApiError> {
         .ok_or_else(|| invalid(format!("weekday: {value:?} is not one of mon..sun")))
 }
 
-/// The first instant of a local date in `tz`.
-pub(super) fn start_of_day(tz: &jiff::tz::TimeZone, day: i64) -> Instant {
-    date_of(day).to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_second()).unwrap_or(day * 86_400)
-}
+pub(super) use crate::schedule::civil::start_of_day;
 
 // ---------------------------------------------------------------- availability
 

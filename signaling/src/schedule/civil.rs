@@ -51,6 +51,11 @@ pub fn weekday_of(days: i64) -> usize {
     (days + 3).rem_euclid(7) as usize
 }
 
+/// The first instant of a local date (days since the epoch) in `tz`.
+pub fn start_of_day(tz: &TimeZone, day: i64) -> Instant {
+    date_of(day).to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_second()).unwrap_or(day * 86_400)
+}
+
 /// The local date (as days since the epoch) and minute of the day of an instant.
 pub fn local_day_minute(tz: &TimeZone, at: Instant) -> (i64, u16) {
     let offset = match Timestamp::from_second(at) {
