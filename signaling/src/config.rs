@@ -38,6 +38,7 @@ pub struct Config {
     pub relay: RelayConfig,
     pub relay_node: RelayNodeConfig,
     pub turn: crate::turn::TurnConfig,
+    pub web: crate::web::WebConfig,
 }
 
 /// A standalone relay node to use instead of the in-process relay.
@@ -154,6 +155,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             relay_node: RelayNodeConfig::default(),
             turn: crate::turn::TurnConfig::default(),
+            web: crate::web::WebConfig::default(),
         }
     }
 }

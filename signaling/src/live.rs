@@ -150,6 +150,8 @@ pub enum Role {
 /// Another participant, as a consultation's participants see each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Peer {
+    /// The account or terminal id: the peer's media streams carry it as their id.
+    pub participant: String,
     pub role: Role,
     pub name: String,
 }
@@ -1434,7 +1436,7 @@ impl Dispatcher {
         let peers = c
             .participants()
             .filter(|(p, _)| *p != participant)
-            .map(|(p, role)| Peer { role, name: self.name_of(p, role) })
+            .map(|(p, role)| Peer { participant: p.to_owned(), role, name: self.name_of(p, role) })
             .collect();
         let message = ServerMessage::ConsultStarted {
             consultation: consultation.into(),

@@ -83,6 +83,13 @@ pub async fn serve(
         config.schedule.reminder_minutes,
         std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
     ));
+    for missing in config.web.missing_fonts() {
+        tracing::warn!(
+            path = %missing.display(),
+            "Tibetan webfont not found: kiosks without a Tibetan system font will not render Tibetan \
+             (install Debian's fonts-noto-core, or set web.font_dir)"
+        );
+    }
     let state = AppState {
         limits: Limits::new(&config.auth),
         config: Arc::new(config),

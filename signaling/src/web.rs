@@ -2,10 +2,17 @@
 //! so that `cloudlaw` serves them from any working directory.
 //!
 //! `/terminal`, `/lawyer` and `/coordinator` are the three apps' pages; their
-//! scripts, styles, translations and fonts are under `/web/...`.
+//! scripts, styles and translations are under `/web/...`.
+//!
+//! The Tibetan webfont is not in the repository: it is Noto Serif Tibetan from
+//! the operating system's font package (Debian: `fonts-noto-core`), read from
+//! `web.font_dir` and served as `/web/fonts/tibetan-{regular,bold}.ttf`, so a
+//! kiosk without a Tibetan system font still renders stacked letters.
+
+use std::path::PathBuf;
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,13 +24,62 @@ use crate::http::AppState;
 #[exclude = "*.md"]
 struct Assets;
 
+/// Where the served fonts come from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The directory holding `NotoSerifTibetan-Regular.ttf` and
+    /// `NotoSerifTibetan-Bold.ttf` (Debian's `fonts-noto-core` puts them here).
+    pub font_dir: PathBuf,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { font_dir: PathBuf::from("/usr/share/fonts/truetype/noto") }
+    }
+}
+
+/// The fonts served under `/web/fonts/`: the served name and the file's name.
+const FONTS: [(&str, &str); 2] = [
+    ("tibetan-regular.ttf", "NotoSerifTibetan-Regular.ttf"),
+    ("tibetan-bold.ttf", "NotoSerifTibetan-Bold.ttf"),
+];
+
+impl WebConfig {
+    /// The served fonts whose files are missing (said once at startup).
+    pub fn missing_fonts(&self) -> Vec<PathBuf> {
+        FONTS.iter().map(|(_, file)| self.font_dir.join(file)).filter(|path| !path.is_file()).collect()
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/terminal", get(|| async { page("terminal/index.html") }))
         .route("/lawyer", get(|| async { page("lawyer/index.html") }))
         .route("/coordinator", get(|| async { page("coordinator/index.html") }))
+        .route("/web/fonts/{name}", get(font))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
+}
+
+/// A font from `web.font_dir`; only the names in [`FONTS`], never a path.
+async fn font(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let Some((_, file)) = FONTS.iter().find(|(served, _)| *served == name) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    match tokio::fs::read(state.config.web.font_dir.join(file)).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "font/ttf"),
+                // The file changes only with the operating system's package.
+                (header::CACHE_CONTROL, "public, max-age=604800"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "font not installed").into_response(),
+    }
 }
 
 /// An app's page. Pages are not cached, so a new release is picked up at once.

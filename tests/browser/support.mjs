@@ -202,7 +202,9 @@ const PAGES = { '/': 'index.html', '/terminal': 'terminal/index.html', '/lawyer'
 
 async function routeWebFromDisk(context, server) {
   await context.route(
-    (url) => url.origin === server.origin && (url.pathname.startsWith('/web/') || Object.hasOwn(PAGES, url.pathname)),
+    // Fonts come from the server (it reads them from the system's font package).
+    (url) => url.origin === server.origin && !url.pathname.startsWith('/web/fonts/')
+      && (url.pathname.startsWith('/web/') || Object.hasOwn(PAGES, url.pathname)),
     async (route) => {
       const { pathname } = new URL(route.request().url());
       const relative = PAGES[pathname] ?? decodeURIComponent(pathname.slice('/web/'.length));
@@ -233,7 +235,11 @@ async function routeWebFromDisk(context, server) {
  * as `executablePath` (a script that runs it in a network namespace).
  */
 export function launchBrowser({ args = [], executablePath = CHROMIUM } = {}) {
-  return chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...args], headless: true });
+  // Pages fulfilled from disk by Playwright have no address space of their
+  // own, so Chromium's local network access checks would block their
+  // WebSocket to the (loopback) server; pages the server serves are not.
+  const fromDisk = process.env.CLOUDLAW_WEB_FROM_DISK === '1' ? ['--disable-features=LocalNetworkAccessChecks'] : [];
+  return chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...fromDisk, ...args], headless: true });
 }
 
 /** A fresh browser context (its own localStorage) for one person or kiosk. */
@@ -382,3 +388,79 @@ export async function screenshot(pageOrLocator, name) {
 
 /** A short suffix that makes names unique within one run. */
 export const unique = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+
+// ---------------------------------------------------------------- live clients
+
+/**
+ * A participant without its app: a page on the server's origin holding one
+ * live connection (/ws) with a bearer token, for playing the other side of a
+ * flow under test. Messages are kept in order; `next(type, where)` takes the
+ * first unread one of a type (waiting for it). `join(token)` joins a call's
+ * room with the fake camera and microphone (web/shared/call.js).
+ */
+export async function liveClient(browser, server, token) {
+  const context = await newContext(browser, server);
+  const page = await context.newPage();
+  await page.goto(server.url('/healthz'));
+  await page.evaluate(async (bearer) => {
+    window.inbox = [];
+    window.ws = new WebSocket(`ws://${location.host}/ws?token=${encodeURIComponent(bearer)}`);
+    window.ws.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (window.call?.handle(message)) return;
+      window.inbox.push(message);
+    };
+    await new Promise((resolve, reject) => {
+      window.ws.onopen = resolve;
+      window.ws.onerror = () => reject(new Error('websocket refused'));
+    });
+  }, token);
+  return {
+    page,
+    send: (message) => page.evaluate((m) => window.ws.send(JSON.stringify(m)), message),
+    /** The first unread message of a type (and matching `where`), waited for. */
+    async next(type, where = () => true, timeout = 20_000) {
+      return eventually(async () => {
+        const all = await page.evaluate(() => window.inbox);
+        const index = all.findIndex((m) => m.type === type && where(m));
+        assert.notEqual(index, -1, `no ${type} yet; got ${all.map((m) => m.type).join(', ')}`);
+        await page.evaluate((i) => window.inbox.splice(i, 1), index);
+        return all[index];
+      }, timeout);
+    },
+    /** Joins a call's room with a fake camera and microphone; remote streams are counted. */
+    join: (roomToken) => page.evaluate(async (t) => {
+      const { RelayCall } = await import('/web/shared/call.js');
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      window.remote = [];
+      window.call = new RelayCall({
+        send: (m) => { window.ws.send(JSON.stringify(m)); return true; },
+        token: t,
+        stream,
+        onStream: (s) => window.remote.push(s),
+      });
+      window.call.join();
+    }, roomToken),
+    /** Video frames received from the other side so far (0 before any). */
+    framesReceived: () => page.evaluate(async () => {
+      if (!window.call) return 0;
+      let frames = 0;
+      (await window.call.pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+      });
+      return frames;
+    }),
+    close: () => context.close(),
+  };
+}
+
+/** Logs in through the API; resolves to an access token. */
+export async function accessToken(server, username, password = 'demo-pass') {
+  const response = await fetch(server.url('/api/auth/login'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  assert.equal(response.status, 200, `login ${username}`);
+  return (await response.json()).access_token;
+}

@@ -89,6 +89,31 @@ async fn web_apps_load_with_their_assets() {
 }
 
 #[tokio::test]
+async fn the_tibetan_webfont_is_served_from_the_configured_font_directory() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let fonts = tempfile::tempdir().unwrap();
+    std::fs::write(fonts.path().join("NotoSerifTibetan-Regular.ttf"), b"not really a font").unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), false);
+    config.web.font_dir = fonts.path().to_path_buf();
+    assert_eq!(config.web.missing_fonts(), [fonts.path().join("NotoSerifTibetan-Bold.ttf")]);
+    let app = crate::support::spawn_with(config, data_dir).await;
+
+    let font = app.http.get(app.url("/web/fonts/tibetan-regular.ttf")).send().await.unwrap();
+    assert_eq!(font.status(), 200);
+    assert_eq!(font.headers()["content-type"], "font/ttf");
+    assert!(font.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    assert_eq!(font.bytes().await.unwrap().as_ref(), b"not really a font");
+    // A font that is not installed, a name that is not served, a path: none is read.
+    for path in ["tibetan-bold.ttf", "NotoSerifTibetan-Regular.ttf", "..%2F..%2Fetc%2Fpasswd"] {
+        let response = app.http.get(app.url(&format!("/web/fonts/{path}"))).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    // The stylesheet every app loads names the served fonts.
+    let css = app.http.get(app.url("/web/shared/base.css")).send().await.unwrap().text().await.unwrap();
+    assert!(css.contains("/web/fonts/tibetan-regular.ttf") && css.contains("/web/fonts/tibetan-bold.ttf"));
+}
+
+#[tokio::test]
 async fn unknown_routes_get_the_json_error_shape() {
     let app = spawn_app().await;
     let response = app.http.get(app.url("/api/nothing-here")).send().await.unwrap();

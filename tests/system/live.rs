@@ -204,6 +204,20 @@ async fn a_resident_is_matched_talks_and_rates_and_the_lawyer_writes_the_record(
     assert_eq!(kiosk_started["role"], "resident");
     assert_eq!(kiosk_started["peers"][0]["role"], "lawyer");
     assert!(kiosk_started["peers"][0]["name"].as_str().unwrap().contains("Drolma"));
+    // Peers name the id their media streams carry: the terminal's, the lawyer's account.
+    let me: Value = app
+        .http
+        .get(app.url("/api/me"))
+        .bearer_auth(&kiosk_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(started["peers"][0]["participant"], me["terminal"]["id"]);
+    assert_eq!(started["peers"][0]["role"], "resident");
+    assert!(kiosk_started["peers"][0]["participant"].as_str().is_some_and(|id| !id.is_empty()));
     assert_ne!(started["token"], kiosk_started["token"], "each participant has its own room token");
     drolma.expect_where("presence", |m| m["state"] == "in_consultation").await;
 

@@ -167,6 +167,19 @@ export function createClient(app) {
     /** True when credentials are stored (they may still have been revoked). */
     hasCredentials: () => load() !== null,
 
+    /**
+     * The access token for the live connection (GET /ws?token=), refreshed
+     * first when it is about to expire; null when there are no credentials.
+     */
+    async accessToken() {
+      const stored = load();
+      if (!stored) return null;
+      if (stored.expires_at && stored.refresh_token && stored.expires_at - Date.now() < 30_000) {
+        await refreshOnce();
+      }
+      return load()?.access_token ?? null;
+    },
+
     /** Logs in and keeps the tokens; resolves to the login response. */
     async login(username, password) {
       const response = await send('POST', '/api/auth/login', { username, password });

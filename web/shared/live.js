@@ -38,3 +38,170 @@ export function connectLive(token, onMessage, onClose = () => {}) {
     },
   };
 }
+
+/** How often a kept connection asks the server whether it is still there. */
+const PING_EVERY_MS = 15_000;
+/** No answer for this long: the link is dead (a pulled cable sends no close). */
+const DEAD_AFTER_MS = 8_000;
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 15_000;
+
+/**
+ * Keeps a live connection up: reconnects with growing pauses (1 s to 15 s,
+ * at once when the browser comes back online), notices a dead link by its
+ * unanswered pings, and tells the caller when it is up and when it is down,
+ * so the caller can resume (the server says again what is in progress).
+ *
+ * @param {object} options
+ * @param {() => Promise<string|null>} options.token the bearer token to connect with; null stops
+ * @param {(message: object) => void} options.onMessage every message but `pong`
+ * @param {() => void} [options.onUp] connected (first time and after every reconnection)
+ * @param {() => void} [options.onDown] the connection went away; a reconnection follows
+ * @param {() => Promise<boolean>} [options.check] after a refused connection: may it try
+ *   again? (refresh the credentials here; false stops)
+ * @param {(reason: string) => void} [options.onRevoked] the server revoked the credentials; stopped
+ * @returns {{ send(message: object): boolean, stop(): void, readonly up: boolean }}
+ */
+export function keepLive({ token, onMessage, onUp = () => {}, onDown = () => {}, check = async () => true, onRevoked = () => {} }) {
+  let link = null;
+  let up = false;
+  let stopped = false;
+  let failures = 0;
+  let retryTimer = null;
+  let pingTimer = null;
+  let deadTimer = null;
+  let pings = 0;
+
+  const clearTimers = () => {
+    clearTimeout(retryTimer);
+    clearInterval(pingTimer);
+    clearTimeout(deadTimer);
+    retryTimer = pingTimer = deadTimer = null;
+  };
+
+  async function connect() {
+    clearTimers();
+    if (stopped) return;
+    let bearer = null;
+    try {
+      bearer = await token();
+    } catch {
+      bearer = null;
+    }
+    if (stopped) return;
+    if (!bearer) {
+      stop();
+      return;
+    }
+    let opened = false;
+    let revoked = null;
+    let current = null;
+    // Closed by the server, by the network, or here (a dead link: a closing
+    // handshake on it could take minutes, so it is given up at once).
+    const lost = (code) => {
+      if (link !== current) return;
+      link = null;
+      clearTimers();
+      const wasUp = up;
+      up = false;
+      if (wasUp) onDown();
+      if (stopped) return;
+      if (revoked || code === 4001) {
+        stopped = true;
+        onRevoked(revoked ?? 'revoked');
+        return;
+      }
+      scheduleRetry(!opened);
+    };
+    current = connectLive(
+      bearer,
+      (message) => {
+        clearTimeout(deadTimer);
+        deadTimer = null;
+        if (message.type === 'pong') return;
+        if (message.type === 'error' && message.code === 'revoked') revoked = message.message || 'revoked';
+        onMessage(message);
+      },
+      (event) => lost(event.code),
+    );
+    current.lost = lost;
+    link = current;
+    current.opened.then(
+      () => {
+        if (link !== current) return;
+        opened = true;
+        up = true;
+        failures = 0;
+        pingTimer = setInterval(() => {
+          current.send({ type: 'ping', id: `k${++pings}` });
+          clearTimeout(deadTimer);
+          // A dead link: close it here, which reconnects.
+          deadTimer = setTimeout(() => {
+            current.close();
+            lost(1006);
+          }, DEAD_AFTER_MS);
+        }, PING_EVERY_MS);
+        onUp();
+      },
+      () => {},
+    );
+  }
+
+  async function scheduleRetry(refused) {
+    failures += 1;
+    if (refused) {
+      // The upgrade was refused or the server is away: are the credentials still good?
+      let again = true;
+      try {
+        again = await check();
+      } catch {
+        again = true;
+      }
+      if (!again) {
+        stop();
+        return;
+      }
+    }
+    if (stopped) return;
+    const pause = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures - 1, 4));
+    retryTimer = setTimeout(connect, pause * (0.8 + Math.random() * 0.4));
+  }
+
+  const online = () => {
+    if (!link && !stopped) {
+      failures = 0;
+      connect();
+    }
+  };
+  // The browser lost its network: no connection survives that, say so at once.
+  const offline = () => {
+    if (!link) return;
+    const current = link;
+    current.close();
+    current.lost?.(1006);
+  };
+  window.addEventListener('online', online);
+  window.addEventListener('offline', offline);
+
+  function stop() {
+    stopped = true;
+    clearTimers();
+    window.removeEventListener('online', online);
+    window.removeEventListener('offline', offline);
+    const current = link;
+    link = null;
+    const wasUp = up;
+    up = false;
+    current?.close();
+    if (wasUp) onDown();
+  }
+
+  connect();
+  return {
+    send: (message) => Boolean(link?.send(message)),
+    stop,
+    get up() {
+      return up;
+    },
+  };
+}

@@ -1,16 +1,20 @@
 // The kiosk in a township legal service station.
 //
 // Screens: enrollment (for the technician, until the kiosk has a device
-// token), start (for residents), and booking a later time (booking.js). The device token is the kiosk's Bearer
-// token; when the server stops accepting it (the terminal was revoked), the
-// kiosk forgets it and goes back to enrollment.
+// token), start (for residents), talking to a lawyer now (consult.js: topic,
+// camera check, waiting, call, rating) and booking a later time (booking.js).
+// The device token is the kiosk's Bearer token; when the server stops
+// accepting it (the terminal was revoked), the kiosk forgets it and goes back
+// to enrollment.
 //
 // Idle reset: IDLE_MS after the last touch, the kiosk goes back to the start
-// screen in Tibetan and forgets everything the last person did.
+// screen in Tibetan and forgets everything the last person did; never while a
+// resident waits for a lawyer or talks to one.
 
 import { createClient } from '/web/shared/api.js';
 import { initI18n, setLanguage, currentLanguage, onLanguageChange, t, showError, clearError, applyTranslations } from '/web/shared/i18n.js';
 import { setupBooking } from '/web/terminal/booking.js';
+import { setupConsult } from '/web/terminal/consult.js';
 
 const client = createClient('terminal');
 const DEFAULT_LANGUAGE = 'bo';
@@ -28,6 +32,10 @@ const screens = {
   bookSlots: $('book-slots-screen'),
   bookConfirm: $('book-confirm-screen'),
   bookDone: $('book-done-screen'),
+  check: $('check-screen'),
+  waiting: $('waiting-screen'),
+  call: $('call-screen'),
+  rating: $('rating-screen'),
 };
 const els = {
   enrollForm: $('enroll-form'),
@@ -40,6 +48,12 @@ const els = {
 
 let terminal = null;
 let idleTimer = null;
+/** The server could not be reached over HTTP, or the live connection is down. */
+const offline = { http: false, live: false };
+
+function renderOffline() {
+  els.offline.hidden = !(offline.http || offline.live);
+}
 
 // ---------------------------------------------------------------- screens
 
@@ -65,6 +79,9 @@ function showStart() {
 
 function showEnroll() {
   terminal = null;
+  consult.disconnect();
+  offline.live = false;
+  renderOffline();
   renderPlace();
   els.enrollCode.value = '';
   clearError(els.enrollError);
@@ -77,6 +94,32 @@ const booking = setupBooking({
 });
 
 $('book-later').addEventListener('click', () => booking.begin());
+
+const consult = setupConsult({
+  client,
+  show: (name) => (name === 'start' ? showStart() : show(name)),
+  booking,
+  onLink: (up) => {
+    offline.live = !up;
+    renderOffline();
+  },
+  // A refused live connection: is the kiosk still enrolled? (A 401 ends in enrollment.)
+  check: async () => {
+    try {
+      await client.get('/api/me');
+      return true;
+    } catch (error) {
+      return error.status !== 401;
+    }
+  },
+  onRevoked: () => {
+    client.forget();
+    showEnroll();
+  },
+  onFinished: () => resetSession(),
+});
+
+$('talk-now').addEventListener('click', () => consult.begin());
 
 // ---------------------------------------------------------------- server
 
@@ -94,14 +137,18 @@ async function checkIdentity() {
       return;
     }
     terminal = me.terminal;
-    els.offline.hidden = true;
-    if (!visible('start')) showStart();
+    offline.http = false;
+    renderOffline();
+    consult.connect();
+    if (visible('loading')) showStart();
     else renderPlace();
   } catch (error) {
     if (error.status === 401) return; // onLoggedOut already went back to enrollment
     // Offline or a server problem: stay usable, show the notice, keep the token.
-    els.offline.hidden = false;
-    if (!visible('start')) showStart();
+    offline.http = true;
+    renderOffline();
+    consult.connect();
+    if (visible('loading')) showStart();
   }
 }
 
@@ -124,7 +171,8 @@ els.enrollForm.addEventListener('submit', async (event) => {
     client.setDeviceToken(result.device_token);
     terminal = result.terminal ?? null;
     els.enrollCode.value = '';
-    els.offline.hidden = true;
+    offline.http = false;
+    renderOffline();
     await setLanguage(DEFAULT_LANGUAGE);
     showStart();
     checkIdentity();
@@ -152,16 +200,23 @@ onLanguageChange(() => {
   markLanguageButtons();
   renderPlace();
   booking.render();
+  consult.render();
 });
 
 // ---------------------------------------------------------------- idle reset
 
 /** Back to a fresh start screen in Tibetan: nothing of the last person stays. */
 async function resetSession() {
+  if (consult.busy()) {
+    // Someone waits for a lawyer or talks to one: not idle.
+    touched();
+    return;
+  }
   if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
   els.enrollCode.value = '';
   clearError(els.enrollError);
   booking.reset();
+  consult.reset();
   await setLanguage(DEFAULT_LANGUAGE);
   window.scrollTo(0, 0);
   if (client.hasCredentials()) {

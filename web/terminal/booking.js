@@ -66,13 +66,27 @@ export function setupBooking({ client, show }) {
 
   const fresh = () => ({ topic: null, slots: null, day: null, slot: null, booked: null, error: null, request: 0 });
   let state = fresh();
+  /** Who the topic screen answers: booking (null), or talking now (a callback). */
+  let onTopic = null;
+  const stepText = $('topic-step');
 
   const topics = topicPicker(els.topicGrid, (code) => {
+    if (onTopic) {
+      onTopic(code);
+      return;
+    }
     state.topic = code;
     state.slot = null;
     state.day = null;
     loadSlots();
   });
+
+  function showTopics() {
+    topics.render();
+    stepText.textContent = t(onTopic ? 'consult.step1' : 'booking.step1');
+    show('bookTopic');
+    els.topicGrid.querySelector('button')?.focus();
+  }
 
   function details(topic, language) {
     return t('booking.details', { topic: t(`topic.${topic}`), language: t(`language.${language}`) });
@@ -242,7 +256,8 @@ export function setupBooking({ client, show }) {
         show('start');
       } else if (to === 'topic') {
         state.request += 1;
-        show('bookTopic');
+        onTopic = null;
+        showTopics();
       } else if (to === 'slots') {
         state.error = null;
         show('bookSlots');
@@ -252,12 +267,24 @@ export function setupBooking({ client, show }) {
   }
 
   return {
-    /** From the start screen: begin with the topic. */
+    /** From the start screen: book a later time, beginning with the topic. */
     begin() {
       state = fresh();
-      topics.render();
-      show('bookTopic');
-      els.topicGrid.querySelector('button')?.focus();
+      onTopic = null;
+      showTopics();
+    },
+    /** The topic screen for talking now: onPick(code) gets the choice. */
+    chooseTopic(onPick) {
+      state = fresh();
+      onTopic = onPick;
+      showTopics();
+    },
+    /** Book a later time about a topic already chosen (nobody could talk now). */
+    beginWithTopic(topic) {
+      state = fresh();
+      onTopic = null;
+      state.topic = topic;
+      loadSlots();
     },
     /** Forget everything of the last person. */
     reset() {
@@ -275,6 +302,7 @@ export function setupBooking({ client, show }) {
     /** Re-labels what is on screen after a language change. */
     render() {
       topics.render();
+      stepText.textContent = t(onTopic ? 'consult.step1' : 'booking.step1');
       if (state.slots !== null || state.topic) renderSlots();
       renderConfirm();
       renderDone();

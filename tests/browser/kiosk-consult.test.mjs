@@ -1,0 +1,273 @@
+// Talking to a lawyer now at the kiosk, in a real Chromium against the real
+// server: topic, camera check, waiting (place, estimate, nobody on duty ->
+// booking, cancel), the call through the relay, rating; the network pulled
+// out while waiting; a reload while waiting. The lawyer's side is played by a
+// bare live client here (lawyer-live.test.mjs and consultation.test.mjs use
+// the lawyer's own app). Screenshots of every screen in every language.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually,
+  checkScreen, liveClient, accessToken,
+} from './support.mjs';
+
+// English is offered too, for the screenshots of a whole call in English; lawyers outside
+// the region's team are rung after 2 s of waiting rather than 30.
+const CONFIG = '[live]\nlanguages = ["bo", "zh", "en"]\nring_after_secs = [2, 4, 6]\n';
+
+let server;
+let browser;
+let kiosk;
+let page;
+let problems;
+let englishLawyer;
+const fontsServed = [];
+
+before(async () => {
+  server = await startServer({ config: CONFIG });
+  browser = await launchBrowser();
+  kiosk = await newContext(browser, server, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
+  page = await kiosk.newPage();
+  problems = watch(page);
+  page.on('response', (response) => {
+    if (response.url().includes('/web/fonts/')) fontsServed.push(`${new URL(response.url()).pathname} ${response.status()}`);
+  });
+  await page.goto(server.url('/terminal'));
+  await page.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
+  await page.getByTestId('enroll-submit').click();
+  await visible(page.getByTestId('start-screen'));
+  englishLawyer = await createEnglishLawyer();
+});
+
+after(async () => {
+  await kiosk?.close();
+  await browser?.close();
+  await server?.stop();
+});
+
+/** A lawyer who speaks English and is always on duty, created by the admin. */
+async function createEnglishLawyer() {
+  const admin = await accessToken(server, 'demo-admin');
+  const call = async (method, path, body) => {
+    const response = await fetch(server.url(path), {
+      method,
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const account = await call('POST', '/api/accounts', {
+    username: 'english-lawyer', display_name: 'Lawyer Smith', password: 'english-pass-1',
+    roles: ['lawyer'], languages: ['en'], topics: ['land', 'family', 'labour', 'debt', 'administrative', 'criminal', 'other'],
+    time_zone: 'Asia/Shanghai',
+  });
+  const weekly = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((weekday) => ({ weekday, start: '00:00', end: '24:00' }));
+  await call('PUT', `/api/accounts/${account.id}/availability`, { time_zone: 'Asia/Shanghai', weekly, overrides: [] });
+  return { username: 'english-lawyer', password: 'english-pass-1' };
+}
+
+/** An available lawyer, played by a bare live client. */
+async function availableLawyer(username = 'demo-lawyer', password = 'demo-pass') {
+  const lawyer = await liveClient(browser, server, await accessToken(server, username, password));
+  await lawyer.send({ type: 'presence.set', state: 'available' });
+  await lawyer.next('presence', (m) => m.state === 'available');
+  return lawyer;
+}
+
+/**
+ * The lawyer ends any wrap-up and goes offline (a lawyer who only drops, or
+ * is in a wrap-up, still counts as on duty for a while).
+ */
+async function leave(lawyer) {
+  await lawyer.send({ type: 'presence.set', state: 'available' }).catch(() => {});
+  await lawyer.send({ type: 'presence.set', state: 'offline' }).catch(() => {});
+  await lawyer.next('presence', (m) => m.state === 'offline').catch(() => {});
+  await lawyer.close();
+}
+
+/** From the start screen in a language to the camera check with a topic. */
+async function toCheck(lang, topic) {
+  await visible(page.getByTestId('start-screen'));
+  await page.getByTestId(`lang-${lang}`).tap();
+  await eventually(async () => assert.equal(await page.evaluate(() => document.documentElement.lang), lang));
+  await page.getByTestId('talk-now').tap();
+  await visible(page.getByTestId('booking-topic-screen'));
+  await page.getByTestId(`topic-${topic}`).tap();
+  await visible(page.getByTestId('check-screen'));
+  // The fake camera and microphone of the test Chromium.
+  await eventually(async () => {
+    assert.equal(await page.getByTestId('check-camera-missing').isHidden(), true);
+    const playing = await page.getByTestId('check-video').evaluate((v) => v.videoWidth > 0);
+    assert.ok(playing, 'the camera preview plays');
+  });
+}
+
+test('Tibetan is drawn with the webfont the server serves, not a system font', async () => {
+  await visible(page.getByTestId('start-screen'));
+  const cdp = await kiosk.newCDPSession(page);
+  await cdp.send('DOM.enable');
+  await cdp.send('CSS.enable');
+  const { root } = await cdp.send('DOM.getDocument');
+  const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector: '#start-heading' });
+  await eventually(async () => {
+    const { fonts } = await cdp.send('CSS.getPlatformFontsForNode', { nodeId });
+    const web = fonts.find((f) => f.isCustomFont && /Tibetan/.test(f.familyName));
+    assert.ok(web, `the heading's Tibetan letters use the webfont: ${JSON.stringify(fonts)}`);
+    assert.ok(web.glyphCount > 10);
+  });
+  await cdp.detach();
+  assert.ok(fontsServed.includes('/web/fonts/tibetan-regular.ttf 200'), `fonts served: ${fontsServed}`);
+});
+
+test('nobody on duty: the resident is told at once and can book a later time instead', async () => {
+  await toCheck('bo', 'land');
+  await textMatches(page.getByTestId('check-chosen'), /ས་ཞིང་།/);
+  await checkScreen(page, 'kiosk-check-bo', { minTarget: 64 });
+  await page.getByTestId('consult-now').tap();
+  await visible(page.getByTestId('waiting'));
+  await visible(page.getByTestId('nobody-on-duty'));
+  await textMatches(page.getByTestId('waiting-place'), /^༡$/);
+  await checkScreen(page, 'kiosk-waiting-nobody-bo', { minTarget: 64 });
+
+  // Booking instead: the request is withdrawn, the topic is kept.
+  const slots = page.waitForRequest((r) => r.url().includes('/api/appointments/slots'));
+  await page.getByTestId('waiting-book').tap();
+  await visible(page.getByTestId('booking-slots-screen'));
+  assert.equal(new URL((await slots).url()).searchParams.get('topic'), 'land');
+  // The terminal no longer waits: it may ask again at once.
+  await page.getByTestId('booking-back-slots').tap();
+  await page.getByTestId('booking-back').tap();
+  await toCheck('bo', 'land');
+  await page.getByTestId('consult-now').tap();
+  await visible(page.getByTestId('waiting'));
+  await page.getByTestId('cancel').tap();
+  await visible(page.getByTestId('start-screen'));
+  assertClean(problems);
+});
+
+test('a resident asks in Tibetan, talks with the lawyer through the relay, and rates', async () => {
+  const lawyer = await availableLawyer();
+  try {
+    await toCheck('bo', 'family');
+    await page.getByTestId('consult-now').tap();
+    await visible(page.getByTestId('waiting'));
+    const offer = await lawyer.next('consult.offer');
+    assert.equal(offer.language, 'bo');
+    assert.equal(offer.topic, 'family');
+    await textMatches(page.getByTestId('waiting-place'), /^༡$/);
+    assert.equal(await page.getByTestId('nobody-on-duty').isHidden(), true);
+    await visible(page.getByTestId('waiting-estimate'));
+    await checkScreen(page, 'kiosk-waiting-bo', { minTarget: 64 });
+
+    await lawyer.send({ type: 'consult.accept', request: offer.request });
+    const started = await lawyer.next('consult.started');
+    await lawyer.join(started.token);
+    await visible(page.getByTestId('call-screen'));
+
+    // The resident sees and hears the lawyer; the lawyer sees the resident.
+    const remote = page.getByTestId('remote-video');
+    await eventually(async () => {
+      const state = await remote.evaluate((v) => ({ width: v.videoWidth, time: v.currentTime, audio: v.srcObject?.getAudioTracks().length }));
+      assert.ok(state.width > 0 && state.time > 0.5, `remote video plays: ${JSON.stringify(state)}`);
+      assert.equal(state.audio, 1);
+    }, 30_000);
+    await eventually(async () => assert.ok((await lawyer.framesReceived()) > 10, 'the lawyer receives video'), 30_000);
+    assert.equal(await page.getByTestId('local-video').evaluate((v) => v.muted && v.srcObject !== null), true);
+    await textMatches(page.locator('.remote figcaption'), /ཁྲིམས་རྩོད་པ།/);
+    await eventually(async () => assert.equal(await page.getByTestId('network-quality').getAttribute('data-level'), 'good'));
+    await checkScreen(page, 'kiosk-call-bo', { minTarget: 64 });
+
+    // Sound only, by choice, and back.
+    await page.getByTestId('audio-only').tap();
+    assert.equal(await page.getByTestId('audio-only').getAttribute('aria-pressed'), 'true');
+    await eventually(async () => assert.equal(await page.evaluate(() => document.querySelector('#local-video').hidden), true));
+    await page.getByTestId('audio-only').tap();
+    assert.equal(await page.getByTestId('audio-only').getAttribute('aria-pressed'), 'false');
+
+    // The resident hangs up, and rates.
+    await page.getByTestId('hang-up').tap();
+    const ended = await lawyer.next('consult.ended');
+    assert.equal(ended.reason, 'hung_up');
+    await visible(page.getByTestId('rating-screen'));
+    for (let n = 1; n <= 5; n += 1) await visible(page.getByTestId(`rate-${n}`));
+    await checkScreen(page, 'kiosk-rating-bo', { minTarget: 64 });
+    await page.getByTestId('rate-4').tap();
+    await visible(page.getByTestId('rating-thanks'));
+    const token = await accessToken(server, 'demo-lawyer');
+    await eventually(async () => {
+      const response = await fetch(server.url(`/api/consultations/${started.consultation}`), { headers: { authorization: `Bearer ${token}` } });
+      assert.equal((await response.json()).rating, 4);
+    });
+    // Nothing of this resident stays: the start screen, in Tibetan, camera off.
+    await visible(page.getByTestId('start-screen'));
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'bo');
+    assert.equal(await page.evaluate(() => document.querySelector('#local-video').srcObject), null);
+  } finally {
+    await leave(lawyer);
+  }
+  assertClean(problems);
+});
+
+test('the network goes away while the resident waits, and the wait goes on', async () => {
+  await toCheck('zh', 'debt');
+  await page.getByTestId('consult-now').tap();
+  await visible(page.getByTestId('waiting'));
+  await textMatches(page.getByTestId('waiting-place'), /^1$/);
+  await kiosk.setOffline(true);
+  await visible(page.getByTestId('offline'));
+  await visible(page.getByTestId('waiting'));
+  await kiosk.setOffline(false);
+  await hidden(page.getByTestId('offline'));
+  // The server says again that the request waits; a lawyer who comes takes it.
+  const lawyer = await availableLawyer('demo-lawyer-2');
+  try {
+    const offer = await lawyer.next('consult.offer');
+    assert.equal(offer.topic, 'debt');
+    // A reload while waiting comes back to the same wait.
+    await page.reload();
+    await visible(page.getByTestId('waiting'));
+    await lawyer.send({ type: 'consult.decline', request: offer.request });
+    await page.getByTestId('cancel').tap();
+    await visible(page.getByTestId('start-screen'));
+  } finally {
+    await leave(lawyer);
+  }
+  assertClean(problems);
+});
+
+test('every screen of talking now, in Chinese and English', async () => {
+  for (const [lang, lawyerName, password] of [['zh', 'demo-lawyer-2', 'demo-pass'], ['en', englishLawyer.username, englishLawyer.password]]) {
+    await toCheck(lang, 'labour');
+    await checkScreen(page, `kiosk-check-${lang}`, { minTarget: 64 });
+    await page.getByTestId('consult-now').tap();
+    await visible(page.getByTestId('nobody-on-duty'));
+    await checkScreen(page, `kiosk-waiting-nobody-${lang}`, { minTarget: 64 });
+    const lawyer = await availableLawyer(lawyerName, password);
+    try {
+      const offer = await lawyer.next('consult.offer');
+      await hidden(page.getByTestId('nobody-on-duty'));
+      await checkScreen(page, `kiosk-waiting-${lang}`, { minTarget: 64 });
+      await lawyer.send({ type: 'consult.accept', request: offer.request });
+      const started = await lawyer.next('consult.started');
+      await lawyer.join(started.token);
+      await eventually(async () => {
+        assert.ok(await page.getByTestId('remote-video').evaluate((v) => v.videoWidth > 0 && v.currentTime > 0.3));
+      }, 30_000);
+      await checkScreen(page, `kiosk-call-${lang}`, { minTarget: 64 });
+      // The lawyer hangs up this time.
+      await lawyer.send({ type: 'consult.hangup', consultation: started.consultation });
+      await visible(page.getByTestId('rating-screen'));
+      await checkScreen(page, `kiosk-rating-${lang}`, { minTarget: 64 });
+      await page.getByTestId('rate-5').tap();
+      await visible(page.getByTestId('rating-thanks'));
+      await page.getByTestId('rating-done').tap();
+      await visible(page.getByTestId('start-screen'));
+    } finally {
+      await leave(lawyer);
+    }
+  }
+  assertClean(problems);
+});
