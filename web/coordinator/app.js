@@ -1,4 +1,5 @@
-// The coordinator dashboard: accounts and terminals.
+// The coordinator dashboard: the live queue, accounts, terminals, scheduling
+// (schedule.js) and reports (reports.js).
 
 import { createClient, seg } from '/web/shared/api.js';
 import {
@@ -8,6 +9,8 @@ import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
 import { h, keepingFocus } from '/web/shared/dom.js';
 import { listOf, ROLES, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/coordinator/schedule.js';
+import { setupQueue } from '/web/coordinator/queue.js';
+import { setupReports } from '/web/coordinator/reports.js';
 
 const client = createClient('coordinator');
 const APP_ROLES = ['coordinator', 'admin'];
@@ -58,6 +61,19 @@ const schedule = setupSchedule({
   regionName: (id) => (state.regions ?? []).find((r) => r.id === id)?.name ?? id,
   reportOk: (key, vars) => reportOk(key, vars),
   reportError: (error) => reportError(error),
+  livePerson: (id) => queue.person(id),
+  liveKnown: () => queue.known(),
+});
+const queue = setupQueue({
+  client,
+  regions: () => state.regions ?? [],
+  selectedRegion: () => state.regionId,
+  onPeopleChanged: () => schedule.liveChanged(),
+});
+const reports = setupReports({
+  client,
+  regions: () => state.regions ?? [],
+  region: selectedRegion,
 });
 
 // ---------------------------------------------------------------- helpers
@@ -121,6 +137,8 @@ function showLogin() {
   els.accountForm.reset();
   els.terminalForm.reset();
   schedule.hide();
+  queue.hide();
+  reports.hide();
   $('region-zone').textContent = '';
   renderStatus();
   els.loginView.hidden = false;
@@ -136,6 +154,8 @@ function showDashboard(account) {
   renderWhoami();
   $('main').focus();
   schedule.show();
+  queue.show();
+  reports.show();
   loadAccounts();
   loadRegions();
 }
@@ -432,6 +452,8 @@ async function loadRegions() {
   if (!ids.includes(state.regionId)) state.regionId = ids[0] ?? null;
   renderRegions();
   schedule.regionChanged();
+  queue.regionsChanged();
+  reports.regionsChanged();
   await loadTerminals();
 }
 
@@ -627,6 +649,7 @@ els.regionSelect.addEventListener('change', () => {
   renderTerminals();
   renderRegions();
   schedule.regionChanged();
+  queue.regionsChanged();
   loadTerminals();
 });
 
@@ -668,6 +691,8 @@ onLanguageChange(() => {
     renderCode();
     renderStatus();
     schedule.render();
+    queue.render();
+    reports.render();
   }
 });
 

@@ -5,6 +5,7 @@ import { seg } from '/web/shared/api.js';
 import { t, currentLanguage } from '/web/shared/i18n.js';
 import { h, keepingFocus, timeChoices } from '/web/shared/dom.js';
 import { listOf } from '/web/shared/codes.js';
+import { presenceText } from '/web/coordinator/queue.js';
 
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const VOLUNTEER_ROLES = ['lawyer', 'interpreter'];
@@ -82,8 +83,12 @@ function cellMinutes(coverage, zone) {
  * @param {(id: string) => string} options.regionName a region's name, from its id
  * @param {(key: string, vars?: object) => void} options.reportOk
  * @param {(error: object) => void} options.reportError
+ * @param {(id: string) => object|null} [options.livePerson] a person's live state ({state, on_duty}), null when not connected
+ * @param {() => boolean} [options.liveKnown] whether the live view has arrived
  */
-export function setupSchedule({ client, accounts, region, regionName, reportOk, reportError }) {
+export function setupSchedule({
+  client, accounts, region, regionName, reportOk, reportError, livePerson = () => null, liveKnown = () => false,
+}) {
   const els = {
     teamsBody: $('teams-body'),
     teamForm: $('team-form'),
@@ -514,10 +519,18 @@ export function setupSchedule({ client, accounts, region, regionName, reportOk, 
       const via = p.duty?.via === 'roster'
         ? t('onDuty.viaRoster', { team: teamName(p.duty.team_id) })
         : t('onDuty.viaAvailability');
-      return h('li', { dataset: { testid: `on-duty-${p.account_id}`, via: p.duty?.via ?? '' } },
+      // What they are doing now, from the live view: on duty is not the same as there.
+      const live = livePerson(p.account_id);
+      const now = live ? live.state : 'not_connected';
+      return h('li', { dataset: { testid: `on-duty-${p.account_id}`, via: p.duty?.via ?? '', live: liveKnown() ? now : '' } },
         h('span', { className: 'on-duty-name', textContent: p.display_name }),
         h('span', { className: 'on-duty-meta', textContent: `${listOf('role', p.roles)} · ${listOf('language', p.languages)}` }),
-        h('span', { className: `badge ${p.duty?.via === 'roster' ? 'wait' : 'ok'}`, textContent: via }));
+        h('span', { className: `badge ${p.duty?.via === 'roster' ? 'wait' : 'ok'}`, textContent: via }),
+        liveKnown() ? h('span', {
+          className: `badge state-${now}`,
+          dataset: { testid: `on-duty-state-${p.account_id}` },
+          textContent: t('onDuty.now', { state: live ? presenceText(live.state) : t('onDuty.notConnected') }),
+        }) : null);
     });
     if (!items.length) items.push(h('li', { className: 'empty', textContent: t('onDuty.empty') }));
     els.onDutyList.replaceChildren(...items);
@@ -561,6 +574,11 @@ export function setupSchedule({ client, accounts, region, regionName, reportOk, 
     accountsChanged() {
       if (!state.active) return;
       renderTeams();
+    },
+    /** The live view's people changed: what the people on duty are doing now. */
+    liveChanged() {
+      if (!state.active) return;
+      renderOnDuty();
     },
     render() {
       if (!state.active) return;
