@@ -33,6 +33,11 @@ const APPS = {
       ...['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => `weekday.${d}`),
       ...['extra', 'off'].map((k) => `availability.kind.${k}`),
       ...['booked', 'cancelled', 'completed', 'no_show'].map((s) => `appointments.status.${s}`),
+      // The live panel (live.js).
+      ...['offline', 'available', 'ringing', 'in_consultation', 'wrap_up', 'break'].flatMap((s) => [`live.state.${s}`, `live.hint.${s}`]),
+      ...['advice_given', 'referred_legal_aid', 'referred_mediation', 'follow_up_appointment'].map((o) => `outcome.${o}`),
+      ...['resident', 'lawyer', 'interpreter'].flatMap((r) => [`role.${r}`, `call.peerLost.${r}`]),
+      ...['connecting', 'good', 'audioOnly', 'lost'].map((n) => `call.net.${n}`),
     ],
   },
   terminal: {
@@ -44,6 +49,10 @@ const APPS = {
       ...LANGS.map((l) => `language.${l}`),
       ...['slot_taken', 'terminal_busy', 'no_lawyer_available', 'not_available', 'too_soon', 'in_the_past', 'network', 'other']
         .map((c) => `booking.error.${c}`),
+      // Talking now (consult.js).
+      ...['lawyer', 'interpreter'].flatMap((r) => [`call.role.${r}`, `call.away.${r}`]),
+      ...['connecting', 'good', 'fair', 'poor', 'lost', 'audioOnly'].map((n) => `call.network.${n}`),
+      ...[1, 2, 3, 4, 5].map((n) => `rating.${n}`),
     ],
   },
 };

@@ -393,62 +393,71 @@ export const unique = () => `${Date.now().toString(36)}${Math.floor(Math.random(
 
 /**
  * A participant without its app: a page on the server's origin holding one
- * live connection (/ws) with a bearer token, for playing the other side of a
- * flow under test. Messages are kept in order; `next(type, where)` takes the
- * first unread one of a type (waiting for it). `join(token)` joins a call's
- * room with the fake camera and microphone (web/shared/call.js).
+ * live connection (/ws) with a bearer token (a terminal's device token or a
+ * person's access token), for playing the other side of a flow under test.
+ * Messages are kept in order; `next(type, where)` takes the first unread one
+ * of a type (waiting for it). With `media`, it joins the call's room with the
+ * fake camera and microphone (web/shared/call.js) when `consult.started` comes.
  */
-export async function liveClient(browser, server, token) {
+export async function liveClient(browser, server, token, { media = false } = {}) {
   const context = await newContext(browser, server);
   const page = await context.newPage();
+  const problems = watch(page);
   await page.goto(server.url('/healthz'));
-  await page.evaluate(async (bearer) => {
+  await page.evaluate(async ({ bearer, media }) => {
     window.inbox = [];
-    window.ws = new WebSocket(`ws://${location.host}/ws?token=${encodeURIComponent(bearer)}`);
-    window.ws.onmessage = (event) => {
+    window.remote = [];
+    const ws = new WebSocket(`ws://${location.host}/ws?token=${encodeURIComponent(bearer)}`);
+    window.ws = ws;
+    window.send = (message) => ws.send(JSON.stringify(message));
+    ws.onmessage = async (event) => {
       const message = JSON.parse(event.data);
       if (window.call?.handle(message)) return;
       window.inbox.push(message);
+      if (media && message.type === 'consult.started') {
+        window.call?.close();
+        const { RelayCall } = await import('/web/shared/call.js');
+        window.stream ??= await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240 } });
+        window.call = new RelayCall({
+          send: (m) => { window.send(m); return true; },
+          token: message.token,
+          stream: window.stream,
+          onStream: (stream) => window.remote.push(stream),
+        });
+        window.call.join();
+      }
     };
     await new Promise((resolve, reject) => {
-      window.ws.onopen = resolve;
-      window.ws.onerror = () => reject(new Error('websocket refused'));
+      ws.onopen = resolve;
+      ws.onerror = () => reject(new Error('websocket refused'));
     });
-  }, token);
+    // The server closes a connection that says nothing for a minute.
+    setInterval(() => window.send({ type: 'ping' }), 15_000);
+  }, { bearer: token, media });
   return {
+    context,
     page,
-    send: (message) => page.evaluate((m) => window.ws.send(JSON.stringify(m)), message),
-    /** The first unread message of a type (and matching `where`), waited for. */
-    async next(type, where = () => true, timeout = 20_000) {
-      return eventually(async () => {
-        const all = await page.evaluate(() => window.inbox);
-        const index = all.findIndex((m) => m.type === type && where(m));
-        assert.notEqual(index, -1, `no ${type} yet; got ${all.map((m) => m.type).join(', ')}`);
-        await page.evaluate((i) => window.inbox.splice(i, 1), index);
-        return all[index];
-      }, timeout);
-    },
-    /** Joins a call's room with a fake camera and microphone; remote streams are counted. */
-    join: (roomToken) => page.evaluate(async (t) => {
-      const { RelayCall } = await import('/web/shared/call.js');
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-      window.remote = [];
-      window.call = new RelayCall({
-        send: (m) => { window.ws.send(JSON.stringify(m)); return true; },
-        token: t,
-        stream,
-        onStream: (s) => window.remote.push(s),
-      });
-      window.call.join();
-    }, roomToken),
-    /** Video frames received from the other side so far (0 before any). */
-    framesReceived: () => page.evaluate(async () => {
-      if (!window.call) return 0;
+    problems,
+    send: (message) => page.evaluate((m) => window.send(m), message),
+    /** Takes the first unread message of a type (matching `where`), waiting for it. */
+    next: (type, where = () => true, timeout = 20_000) => eventually(async () => {
+      const inbox = await page.evaluate(() => window.inbox);
+      const index = inbox.findIndex((m) => m.type === type && where(m));
+      assert.notEqual(index, -1, `no ${type} yet: ${inbox.map((m) => m.type).join(', ')}`);
+      await page.evaluate((i) => window.inbox.splice(i, 1), index);
+      return inbox[index];
+    }, timeout),
+    /** The unread messages of a type. */
+    unread: (type) => page.evaluate((t) => window.inbox.filter((m) => m.type === t), type),
+    /** Video frames decoded from the others, and how many streams arrived. */
+    received: () => page.evaluate(async () => {
       let frames = 0;
-      (await window.call.pc.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
-      });
-      return frames;
+      if (window.call) {
+        (await window.call.pc.getStats()).forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+        });
+      }
+      return { frames, streams: window.remote.length };
     }),
     close: () => context.close(),
   };

@@ -1,11 +1,13 @@
-// The lawyer and interpreter console: login, who is logged in, logout, and
-// the schedule (schedule.js) in <main id="console"> (see index.html).
+// The lawyer and interpreter console: login, who is logged in, logout, the
+// live panel (live.js: duty, calls, records, past consultations) and the
+// schedule (schedule.js) in <main id="console"> (see index.html).
 
 import { createClient } from '/web/shared/api.js';
 import { onLanguageChange, showError } from '/web/shared/i18n.js';
 import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
 import { listOf } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/lawyer/schedule.js';
+import { setupLive } from '/web/lawyer/live.js';
 
 const client = createClient('lawyer');
 const APP_ROLES = ['lawyer', 'interpreter'];
@@ -27,6 +29,14 @@ const els = {
 let me = null;
 let login = null;
 const schedule = setupSchedule(client);
+const live = setupLive(client, {
+  // The session was revoked (logged out elsewhere, password reset, deactivated).
+  onRevoked: () => {
+    client.forget();
+    showLogin();
+    showError(els.loginError, { code: 'session_expired', serverMessage: '' });
+  },
+});
 
 function renderProfile() {
   if (!me) return;
@@ -42,6 +52,7 @@ function showLogin() {
   els.logout.hidden = true;
   for (const el of [els.name, els.languages, els.topics]) el.textContent = '';
   login?.reset();
+  live.stop();
   schedule.hide();
   els.loginView.hidden = false;
   els.skip.href = '#login-view';
@@ -57,6 +68,7 @@ function showConsole(account) {
   els.skip.href = '#console';
   els.console.focus();
   schedule.show(account);
+  live.start(account);
 }
 
 client.onLoggedOut(() => {
@@ -65,6 +77,8 @@ client.onLoggedOut(() => {
 });
 
 els.logout.addEventListener('click', async () => {
+  // Drafts and the duty choice stay with the person, not the browser tab.
+  live.stop({ forget: true });
   await client.logout();
   showLogin();
   document.querySelector('[data-testid="login-username"]').focus();

@@ -163,7 +163,10 @@ export function keepLive({ token, onMessage, onUp = () => {}, onDown = () => {},
       }
     }
     if (stopped) return;
-    const pause = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures - 1, 4));
+    // Offline, the browser's 'online' event reconnects; until then, try seldom.
+    const pause = navigator.onLine === false
+      ? RETRY_MAX_MS
+      : Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures - 1, 4));
     retryTimer = setTimeout(connect, pause * (0.8 + Math.random() * 0.4));
   }
 
