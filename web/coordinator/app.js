@@ -1,5 +1,5 @@
-// The coordinator dashboard: the live queue, accounts, terminals, scheduling
-// (schedule.js) and reports (reports.js).
+// The coordinator dashboard: the live queue, accounts, regions (regions.js),
+// terminals, scheduling (schedule.js) and reports (reports.js).
 
 import { createClient, seg } from '/web/shared/api.js';
 import {
@@ -11,6 +11,7 @@ import { listOf, ROLES, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/coordinator/schedule.js';
 import { setupQueue } from '/web/coordinator/queue.js';
 import { setupReports } from '/web/coordinator/reports.js';
+import { setupRegions, regionTree } from '/web/coordinator/regions.js';
 
 const client = createClient('coordinator');
 const APP_ROLES = ['coordinator', 'admin'];
@@ -74,6 +75,13 @@ const reports = setupReports({
   client,
   regions: () => state.regions ?? [],
   region: selectedRegion,
+});
+const regionsCard = setupRegions({
+  client,
+  regions: () => state.regions,
+  isAdmin: () => isAdmin(),
+  reload: () => loadRegions(),
+  reportOk: (key, vars) => reportOk(key, vars),
 });
 
 // ---------------------------------------------------------------- helpers
@@ -139,6 +147,7 @@ function showLogin() {
   schedule.hide();
   queue.hide();
   reports.hide();
+  regionsCard.hide();
   $('region-zone').textContent = '';
   renderStatus();
   els.loginView.hidden = false;
@@ -156,6 +165,7 @@ function showDashboard(account) {
   schedule.show();
   queue.show();
   reports.show();
+  regionsCard.show();
   loadAccounts();
   loadRegions();
 }
@@ -451,31 +461,11 @@ async function loadRegions() {
   const ids = state.regions.map((r) => r.id);
   if (!ids.includes(state.regionId)) state.regionId = ids[0] ?? null;
   renderRegions();
+  regionsCard.regionsChanged();
   schedule.regionChanged();
   queue.regionsChanged();
   reports.regionsChanged();
   await loadTerminals();
-}
-
-/** Regions in tree order (parents before their children), with their depth. */
-function regionTree(regions) {
-  const byParent = new Map();
-  const known = new Set(regions.map((r) => r.id));
-  for (const region of regions) {
-    const parent = region.parent_id && known.has(region.parent_id) ? region.parent_id : null;
-    if (!byParent.has(parent)) byParent.set(parent, []);
-    byParent.get(parent).push(region);
-  }
-  const out = [];
-  const walk = (parent, depth) => {
-    const children = (byParent.get(parent) ?? []).sort((a, b) => a.name.localeCompare(b.name));
-    for (const child of children) {
-      out.push({ region: child, depth });
-      if (depth < 8) walk(child.id, depth + 1);
-    }
-  };
-  walk(null, 0);
-  return out;
 }
 
 function renderRegions() {
@@ -687,6 +677,7 @@ onLanguageChange(() => {
   if (state.me) {
     renderAccounts();
     renderRegions();
+    regionsCard.render();
     renderTerminals();
     renderCode();
     renderStatus();
