@@ -41,6 +41,33 @@ enum Command {
         #[command(subcommand)]
         command: RoomsCommand,
     },
+    /// Administrators' accounts, for a new deployment's first sign-in.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an administrator. The password is read from standard input (one
+    /// line), never from the command line, where other users could see it.
+    Create(AdminCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct AdminCreateArgs {
+    /// The sign-in name: 1 to 64 of a-z, 0-9, '.', '_', '-'.
+    #[arg(long)]
+    username: String,
+    /// The name people see.
+    #[arg(long)]
+    display_name: String,
+    /// The administrator's IANA time zone.
+    #[arg(long, default_value = "Asia/Shanghai")]
+    time_zone: String,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +186,7 @@ pub fn run() -> ExitCode {
             Command::Audit { command: AuditCommand::Verify(args) } => audit_verify(args).await,
             Command::Keys { command } => keys(command).await,
             Command::Rooms { command: RoomsCommand::Token(args) } => room_token(args).await,
+            Command::Admin { command: AdminCommand::Create(args) } => admin_create(args).await,
         }
     });
     match result {
@@ -289,6 +317,56 @@ async fn room_token(args: RoomTokenArgs) -> Result<(), String> {
             Some(grant),
         );
         println!("{token}");
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// Creates an administrator with a password from standard input.
+async fn admin_create(args: AdminCreateArgs) -> Result<(), String> {
+    use crate::http::accounts::{check_display_name, check_password, check_time_zone, check_username};
+    check_username(&args.username).map_err(|e| e.to_string())?;
+    let display_name = check_display_name(&args.display_name).map_err(|e| e.to_string())?;
+    check_time_zone(&args.time_zone).map_err(|e| e.to_string())?;
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    check_password(&password).map_err(|e| e.to_string())?;
+
+    let config = load(args.common.config.as_deref(), &args.common.overrides())?;
+    let store = Store::open(&config).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let result = async {
+        if store.account_by_username(&args.username).await.map_err(|e| e.to_string())?.is_some() {
+            return Err(format!("an account {:?} exists already", args.username));
+        }
+        let password_hash =
+            crate::password::hash_blocking(password.into()).await.map_err(|e| e.to_string())?;
+        let id = store
+            .create_account(&crate::store::NewAccount {
+                username: args.username.clone(),
+                display_name,
+                password_hash,
+                time_zone: args.time_zone.clone(),
+                roles: vec![crate::domain::Role::Admin],
+                languages: Vec::new(),
+                topics: Vec::new(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        store
+            .append_audit(&crate::store::AuditEntry {
+                actor: "cli".into(),
+                action: "account.created".into(),
+                subject: id.clone(),
+                detail: serde_json::json!({"username": args.username, "roles": ["admin"]}),
+                source: "cli".into(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("{id}");
         Ok(())
     }
     .await;

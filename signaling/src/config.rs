@@ -39,6 +39,10 @@ pub struct Config {
     pub relay_node: RelayNodeConfig,
     pub turn: crate::turn::TurnConfig,
     pub web: crate::web::WebConfig,
+    /// Reverse proxies (TLS termination) whose `X-Forwarded-For` names the
+    /// client: its address then counts for the limits on guessing and goes
+    /// into the audit log. Connections from anywhere else are taken as they come.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// A standalone relay node to use instead of the in-process relay.
@@ -156,6 +160,7 @@ impl Default for Config {
             relay_node: RelayNodeConfig::default(),
             turn: crate::turn::TurnConfig::default(),
             web: crate::web::WebConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

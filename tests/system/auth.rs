@@ -397,3 +397,43 @@ async fn key_rotation_keeps_everyone_signed_in() {
     assert_eq!(status_of_me(&app, &old).await, 401);
     assert_eq!(status_of_me(&app, &fresh).await, 200);
 }
+
+/// Failed logins, each from the address an X-Forwarded-For header names.
+async fn fail_login_from(app: &TestApp, forwarded_for: &str, username: &str) -> u16 {
+    app.http
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"username": username, "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_counted_and_logged_by_its_own_address() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), true);
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    config.auth.max_failures_per_address = 3;
+    let app = crate::support::spawn_with(config, data_dir).await;
+    // One client past the per-address limit (different accounts, so only the address counts)...
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        (0..4).map(|i| fail_login_from(&app, "203.0.113.9", ["a", "b", "c", "d"][i])),
+    )
+    .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
+    // ...does not lock out another client behind the same proxy.
+    assert_eq!(fail_login_from(&app, "198.51.100.20", "e").await, 401);
+    let rows = app.store().await.audit_rows(0, 1000).await.unwrap();
+    assert!(rows.iter().any(|r| r.action == "login.failed" && r.source == "203.0.113.9"), "{rows:?}");
+    assert!(rows.iter().any(|r| r.source == "198.51.100.20"));
+
+    // Without trusted proxies (the default) the header is a client's own words: ignored.
+    let plain = spawn_app().await;
+    assert_eq!(fail_login_from(&plain, "203.0.113.9", "a").await, 401);
+    let rows = plain.store().await.audit_rows(0, 1000).await.unwrap();
+    assert!(rows.iter().any(|r| r.action == "login.failed" && r.source == "127.0.0.1"), "{rows:?}");
+    assert!(!rows.iter().any(|r| r.source == "203.0.113.9"));
+}

@@ -169,3 +169,61 @@ fn demo_refuses_a_public_address() {
     assert_one_line_error(&stderr, "--allow-public-demo");
     assert!(!data.path().join("cloudlaw.db").exists(), "nothing was created");
 }
+
+/// Runs `cloudlaw admin create` with a password on standard input.
+fn admin_create(data: &std::path::Path, username: &str, password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cloudlaw()
+        .args(["admin", "create", "--username", username, "--display-name", "Bureau IT", "--data-dir"])
+        .arg(data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_new_deployment_gets_its_first_admin_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    // Too short a password, a bad username: refused, nothing created.
+    let short = admin_create(data.path(), "it.admin", "short");
+    assert!(!short.status.success());
+    assert_one_line_error(&String::from_utf8_lossy(&short.stderr), "password");
+    let bad = admin_create(data.path(), "IT Admin", "a long enough password");
+    assert_one_line_error(&String::from_utf8_lossy(&bad.stderr), "username");
+
+    let created = admin_create(data.path(), "it.admin", "a long enough password");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let id = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert_eq!(id.len(), 36, "prints the new account's id: {id}");
+    let again = admin_create(data.path(), "it.admin", "another long password");
+    assert_one_line_error(&String::from_utf8_lossy(&again.stderr), "exists already");
+
+    // Without --demo, the admin signs in with that password; the audit log says who made it.
+    let mut command = cloudlaw();
+    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data.path());
+    let mut server = CloudlawProcess::start(command);
+    let addr = server.wait_listening();
+    let http = reqwest::blocking::Client::new();
+    let login = http
+        .post(format!("http://{addr}/api/auth/login"))
+        .json(&serde_json::json!({"username": "it.admin", "password": "a long enough password"}))
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let body: serde_json::Value = login.json().unwrap();
+    assert_eq!(body["account"]["roles"], serde_json::json!(["admin"]));
+    let token = body["access_token"].as_str().unwrap();
+    let audit: serde_json::Value =
+        http.get(format!("http://{addr}/api/audit")).bearer_auth(token).send().unwrap().json().unwrap();
+    let rows = audit.as_array().or_else(|| audit["rows"].as_array()).expect("audit rows");
+    assert!(
+        rows.iter()
+            .any(|r| r["action"] == "account.created" && r["actor"] == "cli" && r["subject"] == id.as_str()),
+        "{audit}"
+    );
+    assert!(server.terminate().success());
+}

@@ -144,15 +144,75 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// The client's address as the audit log records it.
+/// The client's address, as the limits on guessing count it and the audit
+/// log records it: the connection's peer, or, when the peer is one of
+/// `trusted_proxies`, the address its `X-Forwarded-For` names.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        Ok(ClientAddr(addr.unwrap_or_else(|| "unknown".into())))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+            return Ok(ClientAddr("unknown".into()));
+        };
+        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        Ok(ClientAddr(client_ip(peer, forwarded, &state.config.trusted_proxies).to_string()))
+    }
+}
+
+/// The client behind a chain of trusted proxies: walking `X-Forwarded-For`
+/// from the right (the entry the nearest proxy added), the first address that
+/// is not a trusted proxy. A client can write anything into the header, so
+/// nothing left of that address is believed; an unreadable entry ends the walk.
+pub fn client_ip<'a>(
+    peer: std::net::IpAddr,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let entries: Vec<&str> = forwarded.flat_map(|header| header.split(',')).map(str::trim).collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.parse::<std::net::IpAddr>() else { break };
+        client = ip;
+        if !trusted.contains(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod client_ip_tests {
+    use super::client_ip;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let proxy = ip("127.0.0.1");
+        let trusted = [proxy, ip("10.0.0.2")];
+        // Straight from a client: the header is the client's own words, ignored.
+        assert_eq!(client_ip(ip("198.51.100.7"), ["203.0.113.9"].into_iter(), &trusted), ip("198.51.100.7"));
+        // Through the proxy: the address it saw.
+        assert_eq!(client_ip(proxy, ["203.0.113.9"].into_iter(), &trusted), ip("203.0.113.9"));
+        // A client's forged entry on the left is not believed; two trusted hops are walked.
+        assert_eq!(
+            client_ip(proxy, ["1.2.3.4, 203.0.113.9, 10.0.0.2"].into_iter(), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_ip(proxy, ["1.2.3.4", "203.0.113.9"].into_iter(), &trusted), ip("203.0.113.9"));
+        // No header, or garbage: the proxy itself.
+        assert_eq!(client_ip(proxy, std::iter::empty(), &trusted), proxy);
+        assert_eq!(client_ip(proxy, ["not an address"].into_iter(), &trusted), proxy);
+        // Nothing trusted (the default): the peer, whatever the header says.
+        assert_eq!(client_ip(proxy, ["203.0.113.9"].into_iter(), &[]), proxy);
     }
 }

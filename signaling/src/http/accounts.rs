@@ -72,7 +72,7 @@ fn require_manager(principal: &Principal, target_roles: &[Role]) -> Result<(), A
     }
 }
 
-fn check_username(username: &str) -> Result<(), ApiError> {
+pub(crate) fn check_username(username: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&username.len())
         && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if ok {
@@ -82,7 +82,7 @@ fn check_username(username: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_display_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn check_display_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if (1..=200).contains(&name.chars().count()) {
         Ok(name.to_owned())
@@ -91,7 +91,7 @@ fn check_display_name(name: &str) -> Result<String, ApiError> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
     if (8..=1024).contains(&password.chars().count()) {
         Ok(())
     } else {
@@ -100,7 +100,7 @@ fn check_password(password: &str) -> Result<(), ApiError> {
 }
 
 /// A time zone the IANA database knows (`Asia/Shanghai`, `UTC`).
-fn check_time_zone(zone: &str) -> Result<(), ApiError> {
+pub(crate) fn check_time_zone(zone: &str) -> Result<(), ApiError> {
     let ok = zone.len() <= 64 && jiff::tz::TimeZone::get(zone).is_ok();
     if ok {
         Ok(())
