@@ -123,7 +123,7 @@ export function setupQueue({ client, regions, selectedRegion, onPeopleChanged })
     state.connection = 'connecting';
     renderConnection();
     live = keepLive({
-      token: () => client.accessToken(),
+      client,
       onMessage: receive,
       onUp: () => {
         live?.send({ type: 'live.subscribe' });
@@ -134,14 +134,6 @@ export function setupQueue({ client, regions, selectedRegion, onPeopleChanged })
         if (!state.active) return;
         state.connection = 'reconnecting';
         renderConnection();
-      },
-      check: async () => {
-        try {
-          await client.get('/api/me');
-          return true;
-        } catch (error) {
-          return error.status !== 401;
-        }
       },
       onRevoked: async () => {
         state.connection = 'stopped';

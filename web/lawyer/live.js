@@ -330,7 +330,7 @@ export function setupLive(client, { onRevoked }) {
   function connect(after = 'connecting') {
     state.connection = after;
     const handle_ = keepLive({
-      token: () => client.accessToken(),
+      client,
       onMessage: (message) => {
         if (link === handle_) handle(message);
       },
@@ -347,15 +347,6 @@ export function setupLive(client, { onRevoked }) {
         clearOffer();
         if (state.call) state.call.network = 'lost';
         render();
-      },
-      check: async () => {
-        try {
-          await client.get('/api/me');
-          return true;
-        } catch (error) {
-          // A 401 that a refresh could not mend: the client has logged out (onLoggedOut).
-          return error.status !== 401;
-        }
       },
       onRevoked: () => {
         if (link !== handle_) return;

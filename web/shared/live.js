@@ -53,16 +53,26 @@ const RETRY_MAX_MS = 15_000;
  * so the caller can resume (the server says again what is in progress).
  *
  * @param {object} options
- * @param {() => Promise<string|null>} options.token the bearer token to connect with; null stops
+ * @param {ReturnType<import('/web/shared/api.js').createClient>} options.client the app's
+ *   API client: its access (or device) token opens the connection; after a refused
+ *   connection, GET /api/me refreshes it, and a 401 there (signed out, revoked) stops
  * @param {(message: object) => void} options.onMessage every message but `pong`
  * @param {() => void} [options.onUp] connected (first time and after every reconnection)
  * @param {() => void} [options.onDown] the connection went away; a reconnection follows
- * @param {() => Promise<boolean>} [options.check] after a refused connection: may it try
- *   again? (refresh the credentials here; false stops)
  * @param {(reason: string) => void} [options.onRevoked] the server revoked the credentials; stopped
  * @returns {{ send(message: object): boolean, stop(): void, readonly up: boolean }}
  */
-export function keepLive({ token, onMessage, onUp = () => {}, onDown = () => {}, check = async () => true, onRevoked = () => {} }) {
+export function keepLive({ client, onMessage, onUp = () => {}, onDown = () => {}, onRevoked = () => {} }) {
+  const token = () => client.accessToken();
+  /** May it try again? The API client refreshes expired tokens on the way. */
+  const check = async () => {
+    try {
+      await client.get('/api/me');
+      return true;
+    } catch (error) {
+      return error.status !== 401;
+    }
+  };
   let link = null;
   let up = false;
   let stopped = false;

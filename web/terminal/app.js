@@ -103,15 +103,6 @@ const consult = setupConsult({
     offline.live = !up;
     renderOffline();
   },
-  // A refused live connection: is the kiosk still enrolled? (A 401 ends in enrollment.)
-  check: async () => {
-    try {
-      await client.get('/api/me');
-      return true;
-    } catch (error) {
-      return error.status !== 401;
-    }
-  },
   onRevoked: () => {
     client.forget();
     showEnroll();

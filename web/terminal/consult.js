@@ -65,11 +65,10 @@ function faceIcon(index) {
  * @param {(name: string) => void} options.show shows one screen by name
  * @param {ReturnType<import('/web/terminal/booking.js').setupBooking>} options.booking
  * @param {(up: boolean) => void} options.onLink the live connection came up or went down
- * @param {() => Promise<boolean>} options.check a refused connection: still enrolled?
  * @param {() => void} options.onRevoked the server revoked the kiosk
  * @param {() => void} options.onFinished back to a fresh start screen
  */
-export function setupConsult({ client, show, booking, onLink, check, onRevoked, onFinished }) {
+export function setupConsult({ client, show, booking, onLink, onRevoked, onFinished }) {
   const els = {
     checkVideo: $('check-video'),
     cameraMissing: $('check-camera-missing'),
@@ -135,14 +134,13 @@ export function setupConsult({ client, show, booking, onLink, check, onRevoked, 
   function connect() {
     if (live) return;
     live = keepLive({
-      token: () => client.accessToken(),
+      client,
       onMessage: receive,
       onUp: () => {
         onLink(true);
         resumeAfterReconnect();
       },
       onDown: () => onLink(false),
-      check,
       onRevoked: () => {
         live = null;
         onRevoked();
