@@ -237,6 +237,45 @@ test('the network goes away while the resident waits, and the wait goes on', asy
   assertClean(problems);
 });
 
+test('the kiosk loses its network in the middle of a call, and the call comes back by itself', async () => {
+  const lawyer = await availableLawyer();
+  try {
+    await toCheck('bo', 'criminal');
+    await page.getByTestId('consult-now').tap();
+    const offer = await lawyer.next('consult.offer');
+    await lawyer.send({ type: 'consult.accept', request: offer.request });
+    const started = await lawyer.next('consult.started');
+    const playing = () => page.getByTestId('remote-video').evaluate((v) => v.videoWidth > 0 ? v.currentTime : 0);
+    await eventually(async () => assert.ok((await playing()) > 0.5), 30_000);
+
+    await kiosk.setOffline(true);
+    await visible(page.getByTestId('offline'));
+    // The lawyer is told the resident is away; the room waits for them.
+    const away = await lawyer.next('consult.peer');
+    assert.deepEqual([away.role, away.present], ['resident', false]);
+    await kiosk.setOffline(false);
+    await hidden(page.getByTestId('offline'));
+    const back = await lawyer.next('consult.peer', (m) => m.present);
+    assert.equal(back.role, 'resident');
+    // Same consultation, same screen, pictures moving again: nobody touched anything.
+    await visible(page.getByTestId('call-screen'));
+    const before = await playing();
+    await eventually(async () => assert.ok((await playing()) > before + 1, "the lawyer's picture moves again"), 30_000);
+    await eventually(async () => {
+      const frames = (await lawyer.received()).frames;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.ok((await lawyer.received()).frames > frames, 'the lawyer sees the resident again');
+    }, 30_000);
+    await lawyer.send({ type: 'consult.hangup', consultation: started.consultation });
+    await visible(page.getByTestId('rating-screen'));
+    await page.getByTestId('rating-done').tap();
+    await visible(page.getByTestId('start-screen'));
+  } finally {
+    await leave(lawyer);
+  }
+  assertClean(problems);
+});
+
 test('every screen of talking now, in Chinese and English', async () => {
   for (const [lang, lawyerName, password] of [['zh', 'demo-lawyer-2', 'demo-pass'], ['en', englishLawyer.username, englishLawyer.password]]) {
     await toCheck(lang, 'labour');
