@@ -88,6 +88,16 @@ async function leave(lawyer) {
   await lawyer.close();
 }
 
+/** Runs a check with the kiosk's screen turned upright (many kiosks stand that way). */
+async function portrait(check) {
+  await page.setViewportSize({ width: 800, height: 1280 });
+  try {
+    await check();
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 800 });
+  }
+}
+
 /** From the start screen in a language to the camera check with a topic. */
 async function toCheck(lang, topic) {
   await visible(page.getByTestId('start-screen'));
@@ -161,6 +171,7 @@ test('a resident asks in Tibetan, talks with the lawyer through the relay, and r
     assert.equal(await page.getByTestId('nobody-on-duty').isHidden(), true);
     await visible(page.getByTestId('waiting-estimate'));
     await checkScreen(page, 'kiosk-waiting-bo', { minTarget: 64 });
+    await portrait(() => checkScreen(page, 'kiosk-waiting-bo-portrait', { minTarget: 64 }));
 
     await lawyer.send({ type: 'consult.accept', request: offer.request });
     const started = await lawyer.next('consult.started');
@@ -178,6 +189,7 @@ test('a resident asks in Tibetan, talks with the lawyer through the relay, and r
     await textMatches(page.locator('.remote figcaption'), /ཁྲིམས་རྩོད་པ།/);
     await eventually(async () => assert.equal(await page.getByTestId('network-quality').getAttribute('data-level'), 'good'));
     await checkScreen(page, 'kiosk-call-bo', { minTarget: 64 });
+    await portrait(() => checkScreen(page, 'kiosk-call-bo-portrait', { minTarget: 64 }));
 
     // Sound only, by choice, and back.
     await page.getByTestId('audio-only').tap();
