@@ -521,6 +521,9 @@ struct TerminalLive {
     gone_at: Option<Instant>,
     request: Option<String>,
     consultation: Option<String>,
+    /// An appointment that started while the terminal was in another call:
+    /// it becomes the terminal's request when the terminal is free.
+    deferred: Option<AppointmentRecord>,
 }
 
 #[derive(Debug)]
@@ -880,6 +883,7 @@ impl Dispatcher {
             gone_at: None,
             request: None,
             consultation: None,
+            deferred: None,
         });
         t.info = info;
         t.connections += 1;
@@ -1069,6 +1073,7 @@ impl Dispatcher {
             gone_at: Some(now),
             request: None,
             consultation: None,
+            deferred: None,
         })
     }
 
@@ -1094,9 +1099,10 @@ impl Dispatcher {
             return;
         }
         if t.consultation.is_some() {
-            // In a call: the lawyer and the terminal were told it started; the
-            // appointment stays booked for them (or a coordinator) to close.
+            // In another call: the appointment's resident is next at this
+            // terminal, once it is free (see `run_deferred`).
             tracing::info!(appointment = %a.id, "appointment started during a consultation at its terminal");
+            t.deferred = Some(a);
             return;
         }
         let row = RequestRow {
@@ -1135,6 +1141,19 @@ impl Dispatcher {
         if r.in_matcher {
             let actions = self.matcher.handle(Event::Cancelled { request: request.into() }, now);
             self.apply(actions, now);
+        }
+        self.run_deferred(&r.terminal, now);
+    }
+
+    /// A terminal that is free again takes up the appointment that started
+    /// while it was busy: the resident waits at the front, for its lawyer.
+    fn run_deferred(&mut self, terminal: &str, now: Instant) {
+        let Some(t) = self.terminals.get_mut(terminal) else { return };
+        if t.request.is_some() || t.consultation.is_some() {
+            return;
+        }
+        if let Some(appointment) = t.deferred.take() {
+            self.appointment_due(appointment, now);
         }
     }
 
@@ -1544,6 +1563,7 @@ impl Dispatcher {
                 self.add_request(row, language, c.topic, None, false, now);
             }
         }
+        self.run_deferred(&c.terminal, now);
     }
 
     fn restore_consultation(&mut self, c: crate::store::OpenConsultation) {

@@ -7,6 +7,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import {
   startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually,
   checkScreen, liveClient, accessToken,
@@ -14,7 +16,8 @@ import {
 
 // English is offered too, for the screenshots of a whole call in English; lawyers outside
 // the region's team are rung after 2 s of waiting rather than 30.
-const CONFIG = '[live]\nlanguages = ["bo", "zh", "en"]\nring_after_secs = [2, 4, 6]\n';
+// Appointments that start are looked for every second.
+const CONFIG = '[live]\nlanguages = ["bo", "zh", "en"]\nring_after_secs = [2, 4, 6]\n[schedule]\nreminder_check_secs = 1\n';
 
 let server;
 let browser;
@@ -284,6 +287,78 @@ test('the kiosk loses its network in the middle of a call, and the call comes ba
     await visible(page.getByTestId('start-screen'));
   } finally {
     await leave(lawyer);
+  }
+  assertClean(problems);
+});
+
+/**
+ * An appointment at this kiosk with a lawyer that starts now. Booking through
+ * the API needs an hour's notice, so the row is written straight into the
+ * server's database (SQLite, with Python's sqlite3 module).
+ */
+async function appointmentStartingNow(lawyerUsername, language, topic) {
+  const device = await page.evaluate(() => JSON.parse(localStorage.getItem('cloudlaw.terminal')).access_token);
+  const me = await (await fetch(server.url('/api/me'), { headers: { authorization: `Bearer ${device}` } })).json();
+  const now = Math.floor(Date.now() / 1000);
+  const script = `
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=10)
+lawyer = db.execute("SELECT id FROM accounts WHERE username = ?", (sys.argv[3],)).fetchone()[0]
+db.execute("INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', 'test', ?, ?)",
+  ("appointment-now", sys.argv[2], sys.argv[4], lawyer, sys.argv[5], sys.argv[6], int(sys.argv[7]) - 5, int(sys.argv[7]) + 1800, int(sys.argv[7]) - 3600, int(sys.argv[7]) - 3600))
+db.commit()
+`;
+  execFileSync('python3', ['-c', script, path.join(server.dataDir, 'cloudlaw.db'), me.terminal.id, lawyerUsername,
+    me.terminal.region_id, language, topic, String(now)]);
+  return 'appointment-now';
+}
+
+test('an appointment that starts during a call is next at the kiosk, after the rating, in its language', async () => {
+  const drolma = await availableLawyer();
+  const wang = await availableLawyer('demo-lawyer-2');
+  try {
+    await toCheck('bo', 'land');
+    await page.getByTestId('consult-now').tap();
+    const offer = await drolma.next('consult.offer');
+    await drolma.send({ type: 'consult.accept', request: offer.request });
+    const first = await drolma.next('consult.started');
+    await visible(page.getByTestId('call-screen'));
+
+    const appointment = await appointmentStartingNow('demo-lawyer-2', 'zh', 'labour');
+    await wang.next('appointment_started');
+    // The call at the kiosk goes on undisturbed; Wang is not rung yet.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(await wang.unread('consult.offer'), []);
+    assert.equal(await page.getByTestId('call-screen').isVisible(), true);
+
+    await drolma.send({ type: 'consult.hangup', consultation: first.consultation });
+    await visible(page.getByTestId('rating-screen'));
+    const second = await wang.next('consult.offer');
+    assert.equal(second.topic, 'labour');
+    // The resident who just talked still rates; then the booked resident's wait, in Chinese.
+    await page.getByTestId('rate-5').tap();
+    await visible(page.getByTestId('rating-thanks'));
+    await visible(page.getByTestId('waiting'));
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'zh');
+    await textMatches(page.getByTestId('waiting-note'), /预约/);
+    await wang.send({ type: 'consult.accept', request: second.request });
+    const started = await wang.next('consult.started');
+    await visible(page.getByTestId('call-screen'));
+    const token = await accessToken(server, 'demo-lawyer-2');
+    await eventually(async () => {
+      const response = await fetch(server.url(`/api/appointments/${appointment}`), { headers: { authorization: `Bearer ${token}` } });
+      const body = await response.json();
+      assert.equal(body.status, 'completed');
+      assert.equal(body.consultation_id, started.consultation);
+    });
+    await page.getByTestId('hang-up').tap();
+    await visible(page.getByTestId('rating-screen'));
+    await page.getByTestId('rating-done').tap();
+    await visible(page.getByTestId('start-screen'));
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'bo');
+  } finally {
+    await leave(drolma);
+    await leave(wang);
   }
   assertClean(problems);
 });

@@ -108,6 +108,8 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
     await waitForHealth(origin, () => exited, () => log);
     const server = {
       origin,
+      /** The server's data directory (its SQLite database is cloudlaw.db there). */
+      dataDir,
       url: (p) => new URL(p, origin).toString(),
       log: () => log,
       stop,

@@ -714,6 +714,52 @@ async fn an_appointment_becomes_a_consultation_with_its_lawyer_or_a_no_show() {
 }
 
 #[tokio::test]
+async fn an_appointment_that_starts_during_another_call_at_its_terminal_is_next_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config(dir.path());
+    config.schedule.reminder_check_secs = 1;
+    let app = spawn_with(config, dir).await;
+    let (kiosk_token, kiosk_id) = app.enroll_demo_terminal().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut wang = lawyer(&app, "demo-lawyer-2").await;
+    wang.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token).await;
+    // Someone else is talking to Drolma at the terminal when Wang's appointment starts.
+    kiosk.send(request("bo", "land")).await;
+    let offer = drolma.expect("consult.offer").await;
+    drolma.send(json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let first = kiosk.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    let appointment = started_appointment(&app, &kiosk_id, "demo-lawyer-2").await;
+    kiosk.expect("appointment_started").await;
+    wang.expect("appointment_started").await;
+    wang.quiet("consult.offer", Duration::from_millis(500)).await;
+    let wang_token = app.token("demo-lawyer-2").await;
+    assert_eq!(appointment_status(&app, &wang_token, &appointment).await["status"], "booked");
+
+    // The call ends: the appointment's resident is next, at the front, for Wang.
+    kiosk.send(json!({"type": "consult.hangup", "consultation": first})).await;
+    kiosk.expect("consult.ended").await;
+    let queued = kiosk.expect("consult.queued").await;
+    assert_eq!(queued["position"], 1);
+    let offer = wang.expect("consult.offer").await;
+    assert_eq!(offer["request"], queued["request"]);
+    assert_eq!(offer["topic"], "labour");
+    wang.send(json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let second = kiosk.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = appointment_status(&app, &wang_token, &appointment).await;
+        if status["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["consultation_id"], second.as_str());
+}
+
+#[tokio::test]
 async fn coordinators_see_aggregates_of_their_regions_only() {
     let app = spawn_fast().await;
     let mut drolma = lawyer(&app, "demo-lawyer").await;

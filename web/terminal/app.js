@@ -210,6 +210,8 @@ async function resetSession() {
   consult.reset();
   await setLanguage(DEFAULT_LANGUAGE);
   window.scrollTo(0, 0);
+  // The next resident may already wait (an appointment that began during the last call).
+  if (consult.resume()) return;
   if (client.hasCredentials()) {
     if (!visible('start')) showStart();
     checkIdentity();

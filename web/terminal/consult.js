@@ -8,7 +8,7 @@
 // reconnection the server says again what is in progress (consult.queued or
 // consult.started with a fresh room token); a request it forgot is asked again.
 
-import { t, currentLanguage } from '/web/shared/i18n.js';
+import { t, currentLanguage, setLanguage } from '/web/shared/i18n.js';
 import { keepLive } from '/web/shared/live.js';
 import { RelayCall } from '/web/shared/call.js';
 
@@ -120,6 +120,10 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
     afterCancel: null,
   });
   let state = fresh();
+  /** An appointment that started here and has not reached its resident's screen yet. */
+  let appointment = null;
+  /** A wait that began while the last resident was still on the rating screen. */
+  let queuedAfterRating = null;
   let live = null;
   let stream = null;
   let call = null;
@@ -151,6 +155,8 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
   function disconnect() {
     live?.stop();
     live = null;
+    appointment = null;
+    queuedAfterRating = null;
     reset();
   }
 
@@ -200,11 +206,14 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
         showThanks();
         break;
       case 'appointment_started':
-        // The resident booked this time: the server puts them at the front.
-        state.appointment = true;
-        if (message.appointment) {
-          state.topic = message.appointment.topic ?? state.topic;
-          state.language = message.appointment.language ?? state.language;
+        // Someone booked this time: the server puts them at the front (now,
+        // or when a call at this kiosk ends). A resident already waiting here
+        // is taken to be them.
+        appointment = message.appointment ?? {};
+        if (state.flow === 'waiting') {
+          appointment = null;
+          state.appointment = true;
+          renderWaiting();
         }
         break;
       case 'error':
@@ -348,9 +357,22 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
   // ------------------------------------------------------------ waiting
 
   function onQueued(message) {
-    if (state.flow === 'call' || state.flow === 'rating') {
-      // Requeued after a lost call: the server puts the resident at the front.
-      endCall();
+    if (state.flow === 'rating' && !state.rated) {
+      // The next resident (an appointment) waits; this one may still rate.
+      queuedAfterRating = message;
+      return;
+    }
+    if (!['asking', 'waiting'].includes(state.flow)) {
+      // A wait the kiosk did not ask for here: an appointment, or one the
+      // server kept over a reload. A new resident: nothing of the last one.
+      reset();
+      if (appointment) {
+        state.topic = appointment.topic ?? null;
+        state.language = appointment.language ?? null;
+        state.appointment = true;
+        appointment = null;
+        if (state.language && state.language !== currentLanguage()) setLanguage(state.language).catch(() => {});
+      }
     }
     state.flow = 'waiting';
     state.request = message.request;
@@ -665,6 +687,17 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
     reset,
     /** A resident is waiting or talking: the idle reset must leave the kiosk alone. */
     busy: () => ['asking', 'waiting', 'call'].includes(state.flow),
+    /**
+     * After a reset: a wait that began during the last resident's rating is
+     * shown now. True when it took over the screen.
+     */
+    resume() {
+      const queued = queuedAfterRating;
+      queuedAfterRating = null;
+      if (!queued) return false;
+      onQueued(queued);
+      return true;
+    },
     render() {
       renderCheck();
       renderWaiting();
