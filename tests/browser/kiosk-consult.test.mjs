@@ -1,7 +1,8 @@
 // Talking to a lawyer now at the kiosk, in a real Chromium against the real
 // server: topic, camera check, waiting (place, estimate, nobody on duty ->
 // booking, cancel), the call through the relay, rating; the network pulled
-// out while waiting; a reload while waiting. The lawyer's side is played by a
+// out while waiting and in a call; a reload while waiting; an appointment
+// that starts during another call; the served Tibetan webfont. The lawyer's side is played by a
 // bare live client here (lawyer-live.test.mjs and consultation.test.mjs use
 // the lawyer's own app). Screenshots of every screen in every language.
 
