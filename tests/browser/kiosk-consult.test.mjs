@@ -102,11 +102,21 @@ async function portrait(check) {
   }
 }
 
+/** The start screen's actions are on screen without scrolling (a resident may not know to scroll). */
+async function actionsAboveTheFold() {
+  const height = page.viewportSize().height;
+  for (const id of ['talk-now', 'book-later']) {
+    const box = await page.getByTestId(id).boundingBox();
+    assert.ok(box && box.y + box.height <= height, `${id} ends at ${box && box.y + box.height}, below the ${height}px screen`);
+  }
+}
+
 /** From the start screen in a language to the camera check with a topic. */
 async function toCheck(lang, topic) {
   await visible(page.getByTestId('start-screen'));
   await page.getByTestId(`lang-${lang}`).tap();
   await eventually(async () => assert.equal(await page.evaluate(() => document.documentElement.lang), lang));
+  await actionsAboveTheFold();
   await page.getByTestId('talk-now').tap();
   await visible(page.getByTestId('booking-topic-screen'));
   await page.getByTestId(`topic-${topic}`).tap();
@@ -297,22 +307,39 @@ test('the kiosk loses its network in the middle of a call, and the call comes ba
  * the API needs an hour's notice, so the row is written straight into the
  * server's database (SQLite, with Python's sqlite3 module).
  */
-async function appointmentStartingNow(lawyerUsername, language, topic) {
+async function appointmentStartingNow(lawyerUsername, language, topic, startsIn = 0) {
   const device = await page.evaluate(() => JSON.parse(localStorage.getItem('cloudlaw.terminal')).access_token);
   const me = await (await fetch(server.url('/api/me'), { headers: { authorization: `Bearer ${device}` } })).json();
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor(Date.now() / 1000) + startsIn;
+  const id = `appointment-${now}`;
   const script = `
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=10)
 lawyer = db.execute("SELECT id FROM accounts WHERE username = ?", (sys.argv[3],)).fetchone()[0]
 db.execute("INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', 'test', ?, ?)",
-  ("appointment-now", sys.argv[2], sys.argv[4], lawyer, sys.argv[5], sys.argv[6], int(sys.argv[7]) - 5, int(sys.argv[7]) + 1800, int(sys.argv[7]) - 3600, int(sys.argv[7]) - 3600))
+  (sys.argv[8], sys.argv[2], sys.argv[4], lawyer, sys.argv[5], sys.argv[6], int(sys.argv[7]) - 5, int(sys.argv[7]) + 1800, int(sys.argv[7]) - 3600, int(sys.argv[7]) - 3600))
 db.commit()
 `;
   execFileSync('python3', ['-c', script, path.join(server.dataDir, 'cloudlaw.db'), me.terminal.id, lawyerUsername,
-    me.terminal.region_id, language, topic, String(now)]);
-  return 'appointment-now';
+    me.terminal.region_id, language, topic, String(now), id]);
+  return { id, start: now - 5 };
 }
+
+test('the start screen says when a consultation booked here begins', async () => {
+  await visible(page.getByTestId('start-screen'));
+  assert.equal(await page.getByTestId('appointment-soon').isHidden(), true);
+  // In ten minutes: inside the reminder window (30 minutes), not started.
+  const { start } = await appointmentStartingNow('demo-lawyer', 'bo', 'family', 600);
+  await visible(page.getByTestId('appointment-soon'));
+  const local = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+    .format(new Date(start * 1000));
+  await textMatches(page.getByTestId('appointment-soon'), new RegExp(`ཆུ་ཚོད། ${local}`));
+  await actionsAboveTheFold();
+  await checkScreen(page, 'kiosk-start-appointment-soon-bo', { minTarget: 64 });
+  await page.getByTestId('lang-zh').tap();
+  await textMatches(page.getByTestId('appointment-soon'), /已预约的咨询/);
+  await page.getByTestId('lang-bo').tap();
+});
 
 test('an appointment that starts during a call is next at the kiosk, after the rating, in its language', async () => {
   const drolma = await availableLawyer();
@@ -325,7 +352,7 @@ test('an appointment that starts during a call is next at the kiosk, after the r
     const first = await drolma.next('consult.started');
     await visible(page.getByTestId('call-screen'));
 
-    const appointment = await appointmentStartingNow('demo-lawyer-2', 'zh', 'labour');
+    const { id: appointment } = await appointmentStartingNow('demo-lawyer-2', 'zh', 'labour');
     await wang.next('appointment_started');
     // The call at the kiosk goes on undisturbed; Wang is not rung yet.
     await new Promise((resolve) => setTimeout(resolve, 1000));

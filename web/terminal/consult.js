@@ -11,6 +11,7 @@
 import { t, currentLanguage, setLanguage } from '/web/shared/i18n.js';
 import { keepLive } from '/web/shared/live.js';
 import { RelayCall } from '/web/shared/call.js';
+import { timeText } from '/web/terminal/booking.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -98,6 +99,8 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
     ratingNote: $('rating-note'),
     thanks: $('rating-thanks'),
     ratingDone: $('rating-done'),
+    soon: $('appointment-soon'),
+    soonText: $('appointment-soon-text'),
   };
 
   const fresh = () => ({
@@ -124,6 +127,8 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
   let appointment = null;
   /** A wait that began while the last resident was still on the rating screen. */
   let queuedAfterRating = null;
+  /** A booked consultation here that starts soon (told on the start screen). */
+  let soon = null;
   let live = null;
   let stream = null;
   let call = null;
@@ -156,6 +161,8 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
     live?.stop();
     live = null;
     appointment = null;
+    soon = null;
+    renderSoon();
     queuedAfterRating = null;
     reset();
   }
@@ -205,7 +212,13 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
       case 'consult.rated':
         showThanks();
         break;
+      case 'appointment_reminder':
+        soon = message.appointment ?? null;
+        renderSoon();
+        break;
       case 'appointment_started':
+        soon = null;
+        renderSoon();
         // Someone booked this time: the server puts them at the front (now,
         // or when a call at this kiosk ends). A resident already waiting here
         // is taken to be them.
@@ -236,6 +249,15 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
     } else if (state.flow === 'waiting' && message.code === 'not_found') {
       // A cancel that came too late: the lawyer already answered (consult.started follows).
     }
+  }
+
+  /** On the start screen: a booked consultation starts soon, at this time. */
+  function renderSoon() {
+    const start = soon?.start ? new Date(soon.start) : null;
+    const showing = Boolean(start) && start.getTime() > Date.now() - 60_000;
+    els.soon.hidden = !showing;
+    els.soon.closest('.screen')?.classList.toggle('has-soon', showing);
+    els.soonText.textContent = showing ? t('start.appointmentSoon', { time: timeText(start) }) : '';
   }
 
   // ------------------------------------------------------------ check and ask
@@ -699,6 +721,7 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
       return true;
     },
     render() {
+      renderSoon();
       renderCheck();
       renderWaiting();
       renderCall();
