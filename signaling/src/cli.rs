@@ -342,8 +342,7 @@ async fn admin_create(args: AdminCreateArgs) -> Result<(), String> {
         if store.account_by_username(&args.username).await.map_err(|e| e.to_string())?.is_some() {
             return Err(format!("an account {:?} exists already", args.username));
         }
-        let password_hash =
-            crate::password::hash_blocking(password.into()).await.map_err(|e| e.to_string())?;
+        let password_hash = crate::password::hash_blocking(password).await.map_err(|e| e.to_string())?;
         let id = store
             .create_account(&crate::store::NewAccount {
                 username: args.username.clone(),
