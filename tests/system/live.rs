@@ -392,7 +392,17 @@ async fn a_cancelled_request_withdraws_the_offer_and_nobody_on_duty_is_said_at_o
     drolma.expect_where("consult.offer_withdrawn", |m| m["request"] == request_id.as_str()).await;
     drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
     drolma.expect_error("not_found").await;
-    assert!(app.store().await.waiting_requests().await.unwrap().is_empty());
+    // The cancel reaches the database through the ordered writer, just after the answer.
+    let store = app.store().await;
+    let mut waiting = store.waiting_requests().await.unwrap();
+    for _ in 0..100 {
+        if waiting.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiting = store.waiting_requests().await.unwrap();
+    }
+    assert!(waiting.is_empty(), "{waiting:?}");
 }
 
 #[tokio::test]
@@ -546,9 +556,18 @@ async fn many_simultaneous_requests_never_give_a_lawyer_two_consultations() {
         started.extend(mine);
     }
     assert_ne!(started[0], started[1]);
+    // The starts reach the database through the ordered writer, just after the messages.
     let store = app.store().await;
-    assert_eq!(store.waiting_requests().await.unwrap().len(), 6, "the rest still wait, none lost");
-    assert_eq!(store.open_consultations().await.unwrap().len(), 2);
+    let mut counts = (0, 0);
+    for _ in 0..100 {
+        counts =
+            (store.waiting_requests().await.unwrap().len(), store.open_consultations().await.unwrap().len());
+        if counts == (6, 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counts, (6, 2), "the rest still wait, none lost; two consultations open");
 }
 
 #[tokio::test]

@@ -243,12 +243,12 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
       els.ask.disabled = false;
       const key = message.code === 'invalid' ? 'ask.error.language' : 'ask.error.other';
       showAskError(t(key));
-    } else if (state.flow === 'rating') {
-      // A rating the server refused (already rated): thank them all the same.
+    } else if (state.flow === 'rating' && state.rated && ['conflict', 'not_found', 'invalid'].includes(message.code)) {
+      // The rating was refused (already rated, say): thank them all the same.
       showThanks();
-    } else if (state.flow === 'waiting' && message.code === 'not_found') {
-      // A cancel that came too late: the lawyer already answered (consult.started follows).
     }
+    // Anything else (a cancel that came after the lawyer answered, a late
+    // answer to a room that closed) changes nothing on screen.
   }
 
   /** On the start screen: a booked consultation starts soon, at this time. */
