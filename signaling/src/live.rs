@@ -1125,19 +1125,42 @@ impl Dispatcher {
         if !theirs {
             return Err(not_found("request"));
         }
-        self.close_request(request, RequestEnd::Cancelled, now);
-        self.connections
-            .push_to_terminal(terminal, &ServerMessage::ConsultCancelled { request: request.into() });
+        // The kiosk hears it once the cancel is on disk, so a restart in
+        // between never brings back a request the resident was told is gone.
+        let (stored, on_disk) = oneshot::channel();
+        self.close_request_then(request, RequestEnd::Cancelled, now, Some(stored));
+        let connections = Arc::clone(&self.connections);
+        let (terminal, request) = (terminal.to_owned(), request.to_owned());
+        tokio::spawn(async move {
+            // Told either way: the request is closed here, and a failed write is logged.
+            let _ = on_disk.await;
+            connections.push_to_terminal(&terminal, &ServerMessage::ConsultCancelled { request });
+        });
         Ok(())
     }
 
     fn close_request(&mut self, request: &str, end: RequestEnd, now: Instant) {
+        self.close_request_then(request, end, now, None);
+    }
+
+    /// Closes a request; `stored` hears when the close is on disk.
+    fn close_request_then(
+        &mut self,
+        request: &str,
+        end: RequestEnd,
+        now: Instant,
+        stored: Option<oneshot::Sender<Result<u64, Failure>>>,
+    ) {
         let Some(r) = self.requests.remove(request) else { return };
         if let Some(t) = self.terminals.get_mut(&r.terminal) {
             t.request = None;
         }
         self.told.remove(request);
-        self.writes.send(LiveWrite::CloseRequest(request.into(), end));
+        let write = LiveWrite::CloseRequest(request.into(), end);
+        match stored {
+            Some(ack) => self.writes.send_then(write, ack),
+            None => self.writes.send(write),
+        }
         if r.in_matcher {
             let actions = self.matcher.handle(Event::Cancelled { request: request.into() }, now);
             self.apply(actions, now);
