@@ -662,6 +662,20 @@ async fn appointment_status(app: &TestApp, token: &str, id: &str) -> Value {
     app.get(&format!("/api/appointments/{id}"), token).await.json().await.unwrap()
 }
 
+/// The appointment once its status is `status` (it changes through the ordered
+/// writer, just after the messages), or a failure naming the last one seen.
+async fn appointment_becomes(app: &TestApp, token: &str, id: &str, status: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let appointment = appointment_status(app, token, id).await;
+        if appointment["status"] == status {
+            return appointment;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {status}: {appointment}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_appointment_becomes_a_consultation_with_its_lawyer_or_a_no_show() {
     let dir = tempfile::tempdir().unwrap();
@@ -686,15 +700,8 @@ async fn an_appointment_becomes_a_consultation_with_its_lawyer_or_a_no_show() {
     wang.send(json!({"type": "consult.accept", "request": offer["request"]})).await;
     let consultation = kiosk.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
     let wang_token = app.token("demo-lawyer-2").await;
-    let mut status = Value::Null;
-    for _ in 0..50 {
-        status = appointment_status(&app, &wang_token, &appointment).await;
-        if status["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status["status"], "completed", "{status}");
+    let status =
+        appointment_becomes(&app, &wang_token, &appointment, "completed", Duration::from_millis(2500)).await;
     assert_eq!(status["consultation_id"], consultation.as_str());
 
     // A second terminal's appointment, and that terminal never comes: a no-show.
@@ -712,15 +719,7 @@ async fn an_appointment_becomes_a_consultation_with_its_lawyer_or_a_no_show() {
     drolma.expect("appointment_started").await;
     drolma.quiet("consult.offer", Duration::from_secs(1)).await;
     let drolma_token = app.token("demo-lawyer").await;
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        status = appointment_status(&app, &drolma_token, &appointment).await;
-        if status["status"] == "no_show" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status["status"], "no_show", "{status}");
+    appointment_becomes(&app, &drolma_token, &appointment, "no_show", Duration::from_secs(10)).await;
 }
 
 #[tokio::test]
@@ -757,15 +756,8 @@ async fn an_appointment_that_starts_during_another_call_at_its_terminal_is_next_
     assert_eq!(offer["topic"], "labour");
     wang.send(json!({"type": "consult.accept", "request": offer["request"]})).await;
     let second = kiosk.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
-    let mut status = Value::Null;
-    for _ in 0..50 {
-        status = appointment_status(&app, &wang_token, &appointment).await;
-        if status["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status["status"], "completed", "{status}");
+    let status =
+        appointment_becomes(&app, &wang_token, &appointment, "completed", Duration::from_millis(2500)).await;
     assert_eq!(status["consultation_id"], second.as_str());
 }
 

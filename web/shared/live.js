@@ -81,6 +81,8 @@ export function keepLive({ client, onMessage, onUp = () => {}, onDown = () => {}
   let pingTimer = null;
   let deadTimer = null;
   let pings = 0;
+  /** Gives the current link up at once (dead, or the browser is offline). */
+  let abandon = null;
 
   const clearTimers = () => {
     clearTimeout(retryTimer);
@@ -106,8 +108,7 @@ export function keepLive({ client, onMessage, onUp = () => {}, onDown = () => {}
     let opened = false;
     let revoked = null;
     let current = null;
-    // Closed by the server, by the network, or here (a dead link: a closing
-    // handshake on it could take minutes, so it is given up at once).
+    // Closed by the server, by the network, or given up here (abandon).
     const lost = (code) => {
       if (link !== current) return;
       link = null;
@@ -134,7 +135,11 @@ export function keepLive({ client, onMessage, onUp = () => {}, onDown = () => {}
       },
       (event) => lost(event.code),
     );
-    current.lost = lost;
+    // A closing handshake on a dead link could take minutes: give it up now.
+    abandon = () => {
+      current.close();
+      lost(1006);
+    };
     link = current;
     current.opened.then(
       () => {
@@ -145,11 +150,7 @@ export function keepLive({ client, onMessage, onUp = () => {}, onDown = () => {}
         pingTimer = setInterval(() => {
           current.send({ type: 'ping', id: `k${++pings}` });
           clearTimeout(deadTimer);
-          // A dead link: close it here, which reconnects.
-          deadTimer = setTimeout(() => {
-            current.close();
-            lost(1006);
-          }, DEAD_AFTER_MS);
+          deadTimer = setTimeout(abandon, DEAD_AFTER_MS);
         }, PING_EVERY_MS);
         onUp();
       },
@@ -161,13 +162,7 @@ export function keepLive({ client, onMessage, onUp = () => {}, onDown = () => {}
     failures += 1;
     if (refused) {
       // The upgrade was refused or the server is away: are the credentials still good?
-      let again = true;
-      try {
-        again = await check();
-      } catch {
-        again = true;
-      }
-      if (!again) {
+      if (!(await check())) {
         stop();
         return;
       }
@@ -188,10 +183,7 @@ export function keepLive({ client, onMessage, onUp = () => {}, onDown = () => {}
   };
   // The browser lost its network: no connection survives that, say so at once.
   const offline = () => {
-    if (!link) return;
-    const current = link;
-    current.close();
-    current.lost?.(1006);
+    if (link) abandon();
   };
   window.addEventListener('online', online);
   window.addEventListener('offline', offline);
