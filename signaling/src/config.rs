@@ -241,11 +241,11 @@ impl Config {
         }
         if let Some(url) = &self.database_url {
             let url = url.expose_secret();
-            if !url.starts_with("sqlite:") {
+            if !url.starts_with("sqlite:") && !crate::store::is_postgres_url(url) {
                 // Only the scheme is shown: URLs carry passwords.
                 let scheme = url.split(':').next().unwrap_or_default();
                 return Err(ConfigError(format!(
-                    "database_url: unsupported scheme {scheme:?}; this build supports sqlite: URLs"
+                    "database_url: unsupported scheme {scheme:?}; use sqlite: or postgres:// URLs"
                 )));
             }
         }
@@ -384,5 +384,14 @@ mod tests {
         assert!(error.to_string().contains("mysql"), "{error}");
         let config = Config { database_url: Some("sqlite:/x?password=hunter2".into()), ..Config::default() };
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sqlite_and_postgres_urls_are_accepted() {
+        for url in ["sqlite:/srv/cloudlaw.db", "postgres://cloudlaw@db/cloudlaw", "postgresql://db/cloudlaw"]
+        {
+            let overrides = Overrides { database_url: Some(url.into()), ..Default::default() };
+            assert!(Config::load_from(None, &overrides, no_env()).is_ok(), "{url}");
+        }
     }
 }

@@ -60,6 +60,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let store = prepare_store(&config).await?;
+    let lease = store.serving_lease().await?.ok_or(StoreError::AlreadyServed)?;
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
     tokio::task::spawn_blocking(http::warm_up);
     let relay = RelayHandle::start(&config, &tokens).await?;
@@ -109,6 +110,7 @@ pub async fn serve(
     reminders.abort();
     dispatcher.abort();
     relay.shutdown().await;
+    drop(lease);
     store.close().await;
     served?;
     Ok(())

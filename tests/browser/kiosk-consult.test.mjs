@@ -8,8 +8,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
 import {
   startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually,
   checkScreen, liveClient, accessToken,
@@ -305,23 +303,19 @@ test('the kiosk loses its network in the middle of a call, and the call comes ba
 /**
  * An appointment at this kiosk with a lawyer that starts now. Booking through
  * the API needs an hour's notice, so the row is written straight into the
- * server's database (SQLite, with Python's sqlite3 module).
+ * server's database.
  */
 async function appointmentStartingNow(lawyerUsername, language, topic, startsIn = 0) {
   const device = await page.evaluate(() => JSON.parse(localStorage.getItem('cloudlaw.terminal')).access_token);
   const me = await (await fetch(server.url('/api/me'), { headers: { authorization: `Bearer ${device}` } })).json();
   const now = Math.floor(Date.now() / 1000) + startsIn;
   const id = `appointment-${now}`;
-  const script = `
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=10)
-lawyer = db.execute("SELECT id FROM accounts WHERE username = ?", (sys.argv[3],)).fetchone()[0]
-db.execute("INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', 'test', ?, ?)",
-  (sys.argv[8], sys.argv[2], sys.argv[4], lawyer, sys.argv[5], sys.argv[6], int(sys.argv[7]) - 5, int(sys.argv[7]) + 1800, int(sys.argv[7]) - 3600, int(sys.argv[7]) - 3600))
-db.commit()
-`;
-  execFileSync('python3', ['-c', script, path.join(server.dataDir, 'cloudlaw.db'), me.terminal.id, lawyerUsername,
-    me.terminal.region_id, language, topic, String(now), id]);
+  const q = (value) => `'${String(value).replaceAll("'", "''")}'`;
+  await server.sql(
+    'INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at) ' +
+    `SELECT ${q(id)}, ${q(me.terminal.id)}, ${q(me.terminal.region_id)}, id, ${q(language)}, ${q(topic)}, ` +
+    `${now - 5}, ${now + 1800}, 'booked', 'test', ${now - 3600}, ${now - 3600} FROM accounts WHERE username = ${q(lawyerUsername)}`,
+  );
   return { id, start: now - 5 };
 }
 

@@ -2,6 +2,7 @@
 // and small waiting and checking helpers (playwright-core has no `expect`).
 
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -54,7 +55,10 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
     await writeFile(path.join(dataDir, 'test-config.toml'), config);
     configArgs.push('--config', path.join(dataDir, 'test-config.toml'));
   }
-  const child = spawn(bin, ['serve', '--demo', ...publicDemo, ...configArgs, '--listen', `${host}:0`, '--data-dir', dataDir], {
+  // With TEST_POSTGRES_URL (scripts/test's PostgreSQL pass), a database of its own there.
+  const database = process.env.TEST_POSTGRES_URL ? await postgresDatabase(process.env.TEST_POSTGRES_URL) : null;
+  const databaseArgs = database ? ['--data-dir', dataDir, '--database-url', database] : ['--data-dir', dataDir];
+  const child = spawn(bin, ['serve', '--demo', ...publicDemo, ...configArgs, '--listen', `${host}:0`, ...databaseArgs], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -108,15 +112,17 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
     await waitForHealth(origin, () => exited, () => log);
     const server = {
       origin,
-      /** The server's data directory (its SQLite database is cloudlaw.db there). */
+      /** The server's data directory. */
       dataDir,
+      /** Runs SQL statements on the server's database (SQLite or PostgreSQL), as an operator's shell would. */
+      sql: (statements) => runSql(database, path.join(dataDir, 'cloudlaw.db'), statements),
       url: (p) => new URL(p, origin).toString(),
       log: () => log,
       stop,
       webFromDisk: process.env.CLOUDLAW_WEB_FROM_DISK === '1',
       csp: null,
-      /** Runs `cloudlaw <args>` against this server's data directory; resolves to its stdout. */
-      cli: (args) => runCli(bin, [...args, '--data-dir', dataDir], env),
+      /** Runs `cloudlaw <args>` against this server's database; resolves to its stdout. */
+      cli: (args) => runCli(bin, [...args, ...databaseArgs], env),
     };
     const page = await fetch(server.url('/coordinator'));
     server.csp = page.headers.get('content-security-policy');
@@ -135,6 +141,33 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
     await stop();
     throw error;
   }
+}
+
+/** Creates a database on the PostgreSQL server at `adminUrl` and returns its URL. */
+async function postgresDatabase(adminUrl) {
+  const name = `browser_${randomUUID().replaceAll('-', '')}`;
+  await runProgram('psql', [adminUrl, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE DATABASE ${name}`]);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+function runSql(database, sqliteFile, statements) {
+  if (database) return runProgram('psql', [database, '-v', 'ON_ERROR_STOP=1', '-qc', statements]);
+  const script = 'import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1], timeout=10)\ndb.executescript(sys.argv[2])\ndb.commit()';
+  return runProgram('python3', ['-c', script, sqliteFile, statements]);
+}
+
+function runProgram(program, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${program}: ${err}`))));
+  });
 }
 
 function runCli(bin, args, env) {

@@ -7,7 +7,7 @@ use signaling::password;
 use signaling::store::{NewAccount, NewConsultation, NewTerminal, RegionRecord, Store};
 use signaling::unix_now;
 
-use crate::support::{TestApp, cloudlaw, run_to_end, spawn_app};
+use crate::support::{Db, TestApp, cloudlaw, database_args, on_db, run_to_end, spawn_app};
 
 /// A second region with its own coordinator, lawyer and terminal, beside the
 /// demo region. Returns (other region's terminal id, consultation ids: demo, other).
@@ -321,22 +321,28 @@ async fn audit_verify_finds_the_first_edited_row() {
     }
     let dir = app.stop().await;
     let mut verify = cloudlaw();
-    verify.args(["audit", "verify", "--data-dir"]).arg(dir.path());
+    verify.args(["audit", "verify"]).args(database_args(dir.path()));
     let output = verify.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("intact: 3 row(s)"));
 
-    // Someone with the database file edits row 2, after dropping the guard trigger.
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("cloudlaw.db"));
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let blocked = sqlx::query("UPDATE audit_log SET source = '10.0.0.1' WHERE seq = 2").execute(&pool).await;
-    assert!(blocked.is_err(), "the application's own connection cannot edit audit rows");
-    sqlx::query("DROP TRIGGER audit_log_no_update").execute(&pool).await.unwrap();
-    sqlx::query("UPDATE audit_log SET source = '10.0.0.1' WHERE seq = 2").execute(&pool).await.unwrap();
-    pool.close().await;
+    // Someone with the database's owner's rights edits row 2, after dropping the guard trigger.
+    let db = Db::open(dir.path()).await;
+    let drop_guard = match db {
+        Db::Sqlite(_) => "DROP TRIGGER audit_log_no_update",
+        Db::Postgres(_) => "DROP TRIGGER audit_log_no_update ON audit_log",
+    };
+    on_db!(db, |pool| {
+        let blocked =
+            sqlx::query("UPDATE audit_log SET source = '10.0.0.1' WHERE seq = 2").execute(pool).await;
+        assert!(blocked.is_err(), "the application's own connection cannot edit audit rows");
+        sqlx::query(drop_guard).execute(pool).await.unwrap();
+        sqlx::query("UPDATE audit_log SET source = '10.0.0.1' WHERE seq = 2").execute(pool).await.unwrap();
+        pool.close().await;
+    });
 
     let mut verify = cloudlaw();
-    verify.args(["audit", "verify", "--data-dir"]).arg(dir.path());
+    verify.args(["audit", "verify"]).args(database_args(dir.path()));
     let (code, stderr) = run_to_end(verify);
     assert_eq!(code, 1);
     assert!(stderr.contains("row 2 was altered"), "{stderr}");

@@ -141,3 +141,22 @@ async fn restart_on_the_same_data_keeps_demo_data() {
     store.close().await;
     drop(data_dir);
 }
+
+#[tokio::test]
+async fn one_server_at_a_time_serves_a_postgres_database() {
+    let app = spawn_app().await;
+    if crate::support::postgres_for(app.data_dir.path()).is_none() {
+        return; // SQLite: the database is a file in one machine's data directory.
+    }
+    let config = crate::support::test_config(app.data_dir.path(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = signaling::startup::serve(config.clone(), listener, async {}).await.unwrap_err();
+    assert!(refused.to_string().contains("already serves this database"), "{refused}");
+    // Once the first has stopped, the next one serves.
+    let data_dir = app.stop().await;
+    let next = crate::support::spawn_with(config, data_dir).await;
+    let health = next.http.get(next.url("/healthz")).send().await.unwrap();
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["database"]["backend"], "postgres", "{health}");
+    drop(next.stop().await);
+}

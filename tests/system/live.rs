@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{TestApp, spawn_with, test_config};
+use crate::support::{Db, TestApp, on_db, spawn_with, test_config};
 use signaling::config::Config;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -323,21 +323,18 @@ async fn a_decline_and_a_timeout_move_the_request_on_and_missed_offers_mean_a_br
     assert_eq!(outcomes, vec!["declined".to_owned(), "timed_out".to_owned()]);
 }
 
-/// The server's database, opened directly (to look at rows the API does not show).
-async fn database(app: &TestApp) -> sqlx::SqlitePool {
-    let path = app.data_dir.path().join("cloudlaw.db");
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap()
-}
-
 async fn offer_outcomes(app: &TestApp, request: &str) -> Vec<String> {
-    let pool = database(app).await;
-    sqlx::query_scalar(
-        "SELECT outcome FROM consultation_offers WHERE request_id = ? ORDER BY offered_at, rowid",
-    )
-    .bind(request)
-    .fetch_all(&pool)
-    .await
-    .unwrap()
+    let db = Db::open(app.data_dir.path()).await;
+    // Each ring starts a second or more after the one before.
+    on_db!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT outcome FROM consultation_offers WHERE request_id = $1 ORDER BY offered_at",
+        )
+        .bind(request)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    })
 }
 
 #[tokio::test]
@@ -633,28 +630,30 @@ async fn a_coordinator_sees_the_queue_and_the_people_change_live() {
 /// Books an appointment that has just started, straight in the database (booking
 /// through the API needs notice; the API's rules are tested in schedule.rs).
 async fn started_appointment(app: &TestApp, terminal: &str, lawyer: &str) -> String {
-    let pool = database(app).await;
-    let lawyer: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = ?")
-        .bind(lawyer)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let db = Db::open(app.data_dir.path()).await;
     let id = format!("appointment-{terminal}");
     let now = signaling::unix_now();
-    sqlx::query(
-        "INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at)
-         VALUES (?, ?, 'demo-garze', ?, 'zh', 'labour', ?, ?, 'booked', 'test', ?, ?)",
-    )
-    .bind(&id)
-    .bind(terminal)
-    .bind(&lawyer)
-    .bind(now - 5)
-    .bind(now + 1800)
-    .bind(now - 3600)
-    .bind(now - 3600)
-    .execute(&pool)
-    .await
-    .unwrap();
+    on_db!(db, |pool| {
+        let lawyer: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = $1")
+            .bind(lawyer)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at)
+             VALUES ($1, $2, 'demo-garze', $3, 'zh', 'labour', $4, $5, 'booked', 'test', $6, $7)",
+        )
+        .bind(&id)
+        .bind(terminal)
+        .bind(&lawyer)
+        .bind(now - 5)
+        .bind(now + 1800)
+        .bind(now - 3600)
+        .bind(now - 3600)
+        .execute(pool)
+        .await
+        .unwrap();
+    });
     id
 }
 

@@ -299,8 +299,9 @@ impl Store {
                 .bind(now)
                 .execute(pool)
                 .await?
+                .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Adds one weekly availability window, in the account's own time zone.

@@ -77,8 +77,9 @@ impl Store {
                 .bind(now)
                 .execute(pool)
                 .await?
+                .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     pub async fn create_session(
@@ -127,8 +128,9 @@ impl Store {
             .bind(reason)
             .execute(pool)
             .await?
+            .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Revokes every live session of an account; returns their ids.

@@ -145,7 +145,8 @@ impl Store {
                 .bind(outcome)
                 .execute(pool)
                 .await?
+                .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 }

@@ -2,7 +2,7 @@
 //! and ending. The dispatcher (`crate::live`) is their only writer, through one
 //! ordered queue; reads here rebuild its state after a restart.
 
-use super::{BeginWrite, ConflictExt, Store, StoreError, with_pool};
+use super::{BeginWrite, ConflictExt, Store, StoreError, per_backend, with_backend, with_pool};
 
 use crate::domain::Topic;
 
@@ -120,146 +120,150 @@ pub enum LiveWrite {
     },
 }
 
-async fn apply_one(conn: &mut sqlx::SqliteConnection, write: &LiveWrite, at: i64) -> Result<u64, StoreError> {
-    let done = match write {
-        LiveWrite::Request(row) => sqlx::query(
-            "INSERT INTO consultation_requests
-               (id, terminal_id, region_id, language, topic, status, front, preferred_lawyer_id, created_at,
-                appointment_id)
-             VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8, $9)",
-        )
-        .bind(&row.id)
-        .bind(&row.terminal_id)
-        .bind(&row.region_id)
-        .bind(&row.language)
-        .bind(&row.topic)
-        .bind(row.front)
-        .bind(&row.preferred_lawyer_id)
-        .bind(row.created_at)
-        .bind(&row.appointment_id)
-        .execute(&mut *conn)
-        .await
-        .on_conflict("a waiting request at this terminal")?,
-        LiveWrite::CloseRequest(id, end) => {
-            let (request, appointment) = match end {
-                RequestEnd::Cancelled => ("cancelled", "cancelled"),
-                RequestEnd::Abandoned => ("abandoned", "no_show"),
-            };
-            let done = sqlx::query(
-                "UPDATE consultation_requests SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'waiting'",
+per_backend! {
+    pub(super) async fn apply_one(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        write: &LiveWrite, at: i64) -> Result<u64, StoreError> {
+        let done = match write {
+            LiveWrite::Request(row) => sqlx::query(
+                "INSERT INTO consultation_requests
+                   (id, terminal_id, region_id, language, topic, status, front, preferred_lawyer_id, created_at,
+                    appointment_id)
+                 VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8, $9)",
             )
-            .bind(id)
-            .bind(request)
-            .bind(at)
+            .bind(&row.id)
+            .bind(&row.terminal_id)
+            .bind(&row.region_id)
+            .bind(&row.language)
+            .bind(&row.topic)
+            .bind(row.front)
+            .bind(&row.preferred_lawyer_id)
+            .bind(row.created_at)
+            .bind(&row.appointment_id)
             .execute(&mut *conn)
-            .await?;
-            // An appointment's resident who cancelled, or never came.
-            if done.rows_affected() == 1 {
-                sqlx::query(
-                    "UPDATE appointments SET status = $2, updated_at = $3
-                     WHERE id = (SELECT appointment_id FROM consultation_requests WHERE id = $1) AND status = 'booked'",
+            .await
+            .on_conflict("a waiting request at this terminal")?,
+            LiveWrite::CloseRequest(id, end) => {
+                let (request, appointment) = match end {
+                    RequestEnd::Cancelled => ("cancelled", "cancelled"),
+                    RequestEnd::Abandoned => ("abandoned", "no_show"),
+                };
+                let done = sqlx::query(
+                    "UPDATE consultation_requests SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'waiting'",
                 )
                 .bind(id)
-                .bind(appointment)
+                .bind(request)
                 .bind(at)
                 .execute(&mut *conn)
                 .await?;
+                // An appointment's resident who cancelled, or never came.
+                if done.rows_affected() == 1 {
+                    sqlx::query(
+                        "UPDATE appointments SET status = $2, updated_at = $3
+                         WHERE id = (SELECT appointment_id FROM consultation_requests WHERE id = $1) AND status = 'booked'",
+                    )
+                    .bind(id)
+                    .bind(appointment)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                done
             }
-            done
-        }
-        LiveWrite::Offer(offer) => sqlx::query(
-            "INSERT INTO consultation_offers (id, request_id, account_id, role, offered_at, deadline, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
-        )
-        .bind(&offer.id)
-        .bind(&offer.request_id)
-        .bind(&offer.account_id)
-        .bind(offer.role)
-        .bind(offer.offered_at)
-        .bind(offer.deadline)
-        .execute(&mut *conn)
-        .await?,
-        LiveWrite::DecideOffer(id, outcome) => sqlx::query(
-            "UPDATE consultation_offers SET outcome = $2, decided_at = $3 WHERE id = $1 AND outcome = 'pending'",
-        )
-        .bind(id)
-        .bind(outcome.code())
-        .bind(at)
-        .execute(&mut *conn)
-        .await?,
-        LiveWrite::Start(c) => {
-            sqlx::query(
-                "INSERT INTO consultations
-                   (id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at, request_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
+            LiveWrite::Offer(offer) => sqlx::query(
+                "INSERT INTO consultation_offers (id, request_id, account_id, role, offered_at, deadline, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
             )
-            .bind(&c.id)
-            .bind(&c.terminal_id)
-            .bind(&c.region_id)
-            .bind(&c.lawyer_id)
-            .bind(&c.interpreter_id)
-            .bind(c.topic.code())
-            .bind(&c.language)
-            .bind(c.started_at)
-            .bind(&c.request_id)
+            .bind(&offer.id)
+            .bind(&offer.request_id)
+            .bind(&offer.account_id)
+            .bind(offer.role)
+            .bind(offer.offered_at)
+            .bind(offer.deadline)
             .execute(&mut *conn)
-            .await
-            .on_conflict("an active consultation of one of its participants")?;
-            sqlx::query(
-                "UPDATE consultation_requests SET status = 'matched', closed_at = $2, consultation_id = $3
-                 WHERE id = $1 AND status = 'waiting'",
+            .await?,
+            LiveWrite::DecideOffer(id, outcome) => sqlx::query(
+                "UPDATE consultation_offers SET outcome = $2, decided_at = $3 WHERE id = $1 AND outcome = 'pending'",
             )
-            .bind(&c.request_id)
-            .bind(c.started_at)
-            .bind(&c.id)
+            .bind(id)
+            .bind(outcome.code())
+            .bind(at)
             .execute(&mut *conn)
-            .await?;
-            // An appointment's consultation: the appointment is kept.
-            sqlx::query(
-                "UPDATE appointments SET status = 'completed', consultation_id = $2, updated_at = $3
-                 WHERE id = (SELECT appointment_id FROM consultation_requests WHERE id = $1) AND status = 'booked'",
-            )
-            .bind(&c.request_id)
-            .bind(&c.id)
-            .bind(c.started_at)
-            .execute(&mut *conn)
-            .await?
-        }
-        LiveWrite::End(id, reason) => sqlx::query(
-            "UPDATE consultations SET status = 'wrap_up', ended_at = $2, end_reason = $3
-             WHERE id = $1 AND status = 'active'",
-        )
-        .bind(id)
-        .bind(at)
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?,
-        LiveWrite::AttachAppointment { request, appointment, lawyer } => sqlx::query(
-            "UPDATE consultation_requests SET appointment_id = $2, preferred_lawyer_id = $3
-             WHERE id = $1 AND status = 'waiting'",
-        )
-        .bind(request)
-        .bind(appointment)
-        .bind(lawyer)
-        .execute(&mut *conn)
-        .await?,
-        LiveWrite::Rate { consultation, terminal_id, rating } => sqlx::query(
-            "UPDATE consultations SET rating = $3
-             WHERE id = $1 AND terminal_id = $2 AND status != 'active' AND rating IS NULL",
-        )
-        .bind(consultation)
-        .bind(terminal_id)
-        .bind(rating)
-        .execute(&mut *conn)
-        .await?,
-        LiveWrite::FinishWrapUp(id) => {
-            sqlx::query("UPDATE consultations SET status = 'ended' WHERE id = $1 AND status = 'wrap_up'")
-                .bind(id)
+            .await?,
+            LiveWrite::Start(c) => {
+                sqlx::query(
+                    "INSERT INTO consultations
+                       (id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at, request_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
+                )
+                .bind(&c.id)
+                .bind(&c.terminal_id)
+                .bind(&c.region_id)
+                .bind(&c.lawyer_id)
+                .bind(&c.interpreter_id)
+                .bind(c.topic.code())
+                .bind(&c.language)
+                .bind(c.started_at)
+                .bind(&c.request_id)
+                .execute(&mut *conn)
+                .await
+                .on_conflict("an active consultation of one of its participants")?;
+                sqlx::query(
+                    "UPDATE consultation_requests SET status = 'matched', closed_at = $2, consultation_id = $3
+                     WHERE id = $1 AND status = 'waiting'",
+                )
+                .bind(&c.request_id)
+                .bind(c.started_at)
+                .bind(&c.id)
+                .execute(&mut *conn)
+                .await?;
+                // An appointment's consultation: the appointment is kept.
+                sqlx::query(
+                    "UPDATE appointments SET status = 'completed', consultation_id = $2, updated_at = $3
+                     WHERE id = (SELECT appointment_id FROM consultation_requests WHERE id = $1) AND status = 'booked'",
+                )
+                .bind(&c.request_id)
+                .bind(&c.id)
+                .bind(c.started_at)
                 .execute(&mut *conn)
                 .await?
-        }
-    };
-    Ok(done.rows_affected())
+            }
+            LiveWrite::End(id, reason) => sqlx::query(
+                "UPDATE consultations SET status = 'wrap_up', ended_at = $2, end_reason = $3
+                 WHERE id = $1 AND status = 'active'",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?,
+            LiveWrite::AttachAppointment { request, appointment, lawyer } => sqlx::query(
+                "UPDATE consultation_requests SET appointment_id = $2, preferred_lawyer_id = $3
+                 WHERE id = $1 AND status = 'waiting'",
+            )
+            .bind(request)
+            .bind(appointment)
+            .bind(lawyer)
+            .execute(&mut *conn)
+            .await?,
+            LiveWrite::Rate { consultation, terminal_id, rating } => sqlx::query(
+                "UPDATE consultations SET rating = $3
+                 WHERE id = $1 AND terminal_id = $2 AND status != 'active' AND rating IS NULL",
+            )
+            .bind(consultation)
+            .bind(terminal_id)
+            .bind(rating)
+            .execute(&mut *conn)
+            .await?,
+            LiveWrite::FinishWrapUp(id) => {
+                sqlx::query("UPDATE consultations SET status = 'ended' WHERE id = $1 AND status = 'wrap_up'")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?
+            }
+        };
+        Ok(done.rows_affected())
+    }
 }
 
 /// A request with what became of it, for reports.
@@ -285,11 +289,20 @@ impl Store {
         writes: &[(LiveWrite, i64)],
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
         let mut results = Vec::with_capacity(writes.len());
-        with_pool!(self, |pool| {
+        with_backend!(self, |pool, backend| {
             let mut tx = pool.begin_write().await?;
             for (write, at) in writes {
-                // A failed statement is undone by SQLite alone; the transaction goes on.
-                results.push(apply_one(&mut tx, write, *at).await);
+                // Each write in a savepoint: a failed one is undone whole and the
+                // transaction goes on (PostgreSQL would otherwise refuse every
+                // statement after a failed one).
+                let mut one = sqlx::Connection::begin(&mut *tx).await?;
+                let result = backend::apply_one(&mut one, write, *at).await;
+                if result.is_ok() {
+                    one.commit().await?;
+                } else {
+                    one.rollback().await?;
+                }
+                results.push(result);
             }
             tx.commit().await?;
         });
@@ -306,7 +319,7 @@ impl Store {
     pub async fn waiting_requests(&self) -> Result<Vec<RequestRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, terminal_id, region_id, language, topic, front != 0 AS front, preferred_lawyer_id, created_at,
+                "SELECT id, terminal_id, region_id, language, topic, front, preferred_lawyer_id, created_at,
                         appointment_id
                  FROM consultation_requests WHERE status = 'waiting' ORDER BY created_at",
             )
@@ -324,7 +337,7 @@ impl Store {
                 "SELECT r.region_id, r.language, r.topic, r.status, r.created_at, c.started_at, c.rating
                  FROM consultation_requests r LEFT JOIN consultations c ON c.id = r.consultation_id
                  WHERE r.created_at >= $1 AND r.created_at < $2
-                   AND NOT (r.front = 1 AND r.appointment_id IS NULL)",
+                   AND NOT (r.front AND r.appointment_id IS NULL)",
             )
             .bind(from)
             .bind(to)
@@ -342,8 +355,9 @@ impl Store {
             .bind(now)
             .execute(pool)
             .await?
+            .rows_affected()
         });
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     /// Consultations in a call or in wrap-up.

@@ -6,8 +6,13 @@
 //! `with_pool!` macro runs the same statement on whichever one is configured, so
 //! another backend is a new variant and a migrations folder, not a rewrite.
 //!
-//! SQLite is opened in WAL mode with foreign keys enforced and a busy timeout,
-//! so concurrent writers wait instead of failing.
+//! SQLite (the default) is opened in WAL mode with foreign keys enforced and a
+//! busy timeout, so concurrent writers wait instead of failing. PostgreSQL is
+//! chosen by a `postgres://` `database_url`; its schema is `migrations/postgres`,
+//! the same tables as `migrations/sqlite`. On both, a transaction that writes
+//! holds the database's one write lock from its first statement
+//! ([`BeginWrite`]), so every store transaction runs as if alone, whichever
+//! process (signaling node) runs it.
 
 mod accounts;
 mod audit;
@@ -40,6 +45,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -47,11 +53,13 @@ use sqlx::sqlite::{
 use crate::config::Config;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// The database backends this build can use.
 #[derive(Debug, Clone)]
 pub enum Pool {
     Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
 /// Runs `$body` with `$pool` bound to the configured backend's pool.
@@ -59,10 +67,48 @@ macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
+
+/// For helpers that take a connection or transaction: defines `$item`s twice,
+/// in a `sqlite` and a `postgres` submodule of the calling module, each with
+/// `Db` naming its backend. `with_backend!` calls the configured one's.
+macro_rules! per_backend {
+    ($($item:item)*) => {
+        mod sqlite {
+            use super::*;
+            type Db = sqlx::Sqlite;
+            $($item)*
+        }
+        mod postgres {
+            use super::*;
+            type Db = sqlx::Postgres;
+            $($item)*
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// `with_pool!` that also binds `$backend` to the calling module's
+/// [`per_backend!`] submodule for the configured backend.
+macro_rules! with_backend {
+    ($store:expr, |$pool:ident, $backend:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => {
+                use sqlite as $backend;
+                $body
+            }
+            $crate::store::Pool::Postgres($pool) => {
+                use postgres as $backend;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_backend;
 
 /// Why a store operation failed. Callers map these to user-facing errors; the
 /// database's own message is for the logs.
@@ -79,6 +125,11 @@ pub enum StoreError {
     },
     #[error("database migration failed (nothing of it was applied): {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "another `cloudlaw serve` already serves this database; this version runs one signaling \
+         node per database"
+    )]
+    AlreadyServed,
     #[error("{0} already exists")]
     Conflict(&'static str),
     #[error("database error: {0}")]
@@ -91,7 +142,7 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Starting a transaction that will write.
+/// Starting a transaction that will write, holding the write lock.
 ///
 /// On SQLite a plain `BEGIN` takes the write lock only at the first write; a
 /// transaction that reads first and then writes while another connection has
@@ -99,6 +150,14 @@ impl From<sqlx::Error> for StoreError {
 /// `BEGIN IMMEDIATE` takes the lock up front, so concurrent writers queue
 /// (up to the busy timeout) instead. Every store transaction writes, so every
 /// one starts here.
+///
+/// PostgreSQL gets the same semantics from a transaction-scoped advisory lock
+/// taken first thing: store transactions (read a chain's last hash, check a
+/// lawyer's day, then write) run one at a time across every node, as on SQLite,
+/// without serialization failures to retry. The lock is released at commit or
+/// rollback. Single statements outside a transaction do not take it; the
+/// constraints (a double booking's claims, one waiting request per terminal,
+/// one active consultation per person) hold whatever runs concurrently.
 pub(crate) trait BeginWrite {
     type Database: sqlx::Database;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
@@ -108,6 +167,18 @@ impl BeginWrite for SqlitePool {
     type Database = sqlx::Sqlite;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+/// The advisory lock key of store write transactions ("cloudlaw" in ASCII).
+const WRITE_LOCK: i64 = 0x636c_6f75_646c_6177;
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+        Ok(tx)
     }
 }
 
@@ -137,6 +208,9 @@ impl Store {
     /// Opens (creating when missing) the database the configuration names:
     /// `database_url`, or SQLite in `data_dir`.
     pub async fn open(config: &Config) -> Result<Store, StoreError> {
+        if let Some(url) = config.database_url.as_ref().filter(|url| is_postgres_url(url.expose_secret())) {
+            return Self::open_postgres(url.expose_secret()).await;
+        }
         let (options, target) = match &config.database_url {
             Some(url) => {
                 let target = "at database_url".to_owned();
@@ -165,14 +239,39 @@ impl Store {
         Ok(Store { pool: Pool::Sqlite(pool), audit_lock: Arc::default() })
     }
 
+    async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let target = "at database_url".to_owned();
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Open { target: target.clone(), source })?
+            .application_name("cloudlaw");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { target, source })?;
+        Ok(Store { pool: Pool::Postgres(pool), audit_lock: Arc::default() })
+    }
+
     /// Applies the migrations this binary knows and the database lacks, each in
     /// its own transaction. Returns how many were applied.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let before = self.applied_migrations().await;
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(self.applied_migrations().await.saturating_sub(before))
+    }
+
+    async fn applied_migrations(&self) -> usize {
+        // The table does not exist before the first migration: that is zero applied.
         with_pool!(self, |pool| {
-            let before = applied_migrations(pool).await;
-            SQLITE_MIGRATIONS.run(pool).await?;
-            let after = applied_migrations(pool).await;
-            Ok(after.saturating_sub(before))
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await
+                .map(|n| n as usize)
+                .unwrap_or(0)
         })
     }
 
@@ -189,17 +288,45 @@ impl Store {
     pub fn backend(&self) -> &'static str {
         match self.pool {
             Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
     }
 }
 
-async fn applied_migrations(pool: &SqlitePool) -> usize {
-    // The table does not exist before the first migration: that is zero applied.
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await
-        .map(|n| n as usize)
-        .unwrap_or(0)
+/// The advisory lock key a serving node holds on PostgreSQL ("cloudsrv").
+const SERVING_LOCK: i64 = 0x636c_6f75_6473_7276;
+
+/// Held while a `cloudlaw serve` owns the database's live path (see
+/// [`Store::serving_lease`]). Dropping it lets the next one in.
+#[derive(Debug)]
+pub struct ServingLease {
+    _connection: Option<sqlx::PgConnection>,
+}
+
+impl Store {
+    /// One live path per database: the dispatcher keeps who waits and who is
+    /// rung in this process's memory, so a second `cloudlaw serve` on the same
+    /// PostgreSQL database would ring the same lawyer twice. On PostgreSQL this
+    /// takes a session advisory lock on a connection of its own, held as long
+    /// as the lease (and released by the server if this process dies); `None`
+    /// when another process holds it. SQLite needs none: its file belongs to
+    /// one machine's data directory.
+    pub async fn serving_lease(&self) -> Result<Option<ServingLease>, StoreError> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Ok(Some(ServingLease { _connection: None }));
+        };
+        let mut connection = pool.acquire().await?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SERVING_LOCK)
+            .fetch_one(&mut connection)
+            .await?;
+        Ok(got.then_some(ServingLease { _connection: Some(connection) }))
+    }
+}
+
+/// True for the URLs that select PostgreSQL.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Creates the data directory and proves it is writable, so that a wrong path
@@ -213,6 +340,31 @@ fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// For tests that run against PostgreSQL: with `TEST_POSTGRES_URL` set
+/// to a superuser URL (`scripts/test` starts a throwaway server and sets it),
+/// creates the database `name` unless it exists and returns its URL; `None`
+/// when the variable is unset, meaning SQLite.
+#[doc(hidden)]
+pub async fn test_database(name: &str) -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())?;
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("TEST_POSTGRES_URL: connect");
+    assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "database name {name:?}");
+    // A name cannot be a bound parameter; it is checked above.
+    let created =
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await;
+    match created {
+        Ok(_) => {}
+        // 42P04: it exists already (a second handle on a test's database).
+        Err(error) if error.as_database_error().and_then(|e| e.code()).as_deref() == Some("42P04") => {}
+        Err(error) => panic!("CREATE DATABASE {name}: {error}"),
+    }
+    let _ = conn.close().await;
+    let (base, params) = admin.split_once('?').unwrap_or((&admin, ""));
+    let (server, _database) = base.rsplit_once('/').expect("TEST_POSTGRES_URL: a URL with a database");
+    Some(if params.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{params}") })
+}
+
 /// A fresh id for a new row.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -223,12 +375,22 @@ pub(crate) mod testing {
     use super::*;
 
     /// A migrated store in a temporary directory that lives as long as the guard.
+    /// On PostgreSQL (see [`test_database`]) in a new database of its own.
     pub async fn store() -> (Store, tempfile::TempDir) {
+        let (store, _config, dir) = store_and_config().await;
+        (store, dir)
+    }
+
+    /// [`store`], with the configuration that opens more handles on the same
+    /// database (as more signaling nodes would).
+    pub async fn store_and_config() -> (Store, Config, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let database = format!("unit_{}", new_id().replace('-', ""));
+        let database_url = test_database(&database).await.map(Into::into);
+        let config = Config { data_dir: dir.path().to_path_buf(), database_url, ..Config::default() };
         let store = Store::open(&config).await.unwrap();
         store.migrate().await.unwrap();
-        (store, dir)
+        (store, config, dir)
     }
 }
 
@@ -245,6 +407,7 @@ mod tests {
             sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ('nobody', 'lawyer')")
                 .execute(pool)
                 .await
+                .map(|_| ())
         });
         assert!(orphan.is_err(), "foreign keys are enforced");
     }
@@ -262,7 +425,7 @@ mod tests {
         )
         .unwrap();
         let migrator = Migrator::new(folder.path()).await.unwrap();
-        let Pool::Sqlite(pool) = &store.pool;
+        let Pool::Sqlite(pool) = &store.pool else { unreachable!("opened on SQLite") };
         assert!(migrator.run(pool).await.is_err());
         let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
             .fetch_all(pool)

@@ -179,8 +179,9 @@ impl Store {
             .execute(pool)
             .await
             .on_conflict("a terminal with this enrollment code")?
+            .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Consumes an unexpired enrollment code, atomically: the terminal gets
@@ -219,8 +220,9 @@ impl Store {
             .bind(now)
             .execute(pool)
             .await?
+            .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Every region, by name.

@@ -1,6 +1,6 @@
 //! Availability, rosters, teams' coverage, appointments and calendar feeds.
 
-use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
+use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, per_backend, with_backend, with_pool};
 use crate::unix_now;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -343,9 +343,13 @@ impl Store {
 
     pub async fn delete_roster(&self, id: &str) -> Result<bool, StoreError> {
         let done = with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM duty_rosters WHERE id = $1").bind(id).execute(pool).await?
+            sqlx::query("DELETE FROM duty_rosters WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Books in one transaction: the appointment, then the terminal's claims,
@@ -354,7 +358,7 @@ impl Store {
     pub async fn book(&self, b: &Booking) -> Result<BookOutcome, StoreError> {
         let id = new_id();
         let now = unix_now();
-        with_pool!(self, |pool| {
+        with_backend!(self, |pool, backend| {
             // The first statement writes, so on SQLite the transaction holds the
             // write lock from the start and concurrent bookings queue instead of
             // failing to upgrade a read lock.
@@ -375,7 +379,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            if let Some(refused) = hold(&mut tx, b, &id).await? {
+            if let Some(refused) = backend::hold(&mut tx, b, &id).await? {
                 return Ok(refused);
             }
             tx.commit().await?;
@@ -386,7 +390,7 @@ impl Store {
     /// Moves a booked appointment to a new time with the same lawyer and
     /// terminal, atomically; `Ok(false)` when the new time is taken.
     pub async fn reschedule(&self, id: &str, b: &Booking) -> Result<BookOutcome, StoreError> {
-        with_pool!(self, |pool| {
+        with_backend!(self, |pool, backend| {
             let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
                 "UPDATE appointments SET starts_at = $2, ends_at = $3, updated_at = $4, reminded_at = NULL, due_notified_at = NULL
@@ -406,7 +410,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            if let Some(refused) = hold(&mut tx, b, id).await? {
+            if let Some(refused) = backend::hold(&mut tx, b, id).await? {
                 return Ok(refused);
             }
             tx.commit().await?;
@@ -607,8 +611,9 @@ impl Store {
                 .bind(account_id)
                 .execute(pool)
                 .await?
+                .rows_affected()
         });
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     pub async fn calendar_owner(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
@@ -621,63 +626,62 @@ impl Store {
     }
 }
 
-// The two helpers below name SQLite's transaction type; another backend adds
-// its own pair (they are the only backend-specific code in this file).
-
-/// Holds the terminal's time and the lawyer's (with the buffer), then checks
-/// the lawyer's day; returns why not when any of it fails.
-async fn hold(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    b: &Booking,
-    appointment_id: &str,
-) -> Result<Option<BookOutcome>, StoreError> {
-    if claim(tx, &format!("terminal:{}", b.terminal_id), b.starts_at, b.ends_at, appointment_id)
-        .await?
-        .is_err()
-    {
-        return Ok(Some(BookOutcome::TerminalBusy));
+per_backend! {
+    /// Holds the terminal's time and the lawyer's (with the buffer), then checks
+    /// the lawyer's day; returns why not when any of it fails.
+    pub(super) async fn hold(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        b: &Booking,
+        appointment_id: &str,
+    ) -> Result<Option<BookOutcome>, StoreError> {
+        if claim(tx, &format!("terminal:{}", b.terminal_id), b.starts_at, b.ends_at, appointment_id)
+            .await?
+            .is_err()
+        {
+            return Ok(Some(BookOutcome::TerminalBusy));
+        }
+        let lawyer = format!("lawyer:{}", b.lawyer_id);
+        if claim(tx, &lawyer, b.starts_at, b.ends_at + b.buffer_secs, appointment_id).await?.is_err() {
+            return Ok(Some(BookOutcome::LawyerBusy));
+        }
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM appointments WHERE lawyer_id = $1 AND status IN ('booked', 'completed')
+             AND starts_at >= $2 AND starts_at < $3",
+        )
+        .bind(&b.lawyer_id)
+        .bind(b.day.0)
+        .bind(b.day.1)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((taken > b.daily_cap).then_some(BookOutcome::CapReached))
     }
-    let lawyer = format!("lawyer:{}", b.lawyer_id);
-    if claim(tx, &lawyer, b.starts_at, b.ends_at + b.buffer_secs, appointment_id).await?.is_err() {
-        return Ok(Some(BookOutcome::LawyerBusy));
-    }
-    let taken: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM appointments WHERE lawyer_id = $1 AND status IN ('booked', 'completed')
-         AND starts_at >= $2 AND starts_at < $3",
-    )
-    .bind(&b.lawyer_id)
-    .bind(b.day.0)
-    .bind(b.day.1)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok((taken > b.daily_cap).then_some(BookOutcome::CapReached))
-}
 
-/// Inserts one claim per tick; `Ok(Err(()))` when any tick is already held.
-async fn claim(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    resource: &str,
-    from: i64,
-    to: i64,
-    appointment_id: &str,
-) -> Result<Result<(), ()>, StoreError> {
-    for tick in ticks(from, to) {
-        let inserted =
-            sqlx::query("INSERT INTO schedule_claims (resource, tick, appointment_id) VALUES ($1, $2, $3)")
-                .bind(resource)
-                .bind(tick)
-                .bind(appointment_id)
-                .execute(&mut **tx)
-                .await;
-        match inserted {
-            Ok(_) => {}
-            Err(error) if error.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+    /// Inserts one claim per tick; `Ok(Err(()))` when any tick is already held.
+    async fn claim(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        resource: &str,
+        from: i64,
+        to: i64,
+        appointment_id: &str,
+    ) -> Result<Result<(), ()>, StoreError> {
+        for tick in ticks(from, to) {
+            // DO NOTHING rather than a caught error: on PostgreSQL a failed
+            // statement would leave the transaction unusable.
+            let inserted = sqlx::query(
+                "INSERT INTO schedule_claims (resource, tick, appointment_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (resource, tick) DO NOTHING",
+            )
+            .bind(resource)
+            .bind(tick)
+            .bind(appointment_id)
+            .execute(&mut **tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
                 return Ok(Err(()));
             }
-            Err(error) => return Err(error.into()),
         }
+        Ok(Ok(()))
     }
-    Ok(Ok(()))
 }
 
 #[cfg(test)]
@@ -689,6 +693,100 @@ mod tests {
         assert_eq!(ticks(0, 1800).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
         assert_eq!(ticks(0, 1801).count(), 7);
         assert_eq!(ticks(299, 301).collect::<Vec<_>>(), vec![0, 1]);
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use crate::store::testing;
+    use crate::store::{NewAccount, NewTerminal, RegionRecord};
+
+    /// Two handles on one database, as two signaling nodes have, book the same
+    /// half hour at once: for one lawyer from seven terminals, then at one
+    /// terminal with seven lawyers. Exactly one booking wins each time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_bookings_from_two_nodes_yield_one() {
+        let (first, config, _dir) = testing::store_and_config().await;
+        let second = Store::open(&config).await.unwrap();
+        let region =
+            RegionRecord { id: "r".into(), name: "R".into(), parent_id: None, time_zone: "UTC".into() };
+        first.ensure_region(&region).await.unwrap();
+        let mut lawyers = Vec::new();
+        let mut terminals = Vec::new();
+        for i in 0..8 {
+            lawyers.push(
+                first
+                    .create_account(&NewAccount {
+                        username: format!("l{i}"),
+                        display_name: "L".into(),
+                        password_hash: "x".into(),
+                        time_zone: "UTC".into(),
+                        roles: vec![crate::domain::Role::Lawyer],
+                        languages: vec![],
+                        topics: vec![],
+                    })
+                    .await
+                    .unwrap(),
+            );
+            terminals.push(
+                first
+                    .create_terminal(&NewTerminal {
+                        name: format!("t{i}"),
+                        township: "T".into(),
+                        region_id: "r".into(),
+                        languages: vec![],
+                        enrollment_code_hash: format!("h{i}"),
+                        enrollment_expires_at: 0,
+                    })
+                    .await
+                    .unwrap(),
+            );
+        }
+        let start = 1_800_000_000;
+        let booking = |lawyer: &str, terminal: &str| Booking {
+            terminal_id: terminal.into(),
+            region_id: "r".into(),
+            lawyer_id: lawyer.into(),
+            language: "zh".into(),
+            topic: "land".into(),
+            starts_at: start,
+            ends_at: start + 1800,
+            buffer_secs: 600,
+            booked_by: "test".into(),
+            day: (start - 3600, start + 86_400),
+            daily_cap: 10,
+        };
+        let race = |bookings: Vec<Booking>| {
+            let tasks: Vec<_> = bookings
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+                    tokio::spawn(async move { store.book(&b).await.unwrap() })
+                })
+                .collect();
+            async move {
+                let mut outcomes = Vec::new();
+                for task in tasks {
+                    outcomes.push(task.await.unwrap());
+                }
+                outcomes
+            }
+        };
+
+        let one_lawyer = race(terminals[..7].iter().map(|t| booking(&lawyers[0], t)).collect()).await;
+        let won = one_lawyer.iter().filter(|o| matches!(o, BookOutcome::Booked(_))).count();
+        assert_eq!(won, 1, "{one_lawyer:?}");
+        assert!(one_lawyer.iter().all(|o| matches!(o, BookOutcome::Booked(_) | BookOutcome::LawyerBusy)));
+
+        let one_terminal = race(lawyers[1..].iter().map(|l| booking(l, &terminals[7])).collect()).await;
+        let won = one_terminal.iter().filter(|o| matches!(o, BookOutcome::Booked(_))).count();
+        assert_eq!(won, 1, "{one_terminal:?}");
+        assert!(one_terminal.iter().all(|o| matches!(o, BookOutcome::Booked(_) | BookOutcome::TerminalBusy)));
+
+        let booked = second.appointments(AppointmentScope::Region("r"), 0, i64::MAX).await.unwrap();
+        assert_eq!(booked.len(), 2, "{booked:?}");
     }
 }
 

@@ -2,10 +2,14 @@
 //! data directory, in process ([`spawn_app`]) or as the real `cloudlaw` binary
 //! ([`CloudlawProcess`]).
 //!
-//! Set `TEST_LOG=1` to see the server's logs.
+//! Set `TEST_LOG=1` to see the server's logs. With `TEST_POSTGRES_URL` set
+//! (a superuser URL; `scripts/test` sets it for its PostgreSQL pass), every test
+//! server runs on a PostgreSQL database of its own instead of SQLite.
 
 #![allow(dead_code)]
 
+use std::ffi::OsString;
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,11 +38,72 @@ pub fn test_config(data_dir: &Path, demo: bool) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
         demo,
+        database_url: postgres_for(data_dir).map(Into::into),
         ..Config::default()
     };
     config.relay.udp_listen = "127.0.0.1:0".parse().unwrap();
     config
 }
+
+/// On a PostgreSQL run, the URL of the database belonging to the test whose
+/// data directory is `data_dir` (created on first use, so every handle a test
+/// opens finds the same one); `None` on SQLite.
+pub fn postgres_for(data_dir: &Path) -> Option<String> {
+    std::env::var_os("TEST_POSTGRES_URL")?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    let name = format!("sys_{:016x}", hasher.finish());
+    // Callers are sync and often inside a runtime: create it on a thread of its own.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(signaling::store::test_database(&name))
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// The `cloudlaw` arguments that name the database of the test whose data
+/// directory is `data_dir`, as an operator would pass them.
+pub fn database_args(data_dir: &Path) -> Vec<OsString> {
+    match postgres_for(data_dir) {
+        Some(url) => vec!["--database-url".into(), url.into()],
+        None => vec!["--data-dir".into(), data_dir.into()],
+    }
+}
+
+/// The server's database, opened directly, to look at or tamper with rows the
+/// API does not show. Statements use `$1` placeholders, which both accept.
+pub enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    pub async fn open(data_dir: &Path) -> Db {
+        match postgres_for(data_dir) {
+            Some(url) => Db::Postgres(sqlx::PgPool::connect(&url).await.unwrap()),
+            None => {
+                let options =
+                    sqlx::sqlite::SqliteConnectOptions::new().filename(data_dir.join("cloudlaw.db"));
+                Db::Sqlite(sqlx::SqlitePool::connect_with(options).await.unwrap())
+            }
+        }
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the [`Db`]'s pool, whichever it is.
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db {
+            $crate::support::Db::Sqlite($pool) => $body,
+            $crate::support::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
 
 /// Starts the whole server with demo data and waits until `/healthz` says ok.
 pub async fn spawn_app() -> TestApp {
