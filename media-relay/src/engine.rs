@@ -83,15 +83,53 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, SessionError>>;
 
 /// Requests from [`crate::Relay`] handles to the engine task.
 pub(crate) enum Command {
-    OpenRoom { room: String, reply: Reply<()> },
-    CloseRoom { room: String, reply: Reply<()> },
-    Join { grant: Grant, events: mpsc::Sender<PeerEvent>, reply: Reply<()> },
-    Answer { room: String, participant: String, sdp: String, reply: Reply<()> },
-    Candidate { room: String, participant: String, candidate: RTCIceCandidateInit, reply: Reply<()> },
-    RestartIce { room: String, participant: String, reply: Reply<()> },
-    AudioOnly { room: String, participant: String, on: bool, reply: Reply<()> },
-    Leave { room: String, participant: String, reply: Reply<()> },
-    Stats { room: String, reply: Reply<RoomStats> },
+    /// `new_rooms: false` (draining) opens no room that is not open already.
+    OpenRoom {
+        room: String,
+        new_rooms: bool,
+        reply: Reply<()>,
+    },
+    CloseRoom {
+        room: String,
+        reply: Reply<()>,
+    },
+    Join {
+        grant: Grant,
+        events: mpsc::Sender<PeerEvent>,
+        reply: Reply<()>,
+    },
+    Answer {
+        room: String,
+        participant: String,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    Candidate {
+        room: String,
+        participant: String,
+        candidate: RTCIceCandidateInit,
+        reply: Reply<()>,
+    },
+    RestartIce {
+        room: String,
+        participant: String,
+        reply: Reply<()>,
+    },
+    AudioOnly {
+        room: String,
+        participant: String,
+        on: bool,
+        reply: Reply<()>,
+    },
+    Leave {
+        room: String,
+        participant: String,
+        reply: Reply<()>,
+    },
+    Stats {
+        room: String,
+        reply: Reply<RoomStats>,
+    },
 }
 
 impl std::fmt::Debug for Command {
@@ -328,9 +366,11 @@ impl Engine {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::OpenRoom { room, reply } => {
+            Command::OpenRoom { room, new_rooms, reply } => {
                 let result = if self.rooms.contains_key(&room) {
                     Ok(())
+                } else if !new_rooms {
+                    Err(SessionError::Draining)
                 } else if self.rooms.len() >= self.max_rooms {
                     Err(SessionError::TooManyRooms)
                 } else {

@@ -39,14 +39,24 @@ struct Args {
     /// the control channel is off (the node only reports health).
     #[arg(long, env = "MEDIA_RELAY_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<String>,
+    /// On SIGTERM or Ctrl-C the node drains: it opens no new rooms (signaling
+    /// places them elsewhere) and waits, at most this many seconds, for its
+    /// rooms to close before it stops. A second signal stops it at once.
+    #[arg(long, env = "MEDIA_RELAY_DRAIN_SECS", default_value_t = 900)]
+    drain_secs: u64,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Logs go to standard error (systemd's journal takes both), coloured only
+    // on a terminal.
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,9 +88,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .route("/healthz", get(healthz))
         .with_state(relay.clone())
         .merge(Router::new().route("/control", get(control::upgrade)).with_state(control));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let draining = relay.clone();
+    let drain_for = std::time::Duration::from_secs(args.drain_secs);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            drain(&draining, drain_for).await;
+        })
+        .await?;
     relay.shutdown().await;
     Ok(())
+}
+
+/// Stops taking new rooms and waits for the open ones to close (or `limit`, or
+/// another signal).
+async fn drain(relay: &Relay, limit: std::time::Duration) {
+    relay.drain();
+    let rooms = relay.status().rooms;
+    tracing::info!(
+        rooms,
+        limit_secs = limit.as_secs(),
+        "draining: no new rooms; waiting for the open ones to close"
+    );
+    let empty = async {
+        while relay.status().rooms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    };
+    tokio::select! {
+        _ = empty => tracing::info!("drained: no rooms left"),
+        _ = tokio::time::sleep(limit) => tracing::warn!(rooms = relay.status().rooms, "drain time is up; stopping with rooms open"),
+        _ = shutdown_signal() => tracing::warn!(rooms = relay.status().rooms, "second signal; stopping with rooms open"),
+    }
 }
 
 async fn healthz(State(relay): State<Relay>) -> (StatusCode, Json<serde_json::Value>) {

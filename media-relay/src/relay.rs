@@ -47,6 +47,9 @@ pub struct RelayStatus {
     pub datagrams_unrouted: u64,
     /// Datagrams the socket could not take (its buffer was full).
     pub send_drops: u64,
+    /// Draining ([`Relay::drain`]): no new rooms; the open ones finish.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +102,7 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     stop: watch::Sender<bool>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Relay {
@@ -131,6 +135,7 @@ impl Relay {
                 commands,
                 stop,
                 task: std::sync::Mutex::new(Some(task)),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -157,7 +162,19 @@ impl Relay {
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
             datagrams_unrouted: c.datagrams_unrouted.load(Ordering::Relaxed),
             send_drops: c.send_drops.load(Ordering::Relaxed),
+            draining: self.is_draining(),
         }
+    }
+
+    /// From now on no new room opens here; the rooms already open go on (and
+    /// their participants may rejoin them) until they close. Signaling places
+    /// new rooms on other relays when it sees `draining` in the status.
+    pub fn drain(&self) {
+        self.inner.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
     }
 
     /// True while the engine runs.
@@ -169,9 +186,11 @@ impl Relay {
         }
     }
 
-    /// Opens a room (idempotent). Refused when the relay carries its most rooms.
+    /// Opens a room (idempotent). Refused when the relay carries its most rooms,
+    /// and (a room not open yet) while it drains.
     pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
-        self.call(|reply| Command::OpenRoom { room: room.to_owned(), reply }).await
+        let new_rooms = !self.is_draining();
+        self.call(|reply| Command::OpenRoom { room: room.to_owned(), new_rooms, reply }).await
     }
 
     /// Closes a room: every participant in it gets [`PeerEvent::Closed`].

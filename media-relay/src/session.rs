@@ -47,6 +47,9 @@ pub enum SessionError {
     NoSuchRoom,
     #[error("this relay already carries its most rooms")]
     TooManyRooms,
+    /// The relay is draining: it finishes its calls and opens no new room.
+    #[error("this relay is draining: it opens no new rooms")]
+    Draining,
     #[error("{0}")]
     Refused(String),
     #[error("not in the room")]

@@ -34,12 +34,12 @@ fn start_node() -> Node {
         .args(["--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--control-token", SECRET])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
     let http = loop {
         let line = lines.next().expect("the node printed its address").unwrap();
         if let Some(rest) = line.split("http=").nth(1) {
@@ -116,4 +116,35 @@ async fn a_node_is_driven_over_its_control_channel_with_room_tokens_it_checks() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the participants of a closed control channel stayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_node_it_finishes_its_rooms_opens_no_new_ones_then_stops() {
+    let mut node = start_node();
+    let client = ControlClient::connect(&format!("ws://{}/control", node.http), SECRET).await.unwrap();
+    client.open_room("in-progress").await.unwrap();
+    let pid = node.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut draining = false;
+    for _ in 0..100 {
+        draining = client.status().await.unwrap().draining;
+        if draining {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(draining, "the node reports that it drains");
+    assert!(matches!(client.open_room("new").await, Err(SessionError::Draining)), "no new room");
+    client.open_room("in-progress").await.expect("a room it has still opens (a participant rejoining)");
+    assert!(node.child.try_wait().unwrap().is_none(), "still running while a room is open");
+    client.close_room("in-progress").await.unwrap();
+    let mut exited = None;
+    for _ in 0..100 {
+        exited = node.child.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exited.expect("stopped once its last room closed").success());
 }

@@ -37,6 +37,9 @@ pub struct Config {
     pub live: crate::live::LiveConfig,
     pub relay: RelayConfig,
     pub relay_node: RelayNodeConfig,
+    /// More standalone relay nodes (`[[relay_nodes]]`): each consultation's
+    /// room goes to a healthy one in or near its terminal's region.
+    pub relay_nodes: Vec<RelayNodeConfig>,
     pub turn: crate::turn::TurnConfig,
     pub web: crate::web::WebConfig,
     /// Reverse proxies (TLS termination) whose `X-Forwarded-For` names the
@@ -49,6 +52,11 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayNodeConfig {
+    /// A name for logs, `/healthz` and `/metrics` (default: the URL's host and port).
+    pub name: Option<String>,
+    /// The region (id) the node serves: rooms of terminals in it, or under
+    /// it, go here first. None: anywhere.
+    pub region: Option<String>,
     /// The node's control channel, e.g. `ws://10.0.0.5:7901/control`.
     pub control_url: Option<String>,
     /// The node's control token (its `--control-token`).
@@ -158,6 +166,7 @@ impl Default for Config {
             live: Default::default(),
             relay: RelayConfig::default(),
             relay_node: RelayNodeConfig::default(),
+            relay_nodes: Vec::new(),
             turn: crate::turn::TurnConfig::default(),
             web: crate::web::WebConfig::default(),
             trusted_proxies: Vec::new(),
@@ -262,16 +271,51 @@ impl Config {
         self.turn.validate().map_err(ConfigError)?;
         match (&self.relay_node.control_url, &self.relay_node.control_token) {
             (None, None) => {}
-            (Some(url), Some(_)) if url.starts_with("ws://") => {}
-            (Some(url), Some(_)) => {
-                return Err(ConfigError(format!(
-                    "relay_node.control_url {url:?} must be a ws:// URL (keep it on a private network; \
-                     TLS to the node is not built in)"
-                )));
-            }
+            (Some(_), Some(_)) => self.relay_node.validate("relay_node")?,
             _ => return Err(ConfigError("relay_node needs both control_url and control_token".into())),
         }
+        for (i, node) in self.relay_nodes.iter().enumerate() {
+            node.validate(&format!("relay_nodes[{i}]"))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for node in self.relay_node_list() {
+            if !names.insert(node.display_name()) {
+                return Err(ConfigError(format!("two relay nodes are named {:?}", node.display_name())));
+            }
+        }
         Ok(())
+    }
+
+    /// Every standalone relay node configured: `relay_node` (when set) and
+    /// `relay_nodes`. Empty: the relay runs in this process.
+    pub fn relay_node_list(&self) -> Vec<RelayNodeConfig> {
+        let single = self.relay_node.control_url.is_some().then(|| self.relay_node.clone());
+        single.into_iter().chain(self.relay_nodes.iter().cloned()).collect()
+    }
+}
+
+impl RelayNodeConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let (Some(url), Some(_)) = (&self.control_url, &self.control_token) else {
+            return Err(ConfigError(format!("{key} needs both control_url and control_token")));
+        };
+        if !url.starts_with("ws://") {
+            return Err(ConfigError(format!(
+                "{key}.control_url {url:?} must be a ws:// URL (keep it on a private network; \
+                 TLS to the node is not built in)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `name`, or the control URL's host and port.
+    pub fn display_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let url = self.control_url.as_deref().unwrap_or_default();
+        let rest = url.split("://").nth(1).unwrap_or(url);
+        rest.split('/').next().unwrap_or(rest).to_owned()
     }
 }
 

@@ -28,7 +28,7 @@ use crate::auth::tokens::{RoomGrant, TokenKind, Tokens};
 use crate::domain::{Language, Topic};
 use crate::matcher::{self, Action, Event, Matcher, MatcherConfig};
 use crate::metrics::Metrics;
-use crate::relay::RelayHandle;
+use crate::relay::Relays;
 use crate::schedule::Scheduler;
 use crate::store::{
     AppointmentRecord, LiveWrite, OfferOutcome, OfferRow, RequestEnd, RequestRow, StartedConsultation, Store,
@@ -302,6 +302,8 @@ pub enum Command {
     Unsubscribe {
         connection: String,
     },
+    /// A relay node stopped answering: its consultations move to another.
+    RelayLost(usize),
 }
 
 type Reply = oneshot::Sender<Result<(), Failure>>;
@@ -330,7 +332,7 @@ impl Live {
         config: LiveConfig,
         store: Store,
         tokens: Tokens,
-        relay: RelayHandle,
+        relays: Relays,
         connections: Arc<Connections>,
         scheduler: Arc<Scheduler>,
         metrics: Arc<Metrics>,
@@ -344,7 +346,7 @@ impl Live {
             config: config.clone(),
             writes: Writer::start(store.clone(), tx.downgrade()),
             tokens,
-            relay,
+            relays: relays.clone(),
             connections,
             metrics,
             people: HashMap::new(),
@@ -379,9 +381,11 @@ impl Live {
         tracing::info!(open, restored, withdrawn, "live path ready");
         let every = Duration::from_secs(config.duty_check_secs);
         let duty = tokio::spawn(duty_loop(scheduler, tx.downgrade(), every));
+        let lost = tokio::spawn(relays_lost(relays, tx.downgrade()));
         let task = tokio::spawn(async move {
             dispatcher.run(rx).await;
             duty.abort();
+            lost.abort();
         });
         Ok((Live { tx, config: Arc::new(config) }, task))
     }
@@ -461,6 +465,22 @@ pub struct Duty {
 
 /// Looks at everyone's duty hours every `every`, off the dispatcher (a
 /// snapshot can take a while to load), and hands it the result.
+/// Tells the dispatcher of every relay node that stops answering.
+async fn relays_lost(relays: Relays, dispatcher: mpsc::WeakSender<Command>) {
+    let mut lost = relays.lost();
+    drop(relays);
+    loop {
+        match lost.recv().await {
+            Ok(relay) => {
+                let Some(dispatcher) = dispatcher.upgrade() else { break };
+                let _ = dispatcher.send(Command::RelayLost(relay)).await;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
 async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Command>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -596,7 +616,7 @@ struct Dispatcher {
     matcher: Matcher,
     writes: Writer,
     tokens: Tokens,
-    relay: RelayHandle,
+    relays: Relays,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
     people: HashMap<String, PersonLive>,
@@ -706,7 +726,48 @@ impl Dispatcher {
             }
             Command::Duty(duty) => self.apply_duty(duty),
             Command::AppointmentDue(appointment) => self.appointment_due(appointment, now),
+            Command::RelayLost(relay) => self.relay_lost(relay),
         }
+    }
+
+    /// Moves every consultation on a relay that stopped answering to another
+    /// (in or near its terminal's region), and sends each participant a fresh
+    /// `consult.started` (`resumed`): the apps join the new room by themselves.
+    fn relay_lost(&mut self, relay: usize) {
+        let moving: Vec<(String, String)> = self
+            .consultations
+            .iter()
+            .filter(|(id, _)| self.relays.placement(id) == Some(relay))
+            .map(|(id, c)| (id.clone(), c.region.clone()))
+            .collect();
+        for (id, region) in moving {
+            match self.relays.place(&id, Some(&region)) {
+                Ok(to) => {
+                    tracing::info!(consultation = %id, from = relay, to, "moving the call to another relay")
+                }
+                Err(error) => {
+                    tracing::error!(consultation = %id, %error, "the call's relay is gone and no other can take it");
+                    continue;
+                }
+            }
+            self.open_room(&id);
+            let participants: Vec<String> =
+                self.consultations[&id].participants().map(|(p, _)| p.to_owned()).collect();
+            for participant in participants {
+                self.send_started(&id, &participant, true);
+            }
+        }
+    }
+
+    /// Opens a consultation's room on the relay it is placed on, in the
+    /// background (a participant's join opens it too, if this is late).
+    fn open_room(&self, room: &str) {
+        let (relays, room) = (self.relays.clone(), room.to_owned());
+        tokio::spawn(async move {
+            if let Err(error) = relays.open_room(&room).await {
+                tracing::warn!(%error, %room, "cannot open the room now; it opens when the first participant joins");
+            }
+        });
     }
 
     // ---- people
@@ -1431,13 +1492,11 @@ impl Dispatcher {
             t.request = None;
             t.consultation = Some(id.clone());
         }
-        let relay = self.relay.clone();
-        let room = id.clone();
-        tokio::spawn(async move {
-            if let Err(error) = relay.open_room(&room).await {
-                tracing::warn!(%error, %room, "cannot open the room now; it opens when the first participant joins");
-            }
-        });
+        if let Err(error) = self.relays.place(&id, Some(&r.region)) {
+            // Participants' joins will try again.
+            tracing::warn!(consultation = %id, %error, "no relay for the consultation's room now");
+        }
+        self.open_room(&id);
         let c = ConsultLive {
             request: request.into(),
             terminal: r.terminal.clone(),
@@ -1533,10 +1592,9 @@ impl Dispatcher {
     fn end_consultation(&mut self, id: &str, reason: &str, requeue: bool, now: Instant) {
         let Some(c) = self.consultations.remove(id) else { return };
         self.writes.send(LiveWrite::End(id.into(), reason.into()));
-        let relay = self.relay.clone();
-        let room = id.to_owned();
+        let (relays, room) = (self.relays.clone(), id.to_owned());
         tokio::spawn(async move {
-            let _ = relay.close_room(&room).await;
+            let _ = relays.close_room(&room).await;
         });
         let ended_at = unix_now();
         let lasted = (ended_at - c.started_at).max(0) as f64;
@@ -1597,6 +1655,8 @@ impl Dispatcher {
             return;
         };
         let now = Instant::now();
+        // Clients rejoin after the restart; the room opens on their first join.
+        let _ = self.relays.place(&c.id, Some(&c.region_id));
         let live = ConsultLive {
             request,
             terminal: c.terminal_id.clone(),

@@ -5,7 +5,7 @@
 //! are read at scrape time by a collector, so the relay keeps its own plain
 //! atomics and knows nothing of Prometheus.
 
-use crate::relay::RelayHandle;
+use crate::relay::Relays;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -47,7 +47,7 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(relay: RelayHandle, backend: &'static str) -> Metrics {
+    pub fn new(relays: Relays, backend: &'static str) -> Metrics {
         let mut registry = Registry::with_prefix("cloudlaw");
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered", http_requests.clone());
@@ -82,7 +82,7 @@ impl Metrics {
             "Version of this server",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION")), ("database", backend)]),
         );
-        registry.register_collector(Box::new(RelayCollector { relay }));
+        registry.register_collector(Box::new(RelayCollector { relays }));
         Metrics {
             registry,
             http_requests,
@@ -105,27 +105,41 @@ impl Metrics {
 
 #[derive(Debug)]
 struct RelayCollector {
-    relay: RelayHandle,
+    relays: Relays,
 }
 
 impl Collector for RelayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        // A relay node that does not answer has no counters to report.
-        let Some(s) = self.relay.status() else { return Ok(()) };
+        // Summed over the relays that answer: a node that does not has no
+        // counters to report (its totals return when it does).
+        let statuses: Vec<_> = self.relays.entries().iter().filter_map(|r| r.handle.status()).collect();
+        let sum = |f: fn(&media_relay::RelayStatus) -> u64| statuses.iter().map(f).sum::<u64>();
+        let s = media_relay::RelayStatus {
+            udp_addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            advertised_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            rooms: sum(|s| s.rooms),
+            max_rooms: 0,
+            participants: sum(|s| s.participants),
+            datagrams_received: sum(|s| s.datagrams_received),
+            bytes_received: sum(|s| s.bytes_received),
+            packets_forwarded: sum(|s| s.packets_forwarded),
+            bytes_forwarded: sum(|s| s.bytes_forwarded),
+            keyframe_requests: sum(|s| s.keyframe_requests),
+            datagrams_unrouted: sum(|s| s.datagrams_unrouted),
+            send_drops: sum(|s| s.send_drops),
+            draining: false,
+        };
         for (name, help, value) in [
-            ("relay_rooms", "Rooms open on the in-process relay", s.rooms),
-            ("relay_participants", "Participants in rooms on the in-process relay", s.participants),
+            ("relay_rooms", "Rooms open on the relays", s.rooms),
+            ("relay_participants", "Participants in rooms on the relays", s.participants),
+            ("relay_nodes_up", "Relays that answer", statuses.len() as u64),
         ] {
             let gauge = ConstGauge::new(value as i64);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         for (name, help, value) in [
-            (
-                "relay_datagrams_received",
-                "UDP datagrams received by the in-process relay",
-                s.datagrams_received,
-            ),
-            ("relay_received_bytes", "Bytes received by the in-process relay", s.bytes_received),
+            ("relay_datagrams_received", "UDP datagrams received by the relays", s.datagrams_received),
+            ("relay_received_bytes", "Bytes received by the relays", s.bytes_received),
             ("relay_packets_forwarded", "RTP packets forwarded to participants", s.packets_forwarded),
             (
                 "relay_forwarded_bytes",

@@ -1,30 +1,41 @@
-//! The relay this signaling server uses: the one it runs in process (the
-//! default), or a standalone `media-relay` node it drives over the node's
-//! control channel (`[relay_node]` in the configuration).
+//! The relays this signaling server uses: the one it runs in process (the
+//! default), or standalone `media-relay` nodes it drives over each node's
+//! control channel (`[relay_node]` and `[[relay_nodes]]` in the configuration).
+//!
+//! [`Relays`] places every room on one relay and remembers where: a
+//! consultation's room goes to a relay that answers, is not draining and has
+//! room to spare, in the terminal's region or the nearest region above it,
+//! then the least loaded. When a node stops answering, [`Relays::lost`] tells
+//! the dispatcher, which moves that node's consultations to another relay and
+//! sends their participants a fresh `consult.started` (they rejoin on their own).
 //!
 //! With a node, signaling pushes the public halves of its token keys to it on
 //! connect and every minute after, so the node checks room tokens itself;
-//! the node's counters are fetched every second for `/metrics` and `/healthz`.
-//! When the control connection drops, signaling reconnects (backing off up to
-//! 10 s) and pushes the keys again; the node has let the old connection's
-//! participants go, and they hear so (`rtc.closed`) and may join again.
+//! the node's counters are fetched every second, for placement, `/metrics` and
+//! `/healthz`. When the control connection drops, signaling reconnects (backing
+//! off up to 10 s) and pushes the keys again; the node has let the old
+//! connection's participants go, and they hear so (`rtc.closed`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use media_relay::control::{ControlClient, PublicKey};
 use media_relay::{Grant, PeerEvent, RTCIceCandidateInit, Relay, RelayStatus, SessionError};
 use secrecy::ExposeSecret;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::auth::tokens::Tokens;
-use crate::config::Config;
+use crate::config::{Config, RelayNodeConfig};
+use crate::store::Store;
 
 /// How often a node gets the keys again (a rotation reaches it within this).
 const KEY_PUSH: Duration = Duration::from_secs(60);
 const STATUS_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often the region tree (for "near the terminal's region") is read again.
+const REGION_REFRESH: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub enum RelayHandle {
@@ -37,21 +48,21 @@ pub struct Node {
     url: String,
     secret: secrecy::SecretString,
     tokens: Tokens,
-    client: RwLock<ControlClient>,
+    client: RwLock<Option<ControlClient>>,
     status: Mutex<Option<RelayStatus>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
-    fn client(&self) -> ControlClient {
-        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+    fn client(&self) -> Result<ControlClient, SessionError> {
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or(SessionError::Stopped)
     }
 
     /// A fresh control connection with the keys pushed, replacing the old one.
     async fn reconnect(&self, tokens: &Tokens) -> Result<(), String> {
         let client = ControlClient::connect(&self.url, self.secret.expose_secret()).await?;
         push_keys(&client, tokens).await.map_err(|e| e.to_string())?;
-        *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
         tracing::info!(url = %self.url, "reconnected to the relay node");
         Ok(())
     }
@@ -66,22 +77,42 @@ pub enum RelayStartError {
 }
 
 impl RelayHandle {
-    /// Starts the in-process relay, or connects to the configured node.
-    pub async fn start(config: &Config, tokens: &Tokens) -> Result<RelayHandle, RelayStartError> {
-        let (Some(url), Some(secret)) = (&config.relay_node.control_url, &config.relay_node.control_token)
-        else {
-            return Ok(RelayHandle::Local(Relay::start(config.relay.clone()).await?));
+    /// Connects to a relay node and keeps the connection: its counters every
+    /// second, its keys every minute, reconnecting when it drops. `on_down`
+    /// runs each time the node stops answering. With `must_answer`, a node
+    /// that does not answer now is an error; otherwise it is kept, down, and
+    /// tried again.
+    async fn connect_node(
+        node_config: &RelayNodeConfig,
+        tokens: &Tokens,
+        must_answer: bool,
+        on_down: impl Fn() + Send + 'static,
+    ) -> Result<RelayHandle, RelayStartError> {
+        let (Some(url), Some(secret)) = (&node_config.control_url, &node_config.control_token) else {
+            unreachable!("validated: a relay node has a control_url and a control_token")
         };
         let unreachable = |reason: String| RelayStartError::Node { url: url.clone(), reason };
-        let client = ControlClient::connect(url, secret.expose_secret()).await.map_err(unreachable)?;
-        push_keys(&client, tokens).await.map_err(|e| unreachable(e.to_string()))?;
-        let status = client.status().await.map_err(|e| unreachable(e.to_string()))?;
+        let first = async {
+            let client = ControlClient::connect(url, secret.expose_secret()).await?;
+            push_keys(&client, tokens).await.map_err(|e| e.to_string())?;
+            let status = client.status().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((client, status))
+        }
+        .await;
+        let (client, status) = match first {
+            Ok((client, status)) => (Some(client), Some(status)),
+            Err(reason) if must_answer => return Err(unreachable(reason)),
+            Err(reason) => {
+                tracing::warn!(%url, %reason, "the relay node does not answer; it gets no rooms until it does");
+                (None, None)
+            }
+        };
         let node = Arc::new(Node {
             url: url.clone(),
             secret: secret.clone(),
             tokens: tokens.clone(),
             client: RwLock::new(client),
-            status: Mutex::new(Some(status)),
+            status: Mutex::new(status),
             tasks: Mutex::default(),
         });
         let (weak, tokens) = (Arc::downgrade(&node), tokens.clone());
@@ -95,17 +126,30 @@ impl RelayHandle {
                     _ = status.tick() => {}
                     _ = keys.tick() => {
                         let Some(node) = weak.upgrade() else { break };
-                        if let Err(error) = push_keys(&node.client(), &tokens).await {
+                        let pushed = match node.client() {
+                            Ok(client) => push_keys(&client, &tokens).await,
+                            Err(error) => Err(error),
+                        };
+                        if let Err(error) = pushed {
                             tracing::warn!(url = %node.url, %error, "cannot push keys to the relay node");
                         }
                         continue;
                     }
                 }
                 let Some(node) = weak.upgrade() else { break };
-                let fresh = node.client().status().await.ok();
+                let fresh = match node.client() {
+                    Ok(client) => client.status().await.ok(),
+                    Err(_) => None,
+                };
                 let down = fresh.is_none();
-                *node.status.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                let was_up =
+                    std::mem::replace(&mut *node.status.lock().unwrap_or_else(|e| e.into_inner()), fresh)
+                        .is_some();
                 if down {
+                    if was_up {
+                        tracing::warn!(url = %node.url, "the relay node stopped answering");
+                        on_down();
+                    }
                     tokio::time::sleep(backoff).await;
                     match node.reconnect(&tokens).await {
                         Ok(()) => backoff = STATUS_POLL,
@@ -140,7 +184,7 @@ impl RelayHandle {
     pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.open_room(room).await,
-            RelayHandle::Node(node) => node.client().open_room(room).await,
+            RelayHandle::Node(node) => node.client()?.open_room(room).await,
         }
     }
 
@@ -148,7 +192,7 @@ impl RelayHandle {
     pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.close_room(room).await,
-            RelayHandle::Node(node) => node.client().close_room(room).await,
+            RelayHandle::Node(node) => node.client()?.close_room(room).await,
         }
     }
 
@@ -162,12 +206,12 @@ impl RelayHandle {
     ) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.join(grant, events).await,
-            RelayHandle::Node(node) => match node.client().join(token, events.clone()).await {
+            RelayHandle::Node(node) => match node.client()?.join(token, events.clone()).await {
                 // Signaling knows a key the node does not have yet (a rotation
                 // within the last minute): push the keys and try once more.
                 Err(SessionError::Unauthorized(_)) => {
-                    push_keys(&node.client(), &node.tokens).await?;
-                    node.client().join(token, events).await.map(|_| ())
+                    push_keys(&node.client()?, &node.tokens).await?;
+                    node.client()?.join(token, events).await.map(|_| ())
                 }
                 result => result.map(|_| ()),
             },
@@ -177,7 +221,7 @@ impl RelayHandle {
     pub async fn answer(&self, room: &str, participant: &str, sdp: String) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.answer(room, participant, sdp).await,
-            RelayHandle::Node(node) => node.client().answer(room, participant, sdp).await,
+            RelayHandle::Node(node) => node.client()?.answer(room, participant, sdp).await,
         }
     }
 
@@ -189,28 +233,28 @@ impl RelayHandle {
     ) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.candidate(room, participant, candidate).await,
-            RelayHandle::Node(node) => node.client().candidate(room, participant, candidate).await,
+            RelayHandle::Node(node) => node.client()?.candidate(room, participant, candidate).await,
         }
     }
 
     pub async fn restart_ice(&self, room: &str, participant: &str) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.restart_ice(room, participant).await,
-            RelayHandle::Node(node) => node.client().restart_ice(room, participant).await,
+            RelayHandle::Node(node) => node.client()?.restart_ice(room, participant).await,
         }
     }
 
     pub async fn set_audio_only(&self, room: &str, participant: &str, on: bool) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.set_audio_only(room, participant, on).await,
-            RelayHandle::Node(node) => node.client().set_audio_only(room, participant, on).await,
+            RelayHandle::Node(node) => node.client()?.set_audio_only(room, participant, on).await,
         }
     }
 
     pub async fn leave(&self, room: &str, participant: &str) -> Result<(), SessionError> {
         match self {
             RelayHandle::Local(relay) => relay.leave(room, participant).await,
-            RelayHandle::Node(node) => node.client().leave(room, participant).await,
+            RelayHandle::Node(node) => node.client()?.leave(room, participant).await,
         }
     }
 
@@ -239,4 +283,313 @@ async fn push_keys(client: &ControlClient, tokens: &Tokens) -> Result<(), Sessio
         .collect();
     let config = tokens.config();
     client.set_keys(&config.issuer, &config.audience, keys).await
+}
+
+/// Why placing a room failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no relay can take a room now (every relay is down, draining or full)")]
+pub struct NoRelay;
+
+/// One relay and what the configuration says of it.
+#[derive(Debug)]
+pub struct RelayEntry {
+    pub name: String,
+    /// The region it serves; None: any.
+    pub region: Option<String>,
+    pub handle: RelayHandle,
+}
+
+/// Every relay this server uses, and which relay each open room is on.
+#[derive(Debug, Clone)]
+pub struct Relays {
+    inner: Arc<RelaysInner>,
+}
+
+#[derive(Debug)]
+struct RelaysInner {
+    relays: Vec<RelayEntry>,
+    /// Room → the relay (index) it is on.
+    rooms: Mutex<HashMap<String, usize>>,
+    /// Region id → its parent, for "near".
+    regions: RwLock<HashMap<String, Option<String>>>,
+    lost: broadcast::Sender<usize>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Relays {
+    /// Starts the in-process relay, or connects to the configured nodes. With
+    /// one node it must answer now (a wrong token or address is found at
+    /// once); with several, at least one must, and the others are tried again.
+    pub async fn start(config: &Config, tokens: &Tokens, store: &Store) -> Result<Relays, RelayStartError> {
+        let nodes = config.relay_node_list();
+        let (lost, _) = broadcast::channel(64);
+        let mut relays = Vec::new();
+        if nodes.is_empty() {
+            let handle = RelayHandle::Local(Relay::start(config.relay.clone()).await?);
+            relays.push(RelayEntry { name: "local".into(), region: None, handle });
+        }
+        for (index, node) in nodes.iter().enumerate() {
+            let lost = lost.clone();
+            let on_down = move || {
+                let _ = lost.send(index);
+            };
+            let handle = RelayHandle::connect_node(node, tokens, nodes.len() == 1, on_down).await?;
+            relays.push(RelayEntry { name: node.display_name(), region: node.region.clone(), handle });
+        }
+        if relays.iter().all(|r| r.handle.status().is_none()) {
+            let urls: Vec<_> = nodes.iter().filter_map(|n| n.control_url.clone()).collect();
+            return Err(RelayStartError::Node {
+                url: urls.join(", "),
+                reason: "no relay node answers".into(),
+            });
+        }
+        let inner = Arc::new(RelaysInner {
+            relays,
+            rooms: Mutex::default(),
+            regions: RwLock::default(),
+            lost,
+            tasks: Mutex::default(),
+        });
+        let relays = Relays { inner };
+        relays.refresh_regions(store).await;
+        let (weak, store) = (Arc::downgrade(&relays.inner), store.clone());
+        let refresher = tokio::spawn(async move {
+            let mut every = tokio::time::interval(REGION_REFRESH);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                Relays { inner }.refresh_regions(&store).await;
+            }
+        });
+        relays.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(refresher);
+        Ok(relays)
+    }
+
+    async fn refresh_regions(&self, store: &Store) {
+        match store.regions().await {
+            Ok(regions) => {
+                let tree = regions.into_iter().map(|r| (r.id, r.parent_id)).collect();
+                *self.inner.regions.write().unwrap_or_else(|e| e.into_inner()) = tree;
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the regions for relay placement"),
+        }
+    }
+
+    pub fn entries(&self) -> &[RelayEntry] {
+        &self.inner.relays
+    }
+
+    pub fn handle(&self, index: usize) -> Option<&RelayHandle> {
+        self.inner.relays.get(index).map(|r| &r.handle)
+    }
+
+    /// Indexes of relay nodes as they stop answering.
+    pub fn lost(&self) -> broadcast::Receiver<usize> {
+        self.inner.lost.subscribe()
+    }
+
+    /// Places `room` (a new consultation's, of a terminal in `region`) on the
+    /// best relay now, replacing any earlier placement: one that answers, is
+    /// not draining and has room to spare; in `region`, else in the nearest
+    /// region above it, else one that serves anywhere, else any other; then
+    /// the least loaded.
+    pub fn place(&self, room: &str, region: Option<&str>) -> Result<usize, NoRelay> {
+        let chain = self.region_chain(region);
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.remove(room);
+        let best = Self::open_to_new_rooms(&self.inner.relays, &rooms)
+            .map(|(index, load)| {
+                let distance = match &self.inner.relays[index].region {
+                    Some(r) => chain.iter().position(|c| c == r).unwrap_or(chain.len() + 1),
+                    None => chain.len(),
+                };
+                (distance, load, index)
+            })
+            .min()
+            .map(|(_, _, index)| index)
+            .ok_or(NoRelay)?;
+        rooms.insert(room.to_owned(), best);
+        Ok(best)
+    }
+
+    /// The relays that can take a new room (they answer, are not draining and
+    /// are not full), each with its load as millionths of its capacity: the
+    /// rooms placed on it here, or the rooms it reports, whichever is more.
+    fn open_to_new_rooms<'a>(
+        relays: &'a [RelayEntry],
+        rooms: &HashMap<String, usize>,
+    ) -> impl Iterator<Item = (usize, u64)> + 'a {
+        let mut placed = vec![0u64; relays.len()];
+        for &index in rooms.values() {
+            placed[index] += 1;
+        }
+        relays.iter().enumerate().filter_map(move |(index, relay)| {
+            let status = relay.handle.status()?;
+            let max = u64::from(status.max_rooms).max(1);
+            let load = placed[index].max(status.rooms);
+            (!status.draining && load < max && relay.handle.is_running())
+                .then_some((index, load * 1_000_000 / max))
+        })
+    }
+
+    /// The relay `room` is on, placing it (with no region) when it is on none:
+    /// a room an operator's token names, or one whose relay was lost.
+    pub fn relay_for(&self, room: &str) -> Result<(usize, RelayHandle), NoRelay> {
+        let placed = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get(room).copied();
+        let index = match placed {
+            Some(index) => index,
+            None => self.place(room, None)?,
+        };
+        Ok((index, self.inner.relays[index].handle.clone()))
+    }
+
+    /// Where `room` is, if anywhere.
+    pub fn placement(&self, room: &str) -> Option<usize> {
+        self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get(room).copied()
+    }
+
+    /// Opens `room` on the relay it is placed on.
+    pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
+        let (_, relay) = self.relay_for(room).map_err(|e| SessionError::Refused(e.to_string()))?;
+        relay.open_room(room).await
+    }
+
+    /// Closes `room` (everyone in it gets `rtc.closed`) and forgets it.
+    pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
+        let index = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).remove(room);
+        match index.and_then(|i| self.handle(i)) {
+            // Never opened (nobody joined) is closed already.
+            Some(relay) => match relay.close_room(room).await {
+                Err(SessionError::NoSuchRoom) => Ok(()),
+                result => result,
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// The terminal's region and the regions above it, nearest first.
+    fn region_chain(&self, region: Option<&str>) -> Vec<String> {
+        let tree = self.inner.regions.read().unwrap_or_else(|e| e.into_inner());
+        let mut chain = Vec::new();
+        let mut next = region.map(str::to_owned);
+        while let Some(r) = next {
+            if chain.contains(&r) {
+                break; // a cycle would be a data error; never loop on it
+            }
+            next = tree.get(&r).cloned().flatten();
+            chain.push(r);
+        }
+        chain
+    }
+
+    /// True when some relay can take a new room.
+    pub fn can_place(&self) -> bool {
+        let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        Self::open_to_new_rooms(&self.inner.relays, &rooms).next().is_some()
+    }
+
+    /// Stops the in-process relay, or stops talking to the nodes.
+    pub async fn shutdown(&self) {
+        for task in self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+        for relay in &self.inner.relays {
+            relay.handle.shutdown().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media_relay::RelayConfig;
+
+    async fn local(name: &str, region: Option<&str>, max_rooms: u32) -> RelayEntry {
+        let config =
+            RelayConfig { udp_listen: "127.0.0.1:0".parse().unwrap(), max_rooms, ..RelayConfig::default() };
+        let handle = RelayHandle::Local(Relay::start(config).await.unwrap());
+        RelayEntry { name: name.into(), region: region.map(str::to_owned), handle }
+    }
+
+    /// Relays over `entries`, with a region tree: county ⊂ prefecture ⊂ province.
+    fn relays(entries: Vec<RelayEntry>) -> Relays {
+        let tree = [
+            ("county", Some("prefecture")),
+            ("prefecture", Some("province")),
+            ("province", None),
+            ("elsewhere", None),
+        ]
+        .into_iter()
+        .map(|(id, parent)| (id.to_owned(), parent.map(str::to_owned)))
+        .collect();
+        Relays {
+            inner: Arc::new(RelaysInner {
+                relays: entries,
+                rooms: Mutex::default(),
+                regions: RwLock::new(tree),
+                lost: broadcast::channel(4).0,
+                tasks: Mutex::default(),
+            }),
+        }
+    }
+
+    fn name(relays: &Relays, index: usize) -> &str {
+        &relays.entries()[index].name
+    }
+
+    #[tokio::test]
+    async fn rooms_go_to_the_nearest_region_with_room_then_the_least_loaded() {
+        let relays = relays(vec![
+            local("other-region", Some("elsewhere"), 10).await,
+            local("anywhere", None, 10).await,
+            local("prefecture", Some("prefecture"), 10).await,
+            local("county", Some("county"), 2).await,
+        ]);
+        // The terminal's own region first, until it is full.
+        assert_eq!(name(&relays, relays.place("a", Some("county")).unwrap()), "county");
+        assert_eq!(name(&relays, relays.place("b", Some("county")).unwrap()), "county");
+        // Full: the region above.
+        assert_eq!(name(&relays, relays.place("c", Some("county")).unwrap()), "prefecture");
+        // A terminal in a region no relay serves: one that serves anywhere.
+        assert_eq!(name(&relays, relays.place("d", Some("unknown")).unwrap()), "anywhere");
+        // No region at all (an operator's room): anywhere, before other regions.
+        assert_eq!(name(&relays, relays.place("e", None).unwrap()), "anywhere");
+        // Placing again replaces the earlier placement, and a closed room frees its place.
+        relays.close_room("a").await.unwrap();
+        assert_eq!(relays.placement("a"), None);
+        assert_eq!(name(&relays, relays.place("f", Some("county")).unwrap()), "county");
+        assert_eq!(relays.relay_for("f").unwrap().0, relays.placement("f").unwrap());
+    }
+
+    #[tokio::test]
+    async fn draining_and_full_relays_take_no_new_room_and_equals_share_the_load() {
+        let relays = relays(vec![
+            local("one", None, 10).await,
+            local("two", None, 10).await,
+            local("full", None, 1).await,
+        ]);
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for i in 0..6 {
+            *counts
+                .entry(name(&relays, relays.place(&format!("r{i}"), None).unwrap()).to_owned())
+                .or_insert(0) += 1;
+        }
+        // "full" took one (it was emptiest at first), then the other two shared.
+        assert_eq!(counts["full"], 1, "{counts:?}");
+        assert!(counts["one"].abs_diff(counts["two"]) <= 1, "{counts:?}");
+        let RelayHandle::Local(two) = &relays.entries()[1].handle else { unreachable!() };
+        two.drain();
+        for i in 6..10 {
+            assert_eq!(name(&relays, relays.place(&format!("r{i}"), None).unwrap()), "one");
+        }
+        relays.open_room("r9").await.unwrap();
+        let RelayHandle::Local(one) = &relays.entries()[0].handle else { unreachable!() };
+        one.drain();
+        assert_eq!(relays.place("last", None), Err(NoRelay));
+        assert!(!relays.can_place());
+        // A draining relay still opens a room it has (a participant rejoining), and no other.
+        assert!(relays.open_room("r9").await.is_ok());
+        assert!(matches!(relays.open_room("r8").await, Err(SessionError::Draining)));
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
-use crate::relay::{RelayHandle, RelayStartError};
+use crate::relay::{RelayStartError, Relays};
 use tokio::net::TcpListener;
 
 use crate::auth::Limits;
@@ -63,15 +63,15 @@ pub async fn serve(
     let lease = store.serving_lease().await?.ok_or(StoreError::AlreadyServed)?;
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
     tokio::task::spawn_blocking(http::warm_up);
-    let relay = RelayHandle::start(&config, &tokens).await?;
-    let metrics = Arc::new(Metrics::new(relay.clone(), store.backend()));
+    let relays = Relays::start(&config, &tokens, &store).await?;
+    let metrics = Arc::new(Metrics::new(relays.clone(), store.backend()));
     let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
     let connections: Arc<Connections> = Arc::default();
     let (live, dispatcher) = crate::live::Live::start(
         config.live.clone(),
         store.clone(),
         tokens.clone(),
-        relay.clone(),
+        relays.clone(),
         Arc::clone(&connections),
         Arc::clone(&scheduler),
         Arc::clone(&metrics),
@@ -95,7 +95,7 @@ pub async fn serve(
         limits: Limits::new(&config.auth),
         config: Arc::new(config),
         store: store.clone(),
-        relay: relay.clone(),
+        relays: relays.clone(),
         metrics,
         tokens,
         connections,
@@ -109,7 +109,7 @@ pub async fn serve(
     tracing::info!("shutting down");
     reminders.abort();
     dispatcher.abort();
-    relay.shutdown().await;
+    relays.shutdown().await;
     drop(lease);
     store.close().await;
     served?;

@@ -4,7 +4,8 @@
 # Installs what is missing (Chromium, coturn and fonts through apt-get as root, the
 # npm packages through npm ci), then runs every *.test.mjs with Node's test
 # runner. The binary is $CLOUDLAW_BIN, by default target/debug/cloudlaw
-# (build it first: cargo build -p signaling). Screenshots go to artifacts/.
+# (build it first: cargo build -p signaling -p media-relay), and the relay node
+# $MEDIA_RELAY_BIN, by default beside it. Screenshots go to artifacts/.
 # Usage: tests/browser/run.sh [test files...]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,6 +40,15 @@ if [[ ! -x $bin ]]; then
 fi
 export CLOUDLAW_BIN
 CLOUDLAW_BIN=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+# The standalone relay node, for the relay failover test ($MEDIA_RELAY_BIN,
+# by default next to cloudlaw; cargo test --workspace builds both).
+relay_bin=${MEDIA_RELAY_BIN:-$(dirname "$CLOUDLAW_BIN")/media-relay}
+if [[ ! -x $relay_bin ]]; then
+  echo "tests/browser/run.sh: no media-relay binary at $relay_bin (run: cargo build -p media-relay, or set MEDIA_RELAY_BIN)" >&2
+  exit 1
+fi
+export MEDIA_RELAY_BIN
+MEDIA_RELAY_BIN=$(cd "$(dirname "$relay_bin")" && pwd)/$(basename "$relay_bin")
 
 if (($#)); then files=("$@"); else files=(./*.test.mjs); fi
 # One file at a time: each starts its own server and browser, and the machine has 2 cores.

@@ -143,6 +143,57 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
   }
 }
 
+/**
+ * Starts a standalone `media-relay` node ($MEDIA_RELAY_BIN) on loopback, on free
+ * ports, with a control token; returns { controlUrl, controlToken, pid, log(), kill9(), stop() }.
+ */
+export async function startRelayNode() {
+  const bin = process.env.MEDIA_RELAY_BIN || path.join(ROOT, 'target/debug/media-relay');
+  const controlToken = `relay-node-token-${randomUUID()}`;
+  const child = spawn(bin, ['--udp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--control-token', controlToken, '--drain-secs', '5'], {
+    env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  let exited = null;
+  const exit = new Promise((resolve) => child.on('exit', (code, signal) => resolve((exited = { code, signal }))));
+  const killOnExit = () => {
+    if (!exited && child.pid) {
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  };
+  process.once('exit', killOnExit);
+  child.stderr.setEncoding('utf8');
+  const address = new Promise((resolve) => {
+    child.stderr.on('data', (chunk) => {
+      log += chunk;
+      const match = log.match(/node ready.*http=(\d+\.\d+\.\d+\.\d+:\d+)/);
+      if (match) resolve(match[1]);
+    });
+  });
+  const http = await Promise.race([
+    address,
+    exit.then((e) => { throw new Error(`media-relay exited (${JSON.stringify(e)}):\n${log}`); }),
+    deadline(30_000).then(() => { throw new Error(`media-relay printed no address within 30 s:\n${log}`); }),
+  ]);
+  const signal = async (name) => {
+    if (!exited) {
+      process.kill(child.pid, name);
+      await exit;
+    }
+    process.removeListener('exit', killOnExit);
+  };
+  return {
+    controlUrl: `ws://${http}/control`,
+    controlToken,
+    pid: child.pid,
+    log: () => log,
+    /** As a crash or a pulled plug would: no drain, no goodbye. */
+    kill9: () => signal('SIGKILL'),
+    stop: () => signal('SIGTERM'),
+  };
+}
+
 /** Creates a database on the PostgreSQL server at `adminUrl` and returns its URL. */
 async function postgresDatabase(adminUrl) {
   const name = `browser_${randomUUID().replaceAll('-', '')}`;

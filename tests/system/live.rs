@@ -37,14 +37,14 @@ async fn spawn_fast() -> TestApp {
 /// A WebSocket client that keeps what it received. Expectations take the
 /// first matching message, wherever it is among those not yet taken, so a
 /// test does not depend on the order of unrelated pushes.
-struct Client {
+pub(crate) struct Client {
     socket: Socket,
     seen: Vec<Value>,
     unread: std::collections::VecDeque<Value>,
 }
 
 impl Client {
-    async fn connect(app: &TestApp, token: &str) -> Client {
+    pub(crate) async fn connect(app: &TestApp, token: &str) -> Client {
         let (socket, _) = tokio_tungstenite::connect_async(format!("{}?token={token}", app.ws_url("/ws")))
             .await
             .expect("connect");
@@ -53,7 +53,7 @@ impl Client {
         client
     }
 
-    async fn send(&mut self, message: Value) {
+    pub(crate) async fn send(&mut self, message: Value) {
         self.socket.send(Message::text(message.to_string())).await.unwrap();
     }
 
@@ -73,7 +73,7 @@ impl Client {
     }
 
     /// The first message of type `kind` that satisfies `check`.
-    async fn expect_where(&mut self, kind: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn expect_where(&mut self, kind: &str, check: impl Fn(&Value) -> bool) -> Value {
         let found = |m: &Value| m["type"] == kind && check(m);
         if let Some(i) = self.unread.iter().position(found) {
             return self.unread.remove(i).unwrap();
@@ -92,7 +92,7 @@ impl Client {
         }
     }
 
-    async fn expect(&mut self, kind: &str) -> Value {
+    pub(crate) async fn expect(&mut self, kind: &str) -> Value {
         self.expect_where(kind, |_| true).await
     }
 
@@ -128,7 +128,7 @@ impl Client {
     }
 
     /// Goes on duty and waits until the server says so.
-    async fn available(&mut self) {
+    pub(crate) async fn available(&mut self) {
         self.send(json!({"type": "presence.set", "state": "available"})).await;
         // Rung at once when someone waits: that counts too.
         self.expect_where("presence", |m| {
@@ -138,13 +138,13 @@ impl Client {
     }
 }
 
-async fn lawyer(app: &TestApp, username: &str) -> Client {
+pub(crate) async fn lawyer(app: &TestApp, username: &str) -> Client {
     let token = app.token(username).await;
     Client::connect(app, &token).await
 }
 
 /// The demo terminal's device token.
-async fn kiosk_token(app: &TestApp) -> String {
+pub(crate) async fn kiosk_token(app: &TestApp) -> String {
     app.enroll_demo_terminal().await.0
 }
 
@@ -167,7 +167,7 @@ async fn another_kiosk(app: &TestApp, admin: &str, n: usize) -> String {
     body["device_token"].as_str().unwrap().to_owned()
 }
 
-fn request(language: &str, topic: &str) -> Value {
+pub(crate) fn request(language: &str, topic: &str) -> Value {
     json!({"type": "consult.request", "language": language, "topic": topic})
 }
 

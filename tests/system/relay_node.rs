@@ -1,6 +1,7 @@
-//! Signaling driving a standalone relay node over its control channel: the
-//! node checks room tokens with the keys signaling pushed, and a participant's
-//! offer comes from the node.
+//! Signaling driving standalone relay nodes over their control channels: the
+//! node checks room tokens with the keys signaling pushed, a participant's
+//! offer comes from the node, a consultation goes to the relay of its region,
+//! and moves to another when that relay dies or drains.
 
 use std::sync::Arc;
 
@@ -101,6 +102,7 @@ async fn a_wrong_control_token_stops_the_start_with_a_clear_error() {
 struct Hop {
     addr: std::net::SocketAddr,
     connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    listener: tokio::task::JoinHandle<()>,
 }
 
 impl Hop {
@@ -109,7 +111,7 @@ impl Hop {
         let addr = listener.local_addr().unwrap();
         let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let open = Arc::clone(&connections);
-        tokio::spawn(async move {
+        let listener = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let task = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
@@ -119,7 +121,14 @@ impl Hop {
                 open.lock().unwrap().push(task);
             }
         });
-        Hop { addr, connections }
+        Hop { addr, connections, listener }
+    }
+
+    /// The node behind it is gone for good, as after `kill -9`: connections
+    /// cut, and nothing accepts any more.
+    fn kill(&self) {
+        self.listener.abort();
+        self.cut();
     }
 
     fn cut(&self) {
@@ -166,4 +175,134 @@ async fn signaling_reconnects_to_a_relay_node_whose_control_connection_dropped()
         app.room_token("demo-lawyer", "n2", &["audio"], std::time::Duration::from_secs(60)).await;
     let _joined = join_as_demo_lawyer(&app, &room_token).await;
     assert_eq!(node.status().participants, 1);
+}
+
+fn node_config(name: &str, region: Option<&str>, url: String) -> signaling::config::RelayNodeConfig {
+    signaling::config::RelayNodeConfig {
+        name: Some(name.into()),
+        region: region.map(str::to_owned),
+        control_url: Some(url),
+        control_token: Some(SecretString::from(SECRET.to_owned())),
+    }
+}
+
+fn node_addr(url: &str) -> std::net::SocketAddr {
+    url.trim_start_matches("ws://").trim_end_matches("/control").parse().unwrap()
+}
+
+/// Polls until `check` holds (a relay's counters follow signaling's commands).
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("not within 5 s: {what}");
+}
+
+#[tokio::test]
+async fn a_consultation_goes_to_its_regions_relay_and_moves_when_that_relay_dies() {
+    use crate::live::{Client, kiosk_token, lawyer, request};
+    let (near, near_url) = start_node().await;
+    let (anywhere, anywhere_url) = start_node().await;
+    let near_hop = Hop::start(node_addr(&near_url)).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_nodes = vec![
+        node_config("anywhere", None, anywhere_url),
+        node_config("garze", Some("demo-garze"), format!("ws://{}/control", near_hop.addr)),
+    ];
+    let app = spawn_with(config, data_dir).await;
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    assert_eq!(health["relays"].as_array().unwrap().len(), 2, "{health}");
+    assert_eq!(health["relays"][1]["region"], "demo-garze", "{health}");
+
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("bo", "land")).await;
+    let offer = drolma.expect("consult.offer").await;
+    drolma.send(serde_json::json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let started = kiosk.expect("consult.started").await;
+    drolma.expect("consult.started").await;
+    let consultation = started["consultation"].as_str().unwrap().to_owned();
+    // The demo kiosk is in demo-garze: its region's relay, though the other is as empty.
+    eventually("the room is open on the region's relay", || near.status().rooms == 1).await;
+    assert_eq!(anywhere.status().rooms, 0);
+    kiosk.send(serde_json::json!({"type": "rtc.join", "token": started["token"]})).await;
+    let offer = kiosk.expect("rtc.offer").await;
+    assert!(offer["sdp"].as_str().unwrap().contains(&near.udp_addr().port().to_string()));
+
+    // The region's relay dies: both are sent to the other relay, with no action of theirs.
+    near_hop.kill();
+    let is_moved = |m: &serde_json::Value| m["consultation"] == consultation.as_str() && m["resumed"] == true;
+    let moved = kiosk.expect_where("consult.started", is_moved).await;
+    drolma.expect_where("consult.started", is_moved).await;
+    eventually("the room is open on the other relay", || anywhere.status().rooms == 1).await;
+    kiosk.send(serde_json::json!({"type": "rtc.join", "token": moved["token"]})).await;
+    let offer = kiosk.expect_where("rtc.offer", |m| m["room"] == consultation.as_str()).await;
+    assert!(
+        offer["sdp"].as_str().unwrap().contains(&anywhere.udp_addr().port().to_string()),
+        "the new offer comes from the other relay"
+    );
+    assert_eq!(anywhere.status().participants, 1);
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    assert_eq!(health["relays"][1]["up"], false, "{health}");
+    assert_eq!(health["status"], "ok", "one relay is enough: {health}");
+}
+
+#[tokio::test]
+async fn a_draining_relay_finishes_its_rooms_and_gets_no_new_ones() {
+    let (first, first_url) = start_node().await;
+    let (second, second_url) = start_node().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_nodes = vec![node_config("first", None, first_url), node_config("second", None, second_url)];
+    let app = spawn_with(config, data_dir).await;
+
+    // An operator's rooms with no region go to the emptier relay: first, then second.
+    let token = app.room_token("demo-lawyer", "kept", &["audio"], std::time::Duration::from_secs(60)).await;
+    let (_kept, _) = join_as_demo_lawyer(&app, &token).await;
+    assert_eq!((first.status().rooms, second.status().rooms), (1, 0));
+    second.drain();
+    relays_in_health(&app, "signaling sees the drain", |h| h["relays"][1]["draining"] == true).await;
+    let mut sockets = Vec::new();
+    for (room, open) in [("n1", 2), ("n2", 3)] {
+        let token =
+            app.room_token("demo-lawyer-2", room, &["audio"], std::time::Duration::from_secs(60)).await;
+        let access = app.token("demo-lawyer-2").await;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("{}?token={access}", app.ws_url("/ws"))).await.unwrap();
+        let join = serde_json::json!({"type": "rtc.join", "token": token});
+        socket.send(Message::Text(join.to_string().into())).await.unwrap();
+        eventually(&format!("room {room} opens on the relay that is not draining"), || {
+            first.status().rooms == open
+        })
+        .await;
+        // Kept open: a room closes when its last participant leaves.
+        sockets.push(socket);
+    }
+    assert_eq!(second.status().rooms, 0, "the draining relay opened nothing");
+    // Until everything is draining: then nothing can take a room, and healthz says so.
+    first.drain();
+    let health =
+        relays_in_health(&app, "no relay accepts rooms", |h| h["relay"]["accepting_rooms"] == false).await;
+    assert_eq!(health["status"], "ok", "draining relays still carry their calls: {health}");
+}
+
+/// Polls `/healthz` until `check` holds; returns that answer.
+async fn relays_in_health(
+    app: &crate::support::TestApp,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..100 {
+        let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+        if check(&health) {
+            return health;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("not within 5 s: {what}");
 }

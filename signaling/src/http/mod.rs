@@ -23,7 +23,7 @@ pub use error::{ApiError, ApiJson, ErrorBody};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::relay::RelayHandle;
+use crate::relay::Relays;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
@@ -55,7 +55,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub relay: RelayHandle,
+    pub relays: Relays,
     pub metrics: Arc<Metrics>,
     pub tokens: Tokens,
     pub limits: Arc<Limits>,

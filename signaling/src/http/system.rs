@@ -18,6 +18,22 @@ pub struct Health {
     pub version: &'static str,
     pub database: DatabaseHealth,
     pub relay: RelayHealth,
+    /// Every relay, by name (one, `local`, when the relay runs in this process).
+    pub relays: Vec<RelayNodeHealth>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelayNodeHealth {
+    pub name: String,
+    /// The region it serves first; absent: anywhere.
+    pub region: Option<String>,
+    /// It answers.
+    pub up: bool,
+    /// It finishes its calls and takes no new rooms.
+    pub draining: bool,
+    pub rooms: u64,
+    pub max_rooms: u32,
+    pub participants: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,9 +51,11 @@ pub struct RelayHealth {
     pub udp_addr: String,
     pub rooms: u64,
     pub participants: u64,
+    /// Some relay can take a new room (one answers, is not draining, and is not full).
+    pub accepting_rooms: bool,
 }
 
-/// Ready when the database answers and the in-process relay runs.
+/// Ready when the database answers and a relay answers.
 #[utoipa::path(
     get,
     path = "/healthz",
@@ -49,9 +67,29 @@ pub struct RelayHealth {
 )]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let database_ok = state.store.ping().await;
-    let relay = state.relay.status();
-    let relay_running = state.relay.is_running() && relay.is_some();
+    // The relay section describes the first relay that answers; healthy means
+    // some relay answers (full or draining ones still carry their calls).
+    let relay =
+        state.relays.entries().iter().find_map(|r| r.handle.status().filter(|_| r.handle.is_running()));
+    let relay_running = relay.is_some();
     let ok = database_ok && relay_running;
+    let relays = state
+        .relays
+        .entries()
+        .iter()
+        .map(|r| {
+            let status = r.handle.status();
+            RelayNodeHealth {
+                name: r.name.clone(),
+                region: r.region.clone(),
+                up: status.is_some() && r.handle.is_running(),
+                draining: status.as_ref().is_some_and(|s| s.draining),
+                rooms: status.as_ref().map_or(0, |s| s.rooms),
+                max_rooms: status.as_ref().map_or(0, |s| s.max_rooms),
+                participants: status.as_ref().map_or(0, |s| s.participants),
+            }
+        })
+        .collect();
     let health = Health {
         status: if ok { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
@@ -61,7 +99,9 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             udp_addr: relay.as_ref().map(|r| r.udp_addr.to_string()).unwrap_or_default(),
             rooms: relay.as_ref().map_or(0, |r| r.rooms),
             participants: relay.as_ref().map_or(0, |r| r.participants),
+            accepting_rooms: state.relays.can_place(),
         },
+        relays,
     };
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(health))
 }

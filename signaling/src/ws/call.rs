@@ -3,7 +3,9 @@
 //! naming this connection's account or terminal), opens the room on the relay
 //! if needed, and passes session descriptions both ways. The relay runs in
 //! this process (`cloudlaw serve`) or on a relay node (which checks the token
-//! again); the participant id there is the principal's id.
+//! again); the participant id there is the principal's id. Each room is on the
+//! relay [`Relays`] placed it on; a join to a room that has moved since (its
+//! relay died) leaves the old session and joins the new relay.
 
 use std::collections::HashMap;
 
@@ -15,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::protocol::{ErrorCode, IceCandidate, ServerMessage};
 use crate::auth::tokens::TokenKind;
 use crate::http::AppState;
-use crate::relay::RelayHandle;
+use crate::relay::{RelayHandle, Relays};
 
 /// Rooms one connection may be in at once (a consultation, and a second one an
 /// interpreter or supervising lawyer is asked into).
@@ -28,16 +30,25 @@ const EVENT_QUEUE: usize = 32;
 #[derive(Debug)]
 pub struct Calls {
     participant: String,
+    relays: Relays,
+    rooms: HashMap<String, Joined>,
+}
+
+/// A room this connection is in: on which relay, and the task that carries
+/// that relay's events to the client.
+#[derive(Debug)]
+struct Joined {
+    index: usize,
     relay: RelayHandle,
-    rooms: HashMap<String, JoinHandle<()>>,
+    forward: JoinHandle<()>,
 }
 
 /// What to tell the client when a request fails.
 pub type Failure = (ErrorCode, String);
 
 impl Calls {
-    pub fn new(participant: String, relay: RelayHandle) -> Calls {
-        Calls { participant, relay, rooms: HashMap::new() }
+    pub fn new(participant: String, relays: Relays) -> Calls {
+        Calls { participant, relays, rooms: HashMap::new() }
     }
 
     /// `rtc.join`: checks the token and joins its room; the relay's offer
@@ -66,15 +77,26 @@ impl Calls {
         }
         let publish =
             media_relay::session::kinds(&grant.publish).map_err(|e| (ErrorCode::Unauthorized, e))?;
+        let (index, relay) =
+            self.relays.relay_for(&grant.room).map_err(|e| (ErrorCode::Refused, e.to_string()))?;
+        // A room that moved to another relay (its relay was lost): the old
+        // session is dead; forget it and join the room where it is now.
+        if let Some(old) = self.rooms.get(&grant.room)
+            && old.index != index
+        {
+            old.forward.abort();
+            let _ = old.relay.leave(&grant.room, &self.participant).await;
+            self.rooms.remove(&grant.room);
+        }
         // Rooms the relay already closed for us (their event task ended on `closed`).
-        self.rooms.retain(|_, forward| !forward.is_finished());
+        self.rooms.retain(|_, joined| !joined.forward.is_finished());
         if self.rooms.contains_key(&grant.room) {
             return Err((ErrorCode::Refused, "already in this room".into()));
         }
         if self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
             return Err((ErrorCode::Refused, "in too many rooms at once".into()));
         }
-        self.relay.open_room(&grant.room).await.map_err(refused)?;
+        relay.open_room(&grant.room).await.map_err(refused)?;
         if let Some(server) =
             crate::turn::ice_server(&state.config.turn, &self.participant, crate::unix_now())
         {
@@ -86,9 +108,10 @@ impl Calls {
         }
         let (events, mut received) = mpsc::channel(EVENT_QUEUE);
         let relay_grant = Grant { room: grant.room.clone(), participant: self.participant.clone(), publish };
-        self.relay.join(token, relay_grant, events).await.map_err(refused)?;
+        relay.join(token, relay_grant, events).await.map_err(refused)?;
         let room = grant.room.clone();
-        let (outgoing, relay, participant) = (outgoing.clone(), self.relay.clone(), self.participant.clone());
+        let (outgoing, participant) = (outgoing.clone(), self.participant.clone());
+        let events_relay = relay.clone();
         let forward = tokio::spawn(async move {
             while let Some(event) = received.recv().await {
                 let closed = matches!(event, PeerEvent::Closed { .. });
@@ -102,22 +125,21 @@ impl Calls {
                 // its media session ends here (the connection itself ends when
                 // the reader next finds the queue full).
                 if outgoing.try_send(Message::Text(Utf8Bytes::from(text))).is_err() {
-                    let _ = relay.leave(&room, &participant).await;
+                    let _ = events_relay.leave(&room, &participant).await;
                     break;
                 }
             }
         });
-        self.rooms.insert(grant.room, forward);
+        self.rooms.insert(grant.room, Joined { index, relay, forward });
         Ok(())
     }
 
     pub async fn answer(&self, room: &str, sdp: String) -> Result<(), Failure> {
-        self.joined(room)?;
-        self.relay.answer(room, &self.participant, sdp).await.map_err(refused)
+        self.joined(room)?.answer(room, &self.participant, sdp).await.map_err(refused)
     }
 
     pub async fn candidate(&self, room: &str, candidate: IceCandidate) -> Result<(), Failure> {
-        self.joined(room)?;
+        let relay = self.joined(room)?;
         let candidate = RTCIceCandidateInit {
             candidate: candidate.candidate,
             sdp_mid: candidate.sdp_mid,
@@ -125,24 +147,21 @@ impl Calls {
             username_fragment: candidate.username_fragment,
             ..Default::default()
         };
-        self.relay.candidate(room, &self.participant, candidate).await.map_err(refused)
+        relay.candidate(room, &self.participant, candidate).await.map_err(refused)
     }
 
     pub async fn restart(&self, room: &str) -> Result<(), Failure> {
-        self.joined(room)?;
-        self.relay.restart_ice(room, &self.participant).await.map_err(refused)
+        self.joined(room)?.restart_ice(room, &self.participant).await.map_err(refused)
     }
 
     pub async fn audio_only(&self, room: &str, on: bool) -> Result<(), Failure> {
-        self.joined(room)?;
-        self.relay.set_audio_only(room, &self.participant, on).await.map_err(refused)
+        self.joined(room)?.set_audio_only(room, &self.participant, on).await.map_err(refused)
     }
 
     pub async fn leave(&mut self, room: &str) -> Result<(), Failure> {
-        self.joined(room)?;
-        let result = self.relay.leave(room, &self.participant).await;
-        if let Some(forward) = self.rooms.remove(room) {
-            forward.abort();
+        let result = self.joined(room)?.leave(room, &self.participant).await;
+        if let Some(joined) = self.rooms.remove(room) {
+            joined.forward.abort();
         }
         // Left already (the relay closed it) is not an error for the client.
         match result {
@@ -159,12 +178,9 @@ impl Calls {
         }
     }
 
-    fn joined(&self, room: &str) -> Result<(), Failure> {
-        if self.rooms.contains_key(room) {
-            Ok(())
-        } else {
-            Err((ErrorCode::Refused, "not in this room".into()))
-        }
+    /// The relay this connection joined `room` on.
+    fn joined(&self, room: &str) -> Result<&RelayHandle, Failure> {
+        self.rooms.get(room).map(|j| &j.relay).ok_or((ErrorCode::Refused, "not in this room".into()))
     }
 }
 

@@ -153,7 +153,7 @@ async fn connection(
             Principal::Account { account, .. } => account.id.clone(),
             Principal::Terminal { terminal } => terminal.id.clone(),
         };
-        let mut calls = call::Calls::new(participant, state.relay.clone());
+        let mut calls = call::Calls::new(participant, state.relays.clone());
         let member = consult::join(&state, &principal).await;
         let mut connection = Connection { id: &connection_id, member: &member, calls: &mut calls };
         read(&state, &mut stream, &outbox, &mut kicked, &mut connection).await;

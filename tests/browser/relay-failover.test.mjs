@@ -1,0 +1,145 @@
+// Two standalone media-relay nodes behind one signaling server. A call goes to
+// the relay of the kiosk's region; when that relay is killed (kill -9, no
+// goodbye) in the middle of the call, signaling moves the call to the other
+// relay and both apps rejoin by themselves: within 15 s each side decodes the
+// other's video and sound again, through the other relay. Nobody touches
+// anything.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, startRelayNode, launchBrowser, newContext, watch, assertClean, visible, eventually, login, screenshot,
+} from './support.mjs';
+
+let garze;
+let spare;
+let server;
+let browser;
+const problems = [];
+
+/** Keeps every RTCPeerConnection a page makes in window.peerConnections, for its statistics. */
+async function recordPeerConnections(context) {
+  await context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.peerConnections = [];
+    window.RTCPeerConnection = function RTCPeerConnection(...args) {
+      const pc = new Original(...args);
+      window.peerConnections.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+  });
+}
+
+before(async () => {
+  garze = await startRelayNode();
+  spare = await startRelayNode();
+  // The kiosk's region has its own relay; the spare serves anywhere.
+  const config = [
+    '[[relay_nodes]]', 'name = "spare"', `control_url = "${spare.controlUrl}"`, `control_token = "${spare.controlToken}"`,
+    '[[relay_nodes]]', 'name = "garze"', 'region = "demo-garze"', `control_url = "${garze.controlUrl}"`,
+    `control_token = "${garze.controlToken}"`,
+  ].join('\n');
+  server = await startServer({ config });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await garze?.kill9();
+  await spare?.kill9();
+});
+
+/** Video frames and sound energy decoded by the page's peer connections made after the first `since`. */
+function decoded(page, since) {
+  return page.evaluate(async (from) => {
+    let frames = 0;
+    let energy = 0;
+    for (const pc of (window.peerConnections ?? []).slice(from)) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') energy += s.totalAudioEnergy ?? 0;
+      });
+    }
+    return { frames, energy, connections: window.peerConnections.length };
+  }, since);
+}
+
+async function relays() {
+  const health = await (await fetch(server.url('/healthz'))).json();
+  return Object.fromEntries(health.relays.map((r) => [r.name, r]));
+}
+
+test('kill -9 of the relay carrying a call: both apps see and hear each other again within 15 s, untouched', async () => {
+  const kioskContext = await newContext(browser, server, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
+  await recordPeerConnections(kioskContext);
+  const kiosk = await kioskContext.newPage();
+  problems.push(watch(kiosk));
+  await kiosk.goto(server.url('/terminal'));
+  await kiosk.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
+  await kiosk.getByTestId('enroll-submit').click();
+  await visible(kiosk.getByTestId('start-screen'));
+
+  const lawyerContext = await newContext(browser, server);
+  await recordPeerConnections(lawyerContext);
+  const lawyer = await lawyerContext.newPage();
+  problems.push(watch(lawyer));
+  await lawyer.goto(server.url('/lawyer'));
+  await login(lawyer, 'demo-lawyer', 'demo-pass');
+  await lawyer.getByTestId('go-online').click();
+  await visible(lawyer.getByTestId('go-offline'));
+
+  await kiosk.getByTestId('lang-bo').tap();
+  await kiosk.getByTestId('talk-now').tap();
+  await kiosk.getByTestId('topic-land').tap();
+  await visible(kiosk.getByTestId('check-screen'));
+  await kiosk.getByTestId('consult-now').tap();
+  await visible(lawyer.getByTestId('incoming-call'));
+  await lawyer.getByTestId('accept-call').click();
+  await visible(kiosk.getByTestId('call-screen'));
+
+  // The call runs through the kiosk region's relay, both ways.
+  for (const page of [kiosk, lawyer]) {
+    await eventually(async () => {
+      const now = await decoded(page, 0);
+      assert.ok(now.frames > 10 && now.energy > 0, `media flows: ${JSON.stringify(now)}`);
+    }, 30_000);
+  }
+  const before = await relays();
+  assert.equal(before.garze.rooms, 1, JSON.stringify(before));
+  assert.equal(before.garze.participants, 2, JSON.stringify(before));
+  assert.equal(before.spare.rooms, 0, JSON.stringify(before));
+
+  const since = { kiosk: (await decoded(kiosk, 0)).connections, lawyer: (await decoded(lawyer, 0)).connections };
+  const killedAt = Date.now();
+  await garze.kill9();
+
+  // Back, through the spare relay, on both sides, within 15 s of the kill.
+  await Promise.all([['kiosk', kiosk], ['lawyer', lawyer]].map(([who, page]) => eventually(async () => {
+    const now = await decoded(page, since[who]);
+    assert.ok(now.frames > 0 && now.energy > 0, `${who} receives again: ${JSON.stringify(now)}`);
+  }, Math.max(0, 15_000 - (Date.now() - killedAt)))));
+  const back = Date.now() - killedAt;
+  console.log(`media again on both sides ${back} ms after kill -9 of the call's relay`);
+  assert.ok(back <= 15_000, `${back} ms`);
+  // (Signaling reads the relays' counters once a second.)
+  await eventually(async () => {
+    const after = await relays();
+    assert.equal(after.garze.up, false, JSON.stringify(after));
+    assert.equal(after.spare.rooms, 1, JSON.stringify(after));
+    assert.equal(after.spare.participants, 2, JSON.stringify(after));
+  });
+  // Still the same call on both screens: nobody was sent back to the start.
+  await visible(kiosk.getByTestId('call-screen'));
+  await visible(lawyer.getByTestId('hang-up'));
+  await screenshot(kiosk, 'relay-failover-kiosk-after');
+
+  await lawyer.getByTestId('hang-up').click();
+  await visible(kiosk.getByTestId('rating-screen'));
+  await eventually(async () => assert.equal((await relays()).spare.rooms, 0, 'the room closed with the call'));
+  await kioskContext.close();
+  await lawyerContext.close();
+  assertClean(problems.flat());
+});
