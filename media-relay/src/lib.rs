@@ -24,6 +24,7 @@ pub mod config;
 pub mod control;
 mod engine;
 pub mod packet;
+pub mod probe;
 pub mod relay;
 pub mod room;
 pub mod session;

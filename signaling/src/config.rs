@@ -57,6 +57,10 @@ pub struct RelayNodeConfig {
     /// The region (id) the node serves: rooms of terminals in it, or under
     /// it, go here first. None: anywhere.
     pub region: Option<String>,
+    /// Seconds between media-path probes (a synthetic participant connecting
+    /// to the node's UDP port). Two failures in a row take the node out.
+    /// None: 10.
+    pub probe_secs: Option<u64>,
     /// The node's control channel, e.g. `ws://10.0.0.5:7901/control`.
     pub control_url: Option<String>,
     /// The node's control token (its `--control-token`).

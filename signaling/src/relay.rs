@@ -36,6 +36,12 @@ const STATUS_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often the region tree (for "near the terminal's region") is read again.
 const REGION_REFRESH: Duration = Duration::from_secs(10);
+/// How often a node's media path is probed, unless configured.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+/// Failed probes in a row that take a node out.
+const PROBE_FAILURES: u32 = 2;
+/// The probe's participant id (no person or terminal has it: ids are UUIDs).
+const PROBE_PARTICIPANT: &str = "relay-probe";
 
 #[derive(Debug, Clone)]
 pub enum RelayHandle {
@@ -50,6 +56,8 @@ pub struct Node {
     tokens: Tokens,
     client: RwLock<Option<ControlClient>>,
     status: Mutex<Option<RelayStatus>>,
+    /// The last media-path probes did not all fail ([`PROBE_FAILURES`]).
+    media_ok: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -65,6 +73,43 @@ impl Node {
         *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
         tracing::info!(url = %self.url, "reconnected to the relay node");
         Ok(())
+    }
+
+    /// One synthetic participant joins a room of its own and connects to the
+    /// node's media port (ICE and DTLS), as a browser would.
+    async fn probe(&self, within: Duration) -> Result<Duration, String> {
+        let client = self.client().map_err(|e| e.to_string())?;
+        let status = client.status().await.map_err(|e| e.to_string())?;
+        let media = std::net::SocketAddr::new(status.advertised_ip, status.udp_addr.port());
+        let room = format!("probe-{}", uuid::Uuid::new_v4());
+        let grant = crate::auth::tokens::RoomGrant { room: room.clone(), publish: Vec::new() };
+        let ttl = Duration::from_secs(60);
+        let (token, _) = self.tokens.issue(
+            crate::auth::tokens::TokenKind::Room,
+            PROBE_PARTICIPANT,
+            &room,
+            ttl,
+            Some(grant),
+        );
+        client.open_room(&room).await.map_err(|e| e.to_string())?;
+        let (events, mut received) = mpsc::channel(16);
+        let result = match client.join(&token, events).await {
+            Ok(_) => media_relay::probe::connect(
+                media,
+                &mut received,
+                |sdp| {
+                    let (client, room) = (client.clone(), room.clone());
+                    Box::pin(async move { client.answer(&room, PROBE_PARTICIPANT, sdp).await })
+                },
+                within,
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        let _ = client.leave(&room, PROBE_PARTICIPANT).await;
+        let _ = client.close_room(&room).await;
+        result
     }
 }
 
@@ -86,8 +131,9 @@ impl RelayHandle {
         node_config: &RelayNodeConfig,
         tokens: &Tokens,
         must_answer: bool,
-        on_down: impl Fn() + Send + 'static,
+        on_down: impl Fn() + Send + Sync + 'static,
     ) -> Result<RelayHandle, RelayStartError> {
+        let on_down: Arc<dyn Fn() + Send + Sync> = Arc::new(on_down);
         let (Some(url), Some(secret)) = (&node_config.control_url, &node_config.control_token) else {
             unreachable!("validated: a relay node has a control_url and a control_token")
         };
@@ -113,8 +159,12 @@ impl RelayHandle {
             tokens: tokens.clone(),
             client: RwLock::new(client),
             status: Mutex::new(status),
+            media_ok: std::sync::atomic::AtomicBool::new(true),
             tasks: Mutex::default(),
         });
+        let every =
+            node_config.probe_secs.map_or(PROBE_EVERY, Duration::from_secs).max(Duration::from_secs(1));
+        let prober = tokio::spawn(probe_loop(Arc::downgrade(&node), every, Arc::clone(&on_down)));
         let (weak, tokens) = (Arc::downgrade(&node), tokens.clone());
         let keeper = tokio::spawn(async move {
             let mut status = tokio::time::interval(STATUS_POLL);
@@ -161,15 +211,17 @@ impl RelayHandle {
                 }
             }
         });
-        node.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(keeper);
+        node.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([keeper, prober]);
         tracing::info!(%url, "using the relay node");
         Ok(RelayHandle::Node(node))
     }
 
-    /// The counters, or `None` while a node does not answer.
+    /// The counters, or `None` while a node does not answer or its media
+    /// path fails the probe.
     pub fn status(&self) -> Option<RelayStatus> {
         match self {
             RelayHandle::Local(relay) => Some(relay.status()),
+            RelayHandle::Node(node) if !node.media_ok.load(std::sync::atomic::Ordering::Relaxed) => None,
             RelayHandle::Node(node) => node.status.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
@@ -265,6 +317,41 @@ impl RelayHandle {
             RelayHandle::Node(node) => {
                 for task in node.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
                     task.abort();
+                }
+            }
+        }
+    }
+}
+
+/// Probes a node's media path every `every`; [`PROBE_FAILURES`] failures in a
+/// row take it out (`on_down`), one success brings it back.
+async fn probe_loop(node: std::sync::Weak<Node>, every: Duration, on_down: Arc<dyn Fn() + Send + Sync>) {
+    use std::sync::atomic::Ordering;
+    let within = every.clamp(Duration::from_secs(2), Duration::from_secs(5));
+    let mut failures = 0;
+    // The first after one period: a node starts out trusted.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(node) = node.upgrade() else { break };
+        // A node whose control channel is down is handled by the keeper.
+        if node.status.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            continue;
+        }
+        match node.probe(within).await {
+            Ok(took) => {
+                failures = 0;
+                if !node.media_ok.swap(true, Ordering::Relaxed) {
+                    tracing::info!(url = %node.url, ?took, "the relay node's media path works again");
+                }
+            }
+            Err(reason) => {
+                failures += 1;
+                tracing::warn!(url = %node.url, %reason, failures, "media-path probe of the relay node failed");
+                if failures >= PROBE_FAILURES && node.media_ok.swap(false, Ordering::Relaxed) {
+                    tracing::error!(url = %node.url, "the relay node's media path is broken: it gets no rooms");
+                    on_down();
                 }
             }
         }

@@ -34,11 +34,14 @@ async function recordPeerConnections(context) {
 before(async () => {
   garze = await startRelayNode();
   spare = await startRelayNode();
-  // The kiosk's region has its own relay; the spare serves anywhere.
+  // The kiosk's region has its own relay; the spare serves anywhere. No
+  // media-path probes here: their rooms would show in the counts this test
+  // checks (tests/system/relay_node.rs tests the probe).
   const config = [
     '[[relay_nodes]]', 'name = "spare"', `control_url = "${spare.controlUrl}"`, `control_token = "${spare.controlToken}"`,
+    'probe_secs = 3600',
     '[[relay_nodes]]', 'name = "garze"', 'region = "demo-garze"', `control_url = "${garze.controlUrl}"`,
-    `control_token = "${garze.controlToken}"`,
+    `control_token = "${garze.controlToken}"`, 'probe_secs = 3600',
   ].join('\n');
   server = await startServer({ config });
   browser = await launchBrowser();

@@ -17,10 +17,18 @@ const SECRET: &str = "node-control-token-for-tests";
 
 /// A relay node in this process: the same control endpoint the binary serves.
 async fn start_node() -> (Relay, String) {
-    let relay =
-        Relay::start(RelayConfig { udp_listen: "127.0.0.1:0".parse().unwrap(), ..RelayConfig::default() })
-            .await
-            .unwrap();
+    start_node_advertising(None).await
+}
+
+/// A relay node that tells browsers to send media to `public_ip` (where,
+/// unless it is 127.0.0.1, nothing listens: a broken media path).
+async fn start_node_advertising(public_ip: Option<&str>) -> (Relay, String) {
+    let config = RelayConfig {
+        udp_listen: "127.0.0.1:0".parse().unwrap(),
+        public_ip: public_ip.map(|ip| ip.parse().unwrap()),
+        ..RelayConfig::default()
+    };
+    let relay = Relay::start(config).await.unwrap();
     let state = ControlState { relay: relay.clone(), secret: Some(Arc::from(SECRET)) };
     let app = axum::Router::new().route("/control", axum::routing::get(control::upgrade)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -181,6 +189,8 @@ fn node_config(name: &str, region: Option<&str>, url: String) -> signaling::conf
     signaling::config::RelayNodeConfig {
         name: Some(name.into()),
         region: region.map(str::to_owned),
+        // Probe rooms would show in the counters these tests check; the probe's own test sets 1.
+        probe_secs: Some(3600),
         control_url: Some(url),
         control_token: Some(SecretString::from(SECRET.to_owned())),
     }
@@ -266,7 +276,7 @@ async fn a_draining_relay_finishes_its_rooms_and_gets_no_new_ones() {
     let (_kept, _) = join_as_demo_lawyer(&app, &token).await;
     assert_eq!((first.status().rooms, second.status().rooms), (1, 0));
     second.drain();
-    relays_in_health(&app, "signaling sees the drain", |h| h["relays"][1]["draining"] == true).await;
+    relays_in_health(&app, "signaling sees the drain", 5, |h| h["relays"][1]["draining"] == true).await;
     let mut sockets = Vec::new();
     for (room, open) in [("n1", 2), ("n2", 3)] {
         let token =
@@ -287,22 +297,62 @@ async fn a_draining_relay_finishes_its_rooms_and_gets_no_new_ones() {
     // Until everything is draining: then nothing can take a room, and healthz says so.
     first.drain();
     let health =
-        relays_in_health(&app, "no relay accepts rooms", |h| h["relay"]["accepting_rooms"] == false).await;
+        relays_in_health(&app, "no relay accepts rooms", 5, |h| h["relay"]["accepting_rooms"] == false).await;
     assert_eq!(health["status"], "ok", "draining relays still carry their calls: {health}");
 }
 
-/// Polls `/healthz` until `check` holds; returns that answer.
+/// Polls `/healthz` until `check` holds, for at most `secs`; returns that answer.
 async fn relays_in_health(
     app: &crate::support::TestApp,
     what: &str,
+    secs: u64,
     check: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    for _ in 0..100 {
+    for _ in 0..secs * 20 {
         let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
         if check(&health) {
             return health;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("not within 5 s: {what}");
+    panic!("not within {secs} s: {what}");
+}
+
+#[tokio::test]
+async fn a_node_whose_media_port_does_not_answer_is_taken_out_though_its_control_channel_works() {
+    use crate::live::{Client, kiosk_token, lawyer, request};
+    // The region's own node answers on its control channel, but sends browsers
+    // to an address where nothing listens.
+    let (broken, broken_url) = start_node_advertising(Some("127.0.0.2")).await;
+    let (good, good_url) = start_node().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    let probed = |mut node: signaling::config::RelayNodeConfig| {
+        node.probe_secs = Some(1);
+        node
+    };
+    config.relay_nodes = vec![
+        probed(node_config("garze", Some("demo-garze"), broken_url)),
+        probed(node_config("anywhere", None, good_url)),
+    ];
+    let app = spawn_with(config, data_dir).await;
+    // Two failed probes (a second apart, at most two seconds to connect each).
+    let health =
+        relays_in_health(&app, "the broken node is out", 15, |h| h["relays"][0]["up"] == false).await;
+    assert_eq!(health["relays"][1]["up"], true, "{health}");
+
+    let mut drolma = lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("bo", "land")).await;
+    let offer = drolma.expect("consult.offer").await;
+    drolma.send(serde_json::json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let started = kiosk.expect("consult.started").await;
+    let lawyer_started = drolma.expect("consult.started").await;
+    // (The probes' own rooms come and go on both nodes meanwhile.)
+    let consultation = |relay: &Relay| relay.status().participants >= 2;
+    kiosk.send(serde_json::json!({"type": "rtc.join", "token": started["token"]})).await;
+    drolma.send(serde_json::json!({"type": "rtc.join", "token": lawyer_started["token"]})).await;
+    eventually("both are on the node that works", || consultation(&good)).await;
+    assert!(!consultation(&broken), "not on the region's node: its media path is broken");
 }
