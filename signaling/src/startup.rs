@@ -9,8 +9,12 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
-use crate::relay::{RelayStartError, Relays};
+use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+use crate::relay::{RelayStartError, Relays};
 
 use crate::auth::Limits;
 use crate::auth::tokens::{KeyError, Tokens};
@@ -36,6 +40,8 @@ pub enum StartupError {
     Keys(#[from] KeyError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("lost the database connection that holds the serving lease; stopped so that one node serves")]
+    LeaseLost,
 }
 
 /// Opens and migrates the store, seeds demo data when configured.
@@ -53,17 +59,138 @@ pub async fn prepare_store(config: &Config) -> Result<Store, StartupError> {
 }
 
 /// Runs the server on `listener` until `shutdown` completes, then drains open
-/// requests, stops the relay and closes the database.
+/// requests, stops the relays and closes the database.
+///
+/// On PostgreSQL several `serve`s may share one database: one is active (it
+/// holds the serving lease and runs the live path), the others stand by. A
+/// standby node answers every request with 503 `standby` (so a proxy in front
+/// sends clients to the active one) and becomes active within a second or two
+/// of the active one's death, restoring who waits and who talks from the
+/// database. An active node that loses its connection to the lease stops (its
+/// successor may be active already), for systemd to restart it as a standby.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let store = prepare_store(&config).await?;
-    let lease = store.serving_lease().await?.ok_or(StoreError::AlreadyServed)?;
+    let (stop_tx, stop) = watch::channel(false);
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let on_signal = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = on_signal.send(true);
+    });
+    let addr = listener.local_addr()?;
+    // Active at once when the lease is free (always, on SQLite): everything
+    // is ready before the first request, as on a single node.
+    let mut lease = store.serving_lease().await?;
+    let mut active = match lease {
+        Some(_) => Some(activate(&config, &store).await?),
+        None => None,
+    };
+    let first = active.as_ref().map_or_else(|| http::standby_router(store.clone()), |a| a.router.clone());
+    let (router_tx, current) = watch::channel(first);
+    let app = Router::new()
+        .fallback(move |request: axum::extract::Request| {
+            let router = current.borrow().clone();
+            async move { router.oneshot(request).await.unwrap_or_else(|never| match never {}) }
+        })
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let server =
+        tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stop.clone())).into_future());
+    tracing::info!(%addr, "cloudlaw listening on http://{addr}");
+
+    let (lease, active) = match (lease.take(), active.take()) {
+        (Some(lease), Some(active)) => (lease, active),
+        _ => {
+            let lease = tokio::select! {
+                lease = wait_for_lease(&store) => lease,
+                () = stopped(stop.clone()) => {
+                    tracing::info!("shutting down (standby)");
+                    let served = server.await;
+                    store.close().await;
+                    return finished(served);
+                }
+            };
+            let active = match lease {
+                Ok(lease) => activate(&config, &store).await.map(|active| (lease, active)),
+                Err(error) => Err(error),
+            };
+            match active {
+                Ok(active) => active,
+                Err(error) => {
+                    let _ = stop_tx.send(true);
+                    let _ = server.await;
+                    store.close().await;
+                    return Err(error);
+                }
+            }
+        }
+    };
+    let _ = router_tx.send(active.router.clone());
+    tracing::info!(backend = store.backend(), "serving: this node runs the live path");
+    let watchdog = {
+        let stop_tx = stop_tx.clone();
+        let mut lease = lease;
+        tokio::spawn(async move {
+            lease.lost().await;
+            tracing::error!(
+                "lost the connection that holds the serving lease: stopping (another node may serve now)"
+            );
+            let _ = stop_tx.send(true);
+            lease
+        })
+    };
+    let served = server.await;
+    tracing::info!("shutting down");
+    let lease_lost = watchdog.is_finished();
+    watchdog.abort();
+    active.reminders.abort();
+    active.dispatcher.abort();
+    active.relays.shutdown().await;
+    store.close().await;
+    finished(served)?;
+    if lease_lost {
+        return Err(StartupError::LeaseLost);
+    }
+    Ok(())
+}
+
+/// Waits until this node may serve: at once on SQLite, or when it holds the
+/// PostgreSQL serving lease (checked every second).
+async fn wait_for_lease(store: &Store) -> Result<crate::store::ServingLease, StartupError> {
+    let mut told = false;
+    loop {
+        if let Some(lease) = store.serving_lease().await? {
+            if told {
+                tracing::info!("the serving lease is free: taking over");
+            }
+            return Ok(lease);
+        }
+        if !told {
+            tracing::info!("another node serves this database: standing by");
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// What an active node runs beside its router.
+struct Active {
+    router: Router,
+    relays: Relays,
+    dispatcher: tokio::task::JoinHandle<()>,
+    reminders: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the live path and everything that serves requests.
+async fn activate(config: &Config, store: &Store) -> Result<Active, StartupError> {
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
     tokio::task::spawn_blocking(http::warm_up);
-    let relays = Relays::start(&config, &tokens, &store).await?;
+    let relays = Relays::start(config, &tokens, store).await?;
     let metrics = Arc::new(Metrics::new(relays.clone(), store.backend()));
     let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
     let connections: Arc<Connections> = Arc::default();
@@ -93,7 +220,7 @@ pub async fn serve(
     }
     let state = AppState {
         limits: Limits::new(&config.auth),
-        config: Arc::new(config),
+        config: Arc::new(config.clone()),
         store: store.clone(),
         relays: relays.clone(),
         metrics,
@@ -102,18 +229,14 @@ pub async fn serve(
         scheduler,
         live,
     };
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "cloudlaw listening on http://{addr}");
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    tracing::info!("shutting down");
-    reminders.abort();
-    dispatcher.abort();
-    relays.shutdown().await;
-    drop(lease);
-    store.close().await;
-    served?;
-    Ok(())
+    Ok(Active { router: http::router(state), relays, dispatcher, reminders })
+}
+
+fn finished(served: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), StartupError> {
+    match served {
+        Ok(result) => Ok(result?),
+        Err(error) => Err(StartupError::Io(std::io::Error::other(error))),
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

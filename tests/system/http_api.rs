@@ -143,20 +143,65 @@ async fn restart_on_the_same_data_keeps_demo_data() {
 }
 
 #[tokio::test]
-async fn one_server_at_a_time_serves_a_postgres_database() {
+async fn a_second_server_on_one_postgres_database_stands_by_until_the_first_stops() {
     let app = spawn_app().await;
     if crate::support::postgres_for(app.data_dir.path()).is_none() {
         return; // SQLite: the database is a file in one machine's data directory.
     }
     let config = crate::support::test_config(app.data_dir.path(), false);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let refused = signaling::startup::serve(config.clone(), listener, async {}).await.unwrap_err();
-    assert!(refused.to_string().contains("already serves this database"), "{refused}");
-    // Once the first has stopped, the next one serves.
-    let data_dir = app.stop().await;
-    let next = crate::support::spawn_with(config, data_dir).await;
-    let health = next.http.get(next.url("/healthz")).send().await.unwrap();
-    let health: serde_json::Value = health.json().await.unwrap();
-    assert_eq!(health["database"]["backend"], "postgres", "{health}");
-    drop(next.stop().await);
+    let second = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let standby = tokio::spawn(signaling::startup::serve(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let health = |http: reqwest::Client, url: String| async move {
+        let response = http.get(format!("{url}/healthz")).send().await.unwrap();
+        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+    };
+    // A standby says so, and sends everyone elsewhere.
+    let mut seen = (0, serde_json::Value::Null);
+    for _ in 0..100 {
+        seen = health(http.clone(), second.clone()).await;
+        if seen.1["status"] == "standby" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.0, 503, "{:?}", seen.1);
+    assert_eq!(seen.1["status"], "standby");
+    assert_eq!(seen.1["database"]["backend"], "postgres");
+    let login = http
+        .post(format!("{second}/api/auth/login"))
+        .json(&serde_json::json!({"username": "demo-lawyer", "password": "demo-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 503);
+    assert_eq!(login.headers()["retry-after"], "2");
+    let body: serde_json::Value = login.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "standby");
+    assert_eq!(health(http.clone(), app.url("").trim_end_matches('/').to_owned()).await.0, 200);
+
+    // The first stops: the standby takes over within seconds, and serves.
+    drop(app.stop().await);
+    let mut took_over = false;
+    for _ in 0..100 {
+        if health(http.clone(), second.clone()).await.0 == 200 {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(took_over, "the standby became the serving node");
+    let login = http
+        .post(format!("{second}/api/auth/login"))
+        .json(&serde_json::json!({"username": "demo-lawyer", "password": "demo-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let _ = stop.send(());
+    standby.await.unwrap().unwrap();
 }

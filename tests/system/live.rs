@@ -45,9 +45,13 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) async fn connect(app: &TestApp, token: &str) -> Client {
-        let (socket, _) = tokio_tungstenite::connect_async(format!("{}?token={token}", app.ws_url("/ws")))
-            .await
-            .expect("connect");
+        Client::connect_to(app.addr, token).await
+    }
+
+    /// Connects to the server at `addr` (any node).
+    pub(crate) async fn connect_to(addr: std::net::SocketAddr, token: &str) -> Client {
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}")).await.expect("connect");
         let mut client = Client { socket, seen: Vec::new(), unread: Default::default() };
         client.expect("welcome").await;
         client
@@ -838,4 +842,80 @@ async fn coordinators_see_aggregates_of_their_regions_only() {
         let response = app.get(&format!("/api/reports/consultations?{bad}"), &coordinator).await;
         assert_eq!(response.status(), 400, "{bad}");
     }
+}
+
+/// Two real `cloudlaw serve` processes on one PostgreSQL database: the first
+/// serves, the second stands by. A resident waits on the first; the first is
+/// killed (SIGKILL, no goodbye); the second takes over, the kiosk reconnects
+/// to it and still waits with the same request, and a lawyer connected there
+/// gets it and talks with the resident.
+#[tokio::test]
+async fn kill_9_of_the_serving_node_the_standby_takes_over_and_nobody_waiting_is_lost() {
+    use crate::support::{CloudlawProcess, cloudlaw, database_args};
+    let dir = tempfile::tempdir().unwrap();
+    if crate::support::postgres_for(dir.path()).is_none() {
+        return; // Several nodes share a PostgreSQL database; SQLite is one machine's file.
+    }
+    let node = || {
+        let mut command = cloudlaw();
+        command.args(["serve", "--demo", "--listen", "127.0.0.1:0"]).args(database_args(dir.path()));
+        let mut process = CloudlawProcess::start(command);
+        let addr = process.wait_listening();
+        (process, addr)
+    };
+    let http = reqwest::Client::new();
+    let status = |addr: std::net::SocketAddr| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{addr}/healthz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+        }
+    };
+    let (mut first, a) = node();
+    assert_eq!(status(a).await, 200);
+    let (_second, b) = node();
+    assert_eq!(status(b).await, 503, "the second stands by");
+
+    let enrolled: Value = http
+        .post(format!("http://{a}/api/terminals/enroll"))
+        .json(&json!({"code": "DEMO-TERMINAL-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = enrolled["device_token"].as_str().unwrap().to_owned();
+    let mut kiosk = Client::connect_to(a, &device).await;
+    kiosk.send(request("zh", "family")).await;
+    // Told only once stored.
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while status(b).await != 200 {
+        assert!(killed.elapsed() < Duration::from_secs(15), "the standby did not take over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("the standby served {:?} after kill -9", killed.elapsed());
+
+    // The kiosk's reconnecting finds the other node: still waiting, same request.
+    let mut kiosk = Client::connect_to(b, &device).await;
+    let queued = kiosk.expect("consult.queued").await;
+    assert_eq!(queued["request"], request_id.as_str(), "{queued}");
+    let login: Value = http
+        .post(format!("http://{b}/api/auth/login"))
+        .json(&json!({"username": "demo-lawyer", "password": "demo-pass"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut drolma = Client::connect_to(b, login["access_token"].as_str().unwrap()).await;
+    drolma.available().await;
+    drolma.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+    let started = kiosk.expect("consult.started").await;
+    assert_eq!(started["request"], request_id.as_str());
 }

@@ -194,6 +194,33 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a standby node serves (another node holds the serving lease):
+/// `/healthz` says `standby`, everything else is 503 `standby` with
+/// `Retry-After`, so a proxy in front sends clients to the active node and
+/// the apps' reconnecting finds it.
+pub fn standby_router(store: crate::store::Store) -> Router {
+    let health = move || {
+        let store = store.clone();
+        async move {
+            let database_ok = store.ping().await;
+            let body = serde_json::json!({
+                "status": "standby",
+                "version": env!("CARGO_PKG_VERSION"),
+                "database": {"backend": store.backend(), "ok": database_ok},
+            });
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body))
+        }
+    };
+    let refuse = || async {
+        let body = serde_json::json!({"error": {
+            "code": "standby",
+            "message": "this node is on standby: another node serves; try again shortly",
+        }});
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "2")], Json(body))
+    };
+    Router::new().route("/healthz", get(health)).fallback(refuse)
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound
 }

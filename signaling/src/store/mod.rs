@@ -125,11 +125,6 @@ pub enum StoreError {
     },
     #[error("database migration failed (nothing of it was applied): {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error(
-        "another `cloudlaw serve` already serves this database; this version runs one signaling \
-         node per database"
-    )]
-    AlreadyServed,
     #[error("{0} already exists")]
     Conflict(&'static str),
     #[error("database error: {0}")]
@@ -300,27 +295,49 @@ const SERVING_LOCK: i64 = 0x636c_6f75_6473_7276;
 /// [`Store::serving_lease`]). Dropping it lets the next one in.
 #[derive(Debug)]
 pub struct ServingLease {
-    _connection: Option<sqlx::PgConnection>,
+    connection: Option<sqlx::PgConnection>,
+}
+
+impl ServingLease {
+    /// Completes when the lease can no longer be trusted: its connection to
+    /// PostgreSQL failed, so the server has let the lock go and another node
+    /// may hold it now. Never, on SQLite.
+    pub async fn lost(&mut self) {
+        let Some(connection) = self.connection.as_mut() else {
+            return std::future::pending().await;
+        };
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let check = tokio::time::timeout(
+                Duration::from_secs(3),
+                sqlx::query("SELECT 1").execute(&mut *connection),
+            );
+            if !matches!(check.await, Ok(Ok(_))) {
+                return;
+            }
+        }
+    }
 }
 
 impl Store {
     /// One live path per database: the dispatcher keeps who waits and who is
-    /// rung in this process's memory, so a second `cloudlaw serve` on the same
-    /// PostgreSQL database would ring the same lawyer twice. On PostgreSQL this
-    /// takes a session advisory lock on a connection of its own, held as long
-    /// as the lease (and released by the server if this process dies); `None`
-    /// when another process holds it. SQLite needs none: its file belongs to
-    /// one machine's data directory.
+    /// rung in this process's memory, so two active `cloudlaw serve`s on the
+    /// same PostgreSQL database would ring the same lawyer twice. On
+    /// PostgreSQL this takes a session advisory lock on a connection of its
+    /// own, held as long as the lease (and released by the server if this
+    /// process dies); `None` when another process holds it. SQLite needs none:
+    /// its file belongs to one machine's data directory.
     pub async fn serving_lease(&self) -> Result<Option<ServingLease>, StoreError> {
         let Pool::Postgres(pool) = &self.pool else {
-            return Ok(Some(ServingLease { _connection: None }));
+            return Ok(Some(ServingLease { connection: None }));
         };
         let mut connection = pool.acquire().await?.detach();
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(SERVING_LOCK)
             .fetch_one(&mut connection)
             .await?;
-        Ok(got.then_some(ServingLease { _connection: Some(connection) }))
+        Ok(got.then_some(ServingLease { connection: Some(connection) }))
     }
 }
 
