@@ -386,6 +386,18 @@ pub struct RelayEntry {
     pub handle: RelayHandle,
 }
 
+/// Where a room is, and whether signaling keeps it there.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    relay: usize,
+    /// A consultation's room, kept until the consultation ends
+    /// ([`Relays::close_room`]). Other rooms (an operator's) are forgotten
+    /// when their last participant here leaves, as the relay closes them.
+    pinned: bool,
+    /// Participants of this server in it.
+    joined: u32,
+}
+
 /// Every relay this server uses, and which relay each open room is on.
 #[derive(Debug, Clone)]
 pub struct Relays {
@@ -395,8 +407,8 @@ pub struct Relays {
 #[derive(Debug)]
 struct RelaysInner {
     relays: Vec<RelayEntry>,
-    /// Room → the relay (index) it is on.
-    rooms: Mutex<HashMap<String, usize>>,
+    /// Room → where it is.
+    rooms: Mutex<HashMap<String, Placement>>,
     /// Region id → its parent, for "near".
     regions: RwLock<HashMap<String, Option<String>>>,
     lost: broadcast::Sender<usize>,
@@ -482,9 +494,13 @@ impl Relays {
     /// region above it, else one that serves anywhere, else any other; then
     /// the least loaded.
     pub fn place(&self, room: &str, region: Option<&str>) -> Result<usize, NoRelay> {
+        self.place_as(room, region, true)
+    }
+
+    fn place_as(&self, room: &str, region: Option<&str>, pinned: bool) -> Result<usize, NoRelay> {
         let chain = self.region_chain(region);
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        rooms.remove(room);
+        let joined = rooms.remove(room).map_or(0, |p| p.joined);
         let best = Self::open_to_new_rooms(&self.inner.relays, &rooms)
             .map(|(index, load)| {
                 let distance = match &self.inner.relays[index].region {
@@ -496,7 +512,7 @@ impl Relays {
             .min()
             .map(|(_, _, index)| index)
             .ok_or(NoRelay)?;
-        rooms.insert(room.to_owned(), best);
+        rooms.insert(room.to_owned(), Placement { relay: best, pinned, joined });
         Ok(best)
     }
 
@@ -505,11 +521,11 @@ impl Relays {
     /// rooms placed on it here, or the rooms it reports, whichever is more.
     fn open_to_new_rooms<'a>(
         relays: &'a [RelayEntry],
-        rooms: &HashMap<String, usize>,
+        rooms: &HashMap<String, Placement>,
     ) -> impl Iterator<Item = (usize, u64)> + 'a {
         let mut placed = vec![0u64; relays.len()];
-        for &index in rooms.values() {
-            placed[index] += 1;
+        for p in rooms.values() {
+            placed[p.relay] += 1;
         }
         relays.iter().enumerate().filter_map(move |(index, relay)| {
             let status = relay.handle.status()?;
@@ -523,17 +539,35 @@ impl Relays {
     /// The relay `room` is on, placing it (with no region) when it is on none:
     /// a room an operator's token names, or one whose relay was lost.
     pub fn relay_for(&self, room: &str) -> Result<(usize, RelayHandle), NoRelay> {
-        let placed = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get(room).copied();
-        let index = match placed {
+        let index = match self.placement(room) {
             Some(index) => index,
-            None => self.place(room, None)?,
+            None => self.place_as(room, None, false)?,
         };
         Ok((index, self.inner.relays[index].handle.clone()))
     }
 
     /// Where `room` is, if anywhere.
     pub fn placement(&self, room: &str) -> Option<usize> {
-        self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get(room).copied()
+        self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get(room).map(|p| p.relay)
+    }
+
+    /// A participant of this server joined `room`.
+    pub fn joined(&self, room: &str) {
+        if let Some(p) = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get_mut(room) {
+            p.joined += 1;
+        }
+    }
+
+    /// A participant of this server left `room` (or the relay let it go): an
+    /// operator's room that nobody here is in any more is forgotten.
+    pub fn left(&self, room: &str) {
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = rooms.get_mut(room) {
+            p.joined = p.joined.saturating_sub(1);
+            if !p.pinned && p.joined == 0 {
+                rooms.remove(room);
+            }
+        }
     }
 
     /// Opens `room` on the relay it is placed on.
@@ -544,7 +578,7 @@ impl Relays {
 
     /// Closes `room` (everyone in it gets `rtc.closed`) and forgets it.
     pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
-        let index = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).remove(room);
+        let index = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).remove(room).map(|p| p.relay);
         match index.and_then(|i| self.handle(i)) {
             // Never opened (nobody joined) is closed already.
             Some(relay) => match relay.close_room(room).await {
@@ -647,6 +681,24 @@ mod tests {
         assert_eq!(relays.placement("a"), None);
         assert_eq!(name(&relays, relays.place("f", Some("county")).unwrap()), "county");
         assert_eq!(relays.relay_for("f").unwrap().0, relays.placement("f").unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_operators_room_is_forgotten_when_its_last_participant_leaves_a_consultations_is_kept() {
+        let relays = relays(vec![local("one", None, 10).await]);
+        relays.relay_for("operator").unwrap();
+        relays.joined("operator");
+        relays.joined("operator");
+        relays.left("operator");
+        assert!(relays.placement("operator").is_some(), "one participant is still in it");
+        relays.left("operator");
+        assert_eq!(relays.placement("operator"), None, "no load left behind");
+        relays.place("consultation", None).unwrap();
+        relays.joined("consultation");
+        relays.left("consultation");
+        assert!(relays.placement("consultation").is_some(), "kept until the consultation ends");
+        relays.close_room("consultation").await.unwrap();
+        assert_eq!(relays.placement("consultation"), None);
     }
 
     #[tokio::test]

@@ -87,9 +87,17 @@ impl Calls {
             old.forward.abort();
             let _ = old.relay.leave(&grant.room, &self.participant).await;
             self.rooms.remove(&grant.room);
+            self.relays.left(&grant.room);
         }
         // Rooms the relay already closed for us (their event task ended on `closed`).
-        self.rooms.retain(|_, joined| !joined.forward.is_finished());
+        let relays = &self.relays;
+        self.rooms.retain(|room, joined| {
+            let gone = joined.forward.is_finished();
+            if gone {
+                relays.left(room);
+            }
+            !gone
+        });
         if self.rooms.contains_key(&grant.room) {
             return Err((ErrorCode::Refused, "already in this room".into()));
         }
@@ -130,6 +138,7 @@ impl Calls {
                 }
             }
         });
+        self.relays.joined(&grant.room);
         self.rooms.insert(grant.room, Joined { index, relay, forward });
         Ok(())
     }
@@ -162,6 +171,7 @@ impl Calls {
         let result = self.joined(room)?.leave(room, &self.participant).await;
         if let Some(joined) = self.rooms.remove(room) {
             joined.forward.abort();
+            self.relays.left(room);
         }
         // Left already (the relay closed it) is not an error for the client.
         match result {
