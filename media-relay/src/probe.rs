@@ -106,20 +106,7 @@ async fn run(
                     let offer = RTCSessionDescription::offer(sdp).map_err(|e| local(&e))?;
                     pc.set_remote_description(Instant::now(), offer).map_err(|e| local(&e))?;
                     if !answered {
-                        // The sans-I/O core gathers nothing: the socket is the candidate.
-                        let host = CandidateHostConfig {
-                            base_config: CandidateConfig {
-                                network: "udp".to_owned(),
-                                address: local_addr.ip().to_string(),
-                                port: local_addr.port(),
-                                component: 1,
-                                ..Default::default()
-                            },
-                            ..Default::default()
-                        }
-                        .new_candidate_host()
-                        .map_err(|e| local(&e))?;
-                        let candidate = RTCIceCandidate::from(&host).to_json().map_err(|e| local(&e))?;
+                        let candidate = host_candidate(local_addr).map_err(|e| local(&e))?;
                         pc.add_local_candidate(candidate).map_err(|e| local(&e))?;
                         answered = true;
                     }
@@ -150,6 +137,24 @@ async fn run(
             }
         }
     }
+}
+
+/// The one local candidate of a synthetic participant on the `rtc` core,
+/// which gathers nothing itself: the UDP socket it reads and writes, at `addr`.
+pub fn host_candidate(addr: SocketAddr) -> Result<crate::RTCIceCandidateInit, String> {
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(|e| e.to_string())?;
+    RTCIceCandidate::from(&host).to_json().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -114,45 +114,46 @@ impl Collector for RelayCollector {
         // counters to report (its totals return when it does).
         let statuses: Vec<_> = self.relays.entries().iter().filter_map(|r| r.handle.status()).collect();
         let sum = |f: fn(&media_relay::RelayStatus) -> u64| statuses.iter().map(f).sum::<u64>();
-        let s = media_relay::RelayStatus {
-            udp_addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-            advertised_ip: std::net::IpAddr::from([0, 0, 0, 0]),
-            rooms: sum(|s| s.rooms),
-            max_rooms: 0,
-            participants: sum(|s| s.participants),
-            datagrams_received: sum(|s| s.datagrams_received),
-            bytes_received: sum(|s| s.bytes_received),
-            packets_forwarded: sum(|s| s.packets_forwarded),
-            bytes_forwarded: sum(|s| s.bytes_forwarded),
-            keyframe_requests: sum(|s| s.keyframe_requests),
-            datagrams_unrouted: sum(|s| s.datagrams_unrouted),
-            send_drops: sum(|s| s.send_drops),
-            draining: false,
-        };
         for (name, help, value) in [
-            ("relay_rooms", "Rooms open on the relays", s.rooms),
-            ("relay_participants", "Participants in rooms on the relays", s.participants),
+            ("relay_rooms", "Rooms open on the relays", sum(|s| s.rooms)),
+            ("relay_participants", "Participants in rooms on the relays", sum(|s| s.participants)),
             ("relay_nodes_up", "Relays that answer", statuses.len() as u64),
         ] {
             let gauge = ConstGauge::new(value as i64);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         for (name, help, value) in [
-            ("relay_datagrams_received", "UDP datagrams received by the relays", s.datagrams_received),
-            ("relay_received_bytes", "Bytes received by the relays", s.bytes_received),
-            ("relay_packets_forwarded", "RTP packets forwarded to participants", s.packets_forwarded),
+            (
+                "relay_datagrams_received",
+                "UDP datagrams received by the relays",
+                sum(|s| s.datagrams_received),
+            ),
+            ("relay_received_bytes", "Bytes received by the relays", sum(|s| s.bytes_received)),
+            (
+                "relay_packets_forwarded",
+                "RTP packets forwarded to participants",
+                sum(|s| s.packets_forwarded),
+            ),
             (
                 "relay_forwarded_bytes",
                 "RTP payload and header bytes forwarded to participants",
-                s.bytes_forwarded,
+                sum(|s| s.bytes_forwarded),
             ),
-            ("relay_keyframe_requests", "Keyframe requests (PLI) sent to publishers", s.keyframe_requests),
+            (
+                "relay_keyframe_requests",
+                "Keyframe requests (PLI) sent to publishers",
+                sum(|s| s.keyframe_requests),
+            ),
             (
                 "relay_datagrams_unrouted",
                 "Datagrams from addresses no participant uses",
-                s.datagrams_unrouted,
+                sum(|s| s.datagrams_unrouted),
             ),
-            ("relay_send_drops", "Datagrams dropped because the socket buffer was full", s.send_drops),
+            (
+                "relay_send_drops",
+                "Datagrams dropped because the socket buffer was full",
+                sum(|s| s.send_drops),
+            ),
         ] {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;

@@ -8,6 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, eventually, login, accessToken, screenshot,
+  recordPeerConnections,
 } from './support.mjs';
 
 // Lawyers outside the region's team are rung after 2 s, interpreters (three-way) after 6 s.
@@ -17,20 +18,6 @@ let server;
 let browser;
 let kiosk;
 const problems = [];
-
-/** Keeps every RTCPeerConnection a page makes in window.peerConnections, for its statistics. */
-async function recordPeerConnections(context) {
-  await context.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.peerConnections = [];
-    window.RTCPeerConnection = function RTCPeerConnection(...args) {
-      const pc = new Original(...args);
-      window.peerConnections.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-  });
-}
 
 before(async () => {
   server = await startServer({ config: CONFIG });

@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, startRelayNode, launchBrowser, newContext, watch, assertClean, visible, eventually, login, screenshot,
+  recordPeerConnections,
 } from './support.mjs';
 
 let garze;
@@ -16,20 +17,6 @@ let spare;
 let server;
 let browser;
 const problems = [];
-
-/** Keeps every RTCPeerConnection a page makes in window.peerConnections, for its statistics. */
-async function recordPeerConnections(context) {
-  await context.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.peerConnections = [];
-    window.RTCPeerConnection = function RTCPeerConnection(...args) {
-      const pc = new Original(...args);
-      window.peerConnections.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-  });
-}
 
 before(async () => {
   garze = await startRelayNode();

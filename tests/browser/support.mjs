@@ -144,6 +144,23 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
 }
 
 /**
+ * Keeps every RTCPeerConnection the context's pages make in
+ * window.peerConnections, so that a test can read their statistics.
+ */
+export async function recordPeerConnections(context) {
+  await context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.peerConnections = [];
+    window.RTCPeerConnection = function RTCPeerConnection(...args) {
+      const pc = new Original(...args);
+      window.peerConnections.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+  });
+}
+
+/**
  * Starts a standalone `media-relay` node ($MEDIA_RELAY_BIN) on loopback, on free
  * ports, with a control token; returns { controlUrl, controlToken, pid, log(), kill9(), stop() }.
  */

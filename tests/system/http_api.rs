@@ -172,15 +172,15 @@ async fn a_second_server_on_one_postgres_database_stands_by_until_the_first_stop
     assert_eq!(seen.0, 503, "{:?}", seen.1);
     assert_eq!(seen.1["status"], "standby");
     assert_eq!(seen.1["database"]["backend"], "postgres");
-    let login = http
-        .post(format!("{second}/api/auth/login"))
-        .json(&serde_json::json!({"username": "demo-lawyer", "password": "demo-pass"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 503);
-    assert_eq!(login.headers()["retry-after"], "2");
-    let body: serde_json::Value = login.json().await.unwrap();
+    let login = || {
+        http.post(format!("{second}/api/auth/login"))
+            .json(&serde_json::json!({"username": "demo-lawyer", "password": "demo-pass"}))
+            .send()
+    };
+    let login_on_standby = login().await.unwrap();
+    assert_eq!(login_on_standby.status(), 503);
+    assert_eq!(login_on_standby.headers()["retry-after"], "2");
+    let body: serde_json::Value = login_on_standby.json().await.unwrap();
     assert_eq!(body["error"]["code"], "standby");
     assert_eq!(health(http.clone(), app.url("").trim_end_matches('/').to_owned()).await.0, 200);
 
@@ -195,13 +195,7 @@ async fn a_second_server_on_one_postgres_database_stands_by_until_the_first_stop
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(took_over, "the standby became the serving node");
-    let login = http
-        .post(format!("{second}/api/auth/login"))
-        .json(&serde_json::json!({"username": "demo-lawyer", "password": "demo-pass"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
+    assert_eq!(login().await.unwrap().status(), 200);
     let _ = stop.send(());
     standby.await.unwrap().unwrap();
 }

@@ -200,6 +200,23 @@ fn node_addr(url: &str) -> std::net::SocketAddr {
     url.trim_start_matches("ws://").trim_end_matches("/control").parse().unwrap()
 }
 
+/// The demo lawyer goes on duty, the demo kiosk asks, she accepts: the kiosk,
+/// the lawyer, and the `consult.started` each received.
+async fn consultation_at_the_demo_kiosk(
+    app: &crate::support::TestApp,
+) -> (crate::live::Client, crate::live::Client, serde_json::Value, serde_json::Value) {
+    use crate::live::{Client, kiosk_token, lawyer, request};
+    let mut drolma = lawyer(app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(app, &kiosk_token(app).await).await;
+    kiosk.send(request("bo", "land")).await;
+    let offer = drolma.expect("consult.offer").await;
+    drolma.send(serde_json::json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let kiosk_started = kiosk.expect("consult.started").await;
+    let lawyer_started = drolma.expect("consult.started").await;
+    (kiosk, drolma, kiosk_started, lawyer_started)
+}
+
 /// Polls until `check` holds (a relay's counters follow signaling's commands).
 async fn eventually(what: &str, check: impl Fn() -> bool) {
     for _ in 0..100 {
@@ -213,7 +230,6 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn a_consultation_goes_to_its_regions_relay_and_moves_when_that_relay_dies() {
-    use crate::live::{Client, kiosk_token, lawyer, request};
     let (near, near_url) = start_node().await;
     let (anywhere, anywhere_url) = start_node().await;
     let near_hop = Hop::start(node_addr(&near_url)).await;
@@ -228,14 +244,7 @@ async fn a_consultation_goes_to_its_regions_relay_and_moves_when_that_relay_dies
     assert_eq!(health["relays"].as_array().unwrap().len(), 2, "{health}");
     assert_eq!(health["relays"][1]["region"], "demo-garze", "{health}");
 
-    let mut drolma = lawyer(&app, "demo-lawyer").await;
-    drolma.available().await;
-    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
-    kiosk.send(request("bo", "land")).await;
-    let offer = drolma.expect("consult.offer").await;
-    drolma.send(serde_json::json!({"type": "consult.accept", "request": offer["request"]})).await;
-    let started = kiosk.expect("consult.started").await;
-    drolma.expect("consult.started").await;
+    let (mut kiosk, mut drolma, started, _) = consultation_at_the_demo_kiosk(&app).await;
     let consultation = started["consultation"].as_str().unwrap().to_owned();
     // The demo kiosk is in demo-garze: its region's relay, though the other is as empty.
     eventually("the room is open on the region's relay", || near.status().rooms == 1).await;
@@ -320,7 +329,6 @@ async fn relays_in_health(
 
 #[tokio::test]
 async fn a_node_whose_media_port_does_not_answer_is_taken_out_though_its_control_channel_works() {
-    use crate::live::{Client, kiosk_token, lawyer, request};
     // The region's own node answers on its control channel, but sends browsers
     // to an address where nothing listens.
     let (broken, broken_url) = start_node_advertising(Some("127.0.0.2")).await;
@@ -341,14 +349,7 @@ async fn a_node_whose_media_port_does_not_answer_is_taken_out_though_its_control
         relays_in_health(&app, "the broken node is out", 15, |h| h["relays"][0]["up"] == false).await;
     assert_eq!(health["relays"][1]["up"], true, "{health}");
 
-    let mut drolma = lawyer(&app, "demo-lawyer").await;
-    drolma.available().await;
-    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
-    kiosk.send(request("bo", "land")).await;
-    let offer = drolma.expect("consult.offer").await;
-    drolma.send(serde_json::json!({"type": "consult.accept", "request": offer["request"]})).await;
-    let started = kiosk.expect("consult.started").await;
-    let lawyer_started = drolma.expect("consult.started").await;
+    let (mut kiosk, mut drolma, started, lawyer_started) = consultation_at_the_demo_kiosk(&app).await;
     // (The probes' own rooms come and go on both nodes meanwhile.)
     let consultation = |relay: &Relay| relay.status().participants >= 2;
     kiosk.send(serde_json::json!({"type": "rtc.join", "token": started["token"]})).await;

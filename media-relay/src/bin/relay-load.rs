@@ -36,7 +36,6 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -388,19 +387,8 @@ impl Synthetic {
                     Some(PeerEvent::Offer { sdp }) => {
                         pc.set_remote_description(Instant::now(), RTCSessionDescription::offer(sdp)?)?;
                         if senders.is_none() {
-                            // The sans-I/O core gathers nothing: our one socket is our candidate.
-                            let host = CandidateHostConfig {
-                                base_config: CandidateConfig {
-                                    network: "udp".to_owned(),
-                                    address: local_addr.ip().to_string(),
-                                    port: local_addr.port(),
-                                    component: 1,
-                                    ..Default::default()
-                                },
-                                ..Default::default()
-                            }
-                            .new_candidate_host()?;
-                            pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+                            let candidate = media_relay::probe::host_candidate(local_addr).map_err(anyhow::Error::msg)?;
+                            pc.add_local_candidate(candidate)?;
                             let audio = pc.add_track(track(&self.name, "mic", RtpCodecKind::Audio, audio_ssrc))?;
                             let video = pc.add_track(track(&self.name, "cam", RtpCodecKind::Video, video_ssrc))?;
                             senders = Some((audio, video));
