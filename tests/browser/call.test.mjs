@@ -46,7 +46,10 @@ async function participant(username, room, on = { browser, server }, { iceTransp
   const page = await context.newPage();
   const problems = watch(page);
   // Any page of the origin will do: a secure context that may load the modules.
+  // Wait until the lawyer app has started (it shows its login form), so that
+  // clearing the page below cannot race the app's own start-up.
   await page.goto(on.server.url('/lawyer'));
+  await page.locator('#login-view').waitFor({ state: 'visible' });
   await page.evaluate(async ({ access, roomToken, iceTransportPolicy }) => {
     const { connectLive } = await import('/web/shared/live.js');
     const { RelayCall } = await import('/web/shared/call.js');
