@@ -214,7 +214,7 @@ pub struct ConsultationSummary {
 }
 
 /// Who a connection belongs to, as the live path needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PersonInfo {
     pub person: matcher::Person,
     pub name: String,
@@ -223,7 +223,7 @@ pub struct PersonInfo {
     pub day_start: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TerminalInfo {
     pub id: String,
     pub name: String,
@@ -234,12 +234,22 @@ pub struct TerminalInfo {
 /// What connections ask of the dispatcher.
 #[derive(Debug)]
 pub enum Command {
-    PersonConnected(Box<PersonInfo>),
+    /// A connection opened (`connection` is its id: the dispatcher counts
+    /// connections per person; [`crate::cluster`] tracks them by id).
+    PersonConnected {
+        connection: String,
+        info: Box<PersonInfo>,
+    },
     PersonDisconnected {
+        connection: String,
         account: String,
     },
-    TerminalConnected(TerminalInfo),
+    TerminalConnected {
+        connection: String,
+        info: TerminalInfo,
+    },
     TerminalDisconnected {
+        connection: String,
         terminal: String,
     },
     Presence {
@@ -388,6 +398,14 @@ impl Live {
             lost.abort();
         });
         Ok((Live { tx, config: Arc::new(config) }, task))
+    }
+
+    /// A handle whose commands go to `tx`, not straight to a dispatcher: with
+    /// several signaling nodes, [`crate::cluster::Link`] takes them to the
+    /// node that runs the live path.
+    pub fn forwarding(config: LiveConfig) -> (Live, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        (Live { tx, config: Arc::new(config) }, rx)
     }
 
     pub async fn send(&self, command: Command) {
@@ -667,10 +685,10 @@ impl Dispatcher {
         let now = Instant::now();
         self.dirty = true;
         match command {
-            Command::PersonConnected(info) => self.person_connected(*info, now),
-            Command::PersonDisconnected { account } => self.person_disconnected(&account, now),
-            Command::TerminalConnected(info) => self.terminal_connected(info, now),
-            Command::TerminalDisconnected { terminal } => self.terminal_disconnected(&terminal, now),
+            Command::PersonConnected { info, .. } => self.person_connected(*info, now),
+            Command::PersonDisconnected { account, .. } => self.person_disconnected(&account, now),
+            Command::TerminalConnected { info, .. } => self.terminal_connected(info, now),
+            Command::TerminalDisconnected { terminal, .. } => self.terminal_disconnected(&terminal, now),
             Command::Presence { account, want, reply } => {
                 let _ = reply.send(self.set_presence(&account, want, now));
             }
@@ -1531,7 +1549,14 @@ impl Dispatcher {
     fn send_started(&self, consultation: &str, participant: &str, resumed: bool) {
         let Some(c) = self.consultations.get(consultation) else { return };
         let Some(role) = c.role_of(participant) else { return };
-        let grant = RoomGrant { room: consultation.into(), publish: vec!["audio".into(), "video".into()] };
+        // The relay it is on goes into the token: a participant connected to
+        // another signaling node joins it there.
+        let relay = self.relays.placement(consultation).and_then(|i| self.relays.entries().get(i));
+        let grant = RoomGrant {
+            room: consultation.into(),
+            publish: vec!["audio".into(), "video".into()],
+            relay: relay.map(|r| r.name.clone()),
+        };
         let ttl = Duration::from_secs(self.config.room_token_ttl_secs);
         let (token, _) = self.tokens.issue(TokenKind::Room, participant, consultation, ttl, Some(grant));
         let peers = c

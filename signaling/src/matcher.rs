@@ -58,7 +58,7 @@ impl Default for MatcherConfig {
 }
 
 /// A person the matcher may ring.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Person {
     pub id: PersonId,
     pub lawyer: bool,

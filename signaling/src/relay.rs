@@ -82,7 +82,7 @@ impl Node {
         let status = client.status().await.map_err(|e| e.to_string())?;
         let media = std::net::SocketAddr::new(status.advertised_ip, status.udp_addr.port());
         let room = format!("probe-{}", uuid::Uuid::new_v4());
-        let grant = crate::auth::tokens::RoomGrant { room: room.clone(), publish: Vec::new() };
+        let grant = crate::auth::tokens::RoomGrant { room: room.clone(), publish: Vec::new(), relay: None };
         let ttl = Duration::from_secs(60);
         let (token, _) = self.tokens.issue(
             crate::auth::tokens::TokenKind::Room,
@@ -544,6 +544,20 @@ impl Relays {
             None => self.place_as(room, None, false)?,
         };
         Ok((index, self.inner.relays[index].handle.clone()))
+    }
+
+    /// Places `room` on the relay named `name`, as another signaling node
+    /// placed it (its room token says where); kept here only while
+    /// participants of this server are in it, unless this server placed it.
+    pub fn follow(&self, room: &str, name: &str) -> Result<usize, NoRelay> {
+        let index = self.inner.relays.iter().position(|r| r.name == name).ok_or(NoRelay)?;
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.entry(room.to_owned()).and_modify(|p| p.relay = index).or_insert(Placement {
+            relay: index,
+            pinned: false,
+            joined: 0,
+        });
+        Ok(index)
     }
 
     /// Where `room` is, if anywhere.

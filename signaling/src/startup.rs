@@ -18,9 +18,11 @@ use crate::relay::{RelayStartError, Relays};
 
 use crate::auth::Limits;
 use crate::auth::tokens::{KeyError, Tokens};
+use crate::cluster;
 use crate::config::Config;
 use crate::demo::{self, DemoError};
 use crate::http::{self, AppState};
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::schedule::{Scheduler, reminders};
 use crate::store::{Store, StoreError};
@@ -84,6 +86,9 @@ pub async fn serve(
         let _ = on_signal.send(true);
     });
     let addr = listener.local_addr()?;
+    if store.backend() == "postgres" && !config.relay_node_list().is_empty() {
+        return serve_cluster(config, store, listener, stop_tx, stop).await;
+    }
     // Active at once when the lease is free (always, on SQLite): everything
     // is ready before the first request, as on a single node.
     let mut lease = store.serving_lease().await?;
@@ -186,31 +191,22 @@ struct Active {
     reminders: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the live path and everything that serves requests.
-async fn activate(config: &Config, store: &Store) -> Result<Active, StartupError> {
+/// What serves requests on every node, leading or not.
+#[derive(Clone)]
+struct Parts {
+    tokens: Tokens,
+    relays: Relays,
+    metrics: Arc<Metrics>,
+    scheduler: Arc<Scheduler>,
+    connections: Arc<Connections>,
+}
+
+async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
     tokio::task::spawn_blocking(http::warm_up);
     let relays = Relays::start(config, &tokens, store).await?;
     let metrics = Arc::new(Metrics::new(relays.clone(), store.backend()));
     let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
-    let connections: Arc<Connections> = Arc::default();
-    let (live, dispatcher) = crate::live::Live::start(
-        config.live.clone(),
-        store.clone(),
-        tokens.clone(),
-        relays.clone(),
-        Arc::clone(&connections),
-        Arc::clone(&scheduler),
-        Arc::clone(&metrics),
-    )
-    .await?;
-    let reminders = tokio::spawn(reminders::run(
-        store.clone(),
-        Arc::clone(&connections),
-        live.clone(),
-        config.schedule.reminder_minutes,
-        std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
-    ));
     for missing in config.web.missing_fonts() {
         tracing::warn!(
             path = %missing.display(),
@@ -218,18 +214,105 @@ async fn activate(config: &Config, store: &Store) -> Result<Active, StartupError
              (install Debian's fonts-noto-core, or set web.font_dir)"
         );
     }
-    let state = AppState {
+    Ok(Parts { tokens, relays, metrics, scheduler, connections: Arc::default() })
+}
+
+/// Starts the live path (the dispatcher, its writer, the duty and relay
+/// watchers) and the appointment reminders: the dispatcher's handle, its
+/// task and the reminders' task.
+async fn start_live(
+    config: &Config,
+    store: &Store,
+    parts: &Parts,
+) -> Result<(Live, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>), StoreError> {
+    let (live, dispatcher) = Live::start(
+        config.live.clone(),
+        store.clone(),
+        parts.tokens.clone(),
+        parts.relays.clone(),
+        Arc::clone(&parts.connections),
+        Arc::clone(&parts.scheduler),
+        Arc::clone(&parts.metrics),
+    )
+    .await?;
+    let reminders = tokio::spawn(reminders::run(
+        store.clone(),
+        Arc::clone(&parts.connections),
+        live.clone(),
+        config.schedule.reminder_minutes,
+        std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
+    ));
+    Ok((live, dispatcher, reminders))
+}
+
+fn router(config: &Config, store: &Store, parts: Parts, live: Live) -> Router {
+    http::router(AppState {
         limits: Limits::new(&config.auth),
         config: Arc::new(config.clone()),
         store: store.clone(),
-        relays: relays.clone(),
-        metrics,
-        tokens,
-        connections,
-        scheduler,
+        relays: parts.relays,
+        metrics: parts.metrics,
+        tokens: parts.tokens,
+        connections: parts.connections,
+        scheduler: parts.scheduler,
         live,
+    })
+}
+
+/// Starts the live path and everything that serves requests.
+async fn activate(config: &Config, store: &Store) -> Result<Active, StartupError> {
+    let parts = parts(config, store).await?;
+    let (live, dispatcher, reminders) = start_live(config, store, &parts).await?;
+    let relays = parts.relays.clone();
+    Ok(Active { router: router(config, store, parts, live), relays, dispatcher, reminders })
+}
+
+/// Several nodes on one PostgreSQL database with relay nodes: every node
+/// serves, and the one holding the serving lease runs the live path for all
+/// of them ([`crate::cluster`]).
+async fn serve_cluster(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    stop_tx: watch::Sender<bool>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), StartupError> {
+    let addr = listener.local_addr()?;
+    let parts = parts(&config, &store).await?;
+    let (live, commands) = Live::forwarding(config.live.clone());
+    let start: cluster::StartLive = {
+        let (config, store, parts) = (config.clone(), store.clone(), parts.clone());
+        Box::new(move || {
+            let (config, store, parts) = (config.clone(), store.clone(), parts.clone());
+            Box::pin(async move {
+                let (live, dispatcher, reminders) = start_live(&config, &store, &parts).await?;
+                Ok((live, vec![dispatcher, reminders]))
+            })
+        })
     };
-    Ok(Active { router: http::router(state), relays, dispatcher, reminders })
+    let link = cluster::Link::new(store.clone(), Arc::clone(&parts.connections), start);
+    let relays = parts.relays.clone();
+    let app = router(&config, &store, parts, live).into_make_service_with_connect_info::<SocketAddr>();
+    let mut stopped = stop.clone();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            })
+            .into_future(),
+    );
+    tracing::info!(%addr, "cloudlaw listening on http://{addr} (one of several nodes)");
+    let ended = link.run(commands, stop).await;
+    let _ = stop_tx.send(true);
+    let served = server.await;
+    tracing::info!("shutting down");
+    relays.shutdown().await;
+    store.close().await;
+    finished(served)?;
+    match ended? {
+        cluster::Ended::Stopped => Ok(()),
+        cluster::Ended::LeaseLost => Err(StartupError::LeaseLost),
+    }
 }
 
 fn finished(served: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), StartupError> {

@@ -120,7 +120,7 @@ impl Client {
     }
 
     /// Asserts that no message of type `kind` arrives within `within`.
-    async fn quiet(&mut self, kind: &str, within: Duration) {
+    pub(crate) async fn quiet(&mut self, kind: &str, within: Duration) {
         assert!(!self.unread.iter().any(|m| m["type"] == kind), "unexpected {kind}: {:#?}", self.unread);
         let deadline = tokio::time::Instant::now() + within;
         while let Some(message) =
@@ -129,6 +129,13 @@ impl Client {
             assert_ne!(message["type"], kind, "unexpected {kind}: {message}");
             self.unread.push_back(message);
         }
+    }
+
+    /// Waits until the server closes this connection.
+    pub(crate) async fn closed(&mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await.is_some() {}
+        assert!(tokio::time::Instant::now() < deadline, "the connection stayed open for {within:?}");
     }
 
     /// Goes on duty and waits until the server says so.

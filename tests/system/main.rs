@@ -10,6 +10,7 @@ mod support;
 mod auth;
 mod authorization;
 mod cli;
+mod cluster;
 mod http_api;
 mod live;
 mod relay_node;

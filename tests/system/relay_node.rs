@@ -13,10 +13,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{spawn_with, test_config};
 
-const SECRET: &str = "node-control-token-for-tests";
+pub(crate) const SECRET: &str = "node-control-token-for-tests";
 
 /// A relay node in this process: the same control endpoint the binary serves.
-async fn start_node() -> (Relay, String) {
+pub(crate) async fn start_node() -> (Relay, String) {
     start_node_advertising(None).await
 }
 

@@ -15,12 +15,12 @@ use crate::support::{TestApp, spawn_with, test_config};
 const SHANGHAI: i64 = 8 * 3600;
 
 /// An instant at local Shanghai time `hh:mm`, `days` days from today there.
-fn shanghai(days: i64, hh: i64, mm: i64) -> i64 {
+pub(crate) fn shanghai(days: i64, hh: i64, mm: i64) -> i64 {
     ((unix_now() + SHANGHAI).div_euclid(86_400) + days) * 86_400 + hh * 3600 + mm * 60 - SHANGHAI
 }
 
 /// The next Monday (at least 2 days away), as days from today in Shanghai.
-fn next_monday() -> i64 {
+pub(crate) fn next_monday() -> i64 {
     let today = (unix_now() + SHANGHAI).div_euclid(86_400);
     let weekday = (today + 3).rem_euclid(7); // 0 = Monday
     let mut ahead = (7 - weekday) % 7;
@@ -30,7 +30,7 @@ fn next_monday() -> i64 {
     ahead
 }
 
-fn rfc(at: i64) -> String {
+pub(crate) fn rfc(at: i64) -> String {
     jiff::Timestamp::from_second(at).unwrap().to_string()
 }
 

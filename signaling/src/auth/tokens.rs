@@ -43,6 +43,11 @@ pub struct RoomGrant {
     pub room: String,
     /// Media kinds the holder may send: "audio", "video".
     pub publish: Vec<String>,
+    /// The relay node the room is placed on (by name), when the node that
+    /// issued the token placed it: another signaling node that the holder is
+    /// connected to joins the room there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

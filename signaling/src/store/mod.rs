@@ -17,6 +17,7 @@
 mod accounts;
 mod audit;
 mod auth;
+mod cluster;
 mod consultations;
 mod live;
 mod places;
@@ -26,6 +27,7 @@ mod teams;
 pub use accounts::{AccountPatch, AccountRecord, Credentials, NewAccount};
 pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
 pub use auth::{RefreshUse, SessionState, SigningKeyRow};
+pub use cluster::Notifications;
 pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation};
 pub use live::{
     LiveWrite, OfferOutcome, OfferRow, OpenConsultation, ReportRow, RequestEnd, RequestRow,

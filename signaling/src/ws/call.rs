@@ -77,8 +77,13 @@ impl Calls {
         }
         let publish =
             media_relay::session::kinds(&grant.publish).map_err(|e| (ErrorCode::Unauthorized, e))?;
-        let (index, relay) =
-            self.relays.relay_for(&grant.room).map_err(|e| (ErrorCode::Refused, e.to_string()))?;
+        let no_relay = |e: crate::relay::NoRelay| (ErrorCode::Refused, e.to_string());
+        if let Some(name) = &grant.relay {
+            self.relays.follow(&grant.room, name).map_err(|_| {
+                (ErrorCode::Refused, format!("relay node {name:?} is not configured on this signaling node"))
+            })?;
+        }
+        let (index, relay) = self.relays.relay_for(&grant.room).map_err(no_relay)?;
         // A room that moved to another relay (its relay was lost): the old
         // session is dead; forget it and join the room where it is now.
         if let Some(old) = self.rooms.get(&grant.room)

@@ -32,7 +32,7 @@ pub enum Member {
 }
 
 /// Tells the dispatcher who has connected, with what the matcher needs to know of them.
-pub async fn join(state: &AppState, principal: &Principal) -> Member {
+pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> Member {
     match principal {
         Principal::Terminal { terminal } => {
             let region_name = match state.store.region(&terminal.region_id).await {
@@ -45,7 +45,7 @@ pub async fn join(state: &AppState, principal: &Principal) -> Member {
                 region_id: terminal.region_id.clone(),
                 region_name,
             };
-            state.live.send(Command::TerminalConnected(info)).await;
+            state.live.send(Command::TerminalConnected { connection: connection.into(), info }).await;
             Member::Terminal { terminal: terminal.id.clone() }
         }
         Principal::Account { account, .. }
@@ -81,7 +81,10 @@ pub async fn join(state: &AppState, principal: &Principal) -> Member {
                 on_duty,
                 day_start,
             };
-            state.live.send(Command::PersonConnected(Box::new(info))).await;
+            state
+                .live
+                .send(Command::PersonConnected { connection: connection.into(), info: Box::new(info) })
+                .await;
             Member::Person { account: account.id.clone() }
         }
         Principal::Account { account, .. } if account.has_role(AccountRole::Admin) => {
@@ -98,10 +101,14 @@ pub async fn join(state: &AppState, principal: &Principal) -> Member {
 pub async fn leave(state: &AppState, member: &Member, connection: &str) {
     match member {
         Member::Person { account } => {
-            state.live.send(Command::PersonDisconnected { account: account.clone() }).await
+            let command =
+                Command::PersonDisconnected { connection: connection.into(), account: account.clone() };
+            state.live.send(command).await
         }
         Member::Terminal { terminal } => {
-            state.live.send(Command::TerminalDisconnected { terminal: terminal.clone() }).await
+            let command =
+                Command::TerminalDisconnected { connection: connection.into(), terminal: terminal.clone() };
+            state.live.send(command).await
         }
         Member::Watcher { .. } => {
             state.live.send(Command::Unsubscribe { connection: connection.into() }).await

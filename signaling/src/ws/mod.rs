@@ -154,7 +154,7 @@ async fn connection(
             Principal::Terminal { terminal } => terminal.id.clone(),
         };
         let mut calls = call::Calls::new(participant, state.relays.clone());
-        let member = consult::join(&state, &principal).await;
+        let member = consult::join(&state, &principal, &connection_id).await;
         let mut connection = Connection { id: &connection_id, member: &member, calls: &mut calls };
         read(&state, &mut stream, &outbox, &mut kicked, &mut connection).await;
         calls.leave_all().await;
@@ -190,8 +190,13 @@ async fn read(
         let next = tokio::select! {
             reason = &mut *kicked => {
                 let reason = reason.unwrap_or("closed");
-                outbox.error(ErrorCode::Revoked, reason, None);
-                outbox.close(4001, "credentials revoked");
+                if reason == registry::RECONNECT {
+                    // Not revoked: the client reconnects, and announces itself again.
+                    outbox.close(1012, "the live path moved: reconnect");
+                } else {
+                    outbox.error(ErrorCode::Revoked, reason, None);
+                    outbox.close(4001, "credentials revoked");
+                }
                 break;
             }
             next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,

@@ -2,8 +2,9 @@
 //! deactivating an account or revoking a terminal closes its connections at
 //! once, and so that the server can push a message to a person or a terminal.
 //!
-//! Within one process. Several signaling nodes relay revocations to each other
-//! through the database (see ARCHITECTURE.md, multi-node).
+//! Within one process. With several signaling nodes, the pushes of the node
+//! that runs the live path also go to the others ([`Connections::fan_out`],
+//! [`crate::cluster`]), which deliver them to their own connections.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,6 +14,11 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::ServerMessage;
+
+/// The reason that closes a connection for its client to reconnect at once
+/// (close code 1012), not because its credentials were revoked: the node that
+/// runs the live path changed, and every connection announces itself again.
+pub const RECONNECT: &str = "reconnect";
 
 /// Who holds a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,19 @@ pub struct Connections {
     next: AtomicU64,
     // A std mutex: held for map operations only, never across an await.
     open: Mutex<Open>,
+    /// Where pushes also go, for other signaling nodes' connections.
+    fanout: Mutex<Option<mpsc::UnboundedSender<Pushed>>>,
+}
+
+/// A push to a person's or a terminal's connections, as it travels to other
+/// signaling nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pushed {
+    /// An account id, or a terminal id when `terminal`.
+    pub to: String,
+    pub terminal: bool,
+    /// The message, as sent to the client.
+    pub text: String,
 }
 
 /// The open connections, and their ids by account or terminal, so that a
@@ -100,14 +119,25 @@ impl Connections {
         (Registration { id, connections: self }, kicked)
     }
 
-    /// Queues `message` on every connection whose owner matches; returns how
+    /// Queues `message` on this process's connections of the account or
+    /// terminal `key` (and hands it to the fan-out, if any); returns how many
+    /// connections here took it.
+    fn push_to_owner(&self, key: &str, message: &ServerMessage, terminal: bool) -> usize {
+        let Ok(text) = serde_json::to_string(message) else { return 0 };
+        if let Some(fanout) = self.fanout.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = fanout.send(Pushed { to: key.to_owned(), terminal, text: text.clone() });
+        }
+        self.deliver(&Pushed { to: key.to_owned(), terminal, text })
+    }
+
+    /// Queues a push on this process's connections of its owner; returns how
     /// many took it. A connection whose queue is full is skipped (it is being
     /// disconnected for not reading).
-    fn push_to_owner(&self, key: &str, message: &ServerMessage, matches: impl Fn(&Owner) -> bool) -> usize {
+    pub fn deliver(&self, pushed: &Pushed) -> usize {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(ids) = open.by_owner.get(key) else { return 0 };
-        let Ok(text) = serde_json::to_string(message) else { return 0 };
-        let text = Utf8Bytes::from(text);
+        let Some(ids) = open.by_owner.get(&pushed.to) else { return 0 };
+        let text = Utf8Bytes::from(pushed.text.as_str());
+        let matches = |owner: &Owner| matches!(owner, Owner::Terminal { .. }) == pushed.terminal;
         ids.iter()
             .filter_map(|id| open.entries.get(id))
             .filter(|e| matches(&e.owner))
@@ -117,11 +147,18 @@ impl Connections {
     }
 
     pub fn push_to_account(&self, account_id: &str, message: &ServerMessage) -> usize {
-        self.push_to_owner(account_id, message, |o| matches!(o, Owner::Account { .. }))
+        self.push_to_owner(account_id, message, false)
     }
 
     pub fn push_to_terminal(&self, terminal_id: &str, message: &ServerMessage) -> usize {
-        self.push_to_owner(terminal_id, message, |o| matches!(o, Owner::Terminal { .. }))
+        self.push_to_owner(terminal_id, message, true)
+    }
+
+    /// From now on, every push also goes to `fanout` (or, with `None`, no
+    /// longer): the node that runs the live path sends its pushes to the
+    /// other nodes this way.
+    pub fn fan_out(&self, fanout: Option<mpsc::UnboundedSender<Pushed>>) {
+        *self.fanout.lock().unwrap_or_else(|p| p.into_inner()) = fanout;
     }
 
     /// Closes every connection whose owner matches; returns how many.

@@ -179,7 +179,11 @@ impl TestApp {
         let store = self.store().await;
         let account = store.account_by_username(username).await.unwrap().unwrap();
         let tokens = Tokens::load(store, test_config(self.data_dir.path(), false).auth).await.unwrap();
-        let grant = RoomGrant { room: room.into(), publish: publish.iter().map(|k| k.to_string()).collect() };
+        let grant = RoomGrant {
+            room: room.into(),
+            publish: publish.iter().map(|k| k.to_string()).collect(),
+            relay: None,
+        };
         tokens.issue(TokenKind::Room, &account.id, room, ttl, Some(grant)).0
     }
 

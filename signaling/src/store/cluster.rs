@@ -1,0 +1,123 @@
+//! Messages between signaling nodes, through PostgreSQL's NOTIFY and LISTEN
+//! (see [`crate::cluster`]). A message larger than a NOTIFY payload may be is
+//! stored in `cluster_spill`, and its id is notified instead.
+
+use sqlx::postgres::PgListener;
+
+use super::{Pool, Store, StoreError};
+
+/// The largest message sent inline; PostgreSQL refuses payloads of 8000 bytes
+/// or more. Larger ones go through `cluster_spill`.
+const INLINE: usize = 7_000;
+/// How long a spilled message is kept for the nodes to read.
+const SPILL_KEEP_SECS: i64 = 60;
+
+fn postgres_only() -> StoreError {
+    StoreError::Database(sqlx::Error::Configuration("several signaling nodes need PostgreSQL".into()))
+}
+
+/// A node's subscription to channels.
+pub struct Notifications {
+    listener: PgListener,
+    store: Store,
+}
+
+impl std::fmt::Debug for Notifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notifications")
+    }
+}
+
+impl Notifications {
+    /// Also listens on `channel`.
+    pub async fn listen(&mut self, channel: &str) -> Result<(), StoreError> {
+        Ok(self.listener.listen(channel).await?)
+    }
+
+    /// The next message and its channel. `Ok(None)`: the connection to the
+    /// database was lost and is being made again; messages may have been lost
+    /// meanwhile.
+    pub async fn recv(&mut self) -> Result<Option<(String, String)>, StoreError> {
+        let Some(notification) = self.listener.try_recv().await? else { return Ok(None) };
+        let channel = notification.channel().to_owned();
+        let payload = notification.payload();
+        let body = match payload.strip_prefix('@').map(str::parse::<i64>) {
+            Some(Ok(id)) => self.store.spilled(id).await?.unwrap_or_default(),
+            _ => payload.to_owned(),
+        };
+        Ok(Some((channel, body)))
+    }
+}
+
+impl Store {
+    /// Listens on `channel`, on a connection of its own.
+    pub async fn notifications(&self, channel: &str) -> Result<Notifications, StoreError> {
+        let Pool::Postgres(pool) = &self.pool else { return Err(postgres_only()) };
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(channel).await?;
+        Ok(Notifications { listener, store: self.clone() })
+    }
+
+    /// Sends `message` to every node listening on `channel`. Messages one
+    /// caller sends one after the other arrive in that order.
+    pub async fn notify(&self, channel: &str, message: &str) -> Result<(), StoreError> {
+        let Pool::Postgres(pool) = &self.pool else { return Err(postgres_only()) };
+        if message.len() <= INLINE {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(message).execute(pool).await?;
+            return Ok(());
+        }
+        // One statement, one transaction: the row is there before anyone hears of it.
+        sqlx::query(
+            "WITH spilled AS (INSERT INTO cluster_spill (body, created_at) VALUES ($1, $2) RETURNING id) \
+             SELECT pg_notify($3, '@' || id) FROM spilled",
+        )
+        .bind(message)
+        .bind(crate::unix_now())
+        .bind(channel)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn spilled(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let Pool::Postgres(pool) = &self.pool else { return Err(postgres_only()) };
+        Ok(sqlx::query_scalar("SELECT body FROM cluster_spill WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+    }
+
+    /// Deletes spilled messages every node has had time to read.
+    pub async fn forget_spilled(&self, now: i64) -> Result<u64, StoreError> {
+        let Pool::Postgres(pool) = &self.pool else { return Ok(0) };
+        let done = sqlx::query("DELETE FROM cluster_spill WHERE created_at < $1")
+            .bind(now - SPILL_KEEP_SECS)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Messages arrive in order, large ones through the spill table.
+    #[tokio::test]
+    async fn notifications_arrive_in_order_large_ones_too() {
+        let (store, _dir) = crate::store::testing::store().await;
+        if store.backend() != "postgres" {
+            assert!(store.notify("cloudlaw_test", "x").await.is_err(), "SQLite has one node");
+            return;
+        }
+        let mut heard = store.notifications("cloudlaw_test").await.unwrap();
+        let large = "x".repeat(20_000);
+        for message in ["first", large.as_str(), "third"] {
+            store.notify("cloudlaw_test", message).await.unwrap();
+        }
+        for expected in ["first", large.as_str(), "third"] {
+            let (channel, body) = heard.recv().await.unwrap().unwrap();
+            assert_eq!((channel.as_str(), body.len()), ("cloudlaw_test", expected.len()));
+            assert_eq!(body, expected);
+        }
+        assert_eq!(store.forget_spilled(crate::unix_now() + 61).await.unwrap(), 1);
+    }
+}
