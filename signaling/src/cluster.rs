@@ -51,6 +51,8 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const FORGET_AFTER: Duration = Duration::from_secs(5);
 /// How long a follower waits for the leader's reply to a command.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the leader deletes spilled messages every node has read.
+const SPILL_SWEEP: Duration = Duration::from_secs(30);
 /// A view queued for one remote coordinator.
 const VIEW_QUEUE: usize = 8;
 
@@ -176,22 +178,29 @@ fn track(node: &mut Follower, command: &Command) -> bool {
     }
 }
 
-/// A command as a follower sends it: the wire form, and what waits for the
-/// reply or the views.
-fn outgoing(command: Command) -> Option<(Wire, Option<Waiting>, Option<(String, mpsc::Sender<Message>)>)> {
-    let unit = |wire, reply| Some((wire, Some(Waiting::Unit(reply)), None));
+/// A command as a follower sends it: the wire form, and what waits here for
+/// the reply or the views.
+#[derive(Debug)]
+struct Outgoing {
+    wire: Wire,
+    waiting: Option<Waiting>,
+    /// A coordinator's connection, and where its views go.
+    watcher: Option<(String, mpsc::Sender<Message>)>,
+}
+
+fn outgoing(command: Command) -> Option<Outgoing> {
+    let plain = |wire| Some(Outgoing { wire, waiting: None, watcher: None });
+    let unit = |wire, reply| Some(Outgoing { wire, waiting: Some(Waiting::Unit(reply)), watcher: None });
     match command {
-        Command::PersonConnected { connection, info } => {
-            Some((Wire::PersonConnected { connection, info }, None, None))
-        }
+        Command::PersonConnected { connection, info } => plain(Wire::PersonConnected { connection, info }),
         Command::PersonDisconnected { connection, account } => {
-            Some((Wire::PersonDisconnected { connection, account }, None, None))
+            plain(Wire::PersonDisconnected { connection, account })
         }
         Command::TerminalConnected { connection, info } => {
-            Some((Wire::TerminalConnected { connection, info }, None, None))
+            plain(Wire::TerminalConnected { connection, info })
         }
         Command::TerminalDisconnected { connection, terminal } => {
-            Some((Wire::TerminalDisconnected { connection, terminal }, None, None))
+            plain(Wire::TerminalDisconnected { connection, terminal })
         }
         Command::Presence { account, want, reply } => unit(Wire::Presence { account, want }, reply),
         Command::Request { terminal, language, topic, reply, .. } => {
@@ -203,22 +212,27 @@ fn outgoing(command: Command) -> Option<(Wire, Option<Waiting>, Option<(String, 
         Command::Hangup { participant, consultation, reply } => {
             unit(Wire::Hangup { participant, consultation }, reply)
         }
-        Command::Rate { terminal, consultation, rating, reply } => {
-            Some((Wire::Rate { terminal, consultation, rating }, Some(Waiting::Count(reply)), None))
-        }
-        Command::RecordSaved { consultation } => Some((Wire::RecordSaved { consultation }, None, None)),
-        Command::Subscribe { connection, regions, outbox } => Some((
-            Wire::Subscribe { connection: connection.clone(), regions },
-            None,
-            Some((connection, outbox)),
-        )),
-        Command::Unsubscribe { connection } => Some((Wire::Unsubscribe { connection }, None, None)),
+        Command::Rate { terminal, consultation, rating, reply } => Some(Outgoing {
+            wire: Wire::Rate { terminal, consultation, rating },
+            waiting: Some(Waiting::Count(reply)),
+            watcher: None,
+        }),
+        Command::RecordSaved { consultation } => plain(Wire::RecordSaved { consultation }),
+        Command::Subscribe { connection, regions, outbox } => Some(Outgoing {
+            wire: Wire::Subscribe { connection: connection.clone(), regions },
+            waiting: None,
+            watcher: Some((connection, outbox)),
+        }),
+        Command::Unsubscribe { connection } => plain(Wire::Unsubscribe { connection }),
         // The leader's own (its scheduler, writer and relays make them).
         Command::Duty(_) | Command::AppointmentDue(_) | Command::Recorded { .. } | Command::RelayLost(_) => {
             None
         }
     }
 }
+
+/// The reply to a follower's command, once the dispatcher gives it.
+type Answer = std::pin::Pin<Box<dyn Future<Output = Result<u64, Failure>> + Send>>;
 
 /// Starts the live path when this node becomes the leader: the dispatcher's
 /// handle, and the tasks to stop with it.
@@ -256,6 +270,8 @@ struct Lead {
     /// The pushes of the dispatcher, for the other nodes.
     pushes: mpsc::UnboundedReceiver<Pushed>,
     lease: JoinHandle<()>,
+    /// When old spilled messages were last deleted.
+    spill_swept: Instant,
 }
 
 impl std::fmt::Debug for Link {
@@ -300,7 +316,11 @@ impl Link {
         mut commands: mpsc::Receiver<Command>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Ended, StoreError> {
-        let mut heard = self.store.notifications(FROM_LEADER).await?;
+        // Every node listens to both: a node that takes the lease hears the
+        // commands sent while it took it.
+        let notifications = self.store.notifications(&[FROM_LEADER, TO_LEADER]).await?;
+        let (heard_tx, mut heard) = mpsc::channel(1024);
+        let listening = tokio::spawn(listen(notifications, heard_tx));
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (lease_lost_tx, mut lease_lost) = mpsc::channel::<()>(1);
@@ -313,12 +333,9 @@ impl Link {
                     None => break Ended::Stopped,
                 },
                 message = heard.recv() => match message {
-                    Ok(Some((channel, body))) => self.heard(&channel, &body).await,
-                    Ok(None) => self.lost_messages(),
-                    Err(error) => {
-                        tracing::warn!(%error, "listening to the other signaling nodes failed");
-                        tokio::time::sleep(HEARTBEAT).await;
-                    }
+                    Some(Some((channel, body))) => self.heard(&channel, &body).await,
+                    Some(None) => self.lost_messages(),
+                    None => break Ended::Stopped,
                 },
                 Some(pushed) = async {
                     match self.lead.as_mut() {
@@ -326,9 +343,10 @@ impl Link {
                         None => std::future::pending().await,
                     }
                 } => self.emit(Event::Push { pushed }),
-                _ = tick.tick() => self.tick(&mut heard, &lease_lost_tx).await,
+                _ = tick.tick() => self.tick(&lease_lost_tx).await,
             }
         };
+        listening.abort();
         self.step_down();
         self.sender.abort();
         Ok(ended)
@@ -343,7 +361,7 @@ impl Link {
             }
             return;
         }
-        let Some((wire, waiting, watcher)) = outgoing(command) else { return };
+        let Some(Outgoing { wire, waiting, watcher }) = outgoing(command) else { return };
         if let Some((connection, outbox)) = watcher {
             self.watchers.insert(connection, outbox);
         }
@@ -371,6 +389,9 @@ impl Link {
 
     async fn heard(&mut self, channel: &str, body: &str) {
         if channel == TO_LEADER {
+            if self.lead.is_none() {
+                return; // for the leader
+            }
             match serde_json::from_str::<ToLeader>(body) {
                 Ok(message) => self.command_from(message).await,
                 Err(error) => tracing::warn!(%error, "a node sent a command this node cannot read"),
@@ -428,7 +449,7 @@ impl Link {
         let reply = |answered: oneshot::Receiver<Result<(), Failure>>| async move {
             answered.await.unwrap_or_else(|_| Err(gone())).map(|()| 0)
         };
-        let mut answer: Option<std::pin::Pin<Box<dyn Future<Output = Result<u64, Failure>> + Send>>> = None;
+        let mut answer: Option<Answer> = None;
         let mut unit = || {
             let (tx, rx) = oneshot::channel();
             answer = Some(Box::pin(reply(rx)));
@@ -481,10 +502,23 @@ impl Link {
         }
     }
 
-    async fn tick(&mut self, heard: &mut Notifications, lease_lost: &mpsc::Sender<()>) {
+    async fn tick(&mut self, lease_lost: &mpsc::Sender<()>) {
         let now = Instant::now();
         // Callers whose reply never came (the leader died meanwhile).
-        self.calls.retain(|_, (_, since)| now.duration_since(*since) < CALL_TIMEOUT);
+        let late: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, (_, since))| now.duration_since(*since) >= CALL_TIMEOUT)
+            .map(|(call, _)| *call)
+            .collect();
+        for call in late {
+            if let Some((waiting, _)) = self.calls.remove(&call) {
+                waiting.answer(Err((
+                    ErrorCode::Refused,
+                    "the live path did not answer in time; try again".into(),
+                )));
+            }
+        }
         if let Some(lead) = self.lead.as_mut() {
             let me = self.me.clone();
             let gone: Vec<String> = lead
@@ -504,15 +538,18 @@ impl Link {
                     &FromLeader { leader: self.me.clone(), event: Event::Forget { node: id } },
                 );
             }
-            if let Err(error) = self.store.forget_spilled(crate::unix_now()).await {
-                tracing::warn!(%error, "cannot delete old spilled messages");
+            if now.duration_since(lead.spill_swept) > SPILL_SWEEP {
+                lead.spill_swept = now;
+                if let Err(error) = self.store.forget_spilled(crate::unix_now()).await {
+                    tracing::warn!(%error, "cannot delete old spilled messages");
+                }
             }
             return;
         }
         self.send(TO_LEADER, &ToLeader { from: self.me.clone(), call: None, command: Wire::Heartbeat });
         match self.store.serving_lease().await {
             Ok(Some(lease)) => {
-                if let Err(error) = self.take_lead(lease, heard, lease_lost.clone()).await {
+                if let Err(error) = self.take_lead(lease, lease_lost.clone()).await {
                     tracing::error!(%error, "cannot start the live path");
                 }
             }
@@ -525,10 +562,8 @@ impl Link {
     async fn take_lead(
         &mut self,
         mut lease: ServingLease,
-        heard: &mut Notifications,
         lease_lost: mpsc::Sender<()>,
     ) -> Result<(), StoreError> {
-        heard.listen(TO_LEADER).await?;
         let (live, tasks) = (self.start_live)().await?;
         let watch = tokio::spawn(async move {
             lease.lost().await;
@@ -539,7 +574,8 @@ impl Link {
         });
         let (fanout, pushes) = mpsc::unbounded_channel();
         self.connections.fan_out(Some(fanout));
-        self.lead = Some(Lead { live, tasks, nodes: HashMap::new(), pushes, lease: watch });
+        let spill_swept = Instant::now();
+        self.lead = Some(Lead { live, tasks, nodes: HashMap::new(), pushes, lease: watch, spill_swept });
         // Everyone here announced themselves to the old leader: again, to us.
         self.reset("this signaling node runs the live path now");
         self.leader = Some(self.me.clone());
@@ -618,6 +654,23 @@ async fn forward_views(
     }
 }
 
+/// Hands on what the other nodes send, `None` when some may have been lost.
+async fn listen(mut notifications: Notifications, heard: mpsc::Sender<Option<(String, String)>>) {
+    loop {
+        let message = match notifications.recv().await {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "listening to the other signaling nodes failed");
+                tokio::time::sleep(HEARTBEAT).await;
+                continue;
+            }
+        };
+        if heard.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Sends the queued messages one after the other, so that they arrive in the
 /// order they were made.
 async fn send_loop(store: Store, mut queue: mpsc::UnboundedReceiver<(&'static str, String)>) {
@@ -674,15 +727,14 @@ mod tests {
             received: Instant::now(),
             reply,
         };
-        let (wire, waiting, watcher) = outgoing(command).unwrap();
+        let Outgoing { wire, waiting, watcher } = outgoing(command).unwrap();
         assert!(matches!(waiting, Some(Waiting::Unit(_))) && watcher.is_none());
         let text =
             serde_json::to_string(&ToLeader { from: "n".into(), call: Some(3), command: wire }).unwrap();
         let back: ToLeader = serde_json::from_str(&text).unwrap();
         assert_eq!(back.call, Some(3));
         assert!(matches!(back.command, Wire::Request { ref terminal, .. } if terminal == "t"));
-        let (wire, ..) = outgoing(person("c", "a")).unwrap();
-        let text = serde_json::to_string(&wire).unwrap();
+        let text = serde_json::to_string(&outgoing(person("c", "a")).unwrap().wire).unwrap();
         assert!(matches!(serde_json::from_str(&text).unwrap(), Wire::PersonConnected { .. }));
         // What only the leader makes never travels.
         assert!(outgoing(Command::RelayLost(0)).is_none());

@@ -31,6 +31,8 @@ const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref(
 /**
  * Starts `cloudlaw serve --demo` on a free port with a fresh data directory,
  * waits until /healthz answers 200, and returns { origin, url(), stop(), log() }.
+ * `config` is extra TOML; `database` a PostgreSQL URL another server uses, to
+ * start a second signaling node of the same system.
  *
  * The binary embeds web/ when it is compiled, so a binary older than the
  * files under web/ serves old pages. That is checked here: when the served
@@ -39,7 +41,7 @@ const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref(
  * three pages from web/ on disk (through Playwright routing, with the
  * server's own Content-Security-Policy) and everything else from the server.
  */
-export async function startServer({ host = '127.0.0.1', config = null } = {}) {
+export async function startServer({ host = '127.0.0.1', config = null, database: shared = null } = {}) {
   const bin = process.env.CLOUDLAW_BIN || path.join(ROOT, 'target/debug/cloudlaw');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'cloudlaw-browser-'));
   // cloudlaw reads every CLOUDLAW_* variable as configuration and refuses
@@ -55,8 +57,10 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
     await writeFile(path.join(dataDir, 'test-config.toml'), config);
     configArgs.push('--config', path.join(dataDir, 'test-config.toml'));
   }
-  // With TEST_POSTGRES_URL (scripts/test's PostgreSQL pass), a database of its own there.
-  const database = process.env.TEST_POSTGRES_URL ? await postgresDatabase(process.env.TEST_POSTGRES_URL) : null;
+  // With TEST_POSTGRES_URL (scripts/test's PostgreSQL pass), a database of its own there,
+  // or another server's (`shared`: a second signaling node of the same system).
+  const database = shared
+    ?? (process.env.TEST_POSTGRES_URL ? await postgresDatabase(process.env.TEST_POSTGRES_URL) : null);
   const databaseArgs = database ? ['--data-dir', dataDir, '--database-url', database] : ['--data-dir', dataDir];
   const child = spawn(bin, ['serve', '--demo', ...publicDemo, ...configArgs, '--listen', `${host}:0`, ...databaseArgs], {
     env,
@@ -114,6 +118,8 @@ export async function startServer({ host = '127.0.0.1', config = null } = {}) {
       origin,
       /** The server's data directory. */
       dataDir,
+      /** Its PostgreSQL database's URL (null on SQLite), for another node to share. */
+      database,
       /** Runs SQL statements on the server's database (SQLite or PostgreSQL), as an operator's shell would. */
       sql: (statements) => runSql(database, path.join(dataDir, 'cloudlaw.db'), statements),
       url: (p) => new URL(p, origin).toString(),

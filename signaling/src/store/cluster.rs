@@ -29,14 +29,10 @@ impl std::fmt::Debug for Notifications {
 }
 
 impl Notifications {
-    /// Also listens on `channel`.
-    pub async fn listen(&mut self, channel: &str) -> Result<(), StoreError> {
-        Ok(self.listener.listen(channel).await?)
-    }
-
     /// The next message and its channel. `Ok(None)`: the connection to the
     /// database was lost and is being made again; messages may have been lost
-    /// meanwhile.
+    /// meanwhile. Not to be cancelled (a message read may be dropped): run
+    /// it in a task of its own.
     pub async fn recv(&mut self) -> Result<Option<(String, String)>, StoreError> {
         let Some(notification) = self.listener.try_recv().await? else { return Ok(None) };
         let channel = notification.channel().to_owned();
@@ -50,11 +46,11 @@ impl Notifications {
 }
 
 impl Store {
-    /// Listens on `channel`, on a connection of its own.
-    pub async fn notifications(&self, channel: &str) -> Result<Notifications, StoreError> {
+    /// Listens on `channels`, on a connection of its own.
+    pub async fn notifications(&self, channels: &[&str]) -> Result<Notifications, StoreError> {
         let Pool::Postgres(pool) = &self.pool else { return Err(postgres_only()) };
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(channel).await?;
+        listener.listen_all(channels.iter().copied()).await?;
         Ok(Notifications { listener, store: self.clone() })
     }
 
@@ -108,7 +104,7 @@ mod tests {
             assert!(store.notify("cloudlaw_test", "x").await.is_err(), "SQLite has one node");
             return;
         }
-        let mut heard = store.notifications("cloudlaw_test").await.unwrap();
+        let mut heard = store.notifications(&["cloudlaw_test"]).await.unwrap();
         let large = "x".repeat(20_000);
         for message in ["first", large.as_str(), "third"] {
             store.notify("cloudlaw_test", message).await.unwrap();
