@@ -38,12 +38,14 @@ use crate::live::{Command, Live, PersonInfo, TerminalInfo};
 use crate::store::{Notifications, ServingLease, Store, StoreError};
 use crate::ws::call::Failure;
 use crate::ws::protocol::{ErrorCode, WantedPresence};
-use crate::ws::registry::{Connections, Pushed, RECONNECT};
+use crate::ws::registry::{Connections, Pushed, RECONNECT, Revocation};
 
 /// Followers' commands for the leader.
 pub const TO_LEADER: &str = "cloudlaw_to_leader";
 /// The leader's pushes, replies and views, for every node.
 pub const FROM_LEADER: &str = "cloudlaw_from_leader";
+/// Revocations, from any node to every node (they need no leader).
+pub const REVOKED: &str = "cloudlaw_revoked";
 /// How often a follower says it is alive, and tries the lease.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A follower not heard from for this long is gone: its people are
@@ -85,6 +87,13 @@ enum Wire {
     Subscribe { connection: String, regions: Option<Vec<String>> },
     Unsubscribe { connection: String },
     Heartbeat,
+}
+
+/// A revocation made on node `from` (which closed its own connections).
+#[derive(Debug, Serialize, Deserialize)]
+struct Revoke {
+    from: String,
+    revocation: Revocation,
 }
 
 /// The leader's message to every node.
@@ -318,7 +327,9 @@ impl Link {
     ) -> Result<Ended, StoreError> {
         // Every node listens to both: a node that takes the lease hears the
         // commands sent while it took it.
-        let notifications = self.store.notifications(&[FROM_LEADER, TO_LEADER]).await?;
+        let notifications = self.store.notifications(&[FROM_LEADER, TO_LEADER, REVOKED]).await?;
+        let (revoked_tx, mut revoked) = mpsc::unbounded_channel();
+        self.connections.share_revocations(revoked_tx);
         let (heard_tx, mut heard) = mpsc::channel(1024);
         let listening = tokio::spawn(listen(notifications, heard_tx));
         let mut tick = tokio::time::interval(HEARTBEAT);
@@ -343,6 +354,9 @@ impl Link {
                         None => std::future::pending().await,
                     }
                 } => self.emit(Event::Push { pushed }),
+                Some(revocation) = revoked.recv() => {
+                    self.send(REVOKED, &Revoke { from: self.me.clone(), revocation });
+                }
                 _ = tick.tick() => self.tick(&lease_lost_tx).await,
             }
         };
@@ -388,6 +402,14 @@ impl Link {
     }
 
     async fn heard(&mut self, channel: &str, body: &str) {
+        if channel == REVOKED {
+            match serde_json::from_str::<Revoke>(body) {
+                Ok(revoke) if revoke.from != self.me => drop(self.connections.apply(&revoke.revocation)),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "a node sent a revocation this node cannot read"),
+            }
+            return;
+        }
         if channel == TO_LEADER {
             if self.lead.is_none() {
                 return; // for the leader

@@ -126,7 +126,8 @@ async fn a_resident_on_one_node_talks_with_a_lawyer_on_the_other_and_nobody_is_r
     let second_request = queued["request"].as_str().unwrap().to_owned();
 
     // The only lawyer on duty is on the second node: rung for the first request, and only for it.
-    let mut drolma = Client::connect_to(b, &login(&http, b, "demo-lawyer").await).await;
+    let drolma_token = login(&http, b, "demo-lawyer").await;
+    let mut drolma = Client::connect_to(b, &drolma_token).await;
     drolma.available().await;
     let offer = drolma.expect("consult.offer").await;
     assert_eq!(offer["request"], first_request.as_str(), "first come, first served across nodes");
@@ -164,6 +165,14 @@ async fn a_resident_on_one_node_talks_with_a_lawyer_on_the_other_and_nobody_is_r
     drolma.send(json!({"type": "consult.hangup", "consultation": consultation})).await;
     first_kiosk.expect_where("consult.ended", |m| m["consultation"] == consultation.as_str()).await;
     second_kiosk.quiet("consult.started", Duration::from_millis(500)).await;
+
+    // She logs out through the first node: her connection to the second closes too.
+    let out =
+        http.post(format!("http://{a}/api/auth/logout")).bearer_auth(&drolma_token).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    let revoked = drolma.expect_error("revoked").await;
+    assert_eq!(revoked["message"], "logged out", "{revoked}");
+    drolma.closed(Duration::from_secs(5)).await;
 
     // A booking race across the nodes: one slot, one booking.
     let me: Value = http

@@ -100,7 +100,7 @@ impl Client {
         self.expect_where(kind, |_| true).await
     }
 
-    async fn expect_error(&mut self, code: &str) -> Value {
+    pub(crate) async fn expect_error(&mut self, code: &str) -> Value {
         if let Some(i) = self.unread.iter().position(|m| m["type"] == "error") {
             let message = self.unread.remove(i).unwrap();
             assert_eq!(message["code"], code, "{message}");

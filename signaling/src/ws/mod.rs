@@ -181,7 +181,7 @@ async fn read(
     state: &AppState,
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     outbox: &Outbox<'_>,
-    kicked: &mut tokio::sync::oneshot::Receiver<&'static str>,
+    kicked: &mut tokio::sync::oneshot::Receiver<String>,
     connection: &mut Connection<'_>,
 ) {
     let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
@@ -189,12 +189,12 @@ async fn read(
     loop {
         let next = tokio::select! {
             reason = &mut *kicked => {
-                let reason = reason.unwrap_or("closed");
+                let reason = reason.unwrap_or_else(|_| "closed".into());
                 if reason == registry::RECONNECT {
                     // Not revoked: the client reconnects, and announces itself again.
                     outbox.close(1012, "the live path moved: reconnect");
                 } else {
-                    outbox.error(ErrorCode::Revoked, reason, None);
+                    outbox.error(ErrorCode::Revoked, &reason, None);
                     outbox.close(4001, "credentials revoked");
                 }
                 break;

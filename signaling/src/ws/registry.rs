@@ -30,7 +30,7 @@ pub enum Owner {
 #[derive(Debug)]
 struct Entry {
     owner: Owner,
-    kick: oneshot::Sender<&'static str>,
+    kick: oneshot::Sender<String>,
     /// The connection's outgoing queue (bounded; see `ws::SEND_QUEUE`).
     outbox: Option<mpsc::Sender<Message>>,
 }
@@ -42,6 +42,24 @@ pub struct Connections {
     open: Mutex<Open>,
     /// Where pushes also go, for other signaling nodes' connections.
     fanout: Mutex<Option<mpsc::UnboundedSender<Pushed>>>,
+    /// Where revocations also go, for other signaling nodes' connections.
+    revocations: Mutex<Option<mpsc::UnboundedSender<Revocation>>>,
+}
+
+/// Connections to close: a session's, an account's or a terminal's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    pub of: Revoked,
+    /// Told to the client in the `revoked` error.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Revoked {
+    Session(String),
+    Account(String),
+    Terminal(String),
 }
 
 /// A push to a person's or a terminal's connections, as it travels to other
@@ -112,7 +130,7 @@ impl Connections {
         &self,
         owner: Owner,
         outbox: Option<mpsc::Sender<Message>>,
-    ) -> (Registration<'_>, oneshot::Receiver<&'static str>) {
+    ) -> (Registration<'_>, oneshot::Receiver<String>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (kick, kicked) = oneshot::channel();
         self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Entry { owner, kick, outbox });
@@ -162,28 +180,59 @@ impl Connections {
     }
 
     /// Closes every connection whose owner matches; returns how many.
-    pub fn close_where(&self, reason: &'static str, matches: impl Fn(&Owner) -> bool) -> usize {
+    pub fn close_where(&self, reason: &str, matches: impl Fn(&Owner) -> bool) -> usize {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let ids: Vec<u64> =
             open.entries.iter().filter(|(_, e)| matches(&e.owner)).map(|(id, _)| *id).collect();
         for id in &ids {
             if let Some(entry) = open.remove(*id) {
-                let _ = entry.kick.send(reason);
+                let _ = entry.kick.send(reason.to_owned());
             }
         }
         ids.len()
     }
 
-    pub fn close_session(&self, session_id: &str, reason: &'static str) -> usize {
-        self.close_where(reason, |o| matches!(o, Owner::Account { session_id: s, .. } if s == session_id))
+    /// Closes the connections of a revoked session, on this node and (with
+    /// several nodes) on the others.
+    pub fn close_session(&self, session_id: &str, reason: &str) -> usize {
+        self.revoke(Revocation { of: Revoked::Session(session_id.to_owned()), reason: reason.to_owned() })
     }
 
-    pub fn close_account(&self, account_id: &str, reason: &'static str) -> usize {
-        self.close_where(reason, |o| matches!(o, Owner::Account { account_id: a, .. } if a == account_id))
+    pub fn close_account(&self, account_id: &str, reason: &str) -> usize {
+        self.revoke(Revocation { of: Revoked::Account(account_id.to_owned()), reason: reason.to_owned() })
     }
 
-    pub fn close_terminal(&self, terminal_id: &str, reason: &'static str) -> usize {
-        self.close_where(reason, |o| matches!(o, Owner::Terminal { terminal_id: t } if t == terminal_id))
+    pub fn close_terminal(&self, terminal_id: &str, reason: &str) -> usize {
+        self.revoke(Revocation { of: Revoked::Terminal(terminal_id.to_owned()), reason: reason.to_owned() })
+    }
+
+    fn revoke(&self, revocation: Revocation) -> usize {
+        if let Some(others) = self.revocations.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = others.send(revocation.clone());
+        }
+        self.apply(&revocation)
+    }
+
+    /// Closes this node's connections that `revocation` names; returns how many.
+    pub fn apply(&self, revocation: &Revocation) -> usize {
+        let reason = revocation.reason.as_str();
+        match &revocation.of {
+            Revoked::Session(id) => {
+                self.close_where(reason, |o| matches!(o, Owner::Account { session_id: s, .. } if s == id))
+            }
+            Revoked::Account(id) => {
+                self.close_where(reason, |o| matches!(o, Owner::Account { account_id: a, .. } if a == id))
+            }
+            Revoked::Terminal(id) => {
+                self.close_where(reason, |o| matches!(o, Owner::Terminal { terminal_id: t } if t == id))
+            }
+        }
+    }
+
+    /// From now on, revocations made here also go to `others`, for the other
+    /// signaling nodes to close their connections too.
+    pub fn share_revocations(&self, others: mpsc::UnboundedSender<Revocation>) {
+        *self.revocations.lock().unwrap_or_else(|p| p.into_inner()) = Some(others);
     }
 
     pub fn len(&self) -> usize {
@@ -207,12 +256,12 @@ mod tests {
         let (_r2, mut k2) = connections.register(owner("a", "s2"), None);
         let (_r3, mut k3) = connections.register(Owner::Terminal { terminal_id: "t".into() }, None);
         assert_eq!(connections.close_session("s1", "revoked"), 1);
-        assert_eq!(k1.try_recv(), Ok("revoked"));
+        assert_eq!(k1.try_recv().as_deref(), Ok("revoked"));
         assert!(k2.try_recv().is_err());
         assert_eq!(connections.close_account("a", "deactivated"), 1);
-        assert_eq!(k2.try_recv(), Ok("deactivated"));
+        assert_eq!(k2.try_recv().as_deref(), Ok("deactivated"));
         assert_eq!(connections.close_terminal("t", "revoked"), 1);
-        assert_eq!(k3.try_recv(), Ok("revoked"));
+        assert_eq!(k3.try_recv().as_deref(), Ok("revoked"));
         assert!(connections.is_empty());
     }
 
@@ -228,6 +277,21 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(Message::Text(t)) if t.as_str().contains("pong")));
         assert!(other_rx.try_recv().is_err());
         assert_eq!(connections.push_to_account("t", &message), 0);
+    }
+
+    #[test]
+    fn revocations_go_to_the_other_nodes_and_apply_there() {
+        let here = Connections::default();
+        let there = Connections::default();
+        let (others, mut shared) = mpsc::unbounded_channel();
+        here.share_revocations(others);
+        let owner = Owner::Account { account_id: "a".into(), session_id: "s".into() };
+        let (_r, mut kicked) = there.register(owner, None);
+        assert_eq!(here.close_session("s", "logged out"), 0);
+        let revocation = shared.try_recv().unwrap();
+        assert_eq!(revocation.of, Revoked::Session("s".into()));
+        assert_eq!(there.apply(&revocation), 1);
+        assert_eq!(kicked.try_recv().as_deref(), Ok("logged out"));
     }
 
     #[test]
