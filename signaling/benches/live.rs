@@ -7,11 +7,18 @@
 //! ```text
 //! cargo bench -p signaling --bench live                        # 1,000 lawyers, 9,000 kiosks, 500/s
 //! cargo bench -p signaling --bench live -- --lawyers 200 --terminals 800 --rate 100
+//! cargo bench -p signaling --bench live -- --postgres postgres://postgres@localhost/postgres --nodes 2
 //! ```
 //!
 //! Each kiosk asks once; each lawyer accepts at once, talks for `--hold-ms`,
 //! hangs up and goes straight back on duty. Needs `ulimit -n` above the
 //! connection count (each process holds one side of every connection).
+//!
+//! `--postgres ADMIN_URL` runs on a fresh PostgreSQL database made there (and
+//! dropped after). `--nodes 2` (PostgreSQL only) starts two `cloudlaw serve`
+//! on it with a relay node in this process: the first runs the live path,
+//! every lawyer is connected to the second, and the kiosks alternate between
+//! the two, so most requests and every ring cross between the nodes.
 
 // A load tool: a failed unwrap is a failed run, said loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -36,23 +43,48 @@ struct Args {
     terminals: usize,
     rate: f64,
     hold_ms: u64,
+    postgres: Option<String>,
+    nodes: usize,
 }
 
 fn args() -> Args {
-    let mut args = Args { lawyers: 1000, terminals: 9000, rate: 500.0, hold_ms: 1000 };
+    let mut args =
+        Args { lawyers: 1000, terminals: 9000, rate: 500.0, hold_ms: 1000, postgres: None, nodes: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().and_then(|v| v.parse::<f64>().ok()).expect("a number after the flag");
+        let mut text = || it.next().expect("a value after the flag");
+        let mut value = || text().parse::<f64>().expect("a number after the flag");
         match flag.as_str() {
             "--lawyers" => args.lawyers = value() as usize,
             "--terminals" => args.terminals = value() as usize,
             "--rate" => args.rate = value(),
             "--hold-ms" => args.hold_ms = value() as u64,
+            "--nodes" => args.nodes = value() as usize,
+            "--postgres" => args.postgres = Some(it.next().expect("an admin URL after --postgres")),
             "--bench" => {}
             other => panic!("unknown flag {other}; see the top of benches/live.rs"),
         }
     }
+    assert!(args.nodes >= 1 && (args.nodes == 1 || args.postgres.is_some()), "--nodes 2 needs --postgres");
     args
+}
+
+/// A relay node in this process, as `media-relay` serves it; returns its control URL.
+async fn relay_node(secret: &str) -> String {
+    let config = media_relay::RelayConfig {
+        udp_listen: "127.0.0.1:0".parse().unwrap(),
+        max_rooms: 5000,
+        ..media_relay::RelayConfig::default()
+    };
+    let relay = media_relay::Relay::start(config).await.unwrap();
+    let state = media_relay::control::ControlState { relay, secret: Some(Arc::from(secret)) };
+    let app = axum::Router::new()
+        .route("/control", axum::routing::get(media_relay::control::upgrade))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/control", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }
 
 /// Seeds the region, a team posted there, lawyers on duty round the clock and
@@ -253,59 +285,94 @@ async fn main() {
     let args = args();
     let dir = std::env::temp_dir().join(format!("cloudlaw-live-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = Config { data_dir: dir.clone(), ..Config::default() };
+    let database = match &args.postgres {
+        Some(admin) => {
+            let name = format!("cloudlaw_live_load_{}", std::process::id());
+            Some(signaling::store::create_database(admin, &name).await)
+        }
+        None => None,
+    };
+    let config =
+        Config { data_dir: dir.clone(), database_url: database.clone().map(Into::into), ..Config::default() };
     let started = Instant::now();
     let (lawyer_tokens, terminal_tokens) = seed(&config, &args).await;
     println!(
-        "seeded {} lawyers and {} kiosks in {:.1} s",
+        "seeded {} lawyers and {} kiosks in {:.1} s on {}",
         args.lawyers,
         args.terminals,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        if database.is_some() { "PostgreSQL" } else { "SQLite" }
     );
 
-    let port = free_port();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_cloudlaw"))
-            .args(["serve", "--data-dir"])
-            .arg(&dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("CLOUDLAW_RELAY__UDP_LISTEN", "127.0.0.1:0")
-            .env("CLOUDLAW_RELAY__MAX_ROOMS", "5000")
-            .env("CLOUDLAW_LIVE__DEFAULT_DAILY_CAP", "1000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start cloudlaw"),
-    );
-    let pid = server.0.id();
-    let base = format!("http://127.0.0.1:{port}");
+    // Several nodes share relay nodes (a relay in one node's process could not carry the others' calls).
+    let config_file = dir.join("load.toml");
+    if args.nodes > 1 {
+        let secret = "live-load-relay-secret";
+        let url = relay_node(secret).await;
+        let toml = format!(
+            "[[relay_nodes]]\nname = \"load\"\ncontrol_url = \"{url}\"\ncontrol_token = \"{secret}\"\nprobe_secs = 3600\n"
+        );
+        std::fs::write(&config_file, toml).unwrap();
+    } else {
+        std::fs::write(&config_file, "").unwrap();
+    }
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..args.nodes {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cloudlaw"));
+        command.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+        command.arg("--config").arg(&config_file);
+        if let Some(url) = &database {
+            command.args(["--database-url", url]);
+        }
+        let server = Server(
+            command
+                .env("CLOUDLAW_RELAY__UDP_LISTEN", "127.0.0.1:0")
+                .env("CLOUDLAW_RELAY__MAX_ROOMS", "5000")
+                .env("CLOUDLAW_LIVE__DEFAULT_DAILY_CAP", "1000")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start cloudlaw"),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The first node up runs the live path: wait for it before starting the next.
+        while !http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(Instant::now() < deadline, "server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        servers.push(server);
+        bases.push(base);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_kib(pid);
+    let pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
+    let rss = || pids.iter().map(|pid| rss_kib(*pid)).sum::<u64>();
+    let idle_rss = rss();
 
-    let url = format!("ws://127.0.0.1:{port}/ws");
+    let ws = |i: usize| bases[i % bases.len()].replace("http://", "ws://") + "/ws";
     let connect_started = Instant::now();
     let mut lawyer_sockets = Vec::new();
+    let lawyers_on = ws(args.nodes - 1);
     for chunk in lawyer_tokens.chunks(200) {
-        let batch = chunk.iter().map(|t| connect(&url, t));
+        let batch = chunk.iter().map(|t| connect(&lawyers_on, t));
         lawyer_sockets.extend(futures_util::future::join_all(batch).await);
     }
     let mut terminal_sockets = Vec::new();
-    for chunk in terminal_tokens.chunks(200) {
-        let batch = chunk.iter().map(|t| connect(&url, t));
+    for (n, chunk) in terminal_tokens.chunks(200).enumerate() {
+        let urls: Vec<String> = (0..chunk.len()).map(|i| ws(n * 200 + i)).collect();
+        let batch = chunk.iter().zip(&urls).map(|(t, url)| connect(url, t));
         terminal_sockets.extend(futures_util::future::join_all(batch).await);
     }
     let connections = lawyer_sockets.len() + terminal_sockets.len();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let held_rss = rss_kib(pid);
+    let held_rss = rss();
     println!(
-        "{connections} authenticated WebSockets open in {:.1} s; server RSS {:.1} MiB idle, {:.1} MiB with them: {:.1} KiB per connection",
+        "{connections} authenticated WebSockets open on {} node(s) in {:.1} s; server RSS {:.1} MiB idle, {:.1} MiB with them: {:.1} KiB per connection",
+        args.nodes,
         connect_started.elapsed().as_secs_f64(),
         idle_rss as f64 / 1024.0,
         held_rss as f64 / 1024.0,
@@ -336,7 +403,7 @@ async fn main() {
     for t in terminals {
         let _ = t.await;
     }
-    let peak_rss = rss_kib(pid);
+    let peak_rss = rss();
 
     let (mut latencies, rung): (Vec<f64>, usize) = {
         let timings = timings.lock().unwrap();
@@ -350,7 +417,8 @@ async fn main() {
         (latencies, timings.rung.len())
     };
     latencies.sort_by(f64::total_cmp);
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    // The node that runs the live path measures request to ring.
+    let metrics = http.get(format!("{}/metrics", bases[0])).send().await.unwrap().text().await.unwrap();
     let (observed, server) =
         histogram_quantiles(&metrics, "cloudlaw_live_request_to_ring_seconds", &[0.5, 0.99, 0.999]);
     println!(
@@ -374,6 +442,13 @@ async fn main() {
         latencies.last().copied().unwrap_or(f64::NAN)
     );
     println!("server RSS at the end: {:.1} MiB", peak_rss as f64 / 1024.0);
-    drop(server);
+    drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
+    if let (Some(admin), Some(_)) = (&args.postgres, &database) {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+        let name = format!("cloudlaw_live_load_{}", std::process::id());
+        let drop = format!("DROP DATABASE IF EXISTS \"{name}\"");
+        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.unwrap();
+    }
 }

@@ -55,6 +55,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the leader deletes spilled messages every node has read.
 const SPILL_SWEEP: Duration = Duration::from_secs(30);
+/// The most messages sent in one transaction.
+const SEND_BATCH: usize = 512;
 /// A view queued for one remote coordinator.
 const VIEW_QUEUE: usize = 8;
 
@@ -693,13 +695,16 @@ async fn listen(mut notifications: Notifications, heard: mpsc::Sender<Option<(St
     }
 }
 
-/// Sends the queued messages one after the other, so that they arrive in the
-/// order they were made.
+/// Sends the queued messages in the order they were made: whatever queued
+/// up while the last batch was sent goes in one transaction.
 async fn send_loop(store: Store, mut queue: mpsc::UnboundedReceiver<(&'static str, String)>) {
-    while let Some((channel, message)) = queue.recv().await {
-        if let Err(error) = store.notify(channel, &message).await {
-            tracing::warn!(%error, channel, "cannot send a message to the other signaling nodes");
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, SEND_BATCH).await > 0 {
+        let messages: Vec<(&str, &str)> = batch.iter().map(|(c, m)| (*c, m.as_str())).collect();
+        if let Err(error) = store.notify_all(&messages).await {
+            tracing::warn!(%error, lost = messages.len(), "cannot send messages to the other signaling nodes");
         }
+        batch.clear();
     }
 }
 

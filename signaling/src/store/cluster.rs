@@ -54,24 +54,51 @@ impl Store {
         Ok(Notifications { listener, store: self.clone() })
     }
 
-    /// Sends `message` to every node listening on `channel`. Messages one
-    /// caller sends one after the other arrive in that order.
+    /// Sends `message` to every node listening on `channel`.
     pub async fn notify(&self, channel: &str, message: &str) -> Result<(), StoreError> {
+        self.notify_all(&[(channel, message)]).await
+    }
+
+    /// Sends each `(channel, message)`, in this order, in one transaction:
+    /// one round trip for a run of small messages, one more for each large
+    /// one. Messages arrive in the order sent (PostgreSQL delivers a
+    /// transaction's notifications in order, at commit); identical ones on
+    /// one channel in one call arrive once.
+    pub async fn notify_all(&self, messages: &[(&str, &str)]) -> Result<(), StoreError> {
         let Pool::Postgres(pool) = &self.pool else { return Err(postgres_only()) };
-        if message.len() <= INLINE {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(message).execute(pool).await?;
-            return Ok(());
+        let mut tx = pool.begin().await?;
+        let mut run: (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for (i, (channel, message)) in messages.iter().enumerate() {
+            if message.len() <= INLINE {
+                run.0.push(channel);
+                run.1.push(message);
+            }
+            let last = i + 1 == messages.len();
+            if (message.len() > INLINE || last) && !run.0.is_empty() {
+                // The subquery keeps the array order for the notifications.
+                sqlx::query(
+                    "SELECT pg_notify(o.c, o.m) FROM (SELECT c, m FROM unnest($1::text[], $2::text[]) \
+                     WITH ORDINALITY AS t(c, m, n) ORDER BY n) AS o",
+                )
+                .bind(std::mem::take(&mut run.0))
+                .bind(std::mem::take(&mut run.1))
+                .execute(&mut *tx)
+                .await?;
+            }
+            if message.len() > INLINE {
+                // The row is there before anyone hears of it: at commit.
+                sqlx::query(
+                    "WITH spilled AS (INSERT INTO cluster_spill (body, created_at) VALUES ($1, $2) RETURNING id) \
+                     SELECT pg_notify($3, '@' || id) FROM spilled",
+                )
+                .bind(message)
+                .bind(crate::unix_now())
+                .bind(channel)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
-        // One statement, one transaction: the row is there before anyone hears of it.
-        sqlx::query(
-            "WITH spilled AS (INSERT INTO cluster_spill (body, created_at) VALUES ($1, $2) RETURNING id) \
-             SELECT pg_notify($3, '@' || id) FROM spilled",
-        )
-        .bind(message)
-        .bind(crate::unix_now())
-        .bind(channel)
-        .execute(pool)
-        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -109,11 +136,14 @@ mod tests {
         for message in ["first", large.as_str(), "third"] {
             store.notify("cloudlaw_test", message).await.unwrap();
         }
-        for expected in ["first", large.as_str(), "third"] {
+        // In one batch too, small and large mixed.
+        let batch = ["a", "b", large.as_str(), "c", large.as_str()];
+        store.notify_all(&batch.map(|m| ("cloudlaw_test", m))).await.unwrap();
+        for expected in ["first", large.as_str(), "third"].iter().chain(&batch) {
             let (channel, body) = heard.recv().await.unwrap().unwrap();
             assert_eq!((channel.as_str(), body.len()), ("cloudlaw_test", expected.len()));
-            assert_eq!(body, expected);
+            assert_eq!(body, *expected);
         }
-        assert_eq!(store.forget_spilled(crate::unix_now() + 61).await.unwrap(), 1);
+        assert_eq!(store.forget_spilled(crate::unix_now() + 61).await.unwrap(), 3);
     }
 }

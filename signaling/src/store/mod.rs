@@ -365,9 +365,17 @@ fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
 /// when the variable is unset, meaning SQLite.
 #[doc(hidden)]
 pub async fn test_database(name: &str) -> Option<String> {
-    use sqlx::Connection;
     let admin = std::env::var("TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())?;
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("TEST_POSTGRES_URL: connect");
+    Some(create_database(&admin, name).await)
+}
+
+/// Creates the database `name` (unless it exists) on the PostgreSQL server
+/// of the superuser URL `admin`, and returns its URL. For tests and the
+/// load tools; panics on failure.
+#[doc(hidden)]
+pub async fn create_database(admin: &str, name: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("PostgreSQL: connect");
     assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "database name {name:?}");
     // A name cannot be a bound parameter; it is checked above.
     let created =
@@ -379,9 +387,9 @@ pub async fn test_database(name: &str) -> Option<String> {
         Err(error) => panic!("CREATE DATABASE {name}: {error}"),
     }
     let _ = conn.close().await;
-    let (base, params) = admin.split_once('?').unwrap_or((&admin, ""));
-    let (server, _database) = base.rsplit_once('/').expect("TEST_POSTGRES_URL: a URL with a database");
-    Some(if params.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{params}") })
+    let (base, params) = admin.split_once('?').unwrap_or((admin, ""));
+    let (server, _database) = base.rsplit_once('/').expect("PostgreSQL: a URL with a database");
+    if params.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{params}") }
 }
 
 /// A fresh id for a new row.
