@@ -8,8 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, startRelayNode, launchBrowser, newContext, watch, assertClean, visible, eventually, login, screenshot,
-  recordPeerConnections,
+  startServer, startRelayNode, launchBrowser, assertClean, visible, eventually, screenshot, startKioskCall, decodedMedia,
 } from './support.mjs';
 
 const onPostgres = Boolean(process.env.TEST_POSTGRES_URL);
@@ -37,53 +36,12 @@ after(async () => {
   for (const relay of relays) await relay.kill9();
 });
 
-/** Video frames and sound energy the page's peer connections decoded. */
-function decoded(page) {
-  return page.evaluate(async () => {
-    let frames = 0;
-    let energy = 0;
-    for (const pc of window.peerConnections ?? []) {
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') energy += s.totalAudioEnergy ?? 0;
-      });
-    }
-    return { frames, energy };
-  });
-}
-
 test('a resident at a kiosk on one node and a lawyer on the other see and hear each other', { skip: !onPostgres && 'PostgreSQL only' }, async () => {
-  const problems = [];
-  const kioskContext = await newContext(browser, first, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
-  await recordPeerConnections(kioskContext);
-  const kiosk = await kioskContext.newPage();
-  problems.push(watch(kiosk));
-  await kiosk.goto(first.url('/terminal'));
-  await kiosk.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
-  await kiosk.getByTestId('enroll-submit').click();
-  await visible(kiosk.getByTestId('start-screen'));
-
-  const lawyerContext = await newContext(browser, second);
-  await recordPeerConnections(lawyerContext);
-  const lawyer = await lawyerContext.newPage();
-  problems.push(watch(lawyer));
-  await lawyer.goto(second.url('/lawyer'));
-  await login(lawyer, 'demo-lawyer', 'demo-pass');
-  await lawyer.getByTestId('go-online').click();
-  await visible(lawyer.getByTestId('go-offline'));
-
-  await kiosk.getByTestId('lang-bo').tap();
-  await kiosk.getByTestId('talk-now').tap();
-  await kiosk.getByTestId('topic-land').tap();
-  await visible(kiosk.getByTestId('check-screen'));
-  await kiosk.getByTestId('consult-now').tap();
-  await visible(lawyer.getByTestId('incoming-call'));
-  await lawyer.getByTestId('accept-call').click();
-  await visible(kiosk.getByTestId('call-screen'));
+  const { kiosk, lawyer, kioskContext, lawyerContext, problems } = await startKioskCall(browser, first, second);
 
   for (const [who, page] of [['kiosk', kiosk], ['lawyer', lawyer]]) {
     await eventually(async () => {
-      const now = await decoded(page);
+      const now = await decodedMedia(page);
       assert.ok(now.frames > 10 && now.energy > 0, `${who} sees and hears: ${JSON.stringify(now)}`);
     }, 30_000);
   }

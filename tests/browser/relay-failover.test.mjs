@@ -8,15 +8,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, startRelayNode, launchBrowser, newContext, watch, assertClean, visible, eventually, login, screenshot,
-  recordPeerConnections,
+  startServer, startRelayNode, launchBrowser, assertClean, visible, eventually, screenshot, startKioskCall, decodedMedia,
 } from './support.mjs';
 
 let garze;
 let spare;
 let server;
 let browser;
-const problems = [];
 
 before(async () => {
   garze = await startRelayNode();
@@ -41,59 +39,18 @@ after(async () => {
   await spare?.kill9();
 });
 
-/** Video frames and sound energy decoded by the page's peer connections made after the first `since`. */
-function decoded(page, since) {
-  return page.evaluate(async (from) => {
-    let frames = 0;
-    let energy = 0;
-    for (const pc of (window.peerConnections ?? []).slice(from)) {
-      if (pc.connectionState === 'closed') continue;
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') energy += s.totalAudioEnergy ?? 0;
-      });
-    }
-    return { frames, energy, connections: window.peerConnections.length };
-  }, since);
-}
-
 async function relays() {
   const health = await (await fetch(server.url('/healthz'))).json();
   return Object.fromEntries(health.relays.map((r) => [r.name, r]));
 }
 
 test('kill -9 of the relay carrying a call: both apps see and hear each other again within 15 s, untouched', async () => {
-  const kioskContext = await newContext(browser, server, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
-  await recordPeerConnections(kioskContext);
-  const kiosk = await kioskContext.newPage();
-  problems.push(watch(kiosk));
-  await kiosk.goto(server.url('/terminal'));
-  await kiosk.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
-  await kiosk.getByTestId('enroll-submit').click();
-  await visible(kiosk.getByTestId('start-screen'));
-
-  const lawyerContext = await newContext(browser, server);
-  await recordPeerConnections(lawyerContext);
-  const lawyer = await lawyerContext.newPage();
-  problems.push(watch(lawyer));
-  await lawyer.goto(server.url('/lawyer'));
-  await login(lawyer, 'demo-lawyer', 'demo-pass');
-  await lawyer.getByTestId('go-online').click();
-  await visible(lawyer.getByTestId('go-offline'));
-
-  await kiosk.getByTestId('lang-bo').tap();
-  await kiosk.getByTestId('talk-now').tap();
-  await kiosk.getByTestId('topic-land').tap();
-  await visible(kiosk.getByTestId('check-screen'));
-  await kiosk.getByTestId('consult-now').tap();
-  await visible(lawyer.getByTestId('incoming-call'));
-  await lawyer.getByTestId('accept-call').click();
-  await visible(kiosk.getByTestId('call-screen'));
+  const { kiosk, lawyer, kioskContext, lawyerContext, problems } = await startKioskCall(browser, server);
 
   // The call runs through the kiosk region's relay, both ways.
   for (const page of [kiosk, lawyer]) {
     await eventually(async () => {
-      const now = await decoded(page, 0);
+      const now = await decodedMedia(page, 0);
       assert.ok(now.frames > 10 && now.energy > 0, `media flows: ${JSON.stringify(now)}`);
     }, 30_000);
   }
@@ -102,13 +59,13 @@ test('kill -9 of the relay carrying a call: both apps see and hear each other ag
   assert.equal(before.garze.participants, 2, JSON.stringify(before));
   assert.equal(before.spare.rooms, 0, JSON.stringify(before));
 
-  const since = { kiosk: (await decoded(kiosk, 0)).connections, lawyer: (await decoded(lawyer, 0)).connections };
+  const since = { kiosk: (await decodedMedia(kiosk, 0)).connections, lawyer: (await decodedMedia(lawyer, 0)).connections };
   const killedAt = Date.now();
   await garze.kill9();
 
   // Back, through the spare relay, on both sides, within 15 s of the kill.
   await Promise.all([['kiosk', kiosk], ['lawyer', lawyer]].map(([who, page]) => eventually(async () => {
-    const now = await decoded(page, since[who]);
+    const now = await decodedMedia(page, since[who]);
     assert.ok(now.frames > 0 && now.energy > 0, `${who} receives again: ${JSON.stringify(now)}`);
   }, Math.max(0, 15_000 - (Date.now() - killedAt)))));
   const back = Date.now() - killedAt;

@@ -167,6 +167,62 @@ export async function recordPeerConnections(context) {
 }
 
 /**
+ * Video frames decoded and sound energy received by the page's recorded peer
+ * connections (recordPeerConnections), from the `since`-th on, skipping closed ones.
+ */
+export function decodedMedia(page, since = 0) {
+  return page.evaluate(async (from) => {
+    let frames = 0;
+    let energy = 0;
+    for (const pc of (window.peerConnections ?? []).slice(from)) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') energy += s.totalAudioEnergy ?? 0;
+      });
+    }
+    return { frames, energy, connections: window.peerConnections.length };
+  }, since);
+}
+
+/**
+ * The demo kiosk, enrolled on `kioskServer`, asks in Tibetan to talk about
+ * land; the demo lawyer, on duty on `lawyerServer`, is rung and accepts.
+ * Returns { kiosk, lawyer, kioskContext, lawyerContext, problems } once the
+ * kiosk shows the call. Both contexts record their peer connections.
+ */
+export async function startKioskCall(browser, kioskServer, lawyerServer = kioskServer) {
+  const problems = [];
+  const kioskContext = await newContext(browser, kioskServer, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
+  await recordPeerConnections(kioskContext);
+  const kiosk = await kioskContext.newPage();
+  problems.push(watch(kiosk));
+  await kiosk.goto(kioskServer.url('/terminal'));
+  await kiosk.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
+  await kiosk.getByTestId('enroll-submit').click();
+  await visible(kiosk.getByTestId('start-screen'));
+
+  const lawyerContext = await newContext(browser, lawyerServer);
+  await recordPeerConnections(lawyerContext);
+  const lawyer = await lawyerContext.newPage();
+  problems.push(watch(lawyer));
+  await lawyer.goto(lawyerServer.url('/lawyer'));
+  await login(lawyer, 'demo-lawyer', 'demo-pass');
+  await lawyer.getByTestId('go-online').click();
+  await visible(lawyer.getByTestId('go-offline'));
+
+  await kiosk.getByTestId('lang-bo').tap();
+  await kiosk.getByTestId('talk-now').tap();
+  await kiosk.getByTestId('topic-land').tap();
+  await visible(kiosk.getByTestId('check-screen'));
+  await kiosk.getByTestId('consult-now').tap();
+  await visible(lawyer.getByTestId('incoming-call'));
+  await lawyer.getByTestId('accept-call').click();
+  await visible(kiosk.getByTestId('call-screen'));
+  return { kiosk, lawyer, kioskContext, lawyerContext, problems };
+}
+
+/**
  * Starts a standalone `media-relay` node ($MEDIA_RELAY_BIN) on loopback, on free
  * ports, with a control token; returns { controlUrl, controlToken, pid, log(), kill9(), stop() }.
  */

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::live::{Client, request};
 use crate::relay_node::{SECRET, start_node};
-use crate::support::{CloudlawProcess, cloudlaw, database_args, postgres_for};
+use crate::support::{CloudlawProcess, cloudlaw, database_args, json_of, postgres_for};
 
 /// Two relay nodes in this process (the tests run on several threads: the
 /// nodes serve while a thread waits for a `cloudlaw` to start), and a
@@ -52,40 +52,23 @@ async fn healthy(http: &reqwest::Client, addr: SocketAddr) -> bool {
 }
 
 async fn login(http: &reqwest::Client, addr: SocketAddr, username: &str) -> String {
-    let body: Value = http
-        .post(format!("http://{addr}/api/auth/login"))
-        .json(&json!({"username": username, "password": "demo-pass"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json_of(
+        http.post(format!("http://{addr}/api/auth/login"))
+            .json(&json!({"username": username, "password": "demo-pass"})),
+    )
+    .await;
     body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Registers a terminal in the demo region through `addr` and enrolls it;
 /// returns its device token.
 async fn kiosk_on(http: &reqwest::Client, addr: SocketAddr, admin: &str, name: &str) -> String {
-    let terminal: Value = http
-        .post(format!("http://{addr}/api/terminals"))
-        .bearer_auth(admin)
-        .json(&json!({"name": name, "township": "Kangding", "region_id": "demo-garze", "languages": ["bo", "zh"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let enrolled: Value = http
-        .post(format!("http://{addr}/api/terminals/enroll"))
-        .json(&json!({"code": terminal["enrollment_code"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let terminal = json_of(http.post(format!("http://{addr}/api/terminals")).bearer_auth(admin).json(
+        &json!({"name": name, "township": "Kangding", "region_id": "demo-garze", "languages": ["bo", "zh"]}),
+    ))
+    .await;
+    let enroll = json!({"code": terminal["enrollment_code"]});
+    let enrolled = json_of(http.post(format!("http://{addr}/api/terminals/enroll")).json(&enroll)).await;
     enrolled["device_token"].as_str().unwrap().to_owned()
 }
 
@@ -175,30 +158,14 @@ async fn a_resident_on_one_node_talks_with_a_lawyer_on_the_other_and_nobody_is_r
     drolma.closed(Duration::from_secs(5)).await;
 
     // A booking race across the nodes: one slot, one booking.
-    let me: Value = http
-        .get(format!("http://{a}/api/me"))
-        .bearer_auth(login(&http, a, "demo-lawyer").await)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lawyer =
+        json_of(http.get(format!("http://{a}/api/me")).bearer_auth(login(&http, a, "demo-lawyer").await))
+            .await;
     let terminal = kiosk_on(&http, a, &admin, "Kiosk C").await;
-    let terminal_id = {
-        let me: Value = http
-            .get(format!("http://{b}/api/me"))
-            .bearer_auth(&terminal)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        me["terminal"]["id"].as_str().unwrap().to_owned()
-    };
+    let kiosk = json_of(http.get(format!("http://{b}/api/me")).bearer_auth(&terminal)).await;
+    let (lawyer_id, terminal_id) = (&lawyer["account"]["id"], &kiosk["terminal"]["id"]);
     let start = crate::schedule::rfc(crate::schedule::shanghai(crate::schedule::next_monday(), 9, 0));
-    let body = json!({"start": start, "language": "zh", "topic": "family", "terminal_id": terminal_id, "lawyer_id": me["account"]["id"]});
+    let body = json!({"start": start, "language": "zh", "topic": "family", "terminal_id": terminal_id, "lawyer_id": lawyer_id});
     let mut tasks = Vec::new();
     for i in 0..8 {
         let addr = if i % 2 == 0 { a } else { b };

@@ -254,6 +254,11 @@ impl Drop for TestApp {
     }
 }
 
+/// Sends `request` and reads its JSON body (for tests that talk to more than one server).
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The real `cloudlaw` binary, started with arguments, its stderr collected.
 #[derive(Debug)]
 pub struct CloudlawProcess {
