@@ -220,7 +220,8 @@ pub async fn upgrade(
     ws.max_message_size(MAX_CONTROL_MESSAGE).on_upgrade(move |socket| connection(state, socket))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -15,16 +15,19 @@
 //! - [`relay`]: the running relay ([`Relay`]): owns the one UDP socket that every
 //!   participant's media arrives on, keeps the room table and the counters that
 //!   `/healthz` and `/metrics` report, and shuts down cleanly.
+//! - [`control`]: a node's control channel (signaling drives the relay over it)
+//!   and its client; [`probe`]: signaling's media-path health check;
+//!   [`register`]: a node telling signaling that it exists.
 //!
-//! The WebRTC I/O that feeds [`room::Room`] and carries out its actions is the
-//! next step (issue #4); NOTES-webrtc-0.21.md records what the webrtc crate
-//! offers for it.
+//! NOTES-webrtc-0.21.md records what the webrtc crate offers for the WebRTC
+//! I/O that feeds [`room::Room`].
 
 pub mod config;
 pub mod control;
 mod engine;
 pub mod packet;
 pub mod probe;
+pub mod register;
 pub mod relay;
 pub mod room;
 pub mod session;

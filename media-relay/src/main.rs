@@ -44,6 +44,23 @@ struct Args {
     /// rooms to close before it stops. A second signal stops it at once.
     #[arg(long, env = "MEDIA_RELAY_DRAIN_SECS", default_value_t = 900)]
     drain_secs: u64,
+    /// Register with signaling at this base URL (e.g. http://10.0.0.11:8080;
+    /// comma-separated or repeated for several signaling nodes: the first that
+    /// answers takes it), every 10 s: signaling then uses this node without a
+    /// `[[relay_nodes]]` entry. Needs --name and --control-token (signaling's
+    /// `relay_registration.token`).
+    #[arg(long = "register-at", env = "MEDIA_RELAY_REGISTER_AT", value_delimiter = ',')]
+    register_at: Vec<String>,
+    /// This node's name, unique among the deployment's relays (for registering).
+    #[arg(long, env = "MEDIA_RELAY_NAME")]
+    name: Option<String>,
+    /// The region (id) this node serves first (for registering).
+    #[arg(long, env = "MEDIA_RELAY_REGION")]
+    region: Option<String>,
+    /// Where signaling reaches this node's control channel (for registering;
+    /// default: ws://<the --http address>/control).
+    #[arg(long, env = "MEDIA_RELAY_CONTROL_URL")]
+    control_url: Option<String>,
 }
 
 #[tokio::main]
@@ -78,11 +95,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.control_token.as_deref().is_some_and(|t| t.len() < 16) {
         anyhow::bail!("the control token must be at least 16 characters");
     }
+    if !args.register_at.is_empty() && (args.name.is_none() || args.control_token.is_none()) {
+        anyhow::bail!("--register-at needs --name and --control-token");
+    }
     let relay = Relay::start(config).await?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
-    tracing::info!(http = %listener.local_addr()?, "media relay node ready");
+    let http = listener.local_addr()?;
+    tracing::info!(%http, "media relay node ready");
+    let _registering = match (&args.name, &args.control_token) {
+        (Some(name), Some(token)) if !args.register_at.is_empty() => {
+            let control_url = match &args.control_url {
+                Some(url) => url.clone(),
+                None if http.ip().is_unspecified() => {
+                    anyhow::bail!("listening on {http}: give --control-url, the address signaling reaches")
+                }
+                None => format!("ws://{http}/control"),
+            };
+            let registration = media_relay::register::Registration {
+                name: name.clone(),
+                region_id: args.region.clone(),
+                control_url,
+            };
+            Some(AbortOnDrop(tokio::spawn(media_relay::register::run(
+                args.register_at.clone(),
+                registration,
+                token.clone(),
+            ))))
+        }
+        _ => None,
+    };
     let control = ControlState { relay: relay.clone(), secret: args.control_token.map(Arc::from) };
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -98,6 +141,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     relay.shutdown().await;
     Ok(())
+}
+
+/// Stops a task when dropped (the registration stops with the node).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Stops taking new rooms and waits for the open ones to close (or `limit`, or

@@ -30,8 +30,13 @@ impl Drop for Node {
 }
 
 fn start_node() -> Node {
+    start_node_with(&[])
+}
+
+fn start_node_with(extra: &[&str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_media-relay"))
         .args(["--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--control-token", SECRET])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -147,4 +152,49 @@ async fn sigterm_drains_the_node_it_finishes_its_rooms_opens_no_new_ones_then_st
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(exited.expect("stopped once its last room closed").success());
+}
+
+/// A node with `--register-at` tells signaling (here a stand-in that records
+/// what it is sent) its name, region and control URL, with its control token,
+/// trying the signaling servers in turn until one answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_registers_with_the_first_signaling_server_that_answers() {
+    use axum::http::HeaderMap;
+    let (heard_tx, mut heard) = tokio::sync::mpsc::channel::<(Option<String>, serde_json::Value)>(4);
+    let app = axum::Router::new().route(
+        "/api/relays/register",
+        axum::routing::post(move |headers: HeaderMap, body: axum::Json<serde_json::Value>| {
+            let heard_tx = heard_tx.clone();
+            async move {
+                let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let _ = heard_tx.send((bearer, body.0)).await;
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let signaling = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // A signaling server that is down comes first: the node goes on to the next.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let servers = format!("http://{down},{signaling}");
+    let node = start_node_with(&["--register-at", &servers, "--name", "garze-1", "--region", "demo-garze"]);
+    let (bearer, body) = tokio::time::timeout(Duration::from_secs(10), heard.recv()).await.unwrap().unwrap();
+    assert_eq!(bearer.as_deref(), Some(format!("Bearer {SECRET}").as_str()));
+    let control_url = format!("ws://{}/control", node.http);
+    assert_eq!(
+        body,
+        serde_json::json!({"name": "garze-1", "region_id": "demo-garze", "control_url": control_url})
+    );
+}
+
+#[test]
+fn registering_needs_a_name_and_a_control_token() {
+    let output = Command::new(env!("CARGO_BIN_EXE_media-relay"))
+        .args(["--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--register-at", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--register-at needs --name and --control-token"), "{stderr}");
 }

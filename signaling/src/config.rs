@@ -40,6 +40,8 @@ pub struct Config {
     /// More standalone relay nodes (`[[relay_nodes]]`): each consultation's
     /// room goes to a healthy one in or near its terminal's region.
     pub relay_nodes: Vec<RelayNodeConfig>,
+    /// Relay nodes that register themselves (`media-relay --register-at`).
+    pub relay_registration: RelayRegistrationConfig,
     pub turn: crate::turn::TurnConfig,
     pub web: crate::web::WebConfig,
     /// Reverse proxies (TLS termination) whose `X-Forwarded-For` names the
@@ -66,6 +68,19 @@ pub struct RelayNodeConfig {
     /// The node's control token (its `--control-token`).
     #[serde(serialize_with = "serialize_secret_opt")]
     pub control_token: Option<SecretString>,
+}
+
+/// Relay nodes that tell signaling they exist, rather than being listed here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayRegistrationConfig {
+    /// The token a registering node presents, which is also its control token
+    /// (`media-relay --control-token`): signaling uses it on the node's control
+    /// channel. None: registration is off (`POST /api/relays/register` is 404).
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub token: Option<SecretString>,
+    /// Seconds between media-path probes of registered nodes. None: 10.
+    pub probe_secs: Option<u64>,
 }
 
 /// Tokens, sessions and the limits on guessing.
@@ -171,6 +186,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             relay_node: RelayNodeConfig::default(),
             relay_nodes: Vec::new(),
+            relay_registration: RelayRegistrationConfig::default(),
             turn: crate::turn::TurnConfig::default(),
             web: crate::web::WebConfig::default(),
             trusted_proxies: Vec::new(),
@@ -281,6 +297,9 @@ impl Config {
         for (i, node) in self.relay_nodes.iter().enumerate() {
             node.validate(&format!("relay_nodes[{i}]"))?;
         }
+        if self.relay_registration.token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
+            return Err(ConfigError("relay_registration.token must be at least 16 characters".into()));
+        }
         let mut names = std::collections::HashSet::new();
         for node in self.relay_node_list() {
             if !names.insert(node.display_name()) {
@@ -290,8 +309,14 @@ impl Config {
         Ok(())
     }
 
+    /// True when signaling uses standalone relay nodes (listed, or
+    /// registering themselves) rather than the relay in its own process.
+    pub fn uses_relay_nodes(&self) -> bool {
+        !self.relay_node_list().is_empty() || self.relay_registration.token.is_some()
+    }
+
     /// Every standalone relay node configured: `relay_node` (when set) and
-    /// `relay_nodes`. Empty: the relay runs in this process.
+    /// `relay_nodes`. Empty (and no registration): the relay runs in this process.
     pub fn relay_node_list(&self) -> Vec<RelayNodeConfig> {
         let single = self.relay_node.control_url.is_some().then(|| self.relay_node.clone());
         single.into_iter().chain(self.relay_nodes.iter().cloned()).collect()

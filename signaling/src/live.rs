@@ -1551,7 +1551,7 @@ impl Dispatcher {
         let Some(role) = c.role_of(participant) else { return };
         // The relay it is on goes into the token: a participant connected to
         // another signaling node joins it there.
-        let relay = self.relays.placement(consultation).and_then(|i| self.relays.entries().get(i));
+        let relay = self.relays.placement(consultation).and_then(|i| self.relays.entries().get(i).cloned());
         let grant = RoomGrant {
             room: consultation.into(),
             publish: vec!["audio".into(), "video".into()],

@@ -34,6 +34,10 @@ use crate::store::Store;
 const KEY_PUSH: Duration = Duration::from_secs(60);
 const STATUS_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often signaling looks for relay nodes that registered.
+const REGISTRATION_CHECK: Duration = Duration::from_secs(5);
+/// A registration not renewed for this long is not taken up (nodes renew every 10 s).
+const REGISTRATION_FRESH: Duration = Duration::from_secs(60);
 /// How often the region tree (for "near the terminal's region") is read again.
 const REGION_REFRESH: Duration = Duration::from_secs(10);
 /// How often a node's media path is probed, unless configured.
@@ -406,7 +410,8 @@ pub struct Relays {
 
 #[derive(Debug)]
 struct RelaysInner {
-    relays: Vec<RelayEntry>,
+    /// Append-only (indexes stay valid): nodes that register join at the end.
+    relays: RwLock<Vec<Arc<RelayEntry>>>,
     /// Room → where it is.
     rooms: Mutex<HashMap<String, Placement>>,
     /// Region id → its parent, for "near".
@@ -423,9 +428,9 @@ impl Relays {
         let nodes = config.relay_node_list();
         let (lost, _) = broadcast::channel(64);
         let mut relays = Vec::new();
-        if nodes.is_empty() {
+        if !config.uses_relay_nodes() {
             let handle = RelayHandle::Local(Relay::start(config.relay.clone()).await?);
-            relays.push(RelayEntry { name: "local".into(), region: None, handle });
+            relays.push(Arc::new(RelayEntry { name: "local".into(), region: None, handle }));
         }
         for (index, node) in nodes.iter().enumerate() {
             let lost = lost.clone();
@@ -433,9 +438,15 @@ impl Relays {
                 let _ = lost.send(index);
             };
             let handle = RelayHandle::connect_node(node, tokens, nodes.len() == 1, on_down).await?;
-            relays.push(RelayEntry { name: node.display_name(), region: node.region.clone(), handle });
+            relays.push(Arc::new(RelayEntry {
+                name: node.display_name(),
+                region: node.region.clone(),
+                handle,
+            }));
         }
-        if relays.iter().all(|r| r.handle.status().is_none()) {
+        // With registration, nodes may come later; a listed one must answer now.
+        let registering = config.relay_registration.token.is_some() && nodes.is_empty();
+        if !registering && relays.iter().all(|r| r.handle.status().is_none()) {
             let urls: Vec<_> = nodes.iter().filter_map(|n| n.control_url.clone()).collect();
             return Err(RelayStartError::Node {
                 url: urls.join(", "),
@@ -443,7 +454,7 @@ impl Relays {
             });
         }
         let inner = Arc::new(RelaysInner {
-            relays,
+            relays: RwLock::new(relays),
             rooms: Mutex::default(),
             regions: RwLock::default(),
             lost,
@@ -451,18 +462,85 @@ impl Relays {
         });
         let relays = Relays { inner };
         relays.refresh_regions(store).await;
-        let (weak, store) = (Arc::downgrade(&relays.inner), store.clone());
+        let (weak, regions_store) = (Arc::downgrade(&relays.inner), store.clone());
         let refresher = tokio::spawn(async move {
             let mut every = tokio::time::interval(REGION_REFRESH);
             every.tick().await;
             loop {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
-                Relays { inner }.refresh_regions(&store).await;
+                Relays { inner }.refresh_regions(&regions_store).await;
             }
         });
         relays.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(refresher);
+        if let Some(token) = &config.relay_registration.token {
+            let (weak, store, tokens) = (Arc::downgrade(&relays.inner), store.clone(), tokens.clone());
+            let (token, probe_secs) = (token.clone(), config.relay_registration.probe_secs);
+            let watcher = tokio::spawn(async move {
+                let mut every = tokio::time::interval(REGISTRATION_CHECK);
+                loop {
+                    every.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    Relays { inner }.add_registered(&store, &tokens, &token, probe_secs).await;
+                }
+            });
+            relays.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(watcher);
+        }
         Ok(relays)
+    }
+
+    /// Starts using the nodes that registered lately and are not in use yet.
+    /// A node already in use stays as it is (a new address needs a restart
+    /// of signaling, or a new name).
+    async fn add_registered(
+        &self,
+        store: &Store,
+        tokens: &Tokens,
+        token: &secrecy::SecretString,
+        probe_secs: Option<u64>,
+    ) {
+        let since = crate::unix_now() - REGISTRATION_FRESH.as_secs() as i64;
+        let registered = match store.relay_registrations(since).await {
+            Ok(registered) => registered,
+            Err(error) => return tracing::warn!(%error, "cannot read the relay registrations"),
+        };
+        for node in registered {
+            let known = self.entries().into_iter().find(|r| r.name == node.name);
+            if let Some(known) = known {
+                if let RelayHandle::Node(n) = &known.handle
+                    && n.url != node.control_url
+                {
+                    tracing::warn!(name = %node.name, url = %node.control_url, was = %n.url,
+                        "a relay node registered again at another address; still using the first");
+                }
+                continue;
+            }
+            let config = RelayNodeConfig {
+                name: Some(node.name.clone()),
+                region: node.region_id.clone(),
+                probe_secs,
+                control_url: Some(node.control_url.clone()),
+                control_token: Some(token.clone()),
+            };
+            // Its index is known once it is in the list.
+            let index = Arc::new(std::sync::OnceLock::new());
+            let on_down = {
+                let (lost, index) = (self.inner.lost.clone(), Arc::clone(&index));
+                move || {
+                    if let Some(index) = index.get() {
+                        let _ = lost.send(*index);
+                    }
+                }
+            };
+            let Ok(handle) = RelayHandle::connect_node(&config, tokens, false, on_down).await else {
+                continue;
+            };
+            let entry = Arc::new(RelayEntry { name: node.name.clone(), region: node.region_id, handle });
+            let mut relays = self.inner.relays.write().unwrap_or_else(|e| e.into_inner());
+            let _ = index.set(relays.len());
+            relays.push(entry);
+            tracing::info!(name = %node.name, url = %node.control_url, "a relay node registered: using it");
+        }
     }
 
     async fn refresh_regions(&self, store: &Store) {
@@ -475,12 +553,13 @@ impl Relays {
         }
     }
 
-    pub fn entries(&self) -> &[RelayEntry] {
-        &self.inner.relays
+    /// Every relay, in order (an index names one for good).
+    pub fn entries(&self) -> Vec<Arc<RelayEntry>> {
+        self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn handle(&self, index: usize) -> Option<&RelayHandle> {
-        self.inner.relays.get(index).map(|r| &r.handle)
+    pub fn handle(&self, index: usize) -> Option<RelayHandle> {
+        self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).map(|r| r.handle.clone())
     }
 
     /// Indexes of relay nodes as they stop answering.
@@ -499,11 +578,12 @@ impl Relays {
 
     fn place_as(&self, room: &str, region: Option<&str>, pinned: bool) -> Result<usize, NoRelay> {
         let chain = self.region_chain(region);
+        let relays = self.entries();
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let joined = rooms.remove(room).map_or(0, |p| p.joined);
-        let best = Self::open_to_new_rooms(&self.inner.relays, &rooms)
+        let best = Self::open_to_new_rooms(&relays, &rooms)
             .map(|(index, load)| {
-                let distance = match &self.inner.relays[index].region {
+                let distance = match &relays[index].region {
                     Some(r) => chain.iter().position(|c| c == r).unwrap_or(chain.len() + 1),
                     None => chain.len(),
                 };
@@ -520,7 +600,7 @@ impl Relays {
     /// are not full), each with its load as millionths of its capacity: the
     /// rooms placed on it here, or the rooms it reports, whichever is more.
     fn open_to_new_rooms<'a>(
-        relays: &'a [RelayEntry],
+        relays: &'a [Arc<RelayEntry>],
         rooms: &HashMap<String, Placement>,
     ) -> impl Iterator<Item = (usize, u64)> + 'a {
         let mut placed = vec![0u64; relays.len()];
@@ -543,14 +623,14 @@ impl Relays {
             Some(index) => index,
             None => self.place_as(room, None, false)?,
         };
-        Ok((index, self.inner.relays[index].handle.clone()))
+        Ok((index, self.handle(index).ok_or(NoRelay)?))
     }
 
     /// Places `room` on the relay named `name`, as another signaling node
     /// placed it (its room token says where); kept here only while
     /// participants of this server are in it, unless this server placed it.
     pub fn follow(&self, room: &str, name: &str) -> Result<usize, NoRelay> {
-        let index = self.inner.relays.iter().position(|r| r.name == name).ok_or(NoRelay)?;
+        let index = self.entries().iter().position(|r| r.name == name).ok_or(NoRelay)?;
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         rooms.entry(room.to_owned()).and_modify(|p| p.relay = index).or_insert(Placement {
             relay: index,
@@ -620,8 +700,9 @@ impl Relays {
 
     /// True when some relay can take a new room.
     pub fn can_place(&self) -> bool {
+        let relays = self.entries();
         let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        Self::open_to_new_rooms(&self.inner.relays, &rooms).next().is_some()
+        Self::open_to_new_rooms(&relays, &rooms).next().is_some()
     }
 
     /// Stops the in-process relay, or stops talking to the nodes.
@@ -629,7 +710,7 @@ impl Relays {
         for task in self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             task.abort();
         }
-        for relay in &self.inner.relays {
+        for relay in self.entries() {
             relay.handle.shutdown().await;
         }
     }
@@ -660,7 +741,7 @@ mod tests {
         .collect();
         Relays {
             inner: Arc::new(RelaysInner {
-                relays: entries,
+                relays: RwLock::new(entries.into_iter().map(Arc::new).collect()),
                 rooms: Mutex::default(),
                 regions: RwLock::new(tree),
                 lost: broadcast::channel(4).0,
@@ -669,8 +750,8 @@ mod tests {
         }
     }
 
-    fn name(relays: &Relays, index: usize) -> &str {
-        &relays.entries()[index].name
+    fn name(relays: &Relays, index: usize) -> String {
+        relays.entries()[index].name.clone()
     }
 
     #[tokio::test]

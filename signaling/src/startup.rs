@@ -86,7 +86,7 @@ pub async fn serve(
         let _ = on_signal.send(true);
     });
     let addr = listener.local_addr()?;
-    if store.backend() == "postgres" && !config.relay_node_list().is_empty() {
+    if store.backend() == "postgres" && config.uses_relay_nodes() {
         return serve_cluster(config, store, listener, stop_tx, stop).await;
     }
     // Active at once when the lease is free (always, on SQLite): everything

@@ -225,11 +225,17 @@ export async function startKioskCall(browser, kioskServer, lawyerServer = kioskS
 /**
  * Starts a standalone `media-relay` node ($MEDIA_RELAY_BIN) on loopback, on free
  * ports, with a control token; returns { controlUrl, controlToken, pid, log(), kill9(), stop() }.
+ * `register: { at, name, region }` has it register with signaling (`--register-at`),
+ * with `controlToken` being signaling's `relay_registration.token`.
  */
-export async function startRelayNode() {
+export async function startRelayNode({ controlToken = `relay-node-token-${randomUUID()}`, register = null } = {}) {
   const bin = process.env.MEDIA_RELAY_BIN || path.join(ROOT, 'target/debug/media-relay');
-  const controlToken = `relay-node-token-${randomUUID()}`;
-  const child = spawn(bin, ['--udp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--control-token', controlToken, '--drain-secs', '5'], {
+  // With `register` ({ at: [signaling origins], name, region }), the node registers itself.
+  const registering = register
+    ? ['--register-at', register.at.join(','), '--name', register.name, ...(register.region ? ['--region', register.region] : [])]
+    : [];
+  const args = ['--udp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--control-token', controlToken, '--drain-secs', '5', ...registering];
+  const child = spawn(bin, args, {
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -357,3 +357,64 @@ async fn a_node_whose_media_port_does_not_answer_is_taken_out_though_its_control
     eventually("both are on the node that works", || consultation(&good)).await;
     assert!(!consultation(&broken), "not on the region's node: its media path is broken");
 }
+
+#[tokio::test]
+async fn a_relay_node_that_registers_itself_gets_the_calls_of_its_region() {
+    let (anywhere, anywhere_url) = start_node().await;
+    let (garze, garze_url) = start_node().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_nodes = vec![node_config("anywhere", None, anywhere_url)];
+    config.relay_registration.token = Some(SecretString::from(SECRET.to_owned()));
+    config.relay_registration.probe_secs = Some(3600);
+    let app = spawn_with(config, data_dir).await;
+    let register = |token: &str, body: serde_json::Value| {
+        app.http.post(app.url("/api/relays/register")).bearer_auth(token).json(&body).send()
+    };
+    let node = |name: &str, region: &str, url: &str| serde_json::json!({"name": name, "region_id": region, "control_url": url});
+
+    // Refused, and nothing registered: another token, a name, URL or region it cannot use, a listed name.
+    let refused = [
+        ("not-the-registration-token", node("garze-1", "demo-garze", &garze_url), 401),
+        (SECRET, node("garze 1", "demo-garze", &garze_url), 400),
+        (SECRET, node("garze-1", "demo-garze", "http://10.0.0.5/control"), 400),
+        (SECRET, node("garze-1", "nowhere", &garze_url), 400),
+        (SECRET, node("anywhere", "demo-garze", &garze_url), 409),
+    ];
+    for (token, body, status) in refused {
+        let response = register(token, body.clone()).await.unwrap();
+        assert_eq!(response.status(), status, "{body}");
+    }
+    assert!(app.store().await.relay_registrations(0).await.unwrap().is_empty());
+
+    // It registers (as `media-relay --register-at` does every 10 s): in use within seconds.
+    let response = register(SECRET, node("garze-1", "demo-garze", &garze_url)).await.unwrap();
+    assert_eq!(response.status(), 204);
+    let health = relays_in_health(&app, "the registered node is in use", 10, |h| {
+        h["relays"].as_array().is_some_and(|r| r.len() == 2 && r[1]["up"] == true)
+    })
+    .await;
+    assert_eq!(health["relays"][1]["name"], "garze-1", "{health}");
+    assert_eq!(health["relays"][1]["region"], "demo-garze", "{health}");
+    assert_eq!(health["relays"][1]["max_rooms"], garze.status().max_rooms, "its capacity, from the node");
+
+    // The demo kiosk is in demo-garze: its call goes to the node that registered for it.
+    let (_kiosk, _drolma, started, _) = consultation_at_the_demo_kiosk(&app).await;
+    eventually("the call is on the registered node", || garze.status().rooms == 1).await;
+    assert_eq!(anywhere.status().rooms, 0);
+    let claims = started["token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["room"]["relay"], "garze-1", "the room token names its relay: {claims}");
+}
+
+#[tokio::test]
+async fn without_a_registration_token_registering_is_not_there() {
+    let app = crate::support::spawn_app().await;
+    let body = serde_json::json!({"name": "n", "control_url": "ws://127.0.0.1:7901/control"});
+    let response =
+        app.http.post(app.url("/api/relays/register")).bearer_auth("x").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}

@@ -12,6 +12,7 @@ mod auth;
 mod consultations;
 mod error;
 mod places;
+mod relays;
 mod reports;
 mod schedule;
 mod system;
@@ -81,6 +82,7 @@ pub struct AppState {
         (name = "schedule", description = "Availability, aid teams, duty rosters, on duty and coverage"),
         (name = "appointments", description = "Booking later consultations; calendar feeds"),
         (name = "audit", description = "The audit log (admins)"),
+        (name = "relays", description = "Relay nodes registering themselves"),
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -143,6 +145,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(appointments::no_show))
         .routes(routes!(appointments::create_feed, appointments::delete_feed))
         .routes(routes!(appointments::feed))
+        .routes(routes!(relays::register))
         .split_for_parts()
 }
 

@@ -21,6 +21,7 @@ mod cluster;
 mod consultations;
 mod live;
 mod places;
+mod relays;
 mod schedule;
 mod teams;
 
@@ -34,6 +35,7 @@ pub use live::{
     StartedConsultation,
 };
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
+pub use relays::RelayRegistrationRow;
 pub use schedule::{
     AppointmentRecord, AppointmentScope, BookOutcome, Booking, OverrideRow, RosterRow, ScheduleRows,
     TICK_SECS, WeeklyRow,

@@ -1,0 +1,75 @@
+//! Relay nodes that registered themselves.
+
+use super::{Store, StoreError, with_pool};
+
+/// A relay node as it registered.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RelayRegistrationRow {
+    pub name: String,
+    pub region_id: Option<String>,
+    pub control_url: String,
+    pub last_seen_at: i64,
+}
+
+impl Store {
+    /// Records that relay node `name` is at `control_url` and serves
+    /// `region_id`, as of `now` (a node registers again every few seconds).
+    pub async fn register_relay(
+        &self,
+        name: &str,
+        region_id: Option<&str>,
+        control_url: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO relay_registrations (name, region_id, control_url, first_seen_at, last_seen_at)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (name) DO UPDATE SET region_id = excluded.region_id,
+                     control_url = excluded.control_url, last_seen_at = excluded.last_seen_at",
+            )
+            .bind(name)
+            .bind(region_id)
+            .bind(control_url)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The relay nodes that registered at `since` or later, by name.
+    pub async fn relay_registrations(&self, since: i64) -> Result<Vec<RelayRegistrationRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT name, region_id, control_url, last_seen_at FROM relay_registrations
+                 WHERE last_seen_at >= $1 ORDER BY name",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing::store;
+
+    #[tokio::test]
+    async fn a_registration_is_kept_fresh_and_old_ones_are_not_listed() {
+        let (store, _dir) = store().await;
+        store.register_relay("garze-1", Some("demo-garze"), "ws://10.0.0.5:7901/control", 100).await.unwrap();
+        store.register_relay("spare", None, "ws://10.0.0.6:7901/control", 100).await.unwrap();
+        // garze-1 moved, and registers again later; spare went quiet.
+        store.register_relay("garze-1", Some("demo-garze"), "ws://10.0.0.7:7901/control", 200).await.unwrap();
+        let fresh = store.relay_registrations(150).await.unwrap();
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(
+            (fresh[0].name.as_str(), fresh[0].control_url.as_str()),
+            ("garze-1", "ws://10.0.0.7:7901/control")
+        );
+        assert_eq!(fresh[0].region_id.as_deref(), Some("demo-garze"));
+        assert_eq!(store.relay_registrations(0).await.unwrap().len(), 2);
+    }
+}
