@@ -622,21 +622,14 @@ impl Link {
     /// connection failed and was made again): start afresh.
     fn lost_messages(&mut self) {
         tracing::warn!("the connection listening to the other nodes was lost: starting afresh");
-        if self.lead.is_some() {
-            // Followers' commands were lost: everyone announces themselves again.
-            if let Some(lead) = self.lead.as_mut() {
-                let everyone: Vec<(String, Held)> =
-                    lead.nodes.drain().flat_map(|(_, node)| node.connections).collect();
-                for (connection, held) in everyone {
-                    let live = lead.live.clone();
-                    tokio::spawn(async move { live.send(undo(connection, held)).await });
-                }
-            }
-            self.connections.close_where(RECONNECT, |_| true);
-            self.emit(Event::Hello);
-        } else {
-            self.reset("messages from the leader were lost");
+        let Some(lead) = self.lead.as_mut() else { return self.reset("messages from the leader were lost") };
+        // Followers' commands were lost: let everyone go, and have everyone announce themselves again.
+        for (connection, held) in lead.nodes.drain().flat_map(|(_, node)| node.connections) {
+            let live = lead.live.clone();
+            tokio::spawn(async move { live.send(undo(connection, held)).await });
         }
+        self.reset("messages from the other nodes were lost");
+        self.emit(Event::Hello);
     }
 
     /// Forgets what waits for the leader and closes this node's connections

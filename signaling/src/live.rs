@@ -1551,11 +1551,10 @@ impl Dispatcher {
         let Some(role) = c.role_of(participant) else { return };
         // The relay it is on goes into the token: a participant connected to
         // another signaling node joins it there.
-        let relay = self.relays.placement(consultation).and_then(|i| self.relays.entries().get(i).cloned());
         let grant = RoomGrant {
             room: consultation.into(),
             publish: vec!["audio".into(), "video".into()],
-            relay: relay.map(|r| r.name.clone()),
+            relay: self.relays.placement(consultation).and_then(|i| self.relays.name(i)),
         };
         let ttl = Duration::from_secs(self.config.room_token_ttl_secs);
         let (token, _) = self.tokens.issue(TokenKind::Room, participant, consultation, ttl, Some(grant));

@@ -558,6 +558,11 @@ impl Relays {
         self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The name of relay `index`.
+    pub fn name(&self, index: usize) -> Option<String> {
+        self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).map(|r| r.name.clone())
+    }
+
     pub fn handle(&self, index: usize) -> Option<RelayHandle> {
         self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).map(|r| r.handle.clone())
     }
@@ -751,7 +756,7 @@ mod tests {
     }
 
     fn name(relays: &Relays, index: usize) -> String {
-        relays.entries()[index].name.clone()
+        relays.name(index).unwrap()
     }
 
     #[tokio::test]

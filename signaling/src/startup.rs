@@ -63,13 +63,15 @@ pub async fn prepare_store(config: &Config) -> Result<Store, StartupError> {
 /// Runs the server on `listener` until `shutdown` completes, then drains open
 /// requests, stops the relays and closes the database.
 ///
-/// On PostgreSQL several `serve`s may share one database: one is active (it
-/// holds the serving lease and runs the live path), the others stand by. A
-/// standby node answers every request with 503 `standby` (so a proxy in front
-/// sends clients to the active one) and becomes active within a second or two
-/// of the active one's death, restoring who waits and who talks from the
-/// database. An active node that loses its connection to the lease stops (its
-/// successor may be active already), for systemd to restart it as a standby.
+/// On PostgreSQL several `serve`s may share one database. With relay nodes
+/// (listed or registering), all of them serve and the one holding the serving
+/// lease runs the live path for all ([`serve_cluster`]). With the in-process
+/// relay, one is active (it holds the lease and runs the live path) and the
+/// others stand by: a standby node answers every request with 503 `standby`
+/// (so a proxy in front sends clients to the active one) and becomes active
+/// within a second or two of the active one's death, restoring who waits and
+/// who talks from the database. A node that loses its connection to the
+/// lease stops (its successor may be active already), for systemd to restart.
 pub async fn serve(
     config: Config,
     listener: TcpListener,

@@ -3,7 +3,8 @@
 // region. The kiosk app is served by one signaling node and the lawyer app by
 // the other. The lawyer is rung, accepts, and both see and hear each other
 // through the registered relay: the live path runs on one node for both, and
-// the room token tells the other node which relay the call is on. Only on PostgreSQL (the second pass of
+// the room token tells the other node which relay the call is on. Then that
+// relay is killed (kill -9) and the call moves to the other, untouched. Only on PostgreSQL (the second pass of
 // scripts/test): on SQLite one machine serves.
 
 import { test, before, after } from 'node:test';
@@ -52,7 +53,7 @@ after(async () => {
   for (const relay of relays) await relay.kill9();
 });
 
-test('a resident at a kiosk on one node and a lawyer on the other see and hear each other', { skip: !onPostgres && 'PostgreSQL only' }, async () => {
+test('a resident at a kiosk on one node and a lawyer on the other see and hear each other, also after their relay dies', { skip: !onPostgres && 'PostgreSQL only' }, async () => {
   const { kiosk, lawyer, kioskContext, lawyerContext, problems } = await startKioskCall(browser, first, second);
 
   for (const [who, page] of [['kiosk', kiosk], ['lawyer', lawyer]]) {
@@ -67,6 +68,26 @@ test('a resident at a kiosk on one node and a lawyer on the other see and hear e
   const carrying = health.relays.filter((r) => r.rooms > 0);
   assert.deepEqual(carrying.map((r) => [r.name, r.participants]), [['garze-registered', 2]], JSON.stringify(health.relays));
   await screenshot(kiosk, 'cluster-kiosk-call');
+
+  // kill -9 of the relay carrying the call: the node that runs the live path
+  // moves it, and both sides (one through the other signaling node) see and
+  // hear each other again through the listed relay within 15 s, untouched.
+  const since = { kiosk: (await decodedMedia(kiosk)).connections, lawyer: (await decodedMedia(lawyer)).connections };
+  const killedAt = Date.now();
+  await relays[1].kill9();
+  await Promise.all([['kiosk', kiosk], ['lawyer', lawyer]].map(([who, page]) => eventually(async () => {
+    const now = await decodedMedia(page, since[who]);
+    assert.ok(now.frames > 0 && now.energy > 0, `${who} receives again: ${JSON.stringify(now)}`);
+  }, Math.max(0, 15_000 - (Date.now() - killedAt)))));
+  const back = Date.now() - killedAt;
+  console.log(`media again on both sides, across two signaling nodes, ${back} ms after kill -9 of the call's relay`);
+  assert.ok(back <= 15_000, `${back} ms`);
+  await eventually(async () => {
+    const after = (await (await fetch(second.url('/healthz'))).json()).relays;
+    const listed = after.find((r) => r.name === 'listed');
+    assert.equal(listed.participants, 2, JSON.stringify(after));
+  });
+  await visible(kiosk.getByTestId('call-screen'));
 
   await lawyer.getByTestId('hang-up').click();
   await visible(kiosk.getByTestId('rating-screen'));

@@ -4,7 +4,9 @@
 //!
 //! Within one process. With several signaling nodes, the pushes of the node
 //! that runs the live path also go to the others ([`Connections::fan_out`],
-//! [`crate::cluster`]), which deliver them to their own connections.
+//! [`crate::cluster`]), which deliver them to their own connections, and a
+//! revocation made on one node closes the connections it names on all
+//! ([`Connections::share_revocations`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
