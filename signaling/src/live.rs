@@ -330,6 +330,8 @@ const COMMAND_QUEUE: usize = 16_384;
 const TICK: Duration = Duration::from_millis(250);
 /// How often a coordinator's view is sent when nothing changed (waits grow).
 const VIEW_REFRESH: Duration = Duration::from_secs(5);
+/// How often calls left on a dead relay (none other could take them) try to move again.
+const STRANDED_RETRY: Duration = Duration::from_secs(5);
 
 fn gone() -> Failure {
     (ErrorCode::Refused, "the live service is shutting down".into())
@@ -483,18 +485,25 @@ pub struct Duty {
 
 /// Looks at everyone's duty hours every `every`, off the dispatcher (a
 /// snapshot can take a while to load), and hands it the result.
-/// Tells the dispatcher of every relay node that stops answering.
+/// Tells the dispatcher of every relay node that stops answering, and again
+/// every [`STRANDED_RETRY`] of each that still holds calls nothing could take
+/// when it went down (they move once some relay can take them).
 async fn relays_lost(relays: Relays, dispatcher: mpsc::WeakSender<Command>) {
     let mut lost = relays.lost();
-    drop(relays);
+    let mut retry = tokio::time::interval(STRANDED_RETRY);
+    retry.tick().await;
     loop {
-        match lost.recv().await {
-            Ok(relay) => {
-                let Some(dispatcher) = dispatcher.upgrade() else { break };
-                let _ = dispatcher.send(Command::RelayLost(relay)).await;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        let relay = tokio::select! {
+            event = lost.recv() => match event {
+                Ok(relay) => vec![relay],
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            _ = retry.tick() => relays.stranded(),
+        };
+        let Some(dispatcher) = dispatcher.upgrade() else { break };
+        for relay in relay {
+            let _ = dispatcher.send(Command::RelayLost(relay)).await;
         }
     }
 }
@@ -764,7 +773,7 @@ impl Dispatcher {
                     tracing::info!(consultation = %id, from = relay, to, "moving the call to another relay")
                 }
                 Err(error) => {
-                    tracing::error!(consultation = %id, %error, "the call's relay is gone and no other can take it");
+                    tracing::error!(consultation = %id, %error, "the call's relay is gone and no other can take it now; trying again every few seconds");
                     continue;
                 }
             }

@@ -62,12 +62,28 @@ pub struct Node {
     status: Mutex<Option<RelayStatus>>,
     /// The last media-path probes did not all fail ([`PROBE_FAILURES`]).
     media_ok: std::sync::atomic::AtomicBool,
+    /// The node registered again at another address: this one is not used.
+    retired: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
     fn client(&self) -> Result<ControlClient, SessionError> {
         self.client.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or(SessionError::Stopped)
+    }
+
+    /// Stops its status, key and probe tasks.
+    fn stop(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Stops using this address for good (the node registered at another).
+    fn retire(&self) {
+        self.retired.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop();
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// A fresh control connection with the keys pushed, replacing the old one.
@@ -164,6 +180,7 @@ impl RelayHandle {
             client: RwLock::new(client),
             status: Mutex::new(status),
             media_ok: std::sync::atomic::AtomicBool::new(true),
+            retired: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::default(),
         });
         let every =
@@ -223,9 +240,10 @@ impl RelayHandle {
     /// The counters, or `None` while a node does not answer or its media
     /// path fails the probe.
     pub fn status(&self) -> Option<RelayStatus> {
+        use std::sync::atomic::Ordering::Relaxed;
         match self {
             RelayHandle::Local(relay) => Some(relay.status()),
-            RelayHandle::Node(node) if !node.media_ok.load(std::sync::atomic::Ordering::Relaxed) => None,
+            RelayHandle::Node(node) if !node.media_ok.load(Relaxed) || node.retired.load(Relaxed) => None,
             RelayHandle::Node(node) => node.status.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
@@ -318,12 +336,13 @@ impl RelayHandle {
     pub async fn shutdown(&self) {
         match self {
             RelayHandle::Local(relay) => relay.shutdown().await,
-            RelayHandle::Node(node) => {
-                for task in node.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-                    task.abort();
-                }
-            }
+            RelayHandle::Node(node) => node.stop(),
         }
+    }
+
+    /// A node that moved: no longer used, and never again.
+    pub fn is_retired(&self) -> bool {
+        matches!(self, RelayHandle::Node(node) if node.retired.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -490,8 +509,10 @@ impl Relays {
     }
 
     /// Starts using the nodes that registered lately and are not in use yet.
-    /// A node already in use stays as it is (a new address needs a restart
-    /// of signaling, or a new name).
+    /// A node that registers at another address is used there once its old
+    /// address stops answering (two live nodes under one name keep the
+    /// first): the old entry is retired and its calls move, as when a relay
+    /// is lost.
     async fn add_registered(
         &self,
         store: &Store,
@@ -505,16 +526,21 @@ impl Relays {
             Err(error) => return tracing::warn!(%error, "cannot read the relay registrations"),
         };
         for node in registered {
-            let known = self.entries().into_iter().find(|r| r.name == node.name);
-            if let Some(known) = known {
-                if let RelayHandle::Node(n) = &known.handle
-                    && n.url != node.control_url
-                {
-                    tracing::warn!(name = %node.name, url = %node.control_url, was = %n.url,
-                        "a relay node registered again at another address; still using the first");
+            let known = self.index_of(&node.name).and_then(|i| Some((i, self.handle(i)?)));
+            let moved_from = match &known {
+                None => None,
+                Some((_, RelayHandle::Node(n))) if n.url == node.control_url => continue,
+                Some((index, handle @ RelayHandle::Node(n))) => {
+                    if handle.status().is_some() {
+                        tracing::warn!(name = %node.name, url = %node.control_url, was = %n.url,
+                            "a relay node registered at another address while the first still answers; \
+                             keeping the first (are two nodes using one name?)");
+                        continue;
+                    }
+                    Some((*index, Arc::clone(n)))
                 }
-                continue;
-            }
+                Some((_, RelayHandle::Local(_))) => continue,
+            };
             let config = RelayNodeConfig {
                 name: Some(node.name.clone()),
                 region: node.region_id.clone(),
@@ -532,14 +558,34 @@ impl Relays {
                     }
                 }
             };
-            let Ok(handle) = RelayHandle::connect_node(&config, tokens, false, on_down).await else {
-                continue;
+            // A node that moves must answer at its new address before the old is dropped.
+            let connected = RelayHandle::connect_node(&config, tokens, moved_from.is_some(), on_down).await;
+            let handle = match connected {
+                Ok(handle) => handle,
+                Err(error) => {
+                    tracing::warn!(name = %node.name, %error, "the relay node's new address does not answer");
+                    continue;
+                }
             };
             let entry = Arc::new(RelayEntry { name: node.name.clone(), region: node.region_id, handle });
-            let mut relays = self.inner.relays.write().unwrap_or_else(|e| e.into_inner());
-            let _ = index.set(relays.len());
-            relays.push(entry);
-            tracing::info!(name = %node.name, url = %node.control_url, "a relay node registered: using it");
+            {
+                let mut relays = self.inner.relays.write().unwrap_or_else(|e| e.into_inner());
+                let _ = index.set(relays.len());
+                relays.push(entry);
+            }
+            match moved_from {
+                None => {
+                    tracing::info!(name = %node.name, url = %node.control_url, "a relay node registered: using it")
+                }
+                Some((old, node_was)) => {
+                    node_was.retire();
+                    tracing::info!(name = %node.name, url = %node.control_url, was = %node_was.url,
+                        "a relay node moved: using its new address");
+                    // Calls still on the old address (none could move when it
+                    // went down) move now, likely to the new one.
+                    let _ = self.inner.lost.send(old);
+                }
+            }
         }
     }
 
@@ -559,6 +605,11 @@ impl Relays {
     }
 
     /// The name of relay `index`.
+    /// The relay named `name` now (a node that moved is the last of its name).
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).iter().rposition(|r| r.name == name)
+    }
+
     pub fn name(&self, index: usize) -> Option<String> {
         self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).map(|r| r.name.clone())
     }
@@ -585,7 +636,8 @@ impl Relays {
         let chain = self.region_chain(region);
         let relays = self.entries();
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        let joined = rooms.remove(room).map_or(0, |p| p.joined);
+        // Not counted against the relay it is on now; kept there if nothing can take it.
+        let was = rooms.remove(room);
         let best = Self::open_to_new_rooms(&relays, &rooms)
             .map(|(index, load)| {
                 let distance = match &relays[index].region {
@@ -595,8 +647,14 @@ impl Relays {
                 (distance, load, index)
             })
             .min()
-            .map(|(_, _, index)| index)
-            .ok_or(NoRelay)?;
+            .map(|(_, _, index)| index);
+        let Some(best) = best else {
+            if let Some(was) = was {
+                rooms.insert(room.to_owned(), was);
+            }
+            return Err(NoRelay);
+        };
+        let joined = was.map_or(0, |p| p.joined);
         rooms.insert(room.to_owned(), Placement { relay: best, pinned, joined });
         Ok(best)
     }
@@ -635,7 +693,7 @@ impl Relays {
     /// placed it (its room token says where); kept here only while
     /// participants of this server are in it, unless this server placed it.
     pub fn follow(&self, room: &str, name: &str) -> Result<usize, NoRelay> {
-        let index = self.entries().iter().position(|r| r.name == name).ok_or(NoRelay)?;
+        let index = self.index_of(name).ok_or(NoRelay)?;
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         rooms.entry(room.to_owned()).and_modify(|p| p.relay = index).or_insert(Placement {
             relay: index,
@@ -643,6 +701,22 @@ impl Relays {
             joined: 0,
         });
         Ok(index)
+    }
+
+    /// Relays that do not answer but still hold consultations (nothing could
+    /// take them when their relay went down): their calls should move as
+    /// soon as some relay can take them.
+    pub fn stranded(&self) -> Vec<usize> {
+        let relays = self.entries();
+        let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stranded: Vec<usize> = rooms
+            .values()
+            .filter(|p| p.pinned && relays.get(p.relay).is_some_and(|r| !r.handle.is_running()))
+            .map(|p| p.relay)
+            .collect();
+        stranded.sort_unstable();
+        stranded.dedup();
+        stranded
     }
 
     /// Where `room` is, if anywhere.
@@ -830,5 +904,20 @@ mod tests {
         // A draining relay still opens a room it has (a participant rejoining), and no other.
         assert!(relays.open_room("r9").await.is_ok());
         assert!(matches!(relays.open_room("r8").await, Err(SessionError::Draining)));
+    }
+
+    #[tokio::test]
+    async fn a_call_nothing_can_take_stays_on_its_dead_relay_and_is_listed_as_stranded() {
+        let relays = relays(vec![local("one", None, 10).await, local("two", None, 10).await]);
+        let on_one = relays.place("call", None).unwrap();
+        let RelayHandle::Local(other) = &relays.entries()[1 - on_one].handle else { unreachable!() };
+        other.drain();
+        relays.relay_for("operator").unwrap();
+        assert!(relays.stranded().is_empty());
+        relays.entries()[on_one].handle.shutdown().await;
+        // Nothing else can take it: it stays where it was, to move later.
+        assert_eq!(relays.place("call", None), Err(NoRelay));
+        assert_eq!(relays.placement("call"), Some(on_one));
+        assert_eq!(relays.stranded(), vec![on_one], "an operator's room does not count");
     }
 }

@@ -23,6 +23,11 @@ pub(crate) async fn start_node() -> (Relay, String) {
 /// A relay node that tells browsers to send media to `public_ip` (where,
 /// unless it is 127.0.0.1, nothing listens: a broken media path).
 async fn start_node_advertising(public_ip: Option<&str>) -> (Relay, String) {
+    start_node_on(public_ip, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+}
+
+/// A relay node with its control endpoint on `listener`.
+async fn start_node_on(public_ip: Option<&str>, listener: tokio::net::TcpListener) -> (Relay, String) {
     let config = RelayConfig {
         udp_listen: "127.0.0.1:0".parse().unwrap(),
         public_ip: public_ip.map(|ip| ip.parse().unwrap()),
@@ -31,7 +36,6 @@ async fn start_node_advertising(public_ip: Option<&str>) -> (Relay, String) {
     let relay = Relay::start(config).await.unwrap();
     let state = ControlState { relay: relay.clone(), secret: Some(Arc::from(SECRET)) };
     let app = axum::Router::new().route("/control", axum::routing::get(control::upgrade)).with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/control", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (relay, url)
@@ -272,6 +276,36 @@ async fn a_consultation_goes_to_its_regions_relay_and_moves_when_that_relay_dies
 }
 
 #[tokio::test]
+async fn calls_left_on_a_dead_relay_move_once_another_can_take_them() {
+    let (_near, near_url) = start_node().await;
+    let near_hop = Hop::start(node_addr(&near_url)).await;
+    // The other listed node is not up yet: its address is free until it starts.
+    let later_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_nodes = vec![
+        node_config("garze", Some("demo-garze"), format!("ws://{}/control", near_hop.addr)),
+        node_config("later", None, format!("ws://{later_addr}/control")),
+    ];
+    let app = spawn_with(config, data_dir).await;
+    let (mut kiosk, mut drolma, started, _) = consultation_at_the_demo_kiosk(&app).await;
+    let consultation = started["consultation"].as_str().unwrap().to_owned();
+
+    // The call's relay dies while no other can take the call: it waits for one.
+    near_hop.kill();
+    relays_in_health(&app, "the call's relay is down", 10, |h| h["relays"][0]["up"] == false).await;
+    let listener = tokio::net::TcpListener::bind(later_addr).await.unwrap();
+    let (later, _) = start_node_on(None, listener).await;
+    relays_in_health(&app, "the other relay answers", 30, |h| h["relays"][1]["up"] == true).await;
+    let is_moved = |m: &serde_json::Value| m["consultation"] == consultation.as_str() && m["resumed"] == true;
+    let moved = kiosk.expect_where("consult.started", is_moved).await;
+    drolma.expect_where("consult.started", is_moved).await;
+    kiosk.send(serde_json::json!({"type": "rtc.join", "token": moved["token"]})).await;
+    let offer = kiosk.expect_where("rtc.offer", |m| m["room"] == consultation.as_str()).await;
+    assert!(offer["sdp"].as_str().unwrap().contains(&later.udp_addr().port().to_string()));
+}
+
+#[tokio::test]
 async fn a_draining_relay_finishes_its_rooms_and_gets_no_new_ones() {
     let (first, first_url) = start_node().await;
     let (second, second_url) = start_node().await;
@@ -408,6 +442,56 @@ async fn a_relay_node_that_registers_itself_gets_the_calls_of_its_region() {
     )
     .unwrap();
     assert_eq!(claims["room"]["relay"], "garze-1", "the room token names its relay: {claims}");
+}
+
+#[tokio::test]
+async fn a_registered_node_that_comes_back_at_another_address_gets_its_calls_there() {
+    let (_first, first_url) = start_node().await;
+    let first_hop = Hop::start(node_addr(&first_url)).await;
+    // A listed node, draining: up (signaling starts), but it takes no call.
+    let (spare, spare_url) = start_node().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_nodes = vec![node_config("spare", None, spare_url)];
+    config.relay_registration.token = Some(SecretString::from(SECRET.to_owned()));
+    config.relay_registration.probe_secs = Some(3600);
+    let app = spawn_with(config, data_dir).await;
+    spare.drain();
+    relays_in_health(&app, "the spare drains", 5, |h| h["relays"][0]["draining"] == true).await;
+    let register = |url: String| {
+        let body = serde_json::json!({"name": "garze-1", "region_id": "demo-garze", "control_url": url});
+        let request = app.http.post(app.url("/api/relays/register")).bearer_auth(SECRET).json(&body);
+        async move { assert_eq!(request.send().await.unwrap().status(), 204) }
+    };
+    let garze_up =
+        |h: &serde_json::Value| h["relays"].as_array().is_some_and(|r| r.len() == 2 && r[1]["up"] == true);
+    register(format!("ws://{}/control", first_hop.addr)).await;
+    relays_in_health(&app, "the registered node is in use", 10, garze_up).await;
+    let (mut kiosk, mut drolma, started, _) = consultation_at_the_demo_kiosk(&app).await;
+    let consultation = started["consultation"].as_str().unwrap().to_owned();
+
+    // Its machine goes away mid-call, and no other relay can take the call.
+    first_hop.kill();
+    relays_in_health(&app, "the node is down", 10, |h| h["relays"][1]["up"] == false).await;
+    // It comes back elsewhere (a new address, a fresh process) and registers again.
+    let (second, second_url) = start_node().await;
+    register(second_url.clone()).await;
+    let is_moved = |m: &serde_json::Value| m["consultation"] == consultation.as_str() && m["resumed"] == true;
+    let moved = kiosk.expect_where("consult.started", is_moved).await;
+    drolma.expect_where("consult.started", is_moved).await;
+    kiosk.send(serde_json::json!({"type": "rtc.join", "token": moved["token"]})).await;
+    let offer = kiosk.expect_where("rtc.offer", |m| m["room"] == consultation.as_str()).await;
+    assert!(offer["sdp"].as_str().unwrap().contains(&second.udp_addr().port().to_string()));
+    let health = relays_in_health(&app, "listed once, at its new address", 5, garze_up).await;
+    assert_eq!(health["relays"][1]["name"], "garze-1", "{health}");
+    assert_eq!(spare.status().rooms, 0, "the draining spare took nothing");
+
+    // Both the first registration and the move are in the audit log; renewals are not.
+    register(second_url).await;
+    let audit = app.store().await.recent_audit(None, 50).await.unwrap();
+    let relay_rows: Vec<_> =
+        audit.iter().filter(|r| r.action.starts_with("relay.")).map(|r| r.action.as_str()).rev().collect();
+    assert_eq!(relay_rows, ["relay.registered", "relay.moved"], "{audit:?}");
 }
 
 #[tokio::test]

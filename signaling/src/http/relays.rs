@@ -8,12 +8,16 @@ use axum::http::{HeaderMap, StatusCode};
 use secrecy::ExposeSecret;
 
 use super::{ApiError, ApiJson, AppState};
+use crate::auth::ClientAddr;
+use crate::store::RegistrationNews;
 use crate::unix_now;
 
 pub use media_relay::register::Registration as RelayRegistration;
 
 /// Registers (or renews) a relay node; a node does so every 10 s. The bearer
-/// token is `relay_registration.token`, also the node's control token.
+/// token is `relay_registration.token`, also the node's control token. A new
+/// node, or one at a new address or in a new region, is written to the audit
+/// log (`relay.registered`, `relay.moved`).
 #[utoipa::path(
     post,
     path = "/api/relays/register",
@@ -30,6 +34,7 @@ pub use media_relay::register::Registration as RelayRegistration;
 )]
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     ApiJson(node): ApiJson<RelayRegistration>,
 ) -> Result<StatusCode, ApiError> {
@@ -64,6 +69,15 @@ pub async fn register(
     if state.config.relay_node_list().iter().any(|n| n.display_name() == node.name) {
         return Err(ApiError::Conflict(format!("a configured relay node is named {:?}", node.name)));
     }
-    state.store.register_relay(&node.name, node.region_id.as_deref(), &node.control_url, unix_now()).await?;
+    let news = state
+        .store
+        .register_relay(&node.name, node.region_id.as_deref(), &node.control_url, unix_now())
+        .await?;
+    // Renewals (every 10 s) are not news; a new node, or a move, is.
+    if news != RegistrationNews::Renewed {
+        let detail = serde_json::json!({"control_url": node.control_url, "region_id": node.region_id});
+        let action = if news == RegistrationNews::New { "relay.registered" } else { "relay.moved" };
+        state.audit(&format!("relay:{}", node.name), action, &node.name, detail, &source).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -73,10 +73,12 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
         state.relays.entries().iter().find_map(|r| r.handle.status().filter(|_| r.handle.is_running()));
     let relay_running = relay.is_some();
     let ok = database_ok && relay_running;
+    // A node that moved is listed once, at its new address.
     let relays = state
         .relays
         .entries()
         .iter()
+        .filter(|r| !r.handle.is_retired())
         .map(|r| {
             let status = r.handle.status();
             RelayNodeHealth {

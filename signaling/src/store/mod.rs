@@ -35,7 +35,7 @@ pub use live::{
     StartedConsultation,
 };
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
-pub use relays::RelayRegistrationRow;
+pub use relays::{RegistrationNews, RelayRegistrationRow};
 pub use schedule::{
     AppointmentRecord, AppointmentScope, BookOutcome, Booking, OverrideRow, RosterRow, ScheduleRows,
     TICK_SECS, WeeklyRow,

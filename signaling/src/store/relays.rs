@@ -11,16 +11,35 @@ pub struct RelayRegistrationRow {
     pub last_seen_at: i64,
 }
 
+/// What a registration told that the store did not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationNews {
+    /// A name never registered before.
+    New,
+    /// The same address and region as last time.
+    Renewed,
+    /// Another address or region than last time.
+    Changed,
+}
+
 impl Store {
     /// Records that relay node `name` is at `control_url` and serves
     /// `region_id`, as of `now` (a node registers again every few seconds).
+    /// Says whether that is news: a new node, or one that moved or changed
+    /// region.
     pub async fn register_relay(
         &self,
         name: &str,
         region_id: Option<&str>,
         control_url: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<RegistrationNews, StoreError> {
+        let before: Option<(Option<String>, String)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT region_id, control_url FROM relay_registrations WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        });
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO relay_registrations (name, region_id, control_url, first_seen_at, last_seen_at)
@@ -35,7 +54,13 @@ impl Store {
             .execute(pool)
             .await?;
         });
-        Ok(())
+        Ok(match before {
+            None => RegistrationNews::New,
+            Some((region, url)) if region.as_deref() == region_id && url == control_url => {
+                RegistrationNews::Renewed
+            }
+            Some(_) => RegistrationNews::Changed,
+        })
     }
 
     /// The relay nodes that registered at `since` or later, by name.
@@ -54,15 +79,18 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::RegistrationNews;
     use crate::store::testing::store;
 
     #[tokio::test]
     async fn a_registration_is_kept_fresh_and_old_ones_are_not_listed() {
         let (store, _dir) = store().await;
-        store.register_relay("garze-1", Some("demo-garze"), "ws://10.0.0.5:7901/control", 100).await.unwrap();
+        let garze = |url: &'static str, now| store.register_relay("garze-1", Some("demo-garze"), url, now);
+        assert_eq!(garze("ws://10.0.0.5:7901/control", 100).await.unwrap(), RegistrationNews::New);
+        assert_eq!(garze("ws://10.0.0.5:7901/control", 110).await.unwrap(), RegistrationNews::Renewed);
         store.register_relay("spare", None, "ws://10.0.0.6:7901/control", 100).await.unwrap();
         // garze-1 moved, and registers again later; spare went quiet.
-        store.register_relay("garze-1", Some("demo-garze"), "ws://10.0.0.7:7901/control", 200).await.unwrap();
+        assert_eq!(garze("ws://10.0.0.7:7901/control", 200).await.unwrap(), RegistrationNews::Changed);
         let fresh = store.relay_registrations(150).await.unwrap();
         assert_eq!(fresh.len(), 1);
         assert_eq!(
@@ -71,5 +99,7 @@ mod tests {
         );
         assert_eq!(fresh[0].region_id.as_deref(), Some("demo-garze"));
         assert_eq!(store.relay_registrations(0).await.unwrap().len(), 2);
+        let elsewhere = store.register_relay("garze-1", None, "ws://10.0.0.7:7901/control", 210).await;
+        assert_eq!(elsewhere.unwrap(), RegistrationNews::Changed, "another region");
     }
 }
