@@ -347,17 +347,37 @@ function busyQuarter(monday) {
   return lines;
 }
 
+/** The server's wait summaries for made-up lines: per week and in all, per region and over all. */
+function waitSummaries(lines, totals = {}) {
+  const waits = [];
+  const regions = [...new Set(lines.map((l) => l.region_id))];
+  const weeks = [...new Set(lines.map((l) => l.period_start))];
+  for (const [w, period] of weeks.entries()) {
+    for (const region of [null, ...regions]) {
+      waits.push({ period_start: period, region_id: region, waits: 10, wait_p50_secs: 95 + 3 * w, wait_p90_secs: 400 + 5 * w });
+    }
+  }
+  for (const region of [null, ...regions]) {
+    const p50 = totals[region ?? ''] ?? 100;
+    waits.push({ period_start: null, region_id: region, waits: 120, wait_p50_secs: p50, wait_p90_secs: 2 * p50 });
+  }
+  return waits;
+}
+
+const mss = (secs) => `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+
 test('reports: a busy quarter, stacked by language or topic, with the same figures in the tables', async () => {
   const { context, page, problems } = await openDashboard();
   const monday = thisMonday();
   const lines = busyQuarter(monday);
+  const waits = waitSummaries(lines);
   // The JSON report is made up; the CSV still comes from the server.
   await page.route((url) => url.pathname === '/api/reports/consultations', async (route) => {
     const url = new URL(route.request().url());
     if (url.searchParams.get('format') === 'csv') return route.continue();
     return route.fulfill({
       contentType: 'application/json',
-      body: JSON.stringify({ from: url.searchParams.get('from'), to: url.searchParams.get('to'), period: 'week', lines }),
+      body: JSON.stringify({ from: url.searchParams.get('from'), to: url.searchParams.get('to'), period: 'week', lines, waits }),
     });
   });
   await page.locator('nav a[href="#reports-heading"]').click();
@@ -378,12 +398,12 @@ test('reports: a busy quarter, stacked by language or topic, with the same figur
   ]);
   await textMatches(chart.locator('tfoot'), new RegExp(`${sum('consultations')}$`));
 
-  // Waits: this week's median, weighted by consultations, as m:ss.
-  const mine = lines.filter((l) => l.period_start === monday && l.consultations);
-  const weight = mine.reduce((a, l) => a + l.consultations, 0);
-  const p50 = Math.round(mine.reduce((a, l) => a + l.wait_p50_secs * l.consultations, 0) / weight);
+  // Waits: this week's median and 90th percentile as the server worked them out over the
+  // requests (not a mean of the lines' medians), as m:ss; and the whole quarter's.
+  const week = waits.find((w) => w.period_start === monday && w.region_id === null);
   const waitCells = await page.getByTestId('chart-waits').locator(`tbody tr[data-period="${monday}"] td`).allTextContents();
-  assert.equal(waitCells[0], `${Math.floor(p50 / 60)}:${String(p50 % 60).padStart(2, '0')}`);
+  assert.deepEqual(waitCells.slice(0, 2), [mss(week.wait_p50_secs), mss(week.wait_p90_secs)]);
+  await textMatches(page.getByTestId('reports-total-wait'), /1:40.*3:20/);
   await textMatches(page.getByTestId('chart-waits').locator('text.axis-label').first(), /分钟/);
 
   await checkScreen(page, 'coordinator-reports-busy-page-zh');
@@ -416,6 +436,7 @@ test('an admin with two regions: a tile each, a region column, and the report by
   const garze = busyQuarter(monday);
   const other = garze.filter((_, i) => i % 2 === 0).map((l) => ({ ...l, region_id: second }));
   const lines = [...garze, ...other];
+  const waits = waitSummaries(lines, { '': 100, 'demo-garze': 200, [second]: 300 });
 
   const context = await newContext(browser, server, { acceptDownloads: true });
   const page = await context.newPage();
@@ -425,7 +446,7 @@ test('an admin with two regions: a tile each, a region column, and the report by
     if (url.searchParams.get('format') === 'csv') return route.continue();
     return route.fulfill({
       contentType: 'application/json',
-      body: JSON.stringify({ from: url.searchParams.get('from'), to: url.searchParams.get('to'), period: 'week', lines }),
+      body: JSON.stringify({ from: url.searchParams.get('from'), to: url.searchParams.get('to'), period: 'week', lines, waits }),
     });
   });
   await page.goto(server.url('/coordinator'));
@@ -461,8 +482,11 @@ test('an admin with two regions: a tile each, a region column, and the report by
   const chart = page.getByTestId('chart-consultations');
   await textMatches(chart.locator('.chart-legend'), new RegExp(`Second region ${second}`));
   await textMatches(chart.locator('.chart-legend'), /甘孜/);
+  await textMatches(page.getByTestId('reports-total-wait'), /1:40/);
   await page.getByTestId('reports-region').selectOption(second);
   await textMatches(page.getByTestId('reports-total-consultations'), new RegExp(`^\\D*${sum(other)}\\D*$`));
+  // That region's own waits, not all regions'.
+  await textMatches(page.getByTestId('reports-total-wait'), /5:00.*10:00/);
   await checkScreen(page, 'coordinator-reports-regions-page-zh');
 
   // The CSV (from the server) keeps the filter: the second region's one real request, cancelled above.

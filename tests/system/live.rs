@@ -809,6 +809,15 @@ async fn coordinators_see_aggregates_of_their_regions_only() {
     assert_eq!(line["rating_avg"], 4.0);
     assert!(line["wait_p50_secs"].as_i64().is_some());
     assert!(line.get("summary").is_none() && line.get("lawyer_id").is_none(), "aggregates only");
+    // The waits of the week and of the report, in the region and over all: the one match.
+    let waits = report["waits"].as_array().unwrap();
+    assert_eq!(waits.len(), 4, "{report}");
+    assert!(waits.iter().all(|w| w["waits"] == 1 && w["wait_p50_secs"] == line["wait_p50_secs"]), "{report}");
+    let scopes: Vec<_> =
+        waits.iter().map(|w| (w["period_start"].is_null(), w["region_id"].is_null())).collect();
+    for scope in [(false, false), (false, true), (true, false), (true, true)] {
+        assert!(scopes.contains(&scope), "{report}");
+    }
 
     let response = app.get(&format!("/api/reports/consultations?{range}&format=csv"), &coordinator).await;
     assert_eq!(response.status(), 200);

@@ -100,10 +100,24 @@ function niceStep(max, ticks, integer) {
 
 // ---------------------------------------------------------------- aggregation
 
+/**
+ * The report's waits (`{period_start, region_id, wait_p50_secs, wait_p90_secs}`) of one
+ * region, or of all (`region` empty): `waitsOf(period)` a period's, `waitsOf(null)` the
+ * whole report's. Percentiles do not add up, so these come from the server, over the
+ * requests themselves.
+ */
+function waitsFor(report, region) {
+  const found = new Map();
+  for (const w of report.waits ?? []) {
+    if ((w.region_id ?? '') === (region || '')) found.set(w.period_start ?? null, w);
+  }
+  return (period) => found.get(period) ?? null;
+}
+
 /** Per period: totals over the report's lines (of one region, or all). */
-function aggregate(lines, periods, groupOf) {
+function aggregate(lines, periods, groupOf, waitsOf) {
   const emptyRow = (period) => ({
-    period, requests: 0, consultations: 0, abandoned: 0, waitWeight: 0, p50Sum: 0, p90Sum: 0, ratings: 0, ratingSum: 0, groups: new Map(),
+    period, requests: 0, consultations: 0, abandoned: 0, ratings: 0, ratingSum: 0, groups: new Map(),
   });
   const rows = new Map(periods.map((p) => [p, emptyRow(p)]));
   for (const line of lines) {
@@ -112,12 +126,6 @@ function aggregate(lines, periods, groupOf) {
     row.requests += line.requests;
     row.consultations += line.consultations;
     row.abandoned += line.abandoned;
-    // Each line has its own percentiles; a period's are their mean, weighted by consultations.
-    if (line.wait_p50_secs != null && line.consultations > 0) {
-      row.waitWeight += line.consultations;
-      row.p50Sum += line.wait_p50_secs * line.consultations;
-      row.p90Sum += (line.wait_p90_secs ?? line.wait_p50_secs) * line.consultations;
-    }
     if (line.ratings > 0 && line.rating_avg != null) {
       row.ratings += line.ratings;
       row.ratingSum += line.rating_avg * line.ratings;
@@ -129,30 +137,28 @@ function aggregate(lines, periods, groupOf) {
   for (const row of out) {
     const ended = row.consultations + row.abandoned;
     row.abandonmentRate = ended ? row.abandoned / ended : null;
-    row.p50 = row.waitWeight ? row.p50Sum / row.waitWeight : null;
-    row.p90 = row.waitWeight ? row.p90Sum / row.waitWeight : null;
+    const waits = waitsOf(row.period);
+    row.p50 = waits?.wait_p50_secs ?? null;
+    row.p90 = waits?.wait_p90_secs ?? null;
     row.ratingAvg = row.ratings ? row.ratingSum / row.ratings : null;
   }
   return out;
 }
 
-function totalsOf(rows) {
+function totalsOf(rows, waits) {
   const total = rows.reduce((acc, r) => ({
     requests: acc.requests + r.requests,
     consultations: acc.consultations + r.consultations,
     abandoned: acc.abandoned + r.abandoned,
-    waitWeight: acc.waitWeight + r.waitWeight,
-    p50Sum: acc.p50Sum + r.p50Sum,
-    p90Sum: acc.p90Sum + r.p90Sum,
     ratings: acc.ratings + r.ratings,
     ratingSum: acc.ratingSum + r.ratingSum,
-  }), { requests: 0, consultations: 0, abandoned: 0, waitWeight: 0, p50Sum: 0, p90Sum: 0, ratings: 0, ratingSum: 0 });
+  }), { requests: 0, consultations: 0, abandoned: 0, ratings: 0, ratingSum: 0 });
   const ended = total.consultations + total.abandoned;
   return {
     ...total,
     abandonmentRate: ended ? total.abandoned / ended : null,
-    p50: total.waitWeight ? total.p50Sum / total.waitWeight : null,
-    p90: total.waitWeight ? total.p90Sum / total.waitWeight : null,
+    p50: waits?.wait_p50_secs ?? null,
+    p90: waits?.wait_p90_secs ?? null,
     ratingAvg: total.ratings ? total.ratingSum / total.ratings : null,
   };
 }
@@ -587,8 +593,9 @@ export function setupReports({ client, regions, region }) {
     els.empty.hidden = true;
     const period = report.period === 'month' ? 'month' : 'week';
     const { groups, groupOf } = groupsFor(lines);
-    const rows = aggregate(lines, periodStarts(query.from, query.to, period), groupOf);
-    const total = totalsOf(rows);
+    const waitsOf = waitsFor(report, state.region);
+    const rows = aggregate(lines, periodStarts(query.from, query.to, period), groupOf, waitsOf);
+    const total = totalsOf(rows, waitsOf(null));
     const categories = rows.map((r) => ({ key: r.period, ...periodLabels(period, r.period) }));
     const xLabel = t(period === 'month' ? 'reports.axis.month' : 'reports.axis.week');
     const dash = t('list.none');

@@ -53,12 +53,28 @@ pub struct ReportLine {
     pub rating_avg: Option<f64>,
 }
 
+/// The waits of one period (or of the whole report: no `period_start`) in one
+/// region (or in all of the report's: no `region_id`), over the requests
+/// themselves: the lines' percentiles cannot be combined into these.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct WaitSummary {
+    pub period_start: Option<String>,
+    pub region_id: Option<String>,
+    /// Matched requests with a wait.
+    pub waits: u64,
+    pub wait_p50_secs: Option<i64>,
+    pub wait_p90_secs: Option<i64>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Report {
     pub from: String,
     pub to: String,
     pub period: String,
     pub lines: Vec<ReportLine>,
+    /// Every period and the whole report, per region and over all regions;
+    /// only where some request waited.
+    pub waits: Vec<WaitSummary>,
 }
 
 #[derive(Default)]
@@ -79,9 +95,15 @@ fn quantile(sorted: &[i64], q: f64) -> Option<i64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
-/// Builds the report lines from request rows.
-fn tally(rows: &[ReportRow], monthly: bool, zone_of: impl Fn(&str) -> jiff::tz::TimeZone) -> Vec<ReportLine> {
+/// Builds the report lines, and the waits over periods and regions, from
+/// request rows.
+fn tally(
+    rows: &[ReportRow],
+    monthly: bool,
+    zone_of: impl Fn(&str) -> jiff::tz::TimeZone,
+) -> (Vec<ReportLine>, Vec<WaitSummary>) {
     let mut groups: BTreeMap<(String, String, String, String), Tally> = BTreeMap::new();
+    let mut waits: BTreeMap<(Option<String>, Option<String>), Vec<i64>> = BTreeMap::new();
     for row in rows {
         let (day, _) = local_day_minute(&zone_of(&row.region_id), row.created_at);
         let start = if monthly {
@@ -91,13 +113,18 @@ fn tally(rows: &[ReportRow], monthly: bool, zone_of: impl Fn(&str) -> jiff::tz::
             date_of(day - weekday_of(day) as i64).to_string()
         };
         let key = (start, row.region_id.clone(), row.language.clone(), row.topic.clone());
-        let t = groups.entry(key).or_default();
+        let t = groups.entry(key.clone()).or_default();
         t.requests += 1;
         match row.status.as_str() {
             "matched" => {
                 t.consultations += 1;
                 if let Some(started) = row.started_at {
-                    t.waits.push((started - row.created_at).max(0));
+                    let wait = (started - row.created_at).max(0);
+                    t.waits.push(wait);
+                    let (period, region) = (Some(&key.0), Some(&key.1));
+                    for scope in [(period, region), (period, None), (None, region), (None, None)] {
+                        waits.entry((scope.0.cloned(), scope.1.cloned())).or_default().push(wait);
+                    }
                 }
             }
             "cancelled" | "abandoned" => t.abandoned += 1,
@@ -105,7 +132,7 @@ fn tally(rows: &[ReportRow], monthly: bool, zone_of: impl Fn(&str) -> jiff::tz::
         }
         t.ratings.extend(row.rating);
     }
-    groups
+    let lines = groups
         .into_iter()
         .map(|((period_start, region_id, language, topic), mut t)| {
             t.waits.sort_unstable();
@@ -126,7 +153,21 @@ fn tally(rows: &[ReportRow], monthly: bool, zone_of: impl Fn(&str) -> jiff::tz::
                     .then(|| t.ratings.iter().sum::<i64>() as f64 / t.ratings.len() as f64),
             }
         })
-        .collect()
+        .collect();
+    let waits = waits
+        .into_iter()
+        .map(|((period_start, region_id), mut waits)| {
+            waits.sort_unstable();
+            WaitSummary {
+                period_start,
+                region_id,
+                waits: waits.len() as u64,
+                wait_p50_secs: quantile(&waits, 0.5),
+                wait_p90_secs: quantile(&waits, 0.9),
+            }
+        })
+        .collect();
+    (lines, waits)
 }
 
 fn csv(lines: &[ReportLine]) -> String {
@@ -209,7 +250,7 @@ pub async fn consultations(
             start_of_day(tz, from_day) <= r.created_at && r.created_at < start_of_day(tz, to_day)
         })
         .collect();
-    let lines = tally(&rows, monthly, |region| snapshot.region_zone(region).clone());
+    let (lines, waits) = tally(&rows, monthly, |region| snapshot.region_zone(region).clone());
     state
         .audit(
             &principal.actor(),
@@ -231,7 +272,7 @@ pub async fn consultations(
             .into_response());
     }
     let period = if monthly { "month" } else { "week" }.to_owned();
-    Ok(ApiJson(Report { from: query.from, to: query.to, period, lines }).into_response())
+    Ok(ApiJson(Report { from: query.from, to: query.to, period, lines, waits }).into_response())
 }
 
 #[cfg(test)]
@@ -269,7 +310,7 @@ mod tests {
             row("r", "abandoned", monday + 7 * 86_400, None, None),
         ];
         let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
-        let lines = tally(&rows, false, |_| zone.clone());
+        let (lines, _) = tally(&rows, false, |_| zone.clone());
         assert_eq!(lines.len(), 2, "{lines:#?}");
         let first = &lines[0];
         assert_eq!(first.period_start, "2026-11-23", "the region's own calendar");
@@ -280,11 +321,43 @@ mod tests {
         assert_eq!(lines[1].period_start, "2026-11-30");
         assert_eq!(lines[1].abandonment_rate, Some(1.0));
         assert_eq!(lines[1].wait_p50_secs, None);
-        let monthly = tally(&rows, true, |_| zone.clone());
+        let (monthly, _) = tally(&rows, true, |_| zone.clone());
         assert_eq!(monthly.len(), 1, "both weeks are in November");
         assert_eq!((monthly[0].period_start.as_str(), monthly[0].requests), ("2026-11-01", 6));
         let text = csv(&lines);
         assert!(text.starts_with("period_start,region_id,"));
         assert!(text.contains("2026-11-23,\"r\",bo,land,5,3,1,0.250,30,100,2,4.00\n"), "{text}");
+    }
+
+    #[test]
+    fn a_periods_and_the_reports_waits_are_over_the_requests_not_the_lines() {
+        let monday = 1_795_392_000 - 8 * 3600 + 1800;
+        let topic = |mut row: ReportRow, topic: &str| {
+            row.topic = topic.into();
+            row
+        };
+        // Land: three short waits. Family: one long one. Another region: one medium.
+        let mut rows: Vec<ReportRow> =
+            (0..3).map(|i| row("r", "matched", monday + i, Some(monday + i + 10), None)).collect();
+        rows.push(topic(row("r", "matched", monday, Some(monday + 1000), None), "family"));
+        rows.push(row("s", "matched", monday, Some(monday + 50), None));
+        rows.push(row("s", "cancelled", monday + 7 * 86_400, None, None));
+        let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        let (lines, waits) = tally(&rows, false, |_| zone.clone());
+        assert_eq!(lines.len(), 4);
+        let find = |period: Option<&str>, region: Option<&str>| {
+            waits
+                .iter()
+                .find(|w| w.period_start.as_deref() == period && w.region_id.as_deref() == region)
+                .map(|w| (w.waits, w.wait_p50_secs, w.wait_p90_secs))
+        };
+        // Region r this week: 10, 10, 10, 1000. Its lines' medians weighted by
+        // consultations would say (3 × 10 + 1000) / 4 = 257; the median is 10.
+        assert_eq!(find(Some("2026-11-23"), Some("r")), Some((4, Some(10), Some(1000))));
+        assert_eq!(find(Some("2026-11-23"), None), Some((5, Some(10), Some(1000))));
+        assert_eq!(find(None, Some("s")), Some((1, Some(50), Some(50))));
+        assert_eq!(find(None, None), Some((5, Some(10), Some(1000))));
+        assert_eq!(find(Some("2026-11-30"), None), None, "nobody waited that week");
+        assert_eq!(waits.len(), 6);
     }
 }
