@@ -483,8 +483,6 @@ pub struct Duty {
     pub day_start: i64,
 }
 
-/// Looks at everyone's duty hours every `every`, off the dispatcher (a
-/// snapshot can take a while to load), and hands it the result.
 /// Tells the dispatcher of every relay node that stops answering, and again
 /// every [`STRANDED_RETRY`] of each that still holds calls nothing could take
 /// when it went down (they move once some relay can take them).
@@ -508,6 +506,8 @@ async fn relays_lost(relays: Relays, dispatcher: mpsc::WeakSender<Command>) {
     }
 }
 
+/// Looks at everyone's duty hours every `every`, off the dispatcher (a
+/// snapshot can take a while to load), and hands it the result.
 async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Command>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

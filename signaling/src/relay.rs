@@ -521,14 +521,17 @@ impl Relays {
         probe_secs: Option<u64>,
     ) {
         let since = crate::unix_now() - REGISTRATION_FRESH.as_secs() as i64;
-        let registered = match store.relay_registrations(since).await {
-            Ok(registered) => registered,
+        let (registered, quiet): (Vec<_>, Vec<_>) = match store.relay_registrations(0).await {
+            Ok(all) => all.into_iter().partition(|node| node.last_seen_at >= since),
             Err(error) => return tracing::warn!(%error, "cannot read the relay registrations"),
         };
+        self.let_go_quiet(quiet.iter().map(|node| node.name.as_str()));
         for node in registered {
             let known = self.index_of(&node.name).and_then(|i| Some((i, self.handle(i)?)));
             let moved_from = match &known {
                 None => None,
+                // Let go of earlier: taken up again as new.
+                Some((_, handle)) if handle.is_retired() => None,
                 Some((_, RelayHandle::Node(n))) if n.url == node.control_url => continue,
                 Some((index, handle @ RelayHandle::Node(n))) => {
                     if handle.status().is_some() {
@@ -589,6 +592,26 @@ impl Relays {
         }
     }
 
+    /// Stops listing registered nodes that went quiet (not renewed for
+    /// [`REGISTRATION_FRESH`]) and do not answer, once no call is left on
+    /// them: a node taken out of service leaves `/healthz` by itself, and
+    /// is taken up again if it registers again.
+    fn let_go_quiet<'a>(&self, quiet: impl Iterator<Item = &'a str>) {
+        for name in quiet {
+            let Some(index) = self.index_of(name) else { continue };
+            let Some(handle) = self.handle(index) else { continue };
+            let RelayHandle::Node(node) = &handle else { continue };
+            let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            let holds_calls = rooms.values().any(|p| p.relay == index);
+            drop(rooms);
+            if handle.is_retired() || handle.status().is_some() || holds_calls {
+                continue;
+            }
+            node.retire();
+            tracing::info!(%name, url = %node.url, "a registered relay node went quiet: no longer listed");
+        }
+    }
+
     async fn refresh_regions(&self, store: &Store) {
         match store.regions().await {
             Ok(regions) => {
@@ -604,12 +627,12 @@ impl Relays {
         self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The name of relay `index`.
     /// The relay named `name` now (a node that moved is the last of its name).
     fn index_of(&self, name: &str) -> Option<usize> {
         self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).iter().rposition(|r| r.name == name)
     }
 
+    /// The name of relay `index`.
     pub fn name(&self, index: usize) -> Option<String> {
         self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).map(|r| r.name.clone())
     }

@@ -273,8 +273,16 @@ async fn a_resident_is_matched_talks_and_rates_and_the_lawyer_writes_the_record(
     assert_eq!(response.status(), 200);
     drolma.expect_where("presence", |m| m["state"] == "available").await;
 
-    let mine: Value =
-        app.get(&format!("/api/consultations/{consultation}"), &lawyer_token).await.json().await.unwrap();
+    // The live path writes the end of the wrap-up behind the presence it sends.
+    let mut mine = Value::Null;
+    for _ in 0..100 {
+        mine =
+            app.get(&format!("/api/consultations/{consultation}"), &lawyer_token).await.json().await.unwrap();
+        if mine["status"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(mine["status"], "ended");
     assert_eq!(mine["rating"], 5);
     assert_eq!(mine["outcome"], "referred_mediation");

@@ -444,11 +444,9 @@ async fn a_relay_node_that_registers_itself_gets_the_calls_of_its_region() {
     assert_eq!(claims["room"]["relay"], "garze-1", "the room token names its relay: {claims}");
 }
 
-#[tokio::test]
-async fn a_registered_node_that_comes_back_at_another_address_gets_its_calls_there() {
-    let (_first, first_url) = start_node().await;
-    let first_hop = Hop::start(node_addr(&first_url)).await;
-    // A listed node, draining: up (signaling starts), but it takes no call.
+/// Signaling with registration on, and one listed node ("spare", first in
+/// `/healthz`) that drains at once: up, so signaling starts, but it takes no call.
+async fn registering_app() -> (crate::support::TestApp, Relay) {
     let (spare, spare_url) = start_node().await;
     let data_dir = tempfile::tempdir().unwrap();
     let mut config = test_config(data_dir.path(), true);
@@ -458,10 +456,52 @@ async fn a_registered_node_that_comes_back_at_another_address_gets_its_calls_the
     let app = spawn_with(config, data_dir).await;
     spare.drain();
     relays_in_health(&app, "the spare drains", 5, |h| h["relays"][0]["draining"] == true).await;
+    (app, spare)
+}
+
+/// Registers relay node "garze-1" at `url`, as `media-relay --register-at` does.
+async fn register_garze(app: &crate::support::TestApp, url: &str) {
+    let body = serde_json::json!({"name": "garze-1", "region_id": "demo-garze", "control_url": url});
+    let request = app.http.post(app.url("/api/relays/register")).bearer_auth(SECRET).json(&body);
+    assert_eq!(request.send().await.unwrap().status(), 204);
+}
+
+#[tokio::test]
+async fn a_registered_node_that_went_quiet_leaves_the_list_and_is_taken_up_again_when_it_registers() {
+    let (_garze, garze_url) = start_node().await;
+    let hop = Hop::start(node_addr(&garze_url)).await;
+    let (app, _spare) = registering_app().await;
+    let listed = |h: &serde_json::Value| h["relays"].as_array().map_or(0, Vec::len);
+    register_garze(&app, &format!("ws://{}/control", hop.addr)).await;
+    relays_in_health(&app, "in use", 10, |h| listed(h) == 2 && h["relays"][1]["up"] == true).await;
+
+    // Taken out of service: it stops answering, and a minute later has not renewed.
+    hop.kill();
+    relays_in_health(&app, "down", 10, |h| h["relays"][1]["up"] == false).await;
+    let minute_ago = signaling::unix_now() - 61;
+    let store = app.store().await;
+    store
+        .register_relay("garze-1", Some("demo-garze"), &format!("ws://{}/control", hop.addr), minute_ago)
+        .await
+        .unwrap();
+    relays_in_health(&app, "no longer listed", 10, |h| listed(h) == 1).await;
+
+    // Back in service (here at its own address, without the hop): listed and used again.
+    register_garze(&app, &garze_url).await;
+    let health =
+        relays_in_health(&app, "taken up again", 10, |h| listed(h) == 2 && h["relays"][1]["up"] == true)
+            .await;
+    assert_eq!(health["relays"][1]["name"], "garze-1", "{health}");
+}
+
+#[tokio::test]
+async fn a_registered_node_that_comes_back_at_another_address_gets_its_calls_there() {
+    let (_first, first_url) = start_node().await;
+    let first_hop = Hop::start(node_addr(&first_url)).await;
+    let (app, spare) = registering_app().await;
     let register = |url: String| {
-        let body = serde_json::json!({"name": "garze-1", "region_id": "demo-garze", "control_url": url});
-        let request = app.http.post(app.url("/api/relays/register")).bearer_auth(SECRET).json(&body);
-        async move { assert_eq!(request.send().await.unwrap().status(), 204) }
+        let app = &app;
+        async move { register_garze(app, &url).await }
     };
     let garze_up =
         |h: &serde_json::Value| h["relays"].as_array().is_some_and(|r| r.len() == 2 && r[1]["up"] == true);
