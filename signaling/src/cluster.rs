@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::auth::{Limits, SharedFailure};
 use crate::domain::{Language, Topic};
 use crate::live::{Command, Live, PersonInfo, TerminalInfo};
 use crate::store::{Notifications, ServingLease, Store, StoreError};
@@ -46,6 +47,9 @@ pub const TO_LEADER: &str = "cloudlaw_to_leader";
 pub const FROM_LEADER: &str = "cloudlaw_from_leader";
 /// Revocations, from any node to every node (they need no leader).
 pub const REVOKED: &str = "cloudlaw_revoked";
+/// Failed logins and enrollments, from any node to every node: the limits on
+/// them hold across nodes.
+pub const FAILED: &str = "cloudlaw_failed_attempts";
 /// How often a follower says it is alive, and tries the lease.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A follower not heard from for this long is gone: its people are
@@ -96,6 +100,16 @@ enum Wire {
 struct Revoke {
     from: String,
     revocation: Revocation,
+}
+
+/// A failed attempt on one node, for every node.
+#[derive(Debug, Serialize, Deserialize)]
+struct Failed {
+    from: String,
+    /// Counts up per sending node: PostgreSQL folds identical payloads sent
+    /// in one transaction, and each failure must count.
+    n: u64,
+    failure: SharedFailure,
 }
 
 /// The leader's message to every node.
@@ -259,6 +273,7 @@ pub struct Link {
     me: String,
     store: Store,
     connections: Arc<Connections>,
+    limits: Arc<Limits>,
     start_live: StartLive,
     /// (channel, message) to send, in order, by [`send_loop`].
     out: mpsc::UnboundedSender<(&'static str, String)>,
@@ -302,13 +317,19 @@ pub enum Ended {
 }
 
 impl Link {
-    pub fn new(store: Store, connections: Arc<Connections>, start_live: StartLive) -> Link {
+    pub fn new(
+        store: Store,
+        connections: Arc<Connections>,
+        limits: Arc<Limits>,
+        start_live: StartLive,
+    ) -> Link {
         let (out, queue) = mpsc::unbounded_channel();
         let sender = tokio::spawn(send_loop(store.clone(), queue));
         Link {
             me: crate::store::new_id(),
             store,
             connections,
+            limits,
             start_live,
             out,
             sender,
@@ -329,9 +350,12 @@ impl Link {
     ) -> Result<Ended, StoreError> {
         // Every node listens to both: a node that takes the lease hears the
         // commands sent while it took it.
-        let notifications = self.store.notifications(&[FROM_LEADER, TO_LEADER, REVOKED]).await?;
+        let notifications = self.store.notifications(&[FROM_LEADER, TO_LEADER, REVOKED, FAILED]).await?;
         let (revoked_tx, mut revoked) = mpsc::unbounded_channel();
         self.connections.share_revocations(revoked_tx);
+        let (failed_tx, mut failed) = mpsc::unbounded_channel();
+        self.limits.share_failures(failed_tx);
+        let mut failures_sent = 0u64;
         let (heard_tx, mut heard) = mpsc::channel(1024);
         let listening = tokio::spawn(listen(notifications, heard_tx));
         let mut tick = tokio::time::interval(HEARTBEAT);
@@ -358,6 +382,10 @@ impl Link {
                 } => self.emit(Event::Push { pushed }),
                 Some(revocation) = revoked.recv() => {
                     self.send(REVOKED, &Revoke { from: self.me.clone(), revocation });
+                }
+                Some(failure) = failed.recv() => {
+                    failures_sent += 1;
+                    self.send(FAILED, &Failed { from: self.me.clone(), n: failures_sent, failure });
                 }
                 _ = tick.tick() => self.tick(&lease_lost_tx).await,
             }
@@ -404,6 +432,14 @@ impl Link {
     }
 
     async fn heard(&mut self, channel: &str, body: &str) {
+        if channel == FAILED {
+            match serde_json::from_str::<Failed>(body) {
+                Ok(failed) if failed.from != self.me => self.limits.apply(&failed.failure),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "a node sent a failed attempt this node cannot read"),
+            }
+            return;
+        }
         if channel == REVOKED {
             match serde_json::from_str::<Revoke>(body) {
                 Ok(revoke) if revoke.from != self.me => drop(self.connections.apply(&revoke.revocation)),

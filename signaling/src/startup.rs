@@ -201,6 +201,7 @@ struct Parts {
     metrics: Arc<Metrics>,
     scheduler: Arc<Scheduler>,
     connections: Arc<Connections>,
+    limits: Arc<Limits>,
 }
 
 async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
@@ -216,7 +217,8 @@ async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
              (install Debian's fonts-noto-core, or set web.font_dir)"
         );
     }
-    Ok(Parts { tokens, relays, metrics, scheduler, connections: Arc::default() })
+    let limits = Limits::new(&config.auth);
+    Ok(Parts { tokens, relays, metrics, scheduler, connections: Arc::default(), limits })
 }
 
 /// Starts the live path (the dispatcher, its writer, the duty and relay
@@ -249,7 +251,7 @@ async fn start_live(
 
 fn router(config: &Config, store: &Store, parts: Parts, live: Live) -> Router {
     http::router(AppState {
-        limits: Limits::new(&config.auth),
+        limits: parts.limits,
         config: Arc::new(config.clone()),
         store: store.clone(),
         relays: parts.relays,
@@ -292,7 +294,8 @@ async fn serve_cluster(
             })
         })
     };
-    let link = cluster::Link::new(store.clone(), Arc::clone(&parts.connections), start);
+    let link =
+        cluster::Link::new(store.clone(), Arc::clone(&parts.connections), Arc::clone(&parts.limits), start);
     let relays = parts.relays.clone();
     let app = router(&config, &store, parts, live).into_make_service_with_connect_info::<SocketAddr>();
     let mut stopped = stop.clone();

@@ -178,6 +178,22 @@ async fn a_resident_on_one_node_talks_with_a_lawyer_on_the_other_and_nobody_is_r
     }
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+
+    // Password guessing spread over the nodes meets one limit (10 failures per
+    // account), however fast the first node's guesses come.
+    let guess = |addr: SocketAddr| {
+        let body = json!({"username": "guessed-at", "password": "not-it"});
+        let request = http.post(format!("http://{addr}/api/auth/login")).json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let on_a = futures_util::future::join_all((0..6).map(|_| guess(a))).await;
+    assert_eq!(on_a, [401; 6]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut on_b = Vec::new();
+    for _ in 0..6 {
+        on_b.push(guess(b).await);
+    }
+    assert_eq!(on_b, [401, 401, 401, 401, 429, 429], "the second node counts the first's failures");
 }
 
 /// A client whose connection the server closed: it reconnects (to `addr`) as

@@ -2,8 +2,9 @@
 //!
 //! Past the limit, attempts are refused before any password is checked, so a
 //! guessing run costs the server almost nothing and learns nothing. Counts are
-//! per process: with several signaling nodes each keeps its own, which bounds
-//! an attacker to (nodes × limit) guesses per window.
+//! per process; with several signaling nodes each tells the others of its
+//! failures ([`super::Limits::share_failures`]), which they count too
+//! ([`FailureLimiter::failed_elsewhere`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,15 +45,7 @@ impl FailureLimiter {
     /// attempt that succeeds is handed back with [`FailureLimiter::succeeded`].
     pub fn attempt(&self, key: &str, now: Instant) -> Result<(), Blocked> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_KEYS {
-            let window = self.window;
-            entries.retain(|_, e| now.saturating_duration_since(e.started) < window);
-        }
-        let entry = entries.entry(key.to_owned()).or_insert(Entry { started: now, failures: 0 });
-        let elapsed = now.saturating_duration_since(entry.started);
-        if elapsed >= self.window {
-            *entry = Entry { started: now, failures: 0 };
-        }
+        let entry = self.current(&mut entries, key, now);
         if entry.failures < self.max {
             entry.failures += 1;
             return Ok(());
@@ -62,6 +55,29 @@ impl FailureLimiter {
         entry.failures = entry.failures.saturating_add(1);
         let elapsed = now.saturating_duration_since(entry.started);
         Err(Blocked { retry_after_secs: self.window.saturating_sub(elapsed).as_secs().max(1), first })
+    }
+
+    /// Another signaling node saw a failed attempt for `key`: it counts here
+    /// too (up to the limit, so that the next attempt here is this node's
+    /// first refusal).
+    pub fn failed_elsewhere(&self, key: &str, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = self.current(&mut entries, key, now);
+        entry.failures = entry.failures.saturating_add(1).min(self.max.max(entry.failures));
+    }
+
+    /// The entry of `key` in the current window (a new one when the last
+    /// window has passed), making room when there are too many keys.
+    fn current<'a>(&self, entries: &'a mut HashMap<String, Entry>, key: &str, now: Instant) -> &'a mut Entry {
+        if entries.len() >= MAX_KEYS {
+            let window = self.window;
+            entries.retain(|_, e| now.saturating_duration_since(e.started) < window);
+        }
+        let entry = entries.entry(key.to_owned()).or_insert(Entry { started: now, failures: 0 });
+        if now.saturating_duration_since(entry.started) >= self.window {
+            *entry = Entry { started: now, failures: 0 };
+        }
+        entry
     }
 
     /// An attempt counted by [`FailureLimiter::attempt`] succeeded: it no longer counts.
@@ -115,5 +131,22 @@ mod tests {
         assert!(limiter.attempt("k", t0).is_err());
         limiter.clear("k");
         assert!(limiter.attempt("k", t0).is_ok());
+    }
+
+    #[test]
+    fn failures_elsewhere_count_up_to_the_limit() {
+        let limiter = FailureLimiter::new(Duration::from_secs(60), 3);
+        let t0 = Instant::now();
+        limiter.attempt("k", t0).unwrap();
+        for _ in 0..5 {
+            limiter.failed_elsewhere("k", t0);
+        }
+        let blocked = limiter.attempt("k", t0).unwrap_err();
+        assert!(blocked.first, "this node's first refusal, though the others saw more");
+        limiter.failed_elsewhere("other", t0);
+        limiter.failed_elsewhere("other", t0);
+        assert!(limiter.attempt("other", t0).is_ok());
+        assert!(limiter.attempt("other", t0).is_err());
+        assert!(limiter.attempt("other", t0 + Duration::from_secs(60)).is_ok(), "a new window");
     }
 }

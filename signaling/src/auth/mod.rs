@@ -31,6 +31,23 @@ use tokens::TokenKind;
 pub struct Limits {
     pub logins_per_account: FailureLimiter,
     pub failures_per_address: FailureLimiter,
+    /// Where failures go for the other signaling nodes, when there are any.
+    others: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<SharedFailure>>>,
+}
+
+/// Which limiter a failure counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limiter {
+    Account,
+    Address,
+}
+
+/// A failed login or enrollment, as told to the other signaling nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedFailure {
+    pub limiter: Limiter,
+    pub key: String,
 }
 
 impl Limits {
@@ -39,7 +56,33 @@ impl Limits {
         Arc::new(Limits {
             logins_per_account: FailureLimiter::new(window, config.max_failed_logins_per_account),
             failures_per_address: FailureLimiter::new(window, config.max_failures_per_address),
+            others: std::sync::Mutex::default(),
         })
+    }
+
+    fn limiter(&self, limiter: Limiter) -> &FailureLimiter {
+        match limiter {
+            Limiter::Account => &self.logins_per_account,
+            Limiter::Address => &self.failures_per_address,
+        }
+    }
+
+    /// An attempt counted here failed: the other signaling nodes (if any)
+    /// count it too, so a limit holds across them.
+    pub fn failed(&self, limiter: Limiter, key: &str) {
+        if let Some(others) = self.others.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = others.send(SharedFailure { limiter, key: key.to_owned() });
+        }
+    }
+
+    /// Failures from now on also go to `others` (the cluster link).
+    pub fn share_failures(&self, others: tokio::sync::mpsc::UnboundedSender<SharedFailure>) {
+        *self.others.lock().unwrap_or_else(|p| p.into_inner()) = Some(others);
+    }
+
+    /// Another node's failure.
+    pub fn apply(&self, failure: &SharedFailure) {
+        self.limiter(failure.limiter).failed_elsewhere(&failure.key, std::time::Instant::now());
     }
 }
 

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::views::{AccountView, TerminalView};
 use super::{ApiError, ApiJson, AppState};
+use crate::auth::Limiter;
 use crate::auth::limiter::FailureLimiter;
 use crate::auth::tokens::{TokenError, TokenKind};
 use crate::auth::{ClientAddr, Principal};
@@ -119,6 +120,8 @@ pub async fn login(
     let credentials = match credentials {
         Some(c) if matches && c.active => c,
         _ => {
+            limits.failed(Limiter::Account, &account_key);
+            limits.failed(Limiter::Address, &address_key);
             state.audit("anonymous", "login.failed", &username, serde_json::Value::Null, &source).await?;
             return Err(ApiError::InvalidCredentials);
         }

@@ -324,6 +324,7 @@ pub async fn enroll(
         state.store.enroll_terminal(&fingerprint(&code), &credential_id, unix_now()).await?
     };
     let Some(terminal_id) = enrolled else {
+        state.limits.failed(crate::auth::Limiter::Address, &address_key);
         state.audit("anonymous", "terminal.enroll_failed", "", serde_json::Value::Null, &source).await?;
         return Err(ApiError::InvalidEnrollmentCode);
     };
