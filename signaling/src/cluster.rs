@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::auth::{Limits, SharedFailure};
+use crate::auth::{Limits, SharedOutcome};
 use crate::domain::{Language, Topic};
 use crate::live::{Command, Live, PersonInfo, TerminalInfo};
 use crate::store::{Notifications, ServingLease, Store, StoreError};
@@ -47,9 +47,10 @@ pub const TO_LEADER: &str = "cloudlaw_to_leader";
 pub const FROM_LEADER: &str = "cloudlaw_from_leader";
 /// Revocations, from any node to every node (they need no leader).
 pub const REVOKED: &str = "cloudlaw_revoked";
-/// Failed logins and enrollments, from any node to every node: the limits on
-/// them hold across nodes.
-pub const FAILED: &str = "cloudlaw_failed_attempts";
+/// Failed logins and enrollments, and logins that cleared an account's
+/// failures, from any node to every node: the limits on failures hold across
+/// nodes.
+pub const ATTEMPTS: &str = "cloudlaw_attempts";
 /// How often a follower says it is alive, and tries the lease.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A follower not heard from for this long is gone: its people are
@@ -102,14 +103,14 @@ struct Revoke {
     revocation: Revocation,
 }
 
-/// A failed attempt on one node, for every node.
+/// What became of a login or enrollment on one node, for every node.
 #[derive(Debug, Serialize, Deserialize)]
-struct Failed {
+struct Attempt {
     from: String,
     /// Counts up per sending node: PostgreSQL folds identical payloads sent
-    /// in one transaction, and each failure must count.
+    /// in one transaction, and each must count.
     n: u64,
-    failure: SharedFailure,
+    outcome: SharedOutcome,
 }
 
 /// The leader's message to every node.
@@ -350,12 +351,12 @@ impl Link {
     ) -> Result<Ended, StoreError> {
         // Every node listens to both: a node that takes the lease hears the
         // commands sent while it took it.
-        let notifications = self.store.notifications(&[FROM_LEADER, TO_LEADER, REVOKED, FAILED]).await?;
+        let notifications = self.store.notifications(&[FROM_LEADER, TO_LEADER, REVOKED, ATTEMPTS]).await?;
         let (revoked_tx, mut revoked) = mpsc::unbounded_channel();
         self.connections.share_revocations(revoked_tx);
-        let (failed_tx, mut failed) = mpsc::unbounded_channel();
-        self.limits.share_failures(failed_tx);
-        let mut failures_sent = 0u64;
+        let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel();
+        self.limits.share_outcomes(outcomes_tx);
+        let mut outcomes_sent = 0u64;
         let (heard_tx, mut heard) = mpsc::channel(1024);
         let listening = tokio::spawn(listen(notifications, heard_tx));
         let mut tick = tokio::time::interval(HEARTBEAT);
@@ -383,9 +384,9 @@ impl Link {
                 Some(revocation) = revoked.recv() => {
                     self.send(REVOKED, &Revoke { from: self.me.clone(), revocation });
                 }
-                Some(failure) = failed.recv() => {
-                    failures_sent += 1;
-                    self.send(FAILED, &Failed { from: self.me.clone(), n: failures_sent, failure });
+                Some(outcome) = outcomes.recv() => {
+                    outcomes_sent += 1;
+                    self.send(ATTEMPTS, &Attempt { from: self.me.clone(), n: outcomes_sent, outcome });
                 }
                 _ = tick.tick() => self.tick(&lease_lost_tx).await,
             }
@@ -432,11 +433,13 @@ impl Link {
     }
 
     async fn heard(&mut self, channel: &str, body: &str) {
-        if channel == FAILED {
-            match serde_json::from_str::<Failed>(body) {
-                Ok(failed) if failed.from != self.me => self.limits.apply(&failed.failure),
+        if channel == ATTEMPTS {
+            match serde_json::from_str::<Attempt>(body) {
+                Ok(attempt) if attempt.from != self.me => self.limits.apply(&attempt.outcome),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "a node sent a failed attempt this node cannot read"),
+                Err(error) => {
+                    tracing::warn!(%error, "a node sent an attempt's outcome this node cannot read")
+                }
             }
             return;
         }

@@ -407,6 +407,9 @@ pub struct RelayEntry {
     /// The region it serves; None: any.
     pub region: Option<String>,
     pub handle: RelayHandle,
+    /// It registered itself (`POST /api/relays/register`), rather than being
+    /// configured: only such an entry moves, changes region or is let go.
+    pub registered: bool,
 }
 
 /// Where a room is, and whether signaling keeps it there.
@@ -449,7 +452,12 @@ impl Relays {
         let mut relays = Vec::new();
         if !config.uses_relay_nodes() {
             let handle = RelayHandle::Local(Relay::start(config.relay.clone()).await?);
-            relays.push(Arc::new(RelayEntry { name: "local".into(), region: None, handle }));
+            relays.push(Arc::new(RelayEntry {
+                name: "local".into(),
+                region: None,
+                handle,
+                registered: false,
+            }));
         }
         for (index, node) in nodes.iter().enumerate() {
             let lost = lost.clone();
@@ -461,6 +469,7 @@ impl Relays {
                 name: node.display_name(),
                 region: node.region.clone(),
                 handle,
+                registered: false,
             }));
         }
         // With registration, nodes may come later; a listed one must answer now.
@@ -527,13 +536,20 @@ impl Relays {
         };
         self.let_go_quiet(quiet.iter().map(|node| node.name.as_str()));
         for node in registered {
-            let known = self.index_of(&node.name).and_then(|i| Some((i, self.handle(i)?)));
-            let moved_from = match &known {
+            let known = self.index_of(&node.name).and_then(|i| Some((i, self.entry(i)?)));
+            let moved_from = match known.as_ref().map(|(index, entry)| (index, entry, &entry.handle)) {
                 None => None,
+                // A configured node of that name (which registered before it was configured) wins.
+                Some((_, entry, _)) if !entry.registered => continue,
                 // Let go of earlier: taken up again as new.
-                Some((_, handle)) if handle.is_retired() => None,
-                Some((_, RelayHandle::Node(n))) if n.url == node.control_url => continue,
-                Some((index, handle @ RelayHandle::Node(n))) => {
+                Some((_, _, handle)) if handle.is_retired() => None,
+                Some((index, entry, RelayHandle::Node(n))) if n.url == node.control_url => {
+                    if entry.region != node.region_id {
+                        self.change_region(*index, entry, node.region_id.clone());
+                    }
+                    continue;
+                }
+                Some((index, _, handle @ RelayHandle::Node(n))) => {
                     if handle.status().is_some() {
                         tracing::warn!(name = %node.name, url = %node.control_url, was = %n.url,
                             "a relay node registered at another address while the first still answers; \
@@ -542,7 +558,7 @@ impl Relays {
                     }
                     Some((*index, Arc::clone(n)))
                 }
-                Some((_, RelayHandle::Local(_))) => continue,
+                Some((_, _, RelayHandle::Local(_))) => continue,
             };
             let config = RelayNodeConfig {
                 name: Some(node.name.clone()),
@@ -570,7 +586,12 @@ impl Relays {
                     continue;
                 }
             };
-            let entry = Arc::new(RelayEntry { name: node.name.clone(), region: node.region_id, handle });
+            let entry = Arc::new(RelayEntry {
+                name: node.name.clone(),
+                region: node.region_id,
+                handle,
+                registered: true,
+            });
             {
                 let mut relays = self.inner.relays.write().unwrap_or_else(|e| e.into_inner());
                 let _ = index.set(relays.len());
@@ -592,6 +613,21 @@ impl Relays {
         }
     }
 
+    /// A registered node now serves `region`: new rooms are placed by it; its
+    /// calls stay where they are.
+    fn change_region(&self, index: usize, entry: &RelayEntry, region: Option<String>) {
+        tracing::info!(name = %entry.name, was = ?entry.region, now = ?region, "a relay node changed its region");
+        let changed = Arc::new(RelayEntry {
+            name: entry.name.clone(),
+            region,
+            handle: entry.handle.clone(),
+            registered: true,
+        });
+        if let Some(slot) = self.inner.relays.write().unwrap_or_else(|e| e.into_inner()).get_mut(index) {
+            *slot = changed;
+        }
+    }
+
     /// Stops listing registered nodes that went quiet (not renewed for
     /// [`REGISTRATION_FRESH`]) and do not answer, once no call is left on
     /// them: a node taken out of service leaves `/healthz` by itself, and
@@ -599,8 +635,9 @@ impl Relays {
     fn let_go_quiet<'a>(&self, quiet: impl Iterator<Item = &'a str>) {
         for name in quiet {
             let Some(index) = self.index_of(name) else { continue };
-            let Some(handle) = self.handle(index) else { continue };
-            let RelayHandle::Node(node) = &handle else { continue };
+            let Some(entry) = self.entry(index).filter(|e| e.registered) else { continue };
+            let handle = &entry.handle;
+            let RelayHandle::Node(node) = handle else { continue };
             let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
             let holds_calls = rooms.values().any(|p| p.relay == index);
             drop(rooms);
@@ -637,8 +674,12 @@ impl Relays {
         self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).map(|r| r.name.clone())
     }
 
+    fn entry(&self, index: usize) -> Option<Arc<RelayEntry>> {
+        self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).cloned()
+    }
+
     pub fn handle(&self, index: usize) -> Option<RelayHandle> {
-        self.inner.relays.read().unwrap_or_else(|e| e.into_inner()).get(index).map(|r| r.handle.clone())
+        self.entry(index).map(|r| r.handle.clone())
     }
 
     /// Indexes of relay nodes as they stop answering.
@@ -673,7 +714,8 @@ impl Relays {
             .map(|(_, _, index)| index);
         let Some(best) = best else {
             if let Some(was) = was {
-                rooms.insert(room.to_owned(), was);
+                // A consultation's room stays pinned, so that it is retried ([`Relays::stranded`]).
+                rooms.insert(room.to_owned(), Placement { pinned: pinned || was.pinned, ..was });
             }
             return Err(NoRelay);
         };
@@ -827,7 +869,7 @@ mod tests {
         let config =
             RelayConfig { udp_listen: "127.0.0.1:0".parse().unwrap(), max_rooms, ..RelayConfig::default() };
         let handle = RelayHandle::Local(Relay::start(config).await.unwrap());
-        RelayEntry { name: name.into(), region: region.map(str::to_owned), handle }
+        RelayEntry { name: name.into(), region: region.map(str::to_owned), handle, registered: false }
     }
 
     /// Relays over `entries`, with a region tree: county ⊂ prefecture ⊂ province.
@@ -942,5 +984,17 @@ mod tests {
         assert_eq!(relays.place("call", None), Err(NoRelay));
         assert_eq!(relays.placement("call"), Some(on_one));
         assert_eq!(relays.stranded(), vec![on_one], "an operator's room does not count");
+    }
+
+    #[tokio::test]
+    async fn a_call_placed_by_a_join_is_listed_as_stranded_once_it_cannot_move() {
+        let relays = relays(vec![local("one", None, 10).await]);
+        // Placed when a participant joined (placing it at the start had failed): not pinned.
+        relays.relay_for("call").unwrap();
+        relays.entries()[0].handle.shutdown().await;
+        assert!(relays.stranded().is_empty());
+        // The move after the relay was lost fails: from now on it is a consultation's room.
+        assert_eq!(relays.place("call", None), Err(NoRelay));
+        assert_eq!(relays.stranded(), vec![0]);
     }
 }

@@ -181,19 +181,32 @@ async fn a_resident_on_one_node_talks_with_a_lawyer_on_the_other_and_nobody_is_r
 
     // Password guessing spread over the nodes meets one limit (10 failures per
     // account), however fast the first node's guesses come.
-    let guess = |addr: SocketAddr| {
-        let body = json!({"username": "guessed-at", "password": "not-it"});
+    let guess = |addr: SocketAddr, username: &'static str| {
+        let body = json!({"username": username, "password": "not-it"});
         let request = http.post(format!("http://{addr}/api/auth/login")).json(&body);
         async move { request.send().await.unwrap().status().as_u16() }
     };
-    let on_a = futures_util::future::join_all((0..6).map(|_| guess(a))).await;
+    let on_a = futures_util::future::join_all((0..6).map(|_| guess(a, "guessed-at"))).await;
     assert_eq!(on_a, [401; 6]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut on_b = Vec::new();
     for _ in 0..6 {
-        on_b.push(guess(b).await);
+        on_b.push(guess(b, "guessed-at").await);
     }
     assert_eq!(on_b, [401, 401, 401, 401, 429, 429], "the second node counts the first's failures");
+
+    // Someone who mistyped nine times and then got in on one node starts
+    // afresh on the other too.
+    for _ in 0..9 {
+        assert_eq!(guess(a, "demo-coordinator").await, 401);
+    }
+    login(&http, a, "demo-coordinator").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut on_b = Vec::new();
+    for _ in 0..10 {
+        on_b.push(guess(b, "demo-coordinator").await);
+    }
+    assert_eq!(on_b, [401; 10], "a login on the first node cleared the account's failures on the second");
 }
 
 /// A client whose connection the server closed: it reconnects (to `addr`) as

@@ -492,6 +492,47 @@ async fn a_registered_node_that_went_quiet_leaves_the_list_and_is_taken_up_again
         relays_in_health(&app, "taken up again", 10, |h| listed(h) == 2 && h["relays"][1]["up"] == true)
             .await;
     assert_eq!(health["relays"][1]["name"], "garze-1", "{health}");
+
+    // Moved to serve another region (same address): listed once, for it.
+    store
+        .ensure_region(&signaling::store::RegionRecord {
+            id: "demo-kham".into(),
+            name: "Kham (test)".into(),
+            parent_id: None,
+            time_zone: "Asia/Shanghai".into(),
+        })
+        .await
+        .unwrap();
+    let body = serde_json::json!({"name": "garze-1", "region_id": "demo-kham", "control_url": garze_url});
+    let request = app.http.post(app.url("/api/relays/register")).bearer_auth(SECRET).json(&body);
+    assert_eq!(request.send().await.unwrap().status(), 204);
+    let health =
+        relays_in_health(&app, "serving its new region", 10, |h| h["relays"][1]["region"] == "demo-kham")
+            .await;
+    assert_eq!(listed(&health), 2, "{health}");
+    assert_eq!(health["relays"][1]["up"], true, "{health}");
+}
+
+#[tokio::test]
+async fn a_listed_node_is_not_let_go_for_an_old_registration_of_its_name() {
+    let (_spare, spare_url) = start_node().await;
+    let hop = Hop::start(node_addr(&spare_url)).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_nodes = vec![node_config("spare", None, format!("ws://{}/control", hop.addr))];
+    config.relay_registration.token = Some(SecretString::from(SECRET.to_owned()));
+    config.relay_registration.probe_secs = Some(3600);
+    let app = spawn_with(config, data_dir).await;
+    // Registered under that name before it was listed in the configuration; long quiet since.
+    let hour_ago = signaling::unix_now() - 3600;
+    app.store().await.register_relay("spare", None, "ws://127.0.0.1:9/control", hour_ago).await.unwrap();
+
+    hop.kill();
+    relays_in_health(&app, "down", 10, |h| h["relays"][0]["up"] == false).await;
+    // Two looks at the registrations later, it is still listed (and reconnects when it can).
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let health: serde_json::Value = app.get("/healthz", "").await.json().await.unwrap();
+    assert_eq!(health["relays"][0]["name"], "spare", "{health}");
 }
 
 #[tokio::test]

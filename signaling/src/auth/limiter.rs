@@ -3,8 +3,9 @@
 //! Past the limit, attempts are refused before any password is checked, so a
 //! guessing run costs the server almost nothing and learns nothing. Counts are
 //! per process; with several signaling nodes each tells the others of its
-//! failures ([`super::Limits::share_failures`]), which they count too
-//! ([`FailureLimiter::failed_elsewhere`]).
+//! failures and of accounts' successful logins
+//! ([`super::Limits::share_outcomes`]), which they count too
+//! ([`FailureLimiter::failed_elsewhere`], [`FailureLimiter::clear`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -31,8 +31,9 @@ use tokens::TokenKind;
 pub struct Limits {
     pub logins_per_account: FailureLimiter,
     pub failures_per_address: FailureLimiter,
-    /// Where failures go for the other signaling nodes, when there are any.
-    others: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<SharedFailure>>>,
+    /// Where failures (and an account's successful login) go for the other
+    /// signaling nodes, when there are any.
+    others: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<SharedOutcome>>>,
 }
 
 /// Which limiter a failure counts against.
@@ -43,11 +44,23 @@ pub enum Limiter {
     Address,
 }
 
-/// A failed login or enrollment, as told to the other signaling nodes.
+/// What became of an attempt, for a limiter's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It failed: it counts against the key.
+    Failed,
+    /// A login succeeded: the key's failures no longer count.
+    Cleared,
+}
+
+/// A failed login or enrollment, or a login that cleared an account's
+/// failures, as told to the other signaling nodes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SharedFailure {
+pub struct SharedOutcome {
     pub limiter: Limiter,
     pub key: String,
+    pub outcome: Outcome,
 }
 
 impl Limits {
@@ -67,22 +80,36 @@ impl Limits {
         }
     }
 
-    /// An attempt counted here failed: the other signaling nodes (if any)
-    /// count it too, so a limit holds across them.
-    pub fn failed(&self, limiter: Limiter, key: &str) {
+    fn share(&self, limiter: Limiter, key: &str, outcome: Outcome) {
         if let Some(others) = self.others.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = others.send(SharedFailure { limiter, key: key.to_owned() });
+            let _ = others.send(SharedOutcome { limiter, key: key.to_owned(), outcome });
         }
     }
 
-    /// Failures from now on also go to `others` (the cluster link).
-    pub fn share_failures(&self, others: tokio::sync::mpsc::UnboundedSender<SharedFailure>) {
+    /// An attempt counted here failed: the other signaling nodes (if any)
+    /// count it too, so a limit holds across them.
+    pub fn failed(&self, limiter: Limiter, key: &str) {
+        self.share(limiter, key, Outcome::Failed);
+    }
+
+    /// `key`'s failures no longer count, here or on the other nodes.
+    pub fn clear(&self, limiter: Limiter, key: &str) {
+        self.limiter(limiter).clear(key);
+        self.share(limiter, key, Outcome::Cleared);
+    }
+
+    /// Outcomes from now on also go to `others` (the cluster link).
+    pub fn share_outcomes(&self, others: tokio::sync::mpsc::UnboundedSender<SharedOutcome>) {
         *self.others.lock().unwrap_or_else(|p| p.into_inner()) = Some(others);
     }
 
-    /// Another node's failure.
-    pub fn apply(&self, failure: &SharedFailure) {
-        self.limiter(failure.limiter).failed_elsewhere(&failure.key, std::time::Instant::now());
+    /// Another node's outcome.
+    pub fn apply(&self, shared: &SharedOutcome) {
+        let limiter = self.limiter(shared.limiter);
+        match shared.outcome {
+            Outcome::Failed => limiter.failed_elsewhere(&shared.key, std::time::Instant::now()),
+            Outcome::Cleared => limiter.clear(&shared.key),
+        }
     }
 }
 

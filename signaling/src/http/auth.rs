@@ -126,7 +126,7 @@ pub async fn login(
             return Err(ApiError::InvalidCredentials);
         }
     };
-    limits.logins_per_account.clear(&account_key);
+    limits.clear(Limiter::Account, &account_key);
     limits.failures_per_address.succeeded(&address_key);
 
     let issued_at = unix_now();
