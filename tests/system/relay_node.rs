@@ -396,12 +396,7 @@ async fn a_node_whose_media_port_does_not_answer_is_taken_out_though_its_control
 async fn a_relay_node_that_registers_itself_gets_the_calls_of_its_region() {
     let (anywhere, anywhere_url) = start_node().await;
     let (garze, garze_url) = start_node().await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path(), true);
-    config.relay_nodes = vec![node_config("anywhere", None, anywhere_url)];
-    config.relay_registration.token = Some(SecretString::from(SECRET.to_owned()));
-    config.relay_registration.probe_secs = Some(3600);
-    let app = spawn_with(config, data_dir).await;
+    let app = app_registering_beside(node_config("anywhere", None, anywhere_url)).await;
     let register = |token: &str, body: serde_json::Value| {
         app.http.post(app.url("/api/relays/register")).bearer_auth(token).json(&body).send()
     };
@@ -444,16 +439,22 @@ async fn a_relay_node_that_registers_itself_gets_the_calls_of_its_region() {
     assert_eq!(claims["room"]["relay"], "garze-1", "the room token names its relay: {claims}");
 }
 
+/// Signaling with relay registration on (probes rare: an hour apart) and
+/// `listed` in its configuration.
+async fn app_registering_beside(listed: signaling::config::RelayNodeConfig) -> crate::support::TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    config.relay_nodes = vec![listed];
+    config.relay_registration.token = Some(SecretString::from(SECRET.to_owned()));
+    config.relay_registration.probe_secs = Some(3600);
+    spawn_with(config, data_dir).await
+}
+
 /// Signaling with registration on, and one listed node ("spare", first in
 /// `/healthz`) that drains at once: up, so signaling starts, but it takes no call.
 async fn registering_app() -> (crate::support::TestApp, Relay) {
     let (spare, spare_url) = start_node().await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path(), true);
-    config.relay_nodes = vec![node_config("spare", None, spare_url)];
-    config.relay_registration.token = Some(SecretString::from(SECRET.to_owned()));
-    config.relay_registration.probe_secs = Some(3600);
-    let app = spawn_with(config, data_dir).await;
+    let app = app_registering_beside(node_config("spare", None, spare_url)).await;
     spare.drain();
     relays_in_health(&app, "the spare drains", 5, |h| h["relays"][0]["draining"] == true).await;
     (app, spare)
@@ -517,12 +518,7 @@ async fn a_registered_node_that_went_quiet_leaves_the_list_and_is_taken_up_again
 async fn a_listed_node_is_not_let_go_for_an_old_registration_of_its_name() {
     let (_spare, spare_url) = start_node().await;
     let hop = Hop::start(node_addr(&spare_url)).await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path(), true);
-    config.relay_nodes = vec![node_config("spare", None, format!("ws://{}/control", hop.addr))];
-    config.relay_registration.token = Some(SecretString::from(SECRET.to_owned()));
-    config.relay_registration.probe_secs = Some(3600);
-    let app = spawn_with(config, data_dir).await;
+    let app = app_registering_beside(node_config("spare", None, format!("ws://{}/control", hop.addr))).await;
     // Registered under that name before it was listed in the configuration; long quiet since.
     let hour_ago = signaling::unix_now() - 3600;
     app.store().await.register_relay("spare", None, "ws://127.0.0.1:9/control", hour_ago).await.unwrap();
