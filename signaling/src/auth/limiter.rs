@@ -64,7 +64,7 @@ impl FailureLimiter {
     pub fn failed_elsewhere(&self, key: &str, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = self.current(&mut entries, key, now);
-        entry.failures = entry.failures.saturating_add(1).min(self.max.max(entry.failures));
+        entry.failures = (entry.failures + 1).min(self.max);
     }
 
     /// The entry of `key` in the current window (a new one when the last

@@ -33,7 +33,7 @@ pub struct Limits {
     pub failures_per_address: FailureLimiter,
     /// Where failures (and an account's successful login) go for the other
     /// signaling nodes, when there are any.
-    others: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<SharedOutcome>>>,
+    others: crate::cluster::ToOthers<SharedOutcome>,
 }
 
 /// Which limiter a failure counts against.
@@ -69,7 +69,7 @@ impl Limits {
         Arc::new(Limits {
             logins_per_account: FailureLimiter::new(window, config.max_failed_logins_per_account),
             failures_per_address: FailureLimiter::new(window, config.max_failures_per_address),
-            others: std::sync::Mutex::default(),
+            others: Default::default(),
         })
     }
 
@@ -81,9 +81,7 @@ impl Limits {
     }
 
     fn share(&self, limiter: Limiter, key: &str, outcome: Outcome) {
-        if let Some(others) = self.others.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = others.send(SharedOutcome { limiter, key: key.to_owned(), outcome });
-        }
+        self.others.send(SharedOutcome { limiter, key: key.to_owned(), outcome });
     }
 
     /// An attempt counted here failed: the other signaling nodes (if any)
@@ -100,7 +98,7 @@ impl Limits {
 
     /// Outcomes from now on also go to `others` (the cluster link).
     pub fn share_outcomes(&self, others: tokio::sync::mpsc::UnboundedSender<SharedOutcome>) {
-        *self.others.lock().unwrap_or_else(|p| p.into_inner()) = Some(others);
+        self.others.connect(others);
     }
 
     /// Another node's outcome.

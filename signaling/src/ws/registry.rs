@@ -45,7 +45,7 @@ pub struct Connections {
     /// Where pushes also go, for other signaling nodes' connections.
     fanout: Mutex<Option<mpsc::UnboundedSender<Pushed>>>,
     /// Where revocations also go, for other signaling nodes' connections.
-    revocations: Mutex<Option<mpsc::UnboundedSender<Revocation>>>,
+    revocations: crate::cluster::ToOthers<Revocation>,
 }
 
 /// Connections to close: a session's, an account's or a terminal's.
@@ -209,9 +209,7 @@ impl Connections {
     }
 
     fn revoke(&self, revocation: Revocation) -> usize {
-        if let Some(others) = self.revocations.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = others.send(revocation.clone());
-        }
+        self.revocations.send(revocation.clone());
         self.apply(&revocation)
     }
 
@@ -234,7 +232,7 @@ impl Connections {
     /// From now on, revocations made here also go to `others`, for the other
     /// signaling nodes to close their connections too.
     pub fn share_revocations(&self, others: mpsc::UnboundedSender<Revocation>) {
-        *self.revocations.lock().unwrap_or_else(|p| p.into_inner()) = Some(others);
+        self.revocations.connect(others);
     }
 
     pub fn len(&self) -> usize {
