@@ -20,6 +20,10 @@ pub struct RelayConfig {
     /// The most tracks one participant may publish (a camera, a microphone,
     /// perhaps a document camera).
     pub max_tracks_per_participant: u32,
+    /// Seconds without anything from a participant (media, RTCP or an ICE
+    /// consent check) before its consent expires (RFC 7675 says 30): only then
+    /// does the relay stop sending to it and call its connection down.
+    pub consent_timeout_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -30,6 +34,7 @@ impl Default for RelayConfig {
             max_rooms: 500,
             max_participants_per_room: 6,
             max_tracks_per_participant: 4,
+            consent_timeout_secs: 30,
         }
     }
 }
@@ -45,6 +50,9 @@ impl RelayConfig {
         }
         if self.max_tracks_per_participant == 0 {
             return Err("relay.max_tracks_per_participant must be at least 1".into());
+        }
+        if !(5..=300).contains(&self.consent_timeout_secs) {
+            return Err("relay.consent_timeout_secs must be from 5 to 300".into());
         }
         if self.udp_listen.ip().is_unspecified() && self.public_ip.is_none() {
             return Err(format!(
@@ -74,6 +82,8 @@ mod tests {
     fn rejects_impossible_limits() {
         let config = RelayConfig { max_participants_per_room: 1, ..RelayConfig::default() };
         assert!(config.validate().unwrap_err().contains("max_participants_per_room"));
+        let config = RelayConfig { consent_timeout_secs: 2, ..RelayConfig::default() };
+        assert!(config.validate().unwrap_err().contains("consent_timeout_secs"));
         let config = RelayConfig { max_rooms: 0, ..RelayConfig::default() };
         assert!(config.validate().unwrap_err().contains("max_rooms"));
         let config = RelayConfig { public_ip: Some("0.0.0.0".parse().unwrap()), ..RelayConfig::default() };

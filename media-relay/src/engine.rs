@@ -53,7 +53,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::packet::{KeyframeTap, is_stun, stun_local_ufrag, vp8_starts_keyframe};
 use crate::relay::Counters;
 use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
-use crate::session::{Grant, ParticipantStats, PeerEvent, RoomStats, SessionError};
+use crate::session::{Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError};
 
 /// Payload types the relay offers. Every peer connection uses the same ones,
 /// because the relay makes every offer, so a packet keeps its payload type
@@ -63,7 +63,8 @@ const PT_VP8: u8 = 96;
 const PT_VP8_RTX: u8 = 97;
 
 /// How long a participant may stay without a working media connection (never
-/// connected, or disconnected/failed) before the relay closes it.
+/// connected, or disconnected/failed, or its consent expired) before the relay
+/// closes it.
 const UNHEALTHY_LIMIT: Duration = Duration::from_secs(30);
 /// How often statistics are gathered and downlinks judged.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -188,9 +189,36 @@ struct Peer {
     candidates_taken: usize,
     deadline: Option<Instant>,
     state: RTCPeerConnectionState,
+    /// When anything last came from this participant that its peer connection
+    /// took (media, RTCP, an ICE check): RFC 7675 consent freshness.
+    last_heard: Instant,
+    /// Nothing came for the consent timeout while connected: the relay sends
+    /// it nothing until something does.
+    consent_expired: bool,
     unhealthy_since: Option<Instant>,
     stats: ParticipantStats,
     totals: Totals,
+    /// Packets not sent to this participant, by [`NotForwarded::index`].
+    not_forwarded: [u64; NotForwarded::ALL.len()],
+}
+
+impl Peer {
+    fn not_forwarded(&mut self, counters: &Counters, why: NotForwarded) {
+        self.not_forwarded[why.index()] += 1;
+        counters.not_forwarded(why, 1);
+    }
+
+    /// Its statistics as signaling reads them.
+    fn stats(&self, audio_only: bool) -> ParticipantStats {
+        let mut stats = self.stats.clone();
+        stats.audio_only = audio_only;
+        stats.not_forwarded = NotForwarded::ALL
+            .iter()
+            .filter(|why| self.not_forwarded[why.index()] > 0)
+            .map(|why| (why.as_str().to_owned(), self.not_forwarded[why.index()]))
+            .collect();
+        stats
+    }
 }
 
 struct RoomEntry {
@@ -198,11 +226,18 @@ struct RoomEntry {
     peers: HashMap<String, PeerId>,
 }
 
+/// What the engine holds to, from the relay's configuration.
+pub(crate) struct Limits {
+    pub(crate) max_rooms: usize,
+    /// RFC 7675: consent expires after this long without anything from a participant.
+    pub(crate) consent_timeout: Duration,
+}
+
 pub(crate) struct Engine {
     socket: UdpSocket,
     local_addr: SocketAddr,
     advertised: SocketAddr,
-    max_rooms: usize,
+    limits: Limits,
     policy: Policy,
     counters: Arc<Counters>,
     next_peer: PeerId,
@@ -220,7 +255,7 @@ impl Engine {
     pub(crate) fn new(
         socket: UdpSocket,
         advertised: SocketAddr,
-        max_rooms: usize,
+        limits: Limits,
         policy: Policy,
         counters: Arc<Counters>,
     ) -> std::io::Result<Engine> {
@@ -229,7 +264,7 @@ impl Engine {
             socket,
             local_addr,
             advertised,
-            max_rooms,
+            limits,
             policy,
             counters,
             next_peer: 1,
@@ -315,8 +350,9 @@ impl Engine {
             return;
         };
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        let now = Instant::now();
         let result = peer.pc.handle_read(TaggedBytesMut {
-            now: Instant::now(),
+            now,
             transport: TransportContext {
                 local_addr: self.local_addr,
                 peer_addr: from,
@@ -325,8 +361,14 @@ impl Engine {
             },
             message: BytesMut::from(data),
         });
-        if let Err(error) = result {
-            tracing::trace!(%error, %from, "datagram refused by peer connection");
+        match result {
+            Ok(()) => {
+                peer.last_heard = now;
+                if peer.consent_expired {
+                    self.set_consent(id, true);
+                }
+            }
+            Err(error) => tracing::trace!(%error, %from, "datagram refused by peer connection"),
         }
         self.dirty.push(id);
     }
@@ -371,7 +413,7 @@ impl Engine {
                     Ok(())
                 } else if !new_rooms {
                     Err(SessionError::Draining)
-                } else if self.rooms.len() >= self.max_rooms {
+                } else if self.rooms.len() >= self.limits.max_rooms {
                     Err(SessionError::TooManyRooms)
                 } else {
                     self.rooms.insert(
@@ -445,10 +487,7 @@ impl Engine {
                             .values()
                             .filter_map(|id| self.peers.get(id))
                             .map(|peer| {
-                                let mut stats = peer.stats.clone();
-                                stats.audio_only =
-                                    entry.room.is_audio_only(&peer.participant).unwrap_or(false);
-                                stats
+                                peer.stats(entry.room.is_audio_only(&peer.participant).unwrap_or(false))
                             })
                             .collect();
                         participants.sort_by(|a, b| a.participant.cmp(&b.participant));
@@ -494,6 +533,8 @@ impl Engine {
             candidates_taken: 0,
             deadline: None,
             state: RTCPeerConnectionState::New,
+            last_heard: now,
+            consent_expired: false,
             unhealthy_since: Some(now),
             stats: ParticipantStats {
                 participant: grant.participant.clone(),
@@ -501,6 +542,7 @@ impl Engine {
                 ..ParticipantStats::default()
             },
             totals: Totals::default(),
+            not_forwarded: [0; NotForwarded::ALL.len()],
         };
         let setup = (|| -> Result<(), rtc::shared::error::Error> {
             // The first two sections are always the participant's own audio and
@@ -744,11 +786,9 @@ impl Engine {
     fn drain(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         while let Some(out) = peer.pc.poll_write() {
-            match self.socket.try_send_to(&out.message, out.transport.peer_addr) {
-                Ok(_) => {}
-                Err(_) => {
-                    self.counters.send_drops.fetch_add(1, Ordering::Relaxed);
-                }
+            if self.socket.try_send_to(&out.message, out.transport.peer_addr).is_err() {
+                self.counters.send_drops.fetch_add(1, Ordering::Relaxed);
+                peer.not_forwarded(&self.counters, NotForwarded::SendBufferFull);
             }
         }
         let mut events = Vec::new();
@@ -787,30 +827,25 @@ impl Engine {
         match event {
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                 peer.state = state;
-                let name = match state {
-                    RTCPeerConnectionState::Connected => "connected",
-                    RTCPeerConnectionState::Disconnected => "disconnected",
-                    RTCPeerConnectionState::Failed => "failed",
-                    RTCPeerConnectionState::Closed => "closed",
-                    _ => "connecting",
-                };
-                peer.stats.state = name.into();
-                peer.unhealthy_since = match state {
-                    RTCPeerConnectionState::Connected => None,
-                    _ => Some(peer.unhealthy_since.unwrap_or_else(Instant::now)),
-                };
-                tracing::debug!(%room, participant = %peer.participant, state = name, "media connection");
-                let _ = peer.events.try_send(PeerEvent::Connection { state: name.into() });
+                if state == RTCPeerConnectionState::Connected {
+                    // Connected again (after an ICE restart, say): heard just now.
+                    peer.last_heard = Instant::now();
+                    peer.consent_expired = false;
+                }
                 let participant = peer.participant.clone();
-                let up = state == RTCPeerConnectionState::Connected;
+                let name = state_name(state);
+                tracing::debug!(%room, %participant, state = name, "media connection");
                 if matches!(
                     state,
                     RTCPeerConnectionState::Connected
                         | RTCPeerConnectionState::Disconnected
                         | RTCPeerConnectionState::Failed
                 ) {
-                    let result = self.room_event(&room, Event::Connection { participant, up });
-                    tracing::debug!(%room, up, ?result, "connection event to the room");
+                    self.connection_changed(id, state == RTCPeerConnectionState::Connected);
+                } else {
+                    peer.stats.state = name.into();
+                    peer.unhealthy_since = Some(peer.unhealthy_since.unwrap_or_else(Instant::now));
+                    let _ = peer.events.try_send(PeerEvent::Connection { state: name.into() });
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
@@ -852,10 +887,51 @@ impl Engine {
         }
     }
 
+    /// The participant's media connection is up (connected, with consent) or
+    /// down: tell signaling, and the room, which sends nothing to it while down.
+    fn connection_changed(&mut self, id: PeerId, up: bool) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let name = if up {
+            "connected"
+        } else if peer.state == RTCPeerConnectionState::Failed {
+            "failed"
+        } else {
+            "disconnected"
+        };
+        peer.stats.state = name.into();
+        peer.unhealthy_since =
+            if up { None } else { Some(peer.unhealthy_since.unwrap_or_else(Instant::now)) };
+        let _ = peer.events.try_send(PeerEvent::Connection { state: name.into() });
+        let (room, participant) = (peer.room.clone(), peer.participant.clone());
+        let result = self.room_event(&room, Event::Connection { participant, up });
+        tracing::debug!(%room, up, ?result, "connection event to the room");
+    }
+
+    /// RFC 7675: consent lapses when nothing has come from a connected
+    /// participant for the consent timeout, and returns with the next packet
+    /// its peer connection takes.
+    fn set_consent(&mut self, id: PeerId, fresh: bool) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.consent_expired != fresh {
+            return;
+        }
+        peer.consent_expired = !fresh;
+        tracing::info!(
+            room = %peer.room,
+            participant = %peer.participant,
+            "consent {}",
+            if fresh { "renewed" } else { "expired: nothing heard" }
+        );
+        if peer.state == RTCPeerConnectionState::Connected {
+            self.connection_changed(id, fresh);
+        }
+    }
+
     fn rtp(&mut self, id: PeerId, track_id: &str, mut packet: rtc::rtp::Packet) {
         let Some(peer) = self.peers.get(&id) else { return };
         let Some(inbound) = peer.inbound.get(track_id) else { return };
         if !inbound.accepted {
+            self.counters.not_forwarded(NotForwarded::RefusedTrack, 1);
             return;
         }
         let (key, kind) = (inbound.key.clone(), inbound.kind);
@@ -881,31 +957,36 @@ impl Engine {
         packet.header.extensions.clear();
         packet.header.extensions_padding = 0;
         let mut to_set: Vec<PeerId> = Vec::new();
+        let mut held: Vec<(PeerId, NotForwarded)> = Vec::new();
         let mut others = Vec::new();
         for action in actions {
             match action {
-                Action::Forward { to, .. } => {
-                    for receiver in to {
-                        if let Some(&rid) = entry.peers.get(&receiver) {
-                            to_set.push(rid);
-                        }
-                    }
+                Action::Forward { to, withheld, .. } => {
+                    to_set.extend(to.iter().filter_map(|r| entry.peers.get(r).copied()));
+                    held.extend(
+                        withheld.into_iter().filter_map(|(r, why)| Some((*entry.peers.get(&r)?, why.into()))),
+                    );
                 }
                 // A keyframe asked for again, for a receiver still waiting.
                 other => others.push(other),
             }
         }
-        let skipped: Vec<PeerId> =
-            entry.peers.values().copied().filter(|p| *p != id && !to_set.contains(p)).collect();
-        for rid in skipped {
-            if let Some(out) = self.peers.get_mut(&rid).and_then(|p| p.outbound.get_mut(&key)) {
-                out.skipped = true;
+        for (rid, why) in held {
+            if let Some(receiver) = self.peers.get_mut(&rid) {
+                receiver.not_forwarded(&self.counters, why);
+                // What it skipped leaves no gap it would ask to be sent again.
+                if let Some(out) = receiver.outbound.get_mut(&key) {
+                    out.skipped = true;
+                }
             }
         }
         let now = Instant::now();
         for rid in to_set {
             let Some(receiver) = self.peers.get_mut(&rid) else { continue };
-            let Some(out) = receiver.outbound.get_mut(&key) else { continue };
+            let Some(out) = receiver.outbound.get_mut(&key) else {
+                receiver.not_forwarded(&self.counters, NotForwarded::NoTrackYet);
+                continue;
+            };
             let incoming = packet.header.sequence_number;
             if out.skipped || out.last_seq.is_none() {
                 let next = out.last_seq.map_or(incoming, |last| last.wrapping_add(1));
@@ -919,11 +1000,15 @@ impl Engine {
                 out.last_seq = Some(copy.header.sequence_number);
             }
             let bytes = copy.payload.len() as u64 + 12;
-            if let Some(mut sender) = receiver.pc.rtp_sender(out.sender)
-                && sender.write_rtp(now, copy).is_ok()
-            {
+            let sent = receiver
+                .pc
+                .rtp_sender(out.sender)
+                .is_some_and(|mut sender| sender.write_rtp(now, copy).is_ok());
+            if sent {
                 self.counters.packets_forwarded.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes_forwarded.fetch_add(bytes, Ordering::Relaxed);
+            } else {
+                receiver.not_forwarded(&self.counters, NotForwarded::SendFailed);
             }
             self.dirty.push(rid);
         }
@@ -950,10 +1035,18 @@ impl Engine {
         let now = Instant::now();
         let mut downlinks = Vec::new();
         let mut expired = Vec::new();
+        let mut lapsed = Vec::new();
+        let consent_timeout = self.limits.consent_timeout;
         for (&id, peer) in self.peers.iter_mut() {
             if peer.unhealthy_since.is_some_and(|since| now.duration_since(since) >= UNHEALTHY_LIMIT) {
                 expired.push(id);
                 continue;
+            }
+            if peer.state == RTCPeerConnectionState::Connected
+                && !peer.consent_expired
+                && now.saturating_duration_since(peer.last_heard) >= consent_timeout
+            {
+                lapsed.push(id);
             }
             let report = peer.pc.get_stats(now, StatsSelector::None);
             let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
@@ -1036,12 +1129,18 @@ impl Engine {
                 }
             }
             peer.totals = Totals { bytes_in, bytes_out, sent_by_ssrc, at: Some(now) };
-            if peer.state == RTCPeerConnectionState::Connected && !peer.outbound.is_empty() {
+            if peer.state == RTCPeerConnectionState::Connected
+                && !peer.consent_expired
+                && !peer.outbound.is_empty()
+            {
                 downlinks.push((peer.room.clone(), peer.participant.clone(), s.downlink_loss as f32));
             }
         }
         for id in expired {
             self.remove_peer(id, "its media connection stayed down");
+        }
+        for id in lapsed {
+            self.set_consent(id, false);
         }
         for (room, receiver, loss) in downlinks {
             // No send-side bandwidth estimate is kept yet: the downlink is judged
@@ -1082,6 +1181,16 @@ impl Engine {
                 self.apply(&peer.room, actions);
             }
         }
+    }
+}
+
+fn state_name(state: RTCPeerConnectionState) -> &'static str {
+    match state {
+        RTCPeerConnectionState::Connected => "connected",
+        RTCPeerConnectionState::Disconnected => "disconnected",
+        RTCPeerConnectionState::Failed => "failed",
+        RTCPeerConnectionState::Closed => "closed",
+        _ => "connecting",
     }
 }
 
@@ -1154,7 +1263,15 @@ fn new_peer_connection(now: Instant) -> Result<RTCPeerConnection, rtc::shared::e
         // which held most of a participant's memory.
         .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
         .with(Slot::from(KeyframeTap::SLOT), KeyframeTap::default());
-    let settings = SettingEngineBuilder::new().with_lite(true).build();
+    // The agent's own timers count only ICE checks, not media, as proof of
+    // life, and would call a participant disconnected after 5 s without one,
+    // although RFC 7675 lets a client check every 4-6 s and keeps consent for
+    // 30 s. So they are off (zero); the engine keeps consent itself from
+    // everything the participant sends (`Peer::last_heard`).
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_timeouts(Some(Duration::ZERO), Some(Duration::ZERO), None)
+        .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media)

@@ -1,5 +1,6 @@
 //! The running relay.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::RelayConfig;
 use crate::engine::{Command, Engine, Reply};
 use crate::room::Policy;
-use crate::session::{Grant, PeerEvent, RoomStats, SessionError};
+use crate::session::{Grant, NotForwarded, PeerEvent, RoomStats, SessionError};
 
 /// Why a relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,10 @@ pub struct RelayStatus {
     pub datagrams_unrouted: u64,
     /// Datagrams the socket could not take (its buffer was full).
     pub send_drops: u64,
+    /// Media packets not forwarded, by reason ([`crate::session::NotForwarded`]):
+    /// one count per receiver that did not get a packet.
+    #[serde(default)]
+    pub not_forwarded: BTreeMap<String, u64>,
     /// Draining ([`Relay::drain`]): no new rooms; the open ones finish.
     #[serde(default)]
     pub draining: bool,
@@ -64,6 +69,13 @@ pub(crate) struct Counters {
     pub(crate) keyframe_requests: AtomicU64,
     pub(crate) datagrams_unrouted: AtomicU64,
     pub(crate) send_drops: AtomicU64,
+    pub(crate) not_forwarded: [AtomicU64; NotForwarded::ALL.len()],
+}
+
+impl Counters {
+    pub(crate) fn not_forwarded(&self, reason: NotForwarded, packets: u64) {
+        self.not_forwarded[reason.index()].fetch_add(packets, Ordering::Relaxed);
+    }
 }
 
 /// Kernel buffer asked for the media socket, each way. Every participant's
@@ -120,9 +132,12 @@ impl Relay {
             max_tracks_per_participant: config.max_tracks_per_participant as usize,
             ..Policy::default()
         };
-        let engine =
-            Engine::new(socket, advertised, config.max_rooms as usize, policy, Arc::clone(&counters))
-                .map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
+        let limits = crate::engine::Limits {
+            max_rooms: config.max_rooms as usize,
+            consent_timeout: std::time::Duration::from_secs(config.consent_timeout_secs),
+        };
+        let engine = Engine::new(socket, advertised, limits, policy, Arc::clone(&counters))
+            .map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(engine.run(receiver, stopped));
@@ -162,6 +177,10 @@ impl Relay {
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
             datagrams_unrouted: c.datagrams_unrouted.load(Ordering::Relaxed),
             send_drops: c.send_drops.load(Ordering::Relaxed),
+            not_forwarded: NotForwarded::ALL
+                .iter()
+                .map(|r| (r.as_str().to_owned(), c.not_forwarded[r.index()].load(Ordering::Relaxed)))
+                .collect(),
             draining: self.is_draining(),
         }
     }

@@ -155,12 +155,24 @@ pub enum Action {
     Unsubscribe { receiver: ParticipantId, key: TrackKey },
     /// The receiver's tracks changed: send it a new offer.
     Renegotiate { receiver: ParticipantId },
-    /// Send this packet to these receivers.
-    Forward { key: TrackKey, to: Vec<ParticipantId> },
+    /// Send this packet to these receivers (`to`); the other receivers do not
+    /// get it, for the reason given (`withheld`), so that it is counted.
+    Forward { key: TrackKey, to: Vec<ParticipantId>, withheld: Vec<(ParticipantId, Withheld)> },
     /// Ask the publisher of this track for a keyframe (PLI).
     RequestKeyframe { key: TrackKey },
     /// The receiver now gets audio only (or video again); tell signaling.
     AudioOnly { receiver: ParticipantId, on: bool },
+}
+
+/// Why the room kept a packet from a receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Withheld {
+    /// The receiver's media connection is not up yet, or its consent expired.
+    NotConnected,
+    /// A video receiver waits for the next keyframe.
+    AwaitingKeyframe,
+    /// The receiver gets audio only (chosen, or its downlink is poor).
+    AudioOnly,
 }
 
 /// Why an event was refused.
@@ -297,19 +309,26 @@ impl Room {
             Event::Packet { key, keyframe } => {
                 let Some(&kind) = self.tracks.get(&key) else { return Err(Refusal::NoSuchTrack) };
                 let mut to = Vec::new();
+                let mut withheld = Vec::new();
                 let mut waiting = false;
                 for (id, participant) in self.participants.iter_mut() {
-                    if *id == key.publisher || !participant.connected {
+                    if *id == key.publisher {
+                        continue;
+                    }
+                    if !participant.connected {
+                        withheld.push((id.clone(), Withheld::NotConnected));
                         continue;
                     }
                     if kind == Kind::Video {
                         if participant.audio_only() {
+                            withheld.push((id.clone(), Withheld::AudioOnly));
                             continue;
                         }
                         let receiver = &mut participant.receiver;
                         if receiver.awaiting_keyframe.contains(&key) {
                             if !keyframe {
                                 waiting = true;
+                                withheld.push((id.clone(), Withheld::AwaitingKeyframe));
                                 continue;
                             }
                             receiver.awaiting_keyframe.remove(&key);
@@ -322,8 +341,8 @@ impl Room {
                     // ask again, within the same limit.
                     self.request_keyframe(key.clone(), now, &mut out);
                 }
-                if !to.is_empty() {
-                    out.push(Action::Forward { key, to });
+                if !to.is_empty() || !withheld.is_empty() {
+                    out.push(Action::Forward { key, to, withheld });
                 }
             }
             Event::KeyframeWanted { receiver, key } => {
@@ -494,6 +513,16 @@ mod tests {
             .unwrap_or_default()
     }
 
+    fn withheld(actions: &[Action]) -> Vec<(ParticipantId, Withheld)> {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Forward { withheld, .. } => Some(withheld.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     /// A resident and a lawyer, each publishing audio and video.
     fn call(now: Instant) -> Room {
         let mut room = Room::new(Policy::default());
@@ -525,6 +554,7 @@ mod tests {
         assert!(actions.contains(&Action::Renegotiate { receiver: "interpreter".into() }));
         let audio = room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, now).unwrap();
         assert_eq!(forwarded(&audio), vec!["interpreter".to_owned(), "resident".to_owned()]);
+        assert!(withheld(&audio).is_empty(), "nothing withheld from connected receivers");
         room.handle(Event::Published { key: key("interpreter", "a"), kind: Kind::Audio }, now).unwrap();
         let theirs =
             room.handle(Event::Packet { key: key("interpreter", "a"), keyframe: false }, now).unwrap();
@@ -589,7 +619,8 @@ mod tests {
             vec![Action::AudioOnly { receiver: "resident".into(), on: true }]
         );
         let video = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: true }, at(5)).unwrap();
-        assert!(video.is_empty(), "no video to an audio-only receiver");
+        assert!(forwarded(&video).is_empty(), "no video to an audio-only receiver");
+        assert_eq!(withheld(&video), vec![("resident".to_owned(), Withheld::AudioOnly)], "counted");
         let audio = room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, at(5)).unwrap();
         assert_eq!(forwarded(&audio), vec!["resident".to_owned()], "audio keeps flowing");
         // Between floor and resume threshold: stays audio only.
@@ -603,7 +634,8 @@ mod tests {
         assert_eq!(back[0], Action::AudioOnly { receiver: "resident".into(), on: false });
         assert!(back.contains(&Action::RequestKeyframe { key: key("lawyer", "v") }));
         let delta = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, at(26)).unwrap();
-        assert!(delta.is_empty(), "video resumes at a keyframe");
+        assert!(forwarded(&delta).is_empty(), "video resumes at a keyframe");
+        assert_eq!(withheld(&delta), vec![("resident".to_owned(), Withheld::AwaitingKeyframe)]);
         let kf = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: true }, at(26)).unwrap();
         assert_eq!(forwarded(&kf), vec!["resident".to_owned()]);
     }
@@ -655,6 +687,7 @@ mod tests {
         for kf in [true, false] {
             let out = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: kf }, now).unwrap();
             assert!(forwarded(&out).is_empty());
+            assert_eq!(withheld(&out), vec![("resident".to_owned(), Withheld::NotConnected)]);
         }
         assert!(
             forwarded(&room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, now).unwrap())

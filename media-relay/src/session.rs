@@ -3,11 +3,11 @@
 //! statistics it can ask for. The same types travel over the control channel
 //! of a standalone relay node (see PROTOCOL.md), so they are serde types.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::room::{Kind, Refusal};
+use crate::room::{Kind, Refusal, Withheld};
 
 /// What one participant may do in one room, as its room token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +98,69 @@ pub struct ParticipantStats {
     pub downlink_loss: f64,
     /// Round-trip time between relay and participant, in seconds.
     pub rtt_s: f64,
+    /// Packets the relay did not send to this participant, by
+    /// [`NotForwarded::as_str`], since it joined.
+    #[serde(default)]
+    pub not_forwarded: BTreeMap<String, u64>,
+}
+
+/// Why the relay did not forward a media packet to a receiver (or, for
+/// `refused_track`, to anyone). Every such packet is counted by its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotForwarded {
+    /// The receiver's media connection is not up yet, or its consent expired.
+    NotConnected,
+    /// The receiver waits for a keyframe of this video track.
+    AwaitingKeyframe,
+    /// The receiver gets audio only.
+    AudioOnly,
+    /// The receiver has no sending track for it yet (renegotiation pending).
+    NoTrackYet,
+    /// The publisher's track was refused (not granted, too many tracks).
+    RefusedTrack,
+    /// The receiver's peer connection refused the packet.
+    SendFailed,
+    /// The UDP socket's send buffer was full (any datagram, not only media).
+    SendBufferFull,
+}
+
+impl NotForwarded {
+    pub const ALL: [NotForwarded; 7] = [
+        NotForwarded::NotConnected,
+        NotForwarded::AwaitingKeyframe,
+        NotForwarded::AudioOnly,
+        NotForwarded::NoTrackYet,
+        NotForwarded::RefusedTrack,
+        NotForwarded::SendFailed,
+        NotForwarded::SendBufferFull,
+    ];
+
+    /// The reason's name in statistics and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotForwarded::NotConnected => "not_connected",
+            NotForwarded::AwaitingKeyframe => "awaiting_keyframe",
+            NotForwarded::AudioOnly => "audio_only",
+            NotForwarded::NoTrackYet => "no_track_yet",
+            NotForwarded::RefusedTrack => "refused_track",
+            NotForwarded::SendFailed => "send_failed",
+            NotForwarded::SendBufferFull => "send_buffer_full",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<Withheld> for NotForwarded {
+    fn from(withheld: Withheld) -> Self {
+        match withheld {
+            Withheld::NotConnected => NotForwarded::NotConnected,
+            Withheld::AwaitingKeyframe => NotForwarded::AwaitingKeyframe,
+            Withheld::AudioOnly => NotForwarded::AudioOnly,
+        }
+    }
 }
 
 /// A room's participants.

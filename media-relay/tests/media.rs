@@ -313,3 +313,126 @@ async fn a_receiver_on_a_lossy_downlink_drops_to_audio_only_and_gets_video_back_
     lawyer.close().await;
     relay.shutdown().await;
 }
+
+fn last_state_of(client: &Client) -> Option<String> {
+    client.events().into_iter().rev().find_map(|e| match e {
+        PeerEvent::Connection { state } => Some(state),
+        _ => None,
+    })
+}
+
+/// Packets `receiver` got from `publisher` against what `publisher` sent, over a window.
+struct Window {
+    sent: (u64, u64),
+    got: (u64, u64),
+}
+
+fn window(publisher: &Client, receiver: &Client) -> Window {
+    let got = receiver.got(&publisher.name);
+    Window { sent: publisher.sent(), got: (got.audio, got.video_new) }
+}
+
+/// RFC 7675 lets a client check consent every 4-6 s (randomised) and lets
+/// consent lapse only after 30 s: media and checks both keep a participant
+/// alive. A client checking every 6 s and one checking every 2 s lose nothing
+/// over a minute's call, and the relay withholds nothing once video has begun.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_checking_consent_every_6_s_or_every_2_s_lose_nothing_in_a_minute() {
+    let relay = relay().await;
+    relay.open_room("r8").await.unwrap();
+    let every = |secs| Sending { consent_every: Some(Duration::from_secs(secs)), ..Sending::default() };
+    let mut resident = Client::join_with(&relay, "r8", "resident", both(), every(6)).await;
+    let mut lawyer = Client::join_with(&relay, "r8", "lawyer", both(), every(2)).await;
+    resident.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "video both ways", || {
+        resident.got("lawyer").video > 10 && lawyer.got("resident").video > 10
+    })
+    .await;
+    let not_forwarded = relay.status().not_forwarded;
+    let before = [window(&resident, &lawyer), window(&lawyer, &resident)];
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    resident.stop_sending();
+    lawyer.stop_sending();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = [window(&resident, &lawyer), window(&lawyer, &resident)];
+    for (who, (b, a)) in ["resident to lawyer", "lawyer to resident"].iter().zip(before.iter().zip(&after)) {
+        let sent = (a.sent.0 - b.sent.0, a.sent.1 - b.sent.1);
+        let got = (a.got.0 - b.got.0, a.got.1 - b.got.1);
+        assert!(sent.0 > 2_500 && sent.1 > 1_500, "{who}: sent {sent:?}");
+        // What was in flight when the window opened may arrive inside it.
+        assert!(got.0 >= sent.0, "{who}: audio sent {} got {}", sent.0, got.0);
+        assert!(got.1 >= sent.1, "{who}: video sent {} got {}", sent.1, got.1);
+    }
+    assert_eq!(relay.status().not_forwarded, not_forwarded, "nothing withheld after the first keyframe");
+    for client in [&resident, &lawyer] {
+        let downs: Vec<_> = client
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, PeerEvent::Connection { state } if state == "disconnected" || state == "failed"))
+            .collect();
+        assert!(downs.is_empty(), "{}: {downs:?}", client.name);
+    }
+    resident.close().await;
+    lawyer.close().await;
+    relay.shutdown().await;
+}
+
+/// Consent lapses only after the consent timeout without anything from the
+/// participant; then nothing is sent to it (each packet counted as
+/// `not_connected`), and the next packet it sends renews consent, with video
+/// starting again from a keyframe, without an ICE restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_lapses_after_its_timeout_only_and_the_next_packet_renews_it() {
+    let relay =
+        Relay::start(RelayConfig { consent_timeout_secs: 5, ..loopback_relay_config() }).await.unwrap();
+    relay.open_room("r9").await.unwrap();
+    let proxy = support::Proxy::start(relay.udp_addr()).await;
+    let mut resident =
+        Client::join_with(&relay, "r9", "resident", both(), proxy.sending(relay.udp_addr())).await;
+    let mut lawyer = Client::join(&relay, "r9", "lawyer", both()).await;
+    resident.connected(CONNECT).await;
+    lawyer.connected(CONNECT).await;
+    eventually(MEDIA, "media both ways", || {
+        resident.got("lawyer").video > 10 && lawyer.got("resident").audio > 20
+    })
+    .await;
+    let withheld = |relay: &Relay| relay.status().not_forwarded.get("not_connected").copied().unwrap_or(0);
+    let lapsed = |client: &Client| {
+        client
+            .events()
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Connection { state } if state == "disconnected"))
+    };
+    let before = withheld(&relay);
+
+    proxy.set_blocked(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!lapsed(&resident), "3 s of silence is within consent");
+    assert_eq!(withheld(&relay), before, "still sent to while consent holds");
+    eventually(Duration::from_secs(5), "consent lapses after 5 s", || lapsed(&resident)).await;
+    let stats = relay.room_stats("r9").await.unwrap();
+    let p = stats.participants.iter().find(|p| p.participant == "resident").unwrap();
+    assert_eq!(p.state, "disconnected");
+    assert_eq!(last_state_of(&lawyer), Some("connected".to_owned()), "the other side is untouched");
+    eventually(Duration::from_secs(2), "withheld and counted", || withheld(&relay) > before + 20).await;
+    let stats = relay.room_stats("r9").await.unwrap();
+    let p = stats.participants.iter().find(|p| p.participant == "resident").unwrap();
+    assert!(
+        p.not_forwarded.get("not_connected").is_some_and(|n| *n > 20),
+        "{p:?} {stats:?} {:?}",
+        relay.status()
+    );
+
+    let (seen, offers) = (resident.got("lawyer").video_new, resident.offers_answered());
+    proxy.set_blocked(false);
+    eventually(MEDIA, "consent renewed by the next packet", || {
+        last_state_of(&resident).as_deref() == Some("connected")
+    })
+    .await;
+    eventually(MEDIA, "video again", || resident.got("lawyer").video_new > seen + 20).await;
+    assert_eq!(resident.offers_answered(), offers, "no ICE restart was needed");
+    resident.close().await;
+    lawyer.close().await;
+    relay.shutdown().await;
+}

@@ -158,6 +158,20 @@ impl Collector for RelayCollector {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
         }
+        // Every media packet a relay did not send to a receiver, by reason:
+        // one family, one series per reason (zero included, so rates work).
+        let mut family = encoder.encode_descriptor(
+            "relay_packets_not_forwarded",
+            "Media packets the relays did not forward to a receiver, by reason",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for reason in media_relay::session::NotForwarded::ALL {
+            let value: u64 =
+                statuses.iter().map(|s| s.not_forwarded.get(reason.as_str()).copied().unwrap_or(0)).sum();
+            let labels = [("reason", reason.as_str())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
         Ok(())
     }
 }

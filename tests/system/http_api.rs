@@ -36,6 +36,11 @@ async fn metrics_are_prometheus_text_and_count_requests() {
     assert!(text.contains("cloudlaw_ws_connections "), "{text}");
     assert!(text.contains("cloudlaw_relay_rooms "), "{text}");
     assert!(text.contains("cloudlaw_relay_datagrams_received_total "), "{text}");
+    // Every reason a packet may not be forwarded is a series, zero included.
+    for reason in ["not_connected", "awaiting_keyframe", "audio_only", "send_buffer_full"] {
+        let series = format!(r#"cloudlaw_relay_packets_not_forwarded_total{{reason="{reason}"}} 0"#);
+        assert!(text.contains(&series), "{series} in {text}");
+    }
     assert!(text.trim_end().ends_with("# EOF"));
 }
 

@@ -26,7 +26,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCPeerConnectionState,
-    RTCSessionDescription, register_default_interceptors,
+    RTCSessionDescription, SettingEngineBuilder, register_default_interceptors,
 };
 
 /// Logs to the test output when TEST_LOG is set (e.g. TEST_LOG=media_relay=debug).
@@ -65,6 +65,11 @@ struct Shared {
     events: Mutex<Vec<PeerEvent>>,
     offers: AtomicU64,
     keyframes_sent: AtomicU64,
+    /// Packets this client's tracks took to send, by kind.
+    audio_sent: AtomicU64,
+    video_sent: AtomicU64,
+    /// Set to stop sending (the end of a measured window).
+    stop_sending: AtomicBool,
     plis_received: AtomicU64,
     sending_video: AtomicBool,
 }
@@ -189,11 +194,14 @@ pub struct Sending {
     pub relay_addr_rewrite: Option<(String, String)>,
     /// What to send, when not what the grant allows (to test the grant).
     pub sends: Option<BTreeSet<Kind>>,
+    /// How often the client's ICE agent checks consent (RFC 7675 suggests
+    /// 4-6 s); the webrtc crate's own default (2 s) when absent.
+    pub consent_every: Option<Duration>,
 }
 
 impl Default for Sending {
     fn default() -> Self {
-        Sending { keyframe_every: 1_000, relay_addr_rewrite: None, sends: None }
+        Sending { keyframe_every: 1_000, relay_addr_rewrite: None, sends: None, consent_every: None }
     }
 }
 
@@ -217,8 +225,15 @@ impl Client {
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let shared = Arc::new(Shared::default());
         let handler = Handler { state: state_tx, shared: Arc::clone(&shared), started: Instant::now() };
+        let mut settings = SettingEngineBuilder::new();
+        if let Some(every) = sending.consent_every {
+            // Its own side as RFC 7675 has it: consent lost only after 30 s.
+            let lost = Some(Duration::from_secs(30));
+            settings = settings.with_ice_timeouts(lost, lost, Some(every));
+        }
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
+                .with_setting_engine(settings.build())
                 .with_media_engine(media)
                 .with_interceptor_registry(registry)
                 .with_handler(Arc::new(handler))
@@ -315,6 +330,16 @@ impl Client {
         self.shared.offers.load(Ordering::Relaxed)
     }
 
+    /// Audio and video packets this client has sent so far.
+    pub fn sent(&self) -> (u64, u64) {
+        (self.shared.audio_sent.load(Ordering::Relaxed), self.shared.video_sent.load(Ordering::Relaxed))
+    }
+
+    /// Stops sending media (RTCP and ICE go on).
+    pub fn stop_sending(&self) {
+        self.shared.stop_sending.store(true, Ordering::Relaxed);
+    }
+
     pub fn plis_received(&self) -> u64 {
         self.shared.plis_received.load(Ordering::Relaxed)
     }
@@ -386,11 +411,16 @@ async fn send_media(
     let (mut n, mut frame, mut aseq, mut vseq) = (0u32, 0u32, 0u16, 0u16);
     loop {
         tick.tick().await;
+        if shared.stop_sending.load(Ordering::Relaxed) {
+            break;
+        }
         n += 1;
         if n % 2 == 0 && publish.contains(&Kind::Audio) {
             aseq = aseq.wrapping_add(1);
             let packet = rtp(111, aseq, n.wrapping_mul(480), audio_ssrc, Bytes::from_static(&[0xfc; 60]));
-            let _ = audio.write_rtp(packet).await;
+            if audio.write_rtp(packet).await.is_ok() {
+                shared.audio_sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if n % 3 == 0 && publish.contains(&Kind::Video) {
             frame += 1;
@@ -404,7 +434,9 @@ async fn send_media(
             payload.resize(600, 0x5a);
             vseq = vseq.wrapping_add(1);
             let packet = rtp(96, vseq, frame.wrapping_mul(3000), video_ssrc, Bytes::from(payload));
-            let _ = video.write_rtp(packet).await;
+            if video.write_rtp(packet).await.is_ok() {
+                shared.video_sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if n > 100 * 600 {
             break; // Ten minutes at most: a bounded loop.
