@@ -35,6 +35,7 @@ const OUTGOING_QUEUE: usize = 4096;
 
 /// A public key that verifies room tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PublicKey {
     pub kid: String,
     /// The raw 32-byte Ed25519 public key, base64url without padding.
@@ -43,7 +44,7 @@ pub struct PublicKey {
 
 /// What a control client asks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// Replaces the keys (and the issuer and audience) room tokens are checked against.
     SetKeys {
@@ -51,7 +52,8 @@ pub enum Command {
         audience: String,
         keys: Vec<PublicKey>,
     },
-    Status,
+    /// `{}`: a unit variant would let unknown fields through.
+    Status {},
     OpenRoom {
         room: String,
     },
@@ -288,7 +290,7 @@ async fn handle(
     let null = |r: Result<(), SessionError>| r.map(|()| serde_json::Value::Null);
     match command {
         Command::SetKeys { issuer, audience, keys } => null(tokens.set(issuer, audience, &keys)),
-        Command::Status => Ok(serde_json::to_value(relay.status()).unwrap_or_default()),
+        Command::Status {} => Ok(serde_json::to_value(relay.status()).unwrap_or_default()),
         Command::OpenRoom { room } => null(relay.open_room(&room).await),
         Command::CloseRoom { room } => null(relay.close_room(&room).await),
         Command::Join { token } => {
@@ -448,7 +450,7 @@ impl ControlClient {
     }
 
     pub async fn status(&self) -> Result<RelayStatus, SessionError> {
-        let value = self.call(Command::Status).await?;
+        let value = self.call(Command::Status {}).await?;
         serde_json::from_value(value).map_err(|e| SessionError::Malformed(e.to_string()))
     }
 
@@ -593,5 +595,31 @@ impl TestSigner {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Request, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    #[test]
+    fn requests_are_read_and_unknown_fields_refused() {
+        let ok = parse(r#"{"id":1,"cmd":"status"}"#).map(|r| r.command);
+        assert_eq!(ok.ok(), Some(Command::Status {}));
+        let ok = parse(r#"{"id":2,"cmd":"open_room","room":"r"}"#).map(|r| r.command);
+        assert_eq!(ok.ok(), Some(Command::OpenRoom { room: "r".into() }));
+        for text in [
+            r#"{"id":1,"cmd":"status","verbose":true}"#,
+            r#"{"id":2,"cmd":"open_room","room":"r","extra":1}"#,
+            r#"{"id":3,"cmd":"set_keys","issuer":"i","audience":"a","keys":[{"kid":"k","ed25519":"x","alg":"?"}]}"#,
+            r#"{"id":4,"cmd":"no_such_command"}"#,
+            r#"{"cmd":"status"}"#,
+        ] {
+            assert!(parse(text).is_err(), "{text} must be refused");
+        }
     }
 }

@@ -26,7 +26,7 @@ struct Args {
     /// behind 1:1 NAT.
     #[arg(long, env = "MEDIA_RELAY_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
-    /// HTTP address for `/healthz`.
+    /// HTTP address for `/healthz` and the control channel (`/control`).
     #[arg(long, env = "MEDIA_RELAY_HTTP", default_value = "127.0.0.1:7901")]
     http: SocketAddr,
     /// The most rooms this node carries at once.
