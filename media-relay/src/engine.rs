@@ -19,10 +19,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
@@ -38,7 +40,8 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind, TYPE_RTCP_FB_NACK,
 };
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
@@ -70,6 +73,8 @@ const UNHEALTHY_LIMIT: Duration = Duration::from_secs(30);
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Datagrams read per wake before the loop turns to other work.
 const RECV_BURST: usize = 64;
+/// ICE checks kept from before the first answer arrives.
+const MAX_EARLY_DATAGRAMS: usize = 8;
 /// Remote candidates buffered before the answer arrives.
 const MAX_PENDING_CANDIDATES: usize = 32;
 /// Remote candidates taken per participant in all (the relay is ICE-lite and
@@ -186,6 +191,8 @@ struct Peer {
     offer_pending: bool,
     renegotiate: bool,
     pending_candidates: Vec<RTCIceCandidateInit>,
+    /// ICE checks that came before the first answer, replayed when it comes.
+    early: Vec<(Vec<u8>, SocketAddr)>,
     candidates_taken: usize,
     deadline: Option<Instant>,
     state: RTCPeerConnectionState,
@@ -349,6 +356,21 @@ impl Engine {
             self.counters.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.pc.remote_description().is_none() {
+            // A browser starts its checks once it has the offer, often before
+            // its answer reaches the relay; the agent cannot check them without
+            // the answer's credentials. Kept for the answer rather than refused.
+            if peer.early.len() < MAX_EARLY_DATAGRAMS {
+                peer.early.push((data.to_vec(), from));
+            }
+            return;
+        }
+        self.feed(id, data, from);
+    }
+
+    /// Hands one datagram to a peer connection; anything it takes is consent.
+    fn feed(&mut self, id: PeerId, data: &[u8], from: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let now = Instant::now();
         let result = peer.pc.handle_read(TaggedBytesMut {
@@ -530,6 +552,7 @@ impl Engine {
             offer_pending: false,
             renegotiate: true,
             pending_candidates: Vec::new(),
+            early: Vec::new(),
             candidates_taken: 0,
             deadline: None,
             state: RTCPeerConnectionState::New,
@@ -588,6 +611,8 @@ impl Engine {
         if !peer.offer_pending {
             return Err(SessionError::NoOfferPending);
         }
+        // Its mDNS candidates are of no use to an ICE-lite relay (see `candidate`).
+        let sdp = if sdp.contains(".local ") { without_mdns_candidates(&sdp) } else { sdp };
         let description =
             RTCSessionDescription::answer(sdp).map_err(|e| SessionError::BadDescription(e.to_string()))?;
         peer.pc
@@ -596,6 +621,9 @@ impl Engine {
         peer.offer_pending = false;
         for candidate in std::mem::take(&mut peer.pending_candidates) {
             let _ = peer.pc.add_remote_candidate(candidate);
+        }
+        for (data, from) in std::mem::take(&mut peer.early) {
+            self.feed(id, &data, from);
         }
         self.dirty.push(id);
         self.offer_if_due(id);
@@ -606,6 +634,12 @@ impl Engine {
         let peer = self.peers.get_mut(&id).ok_or(SessionError::NotJoined)?;
         if candidate.candidate.len() > 1024 {
             return Err(SessionError::BadCandidate("too long".into()));
+        }
+        if is_mdns_candidate(&candidate.candidate) {
+            // A browser hiding its address behind an mDNS name (RFC 8828):
+            // the relay is ICE-lite and needs no candidate, and cannot resolve
+            // the name anyway; the browser's checks bring its address.
+            return Ok(());
         }
         if peer.pc.remote_description().is_none() {
             if peer.pending_candidates.len() >= MAX_PENDING_CANDIDATES {
@@ -1184,6 +1218,23 @@ impl Engine {
     }
 }
 
+/// `candidate:F 1 udp P NAME.local PORT typ host`: the address is an mDNS name.
+fn is_mdns_candidate(candidate: &str) -> bool {
+    candidate.split_ascii_whitespace().nth(4).is_some_and(|address| address.ends_with(".local"))
+}
+
+/// The session description without its `a=candidate` lines for mDNS names.
+fn without_mdns_candidates(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let candidate = line.trim_end().strip_prefix("a=");
+        if !candidate.is_some_and(is_mdns_candidate) {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 fn state_name(state: RTCPeerConnectionState) -> &'static str {
     match state {
         RTCPeerConnectionState::Connected => "connected",
@@ -1255,13 +1306,22 @@ fn new_peer_connection(now: Instant) -> Result<RTCPeerConnection, rtc::shared::e
         },
         RtpCodecKind::Video,
     )?;
-    // NACK both ways, receiver and sender reports, and transport-wide
-    // congestion-control feedback to every browser so it can estimate its uplink.
-    let registry = register_default_interceptors(Registry::new(), &mut media)?
-        // What a receiver may ask to be sent again: 256 packets per forwarded
-        // track (about 3 s of video, 5 s of audio) rather than the default 1,024,
-        // which held most of a participant's memory.
+    // What `register_default_interceptors` sets up (NACK both ways, receiver
+    // and sender reports, transport-wide congestion-control feedback to every
+    // browser so it can estimate its uplink), but with a NACK responder that
+    // keeps 256 packets per forwarded track (about 3 s of video, 5 s of audio)
+    // rather than the default 1,024, which held most of a participant's memory.
+    for parameter in ["", "pli"] {
+        media.register_feedback(
+            RTCPFeedback { typ: TYPE_RTCP_FB_NACK.to_owned(), parameter: parameter.to_owned() },
+            RtpCodecKind::Video,
+        );
+    }
+    configure_simulcast_extension_headers(&mut media)?;
+    let registry = Registry::new()
         .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+    let registry = configure_rtcp_reports(configure_twcc_receiver_only(registry, &mut media)?)
         .with(Slot::from(KeyframeTap::SLOT), KeyframeTap::default());
     // The agent's own timers count only ICE checks, not media, as proof of
     // life, and would call a participant disconnected after 5 s without one,
@@ -1290,6 +1350,15 @@ mod tests {
         assert!(seq_newer(0, 65_535));
         assert!(!seq_newer(65_535, 0));
         assert!(!seq_newer(5, 5));
+    }
+
+    #[test]
+    fn recognises_mdns_candidates() {
+        assert!(is_mdns_candidate("candidate:1 1 udp 2122260223 0d51a633-2b82.local 54321 typ host"));
+        assert!(!is_mdns_candidate("candidate:1 1 udp 2122260223 10.0.0.2 54321 typ host"));
+        assert!(!is_mdns_candidate(""));
+        let sdp = "v=0\r\na=candidate:1 1 udp 1 x.local 5 typ host\r\na=candidate:2 1 udp 1 10.0.0.2 5 typ host\r\n";
+        assert_eq!(without_mdns_candidates(sdp), "v=0\r\na=candidate:2 1 udp 1 10.0.0.2 5 typ host\r\n");
     }
 
     #[test]

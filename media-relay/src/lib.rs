@@ -33,6 +33,15 @@ pub mod room;
 pub mod session;
 
 pub use config::RelayConfig;
+
+/// The log filter a relay (in `cloudlaw serve` or a node) starts with: `info`,
+/// but the WebRTC crates only from `warn`, as they log every offer, answer and
+/// state change at `info`, and their DTLS server a warning for every TLS 1.3
+/// extension a browser's hello carries (supported_versions, key_share,
+/// psk_key_exchange_modes), which it ignores as it should. A warning then
+/// means something; `RUST_LOG=rtc=info` brings theirs back.
+pub const DEFAULT_LOG_FILTER: &str = "info,rtc=warn,rtc_ice=warn,rtc_dtls=warn,rtc_srtp=warn,rtc_interceptor=warn,\
+     rtc_dtls::handshake::handshake_message_client_hello=error";
 pub use relay::{Relay, RelayError, RelayStatus};
 pub use room::Kind;
 pub use rtc::peer_connection::transport::RTCIceCandidateInit;

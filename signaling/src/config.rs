@@ -154,7 +154,8 @@ impl AuthConfig {
 pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `signaling=debug,info`. `RUST_LOG`
-    /// overrides it when set.
+    /// overrides it when set. By default `info`, the WebRTC crates `warn`
+    /// ([`media_relay::DEFAULT_LOG_FILTER`]).
     pub filter: String,
 }
 
@@ -167,7 +168,7 @@ pub enum LogFormat {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, filter: "info".into() }
+        Self { format: LogFormat::Text, filter: media_relay::DEFAULT_LOG_FILTER.into() }
     }
 }
 
