@@ -8,12 +8,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { mkdtemp, writeFile, chmod, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, launchBrowser, newContext, watch, assertClean, eventually } from './support.mjs';
+import {
+  startServer, launchBrowser, newContext, watch, assertClean, eventually, makeNamespace,
+} from './support.mjs';
 
 let server;
 let browser;
@@ -149,37 +151,9 @@ test('two, then three participants see and hear each other through the relay', a
 
 // ---------------------------------------------------------------- network blink
 
-const NS = `clo-blink-${process.pid}`;
-const HOST_IF = `clob${process.pid % 100000}h`;
-const NS_IF = `clob${process.pid % 100000}n`;
-const HOST_IP = '10.231.7.1';
-const NS_IP = '10.231.7.2';
-
-const ip = (...args) => execFileSync('ip', args, { stdio: 'pipe' });
-
-/** A network namespace joined to this one by a veth pair; null when not allowed here. */
-function makeNamespace() {
-  try {
-    ip('netns', 'add', NS);
-  } catch {
-    return null;
-  }
-  ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF);
-  ip('link', 'set', NS_IF, 'netns', NS);
-  ip('addr', 'add', `${HOST_IP}/24`, 'dev', HOST_IF);
-  ip('link', 'set', HOST_IF, 'up');
-  ip('netns', 'exec', NS, 'ip', 'addr', 'add', `${NS_IP}/24`, 'dev', NS_IF);
-  ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
-  ip('netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up');
-  return () => {
-    try { ip('link', 'del', HOST_IF); } catch { /* gone with the namespace */ }
-    try { ip('netns', 'del', NS); } catch { /* already gone */ }
-  };
-}
-
 test('a participant whose network goes away for a few seconds comes back in the same room', async (t) => {
-  const removeNamespace = makeNamespace();
-  if (!removeNamespace) {
+  const link = makeNamespace('blnk', '10.231.7');
+  if (!link) {
     t.skip('needs root to create a network namespace');
     return;
   }
@@ -189,10 +163,10 @@ test('a participant whose network goes away for a few seconds comes back in the 
   try {
     // The server and its relay listen on the host end of the link, so the
     // namespaced Chromium reaches them only through it.
-    blinkServer = await startServer({ host: HOST_IP });
+    blinkServer = await startServer({ host: link.hostIp });
     const secure = [`--unsafely-treat-insecure-origin-as-secure=${blinkServer.origin}`];
     const wrapper = path.join(dir, 'chromium-in-netns');
-    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} ${process.env.CHROMIUM_BIN || '/usr/bin/chromium'} "$@"\n`);
+    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${link.ns} ${process.env.CHROMIUM_BIN || '/usr/bin/chromium'} "$@"\n`);
     await chmod(wrapper, 0o755);
     const outside = await launchBrowser({ args: secure });
     const inside = await launchBrowser({ args: secure, executablePath: wrapper });
@@ -205,13 +179,13 @@ test('a participant whose network goes away for a few seconds comes back in the 
     await receivesEveryone(kiosk, 1);
 
     // The namespace's end of the link goes down for five seconds.
-    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'down');
+    link.link(false);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const during = await received(lawyer.page);
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     const stalled = await received(lawyer.page);
     assert.ok(stalled.video[0] - during.video[0] < 10, `video kept flowing without a network: ${JSON.stringify({ during, stalled })}`);
-    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
+    link.link(true);
 
     // Media resumes both ways without a new room or a new join.
     await eventually(async () => {
@@ -229,7 +203,7 @@ test('a participant whose network goes away for a few seconds comes back in the 
   } finally {
     for (const b of browsers) await b.close().catch(() => {});
     await blinkServer?.stop();
-    removeNamespace();
+    link.remove();
     await rm(dir, { recursive: true, force: true });
   }
 });

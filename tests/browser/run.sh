@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the browser tests of the web apps against the real cloudlaw binary.
 #
-# Installs what is missing (Chromium, coturn and fonts through apt-get as root, the
+# Installs what is missing (Chromium, Firefox ESR, coturn and fonts through apt-get as root, the
 # npm packages through npm ci), then runs every *.test.mjs with Node's test
 # runner. The binary is $CLOUDLAW_BIN, by default target/debug/cloudlaw
 # (build it first: cargo build -p signaling -p media-relay), and the relay node
@@ -12,6 +12,8 @@ cd "$(dirname "$0")"
 
 missing=()
 [[ -x ${CHROMIUM_BIN:-/usr/bin/chromium} ]] || missing+=(chromium)
+# Firefox ESR for the lawyer's console in a second browser (firefox.test.mjs).
+[[ -x ${FIREFOX_BIN:-/usr/bin/firefox-esr} ]] || missing+=(firefox-esr)
 # coturn for the TURN (UDP-blocked network) test; ip for the network-blink test.
 [[ -x /usr/bin/turnserver ]] || missing+=(coturn)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
@@ -27,8 +29,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [[ ! -f node_modules/playwright-core/package.json ]] ||
-  ! node -e 'const l=require("./package-lock.json"),i=require("./node_modules/playwright-core/package.json");process.exit(l.packages["node_modules/playwright-core"].version===i.version?0:1)'; then
+# npm ci when a package the lock names is missing or at another version.
+if ! node -e 'const l=require("./package-lock.json");for(const n of ["playwright-core","puppeteer-core"]){const i=require("./node_modules/"+n+"/package.json");if(l.packages["node_modules/"+n].version!==i.version)process.exit(1)}' 2>/dev/null; then
   echo "== npm ci"
   npm ci --no-audit --no-fund
 fi

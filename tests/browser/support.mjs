@@ -1,7 +1,7 @@
 // Shared helpers of the browser tests: the real cloudlaw server, Chromium,
 // and small waiting and checking helpers (playwright-core has no `expect`).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,7 +41,7 @@ const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref(
  * three pages from web/ on disk (through Playwright routing, with the
  * server's own Content-Security-Policy) and everything else from the server.
  */
-export async function startServer({ host = '127.0.0.1', config = null, database: shared = null } = {}) {
+export async function startServer({ host = '127.0.0.1', config = null, database: shared = null, netns = null } = {}) {
   const bin = process.env.CLOUDLAW_BIN || path.join(ROOT, 'target/debug/cloudlaw');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'cloudlaw-browser-'));
   // cloudlaw reads every CLOUDLAW_* variable as configuration and refuses
@@ -62,7 +62,10 @@ export async function startServer({ host = '127.0.0.1', config = null, database:
   const database = shared
     ?? (process.env.TEST_POSTGRES_URL ? await postgresDatabase(process.env.TEST_POSTGRES_URL) : null);
   const databaseArgs = database ? ['--data-dir', dataDir, '--database-url', database] : ['--data-dir', dataDir];
-  const child = spawn(bin, ['serve', '--demo', ...publicDemo, ...configArgs, '--listen', `${host}:0`, ...databaseArgs], {
+  // `netns`: the server runs inside that network namespace (makeNamespace), listening on its end of the link.
+  const serveArgs = ['serve', '--demo', ...publicDemo, ...configArgs, '--listen', `${host}:0`, ...databaseArgs];
+  const [program, programArgs] = netns ? ['ip', ['netns', 'exec', netns, bin, ...serveArgs]] : [bin, serveArgs];
+  const child = spawn(program, programArgs, {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -397,6 +400,45 @@ async function routeWebFromDisk(context, server) {
       await route.fulfill({ status: 200, headers, body });
     },
   );
+}
+
+// ---------------------------------------------------------------- networks
+
+const ip = (...args) => execFileSync('ip', args, { stdio: 'pipe' });
+
+/**
+ * A network namespace of this test's own, joined to this one by a veth pair:
+ * `${subnet}.1` here, `${subnet}.2` in it (a /24 nobody else uses). Returns
+ * { ns, hostIp, nsIp, link(up), remove() }, or null when not allowed here
+ * (it needs root). `tag` (at most 4 letters) keeps interface names apart.
+ */
+export function makeNamespace(tag, subnet) {
+  const id = `${tag}${process.pid % 100000}`;
+  const [ns, hostIf, nsIf] = [`clo-${id}`, `${id}h`, `${id}n`];
+  const [hostIp, nsIp] = [`${subnet}.1`, `${subnet}.2`];
+  try {
+    ip('netns', 'add', ns);
+  } catch {
+    return null;
+  }
+  ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
+  ip('link', 'set', nsIf, 'netns', ns);
+  ip('addr', 'add', `${hostIp}/24`, 'dev', hostIf);
+  ip('link', 'set', hostIf, 'up');
+  ip('netns', 'exec', ns, 'ip', 'addr', 'add', `${nsIp}/24`, 'dev', nsIf);
+  ip('netns', 'exec', ns, 'ip', 'link', 'set', nsIf, 'up');
+  ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
+  return {
+    ns,
+    hostIp,
+    nsIp,
+    /** Takes the namespace's end of the link down or up (a network that goes away). */
+    link: (up) => ip('netns', 'exec', ns, 'ip', 'link', 'set', nsIf, up ? 'up' : 'down'),
+    remove: () => {
+      try { ip('link', 'del', hostIf); } catch { /* gone with the namespace */ }
+      try { ip('netns', 'del', ns); } catch { /* already gone */ }
+    },
+  };
 }
 
 // ---------------------------------------------------------------- browser
