@@ -164,6 +164,15 @@ struct Outbound {
     seq_offset: u16,
     last_seq: Option<u16>,
     skipped: bool,
+    /// Added, in an offer out, or in an answered offer (then the receiver can take it).
+    stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Added,
+    Offered,
+    Answered,
 }
 
 #[derive(Default)]
@@ -254,6 +263,8 @@ pub(crate) struct Engine {
     by_addr: HashMap<SocketAddr, PeerId>,
     timers: BTreeSet<(Instant, PeerId)>,
     dirty: Vec<PeerId>,
+    /// Peers whose tracks changed: offered once the input is handled.
+    to_offer: Vec<PeerId>,
     ssrc_hasher: RandomState,
     ssrc_counter: u64,
 }
@@ -281,6 +292,7 @@ impl Engine {
             by_addr: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
+            to_offer: Vec::new(),
             ssrc_hasher: RandomState::new(),
             ssrc_counter: 0,
         })
@@ -622,9 +634,26 @@ impl Engine {
         for candidate in std::mem::take(&mut peer.pending_candidates) {
             let _ = peer.pc.add_remote_candidate(candidate);
         }
+        let answered: Vec<TrackKey> = peer
+            .outbound
+            .iter_mut()
+            .filter(|(_, o)| o.stage == Stage::Offered)
+            .map(|(key, o)| {
+                o.stage = Stage::Answered;
+                key.clone()
+            })
+            .collect();
+        let (room, participant) = (peer.room.clone(), peer.participant.clone());
         for (data, from) in std::mem::take(&mut peer.early) {
             self.feed(id, &data, from);
         }
+        for key in answered {
+            let _ = self.room_event(&room, Event::TrackReady { receiver: participant.clone(), key });
+        }
+        // What it will send is known from its answer: the others are offered
+        // its tracks now, while its media connection is still being set up,
+        // rather than when its first packets arrive.
+        self.announce_tracks(id);
         self.dirty.push(id);
         self.offer_if_due(id);
         Ok(())
@@ -696,9 +725,9 @@ impl Engine {
                 }
             }
         }
-        for id in renegotiate {
-            self.offer_if_due(id);
-        }
+        // Offered in `flush`, once this input's other changes (another track
+        // of the same publisher, say) are in too.
+        self.to_offer.extend(renegotiate);
     }
 
     fn peer_mut(&mut self, room: &str, participant: &str) -> Option<&mut Peer> {
@@ -745,8 +774,17 @@ impl Engine {
         match sender {
             Ok(Some(sender)) => {
                 peer.outbound_ids.insert(local_id, key.clone());
-                peer.outbound
-                    .insert(key, Outbound { sender, ssrc, seq_offset: 0, last_seq: None, skipped: false });
+                peer.outbound.insert(
+                    key,
+                    Outbound {
+                        sender,
+                        ssrc,
+                        seq_offset: 0,
+                        last_seq: None,
+                        skipped: false,
+                        stage: Stage::Added,
+                    },
+                );
             }
             Ok(None) => tracing::warn!("a forwarded track has no sender"),
             Err(error) => tracing::warn!(%error, "cannot add a forwarded track"),
@@ -786,6 +824,9 @@ impl Engine {
             Ok(offer) => {
                 peer.renegotiate = false;
                 peer.offer_pending = true;
+                for out in peer.outbound.values_mut().filter(|o| o.stage == Stage::Added) {
+                    out.stage = Stage::Offered;
+                }
                 if let Some(ufrag) = sdp_ice_ufrag(&offer.sdp)
                     && !peer.ufrags.iter().any(|u| u == ufrag)
                 {
@@ -810,10 +851,18 @@ impl Engine {
 
     // ---- output ------------------------------------------------------------
 
-    /// Drains every peer connection that had input, until none has more.
+    /// Makes the offers that are due and drains every peer connection that
+    /// had input, until none has more.
     fn flush(&mut self) {
-        while let Some(id) = self.dirty.pop() {
-            self.drain(id);
+        loop {
+            for id in std::mem::take(&mut self.to_offer) {
+                self.offer_if_due(id);
+            }
+            match self.dirty.pop() {
+                Some(id) => self.drain(id),
+                None if self.to_offer.is_empty() => break,
+                None => {}
+            }
         }
     }
 
@@ -883,32 +932,8 @@ impl Engine {
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                if peer.inbound.contains_key(&init.track_id) {
-                    return; // Opened again by a renegotiation: nothing new.
-                }
-                let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else { return };
-                let kind = match receiver.track().kind() {
-                    RtpCodecKind::Audio => Kind::Audio,
-                    _ => Kind::Video,
-                };
-                let key = TrackKey { publisher: peer.participant.clone(), track: init.track_id.clone() };
-                peer.inbound.insert(
-                    init.track_id,
-                    Inbound { key: key.clone(), kind, receiver: init.receiver_id, accepted: false },
-                );
-                let participant = peer.participant.clone();
-                match self.room_event(&room, Event::Published { key: key.clone(), kind }) {
-                    Ok(()) => {
-                        if let Some(peer) = self.peers.get_mut(&id)
-                            && let Some(inbound) = peer.inbound.values_mut().find(|i| i.key == key)
-                        {
-                            inbound.accepted = true;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::info!(%room, %participant, %error, "track refused; its media goes nowhere")
-                    }
-                }
+                // Usually known from the answer already (`announce_tracks`).
+                self.publish(id, init.receiver_id);
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
                 if let Some(inbound) = peer.inbound.remove(&track_id)
@@ -918,6 +943,59 @@ impl Engine {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Every track the participant's answer says it sends, published to its room.
+    fn announce_tracks(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let sending: Vec<RTCRtpReceiverId> = peer
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|t| {
+                let transceiver = peer.pc.rtp_transceiver(t)?;
+                // Ours to receive on, and the participant's answer sends on it.
+                let receiving = transceiver.direction() == RTCRtpTransceiverDirection::Recvonly
+                    && transceiver.current_direction().has_recv();
+                receiving.then_some(RTCRtpReceiverId::from(t))
+            })
+            .collect();
+        for receiver in sending {
+            self.publish(id, receiver);
+        }
+    }
+
+    /// The track of the participant's `receiver`, published to its room
+    /// (once; a track the room refuses goes nowhere).
+    fn publish(&mut self, id: PeerId, receiver_id: RTCRtpReceiverId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(receiver) = peer.pc.rtp_receiver(receiver_id) else { return };
+        let track = receiver.track();
+        let track_id = track.track_id().to_string();
+        if track_id.is_empty() || track.ssrcs().next().is_none() || peer.inbound.contains_key(&track_id) {
+            return; // Nothing declared yet, or published already.
+        }
+        let kind = match track.kind() {
+            RtpCodecKind::Audio => Kind::Audio,
+            _ => Kind::Video,
+        };
+        let key = TrackKey { publisher: peer.participant.clone(), track: track_id.clone() };
+        peer.inbound
+            .insert(track_id, Inbound { key: key.clone(), kind, receiver: receiver_id, accepted: false });
+        let (room, participant) = (peer.room.clone(), peer.participant.clone());
+        match self.room_event(&room, Event::Published { key: key.clone(), kind }) {
+            Ok(()) => {
+                if let Some(peer) = self.peers.get_mut(&id)
+                    && let Some(inbound) = peer.inbound.values_mut().find(|i| i.key == key)
+                {
+                    inbound.accepted = true;
+                }
+            }
+            Err(error) => {
+                tracing::info!(%room, %participant, %error, "track refused; its media goes nowhere")
+            }
         }
     }
 

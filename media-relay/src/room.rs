@@ -144,6 +144,12 @@ pub enum Event {
         participant: ParticipantId,
         on: bool,
     },
+    /// The receiver answered an offer that has this track in it: from now on
+    /// it can take its packets (before, a keyframe sent to it would be lost).
+    TrackReady {
+        receiver: ParticipantId,
+        key: TrackKey,
+    },
 }
 
 /// What the I/O layer must do.
@@ -173,6 +179,8 @@ pub enum Withheld {
     AwaitingKeyframe,
     /// The receiver gets audio only (chosen, or its downlink is poor).
     AudioOnly,
+    /// The receiver has not yet answered an offer with this track in it.
+    NoTrackYet,
 }
 
 /// Why an event was refused.
@@ -194,6 +202,8 @@ pub enum Refusal {
 
 #[derive(Debug, Default)]
 struct Receiver {
+    /// Tracks in an offer this receiver has answered.
+    ready: BTreeSet<TrackKey>,
     /// Video tracks this receiver waits for a keyframe on.
     awaiting_keyframe: BTreeSet<TrackKey>,
     chosen_audio_only: bool,
@@ -260,8 +270,8 @@ impl Room {
                 );
                 let existing: Vec<(TrackKey, Kind)> =
                     self.tracks.iter().map(|(k, v)| (k.clone(), *v)).collect();
-                for (key, kind) in existing {
-                    self.subscribe(&participant, key, kind, now, &mut out);
+                for (key, _) in existing {
+                    self.subscribe(&participant, key, &mut out);
                 }
                 if !out.is_empty() {
                     out.push(Action::Renegotiate { receiver: participant });
@@ -296,7 +306,7 @@ impl Room {
                 let receivers: Vec<ParticipantId> =
                     self.participants.keys().filter(|p| **p != key.publisher).cloned().collect();
                 for receiver in receivers {
-                    self.subscribe(&receiver, key.clone(), kind, now, &mut out);
+                    self.subscribe(&receiver, key.clone(), &mut out);
                     out.push(Action::Renegotiate { receiver });
                 }
             }
@@ -317,6 +327,10 @@ impl Room {
                     }
                     if !participant.connected {
                         withheld.push((id.clone(), Withheld::NotConnected));
+                        continue;
+                    }
+                    if !participant.receiver.ready.contains(&key) {
+                        withheld.push((id.clone(), Withheld::NoTrackYet));
                         continue;
                     }
                     if kind == Kind::Video {
@@ -367,6 +381,18 @@ impl Room {
                     self.restart_video(&participant, now, &mut out);
                 }
             }
+            Event::TrackReady { receiver, key } => {
+                let Some(&kind) = self.tracks.get(&key) else { return Err(Refusal::NoSuchTrack) };
+                let p = self.participants.get_mut(&receiver).ok_or(Refusal::NotInRoom(receiver))?;
+                if !p.receiver.ready.insert(key.clone()) || kind != Kind::Video {
+                    return Ok(out);
+                }
+                // Its video starts at a keyframe, asked for now that it can be used.
+                p.receiver.awaiting_keyframe.insert(key.clone());
+                if p.connected && !p.audio_only() {
+                    self.request_keyframe(key, now, &mut out);
+                }
+            }
             Event::AudioOnlyChosen { participant, on } => {
                 let p = self
                     .participants
@@ -380,16 +406,10 @@ impl Room {
         Ok(out)
     }
 
-    fn subscribe(&mut self, receiver: &str, key: TrackKey, kind: Kind, now: Instant, out: &mut Vec<Action>) {
-        out.push(Action::Subscribe { receiver: receiver.to_owned(), key: key.clone() });
-        if kind == Kind::Video
-            && let Some(p) = self.participants.get_mut(receiver)
-        {
-            p.receiver.awaiting_keyframe.insert(key.clone());
-            if p.connected && !p.audio_only() {
-                self.request_keyframe(key, now, out);
-            }
-        }
+    /// The receiver gets the track once it has answered an offer with it
+    /// ([`Event::TrackReady`]); video then starts from a keyframe.
+    fn subscribe(&mut self, receiver: &str, key: TrackKey, out: &mut Vec<Action>) {
+        out.push(Action::Subscribe { receiver: receiver.to_owned(), key });
     }
 
     fn unpublish(&mut self, key: &TrackKey, out: &mut Vec<Action>) {
@@ -400,6 +420,7 @@ impl Room {
                 continue;
             }
             participant.receiver.awaiting_keyframe.remove(key);
+            participant.receiver.ready.remove(key);
             out.push(Action::Unsubscribe { receiver: id.clone(), key: key.clone() });
             out.push(Action::Renegotiate { receiver: id.clone() });
         }
@@ -468,10 +489,11 @@ impl Room {
 
     /// Every video track the receiver gets starts again from a keyframe.
     fn restart_video(&mut self, receiver: &str, now: Instant, out: &mut Vec<Action>) {
+        let Some(ready) = self.participants.get(receiver).map(|p| &p.receiver.ready) else { return };
         let videos: Vec<TrackKey> = self
             .tracks
             .iter()
-            .filter(|(k, kind)| **kind == Kind::Video && k.publisher != receiver)
+            .filter(|(k, kind)| **kind == Kind::Video && ready.contains(*k))
             .map(|(k, _)| k.clone())
             .collect();
         for key in videos {
@@ -513,6 +535,14 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// The receiver answers an offer with every track it is subscribed to.
+    fn answered(room: &mut Room, who: &str, now: Instant) -> Vec<Action> {
+        let keys: Vec<TrackKey> = room.tracks.keys().filter(|k| k.publisher != who).cloned().collect();
+        keys.into_iter()
+            .flat_map(|key| room.handle(Event::TrackReady { receiver: who.into(), key }, now).unwrap())
+            .collect()
+    }
+
     fn withheld(actions: &[Action]) -> Vec<(ParticipantId, Withheld)> {
         actions
             .iter()
@@ -531,6 +561,9 @@ mod tests {
         for who in ["resident", "lawyer"] {
             room.handle(Event::Published { key: key(who, "a"), kind: Kind::Audio }, now).unwrap();
             room.handle(Event::Published { key: key(who, "v"), kind: Kind::Video }, now).unwrap();
+        }
+        for who in ["resident", "lawyer"] {
+            answered(&mut room, who, now);
         }
         for who in ["resident", "lawyer"] {
             room.handle(Event::Packet { key: key(who, "v"), keyframe: true }, now).unwrap();
@@ -553,19 +586,36 @@ mod tests {
         assert_eq!(subscribed.len(), 4, "{actions:?}");
         assert!(actions.contains(&Action::Renegotiate { receiver: "interpreter".into() }));
         let audio = room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, now).unwrap();
+        assert_eq!(forwarded(&audio), vec!["resident".to_owned()], "not before its offer is answered");
+        assert_eq!(withheld(&audio), vec![("interpreter".to_owned(), Withheld::NoTrackYet)]);
+        answered(&mut room, "interpreter", now);
+        let audio = room.handle(Event::Packet { key: key("lawyer", "a"), keyframe: false }, now).unwrap();
         assert_eq!(forwarded(&audio), vec!["interpreter".to_owned(), "resident".to_owned()]);
         assert!(withheld(&audio).is_empty(), "nothing withheld from connected receivers");
         room.handle(Event::Published { key: key("interpreter", "a"), kind: Kind::Audio }, now).unwrap();
+        for who in ["lawyer", "resident"] {
+            answered(&mut room, who, now);
+        }
         let theirs =
             room.handle(Event::Packet { key: key("interpreter", "a"), keyframe: false }, now).unwrap();
         assert_eq!(forwarded(&theirs), vec!["lawyer".to_owned(), "resident".to_owned()]);
     }
 
     #[test]
-    fn a_new_receiver_starts_at_a_keyframe_and_asks_for_one_at_once() {
+    fn a_new_receiver_starts_at_a_keyframe_asked_for_once_its_offer_is_answered() {
         let now = Instant::now();
         let mut room = call(now);
-        let actions = joined(&mut room, "interpreter", now + Duration::from_secs(1));
+        let t1 = now + Duration::from_secs(1);
+        let actions = joined(&mut room, "interpreter", t1);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::RequestKeyframe { .. })),
+            "it could not use one yet"
+        );
+        // A keyframe before its answer would be lost on it: withheld, and still awaited.
+        let early = room.handle(Event::Packet { key: key("lawyer", "v"), keyframe: true }, t1).unwrap();
+        assert_eq!(forwarded(&early), vec!["resident".to_owned()]);
+        assert_eq!(withheld(&early), vec![("interpreter".to_owned(), Withheld::NoTrackYet)]);
+        let actions = answered(&mut room, "interpreter", t1);
         assert!(actions.contains(&Action::RequestKeyframe { key: key("lawyer", "v") }));
         let delta = room
             .handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, now + Duration::from_secs(1))
@@ -678,8 +728,9 @@ mod tests {
         joined(&mut room, "lawyer", now);
         room.handle(Event::Published { key: key("lawyer", "a"), kind: Kind::Audio }, now).unwrap();
         room.handle(Event::Published { key: key("lawyer", "v"), kind: Kind::Video }, now).unwrap();
-        let actions =
+        let mut actions =
             room.handle(Event::Joined { participant: "resident".into(), may_publish: both() }, now).unwrap();
+        actions.extend(answered(&mut room, "resident", now));
         assert!(
             !actions.iter().any(|a| matches!(a, Action::RequestKeyframe { .. })),
             "no keyframe for a receiver that cannot take it yet"

@@ -114,7 +114,7 @@ pub enum NotForwarded {
     AwaitingKeyframe,
     /// The receiver gets audio only.
     AudioOnly,
-    /// The receiver has no sending track for it yet (renegotiation pending).
+    /// The receiver has not answered an offer with this track yet.
     NoTrackYet,
     /// The publisher's track was refused (not granted, too many tracks).
     RefusedTrack,
@@ -159,6 +159,7 @@ impl From<Withheld> for NotForwarded {
             Withheld::NotConnected => NotForwarded::NotConnected,
             Withheld::AwaitingKeyframe => NotForwarded::AwaitingKeyframe,
             Withheld::AudioOnly => NotForwarded::AudioOnly,
+            Withheld::NoTrackYet => NotForwarded::NoTrackYet,
         }
     }
 }
