@@ -795,6 +795,12 @@ impl Engine {
         tracing::debug!(%room, publisher = %key.publisher, track = %key.track, "keyframe request");
         let Ok(id) = self.peer_id(room, &key.publisher) else { return };
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.state != RTCPeerConnectionState::Connected {
+            // Its tracks are known from its answer, before its DTLS is done:
+            // no SRTCP to send a PLI with yet, and its first frame will be a
+            // keyframe anyway.
+            return;
+        }
         let Some(inbound) = peer.inbound.values().find(|i| i.key == *key) else { return };
         let receiver_id = inbound.receiver;
         if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {

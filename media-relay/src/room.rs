@@ -426,8 +426,13 @@ impl Room {
         }
     }
 
-    /// At most one request per track per interval, however many ask.
+    /// At most one request per track per interval, however many ask; none to
+    /// a publisher whose connection is not up (it could not be sent, and its
+    /// first frame once connected is a keyframe).
     fn request_keyframe(&mut self, key: TrackKey, now: Instant, out: &mut Vec<Action>) {
+        if !self.participants.get(&key.publisher).is_some_and(|p| p.connected) {
+            return;
+        }
         let recent = self
             .last_keyframe_request
             .get(&key)
@@ -629,6 +634,24 @@ mod tests {
             .handle(Event::Packet { key: key("lawyer", "v"), keyframe: false }, now + Duration::from_secs(1))
             .unwrap();
         assert_eq!(forwarded(&after).len(), 2);
+    }
+
+    #[test]
+    fn no_keyframe_is_asked_of_a_publisher_whose_connection_is_not_up() {
+        let now = Instant::now();
+        let mut room = Room::new(Policy::default());
+        joined(&mut room, "lawyer", now);
+        // The resident's tracks are known from its answer, before its connection is up.
+        room.handle(Event::Joined { participant: "resident".into(), may_publish: both() }, now).unwrap();
+        room.handle(Event::Published { key: key("resident", "v"), kind: Kind::Video }, now).unwrap();
+        let ready = answered(&mut room, "lawyer", now);
+        assert!(!ready.iter().any(|a| matches!(a, Action::RequestKeyframe { .. })), "{ready:?}");
+        // Once it is up, a request goes out at once: none was counted against the limit.
+        room.handle(Event::Connection { participant: "resident".into(), up: true }, now).unwrap();
+        let asked = room
+            .handle(Event::KeyframeWanted { receiver: "lawyer".into(), key: key("resident", "v") }, now)
+            .unwrap();
+        assert_eq!(asked, vec![Action::RequestKeyframe { key: key("resident", "v") }]);
     }
 
     #[test]
