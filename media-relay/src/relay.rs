@@ -48,8 +48,10 @@ pub struct RelayStatus {
     pub datagrams_unrouted: u64,
     /// Datagrams the socket could not take (its buffer was full).
     pub send_drops: u64,
-    /// Media packets not forwarded, by reason ([`crate::session::NotForwarded`]):
-    /// one count per receiver that did not get a packet.
+    /// Packets not forwarded, by reason ([`crate::session::NotForwarded`]): one
+    /// count per receiver that did not get a media packet, except
+    /// `refused_track` (one per packet of a refused track, for nobody) and
+    /// `send_buffer_full` (one per datagram of any kind, as `send_drops`).
     #[serde(default)]
     pub not_forwarded: BTreeMap<String, u64>,
     /// Draining ([`Relay::drain`]): no new rooms; the open ones finish.
