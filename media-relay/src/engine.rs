@@ -53,7 +53,7 @@ use rtc::statistics::report::RTCStatsReportEntry;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::packet::{KeyframeTap, is_stun, stun_local_ufrag, vp8_starts_keyframe};
+use crate::packet::{KeyframeTap, is_binding_success, is_stun, stun_local_ufrag, vp8_starts_keyframe};
 use crate::relay::Counters;
 use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
 use crate::session::{Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError};
@@ -381,12 +381,11 @@ impl Engine {
         self.feed(id, data, from);
     }
 
-    /// Hands one datagram to a peer connection; anything it takes is consent.
+    /// Hands one datagram to a peer connection (its output is drained in `drain`).
     fn feed(&mut self, id: PeerId, data: &[u8], from: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        let now = Instant::now();
         let result = peer.pc.handle_read(TaggedBytesMut {
-            now,
+            now: Instant::now(),
             transport: TransportContext {
                 local_addr: self.local_addr,
                 peer_addr: from,
@@ -395,14 +394,8 @@ impl Engine {
             },
             message: BytesMut::from(data),
         });
-        match result {
-            Ok(()) => {
-                peer.last_heard = now;
-                if peer.consent_expired {
-                    self.set_consent(id, true);
-                }
-            }
-            Err(error) => tracing::trace!(%error, %from, "datagram refused by peer connection"),
+        if let Err(error) = result {
+            tracing::trace!(%error, %from, "datagram refused by peer connection");
         }
         self.dirty.push(id);
     }
@@ -874,7 +867,13 @@ impl Engine {
 
     fn drain(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        // Consent is renewed only by what proves the participant sent it: a
+        // check the ICE agent answered (it verified its integrity), or media
+        // or RTCP the peer connection decrypted. `handle_read` itself says
+        // nothing: the rtc pipeline logs and swallows its handlers' errors.
+        let mut heard = false;
         while let Some(out) = peer.pc.poll_write() {
+            heard |= is_binding_success(&out.message);
             if self.socket.try_send_to(&out.message, out.transport.peer_addr).is_err() {
                 self.counters.send_drops.fetch_add(1, Ordering::Relaxed);
                 peer.not_forwarded(&self.counters, NotForwarded::SendBufferFull);
@@ -888,6 +887,11 @@ impl Engine {
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             reads.push(message);
         }
+        heard |= !reads.is_empty();
+        if heard {
+            peer.last_heard = Instant::now();
+        }
+        let renewed = heard && peer.consent_expired;
         let deadline = peer.pc.poll_timeout();
         if deadline != peer.deadline {
             if let Some(old) = peer.deadline {
@@ -897,6 +901,9 @@ impl Engine {
                 self.timers.insert((new, id));
             }
             peer.deadline = deadline;
+        }
+        if renewed {
+            self.set_consent(id, true);
         }
         for event in events {
             self.peer_event(id, event);

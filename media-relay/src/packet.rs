@@ -20,6 +20,13 @@ pub fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= 20 && datagram[0] < 4 && datagram[4..8] == MAGIC_COOKIE
 }
 
+/// A STUN binding success response (RFC 5389: class success, method binding).
+/// Coming out of a peer connection, it answers a check whose integrity the
+/// ICE agent verified.
+pub fn is_binding_success(datagram: &[u8]) -> bool {
+    is_stun(datagram) && datagram[0] == 0x01 && datagram[1] == 0x01
+}
+
 /// The local ICE username fragment a STUN binding request is addressed to:
 /// the part of its USERNAME attribute before the colon ("local:remote").
 /// `None` for anything that is not a STUN message with a well-formed USERNAME.
@@ -159,6 +166,20 @@ mod tests {
         msg.extend_from_slice(&[7; 12]);
         msg.extend_from_slice(&attrs);
         msg
+    }
+
+    #[test]
+    fn recognises_binding_success_responses() {
+        let mut response = vec![0x01, 0x01, 0, 0];
+        response.extend_from_slice(&MAGIC_COOKIE);
+        response.extend_from_slice(&[7; 12]);
+        assert!(is_binding_success(&response));
+        response[1] = 0x11; // an error response
+        assert!(!is_binding_success(&response));
+        response[0] = 0x00;
+        response[1] = 0x01; // a request
+        assert!(!is_binding_success(&response));
+        assert!(!is_binding_success(&[0x01, 0x01]));
     }
 
     #[test]

@@ -473,6 +473,8 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() ->
 /// while: a network that goes away and comes back.
 pub struct Proxy {
     pub addr: std::net::SocketAddr,
+    socket: Arc<tokio::net::UdpSocket>,
+    relay: std::net::SocketAddr,
     blocked: Arc<AtomicBool>,
     /// Percent of the relay's datagrams to the client that are dropped.
     loss_to_client: Arc<AtomicU64>,
@@ -510,7 +512,7 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, blocked, loss_to_client, task }
+        Proxy { addr, socket, relay, blocked, loss_to_client, task }
     }
 
     /// Sending options that make a client reach the relay through this hop.
@@ -522,6 +524,12 @@ impl Proxy {
             )),
             ..Sending::default()
         }
+    }
+
+    /// Sends `datagram` to the relay from the hop's address, the client's
+    /// address as the relay sees it: what anyone could forge.
+    pub async fn send_to_relay(&self, datagram: &[u8]) {
+        let _ = self.socket.send_to(datagram, self.relay).await;
     }
 
     pub fn set_blocked(&self, blocked: bool) {
