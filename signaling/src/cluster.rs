@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{Limits, SharedOutcome};
 use crate::domain::{Language, Topic};
-use crate::live::{Command, Live, PersonInfo, TerminalInfo};
+use crate::live::{self, Command, Live, PersonInfo, TerminalInfo};
 use crate::store::{Notifications, ServingLease, Store, StoreError};
 use crate::ws::call::Failure;
 use crate::ws::protocol::{ErrorCode, WantedPresence};
@@ -111,8 +111,8 @@ enum Wire {
     Presence { account: String, want: WantedPresence },
     Request { terminal: String, language: Language, topic: Topic },
     Cancel { terminal: String, request: String },
-    Accept { account: String, request: String },
-    Decline { account: String, request: String },
+    Accept(live::Answer),
+    Decline(live::Answer),
     Hangup { participant: String, consultation: String },
     Rate { terminal: String, consultation: String, rating: u8 },
     RecordSaved { consultation: String },
@@ -258,8 +258,8 @@ fn outgoing(command: Command) -> Option<Outgoing> {
             unit(Wire::Request { terminal, language, topic }, reply)
         }
         Command::Cancel { terminal, request, reply } => unit(Wire::Cancel { terminal, request }, reply),
-        Command::Accept { account, request, reply } => unit(Wire::Accept { account, request }, reply),
-        Command::Decline { account, request, reply } => unit(Wire::Decline { account, request }, reply),
+        Command::Accept { answer, reply } => unit(Wire::Accept(answer), reply),
+        Command::Decline { answer, reply } => unit(Wire::Decline(answer), reply),
         Command::Hangup { participant, consultation, reply } => {
             unit(Wire::Hangup { participant, consultation }, reply)
         }
@@ -276,9 +276,11 @@ fn outgoing(command: Command) -> Option<Outgoing> {
         }),
         Command::Unsubscribe { connection } => plain(Wire::Unsubscribe { connection }),
         // The leader's own (its scheduler, writer and relays make them).
-        Command::Duty(_) | Command::AppointmentDue(_) | Command::Recorded { .. } | Command::RelayLost(_) => {
-            None
-        }
+        Command::Duty(_)
+        | Command::AppointmentDue(_)
+        | Command::Recorded { .. }
+        | Command::WrapUpStored { .. }
+        | Command::RelayLost(_) => None,
     }
 }
 
@@ -558,8 +560,8 @@ impl Link {
                 Command::Request { terminal, language, topic, received: Instant::now(), reply: unit() }
             }
             Wire::Cancel { terminal, request } => Command::Cancel { terminal, request, reply: unit() },
-            Wire::Accept { account, request } => Command::Accept { account, request, reply: unit() },
-            Wire::Decline { account, request } => Command::Decline { account, request, reply: unit() },
+            Wire::Accept(answer) => Command::Accept { answer, reply: unit() },
+            Wire::Decline(answer) => Command::Decline { answer, reply: unit() },
             Wire::Hangup { participant, consultation } => {
                 Command::Hangup { participant, consultation, reply: unit() }
             }

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::tokens::{RoomGrant, TokenKind, Tokens};
 use crate::domain::{Language, Topic};
-use crate::matcher::{self, Action, Event, Matcher, MatcherConfig};
+use crate::matcher::{self, Action, Event, Matcher, MatcherConfig, Waiter};
 use crate::metrics::Metrics;
 use crate::relay::Relays;
 use crate::schedule::Scheduler;
@@ -37,7 +37,7 @@ use crate::store::{
 use crate::unix_now;
 use crate::ws::call::Failure;
 use crate::ws::protocol::{ErrorCode, ServerMessage, WantedPresence};
-use crate::ws::registry::Connections;
+use crate::ws::registry::{Connections, Reach};
 
 /// The live path's rules. All seconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -270,14 +270,16 @@ pub enum Command {
         reply: Reply,
     },
     Accept {
-        account: String,
-        request: String,
+        answer: Answer,
         reply: Reply,
     },
     Decline {
-        account: String,
-        request: String,
+        answer: Answer,
         reply: Reply,
+    },
+    /// A wrap-up's end is on disk: the lawyer may be rung again.
+    WrapUpStored {
+        consultation: String,
     },
     Hangup {
         participant: String,
@@ -317,6 +319,19 @@ pub enum Command {
 }
 
 type Reply = oneshot::Sender<Result<(), Failure>>;
+
+/// A lawyer's or interpreter's answer to an offer, from one of their connections.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Answer {
+    pub account: String,
+    /// The connection that answered: it gets the call (`consult.started`);
+    /// the person's other connections hear the call is elsewhere.
+    pub connection: String,
+    pub request: String,
+    /// The client's id for its message, echoed in the answer.
+    #[serde(default)]
+    pub id: Option<String>,
+}
 
 /// The handle connections use. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -440,12 +455,28 @@ impl Live {
         self.ask(|reply| Command::Cancel { terminal: terminal.into(), request: request.into(), reply }).await
     }
 
-    pub async fn accept(&self, account: &str, request: &str) -> Result<(), Failure> {
-        self.ask(|reply| Command::Accept { account: account.into(), request: request.into(), reply }).await
+    pub async fn accept(
+        &self,
+        account: &str,
+        connection: &str,
+        request: &str,
+        id: Option<String>,
+    ) -> Result<(), Failure> {
+        let answer =
+            Answer { account: account.into(), connection: connection.into(), request: request.into(), id };
+        self.ask(|reply| Command::Accept { answer, reply }).await
     }
 
-    pub async fn decline(&self, account: &str, request: &str) -> Result<(), Failure> {
-        self.ask(|reply| Command::Decline { account: account.into(), request: request.into(), reply }).await
+    pub async fn decline(
+        &self,
+        account: &str,
+        connection: &str,
+        request: &str,
+        id: Option<String>,
+    ) -> Result<(), Failure> {
+        let answer =
+            Answer { account: account.into(), connection: connection.into(), request: request.into(), id };
+        self.ask(|reply| Command::Decline { answer, reply }).await
     }
 
     /// Records a rating after the call, in order with the call's end.
@@ -559,6 +590,8 @@ struct PersonLive {
     consultation: Option<String>,
     /// The consultation whose record is being written, and until when.
     wrap_up: Option<(String, i64)>,
+    /// The wrap-up's end is being written: the person is rung again once it is on disk.
+    wrap_up_ending: bool,
 }
 
 #[derive(Debug)]
@@ -629,6 +662,8 @@ struct OfferLive {
     lawyer: Option<(String, String)>,
     interpreter: Option<(String, String)>,
     deadline: Option<Instant>,
+    /// Who has accepted, on which connection (a three-way waits for both).
+    accepted: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -709,12 +744,13 @@ impl Dispatcher {
             Command::Cancel { terminal, request, reply } => {
                 let _ = reply.send(self.cancel(&terminal, &request, now));
             }
-            Command::Accept { account, request, reply } => {
-                let _ = reply.send(self.accept(&account, &request, now));
+            Command::Accept { answer, reply } => {
+                let _ = reply.send(self.accept(answer, now));
             }
-            Command::Decline { account, request, reply } => {
-                let _ = reply.send(self.decline(&account, &request, now));
+            Command::Decline { answer, reply } => {
+                let _ = reply.send(self.decline(answer, now));
             }
+            Command::WrapUpStored { consultation } => self.wrap_up_stored(&consultation, now),
             Command::Hangup { participant, consultation, reply } => {
                 let result = match self.consultations.get(&consultation) {
                     Some(c) if c.role_of(&participant).is_some() => {
@@ -742,7 +778,7 @@ impl Dispatcher {
                     .find(|(_, p)| p.wrap_up.as_ref().is_some_and(|(c, _)| *c == consultation))
                     .map(|(id, _)| id.clone());
                 if let Some(lawyer) = lawyer {
-                    self.finish_wrap_up(&lawyer, now);
+                    self.finish_wrap_up(&lawyer);
                 }
             }
             Command::Subscribe { connection, regions, outbox } => {
@@ -781,7 +817,7 @@ impl Dispatcher {
             let participants: Vec<String> =
                 self.consultations[&id].participants().map(|(p, _)| p.to_owned()).collect();
             for participant in participants {
-                self.send_started(&id, &participant, true);
+                self.send_started(&id, &participant, true, None);
             }
         }
     }
@@ -811,6 +847,7 @@ impl Dispatcher {
             ringing: None,
             consultation: None,
             wrap_up: None,
+            wrap_up_ending: false,
         });
         // Keep the count of consultations already taken today when the day is the same.
         let taken = if p.info.day_start == info.day_start {
@@ -866,7 +903,7 @@ impl Dispatcher {
             .ok_or((ErrorCode::Forbidden, "not a lawyer or interpreter".into()))?;
         p.want = want;
         if want == WantedPresence::Available && p.wrap_up.is_some() {
-            self.finish_wrap_up(account, now);
+            self.finish_wrap_up(account);
         }
         self.sync_person(account, now);
         self.tell_presence(account);
@@ -878,11 +915,19 @@ impl Dispatcher {
     /// matched); out of it otherwise.
     fn sync_person(&mut self, id: &str, now: Instant) {
         let Some(p) = self.people.get_mut(id) else { return };
-        if p.consultation.is_some() || p.wrap_up.is_some() {
+        if p.consultation.is_some() {
             return; // Busy in the matcher until the wrap-up ends.
         }
         let eligible = p.connections > 0 && p.want == WantedPresence::Available && p.info.on_duty;
-        let actions = if eligible && !p.in_matcher {
+        let actions = if p.wrap_up.is_some() {
+            // Busy until the wrap-up ends; but one who went offline or off
+            // duty meanwhile no longer counts as someone who could take a request.
+            if eligible || !p.in_matcher {
+                return;
+            }
+            p.in_matcher = false;
+            self.matcher.handle(Event::PersonGone { person: id.into() }, now)
+        } else if eligible && !p.in_matcher {
             p.in_matcher = true;
             self.matcher.handle(Event::PersonAvailable(p.info.person.clone()), now)
         } else if eligible {
@@ -923,12 +968,29 @@ impl Dispatcher {
         self.connections.push_to_account(id, &message);
     }
 
-    fn finish_wrap_up(&mut self, lawyer: &str, now: Instant) {
+    /// Ends a lawyer's wrap-up: written first, and only once it is on disk
+    /// ([`Command::WrapUpStored`]) is the lawyer available again, so that
+    /// nobody reads `wrap_up` from the API after the lawyer was told otherwise.
+    fn finish_wrap_up(&mut self, lawyer: &str) {
         let Some(p) = self.people.get_mut(lawyer) else { return };
-        let Some((consultation, _)) = p.wrap_up.take() else { return };
-        self.writes.send(LiveWrite::FinishWrapUp(consultation));
-        self.sync_person(lawyer, now);
-        self.tell_presence(lawyer);
+        let Some((consultation, _)) = &p.wrap_up else { return };
+        if !p.wrap_up_ending {
+            p.wrap_up_ending = true;
+            self.writes.send(LiveWrite::FinishWrapUp(consultation.clone()));
+        }
+    }
+
+    fn wrap_up_stored(&mut self, consultation: &str, now: Instant) {
+        let Some((id, p)) =
+            self.people.iter_mut().find(|(_, p)| p.wrap_up.as_ref().is_some_and(|(c, _)| c == consultation))
+        else {
+            return;
+        };
+        p.wrap_up = None;
+        p.wrap_up_ending = false;
+        let id = id.clone();
+        self.sync_person(&id, now);
+        self.tell_presence(&id);
     }
 
     /// Everyone's duty and teams as of now, from [`duty_loop`].
@@ -980,7 +1042,7 @@ impl Dispatcher {
             // Another screen of the same kiosk: tell it where things stand.
             let (request, consultation) = (t.request.clone(), t.consultation.clone());
             if let Some(c) = consultation {
-                self.send_started(&c, &id, true);
+                self.send_started(&c, &id, true, None);
             }
             if let Some(r) = request {
                 self.told.remove(&r);
@@ -1042,7 +1104,7 @@ impl Dispatcher {
         r.in_matcher = true;
         let waited = Duration::from_secs(unix_now().saturating_sub(r.created_at).max(0) as u64);
         let since = now.checked_sub(waited).unwrap_or(now);
-        let event = Event::Restored { request, since, front: r.front, lawyer: r.preferred.clone() };
+        let event = Event::Requested(Waiter { request, since, front: r.front, lawyer: r.preferred.clone() });
         let actions = self.matcher.handle(event, now);
         self.apply(actions, now);
     }
@@ -1364,6 +1426,7 @@ impl Dispatcher {
                             lawyer: Some((person.clone(), offer_id)),
                             interpreter: None,
                             deadline: None,
+                            accepted: Vec::new(),
                         };
                     }
                     offer.deadline = Some(deadline);
@@ -1376,8 +1439,9 @@ impl Dispatcher {
                     }
                 }
                 Action::Withdraw { request, person } => {
-                    let timed_out =
-                        self.offers.get(&request).and_then(|o| o.deadline).is_some_and(|d| d <= now);
+                    let timed_out = self.offers.get(&request).is_some_and(|o| {
+                        o.deadline.is_some_and(|d| d <= now) && !o.accepted.iter().any(|(p, _)| *p == person)
+                    });
                     self.end_offer(
                         &request,
                         &person,
@@ -1386,6 +1450,9 @@ impl Dispatcher {
                     self.connections
                         .push_to_account(&person, &ServerMessage::ConsultOfferWithdrawn { request });
                     self.tell_presence(&person);
+                }
+                Action::Holding { request, person } => {
+                    tracing::info!(%request, %person, "accepted; waiting for the other of a three-way");
                 }
                 Action::Matched { request, lawyer, interpreter } => {
                     self.start_consultation(&request, &lawyer, interpreter.as_deref(), now);
@@ -1414,11 +1481,11 @@ impl Dispatcher {
     fn end_offer(&mut self, request: &str, person: &str, outcome: OfferOutcome) {
         if let Some(offer) = self.offers.get_mut(request) {
             for slot in [&mut offer.lawyer, &mut offer.interpreter] {
-                if let Some((p, id)) = slot.take_if(|(p, _)| p == person) {
-                    let _ = p;
+                if let Some((_, id)) = slot.take_if(|(p, _)| p == person) {
                     self.writes.send(LiveWrite::DecideOffer(id, outcome));
                 }
             }
+            offer.accepted.retain(|(p, _)| p != person);
             if offer.lawyer.is_none() && offer.interpreter.is_none() {
                 self.offers.remove(request);
             }
@@ -1460,29 +1527,41 @@ impl Dispatcher {
         }
     }
 
-    fn accept(&mut self, account: &str, request: &str, now: Instant) -> Result<(), Failure> {
-        match self.is_offered(request, account) {
-            None => Err((ErrorCode::NotFound, "no such offer to you (taken, withdrawn or timed out)".into())),
-            // The interpreter joins when the lawyer accepts.
-            Some(Role::Interpreter) => Ok(()),
-            Some(_) => {
-                let actions = self
-                    .matcher
-                    .handle(Event::Accepted { request: request.into(), person: account.into() }, now);
-                self.apply(actions, now);
-                Ok(())
-            }
+    /// An offer's answer: `consult.accepted` to the connection that sent it
+    /// (saying whom a three-way still waits for), then, when this was the
+    /// last acceptance, the consultation starts on the connections that accepted.
+    fn accept(&mut self, answer: Answer, now: Instant) -> Result<(), Failure> {
+        let Answer { account, connection, request, id } = answer;
+        let Some(role) = self.is_offered(&request, &account) else {
+            return Err((ErrorCode::NotFound, "no such offer to you (taken, withdrawn or timed out)".into()));
+        };
+        if let Some(offer) = self.offers.get_mut(&request) {
+            offer.accepted.retain(|(p, _)| *p != account);
+            offer.accepted.push((account.clone(), connection.clone()));
         }
+        let event = Event::Accepted { request: request.clone(), person: account.clone() };
+        let actions = self.matcher.handle(event, now);
+        let holding =
+            actions.iter().any(|a| matches!(a, Action::Holding { person, .. } if *person == account));
+        let waiting_for =
+            holding.then_some(if role == Role::Lawyer { Role::Interpreter } else { Role::Lawyer });
+        let message = ServerMessage::ConsultAccepted { request, id, waiting_for };
+        self.connections.push_to_account_reach(&account, Reach::Only(&connection), &message);
+        self.apply(actions, now);
+        Ok(())
     }
 
-    fn decline(&mut self, account: &str, request: &str, now: Instant) -> Result<(), Failure> {
-        if self.is_offered(request, account).is_none() {
+    fn decline(&mut self, answer: Answer, now: Instant) -> Result<(), Failure> {
+        let Answer { account, connection, request, id } = answer;
+        if self.is_offered(&request, &account).is_none() {
             return Err((ErrorCode::NotFound, "no such offer to you (taken, withdrawn or timed out)".into()));
         }
-        self.end_offer(request, account, OfferOutcome::Declined);
+        self.end_offer(&request, &account, OfferOutcome::Declined);
         let actions =
-            self.matcher.handle(Event::Declined { request: request.into(), person: account.into() }, now);
-        self.tell_presence(account);
+            self.matcher.handle(Event::Declined { request: request.clone(), person: account.clone() }, now);
+        let message = ServerMessage::ConsultDeclined { request, id };
+        self.connections.push_to_account_reach(&account, Reach::Only(&connection), &message);
+        self.tell_presence(&account);
         self.apply(actions, now);
         Ok(())
     }
@@ -1492,6 +1571,9 @@ impl Dispatcher {
     fn start_consultation(&mut self, request: &str, lawyer: &str, interpreter: Option<&str>, now: Instant) {
         let Some(r) = self.requests.remove(request) else { return };
         self.told.remove(request);
+        // Each person's call goes to the connection they accepted on.
+        let via: HashMap<String, String> =
+            self.offers.get(request).map(|o| o.accepted.iter().cloned().collect()).unwrap_or_default();
         for person in std::iter::once(lawyer).chain(interpreter) {
             self.end_offer(request, person, OfferOutcome::Accepted);
         }
@@ -1539,7 +1621,7 @@ impl Dispatcher {
         self.consultations.insert(id.clone(), c);
         tracing::info!(consultation = %id, %request, three_way = interpreter.is_some(), "consultation started");
         for participant in participants {
-            self.send_started(&id, &participant, false);
+            self.send_started(&id, &participant, false, via.get(&participant).map(String::as_str));
             self.tell_presence(&participant);
         }
         let _ = now;
@@ -1554,8 +1636,10 @@ impl Dispatcher {
         }
     }
 
-    /// Sends a participant what it needs to join the consultation's room.
-    fn send_started(&self, consultation: &str, participant: &str, resumed: bool) {
+    /// Sends a participant what it needs to join the consultation's room:
+    /// to all its connections, or, `via` the one it accepted on, to that one
+    /// (the person's others are told the call is `elsewhere`).
+    fn send_started(&self, consultation: &str, participant: &str, resumed: bool, via: Option<&str>) {
         let Some(c) = self.consultations.get(consultation) else { return };
         let Some(role) = c.role_of(participant) else { return };
         // The relay it is on goes into the token: a participant connected to
@@ -1567,23 +1651,34 @@ impl Dispatcher {
         };
         let ttl = Duration::from_secs(self.config.room_token_ttl_secs);
         let (token, _) = self.tokens.issue(TokenKind::Room, participant, consultation, ttl, Some(grant));
-        let peers = c
+        let peers: Vec<Peer> = c
             .participants()
             .filter(|(p, _)| *p != participant)
             .map(|(p, role)| Peer { participant: p.to_owned(), role, name: self.name_of(p, role) })
             .collect();
-        let message = ServerMessage::ConsultStarted {
+        let started = |elsewhere: bool| ServerMessage::ConsultStarted {
             consultation: consultation.into(),
             request: c.request.clone(),
             room: consultation.into(),
-            token,
+            token: token.clone(),
             role,
             language: c.language.clone(),
             topic: c.topic,
-            peers,
+            peers: peers.clone(),
             resumed,
+            elsewhere,
         };
-        self.push(participant, role, &message);
+        match via {
+            Some(connection) if role != Role::Resident => {
+                self.connections.push_to_account_reach(participant, Reach::Only(connection), &started(false));
+                self.connections.push_to_account_reach(
+                    participant,
+                    Reach::Except(connection),
+                    &started(true),
+                );
+            }
+            _ => self.push(participant, role, &started(false)),
+        }
     }
 
     fn push(&self, participant: &str, role: Role, message: &ServerMessage) {
@@ -1617,7 +1712,7 @@ impl Dispatcher {
         for (p, r) in others {
             self.push(&p, r, &message);
         }
-        self.send_started(consultation, participant, true);
+        self.send_started(consultation, participant, true, None);
     }
 
     /// Ends the call. `requeue`: the resident waits again, at the front, for
@@ -1735,6 +1830,7 @@ impl Dispatcher {
                             ringing: None,
                             consultation: Some(c.id.clone()),
                             wrap_up: None,
+                            wrap_up_ending: false,
                         },
                     );
                 }
@@ -1773,7 +1869,7 @@ impl Dispatcher {
             .map(|(id, _)| id.clone())
             .collect();
         for id in wrapped {
-            self.finish_wrap_up(&id, now);
+            self.finish_wrap_up(&id);
         }
         let hold = Duration::from_secs(self.config.request_hold_secs);
         let abandoned: Vec<String> = self
@@ -2017,10 +2113,16 @@ impl Writer {
                         let _ = ack.send(rows.ok_or(failed));
                     }
                     let ok = rows.is_some();
-                    if let LiveWrite::Request(row) = write
+                    let told = match write {
+                        LiveWrite::Request(row) => Some(Command::Recorded { request: row.id, ok }),
+                        // Failed or not, the lawyer is not kept from being rung.
+                        LiveWrite::FinishWrapUp(consultation) => Some(Command::WrapUpStored { consultation }),
+                        _ => None,
+                    };
+                    if let Some(command) = told
                         && let Some(dispatcher) = dispatcher.upgrade()
                     {
-                        let _ = dispatcher.send(Command::Recorded { request: row.id, ok }).await;
+                        let _ = dispatcher.send(command).await;
                     }
                 }
             }

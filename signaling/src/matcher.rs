@@ -12,10 +12,19 @@
 //! The rules:
 //! - Only people who are connected, on duty and available are offered
 //!   anything. Each offer goes to one person, for [`MatcherConfig::offer_timeout`].
-//! - A request widens in rings as it waits ([`MatcherConfig::ring_after`]):
-//!   (0) the aid team posted to the terminal's region, with the language and
-//!   topic; (1) anyone with the language and topic; (2) anyone with the
-//!   language; (3) any lawyer together with an interpreter for the language.
+//! - People are rung in rings of preference: (0) the aid team posted to the
+//!   terminal's region, with the language and topic; (1) anyone with the
+//!   language and topic; (2) anyone with the language; (3) any lawyer
+//!   together with an interpreter for the language. A request goes to the
+//!   first ring that has someone available for it now. A ring with nobody
+//!   available in it is skipped at once, unless someone in it could take the
+//!   request but is busy (rung for another request, in a call, writing a
+//!   record): then the request waits for them until the next ring opens
+//!   ([`MatcherConfig::ring_after`], counted from the request's arrival).
+//! - A three-way offer (ring 3) rings the lawyer and the interpreter
+//!   together and matches only when both have accepted, in either order. If
+//!   either declines or lets it time out, the other is released without a
+//!   missed-offer mark and the request moves on.
 //! - Within a ring, the person idle longest goes first; nobody beyond their
 //!   daily cap is offered anything.
 //! - A decline or a timeout moves the request on to the next person, and that
@@ -37,7 +46,9 @@ pub type PersonId = String;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatcherConfig {
     pub offer_timeout: Duration,
-    /// When each ring after the first opens, counted from the request's arrival.
+    /// How long, counted from the request's arrival, it waits for busy people
+    /// of the first ring before ring 1, 2 and 3 may be rung instead. Rings
+    /// with nobody in them (available or busy) do not hold a request at all.
     pub ring_after: [Duration; 3],
     pub max_missed: u32,
     /// How long a person who declined (or let time out) a request is not
@@ -93,20 +104,12 @@ pub enum Event {
     PersonReady {
         person: PersonId,
     },
-    Requested(Request),
-    /// A request that was already waiting (since `since`) before this
-    /// matcher knew it: after a restart, or when its terminal comes back.
-    Restored {
-        request: Request,
-        since: Instant,
-        front: bool,
-        lawyer: Option<PersonId>,
-    },
-    /// A resident whose call dropped for good: back at the front, to the same lawyer if possible.
-    Requeued {
-        request: Request,
-        lawyer: Option<PersonId>,
-    },
+    /// A request waits (the only way in): a new one (`since` now), one that
+    /// waited before this matcher knew it (after a restart, or when its
+    /// terminal comes back), or a resident whose call dropped for good
+    /// (`front`, to the same `lawyer` if possible). A request already waiting
+    /// under the same id is replaced.
+    Requested(Waiter),
     Cancelled {
         request: RequestId,
     },
@@ -120,6 +123,25 @@ pub enum Event {
     },
     /// Time passes: offers time out, rings widen.
     Tick,
+}
+
+/// A request as it enters the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiter {
+    pub request: Request,
+    /// When the resident started waiting (its place in the queue).
+    pub since: Instant,
+    /// Before every request that is not (a dropped call, an appointment).
+    pub front: bool,
+    /// Offered to this lawyer first, when available.
+    pub lawyer: Option<PersonId>,
+}
+
+impl Waiter {
+    /// A new request, waiting from `now`.
+    pub fn new(request: Request, now: Instant) -> Waiter {
+        Waiter { request, since: now, front: false, lawyer: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +158,13 @@ pub enum Action {
         request: RequestId,
         person: PersonId,
     },
-    /// The request is matched; an interpreter joins when the ring needed one.
+    /// One of a three-way offer has accepted; the request waits for the other.
+    Holding {
+        request: RequestId,
+        person: PersonId,
+    },
+    /// The request is matched (with its interpreter, when the ring needed
+    /// one: both have accepted).
     Matched {
         request: RequestId,
         lawyer: PersonId,
@@ -176,7 +204,26 @@ struct Waiting {
     /// Who declined or let it time out, and when.
     declined: BTreeMap<PersonId, Instant>,
     /// The lawyer (and interpreter) currently rung, until the deadline.
-    offer: Option<(PersonId, Option<PersonId>, Instant)>,
+    offer: Option<Offer>,
+}
+
+#[derive(Debug, Clone)]
+struct Offer {
+    lawyer: PersonId,
+    interpreter: Option<PersonId>,
+    deadline: Instant,
+    /// Who of them has accepted (a three-way waits for both).
+    accepted: BTreeSet<PersonId>,
+}
+
+impl Offer {
+    fn people(&self) -> impl Iterator<Item = &PersonId> {
+        std::iter::once(&self.lawyer).chain(self.interpreter.as_ref())
+    }
+
+    fn includes(&self, person: &str) -> bool {
+        self.people().any(|p| p == person)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -224,8 +271,7 @@ impl Matcher {
         match event {
             Event::PersonAvailable(person) => {
                 let state = match self.people.get(&person.id).map(|p| p.state) {
-                    Some(s @ (State::Ringing { .. } | State::Busy | State::Break)) => s,
-                    Some(s @ State::Available { .. }) => s,
+                    Some(s) => s,
                     None => State::Available { since: now },
                 };
                 let missed = self.people.get(&person.id).map(|p| p.missed).unwrap_or(0);
@@ -247,21 +293,14 @@ impl Matcher {
                     self.set_state(&person, State::Available { since: now });
                 }
             }
-            Event::Requested(request) => {
+            Event::Requested(Waiter { request, since, front, lawyer }) => {
+                if let Some(i) = self.waiting.iter().position(|w| w.request.id == request.id) {
+                    self.end_offer(i, &mut out);
+                    self.waiting.remove(i);
+                }
                 if !self.anyone_could_take(&request) {
                     out.push(Action::NobodyOnDuty { request: request.id.clone() });
                 }
-                self.waiting.push(Waiting {
-                    request,
-                    arrived: now,
-                    front: false,
-                    preferred: None,
-                    declined: BTreeMap::new(),
-                    offer: None,
-                });
-            }
-            Event::Restored { request, since, front, lawyer } => {
-                self.waiting.retain(|w| w.request.id != request.id);
                 self.waiting.push(Waiting {
                     request,
                     arrived: since,
@@ -271,38 +310,27 @@ impl Matcher {
                     offer: None,
                 });
             }
-            Event::Requeued { request, lawyer } => {
-                self.waiting.retain(|w| w.request.id != request.id);
-                self.waiting.push(Waiting {
-                    request,
-                    arrived: now,
-                    front: true,
-                    preferred: lawyer,
-                    declined: BTreeMap::new(),
-                    offer: None,
-                });
-            }
             Event::Cancelled { request } => {
                 if let Some(i) = self.waiting.iter().position(|w| w.request.id == request) {
-                    let w = self.waiting.remove(i);
-                    if let Some((lawyer, interpreter, _)) = w.offer {
-                        self.release(&lawyer, now);
-                        out.push(Action::Withdraw { request: request.clone(), person: lawyer });
-                        if let Some(i) = interpreter {
-                            self.release(&i, now);
-                            out.push(Action::Withdraw { request, person: i });
-                        }
-                    }
+                    self.end_offer(i, &mut out);
+                    self.waiting.remove(i);
                 }
             }
             Event::Accepted { request, person } => {
                 let Some(i) = self.waiting.iter().position(|w| {
-                    w.request.id == request && w.offer.as_ref().is_some_and(|(l, _, _)| *l == person)
+                    w.request.id == request && w.offer.as_ref().is_some_and(|o| o.includes(&person))
                 }) else {
                     return out; // Too late, or not theirs: ignored.
                 };
+                let Some(offer) = self.waiting[i].offer.as_mut() else { return out };
+                offer.accepted.insert(person.clone());
+                if offer.people().any(|p| !offer.accepted.contains(p)) {
+                    // A three-way: the first to accept waits for the other.
+                    out.push(Action::Holding { request, person });
+                    return out;
+                }
                 let w = self.waiting.remove(i);
-                let Some((lawyer, interpreter, _)) = w.offer else { return out };
+                let Some(Offer { lawyer, interpreter, .. }) = w.offer else { return out };
                 for id in std::iter::once(&lawyer).chain(interpreter.as_ref()) {
                     if let Some(p) = self.people.get_mut(id) {
                         p.missed = 0;
@@ -313,54 +341,48 @@ impl Matcher {
                 out.push(Action::Matched { request, lawyer, interpreter });
             }
             Event::Declined { request, person } => {
-                // The lawyer or the interpreter of a three-way offer may decline:
-                // the decliner is not asked again for a while; the other is freed.
-                if let Some(w) = self.waiting.iter_mut().find(|w| w.request.id == request)
-                    && let Some((lawyer, interpreter, _)) =
-                        w.offer.take_if(|(l, i, _)| *l == person || i.as_deref() == Some(person.as_str()))
-                {
-                    w.declined.insert(person.clone(), now);
-                    for id in std::iter::once(lawyer).chain(interpreter) {
-                        self.release(&id, now);
-                        if id != person {
-                            out.push(Action::Withdraw { request: request.clone(), person: id });
+                // The lawyer or the interpreter of a three-way offer may decline
+                // (even after accepting): the decliner is not asked again for a
+                // while; the other is freed, unmarked.
+                if let Some(i) = self.waiting.iter().position(|w| {
+                    w.request.id == request && w.offer.as_ref().is_some_and(|o| o.includes(&person))
+                }) {
+                    self.waiting[i].declined.insert(person.clone(), now);
+                    if let Some(offer) = self.waiting[i].offer.take() {
+                        for id in offer.people() {
+                            self.release(id);
+                            if *id != person {
+                                out.push(Action::Withdraw { request: request.clone(), person: id.clone() });
+                            }
                         }
                     }
                 }
             }
             Event::Tick => {
-                let expired: Vec<(RequestId, PersonId, Option<PersonId>)> = self
-                    .waiting
-                    .iter()
-                    .filter_map(|w| match &w.offer {
-                        Some((l, i, deadline)) if *deadline <= now => {
-                            Some((w.request.id.clone(), l.clone(), i.clone()))
+                for i in 0..self.waiting.len() {
+                    let Some(offer) = self.waiting[i].offer.take_if(|o| o.deadline <= now) else { continue };
+                    let request = self.waiting[i].request.id.clone();
+                    for id in offer.people() {
+                        out.push(Action::Withdraw { request: request.clone(), person: id.clone() });
+                        if offer.accepted.contains(id) {
+                            // Accepted and waited for the other: no mark.
+                            self.release(id);
+                            continue;
                         }
-                        _ => None,
-                    })
-                    .collect();
-                for (request, lawyer, interpreter) in expired {
-                    if let Some(w) = self.waiting.iter_mut().find(|w| w.request.id == request) {
-                        w.offer = None;
-                        w.declined.insert(lawyer.clone(), now);
-                    }
-                    out.push(Action::Withdraw { request: request.clone(), person: lawyer.clone() });
-                    if let Some(i) = interpreter {
-                        self.release(&i, now);
-                        out.push(Action::Withdraw { request: request.clone(), person: i });
-                    }
-                    let on_break = match self.people.get_mut(&lawyer) {
-                        Some(p) => {
-                            p.missed += 1;
-                            p.missed >= self.config.max_missed
+                        self.waiting[i].declined.insert(id.clone(), now);
+                        let on_break = match self.people.get_mut(id) {
+                            Some(p) => {
+                                p.missed += 1;
+                                p.missed >= self.config.max_missed
+                            }
+                            None => false,
+                        };
+                        if on_break {
+                            self.set_state(id, State::Break);
+                            out.push(Action::OnBreak { person: id.clone() });
+                        } else {
+                            self.release(id);
                         }
-                        None => false,
-                    };
-                    if on_break {
-                        self.set_state(&lawyer, State::Break);
-                        out.push(Action::OnBreak { person: lawyer });
-                    } else {
-                        self.release(&lawyer, now);
                     }
                 }
             }
@@ -369,10 +391,18 @@ impl Matcher {
         out
     }
 
+    /// Withdraws the offer of the request at `i`, if any, freeing its people.
+    fn end_offer(&mut self, i: usize, out: &mut Vec<Action>) {
+        let Some(offer) = self.waiting[i].offer.take() else { return };
+        for id in offer.people() {
+            self.release(id);
+            out.push(Action::Withdraw { request: self.waiting[i].request.id.clone(), person: id.clone() });
+        }
+    }
+
     /// A person whose offer ended without a match is available again, keeping
     /// their place in the idle order.
-    fn release(&mut self, person: &str, now: Instant) {
-        let _ = now;
+    fn release(&mut self, person: &str) {
         if let Some(p) = self.people.get(person)
             && let State::Ringing { since } = p.state
         {
@@ -380,28 +410,14 @@ impl Matcher {
         }
     }
 
+    /// A person leaves: every offer they are part of is withdrawn (from both
+    /// people of a three-way); the other is freed.
     fn withdraw_offers_to(&mut self, person: &str, out: &mut Vec<Action>) {
-        let mut freed = Vec::new();
-        for w in &mut self.waiting {
-            if let Some((lawyer, interpreter, _)) = &w.offer
-                && (lawyer == person || interpreter.as_deref() == Some(person))
-            {
-                let (lawyer, interpreter) = (lawyer.clone(), interpreter.clone());
-                w.offer = None;
-                for id in std::iter::once(lawyer).chain(interpreter) {
-                    if id != person {
-                        freed.push(id.clone());
-                    }
-                    out.push(Action::Withdraw { request: w.request.id.clone(), person: id });
-                }
-            }
-        }
-        for id in freed {
-            if let Some(p) = self.people.get(&id)
-                && let State::Ringing { since } = p.state
-            {
-                self.set_state(&id, State::Available { since });
-            }
+        let ids: Vec<usize> = (0..self.waiting.len())
+            .filter(|&i| self.waiting[i].offer.as_ref().is_some_and(|o| o.includes(person)))
+            .collect();
+        for i in ids {
+            self.end_offer(i, out);
         }
     }
 
@@ -418,7 +434,8 @@ impl Matcher {
         lawyer_speaks || (interpreter && any_lawyer)
     }
 
-    fn ring(&self, w: &Waiting, now: Instant) -> usize {
+    /// How many rings the clock has opened for `w` beyond the first.
+    fn timed_ring(&self, w: &Waiting, now: Instant) -> usize {
         let waited = now.saturating_duration_since(w.arrived);
         self.config.ring_after.iter().filter(|after| waited >= **after).count()
     }
@@ -436,15 +453,62 @@ impl Matcher {
             .is_some_and(|at| now.saturating_duration_since(*at) < self.config.decline_cooldown)
     }
 
-    /// The longest-idle available person passing `eligible`, who has not just declined.
+    /// Whether `p` may be offered `w` at all now (their cap, their recent answer).
+    fn may_take(&self, w: &Waiting, p: &PersonEntry, now: Instant) -> bool {
+        p.person.taken_today < p.person.daily_cap && !self.recently_declined(w, &p.person.id, now)
+    }
+
+    /// The longest-idle available person passing `eligible` who may take `w`.
     fn pick(&self, w: &Waiting, now: Instant, eligible: impl Fn(&Person) -> bool) -> Option<PersonId> {
         self.idle
             .iter()
             .filter_map(|(_, id)| self.people.get(id))
-            .filter(|p| p.person.taken_today < p.person.daily_cap)
             .filter(|p| eligible(&p.person))
-            .find(|p| !self.recently_declined(w, &p.person.id, now))
+            .find(|p| self.may_take(w, p, now))
             .map(|p| p.person.id.clone())
+    }
+
+    /// Whether someone passing `eligible` who may take `w` is busy now (rung
+    /// for another request, in a call or its wrap-up): worth waiting for.
+    fn busy(&self, w: &Waiting, now: Instant, eligible: impl Fn(&Person) -> bool) -> bool {
+        self.people.values().any(|p| {
+            matches!(p.state, State::Ringing { .. } | State::Busy)
+                && eligible(&p.person)
+                && self.may_take(w, p, now)
+        })
+    }
+
+    /// Who to ring for `w` now: its preferred lawyer when available, else
+    /// the first ring with someone available, passing over rings with nobody
+    /// in them, and waiting (`None`) for busy people of a ring the clock has
+    /// not yet let the request pass.
+    fn choose(&self, w: &Waiting, now: Instant) -> Option<(PersonId, Option<PersonId>)> {
+        if let Some(p) = &w.preferred
+            && !self.recently_declined(w, p, now)
+            && self.available(p).is_some()
+        {
+            return Some((p.clone(), None));
+        }
+        let (language, topic, region) = (&w.request.language, w.request.topic, &w.request.region);
+        let speaks = |p: &Person| p.lawyer && p.languages.contains(language);
+        let rings: [&dyn Fn(&Person) -> bool; 3] = [
+            &|p| speaks(p) && p.topics.contains(&topic) && p.regions.contains(region),
+            &|p| speaks(p) && p.topics.contains(&topic),
+            &speaks,
+        ];
+        let timed = self.timed_ring(w, now);
+        for (ring, eligible) in rings.iter().enumerate() {
+            if let Some(lawyer) = self.pick(w, now, eligible) {
+                return Some((lawyer, None));
+            }
+            if ring >= timed && self.busy(w, now, eligible) {
+                return None;
+            }
+        }
+        let lawyer = self.pick(w, now, |p| p.lawyer)?;
+        let interpreter =
+            self.pick(w, now, |p| p.interpreter && p.id != lawyer && p.languages.contains(language))?;
+        Some((lawyer, Some(interpreter)))
     }
 
     /// Makes offers for waiting requests, in queue order, to available people.
@@ -455,39 +519,10 @@ impl Matcher {
             if self.waiting[i].offer.is_some() {
                 continue;
             }
-            let w = &self.waiting[i];
-            let (language, topic, region) = (&w.request.language, w.request.topic, &w.request.region);
-            let preferred = w
-                .preferred
-                .clone()
-                .filter(|p| !self.recently_declined(w, p, now) && self.available(p).is_some());
-            let ring = self.ring(w, now);
-            let speaks = |p: &Person| p.lawyer && p.languages.contains(language);
-            let choice = preferred.map(|l| (l, None)).or_else(|| {
-                let team = self
-                    .pick(w, now, |p| speaks(p) && p.topics.contains(&topic) && p.regions.contains(region));
-                let any_topic = || self.pick(w, now, |p| speaks(p) && p.topics.contains(&topic));
-                let any = || self.pick(w, now, speaks);
-                let with_interpreter = || {
-                    let lawyer = self.pick(w, now, |p| p.lawyer)?;
-                    let interpreter = self.pick(w, now, |p| {
-                        p.interpreter && p.id != lawyer && p.languages.contains(language)
-                    })?;
-                    Some((lawyer, Some(interpreter)))
-                };
-                match ring {
-                    0 => team.map(|l| (l, None)),
-                    1 => team.or_else(any_topic).map(|l| (l, None)),
-                    2 => team.or_else(any_topic).or_else(any).map(|l| (l, None)),
-                    _ => team.or_else(any_topic).or_else(any).map(|l| (l, None)).or_else(with_interpreter),
-                }
-            });
-            let Some((lawyer, interpreter)) = choice else { continue };
+            let Some((lawyer, interpreter)) = self.choose(&self.waiting[i], now) else { continue };
             let deadline = now + self.config.offer_timeout;
             for id in std::iter::once(&lawyer).chain(interpreter.as_ref()) {
-                if let Some(p) = self.people.get(id)
-                    && let State::Available { since } = p.state
-                {
+                if let Some(since) = self.available(id) {
                     self.set_state(id, State::Ringing { since });
                 }
             }
@@ -501,11 +536,10 @@ impl Matcher {
             if let Some(interpreter) = &interpreter {
                 out.push(Action::Offer { request, person: interpreter.clone(), deadline, interpreter: true });
             }
-            self.waiting[i].offer = Some((lawyer, interpreter, deadline));
+            self.waiting[i].offer = Some(Offer { lawyer, interpreter, deadline, accepted: BTreeSet::new() });
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +570,11 @@ mod tests {
         Request { id: id.into(), region: "garze".into(), language: lang(language), topic }
     }
 
+    /// A new request, as the live path hands it over.
+    fn asked(request: Request, at: Instant) -> Event {
+        Event::Requested(Waiter::new(request, at))
+    }
+
     fn offers(actions: &[Action]) -> Vec<(String, String)> {
         actions
             .iter()
@@ -556,16 +595,40 @@ mod tests {
         let mut m = Matcher::new(MatcherConfig::default());
         m.handle(Event::PersonAvailable(lawyer("city", &["bo"], &[])), t0);
         m.handle(Event::PersonAvailable(lawyer("team", &["bo"], &["garze"])), t0 + Duration::from_secs(1));
-        let a = m.handle(Event::Requested(request("r1", "bo", Topic::Land)), t0 + Duration::from_secs(2));
+        let a = m.handle(
+            asked(request("r1", "bo", Topic::Land), t0 + Duration::from_secs(2)),
+            t0 + Duration::from_secs(2),
+        );
         assert_eq!(offers(&a), vec![o("r1", "team")], "the region's team before the longer-idle city lawyer");
-        // The team lawyer declines; ring 0 has nobody else, so the request waits for ring 1.
+        // The team lawyer declines; ring 0 has nobody else: the city lawyer is rung at once.
         let a = m.handle(
             Event::Declined { request: "r1".into(), person: "team".into() },
             t0 + Duration::from_secs(3),
         );
+        assert_eq!(offers(&a), vec![o("r1", "city")], "an empty ring is passed over at once");
+    }
+
+    #[test]
+    fn a_request_waits_for_busy_people_of_a_nearer_ring_until_the_next_opens() {
+        let t0 = Instant::now();
+        let mut m = Matcher::new(MatcherConfig::default());
+        m.handle(Event::PersonAvailable(lawyer("team", &["bo"], &["garze"])), t0);
+        m.handle(asked(request("first", "bo", Topic::Land), t0), t0);
+        m.handle(Event::Accepted { request: "first".into(), person: "team".into() }, t0);
+        // The team's lawyer is in a call; a city lawyer comes on duty.
+        m.handle(Event::PersonAvailable(lawyer("city", &["bo"], &[])), t0);
+        let a = m.handle(asked(request("r1", "bo", Topic::Land), t0), t0);
+        assert!(offers(&a).is_empty(), "waits for the region's own team while it is busy");
+        let a = m.handle(Event::Tick, t0 + Duration::from_secs(29));
         assert!(offers(&a).is_empty());
-        let a = m.handle(Event::Tick, t0 + Duration::from_secs(2 + 30));
-        assert_eq!(offers(&a), vec![o("r1", "city")]);
+        let a = m.handle(Event::Tick, t0 + Duration::from_secs(30));
+        assert_eq!(offers(&a), vec![o("r1", "city")], "ring 1 opens after ring_after[0]");
+        // With nobody at all in the nearer rings, a lawyer and interpreter are paired at once.
+        let mut m = Matcher::new(MatcherConfig::default());
+        m.handle(Event::PersonAvailable(lawyer("zh", &["zh"], &[])), t0);
+        m.handle(Event::PersonAvailable(interpreter("i", &["bo", "zh"])), t0);
+        let a = m.handle(asked(request("r2", "bo", Topic::Land), t0), t0);
+        assert_eq!(offers(&a), vec![o("r2", "zh"), o("r2", "i")]);
     }
 
     #[test]
@@ -577,13 +640,19 @@ mod tests {
         m.handle(Event::PersonAvailable(capped), t0);
         m.handle(Event::PersonAvailable(lawyer("b", &["zh"], &["garze"])), t0 + Duration::from_secs(5));
         m.handle(Event::PersonAvailable(lawyer("a", &["zh"], &["garze"])), t0 + Duration::from_secs(1));
-        let a = m.handle(Event::Requested(request("r1", "zh", Topic::Family)), t0 + Duration::from_secs(10));
+        let a = m.handle(
+            asked(request("r1", "zh", Topic::Family), t0 + Duration::from_secs(10)),
+            t0 + Duration::from_secs(10),
+        );
         assert_eq!(
             offers(&a),
             vec![o("r1", "a")],
             "idle since 1 s beats idle since 5 s; the capped one is skipped"
         );
-        let a = m.handle(Event::Requested(request("r2", "zh", Topic::Family)), t0 + Duration::from_secs(11));
+        let a = m.handle(
+            asked(request("r2", "zh", Topic::Family), t0 + Duration::from_secs(11)),
+            t0 + Duration::from_secs(11),
+        );
         assert_eq!(offers(&a), vec![o("r2", "b")], "a is ringing: one request at a time");
     }
 
@@ -594,7 +663,10 @@ mod tests {
         let mut m = Matcher::new(config);
         m.handle(Event::PersonAvailable(lawyer("sleepy", &["zh"], &["garze"])), t0);
         m.handle(Event::PersonAvailable(lawyer("awake", &["zh"], &["garze"])), t0 + Duration::from_secs(1));
-        let a = m.handle(Event::Requested(request("r1", "zh", Topic::Land)), t0 + Duration::from_secs(2));
+        let a = m.handle(
+            asked(request("r1", "zh", Topic::Land), t0 + Duration::from_secs(2)),
+            t0 + Duration::from_secs(2),
+        );
         assert_eq!(offers(&a), vec![o("r1", "sleepy")]);
         let a = m.handle(Event::Tick, t0 + Duration::from_secs(22));
         assert!(a.contains(&Action::Withdraw { request: "r1".into(), person: "sleepy".into() }));
@@ -603,12 +675,18 @@ mod tests {
             Event::Accepted { request: "r1".into(), person: "awake".into() },
             t0 + Duration::from_secs(23),
         );
-        let a = m.handle(Event::Requested(request("r2", "zh", Topic::Land)), t0 + Duration::from_secs(24));
+        let a = m.handle(
+            asked(request("r2", "zh", Topic::Land), t0 + Duration::from_secs(24)),
+            t0 + Duration::from_secs(24),
+        );
         assert_eq!(offers(&a), vec![o("r2", "sleepy")]);
         let a = m.handle(Event::Tick, t0 + Duration::from_secs(44));
         assert!(a.contains(&Action::OnBreak { person: "sleepy".into() }), "{a:?}");
         // On break: not offered r3 until ready again.
-        let a = m.handle(Event::Requested(request("r3", "zh", Topic::Land)), t0 + Duration::from_secs(45));
+        let a = m.handle(
+            asked(request("r3", "zh", Topic::Land), t0 + Duration::from_secs(45)),
+            t0 + Duration::from_secs(45),
+        );
         assert!(offers(&a).is_empty());
         // Back after the cooldown on r2: the older request first.
         let a = m.handle(Event::PersonReady { person: "sleepy".into() }, t0 + Duration::from_secs(110));
@@ -616,38 +694,78 @@ mod tests {
     }
 
     #[test]
-    fn an_interpreter_joins_when_no_lawyer_speaks_the_language() {
+    fn a_three_way_starts_only_when_both_have_accepted_in_either_order() {
         let t0 = Instant::now();
-        let mut m = Matcher::new(MatcherConfig::default());
+        let start = || {
+            let mut m = Matcher::new(MatcherConfig::default());
+            m.handle(Event::PersonAvailable(lawyer("zh-lawyer", &["zh"], &["garze"])), t0);
+            m.handle(Event::PersonAvailable(interpreter("tsering", &["bo", "zh"])), t0);
+            let a = m.handle(asked(request("r1", "bo", Topic::Land), t0), t0);
+            assert!(
+                !a.contains(&Action::NobodyOnDuty { request: "r1".into() }),
+                "an interpreter can make it work"
+            );
+            assert_eq!(
+                offers(&a),
+                vec![o("r1", "zh-lawyer"), o("r1", "tsering")],
+                "at once: no lawyer speaks bo"
+            );
+            m
+        };
+        let matched = vec![Action::Matched {
+            request: "r1".into(),
+            lawyer: "zh-lawyer".into(),
+            interpreter: Some("tsering".into()),
+        }];
+        for (first, second) in [("zh-lawyer", "tsering"), ("tsering", "zh-lawyer")] {
+            let mut m = start();
+            let a = m.handle(Event::Accepted { request: "r1".into(), person: first.into() }, t0);
+            assert_eq!(
+                a,
+                vec![Action::Holding { request: "r1".into(), person: first.into() }],
+                "{first} waits"
+            );
+            let again = m.handle(Event::Accepted { request: "r1".into(), person: first.into() }, t0);
+            assert_eq!(again, vec![Action::Holding { request: "r1".into(), person: first.into() }]);
+            let a = m.handle(Event::Accepted { request: "r1".into(), person: second.into() }, t0);
+            assert_eq!(a, matched, "{first} then {second}");
+        }
+    }
+
+    #[test]
+    fn a_three_way_partner_who_declines_or_times_out_frees_the_other_unmarked() {
+        let t0 = Instant::now();
+        let config = MatcherConfig { max_missed: 1, ..MatcherConfig::default() };
+        let mut m = Matcher::new(config);
         m.handle(Event::PersonAvailable(lawyer("zh-lawyer", &["zh"], &["garze"])), t0);
-        m.handle(Event::PersonAvailable(interpreter("tsering", &["bo", "zh"])), t0);
-        let a = m.handle(Event::Requested(request("r1", "bo", Topic::Land)), t0);
-        assert!(offers(&a).is_empty(), "not before the last ring");
-        assert!(
-            !a.contains(&Action::NobodyOnDuty { request: "r1".into() }),
-            "an interpreter can make it work"
-        );
-        let a = m.handle(Event::Tick, t0 + Duration::from_secs(90));
-        assert_eq!(offers(&a), vec![o("r1", "zh-lawyer"), o("r1", "tsering")]);
+        m.handle(Event::PersonAvailable(interpreter("i1", &["bo", "zh"])), t0);
+        m.handle(asked(request("r1", "bo", Topic::Land), t0), t0);
+        m.handle(Event::Accepted { request: "r1".into(), person: "zh-lawyer".into() }, t0);
+        // The interpreter lets it time out: only they are marked (max_missed 1: a break).
+        let a = m.handle(Event::Tick, t0 + Duration::from_secs(20));
+        assert!(a.contains(&Action::Withdraw { request: "r1".into(), person: "zh-lawyer".into() }));
+        assert!(a.contains(&Action::OnBreak { person: "i1".into() }), "{a:?}");
+        assert!(!a.contains(&Action::OnBreak { person: "zh-lawyer".into() }), "{a:?}");
+        // A second interpreter comes: the lawyer, who accepted, is rung again with them at once.
+        let a =
+            m.handle(Event::PersonAvailable(interpreter("i2", &["bo", "zh"])), t0 + Duration::from_secs(21));
+        assert_eq!(offers(&a), vec![o("r1", "zh-lawyer"), o("r1", "i2")]);
+        m.handle(Event::Accepted { request: "r1".into(), person: "i2".into() }, t0 + Duration::from_secs(22));
+        // The lawyer declines after the interpreter accepted: the interpreter is freed.
         let a = m.handle(
-            Event::Accepted { request: "r1".into(), person: "zh-lawyer".into() },
-            t0 + Duration::from_secs(91),
+            Event::Declined { request: "r1".into(), person: "zh-lawyer".into() },
+            t0 + Duration::from_secs(23),
         );
-        assert_eq!(
-            a,
-            vec![Action::Matched {
-                request: "r1".into(),
-                lawyer: "zh-lawyer".into(),
-                interpreter: Some("tsering".into())
-            }]
-        );
+        assert_eq!(a, vec![Action::Withdraw { request: "r1".into(), person: "i2".into() }]);
+        assert!(m.available("i2").is_some());
+        assert_eq!(m.people["i2"].missed, 0);
     }
 
     #[test]
     fn nobody_on_duty_is_said_at_once_and_cancel_withdraws() {
         let t0 = Instant::now();
         let mut m = Matcher::new(MatcherConfig::default());
-        let a = m.handle(Event::Requested(request("r1", "bo", Topic::Land)), t0);
+        let a = m.handle(asked(request("r1", "bo", Topic::Land), t0), t0);
         assert_eq!(a, vec![Action::NobodyOnDuty { request: "r1".into() }]);
         let a = m.handle(Event::PersonAvailable(lawyer("l", &["bo"], &["garze"])), t0);
         assert_eq!(offers(&a), vec![o("r1", "l")], "a request that waits is served when someone comes");
@@ -662,20 +780,26 @@ mod tests {
     fn a_dropped_resident_goes_to_the_front_and_back_to_their_lawyer() {
         let t0 = Instant::now();
         let mut m = Matcher::new(MatcherConfig::default());
-        m.handle(Event::Requested(request("waiting", "zh", Topic::Land)), t0);
+        m.handle(asked(request("waiting", "zh", Topic::Land), t0), t0);
         m.handle(Event::PersonAvailable(lawyer("other", &["zh"], &["garze"])), t0);
         m.handle(Event::Accepted { request: "waiting".into(), person: "other".into() }, t0);
-        m.handle(Event::Requested(request("later", "zh", Topic::Land)), t0 + Duration::from_secs(1));
+        m.handle(
+            asked(request("later", "zh", Topic::Land), t0 + Duration::from_secs(1)),
+            t0 + Duration::from_secs(1),
+        );
         m.handle(Event::PersonAvailable(lawyer("theirs", &["zh"], &["garze"])), t0 + Duration::from_secs(1));
         // "theirs" is now ringing for "later"; a consultation of "theirs" dropped earlier is requeued.
         m.handle(
             Event::Declined { request: "later".into(), person: "theirs".into() },
             t0 + Duration::from_secs(2),
         );
-        let a = m.handle(
-            Event::Requeued { request: request("dropped", "zh", Topic::Land), lawyer: Some("theirs".into()) },
-            t0 + Duration::from_secs(3),
-        );
+        let dropped = Waiter {
+            request: request("dropped", "zh", Topic::Land),
+            since: t0 + Duration::from_secs(3),
+            front: true,
+            lawyer: Some("theirs".into()),
+        };
+        let a = m.handle(Event::Requested(dropped), t0 + Duration::from_secs(3));
         assert_eq!(offers(&a), vec![o("dropped", "theirs")]);
         assert_eq!(m.queue(), vec!["dropped", "later"], "at the front");
     }
@@ -733,6 +857,8 @@ mod tests {
             let mut done: BTreeSet<String> = BTreeSet::new();
             let mut in_call: BTreeMap<String, String> = BTreeMap::new();
             let mut ringing: BTreeMap<String, String> = BTreeMap::new(); // person -> request
+            // Who has accepted the request they are rung for (a three-way waits for both).
+            let mut accepted: BTreeSet<String> = BTreeSet::new();
             for step in steps {
                 let event = match step {
                     Step::Available(i) => Event::PersonAvailable(people[i].clone()),
@@ -749,7 +875,7 @@ mod tests {
                         requests.push(id.clone());
                         open.insert(id.clone());
                         let topic = if n % 2 == 0 { Topic::Land } else { Topic::Family };
-                        Event::Requested(request(&id, if bo { "bo" } else { "zh" }, topic))
+                        asked(request(&id, if bo { "bo" } else { "zh" }, topic), now)
                     }
                     Step::Cancel(k) => {
                         let Some(id) = requests.get(k).cloned() else { continue };
@@ -758,14 +884,16 @@ mod tests {
                     }
                     Step::Accept(k) => {
                         let Some((person, request)) = ringing.iter().nth(k % ringing.len().max(1)).map(|(p, r)| (p.clone(), r.clone())) else { continue };
+                        accepted.insert(person.clone());
                         Event::Accepted { request, person }
                     }
                     Step::Decline(k) => {
                         let Some((person, request)) = ringing.iter().nth(k % ringing.len().max(1)).map(|(p, r)| (p.clone(), r.clone())) else { continue };
                         // A lawyer's decline frees them without an action (an interpreter rung
                         // with them gets a Withdraw).
-                        if m.waiting.iter().any(|w| w.request.id == request && w.offer.as_ref().is_some_and(|(l, i, _)| *l == person || i.as_deref() == Some(person.as_str()))) {
+                        if m.waiting.iter().any(|w| w.request.id == request && w.offer.as_ref().is_some_and(|o| o.includes(&person))) {
                             ringing.remove(&person);
+                            accepted.remove(&person);
                         }
                         Event::Declined { request, person }
                     }
@@ -790,6 +918,11 @@ mod tests {
                         }
                         Action::Withdraw { person, request } => {
                             prop_assert_eq!(ringing.remove(&person), Some(request));
+                            accepted.remove(&person);
+                        }
+                        Action::Holding { person, request } => {
+                            prop_assert_eq!(ringing.get(&person), Some(&request));
+                            prop_assert!(accepted.contains(&person));
                         }
                         Action::Matched { request, lawyer, interpreter } => {
                             prop_assert!(open.remove(&request), "matched twice or not waiting");
@@ -798,17 +931,34 @@ mod tests {
                             // checked in its simplest form: the matched request was waiting.
                             prop_assert!(queue_before.contains(&request));
                             for p in std::iter::once(lawyer).chain(interpreter) {
+                                prop_assert!(accepted.remove(&p), "{p} matched without accepting");
                                 prop_assert!(!in_call.contains_key(&p), "{p} in two consultations");
                                 prop_assert_eq!(ringing.remove(&p), Some(request.clone()));
                                 in_call.insert(p, request.clone());
                             }
                         }
-                        Action::OnBreak { person } => { ringing.remove(&person); }
+                        Action::OnBreak { person } => { ringing.remove(&person); accepted.remove(&person); }
                         Action::NobodyOnDuty { .. } => {}
                     }
                 }
                 // Declines release the ringing person without an action.
-                ringing.retain(|p, r| m.waiting.iter().any(|w| &w.request.id == r && w.offer.as_ref().is_some_and(|(l, i, _)| l == p || i.as_deref() == Some(p.as_str()))));
+                ringing.retain(|p, r| m.waiting.iter().any(|w| &w.request.id == r && w.offer.as_ref().is_some_and(|o| o.includes(p))));
+                accepted.retain(|p| ringing.contains_key(p));
+                // Nobody waits while someone of the first ring, or a lawyer and an
+                // interpreter with nobody nearer even busy, is available for them.
+                for w in m.waiting.iter().filter(|w| w.offer.is_none()) {
+                    let free = |p: &PersonEntry| {
+                        matches!(p.state, State::Available { .. })
+                            && p.person.taken_today < p.person.daily_cap
+                            && w.declined.get(&p.person.id).is_none_or(|at| now.saturating_duration_since(*at) >= m.config.decline_cooldown)
+                    };
+                    let speaks = |p: &PersonEntry| p.person.lawyer && p.person.languages.contains(&w.request.language);
+                    let team = m.people.values().any(|p| free(p) && speaks(p) && p.person.topics.contains(&w.request.topic) && p.person.regions.contains(&w.request.region));
+                    prop_assert!(!team, "{} waits while its region's team has someone free", w.request.id);
+                    let nobody_speaks = !m.people.values().any(speaks);
+                    let pair = m.people.values().any(|l| free(l) && l.person.lawyer && m.people.values().any(|i| free(i) && i.person.id != l.person.id && i.person.interpreter && i.person.languages.contains(&w.request.language)));
+                    prop_assert!(!(nobody_speaks && pair), "{} waits while a lawyer and an interpreter are free", w.request.id);
+                }
                 // The idle order is exactly the available people.
                 let derived: BTreeSet<(Instant, String)> = m.people.values().filter_map(|p| match p.state {
                     State::Available { since } => Some((since, p.person.id.clone())),
@@ -833,7 +983,7 @@ mod tests {
             let mut at = t0;
             for (k, gap) in gaps.iter().enumerate() {
                 at += Duration::from_secs(*gap);
-                m.handle(Event::Requested(request(&format!("r{k}"), "zh", Topic::Land)), at);
+                m.handle(asked(request(&format!("r{k}"), "zh", Topic::Land), at), at);
             }
             let a = m.handle(Event::PersonAvailable(lawyer("l", &["zh"], &["garze"])), at);
             prop_assert_eq!(offers(&a), vec![o("r0", "l")]);

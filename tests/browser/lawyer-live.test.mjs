@@ -12,13 +12,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
-  checkScreen, screenshot, liveClient, accessToken as loginToken,
+  checkScreen, screenshot, liveClient, accessToken as loginToken, recordPeerConnections, seesAndHears,
 } from './support.mjs';
 
-// The wider rings open after 2, 3 and 4 s (the last: a lawyer with an
-// interpreter), so a declined request reaches the next lawyer at once; offers
-// last a minute, long enough for screenshots on a busy machine.
-const CONFIG = '[live]\nring_after_secs = [2, 3, 4]\noffer_timeout_secs = 60\n';
+// The rings open by the clock as shipped (30, 60, 90 s): whatever is rung
+// within a test's seconds is rung because a ring was empty, not because it
+// widened. Offers last a minute, long enough for screenshots on a busy machine.
+const CONFIG = '[live]\noffer_timeout_secs = 60\n';
 const MEDIA_TIMEOUT = 45_000;
 
 let server;
@@ -57,9 +57,10 @@ async function terminalToken() {
 
 const accessToken = (username) => loginToken(server, username);
 
-/** A lawyer's console, logged in, with its live connection up. */
+/** A lawyer's console, logged in, with its live connection up (its peer connections recorded). */
 async function openConsole(username) {
   const context = await newContext(browser, server);
+  await recordPeerConnections(context);
   const page = await context.newPage();
   const problems = watch(page);
   await page.goto(server.url('/lawyer'));
@@ -186,8 +187,12 @@ test('a lawyer goes online, declines; the next answers, talks, resumes after a r
   assert.equal(await b.getByTestId('incoming-call').isVisible(), false, 'one lawyer is rung at a time');
   await screens(a, 'ringing', { narrow: true });
 
-  // The first lawyer declines: the second is rung.
+  // The first lawyer declines: the second, available all along, is rung at once.
+  const declined = Date.now();
   await a.getByTestId('decline-call').click();
+  await visible(b.getByTestId('incoming-call'));
+  const rungAfter = Date.now() - declined;
+  assert.ok(rungAfter < 2_000, `the next lawyer was rung ${rungAfter} ms after the decline`);
   await hidden(incoming);
   await presenceIs(a, 'available');
   await eventually(async () => assert.doesNotMatch(await a.title(), /来电/), 5_000);
@@ -362,8 +367,13 @@ test('a lost network shows "reconnecting", and the lawyer is online again when i
   await context.close();
 });
 
-test('an interpreter is rung with a lawyer for a Tibetan request, interprets, and writes no record', async () => {
-  // Nobody online speaks Tibetan but the interpreter: the widest ring pairs a lawyer with them.
+/**
+ * The lawyer (demo-lawyer-2, Chinese) and the interpreter (Tibetan and
+ * Chinese) on duty, a resident asks in Tibetan: both are rung at once. The one
+ * `first` accepts and is shown waiting for the other; nothing starts until the
+ * other accepts too; then all three see and hear the two others.
+ */
+async function threeWay(first) {
   const lawyer = await openConsole('demo-lawyer-2');
   const interpreter = await openConsole('demo-interpreter');
   const l = lawyer.page;
@@ -375,10 +385,12 @@ test('an interpreter is rung with a lawyer for a Tibetan request, interprets, an
   }
   const resident = await liveEnd(await terminalToken(), { media: true });
   await resident.next('welcome');
+  const asked = Date.now();
   await resident.send({ type: 'consult.request', language: 'bo', topic: 'family' });
-
   await visible(i.getByTestId('incoming-call'));
   await visible(l.getByTestId('incoming-call'));
+  // No lawyer speaks Tibetan: the pair is rung at once, not after the 90 s of the last ring.
+  assert.ok(Date.now() - asked < 5_000, `rung ${Date.now() - asked} ms after the request`);
   await textMatches(i.locator('#incoming-heading'), /需要翻译/);
   await textMatches(i.getByTestId('incoming-role'), /翻译/);
   await textMatches(i.getByTestId('incoming-language'), /藏语/);
@@ -386,20 +398,67 @@ test('an interpreter is rung with a lawyer for a Tibetan request, interprets, an
   await textMatches(i.getByTestId('incoming-three-way'), /您为居民和律师翻译/);
   await textMatches(l.getByTestId('incoming-role'), /律师/);
   await textMatches(l.getByTestId('incoming-three-way'), /另有一名翻译参加/);
-  await screens(i, 'ringing-interpreter');
+  if (first === 'interpreter') await screens(i, 'ringing-interpreter');
 
-  // The interpreter's answer waits for the lawyer's.
-  await i.getByTestId('accept-call').click();
-  await textMatches(i.getByTestId('incoming-countdown'), /等待律师接听/);
-  await l.getByTestId('accept-call').click();
+  const [firstPage, secondPage] = first === 'interpreter' ? [i, l] : [l, i];
+  await firstPage.getByTestId('accept-call').click();
+  await textMatches(firstPage.getByTestId('incoming-countdown'),
+    first === 'interpreter' ? /您已接受，正在等待律师接听/ : /您已接受，正在等待翻译接听/);
+  // Waiting: still ringing for the other, no call yet anywhere; the first may still give it up.
+  await presenceIs(firstPage, 'ringing');
+  assert.equal(await firstPage.getByTestId('decline-call').isDisabled(), false);
+  assert.equal(await firstPage.getByTestId('accept-call').isDisabled(), true);
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  assert.equal(await firstPage.getByTestId('call-view').isVisible(), false);
+  assert.equal(await secondPage.getByTestId('call-view').isVisible(), false);
+  assert.deepEqual(await resident.unread('consult.started'), [], 'no call starts with one of the two');
+  await screens(firstPage, `three-way-waiting-${first}`);
+
+  await secondPage.getByTestId('accept-call').click();
+  // Both consoles go straight into the call: neither is told it is in another tab.
   await visible(i.getByTestId('call-view'));
   await visible(l.getByTestId('call-view'));
+  for (const page of [i, l]) assert.equal(await page.getByTestId('call-elsewhere').isVisible(), false);
   const started = await resident.next('consult.started');
   assert.deepEqual(started.peers.map((p) => p.role).sort(), ['interpreter', 'lawyer']);
-  await textMatches(i.getByTestId('call-peers'), /居民.*新都桥.*律师.*王律师/);
   await seesVideo(i, 2);
   await seesVideo(l, 2);
   await terminalSeesVideo(resident, 2);
+  // The browsers' own statistics: each of the three decodes the two others and hears them.
+  await seesAndHears(i, 2);
+  await seesAndHears(l, 2);
+  await seesAndHears(resident.page, 2);
+  return { lawyer, interpreter, resident, started };
+}
+
+async function goOffline(...pages) {
+  for (const page of pages) {
+    await page.getByTestId('go-offline').click();
+    await presenceIs(page, 'offline');
+  }
+}
+
+test('a three-way call with the lawyer accepting first starts when the interpreter accepts, and all three see and hear each other', async () => {
+  const { lawyer, interpreter, resident } = await threeWay('lawyer');
+  const [l, i] = [lawyer.page, interpreter.page];
+  await l.getByTestId('hang-up').click();
+  await hidden(i.getByTestId('call-view'));
+  await presenceIs(l, 'wrap_up');
+  await l.getByTestId('record-summary').fill('劳动报酬：已说明劳动仲裁的申请。');
+  await l.getByTestId('record-outcome').selectOption('advice_given');
+  await l.getByTestId('record-save').click();
+  await presenceIs(l, 'available');
+  await goOffline(l, i);
+  assertClean(lawyer.problems);
+  assertClean(interpreter.problems);
+  assertClean(resident.problems);
+  for (const c of [lawyer.context, interpreter.context, resident.context]) await c.close();
+});
+
+test('an interpreter is rung with a lawyer for a Tibetan request, accepts first, interprets, and writes no record', async () => {
+  const { lawyer, interpreter, resident, started } = await threeWay('interpreter');
+  const [l, i] = [lawyer.page, interpreter.page];
+  await textMatches(i.getByTestId('call-peers'), /居民.*新都桥.*律师.*王律师/);
   assert.equal(await i.getByTestId('remote-videos').getAttribute('data-count'), '2');
   // Each video says whose it is.
   const captions = await i.locator('#remote-videos figcaption').allTextContents();
@@ -430,10 +489,7 @@ test('an interpreter is rung with a lawyer for a Tibetan request, interprets, an
   }, 20_000);
   assert.equal(await i.getByTestId(`past-write-${started.consultation}`).count(), 0);
 
-  for (const page of [l, i]) {
-    await page.getByTestId('go-offline').click();
-    await presenceIs(page, 'offline');
-  }
+  await goOffline(l, i);
   assertClean(lawyer.problems);
   assertClean(interpreter.problems);
   assertClean(resident.problems);

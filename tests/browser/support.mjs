@@ -189,6 +189,47 @@ export function decodedMedia(page, since = 0) {
 }
 
 /**
+ * Each inbound stream of the page's open peer connections (recorded with
+ * recordPeerConnections, or a liveClient's call), from the browser's own
+ * statistics: kind, frames decoded, audio energy and packets received.
+ */
+export function inboundStreams(page) {
+  return page.evaluate(async () => {
+    const pcs = new Set([...(window.peerConnections ?? []), ...(window.call?.pc ? [window.call.pc] : [])]);
+    const out = [];
+    for (const pc of pcs) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        out.push({ kind: s.kind, frames: s.framesDecoded ?? 0, energy: s.totalAudioEnergy ?? 0, packets: s.packetsReceived ?? 0 });
+      });
+    }
+    return out;
+  });
+}
+
+/**
+ * Waits until the page decodes moving video from `count` others and hears
+ * sound from each of them (separate inbound streams, rising between looks).
+ */
+export async function seesAndHears(page, count, timeout = 45_000) {
+  let first;
+  await eventually(async () => {
+    first = await inboundStreams(page);
+    const video = first.filter((s) => s.kind === 'video' && s.frames > 0);
+    const audio = first.filter((s) => s.kind === 'audio' && s.energy > 0);
+    const players = await page.evaluate(() => [...document.querySelectorAll('video, audio')]
+      .map((v) => ({ muted: v.muted, paused: v.paused, tracks: v.srcObject?.getTracks().length ?? 0 })));
+    assert.ok(video.length >= count && audio.length >= count, JSON.stringify({ streams: first, players }));
+  }, timeout);
+  await eventually(async () => {
+    const now = await inboundStreams(page);
+    const grew = (kind, field) => now.filter((s, i) => s.kind === kind && first[i] && s[field] > first[i][field]).length;
+    assert.ok(grew('video', 'frames') >= count && grew('audio', 'packets') >= count, JSON.stringify({ first, now }));
+  }, timeout);
+}
+
+/**
  * The demo kiosk, enrolled on `kioskServer`, asks in Tibetan to talk about
  * land; the demo lawyer, on duty on `lawyerServer`, is rung and accepts.
  * Returns { kiosk, lawyer, kioskContext, lawyerContext, problems } once the
@@ -617,6 +658,8 @@ export async function liveClient(browser, server, token, { media = false } = {})
   const page = await context.newPage();
   const problems = watch(page);
   await page.goto(server.url('/healthz'));
+  // A click, as a resident touches the kiosk: the page may then play sound.
+  if (media) await page.mouse.click(2, 2);
   await page.evaluate(async ({ bearer, media }) => {
     window.inbox = [];
     window.remote = [];
@@ -635,7 +678,15 @@ export async function liveClient(browser, server, token, { media = false } = {})
           send: (m) => { window.send(m); return true; },
           token: message.token,
           stream: window.stream,
-          onStream: (stream) => window.remote.push(stream),
+          onStream: (stream) => {
+            window.remote.push(stream);
+            // Played, as the kiosk plays it: the browser decodes sound only for a sink.
+            const player = document.createElement('video');
+            player.autoplay = true;
+            player.srcObject = stream;
+            document.body.append(player);
+            player.play().catch(() => {});
+          },
         });
         window.call.join();
       }

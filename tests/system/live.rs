@@ -273,16 +273,9 @@ async fn a_resident_is_matched_talks_and_rates_and_the_lawyer_writes_the_record(
     assert_eq!(response.status(), 200);
     drolma.expect_where("presence", |m| m["state"] == "available").await;
 
-    // The live path writes the end of the wrap-up behind the presence it sends.
-    let mut mine = Value::Null;
-    for _ in 0..100 {
-        mine =
-            app.get(&format!("/api/consultations/{consultation}"), &lawyer_token).await.json().await.unwrap();
-        if mine["status"] == "ended" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The end of the wrap-up is on disk before the lawyer is told they are available.
+    let mine: Value =
+        app.get(&format!("/api/consultations/{consultation}"), &lawyer_token).await.json().await.unwrap();
     assert_eq!(mine["status"], "ended");
     assert_eq!(mine["rating"], 5);
     assert_eq!(mine["outcome"], "referred_mediation");
@@ -356,33 +349,144 @@ async fn offer_outcomes(app: &TestApp, request: &str) -> Vec<String> {
     })
 }
 
+/// A server with the default rings (30, 60 and 90 s) and a long offer timeout:
+/// whatever happens within a test's seconds happens because a ring was
+/// empty or someone answered, never because the clock widened it.
+async fn spawn_default_rings() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config(dir.path());
+    config.live.ring_after_secs = [30, 60, 90];
+    config.live.offer_timeout_secs = 30;
+    spawn_with(config, dir).await
+}
+
 #[tokio::test]
-async fn with_no_lawyer_who_speaks_tibetan_an_interpreter_makes_it_three_way() {
-    let app = spawn_fast().await;
-    let mut wang = lawyer(&app, "demo-lawyer-2").await; // Chinese only
-    let mut tsering = lawyer(&app, "demo-interpreter").await; // Tibetan and Chinese
+async fn a_three_way_starts_only_when_both_have_accepted_whoever_is_first() {
+    for lawyer_first in [true, false] {
+        let app = spawn_default_rings().await;
+        let mut wang = lawyer(&app, "demo-lawyer-2").await; // Chinese only
+        let mut tsering = lawyer(&app, "demo-interpreter").await; // Tibetan and Chinese
+        // The interpreter has a second tab open.
+        let mut tsering_tab = lawyer(&app, "demo-interpreter").await;
+        wang.available().await;
+        tsering.available().await;
+        let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+        let asked = std::time::Instant::now();
+        kiosk.send(request("bo", "labour")).await;
+        let queued = kiosk.expect("consult.queued").await;
+        assert_eq!(queued["nobody_on_duty"], false, "an interpreter can make it work");
+        let request_id = queued["request"].as_str().unwrap().to_owned();
+        // No lawyer speaks Tibetan: rings 0 to 2 are empty and the pair is rung at once.
+        let offer = wang.expect("consult.offer").await;
+        assert!(asked.elapsed() < Duration::from_secs(1), "rung after {:?}", asked.elapsed());
+        assert_eq!((offer["three_way"].clone(), offer["role"].clone()), (json!(true), json!("lawyer")));
+        let offer = tsering.expect("consult.offer").await;
+        assert_eq!(offer["role"], "interpreter");
+
+        let (first, second) =
+            if lawyer_first { (&mut wang, &mut tsering) } else { (&mut tsering, &mut wang) };
+        first.send(json!({"type": "consult.accept", "request": request_id, "id": "a1"})).await;
+        let accepted = first.expect("consult.accepted").await;
+        assert_eq!(accepted["id"], "a1");
+        assert_eq!(accepted["waiting_for"], if lawyer_first { "interpreter" } else { "lawyer" });
+        // Nothing starts with one of the two.
+        first.quiet("consult.started", Duration::from_millis(700)).await;
+        kiosk.quiet("consult.started", Duration::from_millis(10)).await;
+        second.send(json!({"type": "consult.accept", "request": request_id, "id": "a2"})).await;
+        let accepted = second.expect("consult.accepted").await;
+        assert_eq!(accepted["id"], "a2");
+        assert!(accepted.get("waiting_for").is_none(), "{accepted}");
+        let mut roles = Vec::new();
+        for client in [&mut wang, &mut tsering, &mut kiosk] {
+            let started = client.expect("consult.started").await;
+            assert_eq!(started["peers"].as_array().unwrap().len(), 2, "{started}");
+            assert_eq!(started["elsewhere"], false, "{started}");
+            roles.push(started["role"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(roles, ["lawyer", "interpreter", "resident"]);
+        // The tab that did not accept hears that the call is elsewhere.
+        let other = tsering_tab.expect("consult.started").await;
+        assert_eq!(other["elsewhere"], true);
+    }
+}
+
+#[tokio::test]
+async fn a_three_way_partner_who_declines_releases_the_other_unmarked() {
+    let app = spawn_default_rings().await;
+    let mut wang = lawyer(&app, "demo-lawyer-2").await;
+    let mut tsering = lawyer(&app, "demo-interpreter").await;
     wang.available().await;
     tsering.available().await;
     let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
     kiosk.send(request("bo", "labour")).await;
-    let queued = kiosk.expect("consult.queued").await;
-    assert_eq!(queued["nobody_on_duty"], false, "an interpreter can make it work");
-    let request_id = queued["request"].as_str().unwrap().to_owned();
-    // Ring 3 (after 3 s): a lawyer with an interpreter.
-    let offer = wang.expect("consult.offer").await;
-    assert_eq!(offer["three_way"], true);
-    assert_eq!(offer["role"], "lawyer");
-    let offer = tsering.expect("consult.offer").await;
-    assert_eq!(offer["role"], "interpreter");
-    tsering.send(json!({"type": "consult.accept", "request": request_id})).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    wang.expect("consult.offer").await;
+    tsering.expect("consult.offer").await;
     wang.send(json!({"type": "consult.accept", "request": request_id})).await;
-    let mut roles = Vec::new();
-    for client in [&mut wang, &mut tsering, &mut kiosk] {
-        let started = client.expect("consult.started").await;
-        assert_eq!(started["peers"].as_array().unwrap().len(), 2, "{started}");
-        roles.push(started["role"].as_str().unwrap().to_owned());
-    }
-    assert_eq!(roles, ["lawyer", "interpreter", "resident"]);
+    wang.expect_where("consult.accepted", |m| m["waiting_for"] == "interpreter").await;
+    tsering.send(json!({"type": "consult.decline", "request": request_id, "id": "d1"})).await;
+    assert_eq!(tsering.expect("consult.declined").await["id"], "d1");
+    // The lawyer is freed, available again; the offer is withdrawn, not missed.
+    wang.expect_where("consult.offer_withdrawn", |m| m["request"] == request_id.as_str()).await;
+    wang.expect_where("presence", |m| m["state"] == "available").await;
+    // The interpreter declined: nobody else can make it work for now; the resident waits.
+    kiosk.quiet("consult.started", Duration::from_millis(500)).await;
+    let outcomes = offer_outcomes(&app, &request_id).await;
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes.contains(&"declined".to_owned()) && outcomes.contains(&"withdrawn".to_owned()),
+        "{outcomes:?}"
+    );
+    // A late accept, with an id, gets an error that echoes it.
+    wang.send(json!({"type": "consult.accept", "request": request_id, "id": "late-1"})).await;
+    assert_eq!(wang.expect_error("not_found").await["id"], "late-1");
+    // An id longer than 64 bytes is refused.
+    let long = "x".repeat(65);
+    wang.send(json!({"type": "consult.accept", "request": request_id, "id": long})).await;
+    wang.expect_error("invalid").await;
+}
+
+#[tokio::test]
+async fn a_decline_rings_the_next_available_lawyer_at_once() {
+    let app = spawn_default_rings().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await; // the region's team
+    let mut wang = lawyer(&app, "demo-lawyer-2").await; // not in the team
+    wang.available().await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("zh", "family")).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    drolma.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
+    let declined = std::time::Instant::now();
+    drolma.send(json!({"type": "consult.decline", "request": request_id})).await;
+    // Ring 0 has nobody else: Wang, available all along, is rung at once, not after 30 s.
+    wang.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
+    assert!(declined.elapsed() < Duration::from_secs(1), "rung {:?} after the decline", declined.elapsed());
+}
+
+#[tokio::test]
+async fn a_lawyer_who_goes_offline_in_the_wrap_up_no_longer_counts_as_on_duty() {
+    let app = spawn_default_rings().await;
+    let mut drolma = lawyer(&app, "demo-lawyer").await; // speaks Tibetan
+    drolma.available().await;
+    let mut kiosk = Client::connect(&app, &kiosk_token(&app).await).await;
+    kiosk.send(request("bo", "family")).await;
+    let request_id = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    drolma.expect("consult.offer").await;
+    drolma.send(json!({"type": "consult.accept", "request": request_id})).await;
+    let consultation = drolma.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    kiosk.expect("consult.started").await;
+    kiosk.send(json!({"type": "consult.hangup", "consultation": consultation})).await;
+    drolma.expect_where("presence", |m| m["state"] == "wrap_up").await;
+    // In the wrap-up, on duty: a Tibetan request is told someone could take it.
+    let mut other =
+        Client::connect(&app, &another_kiosk(&app, &app.token("demo-admin").await, 2).await).await;
+    other.send(request("bo", "land")).await;
+    let queued = other.expect("consult.queued").await;
+    assert_eq!(queued["nobody_on_duty"], false);
+    // The lawyer goes offline during the wrap-up: nobody left who speaks Tibetan.
+    drolma.send(json!({"type": "presence.set", "state": "offline"})).await;
+    other.expect_where("consult.queued", |m| m["nobody_on_duty"] == true).await;
 }
 
 #[tokio::test]

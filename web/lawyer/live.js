@@ -293,6 +293,10 @@ export function setupLive(client, { onRevoked }) {
     offer: null,
     /** The request we accepted, until the consultation starts or the server says no. */
     accepting: null,
+    /** The id our consult.accept carried, so an error is linked to its click. */
+    acceptId: null,
+    /** A three-way we accepted: the role whose answer we wait for. */
+    waitingFor: null,
     /** The call in progress. */
     call: null,
     /** The consultation whose record the form writes: {id, language, topic, startedAt, wrapUpUntil}. */
@@ -373,9 +377,20 @@ export function setupLive(client, { onRevoked }) {
         if (state.offer?.request === message.request) {
           // Timed out, cancelled, or (three-way) the other person declined: also after our own accept.
           state.accepting = null;
+          state.waitingFor = null;
           clearOffer();
           setNotice({ key: 'notice.withdrawn', kind: 'info' });
           render();
+        }
+        break;
+      case 'consult.accepted':
+        if (state.offer?.request === message.request && state.accepting === message.request) {
+          state.waitingFor = message.waiting_for ?? null;
+          if (state.waitingFor) {
+            ringer.stop();
+            titleFlash.stop();
+          }
+          renderOffer();
         }
         break;
       case 'consult.started':
@@ -452,9 +467,10 @@ export function setupLive(client, { onRevoked }) {
   }
 
   function onError(message) {
-    if (message.code === 'not_found' && state.accepting) {
+    if (message.code === 'not_found' && state.accepting && (!message.id || message.id === state.acceptId)) {
       // The offer ended before our answer reached the server.
       state.accepting = null;
+      state.waitingFor = null;
       clearOffer();
       setNotice({ key: 'notice.gone', kind: 'error' });
       render();
@@ -482,9 +498,10 @@ export function setupLive(client, { onRevoked }) {
     const offer = state.offer;
     if (!offer) return;
     state.accepting = offer.request;
+    state.acceptId = `accept-${Date.now().toString(36)}`;
     els.accept.disabled = true;
     els.decline.disabled = true;
-    if (!send({ type: 'consult.accept', request: offer.request })) {
+    if (!send({ type: 'consult.accept', request: offer.request, id: state.acceptId })) {
       state.accepting = null;
       setNotice({ error: { code: 'network', serverMessage: '' } });
       renderOffer();
@@ -495,6 +512,8 @@ export function setupLive(client, { onRevoked }) {
     const offer = state.offer;
     if (!offer) return;
     send({ type: 'consult.decline', request: offer.request });
+    state.accepting = null;
+    state.waitingFor = null;
     clearOffer();
     render();
   });
@@ -508,9 +527,13 @@ export function setupLive(client, { onRevoked }) {
     // reload too: sessionStorage is per tab). Other tabs offer to take it over.
     const answeredHere = state.accepting === message.request;
     state.accepting = null;
+    state.waitingFor = null;
     setNotice(null);
     const same = state.call?.consultation === message.consultation;
-    const here = answeredHere || (same && !state.call.elsewhere) || readSession(CALL_KEY) === message.consultation;
+    // The server sends a new call to the connection that accepted, and tells
+    // the account's other connections it is `elsewhere`.
+    const here = !message.elsewhere
+      && (answeredHere || !message.resumed || (same && !state.call.elsewhere) || readSession(CALL_KEY) === message.consultation);
     if (state.call && !same) endCall();
     const generation = ++callGeneration;
     const previous = same ? state.call : null;
@@ -970,7 +993,11 @@ export function setupLive(client, { onRevoked }) {
     els.incomingSoundOff.hidden = ringer.audible;
     const busy = state.accepting === o.request || state.connection !== 'up';
     els.accept.disabled = busy;
-    els.decline.disabled = busy;
+    // Accepted, waiting for the other of a three-way: the button says so.
+    els.accept.dataset.i18n = state.waitingFor && state.accepting === o.request ? 'incoming.accepted' : 'incoming.accept';
+    els.accept.textContent = t(els.accept.dataset.i18n);
+    // A three-way we accepted may still be given up while the other is awaited.
+    els.decline.disabled = busy && !(state.waitingFor && state.connection === 'up');
     tickOffer();
   }
 
@@ -979,10 +1006,11 @@ export function setupLive(client, { onRevoked }) {
     if (!o) return;
     const now = Date.now();
     els.incomingWaited.textContent = clock((now - o.since) / 1000);
-    // An interpreter's answer waits for the lawyer's; the consultation starts with theirs.
-    els.incomingCountdown.textContent = state.accepting === o.request && o.role === 'interpreter'
-      ? t('incoming.waitingLawyer')
-      : t('incoming.countdown', { seconds: Math.max(0, Math.ceil((o.deadline - now) / 1000)) });
+    // A three-way starts when both have answered: the first waits for the other.
+    const seconds = Math.max(0, Math.ceil((o.deadline - now) / 1000));
+    els.incomingCountdown.textContent = state.accepting === o.request && state.waitingFor
+      ? t(state.waitingFor === 'lawyer' ? 'incoming.waitingLawyer' : 'incoming.waitingInterpreter', { seconds })
+      : t('incoming.countdown', { seconds });
     els.incomingSoundOff.hidden = ringer.audible;
   }
 

@@ -135,11 +135,11 @@ pub async fn handle(
             live.presence(account, want).await.map(|_| None)
         }
         (ClientMessage::PresenceSet { .. }, _) => Err(forbidden("lawyers and interpreters")),
-        (ClientMessage::ConsultAccept { request }, Member::Person { account }) => {
-            live.accept(account, &request).await.map(|_| None)
+        (ClientMessage::ConsultAccept { request, id }, Member::Person { account }) => {
+            live.accept(account, connection, &request, id).await.map(|_| None)
         }
-        (ClientMessage::ConsultDecline { request }, Member::Person { account }) => {
-            live.decline(account, &request).await.map(|_| None)
+        (ClientMessage::ConsultDecline { request, id }, Member::Person { account }) => {
+            live.decline(account, connection, &request, id).await.map(|_| None)
         }
         (ClientMessage::ConsultAccept { .. } | ClientMessage::ConsultDecline { .. }, _) => {
             Err(forbidden("lawyers and interpreters"))

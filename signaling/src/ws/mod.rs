@@ -110,7 +110,7 @@ async fn connection(
     state.metrics.ws_connections.inc();
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(SEND_QUEUE);
-    let (registration, mut kicked) = state.connections.register(owner, Some(tx.clone()));
+    let (registration, mut kicked) = state.connections.register(owner, &connection_id, Some(tx.clone()));
     // Revoked between the upgrade and the registration? Then nothing would close it later.
     let still_valid = auth::authenticate(&state, &token).await.is_ok();
 
@@ -256,6 +256,11 @@ async fn handle_text(state: &AppState, outbox: &Outbox<'_>, connection: &mut Con
         Ok(message) => message,
         Err(reason) => return outbox.error(ErrorCode::Malformed, &reason, protocol::salvage_id(text)),
     };
+    let id = message.id().map(str::to_owned);
+    if id.as_ref().is_some_and(|id| id.len() > protocol::MAX_ID) {
+        let reason = format!("id: at most {} bytes", protocol::MAX_ID);
+        return outbox.error(ErrorCode::Invalid, &reason, None);
+    }
     let result = match message {
         ClientMessage::Ping { id } => {
             outbox.send(&ServerMessage::Pong { id });
@@ -272,7 +277,7 @@ async fn handle_text(state: &AppState, outbox: &Outbox<'_>, connection: &mut Con
             .map(|reply| reply.iter().for_each(|r| outbox.send(r))),
     };
     if let Err((code, message)) = result {
-        outbox.error(code, &message, None);
+        outbox.error(code, &message, id);
     }
 }
 

@@ -44,10 +44,22 @@ pub enum ClientMessage {
     /// A terminal withdraws its waiting request.
     #[serde(rename = "consult.cancel")]
     ConsultCancel { request: String },
+    /// A lawyer or interpreter takes the offer. `id`, if given, comes back in
+    /// `consult.accepted`, `consult.started` and any error.
     #[serde(rename = "consult.accept")]
-    ConsultAccept { request: String },
+    ConsultAccept {
+        request: String,
+        #[serde(default)]
+        id: Option<String>,
+    },
+    /// A lawyer or interpreter turns the offer down (or, in a three-way,
+    /// withdraws an acceptance while waiting for the other). `id` as for accept.
     #[serde(rename = "consult.decline")]
-    ConsultDecline { request: String },
+    ConsultDecline {
+        request: String,
+        #[serde(default)]
+        id: Option<String>,
+    },
     /// Either side ends the call.
     #[serde(rename = "consult.hangup")]
     ConsultHangup { consultation: String },
@@ -59,6 +71,21 @@ pub enum ClientMessage {
     LiveSubscribe {},
     #[serde(rename = "live.unsubscribe")]
     LiveUnsubscribe {},
+}
+
+/// The longest `id` a client may put on a message.
+pub const MAX_ID: usize = 64;
+
+impl ClientMessage {
+    /// The client's own id for the message, echoed in the answer and in errors.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Ping { id }
+            | ClientMessage::ConsultAccept { id, .. }
+            | ClientMessage::ConsultDecline { id, .. } => id.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// What a lawyer or interpreter asks to be.
@@ -159,11 +186,33 @@ pub enum ServerMessage {
         expires_in_secs: u64,
         three_way: bool,
     },
-    /// The offer is gone (taken, timed out, cancelled by the resident).
+    /// The answer to `consult.accept`, to the connection that sent it. When
+    /// `waiting_for` names a role (a three-way: `interpreter` or `lawyer`),
+    /// the call starts once they accept too; otherwise `consult.started`
+    /// follows at once.
+    #[serde(rename = "consult.accepted")]
+    ConsultAccepted {
+        request: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        waiting_for: Option<crate::live::Role>,
+    },
+    /// The answer to `consult.decline`, to the connection that sent it.
+    #[serde(rename = "consult.declined")]
+    ConsultDeclined {
+        request: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// The offer is gone (taken, timed out, cancelled by the resident, or in
+    /// a three-way the other person declined or did not answer).
     #[serde(rename = "consult.offer_withdrawn")]
     ConsultOfferWithdrawn { request: String },
     /// The consultation is on: join the room with `token` (`rtc.join`). Sent
     /// again, with a fresh token and `resumed`, to a participant who comes back.
+    /// A lawyer's or interpreter's other connections (another tab) get it with
+    /// `elsewhere`: the call was taken on the connection that accepted.
     #[serde(rename = "consult.started")]
     ConsultStarted {
         consultation: String,
@@ -175,6 +224,7 @@ pub enum ServerMessage {
         topic: crate::domain::Topic,
         peers: Vec<crate::live::Peer>,
         resumed: bool,
+        elsewhere: bool,
     },
     /// Another participant's connection went (`present: false`) or came back.
     #[serde(rename = "consult.peer")]
@@ -274,7 +324,7 @@ pub fn parse(text: &str) -> Result<ClientMessage, String> {
 pub fn salvage_id(text: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
     let id = value.get("id")?.as_str()?;
-    (id.len() <= 64).then(|| id.to_owned())
+    (id.len() <= MAX_ID).then(|| id.to_owned())
 }
 
 #[cfg(test)]

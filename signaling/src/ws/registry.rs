@@ -32,6 +32,8 @@ pub enum Owner {
 #[derive(Debug)]
 struct Entry {
     owner: Owner,
+    /// The connection's id (as in `welcome`).
+    connection: String,
     kick: oneshot::Sender<String>,
     /// The connection's outgoing queue (bounded; see `ws::SEND_QUEUE`).
     outbox: Option<mpsc::Sender<Message>>,
@@ -73,6 +75,20 @@ pub struct Pushed {
     pub terminal: bool,
     /// The message, as sent to the client.
     pub text: String,
+    /// Only to this connection of the owner (by its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+    /// To every connection of the owner but this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
+}
+
+/// Which of an owner's connections a push goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach<'a> {
+    All,
+    Only(&'a str),
+    Except(&'a str),
 }
 
 /// The open connections, and their ids by account or terminal, so that a
@@ -131,23 +147,31 @@ impl Connections {
     pub fn register(
         &self,
         owner: Owner,
+        connection: &str,
         outbox: Option<mpsc::Sender<Message>>,
     ) -> (Registration<'_>, oneshot::Receiver<String>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (kick, kicked) = oneshot::channel();
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Entry { owner, kick, outbox });
+        let entry = Entry { owner, connection: connection.to_owned(), kick, outbox };
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
         (Registration { id, connections: self }, kicked)
     }
 
     /// Queues `message` on this process's connections of the account or
     /// terminal `key` (and hands it to the fan-out, if any); returns how many
     /// connections here took it.
-    fn push_to_owner(&self, key: &str, message: &ServerMessage, terminal: bool) -> usize {
+    fn push_to_owner(&self, key: &str, message: &ServerMessage, terminal: bool, reach: Reach) -> usize {
         let Ok(text) = serde_json::to_string(message) else { return 0 };
+        let (only, except) = match reach {
+            Reach::All => (None, None),
+            Reach::Only(c) => (Some(c.to_owned()), None),
+            Reach::Except(c) => (None, Some(c.to_owned())),
+        };
+        let pushed = Pushed { to: key.to_owned(), terminal, text, only, except };
         if let Some(fanout) = self.fanout.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = fanout.send(Pushed { to: key.to_owned(), terminal, text: text.clone() });
+            let _ = fanout.send(pushed.clone());
         }
-        self.deliver(&Pushed { to: key.to_owned(), terminal, text })
+        self.deliver(&pushed)
     }
 
     /// Queues a push on this process's connections of its owner; returns how
@@ -157,21 +181,30 @@ impl Connections {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let Some(ids) = open.by_owner.get(&pushed.to) else { return 0 };
         let text = Utf8Bytes::from(pushed.text.as_str());
-        let matches = |owner: &Owner| matches!(owner, Owner::Terminal { .. }) == pushed.terminal;
+        let matches = |e: &Entry| {
+            matches!(e.owner, Owner::Terminal { .. }) == pushed.terminal
+                && pushed.only.as_ref().is_none_or(|c| *c == e.connection)
+                && pushed.except.as_ref().is_none_or(|c| *c != e.connection)
+        };
         ids.iter()
             .filter_map(|id| open.entries.get(id))
-            .filter(|e| matches(&e.owner))
+            .filter(|e| matches(e))
             .filter_map(|e| e.outbox.as_ref())
             .filter(|outbox| outbox.try_send(Message::Text(text.clone())).is_ok())
             .count()
     }
 
     pub fn push_to_account(&self, account_id: &str, message: &ServerMessage) -> usize {
-        self.push_to_owner(account_id, message, false)
+        self.push_to_owner(account_id, message, false, Reach::All)
+    }
+
+    /// Pushes to some of an account's connections: the one that asked, or the others.
+    pub fn push_to_account_reach(&self, account_id: &str, reach: Reach, message: &ServerMessage) -> usize {
+        self.push_to_owner(account_id, message, false, reach)
     }
 
     pub fn push_to_terminal(&self, terminal_id: &str, message: &ServerMessage) -> usize {
-        self.push_to_owner(terminal_id, message, true)
+        self.push_to_owner(terminal_id, message, true, Reach::All)
     }
 
     /// From now on, every push also goes to `fanout` (or, with `None`, no
@@ -252,9 +285,9 @@ mod tests {
     fn closes_only_what_matches() {
         let connections = Connections::default();
         let owner = |a: &str, s: &str| Owner::Account { account_id: a.into(), session_id: s.into() };
-        let (_r1, mut k1) = connections.register(owner("a", "s1"), None);
-        let (_r2, mut k2) = connections.register(owner("a", "s2"), None);
-        let (_r3, mut k3) = connections.register(Owner::Terminal { terminal_id: "t".into() }, None);
+        let (_r1, mut k1) = connections.register(owner("a", "s1"), "c1", None);
+        let (_r2, mut k2) = connections.register(owner("a", "s2"), "c2", None);
+        let (_r3, mut k3) = connections.register(Owner::Terminal { terminal_id: "t".into() }, "c3", None);
         assert_eq!(connections.close_session("s1", "revoked"), 1);
         assert_eq!(k1.try_recv().as_deref(), Ok("revoked"));
         assert!(k2.try_recv().is_err());
@@ -270,13 +303,31 @@ mod tests {
         let connections = Connections::default();
         let (tx, mut rx) = mpsc::channel(4);
         let (other_tx, mut other_rx) = mpsc::channel(4);
-        let (_r1, _k1) = connections.register(Owner::Terminal { terminal_id: "t".into() }, Some(tx));
-        let (_r2, _k2) = connections.register(Owner::Terminal { terminal_id: "u".into() }, Some(other_tx));
+        let (_r1, _k1) = connections.register(Owner::Terminal { terminal_id: "t".into() }, "c1", Some(tx));
+        let (_r2, _k2) =
+            connections.register(Owner::Terminal { terminal_id: "u".into() }, "c2", Some(other_tx));
         let message = ServerMessage::Pong { id: Some("x".into()) };
         assert_eq!(connections.push_to_terminal("t", &message), 1);
         assert!(matches!(rx.try_recv(), Ok(Message::Text(t)) if t.as_str().contains("pong")));
         assert!(other_rx.try_recv().is_err());
         assert_eq!(connections.push_to_account("t", &message), 0);
+    }
+
+    #[test]
+    fn a_push_can_reach_one_connection_or_all_but_one() {
+        let connections = Connections::default();
+        let owner = |s: &str| Owner::Account { account_id: "a".into(), session_id: s.into() };
+        let (tx1, mut rx1) = mpsc::channel(4);
+        let (tx2, mut rx2) = mpsc::channel(4);
+        let (_r1, _k1) = connections.register(owner("s1"), "c1", Some(tx1));
+        let (_r2, _k2) = connections.register(owner("s2"), "c2", Some(tx2));
+        let message = ServerMessage::Pong { id: None };
+        assert_eq!(connections.push_to_account_reach("a", Reach::Only("c2"), &message), 1);
+        assert!(rx1.try_recv().is_err());
+        assert!(rx2.try_recv().is_ok());
+        assert_eq!(connections.push_to_account_reach("a", Reach::Except("c2"), &message), 1);
+        assert!(rx1.try_recv().is_ok());
+        assert!(rx2.try_recv().is_err());
     }
 
     #[test]
@@ -286,7 +337,7 @@ mod tests {
         let (others, mut shared) = mpsc::unbounded_channel();
         here.share_revocations(others);
         let owner = Owner::Account { account_id: "a".into(), session_id: "s".into() };
-        let (_r, mut kicked) = there.register(owner, None);
+        let (_r, mut kicked) = there.register(owner, "c1", None);
         assert_eq!(here.close_session("s", "logged out"), 0);
         let revocation = shared.try_recv().unwrap();
         assert_eq!(revocation.of, Revoked::Session("s".into()));
@@ -297,7 +348,8 @@ mod tests {
     #[test]
     fn dropping_the_registration_unregisters() {
         let connections = Connections::default();
-        let (registration, _kicked) = connections.register(Owner::Terminal { terminal_id: "t".into() }, None);
+        let (registration, _kicked) =
+            connections.register(Owner::Terminal { terminal_id: "t".into() }, "c1", None);
         assert_eq!(connections.len(), 1);
         drop(registration);
         assert!(connections.is_empty());
