@@ -276,11 +276,7 @@ fn outgoing(command: Command) -> Option<Outgoing> {
         }),
         Command::Unsubscribe { connection } => plain(Wire::Unsubscribe { connection }),
         // The leader's own (its scheduler, writer and relays make them).
-        Command::Duty(_)
-        | Command::AppointmentDue(_)
-        | Command::Recorded { .. }
-        | Command::WrapUpStored { .. }
-        | Command::RelayLost(_) => None,
+        Command::Duty(_) | Command::AppointmentDue(_) | Command::Stored(_) | Command::RelayLost(_) => None,
     }
 }
 

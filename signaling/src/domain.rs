@@ -127,6 +127,43 @@ impl Role {
     }
 }
 
+/// What went wrong, as a client is told it (the `code` of a WebSocket
+/// `error`): shared by the live path, which decides, and the WebSocket layer,
+/// which says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not an object with a known `type` and its fields.
+    Malformed,
+    /// Binary frames are not part of the protocol.
+    BinaryUnsupported,
+    /// Larger than the cap; the connection closes (the frame was refused).
+    TooLarge,
+    /// Too many messages; slow down.
+    RateLimited,
+    /// Nothing received for too long; the connection closes.
+    IdleTimeout,
+    /// The session, account or terminal was revoked; the connection closes.
+    Revoked,
+    /// A room token that is invalid, expired, or not the sender's.
+    Unauthorized,
+    /// The relay refused (room full, no offer to answer, a bad session
+    /// description...); the message says which. Nothing changed.
+    Refused,
+    /// The sender's role may not send this message.
+    Forbidden,
+    /// No such request or consultation, or not the sender's.
+    NotFound,
+    /// A value out of range (a language not offered, a rating not 1 to 5).
+    Invalid,
+    /// It clashes with what the sender already has (a request waiting, a
+    /// consultation open).
+    Conflict,
+}
+
+/// A refusal: its code and a message a client developer can act on.
+pub type Failure = (ErrorCode, String);
+
 #[cfg(test)]
 mod tests {
     use super::*;

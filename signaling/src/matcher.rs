@@ -254,6 +254,12 @@ impl Matcher {
         p.state = state;
     }
 
+    /// A person as the matcher knows them, and whether they are available (for tests).
+    #[cfg(test)]
+    pub fn person(&self, id: &str) -> Option<(&Person, bool)> {
+        self.people.get(id).map(|p| (&p.person, matches!(p.state, State::Available { .. })))
+    }
+
     /// Waiting requests in the order they are served.
     pub fn queue(&self) -> Vec<&RequestId> {
         let mut order: Vec<&Waiting> = self.waiting.iter().collect();
@@ -478,14 +484,15 @@ impl Matcher {
         })
     }
 
-    /// Who to ring for `w` now: its preferred lawyer when available, else
+    /// Who to ring for `w` now: its preferred lawyer when available (and
+    /// under their cap, and not just declined), else
     /// the first ring with someone available, passing over rings with nobody
     /// in them, and waiting (`None`) for busy people of a ring the clock has
     /// not yet let the request pass.
     fn choose(&self, w: &Waiting, now: Instant) -> Option<(PersonId, Option<PersonId>)> {
         if let Some(p) = &w.preferred
-            && !self.recently_declined(w, p, now)
             && self.available(p).is_some()
+            && self.people.get(p).is_some_and(|e| self.may_take(w, e, now))
         {
             return Some((p.clone(), None));
         }

@@ -234,7 +234,7 @@ async fn start_live(
         store.clone(),
         parts.tokens.clone(),
         parts.relays.clone(),
-        Arc::clone(&parts.connections),
+        Arc::clone(&parts.connections) as Arc<dyn crate::live::Outlet>,
         Arc::clone(&parts.scheduler),
         Arc::clone(&parts.metrics),
     )

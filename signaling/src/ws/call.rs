@@ -44,7 +44,7 @@ struct Joined {
 }
 
 /// What to tell the client when a request fails.
-pub type Failure = (ErrorCode, String);
+pub use crate::domain::Failure;
 
 impl Calls {
     pub fn new(participant: String, relays: Relays) -> Calls {

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::ErrorCode;
+pub use crate::live::WantedPresence;
+
 /// The protocol version this server speaks. It is announced in `welcome`; a
 /// breaking change to any message increments it.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -88,15 +91,6 @@ impl ClientMessage {
     }
 }
 
-/// What a lawyer or interpreter asks to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WantedPresence {
-    Available,
-    Break,
-    Offline,
-}
-
 /// An ICE candidate as a browser's `RTCIceCandidate.toJSON()` gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -147,104 +141,8 @@ pub enum ServerMessage {
     /// media stayed down too long).
     #[serde(rename = "rtc.closed")]
     RtcClosed { room: String, reason: String },
-    /// The recipient's own state as the matcher sees it: `offline`,
-    /// `available`, `ringing`, `in_consultation`, `wrap_up`, `break`. Only
-    /// `available` people who are `on_duty` (by their hours or a roster) are rung.
-    Presence {
-        state: crate::live::PresenceState,
-        on_duty: bool,
-        /// The consultation the person is in, or writing the record of.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        consultation: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        wrap_up_until: Option<i64>,
-    },
-    /// A terminal's request is waiting: its place (1 = next) and an estimate.
-    /// `nobody_on_duty`: no one who could take it is on duty now (offer an
-    /// appointment); it keeps waiting until cancelled.
-    #[serde(rename = "consult.queued")]
-    ConsultQueued {
-        request: String,
-        position: usize,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        estimated_wait_secs: Option<u64>,
-        nobody_on_duty: bool,
-    },
-    #[serde(rename = "consult.cancelled")]
-    ConsultCancelled { request: String },
-    /// A lawyer (or, in a three-way, an interpreter) is rung: accept or
-    /// decline before `expires_in_secs`.
-    #[serde(rename = "consult.offer")]
-    ConsultOffer {
-        request: String,
-        role: crate::live::Role,
-        language: String,
-        topic: crate::domain::Topic,
-        region_id: String,
-        region_name: String,
-        waited_secs: u64,
-        expires_in_secs: u64,
-        three_way: bool,
-    },
-    /// The answer to `consult.accept`, to the connection that sent it. When
-    /// `waiting_for` names a role (a three-way: `interpreter` or `lawyer`),
-    /// the call starts once they accept too; otherwise `consult.started`
-    /// follows at once.
-    #[serde(rename = "consult.accepted")]
-    ConsultAccepted {
-        request: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        waiting_for: Option<crate::live::Role>,
-    },
-    /// The answer to `consult.decline`, to the connection that sent it.
-    #[serde(rename = "consult.declined")]
-    ConsultDeclined {
-        request: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<String>,
-    },
-    /// The offer is gone (taken, timed out, cancelled by the resident, or in
-    /// a three-way the other person declined or did not answer).
-    #[serde(rename = "consult.offer_withdrawn")]
-    ConsultOfferWithdrawn { request: String },
-    /// The consultation is on: join the room with `token` (`rtc.join`). Sent
-    /// again, with a fresh token and `resumed`, to a participant who comes back.
-    /// A lawyer's or interpreter's other connections (another tab) get it with
-    /// `elsewhere`: the call was taken on the connection that accepted.
-    #[serde(rename = "consult.started")]
-    ConsultStarted {
-        consultation: String,
-        request: String,
-        room: String,
-        token: String,
-        role: crate::live::Role,
-        language: String,
-        topic: crate::domain::Topic,
-        peers: Vec<crate::live::Peer>,
-        resumed: bool,
-        elsewhere: bool,
-    },
-    /// Another participant's connection went (`present: false`) or came back.
-    #[serde(rename = "consult.peer")]
-    ConsultPeer { consultation: String, role: crate::live::Role, present: bool },
-    /// The call is over (`hung_up`, `resident_lost`, `lawyer_lost`). The lawyer
-    /// is in wrap-up until `wrap_up_until`; a resident whose lawyer was lost
-    /// waits again at the front of the queue (`requeued`).
-    #[serde(rename = "consult.ended")]
-    ConsultEnded {
-        consultation: String,
-        reason: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        wrap_up_until: Option<i64>,
-        requeued: bool,
-    },
     #[serde(rename = "consult.rated")]
     ConsultRated { consultation: String, rating: u8 },
-    /// The coordinator's live view of their regions (no consultation content).
-    #[serde(rename = "live.view")]
-    LiveView(crate::live::LiveView),
     /// A message could not be handled. The connection stays open unless the
     /// code says otherwise (`rate_limited` repeated, `idle_timeout`).
     Error {
@@ -253,37 +151,10 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// Not JSON, or not an object with a known `type` and its fields.
-    Malformed,
-    /// Binary frames are not part of the protocol.
-    BinaryUnsupported,
-    /// Larger than the cap; the connection closes (the frame was refused).
-    TooLarge,
-    /// Too many messages; slow down.
-    RateLimited,
-    /// Nothing received for too long; the connection closes.
-    IdleTimeout,
-    /// The session, account or terminal was revoked; the connection closes.
-    Revoked,
-    /// A room token that is invalid, expired, or not the sender's.
-    Unauthorized,
-    /// The relay refused (room full, no offer to answer, a bad session
-    /// description...); the message says which. Nothing changed.
-    Refused,
-    /// The sender's role may not send this message.
-    Forbidden,
-    /// No such request or consultation, or not the sender's.
-    NotFound,
-    /// A value out of range (a language not offered, a rating not 1 to 5).
-    Invalid,
-    /// It clashes with what the sender already has (a request waiting, a
-    /// consultation open).
-    Conflict,
+    /// What the live path tells people and terminals (`presence`,
+    /// `consult.*`, `live.view`): each is its own message, as is.
+    #[serde(untagged)]
+    Live(crate::live::Notice),
 }
 
 /// Who the server believes is on the other end.

@@ -16,6 +16,7 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::ServerMessage;
+use crate::live::{Notice, Outlet, Reach, To};
 
 /// The reason that closes a connection for its client to reconnect at once
 /// (close code 1012), not because its credentials were revoked: the node that
@@ -81,14 +82,6 @@ pub struct Pushed {
     /// To every connection of the owner but this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except: Option<String>,
-}
-
-/// Which of an owner's connections a push goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach<'a> {
-    All,
-    Only(&'a str),
-    Except(&'a str),
 }
 
 /// The open connections, and their ids by account or terminal, so that a
@@ -160,12 +153,12 @@ impl Connections {
     /// Queues `message` on this process's connections of the account or
     /// terminal `key` (and hands it to the fan-out, if any); returns how many
     /// connections here took it.
-    fn push_to_owner(&self, key: &str, message: &ServerMessage, terminal: bool, reach: Reach) -> usize {
+    fn push_to_owner(&self, key: &str, message: &ServerMessage, terminal: bool, reach: &Reach) -> usize {
         let Ok(text) = serde_json::to_string(message) else { return 0 };
         let (only, except) = match reach {
             Reach::All => (None, None),
-            Reach::Only(c) => (Some(c.to_owned()), None),
-            Reach::Except(c) => (None, Some(c.to_owned())),
+            Reach::Only(c) => (Some(c.clone()), None),
+            Reach::Except(c) => (None, Some(c.clone())),
         };
         let pushed = Pushed { to: key.to_owned(), terminal, text, only, except };
         if let Some(fanout) = self.fanout.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -195,16 +188,16 @@ impl Connections {
     }
 
     pub fn push_to_account(&self, account_id: &str, message: &ServerMessage) -> usize {
-        self.push_to_owner(account_id, message, false, Reach::All)
+        self.push_to_owner(account_id, message, false, &Reach::All)
     }
 
     /// Pushes to some of an account's connections: the one that asked, or the others.
-    pub fn push_to_account_reach(&self, account_id: &str, reach: Reach, message: &ServerMessage) -> usize {
+    pub fn push_to_account_reach(&self, account_id: &str, reach: &Reach, message: &ServerMessage) -> usize {
         self.push_to_owner(account_id, message, false, reach)
     }
 
     pub fn push_to_terminal(&self, terminal_id: &str, message: &ServerMessage) -> usize {
-        self.push_to_owner(terminal_id, message, true, Reach::All)
+        self.push_to_owner(terminal_id, message, true, &Reach::All)
     }
 
     /// From now on, every push also goes to `fanout` (or, with `None`, no
@@ -277,6 +270,17 @@ impl Connections {
     }
 }
 
+/// The live path's notices go to the connections of the person or terminal they name.
+impl Outlet for Connections {
+    fn push(&self, to: &To, notice: &Notice) {
+        let message = ServerMessage::Live(notice.clone());
+        match to {
+            To::Account { account, reach } => self.push_to_account_reach(account, reach, &message),
+            To::Terminal(terminal) => self.push_to_terminal(terminal, &message),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,10 +326,10 @@ mod tests {
         let (_r1, _k1) = connections.register(owner("s1"), "c1", Some(tx1));
         let (_r2, _k2) = connections.register(owner("s2"), "c2", Some(tx2));
         let message = ServerMessage::Pong { id: None };
-        assert_eq!(connections.push_to_account_reach("a", Reach::Only("c2"), &message), 1);
+        assert_eq!(connections.push_to_account_reach("a", &Reach::Only("c2".into()), &message), 1);
         assert!(rx1.try_recv().is_err());
         assert!(rx2.try_recv().is_ok());
-        assert_eq!(connections.push_to_account_reach("a", Reach::Except("c2"), &message), 1);
+        assert_eq!(connections.push_to_account_reach("a", &Reach::Except("c2".into()), &message), 1);
         assert!(rx1.try_recv().is_ok());
         assert!(rx2.try_recv().is_err());
     }

@@ -1,293 +1,83 @@
-//! The live path: residents waiting at terminals, lawyers and interpreters on
-//! duty, offers, consultations, and the coordinators watching.
-//!
-//! One task, the dispatcher, owns all of it. WebSocket connections send it
-//! [`Command`]s through [`Live`]; it feeds the [`Matcher`] and carries out
-//! what the matcher decides: it rings people, starts consultations (a relay
-//! room, room tokens for every participant), tells residents their place, and
-//! pushes everything to the connections through [`Connections`]. Because one
-//! task decides, nobody is rung for two requests or put in two consultations
-//! by a race; the database's unique indexes say the same again.
-//!
-//! Durability: a new request is written before the resident is told it waits;
-//! everything after that (offers, starts, ends) goes through one ordered
-//! writer task, so the database sees events in the order they happened. After
-//! a restart, [`Live::start`] loads waiting requests and open consultations;
-//! their people get them back when they reconnect (the grace period counts
-//! from the restart).
+//! The dispatcher's decisions, as plain code: [`Dispatcher`] holds who is
+//! connected, waiting, rung and in a call; [`Dispatcher::handle`] takes one
+//! [`Input`] at one [`Clock`] reading and queues the [`Effect`]s that carry
+//! the decision out: notices for participants, database writes, rooms to
+//! place, open and close, room tokens to issue. It does no I/O and reads no
+//! clock of its own, so the whole live path can be driven on simulated time
+//! (the simulation test beside it). The task in `task.rs` runs it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, Utf8Bytes};
-use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use crate::auth::tokens::{RoomGrant, TokenKind, Tokens};
-use crate::domain::{Language, Topic};
-use crate::matcher::{self, Action, Event, Matcher, MatcherConfig, Waiter};
-use crate::metrics::Metrics;
-use crate::relay::Relays;
-use crate::schedule::Scheduler;
-use crate::store::{
-    AppointmentRecord, LiveWrite, OfferOutcome, OfferRow, RequestEnd, RequestRow, StartedConsultation, Store,
-    StoreError, new_id,
+use super::{
+    ConsultationSummary, Duty, LiveConfig, LiveView, Notice, Peer, PersonInfo, PersonView, PresenceState,
+    QueueEntry, Reach, RegionQueue, Role, TerminalInfo, To, WantedPresence,
 };
-use crate::unix_now;
-use crate::ws::call::Failure;
-use crate::ws::protocol::{ErrorCode, ServerMessage, WantedPresence};
-use crate::ws::registry::{Connections, Reach};
+use crate::domain::{ErrorCode, Failure, Language, Topic};
+use crate::live::Answer;
+use crate::matcher::{self, Action, Event, Matcher, Waiter};
+use crate::store::{
+    AppointmentRecord, LiveWrite, OfferOutcome, OfferRow, OpenConsultation, RequestEnd, RequestRow,
+    StartedConsultation,
+};
 
-/// The live path's rules. All seconds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LiveConfig {
-    /// Languages a terminal may ask in (ISO 639-1).
-    pub languages: Vec<String>,
-    /// How long one person is rung before the request moves on.
-    pub offer_timeout_secs: u64,
-    /// When the matcher widens to ring 1 (anyone with the language and
-    /// topic), ring 2 (anyone with the language) and ring 3 (any lawyer with
-    /// an interpreter), counted from the request.
-    pub ring_after_secs: [u64; 3],
-    /// Missed offers in a row that put a person on break.
-    pub max_missed: u32,
-    /// How long someone who declined a request is not offered it again.
-    pub decline_cooldown_secs: u64,
-    /// How long a consultation waits for a participant whose connection dropped.
-    pub grace_secs: u64,
-    /// How long a lawyer has after a call to write the record before being rung again.
-    pub wrap_up_secs: u64,
-    /// How long a waiting request is kept for a terminal that went away.
-    pub request_hold_secs: u64,
-    /// Consultations a person takes a day unless their account says otherwise.
-    pub default_daily_cap: u32,
-    /// How long a consultation's room tokens last.
-    pub room_token_ttl_secs: u64,
-    /// The assumed length of a consultation, for wait estimates, until some have ended.
-    pub average_consultation_secs: u64,
-    /// How often everyone's duty hours are looked at again.
-    pub duty_check_secs: u64,
-}
+#[cfg(test)]
+#[path = "simulation.rs"]
+mod simulation;
 
-impl Default for LiveConfig {
-    fn default() -> Self {
-        Self {
-            languages: vec!["bo".into(), "zh".into()],
-            offer_timeout_secs: 20,
-            ring_after_secs: [30, 60, 90],
-            max_missed: 3,
-            decline_cooldown_secs: 60,
-            grace_secs: 60,
-            wrap_up_secs: 300,
-            request_hold_secs: 600,
-            default_daily_cap: 20,
-            room_token_ttl_secs: 4 * 3600,
-            average_consultation_secs: 900,
-            duty_check_secs: 30,
-        }
-    }
-}
-
-impl LiveConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.languages.is_empty() {
-            return Err("live.languages must name at least one language".into());
-        }
-        for code in &self.languages {
-            Language::parse(code).map_err(|e| format!("live.languages: {e}"))?;
-        }
-        if !(1..=600).contains(&self.offer_timeout_secs) {
-            return Err("live.offer_timeout_secs must be between 1 and 600".into());
-        }
-        if !self.ring_after_secs.is_sorted() {
-            return Err("live.ring_after_secs must not decrease".into());
-        }
-        if self.max_missed == 0 {
-            return Err("live.max_missed must be at least 1".into());
-        }
-        if !(1..=3600).contains(&self.grace_secs) || !(1..=3600).contains(&self.duty_check_secs) {
-            return Err("live.grace_secs and live.duty_check_secs must be between 1 and 3600".into());
-        }
-        if !(60..=86_400).contains(&self.room_token_ttl_secs) {
-            return Err("live.room_token_ttl_secs must be between 60 and 86400".into());
-        }
-        Ok(())
-    }
-
-    fn matcher(&self) -> MatcherConfig {
-        MatcherConfig {
-            offer_timeout: Duration::from_secs(self.offer_timeout_secs),
-            ring_after: self.ring_after_secs.map(Duration::from_secs),
-            max_missed: self.max_missed,
-            decline_cooldown: Duration::from_secs(self.decline_cooldown_secs),
-        }
-    }
-}
-
-/// A lawyer's or interpreter's state, as they and coordinators see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PresenceState {
-    Offline,
-    Available,
-    Ringing,
-    InConsultation,
-    WrapUp,
-    Break,
-}
-
-/// A participant's part in a consultation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Resident,
-    Lawyer,
-    Interpreter,
-}
-
-/// Another participant, as a consultation's participants see each other.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Peer {
-    /// The account or terminal id: the peer's media streams carry it as their id.
-    pub participant: String,
-    pub role: Role,
-    pub name: String,
-}
-
-/// What a coordinator sees live: no consultation content, no resident.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-pub struct LiveView {
+/// The time an input is handled at: monotonic for durations, and the wall
+/// clock (seconds since the Unix epoch) for what is stored and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub now: Instant,
     pub at: i64,
-    /// Per region: how many wait, and the longest wait.
-    pub regions: Vec<RegionQueue>,
-    /// Waiting requests in the order they are served.
-    pub queue: Vec<QueueEntry>,
-    pub people: Vec<PersonView>,
-    pub consultations: Vec<ConsultationSummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RegionQueue {
-    pub region_id: String,
-    pub waiting: usize,
-    pub longest_wait_secs: u64,
+impl Clock {
+    /// The real time.
+    pub fn real() -> Clock {
+        Clock { now: Instant::now(), at: crate::unix_now() }
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueEntry {
-    pub request: String,
-    pub region_id: String,
-    pub terminal_id: String,
-    pub language: String,
-    pub topic: Topic,
-    pub waited_secs: u64,
-    /// 1 = next; none while its terminal is away.
-    pub position: Option<usize>,
-    /// Someone is being rung for it.
-    pub ringing: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PersonView {
-    pub id: String,
-    pub name: String,
-    pub lawyer: bool,
-    pub interpreter: bool,
-    pub languages: Vec<String>,
-    pub state: PresenceState,
-    pub on_duty: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConsultationSummary {
-    pub id: String,
-    pub region_id: String,
-    pub language: String,
-    pub topic: Topic,
-    pub started_at: i64,
-    pub lawyer: String,
-    pub interpreter: Option<String>,
-    /// Participants whose connection dropped (the room waits for them).
-    pub waiting_for: Vec<Role>,
-}
-
-/// Who a connection belongs to, as the live path needs it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PersonInfo {
-    pub person: matcher::Person,
-    pub name: String,
-    pub on_duty: bool,
-    /// Local midnight of the person's today (daily caps count from it).
-    pub day_start: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TerminalInfo {
-    pub id: String,
-    pub name: String,
-    pub region_id: String,
-    pub region_name: String,
-}
-
-/// What connections ask of the dispatcher.
+/// What the dispatcher is told: by connections (through [`super::Command`]),
+/// the writer, the duty loop, the relays and the clock.
 #[derive(Debug)]
-pub enum Command {
-    /// A connection opened (`connection` is its id: the dispatcher counts
-    /// connections per person; [`crate::cluster`] tracks them by id).
-    PersonConnected {
-        connection: String,
-        info: Box<PersonInfo>,
-    },
+pub enum Input {
+    PersonConnected(Box<PersonInfo>),
     PersonDisconnected {
-        connection: String,
         account: String,
-    },
-    TerminalConnected {
+        /// The connection's id.
         connection: String,
-        info: TerminalInfo,
     },
+    TerminalConnected(TerminalInfo),
     TerminalDisconnected {
-        connection: String,
         terminal: String,
     },
     Presence {
         account: String,
         want: WantedPresence,
-        reply: Reply,
     },
     Request {
         terminal: String,
         language: Language,
         topic: Topic,
+        /// When the resident's message was read (for the request-to-ring latency).
         received: Instant,
-        reply: Reply,
     },
     Cancel {
         terminal: String,
         request: String,
-        reply: Reply,
     },
-    Accept {
-        answer: Answer,
-        reply: Reply,
-    },
-    Decline {
-        answer: Answer,
-        reply: Reply,
-    },
-    /// A wrap-up's end is on disk: the lawyer may be rung again.
-    WrapUpStored {
-        consultation: String,
-    },
+    Accept(Answer),
+    Decline(Answer),
     Hangup {
         participant: String,
         consultation: String,
-        reply: Reply,
     },
-    /// The resident's rating; the reply says how many rows it changed (0:
-    /// no such consultation at this terminal, or already rated).
+    /// The resident's rating; `reply` hears how many rows it changed.
     Rate {
         terminal: String,
         consultation: String,
@@ -297,286 +87,111 @@ pub enum Command {
     RecordSaved {
         consultation: String,
     },
-    /// Who is on duty now, the regions of their teams and their day, by account.
+    /// A wrap-up's end is on disk.
+    WrapUpStored {
+        consultation: String,
+    },
     Duty(HashMap<String, Duty>),
-    /// An appointment starts now.
     AppointmentDue(AppointmentRecord),
-    /// The writer has stored a new request (or failed to).
+    /// A new request is on disk (or could not be stored).
     Recorded {
         request: String,
         ok: bool,
     },
-    Subscribe {
-        connection: String,
-        regions: Option<Vec<String>>,
-        outbox: mpsc::Sender<Message>,
+    /// The consultation's room was placed on another relay (its own was lost).
+    RoomMoved {
+        consultation: String,
     },
-    Unsubscribe {
-        connection: String,
-    },
-    /// A relay node stopped answering: its consultations move to another.
-    RelayLost(usize),
+    /// Open when the server stopped (at start-up).
+    RestoreConsultation(OpenConsultation),
+    /// Waiting when the server stopped (at start-up).
+    RestoreRequest(RequestRow),
+    /// Time passes: offers time out, rings widen, grace periods and wrap-ups end.
+    Tick,
+    /// Tell each waiting terminal its place, if it changed.
+    Positions,
 }
 
-type Reply = oneshot::Sender<Result<(), Failure>>;
+/// What the dispatcher decided is to be done, in order.
+#[derive(Debug)]
+pub enum Effect {
+    /// Tell a person's or a terminal's connections.
+    Push {
+        to: To,
+        notice: Notice,
+    },
+    /// A participant joins a consultation: issue it a room token (naming the
+    /// relay the room is on) and send `consult.started`, `via` the connection
+    /// that accepted (the person's others hear it is elsewhere) or to all.
+    Started {
+        started: Started,
+        via: Option<String>,
+    },
+    /// Store this, in order with every other write; then do `then`.
+    Write {
+        write: LiveWrite,
+        then: Option<Then>,
+    },
+    /// Place a consultation's room on a relay in or near `region`, and open
+    /// it there now (or, `open: false`, when its first participant joins).
+    PlaceRoom {
+        room: String,
+        region: String,
+        open: bool,
+    },
+    /// Open a room on the relay it was placed on (after a move).
+    OpenRoom {
+        room: String,
+    },
+    CloseRoom {
+        room: String,
+    },
+    /// A new request was rung for the first time, `waited` after it was read.
+    Rung {
+        waited: Duration,
+    },
+}
 
-/// A lawyer's or interpreter's answer to an offer, from one of their connections.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Answer {
-    pub account: String,
-    /// The connection that answered: it gets the call (`consult.started`);
-    /// the person's other connections hear the call is elsewhere.
-    pub connection: String,
+/// What happens once a write is on disk.
+#[derive(Debug)]
+pub enum Then {
+    /// Answer with the rows it changed.
+    Reply(oneshot::Sender<Result<u64, Failure>>),
+    /// Push a notice (failed write or not: the write is logged).
+    Tell(To, Notice),
+}
+
+/// A participant's `consult.started`, but for the room token, which the
+/// task issues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub participant: String,
+    pub consultation: String,
     pub request: String,
-    /// The client's id for its message, echoed in the answer.
-    #[serde(default)]
-    pub id: Option<String>,
+    pub role: Role,
+    pub language: String,
+    pub topic: Topic,
+    pub peers: Vec<Peer>,
+    pub resumed: bool,
+    pub token_ttl: Duration,
 }
 
-/// The handle connections use. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Live {
-    tx: mpsc::Sender<Command>,
-    pub config: Arc<LiveConfig>,
-}
-
-/// Commands queued for the dispatcher before senders wait.
-const COMMAND_QUEUE: usize = 16_384;
-const TICK: Duration = Duration::from_millis(250);
-/// How often a coordinator's view is sent when nothing changed (waits grow).
-const VIEW_REFRESH: Duration = Duration::from_secs(5);
-/// How often calls left on a dead relay (none other could take them) try to move again.
-const STRANDED_RETRY: Duration = Duration::from_secs(5);
-
-fn gone() -> Failure {
-    (ErrorCode::Refused, "the live service is shutting down".into())
-}
-
-impl Live {
-    /// Loads what was waiting or open when the server stopped and starts the
-    /// dispatcher and its writer.
-    pub async fn start(
-        config: LiveConfig,
-        store: Store,
-        tokens: Tokens,
-        relays: Relays,
-        connections: Arc<Connections>,
-        scheduler: Arc<Scheduler>,
-        metrics: Arc<Metrics>,
-    ) -> Result<(Live, tokio::task::JoinHandle<()>), StoreError> {
-        let now = unix_now();
-        let withdrawn = store.withdraw_pending_offers(now).await?;
-        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let mut dispatcher = Dispatcher {
-            matcher: Matcher::new(config.matcher()),
-            avg_consultation_secs: config.average_consultation_secs as f64,
-            config: config.clone(),
-            writes: Writer::start(store.clone(), tx.downgrade()),
-            tokens,
-            relays: relays.clone(),
-            connections,
-            metrics,
-            people: HashMap::new(),
-            terminals: HashMap::new(),
-            requests: HashMap::new(),
-            consultations: HashMap::new(),
-            offers: HashMap::new(),
-            subscribers: HashMap::new(),
-            told: HashMap::new(),
-            dirty: true,
-            serving: HashMap::new(),
-        };
-        let mut open = 0;
-        for c in store.open_consultations().await? {
-            if c.status != "active" {
-                // Wrap-ups do not outlive a restart; the record can still be written.
-                store.apply_live_write(LiveWrite::FinishWrapUp(c.id.clone()), now).await?;
-                continue;
-            }
-            open += 1;
-            dispatcher.restore_consultation(c);
-        }
-        let waiting = store.waiting_requests().await?;
-        let restored = waiting.len();
-        for row in waiting {
-            dispatcher.restore_request(row);
-        }
-        // Appointments announced just before the server stopped.
-        for appointment in store.started_without_request(now).await? {
-            dispatcher.appointment_due(appointment, Instant::now());
-        }
-        tracing::info!(open, restored, withdrawn, "live path ready");
-        let every = Duration::from_secs(config.duty_check_secs);
-        let duty = tokio::spawn(duty_loop(scheduler, tx.downgrade(), every));
-        let lost = tokio::spawn(relays_lost(relays, tx.downgrade()));
-        let task = tokio::spawn(async move {
-            dispatcher.run(rx).await;
-            duty.abort();
-            lost.abort();
-        });
-        Ok((Live { tx, config: Arc::new(config) }, task))
-    }
-
-    /// A handle whose commands go to `tx`, not straight to a dispatcher: with
-    /// several signaling nodes, [`crate::cluster::Link`] takes them to the
-    /// node that runs the live path.
-    pub fn forwarding(config: LiveConfig) -> (Live, mpsc::Receiver<Command>) {
-        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        (Live { tx, config: Arc::new(config) }, rx)
-    }
-
-    pub async fn send(&self, command: Command) {
-        let _ = self.tx.send(command).await;
-    }
-
-    async fn ask(&self, make: impl FnOnce(Reply) -> Command) -> Result<(), Failure> {
-        let (reply, answer) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-
-    pub async fn presence(&self, account: &str, want: WantedPresence) -> Result<(), Failure> {
-        self.ask(|reply| Command::Presence { account: account.into(), want, reply }).await
-    }
-
-    pub async fn request(&self, terminal: &str, language: Language, topic: Topic) -> Result<(), Failure> {
-        let received = Instant::now();
-        if !self.config.languages.iter().any(|l| l == language.as_str()) {
-            return Err((
-                ErrorCode::Invalid,
-                format!("language: one of {}", self.config.languages.join(", ")),
-            ));
-        }
-        self.ask(|reply| Command::Request { terminal: terminal.into(), language, topic, received, reply })
-            .await
-    }
-
-    pub async fn cancel(&self, terminal: &str, request: &str) -> Result<(), Failure> {
-        self.ask(|reply| Command::Cancel { terminal: terminal.into(), request: request.into(), reply }).await
-    }
-
-    pub async fn accept(
-        &self,
-        account: &str,
-        connection: &str,
-        request: &str,
-        id: Option<String>,
-    ) -> Result<(), Failure> {
-        let answer =
-            Answer { account: account.into(), connection: connection.into(), request: request.into(), id };
-        self.ask(|reply| Command::Accept { answer, reply }).await
-    }
-
-    pub async fn decline(
-        &self,
-        account: &str,
-        connection: &str,
-        request: &str,
-        id: Option<String>,
-    ) -> Result<(), Failure> {
-        let answer =
-            Answer { account: account.into(), connection: connection.into(), request: request.into(), id };
-        self.ask(|reply| Command::Decline { answer, reply }).await
-    }
-
-    /// Records a rating after the call, in order with the call's end.
-    pub async fn rate(&self, terminal: &str, consultation: &str, rating: u8) -> Result<u64, Failure> {
-        let (reply, answer) = oneshot::channel();
-        let command =
-            Command::Rate { terminal: terminal.into(), consultation: consultation.into(), rating, reply };
-        self.tx.send(command).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-
-    pub async fn hangup(&self, participant: &str, consultation: &str) -> Result<(), Failure> {
-        self.ask(|reply| Command::Hangup {
-            participant: participant.into(),
-            consultation: consultation.into(),
-            reply,
-        })
-        .await
-    }
-}
-
-/// The local midnight of `now` in `zone` (UTC when the zone is unknown).
-pub fn local_day_start(zone: &str, now: i64) -> i64 {
-    use crate::schedule::civil::{local_day_minute, start_of_day};
-    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    start_of_day(&tz, local_day_minute(&tz, now).0)
-}
-
-/// One person's duty as of the last look.
-#[derive(Debug, Clone, Default)]
-pub struct Duty {
-    pub on_duty: bool,
-    pub regions: BTreeSet<String>,
-    /// Local midnight of the person's today.
-    pub day_start: i64,
-}
-
-/// Tells the dispatcher of every relay node that stops answering, and again
-/// every [`STRANDED_RETRY`] of each that still holds calls nothing could take
-/// when it went down (they move once some relay can take them).
-async fn relays_lost(relays: Relays, dispatcher: mpsc::WeakSender<Command>) {
-    let mut lost = relays.lost();
-    let mut retry = tokio::time::interval(STRANDED_RETRY);
-    retry.tick().await;
-    loop {
-        let relay = tokio::select! {
-            event = lost.recv() => match event {
-                Ok(relay) => vec![relay],
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            },
-            _ = retry.tick() => relays.stranded(),
-        };
-        let Some(dispatcher) = dispatcher.upgrade() else { break };
-        for relay in relay {
-            let _ = dispatcher.send(Command::RelayLost(relay)).await;
+impl Started {
+    pub fn notice(&self, token: String, elsewhere: bool) -> Notice {
+        Notice::ConsultStarted {
+            consultation: self.consultation.clone(),
+            request: self.request.clone(),
+            room: self.consultation.clone(),
+            token,
+            role: self.role,
+            language: self.language.clone(),
+            topic: self.topic,
+            peers: self.peers.clone(),
+            resumed: self.resumed,
+            elsewhere,
         }
     }
 }
-
-/// Looks at everyone's duty hours every `every`, off the dispatcher (a
-/// snapshot can take a while to load), and hands it the result.
-async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Command>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let snapshot = match scheduler.snapshot().await {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read duty hours");
-                continue;
-            }
-        };
-        let at = unix_now();
-        let duty = snapshot
-            .people
-            .iter()
-            .map(|p| {
-                let id = &p.account.id;
-                let day_start = local_day_start(&p.account.time_zone, at);
-                (
-                    id.clone(),
-                    Duty {
-                        on_duty: snapshot.is_on_duty(id, at),
-                        regions: snapshot.regions_of(id),
-                        day_start,
-                    },
-                )
-            })
-            .collect();
-        let Some(dispatcher) = dispatcher.upgrade() else { return };
-        if dispatcher.send(Command::Duty(duty)).await.is_err() {
-            return;
-        }
-    }
-}
-
-// ---- the dispatcher
 
 #[derive(Debug)]
 struct PersonLive {
@@ -662,32 +277,30 @@ struct OfferLive {
     lawyer: Option<(String, String)>,
     interpreter: Option<(String, String)>,
     deadline: Option<Instant>,
-    /// Who has accepted, on which connection (a three-way waits for both).
-    accepted: Vec<(String, String)>,
+    /// Who has accepted, on which connection while it is open (a three-way waits for both).
+    accepted: Vec<(String, Option<String>)>,
 }
 
+/// The live path's state and rules: [`Dispatcher::handle`] takes an
+/// [`Input`] at a [`Clock`] reading, changes the state, and queues the
+/// [`Effect`]s that carry the decision out ([`Dispatcher::effects`]).
 #[derive(Debug)]
-struct Subscriber {
-    regions: Option<Vec<String>>,
-    outbox: mpsc::Sender<Message>,
-    last: Option<(Instant, LiveView)>,
-}
-
-struct Dispatcher {
+pub struct Dispatcher {
     config: LiveConfig,
     matcher: Matcher,
-    writes: Writer,
-    tokens: Tokens,
-    relays: Relays,
-    connections: Arc<Connections>,
-    metrics: Arc<Metrics>,
+    /// The time of the input being handled.
+    clock: Clock,
+    /// What to do, in order, since the last [`Dispatcher::effects`].
+    out: Vec<Effect>,
+    /// Ids of new requests, offers and consultations: random, or counted
+    /// (for a simulation that must replay exactly).
+    counted_ids: Option<u64>,
     people: HashMap<String, PersonLive>,
     terminals: HashMap<String, TerminalLive>,
     requests: HashMap<String, RequestLive>,
     consultations: HashMap<String, ConsultLive>,
     /// The current offer of each request being rung.
     offers: HashMap<String, OfferLive>,
-    subscribers: HashMap<String, Subscriber>,
     /// What each waiting terminal was last told: (position, estimate, nobody on duty).
     told: HashMap<String, (usize, Option<u64>, bool)>,
     /// Something a coordinator sees changed.
@@ -702,76 +315,123 @@ fn not_found(what: &str) -> Failure {
 }
 
 impl Dispatcher {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut positions = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                command = commands.recv() => match command {
-                    Some(command) => self.handle(command).await,
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    self.serving.clear();
-                    let actions = self.matcher.handle(Event::Tick, now);
-                    self.apply(actions, now);
-                    self.expire(now);
-                    self.push_views(now);
-                }
-                _ = positions.tick() => self.tell_positions(),
-            }
+    pub fn new(config: LiveConfig, clock: Clock) -> Dispatcher {
+        Dispatcher {
+            matcher: Matcher::new(config.matcher()),
+            avg_consultation_secs: config.average_consultation_secs as f64,
+            config,
+            clock,
+            out: Vec::new(),
+            counted_ids: None,
+            people: HashMap::new(),
+            terminals: HashMap::new(),
+            requests: HashMap::new(),
+            consultations: HashMap::new(),
+            offers: HashMap::new(),
+            told: HashMap::new(),
+            dirty: true,
+            serving: HashMap::new(),
         }
     }
 
-    async fn handle(&mut self, command: Command) {
-        let now = Instant::now();
-        self.dirty = true;
-        match command {
-            Command::PersonConnected { info, .. } => self.person_connected(*info, now),
-            Command::PersonDisconnected { account, .. } => self.person_disconnected(&account, now),
-            Command::TerminalConnected { info, .. } => self.terminal_connected(info, now),
-            Command::TerminalDisconnected { terminal, .. } => self.terminal_disconnected(&terminal, now),
-            Command::Presence { account, want, reply } => {
-                let _ = reply.send(self.set_presence(&account, want, now));
+    /// Makes ids `n`, `n+1`, ... instead of random ones: the same inputs then
+    /// give the same effects, to the byte.
+    pub fn counting_ids_from(mut self, n: u64) -> Dispatcher {
+        self.counted_ids = Some(n);
+        self
+    }
+
+    fn new_id(&mut self) -> String {
+        match &mut self.counted_ids {
+            Some(n) => {
+                *n += 1;
+                format!("id-{n:08}")
             }
-            Command::Request { terminal, language, topic, received, reply } => {
-                let _ = reply.send(self.new_request(&terminal, language, topic, received, now));
+            None => crate::store::new_id(),
+        }
+    }
+
+    /// What to carry out for the inputs handled since the last call, in order.
+    pub fn effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Whether anything a coordinator sees changed since the last call.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The open consultations and their regions (to move those on a relay that was lost).
+    pub fn consultation_regions(&self) -> Vec<(String, String)> {
+        self.consultations.iter().map(|(id, c)| (id.clone(), c.region.clone())).collect()
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now
+    }
+
+    /// Seconds since the Unix epoch, as of the input being handled.
+    fn at(&self) -> i64 {
+        self.clock.at
+    }
+
+    fn effect(&mut self, effect: Effect) {
+        self.out.push(effect);
+    }
+
+    fn write(&mut self, write: LiveWrite) {
+        self.out.push(Effect::Write { write, then: None });
+    }
+
+    fn tell(&mut self, to: To, notice: Notice) {
+        self.out.push(Effect::Push { to, notice });
+    }
+
+    /// Handles one input at `clock`. The answer is for whoever sent it; the
+    /// effects wait in [`Dispatcher::effects`].
+    pub fn handle(&mut self, input: Input, clock: Clock) -> Result<(), Failure> {
+        self.clock = clock;
+        let now = clock.now;
+        if !matches!(input, Input::Tick | Input::Positions) {
+            self.dirty = true;
+        }
+        match input {
+            Input::PersonConnected(info) => self.person_connected(*info, now),
+            Input::PersonDisconnected { account, connection } => {
+                self.person_disconnected(&account, &connection, now)
             }
-            Command::Recorded { request, ok: true } => self.recorded(&request),
-            Command::Recorded { request, ok: false } => self.not_recorded(&request, now),
-            Command::Cancel { terminal, request, reply } => {
-                let _ = reply.send(self.cancel(&terminal, &request, now));
+            Input::TerminalConnected(info) => self.terminal_connected(info, now),
+            Input::TerminalDisconnected { terminal } => self.terminal_disconnected(&terminal, now),
+            Input::Presence { account, want } => return self.set_presence(&account, want, now),
+            Input::Request { terminal, language, topic, received } => {
+                return self.new_request(&terminal, language, topic, received, now);
             }
-            Command::Accept { answer, reply } => {
-                let _ = reply.send(self.accept(answer, now));
-            }
-            Command::Decline { answer, reply } => {
-                let _ = reply.send(self.decline(answer, now));
-            }
-            Command::WrapUpStored { consultation } => self.wrap_up_stored(&consultation, now),
-            Command::Hangup { participant, consultation, reply } => {
-                let result = match self.consultations.get(&consultation) {
+            Input::Recorded { request, ok: true } => self.recorded(&request),
+            Input::Recorded { request, ok: false } => self.not_recorded(&request, now),
+            Input::Cancel { terminal, request } => return self.cancel(&terminal, &request, now),
+            Input::Accept(answer) => return self.accept(answer, now),
+            Input::Decline(answer) => return self.decline(answer, now),
+            Input::WrapUpStored { consultation } => self.wrap_up_stored(&consultation, now),
+            Input::Hangup { participant, consultation } => {
+                return match self.consultations.get(&consultation) {
                     Some(c) if c.role_of(&participant).is_some() => {
                         self.end_consultation(&consultation, "hung_up", false, now);
                         Ok(())
                     }
                     _ => Err(not_found("consultation")),
                 };
-                let _ = reply.send(result);
             }
-            Command::Rate { terminal, consultation, rating, reply } => {
+            Input::Rate { terminal, consultation, rating, reply } => {
                 if self.consultations.get(&consultation).is_some_and(|c| c.terminal == terminal) {
                     let _ = reply.send(Err((ErrorCode::Conflict, "rate after the call has ended".into())));
                 } else {
                     // After the call's end in the writer's order, so never refused as too early.
                     let write =
                         LiveWrite::Rate { consultation, terminal_id: terminal, rating: rating.into() };
-                    self.writes.send_then(write, reply);
+                    self.effect(Effect::Write { write, then: Some(Then::Reply(reply)) });
                 }
             }
-            Command::RecordSaved { consultation } => {
+            Input::RecordSaved { consultation } => {
                 let lawyer = self
                     .people
                     .iter()
@@ -781,56 +441,32 @@ impl Dispatcher {
                     self.finish_wrap_up(&lawyer);
                 }
             }
-            Command::Subscribe { connection, regions, outbox } => {
-                self.subscribers.insert(connection, Subscriber { regions, outbox, last: None });
+            Input::Duty(duty) => self.apply_duty(duty),
+            Input::AppointmentDue(appointment) => self.appointment_due(appointment, now),
+            Input::RoomMoved { consultation } => self.room_moved(&consultation),
+            Input::RestoreConsultation(c) => self.restore_consultation(c),
+            Input::RestoreRequest(row) => self.restore_request(row),
+            Input::Tick => {
+                self.serving.clear();
+                let actions = self.matcher.handle(Event::Tick, now);
+                self.apply(actions, now);
+                self.expire(now);
             }
-            Command::Unsubscribe { connection } => {
-                self.subscribers.remove(&connection);
-            }
-            Command::Duty(duty) => self.apply_duty(duty),
-            Command::AppointmentDue(appointment) => self.appointment_due(appointment, now),
-            Command::RelayLost(relay) => self.relay_lost(relay),
+            Input::Positions => self.tell_positions(),
         }
+        Ok(())
     }
 
-    /// Moves every consultation on a relay that stopped answering to another
-    /// (in or near its terminal's region), and sends each participant a fresh
-    /// `consult.started` (`resumed`): the apps join the new room by themselves.
-    fn relay_lost(&mut self, relay: usize) {
-        let moving: Vec<(String, String)> = self
-            .consultations
-            .iter()
-            .filter(|(id, _)| self.relays.placement(id) == Some(relay))
-            .map(|(id, c)| (id.clone(), c.region.clone()))
-            .collect();
-        for (id, region) in moving {
-            match self.relays.place(&id, Some(&region)) {
-                Ok(to) => {
-                    tracing::info!(consultation = %id, from = relay, to, "moving the call to another relay")
-                }
-                Err(error) => {
-                    tracing::error!(consultation = %id, %error, "the call's relay is gone and no other can take it now; trying again every few seconds");
-                    continue;
-                }
-            }
-            self.open_room(&id);
-            let participants: Vec<String> =
-                self.consultations[&id].participants().map(|(p, _)| p.to_owned()).collect();
-            for participant in participants {
-                self.send_started(&id, &participant, true, None);
-            }
+    /// A consultation's room moved to another relay (its relay stopped
+    /// answering): each participant gets a fresh `consult.started`
+    /// (`resumed`), and the apps join the new room by themselves.
+    fn room_moved(&mut self, id: &str) {
+        let Some(c) = self.consultations.get(id) else { return };
+        let participants: Vec<String> = c.participants().map(|(p, _)| p.to_owned()).collect();
+        self.effect(Effect::OpenRoom { room: id.to_owned() });
+        for participant in participants {
+            self.send_started(id, &participant, true, None);
         }
-    }
-
-    /// Opens a consultation's room on the relay it is placed on, in the
-    /// background (a participant's join opens it too, if this is late).
-    fn open_room(&self, room: &str) {
-        let (relays, room) = (self.relays.clone(), room.to_owned());
-        tokio::spawn(async move {
-            if let Err(error) = relays.open_room(&room).await {
-                tracing::warn!(%error, %room, "cannot open the room now; it opens when the first participant joins");
-            }
-        });
     }
 
     // ---- people
@@ -882,7 +518,16 @@ impl Dispatcher {
         }
     }
 
-    fn person_disconnected(&mut self, account: &str, now: Instant) {
+    fn person_disconnected(&mut self, account: &str, connection: &str, now: Instant) {
+        // A three-way accepted on this connection, still waiting for the
+        // other: the call will go to whichever connection the person has then.
+        for offer in self.offers.values_mut() {
+            for (person, on) in &mut offer.accepted {
+                if person == account && on.as_deref() == Some(connection) {
+                    *on = None;
+                }
+            }
+        }
         let Some(p) = self.people.get_mut(account) else { return };
         p.connections = p.connections.saturating_sub(1);
         if p.connections > 0 {
@@ -915,13 +560,10 @@ impl Dispatcher {
     /// matched); out of it otherwise.
     fn sync_person(&mut self, id: &str, now: Instant) {
         let Some(p) = self.people.get_mut(id) else { return };
-        if p.consultation.is_some() {
-            return; // Busy in the matcher until the wrap-up ends.
-        }
         let eligible = p.connections > 0 && p.want == WantedPresence::Available && p.info.on_duty;
-        let actions = if p.wrap_up.is_some() {
-            // Busy until the wrap-up ends; but one who went offline or off
-            // duty meanwhile no longer counts as someone who could take a request.
+        let actions = if p.consultation.is_some() || p.wrap_up.is_some() {
+            // Busy in the matcher until the wrap-up ends; but one who went
+            // offline or off duty meanwhile is no one a request may wait for.
             if eligible || !p.in_matcher {
                 return;
             }
@@ -957,15 +599,15 @@ impl Dispatcher {
         }
     }
 
-    fn tell_presence(&self, id: &str) {
+    fn tell_presence(&mut self, id: &str) {
         let Some(p) = self.people.get(id) else { return };
-        let message = ServerMessage::Presence {
+        let message = Notice::Presence {
             state: self.state_of(p),
             on_duty: p.info.on_duty,
             consultation: p.consultation.clone().or_else(|| p.wrap_up.as_ref().map(|(c, _)| c.clone())),
             wrap_up_until: p.wrap_up.as_ref().map(|(_, until)| *until),
         };
-        self.connections.push_to_account(id, &message);
+        self.tell(To::account(id), message);
     }
 
     /// Ends a lawyer's wrap-up: written first, and only once it is on disk
@@ -976,7 +618,8 @@ impl Dispatcher {
         let Some((consultation, _)) = &p.wrap_up else { return };
         if !p.wrap_up_ending {
             p.wrap_up_ending = true;
-            self.writes.send(LiveWrite::FinishWrapUp(consultation.clone()));
+            let write = LiveWrite::FinishWrapUp(consultation.clone());
+            self.write(write);
         }
     }
 
@@ -995,9 +638,11 @@ impl Dispatcher {
 
     /// Everyone's duty and teams as of now, from [`duty_loop`].
     fn apply_duty(&mut self, duty: HashMap<String, Duty>) {
-        let now = Instant::now();
+        let now = self.now();
         let ids: Vec<String> =
             self.people.iter().filter(|(_, p)| p.connections > 0).map(|(id, _)| id.clone()).collect();
+        let mut ids = ids;
+        ids.sort();
         for id in ids {
             let Some(p) = self.people.get_mut(&id) else { continue };
             let Duty { on_duty, regions, day_start } = duty.get(&id).cloned().unwrap_or_default();
@@ -1097,12 +742,13 @@ impl Dispatcher {
     /// Puts a request its terminal is present for into the matcher, keeping its age.
     fn enter_matcher(&mut self, id: &str, now: Instant) {
         let Some(request) = self.matcher_request(id) else { return };
+        let at = self.at();
         let Some(r) = self.requests.get_mut(id) else { return };
         if r.in_matcher {
             return;
         }
         r.in_matcher = true;
-        let waited = Duration::from_secs(unix_now().saturating_sub(r.created_at).max(0) as u64);
+        let waited = Duration::from_secs(at.saturating_sub(r.created_at).max(0) as u64);
         let since = now.checked_sub(waited).unwrap_or(now);
         let event = Event::Requested(Waiter { request, since, front: r.front, lawyer: r.preferred.clone() });
         let actions = self.matcher.handle(event, now);
@@ -1124,18 +770,19 @@ impl Dispatcher {
         if t.request.is_some() {
             return Err((ErrorCode::Conflict, "this terminal already waits; cancel first".into()));
         }
+        let region_id = t.info.region_id.clone();
         let row = RequestRow {
-            id: new_id(),
+            id: self.new_id(),
             terminal_id: terminal.into(),
-            region_id: t.info.region_id.clone(),
+            region_id,
             language: language.as_str().into(),
             topic: topic.code().into(),
             front: false,
             preferred_lawyer_id: None,
-            created_at: unix_now(),
+            created_at: self.at(),
             appointment_id: None,
         };
-        self.writes.send(LiveWrite::Request(row.clone()));
+        self.write(LiveWrite::Request(row.clone()));
         self.add_request(row, language, topic, Some(received), false, now);
         Ok(())
     }
@@ -1192,12 +839,11 @@ impl Dispatcher {
     fn not_recorded(&mut self, id: &str, now: Instant) {
         let Some(terminal) = self.requests.get(id).map(|r| r.terminal.clone()) else { return };
         self.close_request(id, RequestEnd::Cancelled, now);
-        let message = ServerMessage::Error {
+        let message = Notice::Error {
             code: ErrorCode::Refused,
             message: "the request could not be recorded; ask again".into(),
-            id: None,
         };
-        self.connections.push_to_terminal(&terminal, &message);
+        self.tell(To::Terminal(terminal), message);
     }
 
     fn restore_request(&mut self, row: RequestRow) {
@@ -1205,8 +851,9 @@ impl Dispatcher {
         else {
             return;
         };
-        self.absent_terminal(&row.terminal_id, &row.region_id, Instant::now());
-        self.add_request(row, language, topic, None, true, Instant::now());
+        let now = self.now();
+        self.absent_terminal(&row.terminal_id, &row.region_id, now);
+        self.add_request(row, language, topic, None, true, now);
     }
 
     /// A terminal known before it connects (after a restart, or for an
@@ -1241,11 +888,7 @@ impl Dispatcher {
             if let Some(r) = self.requests.get_mut(&request) {
                 r.preferred = Some(a.lawyer_id.clone());
             }
-            self.writes.send(LiveWrite::AttachAppointment {
-                request,
-                appointment: a.id,
-                lawyer: a.lawyer_id,
-            });
+            self.write(LiveWrite::AttachAppointment { request, appointment: a.id, lawyer: a.lawyer_id });
             return;
         }
         if t.consultation.is_some() {
@@ -1256,17 +899,17 @@ impl Dispatcher {
             return;
         }
         let row = RequestRow {
-            id: new_id(),
+            id: self.new_id(),
             terminal_id: a.terminal_id,
             region_id: a.region_id,
             language: a.language,
             topic: a.topic,
             front: true,
             preferred_lawyer_id: Some(a.lawyer_id),
-            created_at: unix_now(),
+            created_at: self.at(),
             appointment_id: Some(a.id),
         };
-        self.writes.send(LiveWrite::Request(row.clone()));
+        self.write(LiveWrite::Request(row.clone()));
         self.add_request(row, language, topic, None, false, now);
     }
 
@@ -1277,15 +920,12 @@ impl Dispatcher {
         }
         // The kiosk hears it once the cancel is on disk, so a restart in
         // between never brings back a request the resident was told is gone.
-        let (stored, on_disk) = oneshot::channel();
-        self.close_request_then(request, RequestEnd::Cancelled, now, Some(stored));
-        let connections = Arc::clone(&self.connections);
-        let (terminal, request) = (terminal.to_owned(), request.to_owned());
-        tokio::spawn(async move {
-            // Told either way: the request is closed here, and a failed write is logged.
-            let _ = on_disk.await;
-            connections.push_to_terminal(&terminal, &ServerMessage::ConsultCancelled { request });
-        });
+        // Told either way: the request is closed here, and a failed write is logged.
+        let then = Then::Tell(
+            To::Terminal(terminal.to_owned()),
+            Notice::ConsultCancelled { request: request.into() },
+        );
+        self.close_request_then(request, RequestEnd::Cancelled, now, Some(then));
         Ok(())
     }
 
@@ -1294,23 +934,14 @@ impl Dispatcher {
     }
 
     /// Closes a request; `stored` hears when the close is on disk.
-    fn close_request_then(
-        &mut self,
-        request: &str,
-        end: RequestEnd,
-        now: Instant,
-        stored: Option<oneshot::Sender<Result<u64, Failure>>>,
-    ) {
+    fn close_request_then(&mut self, request: &str, end: RequestEnd, now: Instant, then: Option<Then>) {
         let Some(r) = self.requests.remove(request) else { return };
         if let Some(t) = self.terminals.get_mut(&r.terminal) {
             t.request = None;
         }
         self.told.remove(request);
         let write = LiveWrite::CloseRequest(request.into(), end);
-        match stored {
-            Some(ack) => self.writes.send_then(write, ack),
-            None => self.writes.send(write),
-        }
+        self.effect(Effect::Write { write, then });
         if r.in_matcher {
             let actions = self.matcher.handle(Event::Cancelled { request: request.into() }, now);
             self.apply(actions, now);
@@ -1369,13 +1000,14 @@ impl Dispatcher {
             return;
         }
         self.told.insert(request.into(), told);
-        let message = ServerMessage::ConsultQueued {
+        let message = Notice::ConsultQueued {
             request: request.into(),
             position,
             estimated_wait_secs: estimate,
             nobody_on_duty: !anyone,
         };
-        self.connections.push_to_terminal(&r.terminal, &message);
+        let terminal = r.terminal.clone();
+        self.tell(To::Terminal(terminal), message);
     }
 
     /// Each waiting terminal's place, once a second (places move as others are served).
@@ -1407,8 +1039,8 @@ impl Dispatcher {
             self.dirty = true;
             match action {
                 Action::Offer { request, person, deadline, interpreter } => {
-                    let offer_id = new_id();
-                    let at = unix_now();
+                    let offer_id = self.new_id();
+                    let at = self.at();
                     let row = OfferRow {
                         id: offer_id.clone(),
                         request_id: request.clone(),
@@ -1417,7 +1049,7 @@ impl Dispatcher {
                         offered_at: at,
                         deadline: at + self.config.offer_timeout_secs as i64,
                     };
-                    self.writes.send(LiveWrite::Offer(row));
+                    self.write(LiveWrite::Offer(row));
                     let offer = self.offers.entry(request.clone()).or_default();
                     if interpreter {
                         offer.interpreter = Some((person.clone(), offer_id));
@@ -1435,7 +1067,8 @@ impl Dispatcher {
                     }
                     rung.push((request.clone(), person));
                     if let Some(received) = self.requests.get_mut(&request).and_then(|r| r.received.take()) {
-                        self.metrics.live_request_to_ring.observe(received.elapsed().as_secs_f64());
+                        let waited = now.saturating_duration_since(received);
+                        self.effect(Effect::Rung { waited });
                     }
                 }
                 Action::Withdraw { request, person } => {
@@ -1447,8 +1080,7 @@ impl Dispatcher {
                         &person,
                         if timed_out { OfferOutcome::TimedOut } else { OfferOutcome::Withdrawn },
                     );
-                    self.connections
-                        .push_to_account(&person, &ServerMessage::ConsultOfferWithdrawn { request });
+                    self.tell(To::account(&person), Notice::ConsultOfferWithdrawn { request });
                     self.tell_presence(&person);
                 }
                 Action::Holding { request, person } => {
@@ -1482,7 +1114,7 @@ impl Dispatcher {
         if let Some(offer) = self.offers.get_mut(request) {
             for slot in [&mut offer.lawyer, &mut offer.interpreter] {
                 if let Some((_, id)) = slot.take_if(|(p, _)| p == person) {
-                    self.writes.send(LiveWrite::DecideOffer(id, outcome));
+                    self.out.push(Effect::Write { write: LiveWrite::DecideOffer(id, outcome), then: None });
                 }
             }
             offer.accepted.retain(|(p, _)| p != person);
@@ -1497,23 +1129,23 @@ impl Dispatcher {
         }
     }
 
-    fn send_offer(&self, request: &str, person: &str, now: Instant) {
+    fn send_offer(&mut self, request: &str, person: &str, now: Instant) {
         let (Some(r), Some(offer)) = (self.requests.get(request), self.offers.get(request)) else { return };
         let as_interpreter = offer.interpreter.as_ref().is_some_and(|(p, _)| p == person);
         let region_name =
             self.terminals.get(&r.terminal).map(|t| t.info.region_name.clone()).unwrap_or_default();
-        let message = ServerMessage::ConsultOffer {
+        let message = Notice::ConsultOffer {
             request: request.into(),
             role: if as_interpreter { Role::Interpreter } else { Role::Lawyer },
             language: r.language.as_str().into(),
             topic: r.topic,
             region_id: r.region.clone(),
             region_name,
-            waited_secs: unix_now().saturating_sub(r.created_at).max(0) as u64,
+            waited_secs: self.at().saturating_sub(r.created_at).max(0) as u64,
             expires_in_secs: offer.deadline.map(|d| d.saturating_duration_since(now).as_secs()).unwrap_or(0),
             three_way: offer.interpreter.is_some(),
         };
-        self.connections.push_to_account(person, &message);
+        self.tell(To::account(person), message);
     }
 
     fn is_offered(&self, request: &str, person: &str) -> Option<Role> {
@@ -1537,7 +1169,7 @@ impl Dispatcher {
         };
         if let Some(offer) = self.offers.get_mut(&request) {
             offer.accepted.retain(|(p, _)| *p != account);
-            offer.accepted.push((account.clone(), connection.clone()));
+            offer.accepted.push((account.clone(), Some(connection.clone())));
         }
         let event = Event::Accepted { request: request.clone(), person: account.clone() };
         let actions = self.matcher.handle(event, now);
@@ -1545,8 +1177,8 @@ impl Dispatcher {
             actions.iter().any(|a| matches!(a, Action::Holding { person, .. } if *person == account));
         let waiting_for =
             holding.then_some(if role == Role::Lawyer { Role::Interpreter } else { Role::Lawyer });
-        let message = ServerMessage::ConsultAccepted { request, id, waiting_for };
-        self.connections.push_to_account_reach(&account, Reach::Only(&connection), &message);
+        let message = Notice::ConsultAccepted { request, id, waiting_for };
+        self.tell(To::Account { account: account.clone(), reach: Reach::Only(connection) }, message);
         self.apply(actions, now);
         Ok(())
     }
@@ -1559,8 +1191,8 @@ impl Dispatcher {
         self.end_offer(&request, &account, OfferOutcome::Declined);
         let actions =
             self.matcher.handle(Event::Declined { request: request.clone(), person: account.clone() }, now);
-        let message = ServerMessage::ConsultDeclined { request, id };
-        self.connections.push_to_account_reach(&account, Reach::Only(&connection), &message);
+        let message = Notice::ConsultDeclined { request, id };
+        self.tell(To::Account { account: account.clone(), reach: Reach::Only(connection) }, message);
         self.tell_presence(&account);
         self.apply(actions, now);
         Ok(())
@@ -1572,15 +1204,18 @@ impl Dispatcher {
         let Some(r) = self.requests.remove(request) else { return };
         self.told.remove(request);
         // Each person's call goes to the connection they accepted on.
-        let via: HashMap<String, String> =
-            self.offers.get(request).map(|o| o.accepted.iter().cloned().collect()).unwrap_or_default();
+        let via: HashMap<String, String> = self
+            .offers
+            .get(request)
+            .map(|o| o.accepted.iter().filter_map(|(p, c)| Some((p.clone(), c.clone()?))).collect())
+            .unwrap_or_default();
         for person in std::iter::once(lawyer).chain(interpreter) {
             self.end_offer(request, person, OfferOutcome::Accepted);
         }
         self.offers.remove(request);
-        let id = new_id();
-        let started_at = unix_now();
-        self.writes.send(LiveWrite::Start(StartedConsultation {
+        let id = self.new_id();
+        let started_at = self.at();
+        self.write(LiveWrite::Start(StartedConsultation {
             id: id.clone(),
             request_id: request.into(),
             terminal_id: r.terminal.clone(),
@@ -1601,11 +1236,7 @@ impl Dispatcher {
             t.request = None;
             t.consultation = Some(id.clone());
         }
-        if let Err(error) = self.relays.place(&id, Some(&r.region)) {
-            // Participants' joins will try again.
-            tracing::warn!(consultation = %id, %error, "no relay for the consultation's room now");
-        }
-        self.open_room(&id);
+        self.effect(Effect::PlaceRoom { room: id.clone(), region: r.region.clone(), open: true });
         let c = ConsultLive {
             request: request.into(),
             terminal: r.terminal.clone(),
@@ -1639,53 +1270,35 @@ impl Dispatcher {
     /// Sends a participant what it needs to join the consultation's room:
     /// to all its connections, or, `via` the one it accepted on, to that one
     /// (the person's others are told the call is `elsewhere`).
-    fn send_started(&self, consultation: &str, participant: &str, resumed: bool, via: Option<&str>) {
+    fn send_started(&mut self, consultation: &str, participant: &str, resumed: bool, via: Option<&str>) {
         let Some(c) = self.consultations.get(consultation) else { return };
         let Some(role) = c.role_of(participant) else { return };
-        // The relay it is on goes into the token: a participant connected to
-        // another signaling node joins it there.
-        let grant = RoomGrant {
-            room: consultation.into(),
-            publish: vec!["audio".into(), "video".into()],
-            relay: self.relays.placement(consultation).and_then(|i| self.relays.name(i)),
-        };
-        let ttl = Duration::from_secs(self.config.room_token_ttl_secs);
-        let (token, _) = self.tokens.issue(TokenKind::Room, participant, consultation, ttl, Some(grant));
         let peers: Vec<Peer> = c
             .participants()
             .filter(|(p, _)| *p != participant)
             .map(|(p, role)| Peer { participant: p.to_owned(), role, name: self.name_of(p, role) })
             .collect();
-        let started = |elsewhere: bool| ServerMessage::ConsultStarted {
-            consultation: consultation.into(),
+        let started = Started {
+            participant: participant.to_owned(),
+            consultation: consultation.to_owned(),
             request: c.request.clone(),
-            room: consultation.into(),
-            token: token.clone(),
             role,
             language: c.language.clone(),
             topic: c.topic,
-            peers: peers.clone(),
+            peers,
             resumed,
-            elsewhere,
+            token_ttl: Duration::from_secs(self.config.room_token_ttl_secs),
         };
-        match via {
-            Some(connection) if role != Role::Resident => {
-                self.connections.push_to_account_reach(participant, Reach::Only(connection), &started(false));
-                self.connections.push_to_account_reach(
-                    participant,
-                    Reach::Except(connection),
-                    &started(true),
-                );
-            }
-            _ => self.push(participant, role, &started(false)),
-        }
+        let via = via.filter(|_| role != Role::Resident).map(str::to_owned);
+        self.effect(Effect::Started { started, via });
     }
 
-    fn push(&self, participant: &str, role: Role, message: &ServerMessage) {
-        match role {
-            Role::Resident => self.connections.push_to_terminal(participant, message),
-            _ => self.connections.push_to_account(participant, message),
+    fn push(&mut self, participant: &str, role: Role, message: Notice) {
+        let to = match role {
+            Role::Resident => To::Terminal(participant.to_owned()),
+            _ => To::account(participant),
         };
+        self.tell(to, message);
     }
 
     /// A participant's connection went: the room waits for it (`grace_secs`).
@@ -1695,9 +1308,9 @@ impl Dispatcher {
         c.absent.insert(participant.into(), now);
         let others: Vec<(String, Role)> =
             c.participants().filter(|(p, _)| *p != participant).map(|(p, r)| (p.to_owned(), r)).collect();
-        let message = ServerMessage::ConsultPeer { consultation: consultation.into(), role, present: false };
+        let message = Notice::ConsultPeer { consultation: consultation.into(), role, present: false };
         for (p, r) in others {
-            self.push(&p, r, &message);
+            self.push(&p, r, message.clone());
         }
     }
 
@@ -1708,9 +1321,9 @@ impl Dispatcher {
         c.absent.remove(participant);
         let others: Vec<(String, Role)> =
             c.participants().filter(|(p, _)| *p != participant).map(|(p, r)| (p.to_owned(), r)).collect();
-        let message = ServerMessage::ConsultPeer { consultation: consultation.into(), role, present: true };
+        let message = Notice::ConsultPeer { consultation: consultation.into(), role, present: true };
         for (p, r) in others {
-            self.push(&p, r, &message);
+            self.push(&p, r, message.clone());
         }
         self.send_started(consultation, participant, true, None);
     }
@@ -1719,12 +1332,9 @@ impl Dispatcher {
     /// the same lawyer first.
     fn end_consultation(&mut self, id: &str, reason: &str, requeue: bool, now: Instant) {
         let Some(c) = self.consultations.remove(id) else { return };
-        self.writes.send(LiveWrite::End(id.into(), reason.into()));
-        let (relays, room) = (self.relays.clone(), id.to_owned());
-        tokio::spawn(async move {
-            let _ = relays.close_room(&room).await;
-        });
-        let ended_at = unix_now();
+        self.write(LiveWrite::End(id.into(), reason.into()));
+        self.effect(Effect::CloseRoom { room: id.to_owned() });
+        let ended_at = self.at();
         let lasted = (ended_at - c.started_at).max(0) as f64;
         self.avg_consultation_secs = 0.9 * self.avg_consultation_secs + 0.1 * lasted.max(60.0);
         let wrap_up_until = ended_at + self.config.wrap_up_secs as i64;
@@ -1742,13 +1352,13 @@ impl Dispatcher {
         }
         tracing::info!(consultation = %id, reason, requeue, "consultation ended");
         for (participant, role) in c.participants() {
-            let message = ServerMessage::ConsultEnded {
+            let message = Notice::ConsultEnded {
                 consultation: id.into(),
                 reason: reason.into(),
                 wrap_up_until: (role == Role::Lawyer).then_some(wrap_up_until),
                 requeued: requeue,
             };
-            self.push(participant, role, &message);
+            self.push(participant, role, message);
         }
         self.tell_presence(&c.lawyer);
         if let Some(i) = &c.interpreter {
@@ -1757,7 +1367,7 @@ impl Dispatcher {
         }
         if requeue {
             let row = RequestRow {
-                id: new_id(),
+                id: self.new_id(),
                 terminal_id: c.terminal.clone(),
                 region_id: c.region.clone(),
                 language: c.language.clone(),
@@ -1767,7 +1377,7 @@ impl Dispatcher {
                 created_at: ended_at,
                 appointment_id: None,
             };
-            self.writes.send(LiveWrite::Request(row.clone()));
+            self.write(LiveWrite::Request(row.clone()));
             if let Ok(language) = Language::parse(&c.language) {
                 self.add_request(row, language, c.topic, None, false, now);
             }
@@ -1778,13 +1388,13 @@ impl Dispatcher {
     fn restore_consultation(&mut self, c: crate::store::OpenConsultation) {
         let (Some(topic), Some(request)) = (Topic::from_code(&c.topic), c.request_id.clone()) else {
             // A consultation recorded outside the live path: nothing to resume.
-            self.writes.send(LiveWrite::End(c.id.clone(), "server_restart".into()));
-            self.writes.send(LiveWrite::FinishWrapUp(c.id.clone()));
+            self.write(LiveWrite::End(c.id.clone(), "server_restart".into()));
+            self.write(LiveWrite::FinishWrapUp(c.id.clone()));
             return;
         };
-        let now = Instant::now();
+        let now = self.now();
         // Clients rejoin after the restart; the room opens on their first join.
-        let _ = self.relays.place(&c.id, Some(&c.region_id));
+        self.effect(Effect::PlaceRoom { room: c.id.clone(), region: c.region_id.clone(), open: false });
         let live = ConsultLive {
             request,
             terminal: c.terminal_id.clone(),
@@ -1858,16 +1468,22 @@ impl Dispatcher {
                 }
             })
             .collect();
+        // In a stable order: the same inputs give the same effects.
+        let mut lost = lost;
+        lost.sort();
         for (id, reason) in lost {
             self.end_consultation(&id, reason, true, now);
         }
-        let at = unix_now();
+        let at = self.at();
         let wrapped: Vec<String> = self
             .people
             .iter()
             .filter(|(_, p)| p.wrap_up.as_ref().is_some_and(|(_, until)| *until <= at))
             .map(|(id, _)| id.clone())
             .collect();
+        // In a stable order: the same inputs give the same effects.
+        let mut wrapped = wrapped;
+        wrapped.sort();
         for id in wrapped {
             self.finish_wrap_up(&id);
         }
@@ -1884,6 +1500,9 @@ impl Dispatcher {
             })
             .map(|(id, _)| id.clone())
             .collect();
+        // In a stable order: the same inputs give the same effects.
+        let mut abandoned = abandoned;
+        abandoned.sort();
         for id in abandoned {
             tracing::info!(request = %id, "request abandoned: its terminal stayed away");
             self.close_request(&id, RequestEnd::Abandoned, now);
@@ -1905,8 +1524,8 @@ impl Dispatcher {
 
     // ---- coordinators
 
-    fn view(&self) -> LiveView {
-        let at = unix_now();
+    /// Everything a coordinator may see (an admin sees all of it).
+    pub fn view(&self, at: i64) -> LiveView {
         let positions: HashMap<&String, usize> =
             self.matcher.queue().into_iter().enumerate().map(|(i, r)| (r, i + 1)).collect();
         let mut queue: Vec<QueueEntry> = self
@@ -1969,7 +1588,7 @@ impl Dispatcher {
     /// The part of `view` a coordinator of `regions` may see: their regions'
     /// queue and consultations, and the people of their regions' teams or
     /// working on their regions' requests.
-    fn scoped(&self, view: &LiveView, regions: &[String]) -> LiveView {
+    pub fn scoped(&self, view: &LiveView, regions: &[String]) -> LiveView {
         let mine = |r: &String| regions.contains(r);
         let mut involved: BTreeSet<&str> = BTreeSet::new();
         for c in self.consultations.values().filter(|c| mine(&c.region)) {
@@ -1996,169 +1615,5 @@ impl Dispatcher {
                 .collect(),
             consultations: view.consultations.iter().filter(|c| mine(&c.region_id)).cloned().collect(),
         }
-    }
-
-    fn push_views(&mut self, now: Instant) {
-        if self.subscribers.is_empty() {
-            return;
-        }
-        let refresh = self
-            .subscribers
-            .values()
-            .any(|s| s.last.as_ref().is_none_or(|(at, _)| now.duration_since(*at) >= VIEW_REFRESH));
-        if !self.dirty && !refresh {
-            return;
-        }
-        self.dirty = false;
-        let full = self.view();
-        let scoped: Vec<(String, LiveView)> = self
-            .subscribers
-            .iter()
-            .map(|(connection, s)| {
-                let view = match &s.regions {
-                    None => full.clone(),
-                    Some(regions) => self.scoped(&full, regions),
-                };
-                (connection.clone(), view)
-            })
-            .collect();
-        self.subscribers.retain(|connection, s| {
-            let Some((_, view)) = scoped.iter().find(|(c, _)| c == connection) else { return true };
-            let unchanged = s.last.as_ref().is_some_and(|(at, last)| {
-                now.duration_since(*at) < VIEW_REFRESH && LiveView { at: last.at, ..view.clone() } == *last
-            });
-            if unchanged {
-                return true;
-            }
-            let Ok(text) = serde_json::to_string(&ServerMessage::LiveView(view.clone())) else { return true };
-            s.last = Some((now, view.clone()));
-            // A coordinator that does not read is dropped from the view (its
-            // connection is being closed for the same reason).
-            !matches!(
-                s.outbox.try_send(Message::Text(Utf8Bytes::from(text))),
-                Err(mpsc::error::TrySendError::Closed(_))
-            )
-        });
-    }
-}
-
-// ---- the ordered writer
-
-/// Writes queued before the writer takes them into one transaction.
-const WRITE_BATCH: usize = 512;
-
-/// Applies the dispatcher's writes in order, on its own task, so the
-/// dispatcher never waits on the database. Whatever queued up while the last
-/// transaction ran goes into the next one: under load, one commit carries
-/// hundreds of writes.
-/// Applies a batch, trying again while the transaction fails as a whole (the
-/// database is unreachable or locked for long): a lost call end would leave a
-/// consultation open on disk for good. Gives up (and says so) only after
-/// about ten minutes.
-async fn apply_until_stored(
-    store: &Store,
-    batch: &[(LiveWrite, i64)],
-) -> Result<Vec<Result<u64, StoreError>>, ()> {
-    let mut wait = Duration::from_millis(100);
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        match store.apply_live_writes(batch).await {
-            Ok(results) => return Ok(results),
-            Err(error) if Instant::now() < deadline => {
-                tracing::error!(%error, writes = batch.len(), retry_in = ?wait, "live path: a batch of writes failed");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-            Err(error) => {
-                tracing::error!(%error, writes = batch.len(), "live path: a batch of writes was lost");
-                return Err(());
-            }
-        }
-    }
-}
-
-/// Who waits for a write's outcome (rows changed).
-type Ack = Option<oneshot::Sender<Result<u64, Failure>>>;
-
-#[derive(Debug)]
-struct Writer {
-    tx: mpsc::UnboundedSender<(LiveWrite, i64, Ack)>,
-}
-
-impl Writer {
-    fn start(store: Store, dispatcher: mpsc::WeakSender<Command>) -> Writer {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(LiveWrite, i64, Ack)>();
-        tokio::spawn(async move {
-            let mut queued = Vec::with_capacity(WRITE_BATCH);
-            while rx.recv_many(&mut queued, WRITE_BATCH).await > 0 {
-                let (batch, acks): (Vec<(LiveWrite, i64)>, Vec<Ack>) =
-                    queued.drain(..).map(|(write, at, ack)| ((write, at), ack)).unzip();
-                let stored: Vec<Option<u64>> = match apply_until_stored(&store, &batch).await {
-                    Ok(results) => results
-                        .iter()
-                        .zip(&batch)
-                        .map(|(result, (write, _))| match result {
-                            Ok(rows) => Some(*rows),
-                            Err(error) => {
-                                tracing::error!(%error, ?write, "live path: a write failed");
-                                None
-                            }
-                        })
-                        .collect(),
-                    Err(()) => vec![None; batch.len()],
-                };
-                for (((write, _), ack), rows) in batch.into_iter().zip(acks).zip(stored) {
-                    if let Some(ack) = ack {
-                        let failed = (ErrorCode::Refused, "could not be recorded; try again".to_owned());
-                        let _ = ack.send(rows.ok_or(failed));
-                    }
-                    let ok = rows.is_some();
-                    let told = match write {
-                        LiveWrite::Request(row) => Some(Command::Recorded { request: row.id, ok }),
-                        // Failed or not, the lawyer is not kept from being rung.
-                        LiveWrite::FinishWrapUp(consultation) => Some(Command::WrapUpStored { consultation }),
-                        _ => None,
-                    };
-                    if let Some(command) = told
-                        && let Some(dispatcher) = dispatcher.upgrade()
-                    {
-                        let _ = dispatcher.send(command).await;
-                    }
-                }
-            }
-        });
-        Writer { tx }
-    }
-
-    fn send(&self, write: LiveWrite) {
-        let _ = self.tx.send((write, unix_now(), None));
-    }
-
-    /// Queues a write whose outcome someone waits for.
-    fn send_then(&self, write: LiveWrite, ack: oneshot::Sender<Result<u64, Failure>>) {
-        let _ = self.tx.send((write, unix_now(), Some(ack)));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn day_starts_at_local_midnight() {
-        // 2026-11-27 01:30 in Shanghai is 2026-11-26 17:30 UTC.
-        let at = 1_795_714_200; // 2026-11-26T17:30:00Z
-        let start = local_day_start("Asia/Shanghai", at);
-        assert_eq!(start, 1_795_708_800, "2026-11-26T16:00:00Z is midnight in Shanghai");
-        assert_eq!(local_day_start("Nowhere/Unknown", at), at - at.rem_euclid(86_400));
-    }
-
-    #[test]
-    fn config_is_checked() {
-        assert!(LiveConfig::default().validate().is_ok());
-        let bad = LiveConfig { languages: vec!["Tibetan".into()], ..LiveConfig::default() };
-        assert!(bad.validate().is_err());
-        let bad = LiveConfig { ring_after_secs: [60, 30, 90], ..LiveConfig::default() };
-        assert!(bad.validate().is_err());
     }
 }
