@@ -14,6 +14,11 @@
 //! hangs up and goes straight back on duty. Needs `ulimit -n` above the
 //! connection count (each process holds one side of every connection).
 //!
+//! `--decline-first`: the first lawyer rung for each request declines it;
+//! prints how soon the next is rung. `--interpreters N`: the lawyers speak
+//! Chinese only and N interpreters Tibetan and Chinese, so every request is
+//! a three-way; prints request to both rung, and to the call started.
+//!
 //! `--postgres ADMIN_URL` runs on a fresh PostgreSQL database made there (and
 //! dropped after). `--nodes 2` (PostgreSQL only) starts two `cloudlaw serve`
 //! on it with a relay node in this process: the first runs the live path,
@@ -45,11 +50,21 @@ struct Args {
     hold_ms: u64,
     postgres: Option<String>,
     nodes: usize,
+    decline_first: bool,
+    interpreters: usize,
 }
 
 fn args() -> Args {
-    let mut args =
-        Args { lawyers: 1000, terminals: 9000, rate: 500.0, hold_ms: 1000, postgres: None, nodes: 1 };
+    let mut args = Args {
+        lawyers: 1000,
+        terminals: 9000,
+        rate: 500.0,
+        hold_ms: 1000,
+        postgres: None,
+        nodes: 1,
+        decline_first: false,
+        interpreters: 0,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut text = || it.next().expect("a value after the flag");
@@ -60,6 +75,8 @@ fn args() -> Args {
             "--rate" => args.rate = value(),
             "--hold-ms" => args.hold_ms = value() as u64,
             "--nodes" => args.nodes = value() as usize,
+            "--decline-first" => args.decline_first = true,
+            "--interpreters" => args.interpreters = value() as usize,
             "--postgres" => args.postgres = Some(it.next().expect("an admin URL after --postgres")),
             "--bench" => {}
             other => panic!("unknown flag {other}; see the top of benches/live.rs"),
@@ -87,8 +104,8 @@ async fn relay_node(secret: &str) -> String {
     url
 }
 
-/// Seeds the region, a team posted there, lawyers on duty round the clock and
-/// enrolled kiosks; returns their tokens.
+/// Seeds the region, a team posted there, lawyers (and interpreters) on duty
+/// round the clock and enrolled kiosks; returns the people's tokens and the kiosks'.
 async fn seed(config: &Config, args: &Args) -> (Vec<String>, Vec<String>) {
     let store = Store::open(config).await.expect("open store");
     store.migrate().await.expect("migrate");
@@ -108,20 +125,30 @@ async fn seed(config: &Config, args: &Args) -> (Vec<String>, Vec<String>) {
     let now = unix_now();
     let ttl = Duration::from_secs(900);
     let mut lawyer_tokens = Vec::new();
-    for i in 0..args.lawyers {
+    let (bo, zh) = (Language::parse("bo").unwrap(), Language::parse("zh").unwrap());
+    for i in 0..args.lawyers + args.interpreters {
+        let interpreter = i >= args.lawyers;
+        // With interpreters, no lawyer speaks the residents' Tibetan.
+        let languages = if args.interpreters > 0 && !interpreter {
+            vec![zh.clone()]
+        } else {
+            vec![bo.clone(), zh.clone()]
+        };
         let id = store
             .create_account(&NewAccount {
-                username: format!("lawyer-{i}"),
-                display_name: format!("Lawyer {i}"),
+                username: format!("person-{i}"),
+                display_name: format!("Person {i}"),
                 password_hash: "not-used".into(),
                 time_zone: "Asia/Shanghai".into(),
-                roles: vec![Role::Lawyer],
-                languages: vec![Language::parse("bo").unwrap(), Language::parse("zh").unwrap()],
+                roles: vec![if interpreter { Role::Interpreter } else { Role::Lawyer }],
+                languages,
                 topics: Topic::ALL.to_vec(),
             })
             .await
             .unwrap();
-        store.add_team_member(&team, &id).await.unwrap();
+        if !interpreter {
+            store.add_team_member(&team, &id).await.unwrap();
+        }
         for weekday in 0..7 {
             store.add_weekly_availability(&id, weekday, 0, 1440).await.unwrap();
         }
@@ -183,6 +210,13 @@ async fn connect(url: &str, token: &str) -> Socket {
 struct Timings {
     sent: HashMap<String, Instant>,
     rung: HashMap<String, Instant>,
+    /// Every offer's arrival (a three-way's lawyer and interpreter).
+    offers: HashMap<String, Vec<Instant>>,
+    /// When the first lawyer rung declined, and when the next offer arrived.
+    declined: HashMap<String, Instant>,
+    rung_again: HashMap<String, Instant>,
+    /// When the kiosk heard the call started.
+    started: HashMap<String, Instant>,
 }
 
 fn parse(message: &Message) -> Option<Value> {
@@ -192,7 +226,16 @@ fn parse(message: &Message) -> Option<Value> {
     }
 }
 
-async fn lawyer(mut socket: Socket, hold: Duration, timings: Arc<Mutex<Timings>>, stop: Instant) -> usize {
+/// A lawyer or an interpreter: accepts every offer at once (or, with
+/// `decline_first`, declines a request nobody declined yet), talks for `hold`
+/// and hangs up (the lawyer), and goes back on duty.
+async fn lawyer(
+    mut socket: Socket,
+    hold: Duration,
+    decline_first: bool,
+    timings: Arc<Mutex<Timings>>,
+    stop: Instant,
+) -> usize {
     socket
         .send(Message::text(json!({"type": "presence.set", "state": "available"}).to_string()))
         .await
@@ -205,8 +248,33 @@ async fn lawyer(mut socket: Socket, hold: Duration, timings: Arc<Mutex<Timings>>
         let reply = match m["type"].as_str() {
             Some("consult.offer") => {
                 let request = m["request"].as_str().unwrap_or_default().to_owned();
-                timings.lock().unwrap().rung.entry(request.clone()).or_insert_with(Instant::now);
+                let decline = {
+                    let now = Instant::now();
+                    let mut timings = timings.lock().unwrap();
+                    timings.rung.entry(request.clone()).or_insert(now);
+                    timings.offers.entry(request.clone()).or_default().push(now);
+                    if timings.declined.contains_key(&request) {
+                        timings.rung_again.entry(request.clone()).or_insert(now);
+                        false
+                    } else if decline_first {
+                        timings.declined.insert(request.clone(), Instant::now());
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if decline {
+                    let decline = json!({"type": "consult.decline", "request": request});
+                    if socket.send(Message::text(decline.to_string())).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 json!({"type": "consult.accept", "request": request})
+            }
+            Some("consult.started") if m["role"] == "interpreter" => {
+                taken += 1;
+                continue;
             }
             Some("consult.started") => {
                 taken += 1;
@@ -240,7 +308,11 @@ async fn terminal(mut socket: Socket, at: Instant, timings: Arc<Mutex<Timings>>,
         // consultation when a lawyer took it before the place was told.
         if m["type"] == "consult.queued" || m["type"] == "consult.started" {
             let request = m["request"].as_str().unwrap_or_default().to_owned();
-            timings.lock().unwrap().sent.entry(request).or_insert(sent);
+            let mut timings = timings.lock().unwrap();
+            timings.sent.entry(request.clone()).or_insert(sent);
+            if m["type"] == "consult.started" {
+                timings.started.entry(request).or_insert_with(Instant::now);
+            }
         }
     }
 }
@@ -386,7 +458,7 @@ async fn main() {
     let hold = Duration::from_millis(args.hold_ms);
     let lawyers: Vec<_> = lawyer_sockets
         .into_iter()
-        .map(|s| tokio::spawn(lawyer(s, hold, Arc::clone(&timings), stop)))
+        .map(|s| tokio::spawn(lawyer(s, hold, args.decline_first, Arc::clone(&timings), stop)))
         .collect();
     let terminals: Vec<_> = terminal_sockets
         .into_iter()
@@ -441,6 +513,62 @@ async fn main() {
         quantile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
+    let spans = |pairs: Vec<(Instant, Instant)>| {
+        let mut ms: Vec<f64> =
+            pairs.iter().map(|(a, b)| b.duration_since(*a).as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        ms
+    };
+    {
+        let timings = timings.lock().unwrap();
+        if args.decline_first {
+            let after: Vec<f64> = spans(
+                timings
+                    .declined
+                    .iter()
+                    .filter_map(|(r, at)| Some((*at, *timings.rung_again.get(r)?)))
+                    .collect(),
+            );
+            println!(
+                "decline to the next lawyer rung, at the clients ({} declines, {} rung again): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                timings.declined.len(),
+                after.len(),
+                quantile(&after, 0.5),
+                quantile(&after, 0.99),
+                after.last().copied().unwrap_or(f64::NAN)
+            );
+        }
+        if args.interpreters > 0 {
+            let both: Vec<f64> = spans(
+                timings
+                    .sent
+                    .iter()
+                    .filter_map(|(r, sent)| {
+                        let offers = timings.offers.get(r)?;
+                        (offers.len() >= 2)
+                            .then(|| (*sent, offers[..2].iter().max().copied().unwrap_or(*sent)))
+                    })
+                    .collect(),
+            );
+            let started: Vec<f64> = spans(
+                timings.sent.iter().filter_map(|(r, sent)| Some((*sent, *timings.started.get(r)?))).collect(),
+            );
+            println!(
+                "three-way, request to lawyer and interpreter both rung, at the clients ({}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                both.len(),
+                quantile(&both, 0.5),
+                quantile(&both, 0.99),
+                both.last().copied().unwrap_or(f64::NAN)
+            );
+            println!(
+                "three-way, request to call started at the kiosk, both accepting at once ({}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                started.len(),
+                quantile(&started, 0.5),
+                quantile(&started, 0.99),
+                started.last().copied().unwrap_or(f64::NAN)
+            );
+        }
+    }
     println!("server RSS at the end: {:.1} MiB", peak_rss as f64 / 1024.0);
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);

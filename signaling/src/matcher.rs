@@ -226,6 +226,10 @@ impl Offer {
     }
 }
 
+/// Per kind of request (rings open, language, topic, region): who to ring.
+type ChoiceMemo =
+    std::collections::HashMap<(usize, Language, Topic, String), Option<(PersonId, Option<PersonId>)>>;
+
 #[derive(Debug, Default)]
 pub struct Matcher {
     config: MatcherConfig,
@@ -345,6 +349,8 @@ impl Matcher {
                     self.set_state(id, State::Busy);
                 }
                 out.push(Action::Matched { request, lawyer, interpreter });
+                // Nobody became free: no other request can be rung now that could not before.
+                return out;
             }
             Event::Declined { request, person } => {
                 // The lawyer or the interpreter of a three-way offer may decline
@@ -485,17 +491,46 @@ impl Matcher {
     }
 
     /// Who to ring for `w` now: its preferred lawyer when available (and
-    /// under their cap, and not just declined), else
-    /// the first ring with someone available, passing over rings with nobody
-    /// in them, and waiting (`None`) for busy people of a ring the clock has
-    /// not yet let the request pass.
-    fn choose(&self, w: &Waiting, now: Instant) -> Option<(PersonId, Option<PersonId>)> {
+    /// under their cap, and not just declined), else the first ring with
+    /// someone available, passing over rings with nobody in them, and waiting
+    /// (`None`) for busy people of a ring the clock has not yet let the
+    /// request pass.
+    ///
+    /// `memo` keeps, for one dispatch pass and between two offers, the choice
+    /// for each kind of request (language, topic, region, rings open) that
+    /// nobody declined: with a long queue and few free, each request does not
+    /// walk everyone again.
+    fn choose(
+        &self,
+        w: &Waiting,
+        now: Instant,
+        memo: &mut ChoiceMemo,
+    ) -> Option<(PersonId, Option<PersonId>)> {
         if let Some(p) = &w.preferred
             && self.available(p).is_some()
             && self.people.get(p).is_some_and(|e| self.may_take(w, e, now))
         {
             return Some((p.clone(), None));
         }
+        let timed = self.timed_ring(w, now);
+        if !w.declined.is_empty() {
+            return self.choose_in_rings(w, now, timed);
+        }
+        let key = (timed, w.request.language.clone(), w.request.topic, w.request.region.clone());
+        if let Some(choice) = memo.get(&key) {
+            return choice.clone();
+        }
+        let choice = self.choose_in_rings(w, now, timed);
+        memo.insert(key, choice.clone());
+        choice
+    }
+
+    fn choose_in_rings(
+        &self,
+        w: &Waiting,
+        now: Instant,
+        timed: usize,
+    ) -> Option<(PersonId, Option<PersonId>)> {
         let (language, topic, region) = (&w.request.language, w.request.topic, &w.request.region);
         let speaks = |p: &Person| p.lawyer && p.languages.contains(language);
         let rings: [&dyn Fn(&Person) -> bool; 3] = [
@@ -503,7 +538,6 @@ impl Matcher {
             &|p| speaks(p) && p.topics.contains(&topic),
             &speaks,
         ];
-        let timed = self.timed_ring(w, now);
         for (ring, eligible) in rings.iter().enumerate() {
             if let Some(lawyer) = self.pick(w, now, eligible) {
                 return Some((lawyer, None));
@@ -522,11 +556,16 @@ impl Matcher {
     fn dispatch(&mut self, now: Instant, out: &mut Vec<Action>) {
         let mut order: Vec<usize> = (0..self.waiting.len()).collect();
         order.sort_by_key(|&i| (!self.waiting[i].front, self.waiting[i].arrived));
+        let mut memo = ChoiceMemo::new();
         for i in order {
+            if self.idle.is_empty() {
+                return; // Nobody left to ring.
+            }
             if self.waiting[i].offer.is_some() {
                 continue;
             }
-            let Some((lawyer, interpreter)) = self.choose(&self.waiting[i], now) else { continue };
+            let Some((lawyer, interpreter)) = self.choose(&self.waiting[i], now, &mut memo) else { continue };
+            memo.clear(); // Who is free and who is busy just changed.
             let deadline = now + self.config.offer_timeout;
             for id in std::iter::once(&lawyer).chain(interpreter.as_ref()) {
                 if let Some(since) = self.available(id) {

@@ -75,7 +75,8 @@ async function createEnglishLawyer() {
 async function availableLawyer(username = 'demo-lawyer', password = 'demo-pass') {
   const lawyer = await liveClient(browser, server, await accessToken(server, username, password), { media: true });
   await lawyer.send({ type: 'presence.set', state: 'available' });
-  await lawyer.next('presence', (m) => m.state === 'available');
+  // Rung at once when a resident already waits: that counts too.
+  await lawyer.next('presence', (m) => m.state === 'available' || m.state === 'ringing');
   return lawyer;
 }
 

@@ -360,6 +360,22 @@ async fn spawn_default_rings() -> TestApp {
     spawn_with(config, dir).await
 }
 
+/// The server's own request-to-ring histogram: how many requests were rung,
+/// and how many of them within a second (its buckets are 0.1 ms × 1.5ᵏ; the
+/// last at or under 1 s is 0.75 s).
+async fn rung_within_a_second(app: &TestApp) -> (u64, u64) {
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let bucket = |line: &str| -> Option<(f64, u64)> {
+        let rest = line.strip_prefix("cloudlaw_live_request_to_ring_seconds_bucket{le=\"")?;
+        let (le, count) = rest.split_once("\"} ")?;
+        Some((le.parse().unwrap_or(f64::INFINITY), count.trim().parse().ok()?))
+    };
+    let buckets: Vec<(f64, u64)> = text.lines().filter_map(bucket).collect();
+    let total = buckets.last().map(|b| b.1).unwrap_or(0);
+    let within = buckets.iter().filter(|(le, _)| *le <= 1.0).map(|b| b.1).max().unwrap_or(0);
+    (total, within)
+}
+
 #[tokio::test]
 async fn a_three_way_starts_only_when_both_have_accepted_whoever_is_first() {
     for lawyer_first in [true, false] {
@@ -407,6 +423,9 @@ async fn a_three_way_starts_only_when_both_have_accepted_whoever_is_first() {
         // The tab that did not accept hears that the call is elsewhere.
         let other = tsering_tab.expect("consult.started").await;
         assert_eq!(other["elsewhere"], true);
+        // The server's own measure: rung within a second.
+        let (rung, within) = rung_within_a_second(&app).await;
+        assert_eq!((rung, within), (1, 1), "request to ring, by the server's histogram");
     }
 }
 
@@ -462,6 +481,9 @@ async fn a_decline_rings_the_next_available_lawyer_at_once() {
     // Ring 0 has nobody else: Wang, available all along, is rung at once, not after 30 s.
     wang.expect_where("consult.offer", |m| m["request"] == request_id.as_str()).await;
     assert!(declined.elapsed() < Duration::from_secs(1), "rung {:?} after the decline", declined.elapsed());
+    let (rung, within) = rung_within_a_second(&app).await;
+    assert_eq!(rung, within, "every request rung within a second, by the server's histogram");
+    assert!(rung >= 1);
 }
 
 #[tokio::test]

@@ -1087,7 +1087,7 @@ impl Dispatcher {
                     tracing::info!(%request, %person, "accepted; waiting for the other of a three-way");
                 }
                 Action::Matched { request, lawyer, interpreter } => {
-                    self.start_consultation(&request, &lawyer, interpreter.as_deref(), now);
+                    self.start_consultation(&request, &lawyer, interpreter.as_deref());
                 }
                 Action::NobodyOnDuty { request } => {
                     tracing::info!(%request, "nobody on duty could take a request");
@@ -1200,7 +1200,7 @@ impl Dispatcher {
 
     // ---- consultations
 
-    fn start_consultation(&mut self, request: &str, lawyer: &str, interpreter: Option<&str>, now: Instant) {
+    fn start_consultation(&mut self, request: &str, lawyer: &str, interpreter: Option<&str>) {
         let Some(r) = self.requests.remove(request) else { return };
         self.told.remove(request);
         // Each person's call goes to the connection they accepted on.
@@ -1255,7 +1255,6 @@ impl Dispatcher {
             self.send_started(&id, &participant, false, via.get(&participant).map(String::as_str));
             self.tell_presence(&participant);
         }
-        let _ = now;
     }
 
     fn name_of(&self, participant: &str, role: Role) -> String {

@@ -48,9 +48,10 @@ pub struct LiveConfig {
     pub languages: Vec<String>,
     /// How long one person is rung before the request moves on.
     pub offer_timeout_secs: u64,
-    /// When the matcher widens to ring 1 (anyone with the language and
-    /// topic), ring 2 (anyone with the language) and ring 3 (any lawyer with
-    /// an interpreter), counted from the request.
+    /// How long a request waits for busy people of ring 0 (the region's
+    /// team), 1 (anyone with the language and topic) and 2 (anyone with the
+    /// language) before ring 1, 2 and 3 (any lawyer with an interpreter) may
+    /// be rung instead, counted from the request. Empty rings never hold it.
     pub ring_after_secs: [u64; 3],
     /// Missed offers in a row that put a person on break.
     pub max_missed: u32,

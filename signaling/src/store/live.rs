@@ -288,13 +288,36 @@ impl Store {
         &self,
         writes: &[(LiveWrite, i64)],
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        // Writes almost never fail: first all of them in one transaction,
+        // a statement each. Only if one fails is the batch done again with each
+        // write in a savepoint, so that a failed one is undone whole and the
+        // others still go in (PostgreSQL would otherwise refuse every statement
+        // after a failed one). Savepoints cost two more round trips a write,
+        // which under load is what limits the live path's writer.
+        let all_went_in = with_backend!(self, |pool, backend| {
+            let mut tx = pool.begin_write().await?;
+            let mut results = Vec::with_capacity(writes.len());
+            for (write, at) in writes {
+                match backend::apply_one(&mut tx, write, *at).await {
+                    Ok(rows) => results.push(Ok(rows)),
+                    Err(_) => break,
+                }
+            }
+            if results.len() == writes.len() {
+                tx.commit().await?;
+                Some(results)
+            } else {
+                tx.rollback().await?;
+                None
+            }
+        });
+        if let Some(results) = all_went_in {
+            return Ok(results);
+        }
         let mut results = Vec::with_capacity(writes.len());
         with_backend!(self, |pool, backend| {
             let mut tx = pool.begin_write().await?;
             for (write, at) in writes {
-                // Each write in a savepoint: a failed one is undone whole and the
-                // transaction goes on (PostgreSQL would otherwise refuse every
-                // statement after a failed one).
                 let mut one = sqlx::Connection::begin(&mut *tx).await?;
                 let result = backend::apply_one(&mut one, write, *at).await;
                 if result.is_ok() {
