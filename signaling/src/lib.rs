@@ -19,8 +19,10 @@
 //!   once to HTTP, the OpenAPI document, and one module per resource.
 //! - [`matcher`]: which waiting resident is offered to which lawyer, as
 //!   synchronous code fed by events (rings, longest idle first, caps, timeouts).
-//! - [`live`]: the dispatcher of the live path: presence, requests, offers,
-//!   consultations and the coordinators' live view, one task feeding the matcher.
+//! - [`live`]: the live path: presence, requests, offers, consultations and
+//!   the coordinators' live view. Its decisions are plain code
+//!   ([`live::Dispatcher`]: inputs in, effects out), run by one task; it does
+//!   not depend on [`ws`], which sends what it says.
 //! - [`ws`]: the WebSocket endpoint and its typed messages (see PROTOCOL.md).
 //! - [`web`]: the three browser apps, embedded in the binary from `web/`.
 //! - [`demo`]: the demo accounts, region, terminal and duty hours of `--demo`.
