@@ -544,27 +544,11 @@ impl Live {
         self.ask(|reply| Command::Cancel { terminal: terminal.into(), request: request.into(), reply }).await
     }
 
-    pub async fn accept(
-        &self,
-        account: &str,
-        connection: &str,
-        request: &str,
-        id: Option<String>,
-    ) -> Result<(), Failure> {
-        let answer =
-            Answer { account: account.into(), connection: connection.into(), request: request.into(), id };
+    pub async fn accept(&self, answer: Answer) -> Result<(), Failure> {
         self.ask(|reply| Command::Accept { answer, reply }).await
     }
 
-    pub async fn decline(
-        &self,
-        account: &str,
-        connection: &str,
-        request: &str,
-        id: Option<String>,
-    ) -> Result<(), Failure> {
-        let answer =
-            Answer { account: account.into(), connection: connection.into(), request: request.into(), id };
+    pub async fn decline(&self, answer: Answer) -> Result<(), Failure> {
         self.ask(|reply| Command::Decline { answer, reply }).await
     }
 

@@ -423,11 +423,9 @@ impl Sim {
                 );
             }
             LiveWrite::End(id, _) => {
+                // Only the lawyer writes a record; the interpreter is free at once (`in_call`).
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.status = CallStatus::WrapUp;
-                    if c.interpreter.is_some() {
-                        // Only the lawyer writes a record; the interpreter is free at once.
-                    }
                 }
             }
             LiveWrite::FinishWrapUp(id) => {

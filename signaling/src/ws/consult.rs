@@ -11,7 +11,7 @@ use super::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use crate::auth::Principal;
 use crate::domain::Role as AccountRole;
 use crate::http::AppState;
-use crate::live::{Command, PersonInfo, TerminalInfo, local_day_start};
+use crate::live::{Answer, Command, PersonInfo, TerminalInfo, local_day_start};
 use crate::unix_now;
 
 /// What the live path knows this connection as.
@@ -135,12 +135,14 @@ pub async fn handle(
             live.presence(account, want).await.map(|_| None)
         }
         (ClientMessage::PresenceSet { .. }, _) => Err(forbidden("lawyers and interpreters")),
-        (ClientMessage::ConsultAccept { request, id }, Member::Person { account }) => {
-            live.accept(account, connection, &request, id).await.map(|_| None)
-        }
-        (ClientMessage::ConsultDecline { request, id }, Member::Person { account }) => {
-            live.decline(account, connection, &request, id).await.map(|_| None)
-        }
+        (ClientMessage::ConsultAccept { request, id }, Member::Person { account }) => live
+            .accept(Answer { account: account.clone(), connection: connection.into(), request, id })
+            .await
+            .map(|_| None),
+        (ClientMessage::ConsultDecline { request, id }, Member::Person { account }) => live
+            .decline(Answer { account: account.clone(), connection: connection.into(), request, id })
+            .await
+            .map(|_| None),
         (ClientMessage::ConsultAccept { .. } | ClientMessage::ConsultDecline { .. }, _) => {
             Err(forbidden("lawyers and interpreters"))
         }
