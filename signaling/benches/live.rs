@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use signaling::auth::tokens::{TokenKind, Tokens};
 use signaling::config::Config;
 use signaling::domain::{Language, Role, Topic};
-use signaling::store::{NewAccount, NewTerminal, RegionRecord, Store};
+use signaling::store::{AuditEntry, NewAccount, NewTerminal, RegionRecord, Store, TeamLinks};
 use signaling::unix_now;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -112,16 +112,20 @@ async fn seed(config: &Config, args: &Args) -> (Vec<String>, Vec<String>) {
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await.expect("keys");
     let region = "load-region";
     store
-        .create_region(&RegionRecord {
-            id: region.into(),
-            name: "Load test prefecture".into(),
-            parent_id: None,
-            time_zone: "Asia/Shanghai".into(),
-        })
+        .create_region(
+            &RegionRecord {
+                id: region.into(),
+                name: "Load test prefecture".into(),
+                parent_id: None,
+                time_zone: "Asia/Shanghai".into(),
+            },
+            &AuditEntry::system("region.created"),
+        )
         .await
         .unwrap();
-    let team = store.create_team("Load test team").await.unwrap();
-    store.assign_team_region(&team, region).await.unwrap();
+    let regions = [region.to_owned()];
+    let links = TeamLinks { regions: Some(&regions), ..TeamLinks::default() };
+    let team = store.create_team("Load test team", links, &AuditEntry::system("team.created")).await.unwrap();
     let now = unix_now();
     let ttl = Duration::from_secs(900);
     let mut lawyer_tokens = Vec::new();
@@ -135,15 +139,19 @@ async fn seed(config: &Config, args: &Args) -> (Vec<String>, Vec<String>) {
             vec![bo.clone(), zh.clone()]
         };
         let id = store
-            .create_account(&NewAccount {
-                username: format!("person-{i}"),
-                display_name: format!("Person {i}"),
-                password_hash: "not-used".into(),
-                time_zone: "Asia/Shanghai".into(),
-                roles: vec![if interpreter { Role::Interpreter } else { Role::Lawyer }],
-                languages,
-                topics: Topic::ALL.to_vec(),
-            })
+            .create_account(
+                &NewAccount {
+                    username: format!("person-{i}"),
+                    display_name: format!("Person {i}"),
+                    password_hash: "not-used".into(),
+                    time_zone: "Asia/Shanghai".into(),
+                    roles: vec![if interpreter { Role::Interpreter } else { Role::Lawyer }],
+                    languages,
+                    topics: Topic::ALL.to_vec(),
+                },
+                &[],
+                &AuditEntry::system("account.created"),
+            )
             .await
             .unwrap();
         if !interpreter {
@@ -152,7 +160,8 @@ async fn seed(config: &Config, args: &Args) -> (Vec<String>, Vec<String>) {
         for weekday in 0..7 {
             store.add_weekly_availability(&id, weekday, 0, 1440).await.unwrap();
         }
-        let session = store.create_session(&id, now, now + 3600, "load").await.unwrap();
+        let session =
+            store.create_session(&id, now, now + 3600, "load", &AuditEntry::system("login")).await.unwrap();
         lawyer_tokens.push(tokens.issue(TokenKind::Access, &id, &session, ttl, None).0);
     }
     let mut terminal_tokens = Vec::new();
@@ -160,18 +169,25 @@ async fn seed(config: &Config, args: &Args) -> (Vec<String>, Vec<String>) {
         let code = format!("LOAD-{i}");
         let hash = signaling::password::fingerprint(&code);
         store
-            .create_terminal(&NewTerminal {
-                name: format!("Kiosk {i}"),
-                township: "Township".into(),
-                region_id: region.into(),
-                languages: vec![Language::parse("bo").unwrap()],
-                enrollment_code_hash: hash.clone(),
-                enrollment_expires_at: now + 3600,
-            })
+            .create_terminal(
+                &NewTerminal {
+                    name: format!("Kiosk {i}"),
+                    township: "Township".into(),
+                    region_id: region.into(),
+                    languages: vec![Language::parse("bo").unwrap()],
+                    enrollment_code_hash: hash.clone(),
+                    enrollment_expires_at: now + 3600,
+                },
+                &AuditEntry::system("terminal.registered"),
+            )
             .await
             .unwrap();
         let credential = format!("credential-{i}");
-        let id = store.enroll_terminal(&hash, &credential, now).await.unwrap().unwrap();
+        let id = store
+            .enroll_terminal(&hash, &credential, now, &AuditEntry::system("terminal.enrolled"))
+            .await
+            .unwrap()
+            .unwrap();
         terminal_tokens.push(tokens.issue(TokenKind::Device, &id, &credential, ttl, None).0);
     }
     store.close().await;

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use signaling::config::Config;
 use signaling::domain::{Language, Role, Topic};
 use signaling::schedule::Snapshot;
-use signaling::store::{BookOutcome, Booking, NewAccount, NewTerminal, RegionRecord, RosterRow, Store};
+use signaling::store::{
+    AuditEntry, BookOutcome, Booking, NewAccount, NewTerminal, RegionRecord, RosterRow, Store, TeamLinks,
+};
 
 const LAWYERS: usize = 5_000;
 const REGIONS: usize = 50;
@@ -62,8 +64,12 @@ async fn main() {
     }
     let mut teams = Vec::new();
     for t in 0..REGIONS * 2 {
-        let id = store.create_team(&format!("Team {t}")).await.unwrap();
-        store.assign_team_region(&id, &format!("region-{}", t / 2)).await.unwrap();
+        let regions = [format!("region-{}", t / 2)];
+        let links = TeamLinks { regions: Some(&regions), ..TeamLinks::default() };
+        let id = store
+            .create_team(&format!("Team {t}"), links, &AuditEntry::system("team.created"))
+            .await
+            .unwrap();
         teams.push(id);
     }
     let languages = ["zh", "bo", "en"];
@@ -74,15 +80,19 @@ async fn main() {
             langs.push(Language::parse(languages[1 + rng.next(2) as usize]).unwrap());
         }
         let id = store
-            .create_account(&NewAccount {
-                username: format!("lawyer-{i}"),
-                display_name: format!("Lawyer {i}"),
-                password_hash: "not-used".into(),
-                time_zone: ZONES[i % ZONES.len()].into(),
-                roles: vec![Role::Lawyer],
-                languages: langs,
-                topics: Topic::ALL.to_vec(),
-            })
+            .create_account(
+                &NewAccount {
+                    username: format!("lawyer-{i}"),
+                    display_name: format!("Lawyer {i}"),
+                    password_hash: "not-used".into(),
+                    time_zone: ZONES[i % ZONES.len()].into(),
+                    roles: vec![Role::Lawyer],
+                    languages: langs,
+                    topics: Topic::ALL.to_vec(),
+                },
+                &[],
+                &AuditEntry::system("account.created"),
+            )
             .await
             .unwrap();
         // Three weekly windows of 2 to 5 hours.
@@ -97,16 +107,19 @@ async fn main() {
     }
     for (t, team) in teams.iter().enumerate() {
         store
-            .create_roster(&RosterRow {
-                id: String::new(),
-                team_id: team.clone(),
-                region_id: format!("region-{}", t / 2),
-                weekdays: 0b0000101,
-                start_minute: 14 * 60,
-                end_minute: 18 * 60,
-                starts_on: "2026-01-01".into(),
-                ends_on: "2027-12-31".into(),
-            })
+            .create_roster(
+                &RosterRow {
+                    id: String::new(),
+                    team_id: team.clone(),
+                    region_id: format!("region-{}", t / 2),
+                    weekdays: 0b0000101,
+                    start_minute: 14 * 60,
+                    end_minute: 18 * 60,
+                    starts_on: "2026-01-01".into(),
+                    ends_on: "2027-12-31".into(),
+                },
+                &AuditEntry::system("roster.created"),
+            )
             .await
             .unwrap();
     }
@@ -188,14 +201,17 @@ async fn main() {
     for i in 0..64 {
         terminals.push(
             store
-                .create_terminal(&NewTerminal {
-                    name: format!("Kiosk {i}"),
-                    township: "T".into(),
-                    region_id: format!("region-{}", i % REGIONS),
-                    languages: vec![zh.clone()],
-                    enrollment_code_hash: format!("c{i}"),
-                    enrollment_expires_at: 0,
-                })
+                .create_terminal(
+                    &NewTerminal {
+                        name: format!("Kiosk {i}"),
+                        township: "T".into(),
+                        region_id: format!("region-{}", i % REGIONS),
+                        languages: vec![zh.clone()],
+                        enrollment_code_hash: format!("c{i}"),
+                        enrollment_expires_at: 0,
+                    },
+                    &AuditEntry::system("terminal.registered"),
+                )
                 .await
                 .unwrap(),
         );
@@ -215,19 +231,22 @@ async fn main() {
                 for (k, lawyer) in lawyers.iter().enumerate() {
                     let start = base + offset + (k as i64) * 3600;
                     let outcome = store
-                        .book(&Booking {
-                            terminal_id: terminal.clone(),
-                            region_id: "region-0".into(),
-                            lawyer_id: lawyer.clone(),
-                            language: "zh".into(),
-                            topic: "land".into(),
-                            starts_at: start,
-                            ends_at: start + 1800,
-                            buffer_secs: 600,
-                            booked_by: "bench".into(),
-                            day: (start - 3600, start + 3600),
-                            daily_cap: 6,
-                        })
+                        .book(
+                            &Booking {
+                                terminal_id: terminal.clone(),
+                                region_id: "region-0".into(),
+                                lawyer_id: lawyer.clone(),
+                                language: "zh".into(),
+                                topic: "land".into(),
+                                starts_at: start,
+                                ends_at: start + 1800,
+                                buffer_secs: 600,
+                                booked_by: "bench".into(),
+                                day: (start - 3600, start + 3600),
+                                daily_cap: 6,
+                            },
+                            &AuditEntry::system("appointment.booked"),
+                        )
                         .await
                         .unwrap();
                     booked += usize::from(matches!(outcome, BookOutcome::Booked(_)));

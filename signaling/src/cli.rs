@@ -343,28 +343,23 @@ async fn admin_create(args: AdminCreateArgs) -> Result<(), String> {
             return Err(format!("an account {:?} exists already", args.username));
         }
         let password_hash = crate::password::hash_blocking(password).await.map_err(|e| e.to_string())?;
-        let id = store
-            .create_account(&crate::store::NewAccount {
-                username: args.username.clone(),
-                display_name,
-                password_hash,
-                time_zone: args.time_zone.clone(),
-                roles: vec![crate::domain::Role::Admin],
-                languages: Vec::new(),
-                topics: Vec::new(),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        store
-            .append_audit(&crate::store::AuditEntry {
-                actor: "cli".into(),
-                action: "account.created".into(),
-                subject: id.clone(),
-                detail: serde_json::json!({"username": args.username, "roles": ["admin"]}),
-                source: "cli".into(),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        let account = crate::store::NewAccount {
+            username: args.username.clone(),
+            display_name,
+            password_hash,
+            time_zone: args.time_zone.clone(),
+            roles: vec![crate::domain::Role::Admin],
+            languages: Vec::new(),
+            topics: Vec::new(),
+        };
+        let audit = crate::store::AuditEntry::new(
+            "cli",
+            "account.created",
+            "",
+            serde_json::json!({"username": args.username, "roles": ["admin"]}),
+            "cli",
+        );
+        let id = store.create_account(&account, &[], &audit).await.map_err(|e| e.to_string())?;
         println!("{id}");
         Ok(())
     }

@@ -6,7 +6,7 @@
 
 use crate::domain::{Language, Role, Topic};
 use crate::password;
-use crate::store::{NewAccount, NewTerminal, RegionRecord, Store, StoreError};
+use crate::store::{AuditEntry, NewAccount, NewTerminal, RegionRecord, Store, StoreError, TeamLinks};
 use crate::unix_now;
 
 pub const DEMO_PASSWORD: &str = "demo-pass";
@@ -97,9 +97,15 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
     let team_id = match store.teams_for_region(DEMO_REGION_ID).await?.into_iter().next() {
         Some(team) => team.id,
         None => {
-            let id = store.create_team(DEMO_TEAM_NAME).await?;
-            store.assign_team_region(&id, DEMO_REGION_ID).await?;
-            id
+            let regions = [DEMO_REGION_ID.to_owned()];
+            let links = TeamLinks { regions: Some(&regions), ..TeamLinks::default() };
+            let audit = AuditEntry {
+                actor: "system".into(),
+                action: "team.created".into(),
+                detail: serde_json::json!({"name": DEMO_TEAM_NAME, "demo": true}),
+                ..AuditEntry::default()
+            };
+            store.create_team(DEMO_TEAM_NAME, links, &audit).await?
         }
     };
 
@@ -109,15 +115,19 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
         }
         let password_hash = password::hash_blocking(DEMO_PASSWORD.into()).await.map_err(DemoError::Hash)?;
         let id = store
-            .create_account(&NewAccount {
-                username: demo.username.into(),
-                display_name: demo.display_name.into(),
-                password_hash,
-                time_zone: TIME_ZONE.into(),
-                roles: demo.roles.to_vec(),
-                languages: demo.languages.iter().filter_map(|l| Language::parse(l).ok()).collect(),
-                topics: if demo.all_topics { Topic::ALL.to_vec() } else { Vec::new() },
-            })
+            .create_account(
+                &NewAccount {
+                    username: demo.username.into(),
+                    display_name: demo.display_name.into(),
+                    password_hash,
+                    time_zone: TIME_ZONE.into(),
+                    roles: demo.roles.to_vec(),
+                    languages: demo.languages.iter().filter_map(|l| Language::parse(l).ok()).collect(),
+                    topics: if demo.all_topics { Topic::ALL.to_vec() } else { Vec::new() },
+                },
+                &[],
+                &crate::store::AuditEntry::system("account.created"),
+            )
             .await?;
         if demo.on_duty_always {
             for weekday in 0..7 {
@@ -136,15 +146,18 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
     if store.terminals_in_region(DEMO_REGION_ID).await?.is_empty() {
         let code_hash = password::fingerprint(DEMO_TERMINAL_CODE);
         store
-            .create_terminal(&NewTerminal {
-                name: DEMO_TERMINAL_NAME.into(),
-                township: "新都桥镇 Xinduqiao".into(),
-                region_id: DEMO_REGION_ID.into(),
-                languages: ["bo", "zh", "en"].iter().filter_map(|l| Language::parse(l).ok()).collect(),
-                enrollment_code_hash: code_hash,
-                // Long enough for any demo; a real code expires within days.
-                enrollment_expires_at: unix_now() + 10 * 365 * 24 * 3600,
-            })
+            .create_terminal(
+                &NewTerminal {
+                    name: DEMO_TERMINAL_NAME.into(),
+                    township: "新都桥镇 Xinduqiao".into(),
+                    region_id: DEMO_REGION_ID.into(),
+                    languages: ["bo", "zh", "en"].iter().filter_map(|l| Language::parse(l).ok()).collect(),
+                    enrollment_code_hash: code_hash,
+                    // Long enough for any demo; a real code expires within days.
+                    enrollment_expires_at: unix_now() + 10 * 365 * 24 * 3600,
+                },
+                &crate::store::AuditEntry::system("terminal.registered"),
+            )
             .await?;
     }
     Ok(seeded)

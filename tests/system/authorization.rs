@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 use signaling::domain::{Language, Role, Topic};
 use signaling::password;
-use signaling::store::{NewAccount, NewConsultation, NewTerminal, RegionRecord, Store};
+use signaling::store::{
+    AuditEntry, NewAccount, NewConsultation, NewTerminal, RegionRecord, Store, TeamLinks,
+};
 use signaling::unix_now;
 
 use crate::support::{Db, TestApp, cloudlaw, database_args, on_db, run_to_end, spawn_app};
@@ -19,15 +21,19 @@ struct World {
 
 async fn account(store: &Store, username: &str, roles: Vec<Role>) -> String {
     store
-        .create_account(&NewAccount {
-            username: username.into(),
-            display_name: username.into(),
-            password_hash: password::hash("demo-pass").unwrap(),
-            time_zone: "Asia/Shanghai".into(),
-            roles,
-            languages: vec![Language::parse("zh").unwrap()],
-            topics: vec![Topic::Labour],
-        })
+        .create_account(
+            &NewAccount {
+                username: username.into(),
+                display_name: username.into(),
+                password_hash: password::hash("demo-pass").unwrap(),
+                time_zone: "Asia/Shanghai".into(),
+                roles,
+                languages: vec![Language::parse("zh").unwrap()],
+                topics: vec![Topic::Labour],
+            },
+            &[],
+            &signaling::store::AuditEntry::system("account.created"),
+        )
         .await
         .unwrap()
 }
@@ -47,14 +53,17 @@ async fn build_world(app: &TestApp) -> World {
     store.set_coordinator_regions(&other_coordinator, &["other".into()]).await.unwrap();
     let other_lawyer = account(&store, "other-lawyer", vec![Role::Lawyer]).await;
     let other_terminal = store
-        .create_terminal(&NewTerminal {
-            name: "Other kiosk".into(),
-            township: "Elsewhere".into(),
-            region_id: "other".into(),
-            languages: vec![Language::parse("zh").unwrap()],
-            enrollment_code_hash: password::fingerprint("OTHER-CODE"),
-            enrollment_expires_at: unix_now() + 3600,
-        })
+        .create_terminal(
+            &NewTerminal {
+                name: "Other kiosk".into(),
+                township: "Elsewhere".into(),
+                region_id: "other".into(),
+                languages: vec![Language::parse("zh").unwrap()],
+                enrollment_code_hash: password::fingerprint("OTHER-CODE"),
+                enrollment_expires_at: unix_now() + 3600,
+            },
+            &signaling::store::AuditEntry::system("terminal.registered"),
+        )
         .await
         .unwrap();
     let demo_lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
@@ -75,14 +84,129 @@ async fn build_world(app: &TestApp) -> World {
             &demo_consultation,
             "Grazing boundary dispute; advised mediation.",
             "referred_mediation",
+            &signaling::store::AuditEntry::system("consultation.record_written"),
         )
         .await
         .unwrap();
     let other_consultation =
         store.create_consultation(&consultation(&other_terminal, "other", &other_lawyer)).await.unwrap();
-    store.save_consultation_record(&other_consultation, "Unpaid wages.", "advice_given").await.unwrap();
+    store
+        .save_consultation_record(
+            &other_consultation,
+            "Unpaid wages.",
+            "advice_given",
+            &signaling::store::AuditEntry::system("consultation.record_written"),
+        )
+        .await
+        .unwrap();
     store.close().await;
     World { demo_consultation, other_consultation, other_terminal }
+}
+
+/// Puts `member` in a new team posted to `region`; returns the team's id.
+async fn place(store: &Store, team: &str, member: &str, region: &str) -> String {
+    let (members, regions) = ([member.to_owned()], [region.to_owned()]);
+    let links = TeamLinks { members: Some(&members), regions: Some(&regions), terminals: None };
+    store.create_team(team, links, &AuditEntry::system("team.created")).await.unwrap()
+}
+
+#[tokio::test]
+async fn coordinators_cannot_take_over_another_regions_volunteers() {
+    let app = spawn_app().await;
+    let world = build_world(&app).await;
+    let store = app.store().await;
+    // The other region's lawyer serves there only.
+    let lawyer = store.account_by_username("other-lawyer").await.unwrap().unwrap().id;
+    let other_team = place(&store, "Other region's team", &lawyer, "other").await;
+    let coordinator = app.token("demo-coordinator").await;
+    let admin = app.token("demo-admin").await;
+    let teams_before = store.teams().await.unwrap().len();
+    let code_of = |body: &Value| body["error"]["code"].as_str().unwrap_or_default().to_owned();
+    let patch = |path: String, token: &str, body: Value| {
+        let request = app.http.patch(app.url(&path)).bearer_auth(token).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+
+    // A team in the coordinator's region with that lawyer, or a team posted nowhere: refused, clearly.
+    for body in [
+        json!({"name": "Takeover", "regions": ["demo-garze"], "members": [lawyer]}),
+        json!({"name": "Parked", "members": [lawyer]}),
+    ] {
+        let refused = app.post("/api/teams", &coordinator, body).await;
+        assert_eq!(refused.status(), 403);
+        let error: Value = refused.json().await.unwrap();
+        assert_eq!(code_of(&error), "serves_elsewhere", "{error}");
+        assert!(error["error"]["message"].as_str().unwrap().contains("admin"), "{error}");
+    }
+    // An admin parks the lawyer in a team posted nowhere; the coordinator may not post it to their region.
+    let parked: Value = app
+        .post("/api/teams", &admin, json!({"name": "Parked", "members": [lawyer]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let parked_id = parked["id"].as_str().unwrap().to_owned();
+    let posted =
+        patch(format!("/api/teams/{parked_id}"), &coordinator, json!({"regions": ["demo-garze"]})).await;
+    assert_eq!(posted.status(), 403);
+    assert_eq!(code_of(&posted.json().await.unwrap()), "serves_elsewhere");
+    // Nor put the other region's team on duty in theirs.
+    let roster = json!({"team_id": other_team, "region_id": "demo-garze", "weekdays": ["mon"], "start": "09:00",
+                        "end": "17:00", "starts_on": "2027-01-01", "ends_on": "2027-02-01"});
+    let rostered = app.post("/api/rosters", &coordinator, roster).await;
+    assert_eq!(rostered.status(), 403);
+    assert_eq!(code_of(&rostered.json().await.unwrap()), "serves_elsewhere");
+    assert!(store.rosters_for_region("demo-garze").await.unwrap().iter().all(|r| r.team_id != other_team));
+    assert_eq!(store.teams().await.unwrap().len(), teams_before + 1, "only the admin's team was made");
+    assert_eq!(store.team_links(&parked_id).await.unwrap().1, Vec::<String>::new(), "still posted nowhere");
+
+    // So the lawyer stays out of the coordinator's reach: account, availability, deactivation.
+    let account = format!("/api/accounts/{lawyer}");
+    assert_eq!(app.get(&account, &coordinator).await.status(), 404);
+    assert_eq!(patch(account.clone(), &coordinator, json!({"active": false})).await.status(), 404);
+    let availability = format!("/api/accounts/{lawyer}/availability");
+    assert_eq!(app.get(&availability, &coordinator).await.status(), 404);
+    let put = app
+        .http
+        .put(app.url(&availability))
+        .bearer_auth(&coordinator)
+        .json(&json!({"weekly": [{"weekday": "mon", "start": "09:00", "end": "10:00"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 404);
+    assert!(store.account(&lawyer).await.unwrap().unwrap().active);
+    assert!(store.availability_of(&lawyer).await.unwrap().0.is_empty());
+    // The other region's consultations stay out of their reports and lists.
+    let report = app.get("/api/reports/consultations", &coordinator).await.text().await.unwrap();
+    assert!(!report.contains("\"other\""), "{report}");
+    assert_eq!(
+        app.get(&format!("/api/consultations/{}", world.other_consultation), &coordinator).await.status(),
+        404
+    );
+
+    // An admin may place the lawyer in the coordinator's region; from then on the coordinator manages them.
+    let placed = app
+        .post("/api/teams", &admin, json!({"name": "Shared", "regions": ["demo-garze"], "members": [lawyer]}))
+        .await;
+    assert_eq!(placed.status(), 201);
+    assert_eq!(app.get(&account, &coordinator).await.status(), 200);
+
+    // A team naming a region that does not exist: 400, and nothing written (no team without regions left behind).
+    let teams_before = store.teams().await.unwrap().len();
+    let unknown =
+        app.post("/api/teams", &admin, json!({"name": "Nowhere", "regions": ["no-such-region"]})).await;
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(code_of(&unknown.json().await.unwrap()), "invalid_field");
+    let unknown =
+        patch(format!("/api/teams/{parked_id}"), &admin, json!({"regions": ["no-such-region"]})).await;
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(store.teams().await.unwrap().len(), teams_before);
+    // A terminal that is not there is refused the same way.
+    let unknown =
+        patch(format!("/api/teams/{parked_id}"), &admin, json!({"terminals": ["no-such-kiosk"]})).await;
+    assert_eq!(unknown.status(), 400);
+    let _ = world.other_terminal;
 }
 
 #[tokio::test]
@@ -270,9 +394,7 @@ async fn coordinators_manage_volunteers_and_admins_manage_coordinators() {
         .await
         .unwrap();
     let elsewhere = account(&store, "elsewhere-lawyer", vec![Role::Lawyer]).await;
-    let team = store.create_team("Other region's team").await.unwrap();
-    store.add_team_member(&team, &elsewhere).await.unwrap();
-    store.assign_team_region(&team, "other").await.unwrap();
+    place(&store, "Other region's team", &elsewhere, "other").await;
     assert_eq!(app.get(&format!("/api/accounts/{elsewhere}"), &coordinator).await.status(), 404);
     let reset = app
         .post(&format!("/api/accounts/{elsewhere}/password"), &coordinator, json!({"password": "taken-over"}))
@@ -324,7 +446,9 @@ async fn audit_verify_finds_the_first_edited_row() {
     verify.args(["audit", "verify"]).args(database_args(dir.path()));
     let output = verify.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("intact: 3 row(s)"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The demo data's rows (its team, accounts and kiosk) and three logins.
+    assert!(stdout.contains("intact: 10 row(s)"), "{stdout}");
 
     // Someone with the database's owner's rights edits row 2, after dropping the guard trigger.
     let db = Db::open(dir.path()).await;

@@ -284,14 +284,17 @@ async fn bookings_follow_the_rules() {
     let coordinator = app.token("demo-coordinator").await;
     let store = app.store().await;
     let other_terminal = store
-        .create_terminal(&NewTerminal {
-            name: "Second kiosk".into(),
-            township: "Tagong".into(),
-            region_id: "demo-garze".into(),
-            languages: vec![Language::parse("bo").unwrap()],
-            enrollment_code_hash: "x".into(),
-            enrollment_expires_at: 0,
-        })
+        .create_terminal(
+            &NewTerminal {
+                name: "Second kiosk".into(),
+                township: "Tagong".into(),
+                region_id: "demo-garze".into(),
+                languages: vec![Language::parse("bo").unwrap()],
+                enrollment_code_hash: "x".into(),
+                enrollment_expires_at: 0,
+            },
+            &signaling::store::AuditEntry::system("terminal.registered"),
+        )
         .await
         .unwrap();
     let (status, reply) = book(
@@ -370,14 +373,17 @@ async fn concurrent_bookings_of_one_slot_give_it_once() {
     for i in 0..24 {
         terminals.push(
             store
-                .create_terminal(&NewTerminal {
-                    name: format!("Kiosk {i}"),
-                    township: "Somewhere".into(),
-                    region_id: "demo-garze".into(),
-                    languages: vec![Language::parse("bo").unwrap()],
-                    enrollment_code_hash: format!("code-{i}"),
-                    enrollment_expires_at: 0,
-                })
+                .create_terminal(
+                    &NewTerminal {
+                        name: format!("Kiosk {i}"),
+                        township: "Somewhere".into(),
+                        region_id: "demo-garze".into(),
+                        languages: vec![Language::parse("bo").unwrap()],
+                        enrollment_code_hash: format!("code-{i}"),
+                        enrollment_expires_at: 0,
+                    },
+                    &signaling::store::AuditEntry::system("terminal.registered"),
+                )
                 .await
                 .unwrap(),
         );
@@ -473,19 +479,22 @@ async fn reminders_and_start_notices_reach_both_sides() {
     // One that has just started, as if booked earlier.
     let store = app.store().await;
     let started = store
-        .book(&signaling::store::Booking {
-            terminal_id: terminal_id.clone(),
-            region_id: "demo-garze".into(),
-            lawyer_id: id_of(&app, "demo-lawyer").await,
-            language: "bo".into(),
-            topic: "debt".into(),
-            starts_at: unix_now() - 60,
-            ends_at: unix_now() + 1740,
-            buffer_secs: 0,
-            booked_by: "system".into(),
-            day: (0, i64::MAX),
-            daily_cap: 100,
-        })
+        .book(
+            &signaling::store::Booking {
+                terminal_id: terminal_id.clone(),
+                region_id: "demo-garze".into(),
+                lawyer_id: id_of(&app, "demo-lawyer").await,
+                language: "bo".into(),
+                topic: "debt".into(),
+                starts_at: unix_now() - 60,
+                ends_at: unix_now() + 1740,
+                buffer_secs: 0,
+                booked_by: "system".into(),
+                day: (0, i64::MAX),
+                daily_cap: 100,
+            },
+            &signaling::store::AuditEntry::system("appointment.booked"),
+        )
         .await
         .unwrap();
     let signaling::store::BookOutcome::Booked(started_id) = started else { panic!("{started:?}") };

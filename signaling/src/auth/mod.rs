@@ -150,6 +150,23 @@ impl Principal {
         }
     }
 
+    /// Whether the caller may act on a volunteer (a lawyer or interpreter)
+    /// who serves in teams posted to `volunteer_regions`: admins on anyone;
+    /// coordinators on those who serve one of their regions, or who serve
+    /// none yet (just created, to be placed). Someone who serves only other
+    /// regions is another coordinator's.
+    pub fn manages_volunteer(&self, volunteer_regions: &[String]) -> bool {
+        match self {
+            Principal::Account { account, .. } => {
+                account.has_role(Role::Admin)
+                    || (account.has_role(Role::Coordinator)
+                        && (volunteer_regions.is_empty()
+                            || volunteer_regions.iter().any(|r| account.regions.contains(r))))
+            }
+            Principal::Terminal { .. } => false,
+        }
+    }
+
     /// 403 unless the caller is an account with one of `roles`.
     pub fn require_any(&self, roles: &[Role]) -> Result<&AccountRecord, ApiError> {
         let account = self.account()?;

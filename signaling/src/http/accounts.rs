@@ -10,7 +10,7 @@ use super::views::AccountView;
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
-use crate::store::{AccountPatch, AccountRecord, NewAccount};
+use crate::store::{AccountPatch, AccountRecord, AuditEntry, NewAccount};
 use crate::{password, unix_now};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -118,15 +118,8 @@ async fn check_regions(state: &AppState, regions: &[String]) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Whether a coordinator manages a volunteer: one who serves in a team posted
-/// to one of the coordinator's regions, or who is in no such team yet (just
-/// created, to be placed).
-fn coordinator_manages(caller: &AccountRecord, volunteer_regions: &[String]) -> bool {
-    volunteer_regions.is_empty() || volunteer_regions.iter().any(|r| caller.regions.contains(r))
-}
-
 /// Accounts the caller manages: everyone for admins; for coordinators,
-/// themselves and the volunteers of their regions (see [`coordinator_manages`]).
+/// themselves and the volunteers of their regions (see [`Principal::manages_volunteer`]).
 #[utoipa::path(
     get,
     path = "/api/accounts",
@@ -153,7 +146,7 @@ pub async fn list(
                 admin
                     || a.id == caller.id
                     || (is_volunteer_only(&a.roles)
-                        && coordinator_manages(caller, regions.get(&a.id).unwrap_or(&none)))
+                        && principal.manages_volunteer(regions.get(&a.id).unwrap_or(&none)))
             })
             .map(AccountView::from)
             .collect(),
@@ -197,32 +190,27 @@ pub async fn create(
         check_regions(&state, regions).await?;
     }
     let password_hash = password::hash_blocking(request.password).await.map_err(ApiError::Internal)?;
-    let id = state
-        .store
-        .create_account(&NewAccount {
-            username: request.username.clone(),
-            display_name,
-            password_hash,
-            time_zone,
-            roles: dedup(request.roles),
-            languages: dedup(request.languages),
-            topics: dedup(request.topics),
-        })
-        .await?;
-    if let Some(regions) = &request.regions {
-        state.store.set_coordinator_regions(&id, regions).await?;
-    }
+    let roles = dedup(request.roles);
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "account.created",
+        "",
+        serde_json::json!({"username": request.username, "roles": roles}),
+        &source,
+    );
+    let new = NewAccount {
+        username: request.username.clone(),
+        display_name,
+        password_hash,
+        time_zone,
+        roles,
+        languages: dedup(request.languages),
+        topics: dedup(request.topics),
+    };
+    let regions = dedup(request.regions.unwrap_or_default());
+    let id = state.store.create_account(&new, &regions, &audit).await?;
     state.scheduler.invalidate();
     let account = state.store.account(&id).await?.ok_or(ApiError::NotFound)?;
-    state
-        .audit(
-            &principal.actor(),
-            "account.created",
-            &id,
-            serde_json::json!({"username": account.username, "roles": account.roles}),
-            &source,
-        )
-        .await?;
     Ok((StatusCode::CREATED, ApiJson(AccountView::from(&account))))
 }
 
@@ -249,7 +237,7 @@ async fn managed_target(
         return Ok(target);
     }
     if is_volunteer_only(&target.roles)
-        && coordinator_manages(caller, &state.store.regions_of_member(&target.id).await?)
+        && principal.manages_volunteer(&state.store.regions_of_member(&target.id).await?)
     {
         return Ok(target);
     }
@@ -328,18 +316,24 @@ pub async fn update(
         roles: request.roles.map(dedup),
         languages: request.languages.map(dedup),
         topics: request.topics.map(dedup),
+        regions: request.regions.map(dedup),
     };
-    let now = unix_now();
-    if !state.store.update_account(&id, &patch, now).await? {
+    let detail = serde_json::json!({
+        "active": patch.active,
+        "roles": patch.roles,
+        "languages": patch.languages,
+        "topics": patch.topics,
+        "regions": patch.regions,
+        "display_name_changed": patch.display_name.is_some(),
+        "time_zone": patch.time_zone,
+    });
+    let audit = AuditEntry::new(&principal.actor(), "account.updated", &id, detail, &source);
+    // Deactivating also ends the account's sessions and calendar feed, in the same transaction.
+    if !state.store.update_account(&id, &patch, unix_now(), &audit).await? {
         return Err(ApiError::NotFound);
     }
-    if let Some(regions) = &request.regions {
-        state.store.set_coordinator_regions(&id, regions).await?;
-    }
     state.scheduler.invalidate();
-    if request.active == Some(false) {
-        state.store.revoke_account_sessions(&id, now, "account deactivated").await?;
-        state.store.delete_calendar_token(&id).await?;
+    if patch.active == Some(false) {
         state.connections.close_account(&id, "account deactivated");
     } else if access_changed {
         // An open WebSocket carries what its owner may see (the live view's
@@ -347,16 +341,6 @@ pub async fn update(
         state.connections.close_account(&id, "roles or regions changed");
     }
     let account = state.store.account(&id).await?.ok_or(ApiError::NotFound)?;
-    let detail = serde_json::json!({
-        "active": request.active,
-        "roles": patch.roles,
-        "languages": patch.languages,
-        "topics": patch.topics,
-        "regions": request.regions,
-        "display_name_changed": patch.display_name.is_some(),
-        "time_zone": patch.time_zone,
-    });
-    state.audit(&principal.actor(), "account.updated", &id, detail, &source).await?;
     Ok(ApiJson(AccountView::from(&account)))
 }
 
@@ -387,12 +371,15 @@ pub async fn set_password(
     }
     check_password(&request.password)?;
     let hash = password::hash_blocking(request.password).await.map_err(ApiError::Internal)?;
-    let now = unix_now();
-    state.store.set_password_hash(&target.id, &hash, now).await?;
-    state.store.revoke_account_sessions(&target.id, now, "password reset").await?;
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "account.password_reset",
+        &target.id,
+        serde_json::Value::Null,
+        &source,
+    );
+    // Ends the account's sessions in the same transaction.
+    state.store.set_password_hash(&target.id, &hash, unix_now(), &audit).await?;
     state.connections.close_account(&target.id, "password reset");
-    state
-        .audit(&principal.actor(), "account.password_reset", &target.id, serde_json::Value::Null, &source)
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

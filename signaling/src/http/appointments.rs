@@ -17,7 +17,7 @@ use crate::domain::{Language, Role, Topic};
 use crate::password::fingerprint;
 use crate::schedule::civil::Instant;
 use crate::schedule::{Person, Snapshot, ical, intervals};
-use crate::store::{AppointmentRecord, AppointmentScope, BookOutcome, Booking};
+use crate::store::{AppointmentRecord, AppointmentScope, AuditEntry, BookOutcome, Booking};
 use crate::unix_now;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -233,18 +233,16 @@ pub async fn book(
             (start, end),
             principal.actor(),
         );
-        match state.store.book(&booking).await? {
+        let audit = AuditEntry::new(
+            &principal.actor(),
+            "appointment.booked",
+            "",
+            serde_json::json!({"lawyer_id": booking.lawyer_id, "start": start}),
+            &source,
+        );
+        match state.store.book(&booking, &audit).await? {
             BookOutcome::Booked(id) => {
                 let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
-                state
-                    .audit(
-                        &principal.actor(),
-                        "appointment.booked",
-                        &id,
-                        serde_json::json!({"lawyer_id": appointment.lawyer_id, "start": start}),
-                        &source,
-                    )
-                    .await?;
                 return Ok((StatusCode::CREATED, ApiJson(AppointmentView::from(&appointment))));
             }
             BookOutcome::TerminalBusy => {
@@ -464,13 +462,14 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<ApiJson<AppointmentView>, ApiError> {
     visible_appointment(&state, &principal, &id).await?;
-    if !state.store.close_appointment(&id, "cancelled").await? {
+    let audit =
+        AuditEntry::new(&principal.actor(), "appointment.cancelled", &id, serde_json::Value::Null, &source);
+    if !state.store.close_appointment(&id, "cancelled", &audit).await? {
         return Err(ApiError::Clash {
             code: "not_booked",
             message: "this appointment is no longer booked".into(),
         });
     }
-    state.audit(&principal.actor(), "appointment.cancelled", &id, serde_json::Value::Null, &source).await?;
     let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(AppointmentView::from(&appointment)))
 }
@@ -525,7 +524,14 @@ pub async fn reschedule(
         (start, end),
         principal.actor(),
     );
-    match state.store.reschedule(&id, &booking).await? {
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "appointment.rescheduled",
+        &id,
+        serde_json::json!({"start": start}),
+        &source,
+    );
+    match state.store.reschedule(&id, &booking, &audit).await? {
         BookOutcome::Booked(_) => {}
         BookOutcome::TerminalBusy => {
             return Err(ApiError::Clash {
@@ -546,15 +552,6 @@ pub async fn reschedule(
             });
         }
     }
-    state
-        .audit(
-            &principal.actor(),
-            "appointment.rescheduled",
-            &id,
-            serde_json::json!({"start": start}),
-            &source,
-        )
-        .await?;
     let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(AppointmentView::from(&appointment)))
 }
@@ -584,13 +581,14 @@ pub async fn no_show(
             "an appointment can be marked a no-show once it has started",
         ));
     }
-    if !state.store.close_appointment(&id, "no_show").await? {
+    let audit =
+        AuditEntry::new(&principal.actor(), "appointment.no_show", &id, serde_json::Value::Null, &source);
+    if !state.store.close_appointment(&id, "no_show", &audit).await? {
         return Err(ApiError::Clash {
             code: "not_booked",
             message: "this appointment is no longer booked".into(),
         });
     }
-    state.audit(&principal.actor(), "appointment.no_show", &id, serde_json::Value::Null, &source).await?;
     let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(AppointmentView::from(&appointment)))
 }
@@ -619,10 +617,14 @@ pub async fn create_feed(
 ) -> Result<ApiJson<CalendarFeed>, ApiError> {
     let account = principal.require_any(&[Role::Lawyer, Role::Interpreter])?;
     let token = hex::encode(rand::random::<[u8; 24]>());
-    state.store.set_calendar_token(&account.id, &fingerprint(&token)).await?;
-    state
-        .audit(&principal.actor(), "calendar.feed_created", &account.id, serde_json::Value::Null, &source)
-        .await?;
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "calendar.feed_created",
+        &account.id,
+        serde_json::Value::Null,
+        &source,
+    );
+    state.store.set_calendar_token(&account.id, &fingerprint(&token), &audit).await?;
     Ok(ApiJson(CalendarFeed { path: format!("/calendar/{token}.ics") }))
 }
 
@@ -640,10 +642,14 @@ pub async fn delete_feed(
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
     let account = principal.require_any(&[Role::Lawyer, Role::Interpreter])?;
-    state.store.delete_calendar_token(&account.id).await?;
-    state
-        .audit(&principal.actor(), "calendar.feed_revoked", &account.id, serde_json::Value::Null, &source)
-        .await?;
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "calendar.feed_revoked",
+        &account.id,
+        serde_json::Value::Null,
+        &source,
+    );
+    state.store.delete_calendar_token(&account.id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

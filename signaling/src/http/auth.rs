@@ -137,10 +137,15 @@ pub async fn login(
             issued_at,
             issued_at + state.tokens.config().session_ttl_secs as i64,
             &source,
+            &AuditEntry::new(
+                &format!("account:{}", credentials.id),
+                "login",
+                "",
+                serde_json::Value::Null,
+                &source,
+            ),
         )
         .await?;
-    let actor = format!("account:{}", credentials.id);
-    state.audit(&actor, "login", &session_id, serde_json::Value::Null, &source).await?;
     Ok(ApiJson(token_pair(&state, &credentials.id, &session_id).await?))
 }
 
@@ -207,12 +212,16 @@ pub async fn refresh(
             Ok(ApiJson(token_pair(&state, &claims.sub, &session_id).await?))
         }
         RefreshUse::Reused { session_id } => {
-            state.store.revoke_session(&session_id, now, "refresh token reused").await?;
-            state.connections.close_session(&session_id, "session revoked");
             let actor = format!("account:{}", claims.sub);
-            state
-                .audit(&actor, "session.revoked_refresh_reuse", &session_id, serde_json::Value::Null, &source)
-                .await?;
+            let audit = AuditEntry::new(
+                &actor,
+                "session.revoked_refresh_reuse",
+                &session_id,
+                serde_json::Value::Null,
+                &source,
+            );
+            state.store.revoke_session(&session_id, now, "refresh token reused", &audit).await?;
+            state.connections.close_session(&session_id, "session revoked");
             Err(ApiError::Unauthorized)
         }
         _ => Err(ApiError::Unauthorized),
@@ -234,9 +243,9 @@ pub async fn logout(
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
     let Principal::Account { session_id, .. } = &principal else { return Err(ApiError::Forbidden) };
-    state.store.revoke_session(session_id, unix_now(), "logout").await?;
+    let audit = AuditEntry::new(&principal.actor(), "logout", session_id, serde_json::Value::Null, &source);
+    state.store.revoke_session(session_id, unix_now(), "logout", &audit).await?;
     state.connections.close_session(session_id, "logged out");
-    state.audit(&principal.actor(), "logout", session_id, serde_json::Value::Null, &source).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,15 +280,7 @@ impl AppState {
         detail: serde_json::Value,
         source: &str,
     ) -> Result<(), ApiError> {
-        self.store
-            .append_audit(&AuditEntry {
-                actor: actor.to_owned(),
-                action: action.to_owned(),
-                subject: subject.to_owned(),
-                detail,
-                source: source.to_owned(),
-            })
-            .await?;
+        self.store.append_audit(&AuditEntry::new(actor, action, subject, detail, source)).await?;
         Ok(())
     }
 }

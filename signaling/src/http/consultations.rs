@@ -9,7 +9,7 @@ use super::views::{ConsultationView, Visibility};
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::Role;
-use crate::store::{ConsultationRecord, ConsultationScope};
+use crate::store::{AuditEntry, ConsultationRecord, ConsultationScope};
 
 /// Outcomes a lawyer can record.
 pub const OUTCOMES: [&str; 4] =
@@ -148,18 +148,16 @@ pub async fn write_record(
             format!("outcome: one of {}", OUTCOMES.join(", ")),
         ));
     }
-    state.store.save_consultation_record(&id, &request.summary, &request.outcome).await?;
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "consultation.record_written",
+        &id,
+        serde_json::json!({"outcome": request.outcome}),
+        &source,
+    );
+    state.store.save_consultation_record(&id, &request.summary, &request.outcome, &audit).await?;
     // The record is written: the lawyer's wrap-up is over.
     state.live.send(crate::live::Command::RecordSaved { consultation: id.clone() }).await;
-    state
-        .audit(
-            &principal.actor(),
-            "consultation.record_written",
-            &id,
-            serde_json::json!({"outcome": request.outcome}),
-            &source,
-        )
-        .await?;
     let record = state.store.consultation(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(ConsultationView::new(&record, Visibility::Participant)))
 }

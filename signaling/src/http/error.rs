@@ -26,6 +26,9 @@ pub enum ApiError {
     InvalidEnrollmentCode,
     #[error("not allowed")]
     Forbidden,
+    /// Not allowed, and why, with a specific code (`serves_elsewhere`).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -54,7 +57,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::InvalidCredentials | ApiError::InvalidEnrollmentCode => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::Clash { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::InvalidEnrollmentCode => "invalid_code",
             ApiError::Forbidden => "forbidden",
+            ApiError::Denied { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Clash { code, .. } => code,
@@ -91,7 +95,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable word: `bad_request`, `malformed_json`, `invalid_field`, `unauthorized`,
-    /// `invalid_credentials`, `invalid_code`, `forbidden`,
+    /// `invalid_credentials`, `invalid_code`, `forbidden`, `serves_elsewhere`, `unknown_reference`,
     /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `unavailable`, `internal`.
     #[schema(example = "not_found")]
     pub code: String,
@@ -120,6 +124,14 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Reference(cause) => {
+                tracing::info!(%cause, "refused: a reference to nothing");
+                ApiError::bad_request("unknown_reference", "the request names something that does not exist")
+            }
+            StoreError::Constraint(cause) => {
+                tracing::info!(%cause, "refused: a constraint");
+                ApiError::bad_request("invalid_field", "a value is not allowed here")
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -15,7 +15,7 @@ use crate::auth::tokens::TokenKind;
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role};
 use crate::password::fingerprint;
-use crate::store::{NewTerminal, RegionRecord};
+use crate::store::{AuditEntry, NewTerminal, RegionRecord};
 use crate::unix_now;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -113,8 +113,9 @@ pub async fn create_region(
         ));
     }
     let region = RegionRecord { id: request.id, name, parent_id: request.parent_id, time_zone };
-    state.store.create_region(&region).await?;
-    state.audit(&principal.actor(), "region.created", &region.id, serde_json::Value::Null, &source).await?;
+    let audit =
+        AuditEntry::new(&principal.actor(), "region.created", &region.id, serde_json::Value::Null, &source);
+    state.store.create_region(&region, &audit).await?;
     Ok((StatusCode::CREATED, ApiJson(RegionView::from(&region))))
 }
 
@@ -193,27 +194,23 @@ pub async fn create_terminal(
     let mut languages = request.languages;
     languages.sort();
     languages.dedup();
-    let id = state
-        .store
-        .create_terminal(&NewTerminal {
-            name,
-            township,
-            region_id: request.region_id,
-            languages,
-            enrollment_code_hash: fingerprint(&code),
-            enrollment_expires_at: expires_at,
-        })
-        .await?;
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "terminal.registered",
+        "",
+        serde_json::json!({"region_id": request.region_id}),
+        &source,
+    );
+    let new = NewTerminal {
+        name,
+        township,
+        region_id: request.region_id,
+        languages,
+        enrollment_code_hash: fingerprint(&code),
+        enrollment_expires_at: expires_at,
+    };
+    let id = state.store.create_terminal(&new, &audit).await?;
     let terminal = state.store.terminal(&id).await?.ok_or(ApiError::NotFound)?;
-    state
-        .audit(
-            &principal.actor(),
-            "terminal.registered",
-            &id,
-            serde_json::json!({"region_id": terminal.region_id}),
-            &source,
-        )
-        .await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(TerminalCode {
@@ -243,8 +240,9 @@ pub async fn new_code(
     let terminal = managed_terminal(&state, &principal, &id).await?;
     let code = new_enrollment_code();
     let expires_at = unix_now() + state.tokens.config().enrollment_code_ttl_secs as i64;
-    state.store.set_enrollment_code(&terminal.id, &fingerprint(&code), expires_at).await?;
-    state.audit(&principal.actor(), "terminal.code_issued", &id, serde_json::Value::Null, &source).await?;
+    let audit =
+        AuditEntry::new(&principal.actor(), "terminal.code_issued", &id, serde_json::Value::Null, &source);
+    state.store.set_enrollment_code(&terminal.id, &fingerprint(&code), expires_at, &audit).await?;
     let terminal = state.store.terminal(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(TerminalCode {
         terminal: TerminalView::from(&terminal),
@@ -270,9 +268,10 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<ApiJson<TerminalView>, ApiError> {
     managed_terminal(&state, &principal, &id).await?;
-    state.store.revoke_terminal(&id, unix_now()).await?;
+    let audit =
+        AuditEntry::new(&principal.actor(), "terminal.revoked", &id, serde_json::Value::Null, &source);
+    state.store.revoke_terminal(&id, unix_now(), &audit).await?;
     state.connections.close_terminal(&id, "terminal revoked");
-    state.audit(&principal.actor(), "terminal.revoked", &id, serde_json::Value::Null, &source).await?;
     let terminal = state.store.terminal(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(TerminalView::from(&terminal)))
 }
@@ -321,7 +320,8 @@ pub async fn enroll(
     let enrolled = if code.is_empty() || code.len() > 64 {
         None
     } else {
-        state.store.enroll_terminal(&fingerprint(&code), &credential_id, unix_now()).await?
+        let audit = AuditEntry::new("", "terminal.enrolled", "", serde_json::Value::Null, &source);
+        state.store.enroll_terminal(&fingerprint(&code), &credential_id, unix_now(), &audit).await?
     };
     let Some(terminal_id) = enrolled else {
         state.limits.failed(crate::auth::Limiter::Address, &address_key);
@@ -334,15 +334,6 @@ pub async fn enroll(
     let ttl = Duration::from_secs(state.tokens.config().device_ttl_secs);
     let (device_token, _) = state.tokens.issue(TokenKind::Device, &terminal_id, &credential_id, ttl, None);
     let terminal = state.store.terminal(&terminal_id).await?.ok_or(ApiError::NotFound)?;
-    state
-        .audit(
-            &format!("terminal:{terminal_id}"),
-            "terminal.enrolled",
-            &terminal_id,
-            serde_json::Value::Null,
-            &source,
-        )
-        .await?;
     Ok(ApiJson(EnrollResponse { device_token, terminal: TerminalView::from(&terminal) }))
 }
 

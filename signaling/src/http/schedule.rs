@@ -13,7 +13,7 @@ use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
 use crate::schedule::civil::{Instant, days_of};
 use crate::schedule::{DutyReason, intervals};
-use crate::store::{OverrideRow, RosterRow, WeeklyRow};
+use crate::store::{AuditEntry, OverrideRow, RosterRow, TeamLinks, WeeklyRow};
 use crate::unix_now;
 
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -114,7 +114,7 @@ pub struct AvailabilityBody {
 }
 
 /// The caller may edit this person's availability: themselves, an admin, or a
-/// coordinator of a region where one of the person's teams is posted.
+/// coordinator who manages the person (see [`Principal::manages_volunteer`]).
 async fn require_person_manager(
     state: &AppState,
     principal: &Principal,
@@ -124,11 +124,10 @@ async fn require_person_manager(
     if caller.id == account_id || caller.has_role(Role::Admin) {
         return Ok(());
     }
-    if caller.has_role(Role::Coordinator) {
-        let regions = state.store.regions_of_member(account_id).await?;
-        if regions.iter().any(|r| caller.regions.contains(r)) {
-            return Ok(());
-        }
+    let Some(target) = state.store.account(account_id).await? else { return Err(ApiError::NotFound) };
+    let volunteer = target.roles.iter().all(|r| matches!(r, Role::Lawyer | Role::Interpreter));
+    if volunteer && principal.manages_volunteer(&state.store.regions_of_member(account_id).await?) {
+        return Ok(());
     }
     Err(ApiError::NotFound)
 }
@@ -222,17 +221,15 @@ pub async fn put_availability(
             kind: o.kind.clone(),
         });
     }
-    state.store.replace_availability(&id, &weekly, &overrides).await?;
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "availability.replaced",
+        &id,
+        serde_json::json!({"weekly": weekly.len(), "overrides": overrides.len()}),
+        &source,
+    );
+    state.store.replace_availability(&id, &weekly, &overrides, &audit).await?;
     state.scheduler.invalidate();
-    state
-        .audit(
-            &principal.actor(),
-            "availability.replaced",
-            &id,
-            serde_json::json!({"weekly": weekly.len(), "overrides": overrides.len()}),
-            &source,
-        )
-        .await?;
     Ok(ApiJson(availability_body(&state, &id).await?))
 }
 
@@ -287,16 +284,41 @@ pub async fn teams(
     Ok(ApiJson(out))
 }
 
-async fn check_team_links(state: &AppState, principal: &Principal, body: &TeamBody) -> Result<(), ApiError> {
+/// Checks what a team is to be linked to, as `body` and the team's current
+/// links (`current`, when it exists) would make it: every region exists and is
+/// the caller's, every terminal is in the caller's regions, every member is a
+/// volunteer the caller may act on. Being in a team posted to a region lets
+/// that region's coordinators manage the person, so a coordinator cannot add
+/// someone who serves only other regions (an admin can): that would take them
+/// over.
+async fn check_team_links(
+    state: &AppState,
+    principal: &Principal,
+    body: &TeamBody,
+    current: Option<&TeamView>,
+) -> Result<(), ApiError> {
     for region in body.regions.iter().flatten() {
+        if state.store.region(region).await?.is_none() {
+            return Err(invalid(format!("regions: no region {region:?}")));
+        }
         if !principal.manages_region(region) {
             return Err(ApiError::Forbidden);
         }
     }
-    for member in body.members.iter().flatten() {
+    let members = body.members.as_ref().or(current.map(|c| &c.members));
+    let regions_change = body.regions.is_some() || body.members.is_some();
+    for member in members.into_iter().flatten() {
         let account = state.store.account(member).await?;
         if !account.is_some_and(|a| a.has_role(Role::Lawyer) || a.has_role(Role::Interpreter)) {
             return Err(invalid(format!("members: {member:?} is not a lawyer or interpreter")));
+        }
+        if regions_change && !principal.manages_volunteer(&state.store.regions_of_member(member).await?) {
+            return Err(ApiError::Denied {
+                code: "serves_elsewhere",
+                message: format!(
+                    "members: {member:?} serves other regions' teams; ask an admin to add them to this team"
+                ),
+            });
         }
     }
     for terminal in body.terminals.iter().flatten() {
@@ -306,6 +328,14 @@ async fn check_team_links(state: &AppState, principal: &Principal, body: &TeamBo
         }
     }
     Ok(())
+}
+
+fn links(body: &TeamBody) -> TeamLinks<'_> {
+    TeamLinks {
+        members: body.members.as_deref(),
+        regions: body.regions.as_deref(),
+        terminals: body.terminals.as_deref(),
+    }
 }
 
 #[utoipa::path(
@@ -327,14 +357,11 @@ pub async fn create_team(
     if !(1..=200).contains(&name.chars().count()) {
         return Err(invalid("name: 1 to 200 characters"));
     }
-    check_team_links(&state, &principal, &body).await?;
-    let id = state.store.create_team(name).await?;
-    state
-        .store
-        .set_team_links(&id, body.members.as_deref(), body.regions.as_deref(), body.terminals.as_deref())
-        .await?;
+    check_team_links(&state, &principal, &body, None).await?;
+    let audit =
+        AuditEntry::new(&principal.actor(), "team.created", "", serde_json::json!({"name": name}), &source);
+    let id = state.store.create_team(name, links(&body), &audit).await?;
     state.scheduler.invalidate();
-    state.audit(&principal.actor(), "team.created", &id, serde_json::json!({"name": name}), &source).await?;
     Ok((StatusCode::CREATED, ApiJson(team_view(&state, &id).await?)))
 }
 
@@ -363,13 +390,10 @@ pub async fn update_team(
     if body.name.is_some() {
         return Err(invalid("name cannot be changed"));
     }
-    check_team_links(&state, &principal, &body).await?;
-    state
-        .store
-        .set_team_links(&id, body.members.as_deref(), body.regions.as_deref(), body.terminals.as_deref())
-        .await?;
+    check_team_links(&state, &principal, &body, Some(&current)).await?;
+    let audit = AuditEntry::new(&principal.actor(), "team.updated", &id, serde_json::Value::Null, &source);
+    state.store.set_team_links(&id, links(&body), &audit).await?;
     state.scheduler.invalidate();
-    state.audit(&principal.actor(), "team.updated", &id, serde_json::Value::Null, &source).await?;
     Ok(ApiJson(team_view(&state, &id).await?))
 }
 
@@ -450,6 +474,16 @@ pub async fn create_roster(
     if state.store.team(&body.team_id).await?.is_none() {
         return Err(invalid("team_id: no such team"));
     }
+    // Putting a team on duty in a region is acting on its members.
+    let (members, _, _) = state.store.team_links(&body.team_id).await?;
+    for member in &members {
+        if !principal.manages_volunteer(&state.store.regions_of_member(member).await?) {
+            return Err(ApiError::Denied {
+                code: "serves_elsewhere",
+                message: "team_id: the team has members who serve other regions; ask an admin".into(),
+            });
+        }
+    }
     if body.weekdays.is_empty() {
         return Err(invalid("weekdays: at least one"));
     }
@@ -476,17 +510,15 @@ pub async fn create_roster(
         starts_on: body.starts_on.clone(),
         ends_on: body.ends_on.clone(),
     };
-    let id = state.store.create_roster(&row).await?;
+    let audit = AuditEntry::new(
+        &principal.actor(),
+        "roster.created",
+        "",
+        serde_json::json!({"region_id": body.region_id}),
+        &source,
+    );
+    let id = state.store.create_roster(&row, &audit).await?;
     state.scheduler.invalidate();
-    state
-        .audit(
-            &principal.actor(),
-            "roster.created",
-            &id,
-            serde_json::json!({"region_id": body.region_id}),
-            &source,
-        )
-        .await?;
     let stored = state.store.roster(&id).await?.ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, ApiJson(roster_body(&stored))))
 }
@@ -507,9 +539,9 @@ pub async fn delete_roster(
 ) -> Result<StatusCode, ApiError> {
     let roster = state.store.roster(&id).await?.ok_or(ApiError::NotFound)?;
     require_region(&principal, &roster.region_id)?;
-    state.store.delete_roster(&id).await?;
+    let audit = AuditEntry::new(&principal.actor(), "roster.deleted", &id, serde_json::Value::Null, &source);
+    state.store.delete_roster(&id, &audit).await?;
     state.scheduler.invalidate();
-    state.audit(&principal.actor(), "roster.deleted", &id, serde_json::Value::Null, &source).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

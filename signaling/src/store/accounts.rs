@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
+use super::{
+    AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, with_pool,
+};
 use crate::domain::{Language, Role, Topic};
 use crate::unix_now;
 
@@ -48,6 +50,8 @@ pub struct AccountPatch {
     pub roles: Option<Vec<Role>>,
     pub languages: Option<Vec<Language>>,
     pub topics: Option<Vec<Topic>>,
+    /// The regions a coordinator answers for.
+    pub regions: Option<Vec<String>>,
 }
 
 /// What login needs: never leaves the server.
@@ -68,11 +72,18 @@ struct AccountRow {
 }
 
 impl Store {
-    /// Creates an account with its roles, languages and topics in one transaction.
-    /// A taken username is [`StoreError::Conflict`].
-    pub async fn create_account(&self, account: &NewAccount) -> Result<String, StoreError> {
+    /// Creates an account with its roles, languages, topics and (for a
+    /// coordinator) `regions`, and `audit` (its subject set to the new id), in
+    /// one transaction. A taken username is [`StoreError::Conflict`].
+    pub async fn create_account(
+        &self,
+        account: &NewAccount,
+        regions: &[String],
+        audit: &AuditEntry,
+    ) -> Result<String, StoreError> {
         let id = new_id();
         let now = unix_now();
+        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
@@ -109,6 +120,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            for region in regions {
+                sqlx::query("INSERT INTO coordinator_regions (account_id, region_id) VALUES ($1, $2)")
+                    .bind(&id)
+                    .bind(region)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.append_audit(&audit).await?;
             tx.commit().await?;
             Ok(id)
         })
@@ -218,8 +237,16 @@ impl Store {
             .collect())
     }
 
-    /// Applies a patch in one transaction. False when there is no such account.
-    pub async fn update_account(&self, id: &str, patch: &AccountPatch, now: i64) -> Result<bool, StoreError> {
+    /// Applies a patch and appends `audit`, in one transaction. Deactivating
+    /// an account also ends its sessions and its calendar feed. False (and
+    /// nothing written) when there is no such account.
+    pub async fn update_account(
+        &self,
+        id: &str,
+        patch: &AccountPatch,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let found = sqlx::query(
@@ -281,25 +308,66 @@ impl Store {
                         .await?;
                 }
             }
+            if let Some(regions) = &patch.regions {
+                sqlx::query("DELETE FROM coordinator_regions WHERE account_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for region in regions {
+                    sqlx::query("INSERT INTO coordinator_regions (account_id, region_id) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(region)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if patch.active == Some(false) {
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoked_reason = 'account deactivated'
+                     WHERE account_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM calendar_feeds WHERE account_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.append_audit(audit).await?;
             tx.commit().await?;
             Ok(true)
         })
     }
 
+    /// Sets a new password hash, ends the account's sessions (whoever held
+    /// the old password is signed out) and appends `audit`, in one
+    /// transaction.
     pub async fn set_password_hash(
         &self,
         id: &str,
         password_hash: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
-            sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        let done = audited!(self, audit, |tx| {
+            let done = sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(password_hash)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = 'password reset'
+                 WHERE account_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            done
         });
         Ok(done == 1)
     }
@@ -361,12 +429,18 @@ mod tests {
     #[tokio::test]
     async fn create_read_and_conflict() {
         let (store, _dir) = testing::store().await;
-        let id = store.create_account(&account("a")).await.unwrap();
+        let id = store
+            .create_account(&account("a"), &[], &crate::store::AuditEntry::system("account.created"))
+            .await
+            .unwrap();
         let read = store.account_by_username("a").await.unwrap().unwrap();
         assert_eq!(read.id, id);
         assert_eq!(read.roles, vec![Role::Interpreter, Role::Lawyer]);
         assert!(read.active);
-        let again = store.create_account(&account("a")).await.unwrap_err();
+        let again = store
+            .create_account(&account("a"), &[], &crate::store::AuditEntry::system("account.created"))
+            .await
+            .unwrap_err();
         assert!(matches!(again, StoreError::Conflict(_)), "{again}");
         assert!(store.account_by_username("b").await.unwrap().is_none());
     }
@@ -374,7 +448,10 @@ mod tests {
     #[tokio::test]
     async fn availability_outside_a_day_is_refused_by_the_database() {
         let (store, _dir) = testing::store().await;
-        let id = store.create_account(&account("a")).await.unwrap();
+        let id = store
+            .create_account(&account("a"), &[], &crate::store::AuditEntry::system("account.created"))
+            .await
+            .unwrap();
         store.add_weekly_availability(&id, 0, 0, 1440).await.unwrap();
         assert!(store.add_weekly_availability(&id, 7, 0, 60).await.is_err());
         assert!(store.add_weekly_availability(&id, 1, 600, 540).await.is_err());

@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{BeginWrite, Store, StoreError, with_pool};
+use super::{BeginWrite, Store, StoreError, per_backend, with_pool};
 use crate::unix_now;
 
 /// The `prev_hash` of the first row.
@@ -17,6 +17,29 @@ pub struct AuditEntry {
     pub subject: String,
     pub detail: serde_json::Value,
     pub source: String,
+}
+
+impl AuditEntry {
+    pub fn new(
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: serde_json::Value,
+        source: &str,
+    ) -> AuditEntry {
+        AuditEntry {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            detail,
+            source: source.to_owned(),
+        }
+    }
+
+    /// An entry for what the system does by itself (start-up, demo data, tests).
+    pub fn system(action: &str) -> AuditEntry {
+        AuditEntry { actor: "system".into(), action: action.into(), ..AuditEntry::default() }
+    }
 }
 
 /// A row as stored.
@@ -84,65 +107,91 @@ impl std::fmt::Display for AuditProblem {
     }
 }
 
+/// Appending an entry inside a write transaction (one begun with
+/// [`BeginWrite::begin_write`]), so that the entry commits with the change it
+/// records, or neither does. The write lock that transaction holds keeps the
+/// chain linear: no other append can run between reading the last row and
+/// inserting the next.
+pub(crate) trait AppendAudit {
+    async fn append_audit(&mut self, entry: &AuditEntry) -> Result<i64, sqlx::Error>;
+}
+
+impl AppendAudit for sqlx::Transaction<'static, sqlx::Sqlite> {
+    async fn append_audit(&mut self, entry: &AuditEntry) -> Result<i64, sqlx::Error> {
+        sqlite::append(self, entry).await
+    }
+}
+
+impl AppendAudit for sqlx::Transaction<'static, sqlx::Postgres> {
+    async fn append_audit(&mut self, entry: &AuditEntry) -> Result<i64, sqlx::Error> {
+        postgres::append(self, entry).await
+    }
+}
+
+per_backend! {
+    pub(super) async fn append(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        entry: &AuditEntry,
+    ) -> Result<i64, sqlx::Error> {
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS.to_owned()),
+        };
+        let mut row = AuditRow {
+            seq,
+            at: unix_now(),
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            subject: entry.subject.clone(),
+            detail: if entry.detail.is_null() { "{}".to_owned() } else { entry.detail.to_string() },
+            source: entry.source.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = row.expected_hash();
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, action, subject, detail, source, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(row.seq)
+        .bind(row.at)
+        .bind(&row.actor)
+        .bind(&row.action)
+        .bind(&row.subject)
+        .bind(&row.detail)
+        .bind(&row.source)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .execute(&mut **tx)
+        .await?;
+        Ok(seq)
+    }
+}
+
 impl Store {
-    /// Appends one entry. Appends are serialized in this process; across
-    /// processes the unique `prev_hash` keeps the chain linear and a loser retries.
+    /// Appends one entry that records no change of its own (a read, a refused
+    /// attempt, a login). An entry that records a change is appended in the
+    /// change's transaction instead (see [`AppendAudit`]).
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
-        let detail = entry.detail.to_string();
-        let detail = if entry.detail.is_null() { "{}".to_owned() } else { detail };
-        let _guard = self.audit_lock.lock().await;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let result: Result<i64, sqlx::Error> = with_pool!(self, |pool| {
-                async {
-                    let mut tx = pool.begin_write().await?;
-                    let last: Option<(i64, String)> =
-                        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    let (seq, prev_hash) = match last {
-                        Some((seq, hash)) => (seq + 1, hash),
-                        None => (1, GENESIS.to_owned()),
-                    };
-                    let mut row = AuditRow {
-                        seq,
-                        at: unix_now(),
-                        actor: entry.actor.clone(),
-                        action: entry.action.clone(),
-                        subject: entry.subject.clone(),
-                        detail: detail.clone(),
-                        source: entry.source.clone(),
-                        prev_hash,
-                        hash: String::new(),
-                    };
-                    row.hash = row.expected_hash();
-                    sqlx::query(
-                        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, source, prev_hash, hash)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(row.seq)
-                    .bind(row.at)
-                    .bind(&row.actor)
-                    .bind(&row.action)
-                    .bind(&row.subject)
-                    .bind(&row.detail)
-                    .bind(&row.source)
-                    .bind(&row.prev_hash)
-                    .bind(&row.hash)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    Ok(seq)
-                }
-                .await
-            });
-            match result {
-                Ok(seq) => return Ok(seq),
-                Err(error) if attempts < 5 && is_conflict(&error) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
+        Ok(with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let seq = tx.append_audit(entry).await?;
+            tx.commit().await?;
+            seq
+        }))
+    }
+
+    /// The newest row's sequence number and hash, if any.
+    pub async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Rows after `after_seq`, oldest first, at most `limit`.
@@ -200,10 +249,6 @@ impl Store {
     }
 }
 
-fn is_conflict(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|d| d.is_unique_violation())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +291,40 @@ mod tests {
             sqlx::query("UPDATE audit_log SET subject = 'forged' WHERE seq = 3").execute(pool).await.unwrap();
         });
         assert_eq!(store.verify_audit().await.unwrap(), Err(AuditProblem::Altered { seq: 3 }));
+    }
+
+    #[tokio::test]
+    async fn a_change_commits_with_its_audit_row_or_not_at_all() {
+        let (store, _dir) = testing::store().await;
+        let links = crate::store::TeamLinks::default();
+        store.create_team("first", links, &entry("team.created")).await.unwrap();
+        let rows = store.recent_audit(None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].action, "team.created");
+        assert_eq!(rows[0].subject, store.teams().await.unwrap()[0].id, "the new id is the subject");
+        // The audit row cannot be written: the change it records is not made either.
+        let refuse = match store.backend() {
+            "postgres" => {
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no audit'; END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER refuse BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse();"
+            }
+            _ => "CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no audit'); END",
+        };
+        with_pool!(store, |pool| sqlx::raw_sql(refuse).execute(pool).await.map(|_| ()).unwrap());
+        assert!(store.create_team("second", links, &entry("team.created")).await.is_err());
+        assert_eq!(store.teams().await.unwrap().len(), 1);
+        // A reference to nothing is its own error, and leaves nothing behind.
+        let allow = match store.backend() {
+            "postgres" => "DROP TRIGGER refuse ON audit_log",
+            _ => "DROP TRIGGER refuse",
+        };
+        with_pool!(store, |pool| sqlx::raw_sql(allow).execute(pool).await.map(|_| ()).unwrap());
+        let regions = ["no-such-region".to_owned()];
+        let links = crate::store::TeamLinks { regions: Some(&regions), ..links };
+        let error = store.create_team("third", links, &entry("team.created")).await.unwrap_err();
+        assert!(matches!(error, StoreError::Reference(_)), "{error:?}");
+        assert_eq!(store.teams().await.unwrap().len(), 1);
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(1));
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! Token signing keys, login sessions and refresh tokens.
 
-use super::{Store, StoreError, new_id, with_pool};
+use super::{AuditEntry, Store, StoreError, audited, new_id, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
@@ -82,15 +82,19 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Opens a session, appending `audit` (its subject set to the session)
+    /// in the same transaction.
     pub async fn create_session(
         &self,
         account_id: &str,
         now: i64,
         expires_at: i64,
         source: &str,
+        audit: &AuditEntry,
     ) -> Result<String, StoreError> {
         let id = new_id();
-        with_pool!(self, |pool| {
+        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
+        audited!(self, &audit, |tx| {
             sqlx::query(
                 "INSERT INTO sessions (id, account_id, created_at, expires_at, source) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -99,7 +103,7 @@ impl Store {
             .bind(now)
             .bind(expires_at)
             .bind(source)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
         });
         Ok(id)
@@ -117,40 +121,27 @@ impl Store {
         }))
     }
 
-    /// Revokes one session; true if it was live.
-    pub async fn revoke_session(&self, session_id: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+    /// Revokes one session, appending `audit` in the same transaction; true
+    /// if it was live.
+    pub async fn revoke_session(
+        &self,
+        session_id: &str,
+        now: i64,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let done = audited!(self, audit, |tx| {
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
             )
             .bind(session_id)
             .bind(now)
             .bind(reason)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
         });
         Ok(done == 1)
-    }
-
-    /// Revokes every live session of an account; returns their ids.
-    pub async fn revoke_account_sessions(
-        &self,
-        account_id: &str,
-        now: i64,
-        reason: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3
-                 WHERE account_id = $1 AND revoked_at IS NULL RETURNING id",
-            )
-            .bind(account_id)
-            .bind(now)
-            .bind(reason)
-            .fetch_all(pool)
-            .await?
-        }))
     }
 
     pub async fn insert_refresh_token(

@@ -1,6 +1,6 @@
 //! Consultations and their records.
 
-use super::{Store, StoreError, new_id, with_pool};
+use super::{AuditEntry, Store, StoreError, audited, new_id, with_pool};
 use crate::domain::Topic;
 
 /// A consultation to record (by the live path, or a test).
@@ -131,19 +131,21 @@ impl Store {
         })
     }
 
-    /// Writes the lawyer's record. False when there is no such consultation.
+    /// Writes the lawyer's record, with `audit`, in one transaction. False
+    /// when there is no such consultation.
     pub async fn save_consultation_record(
         &self,
         id: &str,
         summary: &str,
         outcome: &str,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+        let done = audited!(self, audit, |tx| {
             sqlx::query("UPDATE consultations SET summary = $2, outcome = $3 WHERE id = $1")
                 .bind(id)
                 .bind(summary)
                 .bind(outcome)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected()
         });

@@ -26,6 +26,7 @@ mod schedule;
 mod teams;
 
 pub use accounts::{AccountPatch, AccountRecord, Credentials, NewAccount};
+pub(crate) use audit::AppendAudit;
 pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
 pub use auth::{RefreshUse, SessionState, SigningKeyRow};
 pub use cluster::Notifications;
@@ -40,11 +41,10 @@ pub use schedule::{
     AppointmentRecord, AppointmentScope, BookOutcome, Booking, OverrideRow, RosterRow, ScheduleRows,
     TICK_SECS, WeeklyRow,
 };
-pub use teams::TeamRecord;
+pub use teams::{TeamLinks, TeamRecord};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -76,6 +76,22 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// `with_pool!` inside one write transaction that also appends `$audit` (see
+/// [`AppendAudit`]): `$body` runs with `$tx`, then the entry is appended and
+/// both commit together. An error in `$body` rolls back both.
+macro_rules! audited {
+    ($store:expr, $audit:expr, |$tx:ident| $body:expr) => {
+        $crate::store::with_pool!($store, |pool| {
+            let mut $tx = $crate::store::BeginWrite::begin_write(pool).await?;
+            let out = $body;
+            $crate::store::AppendAudit::append_audit(&mut $tx, $audit).await?;
+            $tx.commit().await?;
+            out
+        })
+    };
+}
+pub(crate) use audited;
 
 /// For helpers that take a connection or transaction: defines `$item`s twice,
 /// in a `sqlite` and a `postgres` submodule of the calling module, each with
@@ -131,13 +147,28 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A foreign key named a row that does not exist (or a row still named
+    /// elsewhere was to go). Callers check what they can first, for a clearer
+    /// message; this is the net under them. The transaction rolled back.
+    #[error("a reference to something that does not exist: {0}")]
+    Reference(#[source] sqlx::Error),
+    /// A value broke a check or not-null constraint. The transaction rolled back.
+    #[error("a value the database refuses: {0}")]
+    Constraint(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        StoreError::Database(error)
+        let Some(db) = error.as_database_error() else { return StoreError::Database(error) };
+        if db.is_foreign_key_violation() {
+            StoreError::Reference(error)
+        } else if db.is_check_violation() || matches!(db.kind(), sqlx::error::ErrorKind::NotNullViolation) {
+            StoreError::Constraint(error)
+        } else {
+            StoreError::Database(error)
+        }
     }
 }
 
@@ -190,7 +221,7 @@ impl<T> ConflictExt<T> for Result<T, sqlx::Error> {
     fn on_conflict(self, what: &'static str) -> Result<T, StoreError> {
         self.map_err(|error| match error.as_database_error() {
             Some(db) if db.is_unique_violation() => StoreError::Conflict(what),
-            _ => StoreError::Database(error),
+            _ => error.into(),
         })
     }
 }
@@ -199,8 +230,6 @@ impl<T> ConflictExt<T> for Result<T, sqlx::Error> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
-    /// Serializes audit appends within this process (see `append_audit`).
-    audit_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -235,7 +264,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open { target, source })?;
-        Ok(Store { pool: Pool::Sqlite(pool), audit_lock: Arc::default() })
+        Ok(Store { pool: Pool::Sqlite(pool) })
     }
 
     async fn open_postgres(url: &str) -> Result<Store, StoreError> {
@@ -249,7 +278,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open { target, source })?;
-        Ok(Store { pool: Pool::Postgres(pool), audit_lock: Arc::default() })
+        Ok(Store { pool: Pool::Postgres(pool) })
     }
 
     /// Applies the migrations this binary knows and the database lacks, each in

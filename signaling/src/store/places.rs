@@ -1,6 +1,8 @@
 //! Regions and the terminals (kiosks) in their townships.
 
-use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
+use super::{
+    AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, with_pool,
+};
 use crate::domain::Language;
 use crate::unix_now;
 
@@ -65,15 +67,15 @@ impl Store {
     }
 
     /// Creates a region; an existing id is [`StoreError::Conflict`].
-    pub async fn create_region(&self, region: &RegionRecord) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+    pub async fn create_region(&self, region: &RegionRecord, audit: &AuditEntry) -> Result<(), StoreError> {
+        audited!(self, audit, |tx| {
             sqlx::query("INSERT INTO regions (id, name, parent_id, time_zone, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&region.id)
                 .bind(&region.name)
                 .bind(&region.parent_id)
                 .bind(&region.time_zone)
                 .bind(unix_now())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .on_conflict("a region with this id")?;
         });
@@ -89,11 +91,16 @@ impl Store {
         }))
     }
 
-    /// Registers a terminal with its languages; returns its id.
-    pub async fn create_terminal(&self, terminal: &NewTerminal) -> Result<String, StoreError> {
+    /// Registers a terminal with its languages, and `audit` (its subject set
+    /// to the new id); returns the id.
+    pub async fn create_terminal(
+        &self,
+        terminal: &NewTerminal,
+        audit: &AuditEntry,
+    ) -> Result<String, StoreError> {
         let id = new_id();
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
+        audited!(self, &audit, |tx| {
             sqlx::query(
                 "INSERT INTO terminals (id, name, township, region_id, enrollment_code_hash, enrollment_expires_at, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -115,7 +122,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
         });
         Ok(id)
     }
@@ -168,15 +174,16 @@ impl Store {
         id: &str,
         code_hash: &str,
         expires_at: i64,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+        let done = audited!(self, audit, |tx| {
             sqlx::query(
                 "UPDATE terminals SET enrollment_code_hash = $2, enrollment_expires_at = $3 WHERE id = $1",
             )
             .bind(id)
             .bind(code_hash)
             .bind(expires_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .on_conflict("a terminal with this enrollment code")?
             .rows_affected()
@@ -186,15 +193,19 @@ impl Store {
 
     /// Consumes an unexpired enrollment code, atomically: the terminal gets
     /// `credential_id` and the code is gone, so it works once. Returns the
-    /// terminal's id, or `None` for an unknown, used or expired code.
+    /// terminal's id, or `None` for an unknown, used or expired code. An
+    /// enrollment appends `audit` (its actor and subject the terminal) in the
+    /// same transaction.
     pub async fn enroll_terminal(
         &self,
         code_hash: &str,
         credential_id: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<Option<String>, StoreError> {
         Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar(
+            let mut tx = pool.begin_write().await?;
+            let enrolled: Option<String> = sqlx::query_scalar(
                 "UPDATE terminals SET enrolled_at = $3, credential_id = $2, revoked_at = NULL,
                         enrollment_code_hash = NULL, enrollment_expires_at = NULL
                  WHERE enrollment_code_hash = $1 AND enrollment_expires_at > $3
@@ -203,14 +214,21 @@ impl Store {
             .bind(code_hash)
             .bind(credential_id)
             .bind(now)
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = &enrolled {
+                let audit =
+                    AuditEntry { actor: format!("terminal:{id}"), subject: id.clone(), ..audit.clone() };
+                tx.append_audit(&audit).await?;
+                tx.commit().await?;
+            }
+            enrolled
         }))
     }
 
     /// Revokes a terminal's credential and any pending code at once (a stolen kiosk).
-    pub async fn revoke_terminal(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+    pub async fn revoke_terminal(&self, id: &str, now: i64, audit: &AuditEntry) -> Result<bool, StoreError> {
+        let done = audited!(self, audit, |tx| {
             sqlx::query(
                 "UPDATE terminals SET revoked_at = $2, credential_id = NULL,
                         enrollment_code_hash = NULL, enrollment_expires_at = NULL
@@ -218,7 +236,7 @@ impl Store {
             )
             .bind(id)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
         });

@@ -1,6 +1,9 @@
 //! Availability, rosters, teams' coverage, appointments and calendar feeds.
 
-use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, per_backend, with_backend, with_pool};
+use super::{
+    AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, per_backend,
+    with_backend, with_pool,
+};
 use crate::unix_now;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -168,15 +171,16 @@ impl Store {
         }))
     }
 
-    /// Replaces a person's weekly windows and overrides in one transaction.
+    /// Replaces a person's weekly windows and overrides, with `audit`, in one
+    /// transaction.
     pub async fn replace_availability(
         &self,
         account_id: &str,
         weekly: &[WeeklyRow],
         overrides: &[OverrideRow],
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        audited!(self, audit, |tx| {
             sqlx::query("DELETE FROM availability_rules WHERE account_id = $1")
                 .bind(account_id)
                 .execute(&mut *tx)
@@ -211,7 +215,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -257,48 +260,11 @@ impl Store {
         }))
     }
 
-    /// Replaces a team's members, regions and terminals (each when given).
-    pub async fn set_team_links(
-        &self,
-        id: &str,
-        members: Option<&[String]>,
-        regions: Option<&[String]>,
-        terminals: Option<&[String]>,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let links: [(Option<&[String]>, &'static str, &'static str); 3] = [
-                (
-                    members,
-                    "DELETE FROM team_members WHERE team_id = $1",
-                    "INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                ),
-                (
-                    regions,
-                    "DELETE FROM team_regions WHERE team_id = $1",
-                    "INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                ),
-                (
-                    terminals,
-                    "DELETE FROM team_terminals WHERE team_id = $1",
-                    "INSERT INTO team_terminals (team_id, terminal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                ),
-            ];
-            for (values, delete, insert) in links {
-                let Some(values) = values else { continue };
-                sqlx::query(delete).bind(id).execute(&mut *tx).await?;
-                for value in values {
-                    sqlx::query(insert).bind(id).bind(value).execute(&mut *tx).await?;
-                }
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    pub async fn create_roster(&self, roster: &RosterRow) -> Result<String, StoreError> {
+    /// Stores a roster and `audit` (its subject set to the new id) in one transaction.
+    pub async fn create_roster(&self, roster: &RosterRow, audit: &AuditEntry) -> Result<String, StoreError> {
         let id = new_id();
-        with_pool!(self, |pool| {
+        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
+        audited!(self, &audit, |tx| {
             sqlx::query(
                 "INSERT INTO duty_rosters (id, team_id, region_id, weekdays, start_minute, end_minute, starts_on, ends_on, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -312,7 +278,7 @@ impl Store {
             .bind(&roster.starts_on)
             .bind(&roster.ends_on)
             .bind(unix_now())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
         });
         Ok(id)
@@ -341,11 +307,12 @@ impl Store {
         }))
     }
 
-    pub async fn delete_roster(&self, id: &str) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+    /// Deletes a roster, with `audit`, in one transaction.
+    pub async fn delete_roster(&self, id: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
+        let done = audited!(self, audit, |tx| {
             sqlx::query("DELETE FROM duty_rosters WHERE id = $1")
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected()
         });
@@ -354,9 +321,11 @@ impl Store {
 
     /// Books in one transaction: the appointment, then the terminal's claims,
     /// then the lawyer's (with the buffer), then the day's count. Any conflict
-    /// rolls the whole attempt back.
-    pub async fn book(&self, b: &Booking) -> Result<BookOutcome, StoreError> {
+    /// rolls the whole attempt back. A booking appends `audit` (its subject
+    /// set to the new appointment) in the same transaction.
+    pub async fn book(&self, b: &Booking, audit: &AuditEntry) -> Result<BookOutcome, StoreError> {
         let id = new_id();
+        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
         let now = unix_now();
         with_backend!(self, |pool, backend| {
             // The first statement writes, so on SQLite the transaction holds the
@@ -382,14 +351,20 @@ impl Store {
             if let Some(refused) = backend::hold(&mut tx, b, &id).await? {
                 return Ok(refused);
             }
+            tx.append_audit(&audit).await?;
             tx.commit().await?;
             Ok(BookOutcome::Booked(id))
         })
     }
 
     /// Moves a booked appointment to a new time with the same lawyer and
-    /// terminal, atomically; `Ok(false)` when the new time is taken.
-    pub async fn reschedule(&self, id: &str, b: &Booking) -> Result<BookOutcome, StoreError> {
+    /// terminal, with `audit`, atomically; a refusal when the new time is taken.
+    pub async fn reschedule(
+        &self,
+        id: &str,
+        b: &Booking,
+        audit: &AuditEntry,
+    ) -> Result<BookOutcome, StoreError> {
         with_backend!(self, |pool, backend| {
             let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
@@ -413,6 +388,7 @@ impl Store {
             if let Some(refused) = backend::hold(&mut tx, b, id).await? {
                 return Ok(refused);
             }
+            tx.append_audit(audit).await?;
             tx.commit().await?;
             Ok(BookOutcome::Booked(id.to_owned()))
         })
@@ -420,7 +396,13 @@ impl Store {
 
     /// Sets a booked appointment's final status and frees what it held.
     /// False when it was not booked.
-    pub async fn close_appointment(&self, id: &str, status: &str) -> Result<bool, StoreError> {
+    /// The change and `audit` commit together.
+    pub async fn close_appointment(
+        &self,
+        id: &str,
+        status: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
@@ -440,6 +422,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            tx.append_audit(audit).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -589,8 +572,14 @@ impl Store {
         }))
     }
 
-    pub async fn set_calendar_token(&self, account_id: &str, token_hash: &str) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+    /// Sets (or replaces) a person's calendar feed token, with `audit`, in one transaction.
+    pub async fn set_calendar_token(
+        &self,
+        account_id: &str,
+        token_hash: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        audited!(self, audit, |tx| {
             sqlx::query(
                 "INSERT INTO calendar_feeds (account_id, token_hash, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (account_id) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
@@ -598,18 +587,23 @@ impl Store {
             .bind(account_id)
             .bind(token_hash)
             .bind(unix_now())
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .on_conflict("a calendar token")?;
         });
         Ok(())
     }
 
-    pub async fn delete_calendar_token(&self, account_id: &str) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+    /// Ends a person's calendar feed, with `audit`, in one transaction.
+    pub async fn delete_calendar_token(
+        &self,
+        account_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let done = audited!(self, audit, |tx| {
             sqlx::query("DELETE FROM calendar_feeds WHERE account_id = $1")
                 .bind(account_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected()
         });
@@ -717,28 +711,35 @@ mod race_tests {
         for i in 0..8 {
             lawyers.push(
                 first
-                    .create_account(&NewAccount {
-                        username: format!("l{i}"),
-                        display_name: "L".into(),
-                        password_hash: "x".into(),
-                        time_zone: "UTC".into(),
-                        roles: vec![crate::domain::Role::Lawyer],
-                        languages: vec![],
-                        topics: vec![],
-                    })
+                    .create_account(
+                        &NewAccount {
+                            username: format!("l{i}"),
+                            display_name: "L".into(),
+                            password_hash: "x".into(),
+                            time_zone: "UTC".into(),
+                            roles: vec![crate::domain::Role::Lawyer],
+                            languages: vec![],
+                            topics: vec![],
+                        },
+                        &[],
+                        &crate::store::AuditEntry::system("account.created"),
+                    )
                     .await
                     .unwrap(),
             );
             terminals.push(
                 first
-                    .create_terminal(&NewTerminal {
-                        name: format!("t{i}"),
-                        township: "T".into(),
-                        region_id: "r".into(),
-                        languages: vec![],
-                        enrollment_code_hash: format!("h{i}"),
-                        enrollment_expires_at: 0,
-                    })
+                    .create_terminal(
+                        &NewTerminal {
+                            name: format!("t{i}"),
+                            township: "T".into(),
+                            region_id: "r".into(),
+                            languages: vec![],
+                            enrollment_code_hash: format!("h{i}"),
+                            enrollment_expires_at: 0,
+                        },
+                        &crate::store::AuditEntry::system("terminal.registered"),
+                    )
                     .await
                     .unwrap(),
             );
@@ -763,7 +764,9 @@ mod race_tests {
                 .enumerate()
                 .map(|(i, b)| {
                     let store = if i % 2 == 0 { first.clone() } else { second.clone() };
-                    tokio::spawn(async move { store.book(&b).await.unwrap() })
+                    tokio::spawn(async move {
+                        store.book(&b, &crate::store::AuditEntry::system("appointment.booked")).await.unwrap()
+                    })
                 })
                 .collect();
             async move {
@@ -883,14 +886,14 @@ mod model_tests {
                     lawyers.push(store.create_account(&NewAccount {
                         username: format!("l{i}"), display_name: "L".into(), password_hash: "x".into(),
                         time_zone: "UTC".into(), roles: vec![crate::domain::Role::Lawyer], languages: vec![], topics: vec![],
-                    }).await.unwrap());
+                    }, &[], &crate::store::AuditEntry::system("account.created")).await.unwrap());
                 }
                 let mut terminals = Vec::new();
                 for i in 0..3 {
                     terminals.push(store.create_terminal(&NewTerminal {
                         name: format!("t{i}"), township: "T".into(), region_id: "r".into(), languages: vec![],
                         enrollment_code_hash: format!("h{i}"), enrollment_expires_at: 0,
-                    }).await.unwrap());
+                    }, &crate::store::AuditEntry::system("terminal.registered")).await.unwrap());
                 }
                 let booking = |lawyer: usize, terminal: usize, start: i64| Booking {
                     terminal_id: terminals[terminal].clone(), region_id: "r".into(), lawyer_id: lawyers[lawyer].clone(),
@@ -903,7 +906,7 @@ mod model_tests {
                         Op::Book { lawyer, terminal, slot } => {
                             let start = BASE + slot * SLOT;
                             let want = expected(&held, lawyer, terminal, start, None);
-                            let got = store.book(&booking(lawyer, terminal, start)).await.unwrap();
+                            let got = store.book(&booking(lawyer, terminal, start), &crate::store::AuditEntry::system("appointment.booked")).await.unwrap();
                             prop_assert!(same_kind(&want, &got), "book {:?}: model {:?}, database {:?}", (lawyer, terminal, slot), want, got);
                             if let BookOutcome::Booked(id) = got {
                                 held.push(Held { id, lawyer, terminal, start });
@@ -912,8 +915,8 @@ mod model_tests {
                         Op::Cancel { nth } => {
                             if held.is_empty() { continue; }
                             let h = held.remove(nth % held.len());
-                            prop_assert!(store.close_appointment(&h.id, "cancelled").await.unwrap());
-                            prop_assert!(!store.close_appointment(&h.id, "cancelled").await.unwrap(), "only once");
+                            prop_assert!(store.close_appointment(&h.id, "cancelled", &crate::store::AuditEntry::system("appointment.closed")).await.unwrap());
+                            prop_assert!(!store.close_appointment(&h.id, "cancelled", &crate::store::AuditEntry::system("appointment.closed")).await.unwrap(), "only once");
                         }
                         Op::Reschedule { nth, slot } => {
                             if held.is_empty() { continue; }
@@ -921,7 +924,7 @@ mod model_tests {
                             let h = held[k].clone();
                             let start = BASE + slot * SLOT;
                             let want = expected(&held, h.lawyer, h.terminal, start, Some(&h.id));
-                            let got = store.reschedule(&h.id, &booking(h.lawyer, h.terminal, start)).await.unwrap();
+                            let got = store.reschedule(&h.id, &booking(h.lawyer, h.terminal, start), &crate::store::AuditEntry::system("appointment.rescheduled")).await.unwrap();
                             prop_assert!(same_kind(&want, &got), "reschedule: model {:?}, database {:?}", want, got);
                             if matches!(got, BookOutcome::Booked(_)) {
                                 held[k].start = start;
@@ -931,8 +934,8 @@ mod model_tests {
                 }
                 // A cancelled appointment cannot be brought back by a reschedule racing the cancel.
                 if let Some(h) = held.first().cloned() {
-                    prop_assert!(store.close_appointment(&h.id, "cancelled").await.unwrap());
-                    let revived = store.reschedule(&h.id, &booking(h.lawyer, h.terminal, BASE + 11 * SLOT)).await.unwrap();
+                    prop_assert!(store.close_appointment(&h.id, "cancelled", &crate::store::AuditEntry::system("appointment.closed")).await.unwrap());
+                    let revived = store.reschedule(&h.id, &booking(h.lawyer, h.terminal, BASE + 11 * SLOT), &crate::store::AuditEntry::system("appointment.rescheduled")).await.unwrap();
                     prop_assert_eq!(revived, BookOutcome::NotBooked);
                     held.remove(0);
                 }

@@ -1,7 +1,46 @@
 //! Aid teams, their members and the regions they are posted to.
 
-use super::{BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
+use super::{AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
 use crate::unix_now;
+
+/// What a team is linked to; each list, when given, replaces the team's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TeamLinks<'a> {
+    /// Account ids (lawyers and interpreters).
+    pub members: Option<&'a [String]>,
+    pub regions: Option<&'a [String]>,
+    pub terminals: Option<&'a [String]>,
+}
+
+/// Replaces, inside transaction `$tx`, each of `$links`' lists that is given.
+macro_rules! write_links {
+    ($tx:ident, $id:expr, $links:expr) => {
+        let links: [(Option<&[String]>, &'static str, &'static str); 3] = [
+            (
+                $links.members,
+                "DELETE FROM team_members WHERE team_id = $1",
+                "INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            ),
+            (
+                $links.regions,
+                "DELETE FROM team_regions WHERE team_id = $1",
+                "INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            ),
+            (
+                $links.terminals,
+                "DELETE FROM team_terminals WHERE team_id = $1",
+                "INSERT INTO team_terminals (team_id, terminal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            ),
+        ];
+        for (values, delete, insert) in links {
+            let Some(values) = values else { continue };
+            sqlx::query(delete).bind($id).execute(&mut *$tx).await?;
+            for value in values {
+                sqlx::query(insert).bind($id).bind(value).execute(&mut *$tx).await?;
+            }
+        }
+    };
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TeamRecord {
@@ -10,19 +49,48 @@ pub struct TeamRecord {
 }
 
 impl Store {
-    /// Creates a team; a taken name is [`StoreError::Conflict`].
-    pub async fn create_team(&self, name: &str) -> Result<String, StoreError> {
+    /// Creates a team with its links, and `audit` (its subject set to the new
+    /// id), in one transaction; a taken name is [`StoreError::Conflict`], a
+    /// link to nothing [`StoreError::Reference`], and either leaves nothing.
+    pub async fn create_team(
+        &self,
+        name: &str,
+        links: TeamLinks<'_>,
+        audit: &AuditEntry,
+    ) -> Result<String, StoreError> {
         let id = new_id();
+        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
         with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO aid_teams (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(&id)
                 .bind(name)
                 .bind(unix_now())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .on_conflict("a team with this name")?;
+            write_links!(tx, &id, links);
+            tx.append_audit(&audit).await?;
+            tx.commit().await?;
         });
         Ok(id)
+    }
+
+    /// Replaces a team's members, regions and terminals (each when given),
+    /// with `audit`, in one transaction.
+    pub async fn set_team_links(
+        &self,
+        id: &str,
+        links: TeamLinks<'_>,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            write_links!(tx, id, links);
+            tx.append_audit(audit).await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     pub async fn add_team_member(&self, team_id: &str, account_id: &str) -> Result<(), StoreError> {
