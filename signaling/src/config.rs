@@ -32,6 +32,7 @@ pub struct Config {
     /// public, so this must be asked for explicitly.
     pub allow_public_demo: bool,
     pub log: LogConfig,
+    pub http: crate::http::server::HttpConfig,
     pub auth: AuthConfig,
     pub schedule: crate::schedule::ScheduleConfig,
     pub live: crate::live::LiveConfig,
@@ -181,6 +182,7 @@ impl Default for Config {
             demo: false,
             allow_public_demo: false,
             log: LogConfig::default(),
+            http: crate::http::server::HttpConfig::default(),
             auth: AuthConfig::default(),
             schedule: Default::default(),
             live: Default::default(),

@@ -28,6 +28,15 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Connections closed at once because their address held too many
+/// (`http::server`). Process-wide: the accept loop runs before, and
+/// independently of, the rest of the server.
+pub static CONNECTIONS_REFUSED: std::sync::LazyLock<Counter> = std::sync::LazyLock::new(Counter::default);
+
+/// 1 when the audit log's chain or its checkpoints did not verify at start
+/// or since (`audit::checkpoint`), else 0.
+pub static AUDIT_BROKEN: std::sync::LazyLock<Gauge> = std::sync::LazyLock::new(Gauge::default);
+
 /// Every metric the server exports. Shared through [`crate::http::AppState`].
 #[derive(Debug)]
 pub struct Metrics {
@@ -81,6 +90,16 @@ impl Metrics {
             "build",
             "Version of this server",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION")), ("database", backend)]),
+        );
+        registry.register(
+            "http_connections_refused",
+            "Connections closed at once: their address already held the most allowed",
+            CONNECTIONS_REFUSED.clone(),
+        );
+        registry.register(
+            "audit_chain_broken",
+            "1 when the audit log failed its check against the chain and the signed checkpoints",
+            AUDIT_BROKEN.clone(),
         );
         registry.register_collector(Box::new(RelayCollector { relays }));
         Metrics {

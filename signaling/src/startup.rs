@@ -7,8 +7,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -100,14 +98,15 @@ pub async fn serve(
     };
     let first = active.as_ref().map_or_else(|| http::standby_router(store.clone()), |a| a.router.clone());
     let (router_tx, current) = watch::channel(first);
-    let app = Router::new()
-        .fallback(move |request: axum::extract::Request| {
-            let router = current.borrow().clone();
-            async move { router.oneshot(request).await.unwrap_or_else(|never| match never {}) }
-        })
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let server =
-        tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stop.clone())).into_future());
+    let app = Router::new().fallback(move |request: axum::extract::Request| {
+        let router = current.borrow().clone();
+        async move { router.oneshot(request).await.unwrap_or_else(|never| match never {}) }
+    });
+    let server = {
+        let (http, proxies, stop) =
+            (config.http.clone(), config.trusted_proxies.clone(), stopped(stop.clone()));
+        tokio::spawn(async move { http::server::serve(listener, app, &http, &proxies, stop).await })
+    };
     tracing::info!(%addr, "cloudlaw listening on http://{addr}");
 
     let (lease, active) = match (lease.take(), active.take()) {
@@ -206,7 +205,6 @@ struct Parts {
 
 async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
-    tokio::task::spawn_blocking(http::warm_up);
     let relays = Relays::start(config, &tokens, store).await?;
     let metrics = Arc::new(Metrics::new(relays.clone(), store.backend()));
     let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
@@ -297,15 +295,15 @@ async fn serve_cluster(
     let link =
         cluster::Link::new(store.clone(), Arc::clone(&parts.connections), Arc::clone(&parts.limits), start);
     let relays = parts.relays.clone();
-    let app = router(&config, &store, parts, live).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(&config, &store, parts, live);
     let mut stopped = stop.clone();
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stopped| *stopped).await;
-            })
-            .into_future(),
-    );
+    let server = {
+        let (http, proxies) = (config.http.clone(), config.trusted_proxies.clone());
+        let stop = async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        tokio::spawn(async move { http::server::serve(listener, app, &http, &proxies, stop).await })
+    };
     tracing::info!(%addr, "cloudlaw listening on http://{addr} (one of several nodes)");
     let ended = link.run(commands, stop).await;
     let _ = stop_tx.send(true);
@@ -320,11 +318,8 @@ async fn serve_cluster(
     }
 }
 
-fn finished(served: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), StartupError> {
-    match served {
-        Ok(result) => Ok(result?),
-        Err(error) => Err(StartupError::Io(std::io::Error::other(error))),
-    }
+fn finished(served: Result<(), tokio::task::JoinError>) -> Result<(), StartupError> {
+    served.map_err(|error| StartupError::Io(std::io::Error::other(error)))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

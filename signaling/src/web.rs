@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -54,10 +54,13 @@ impl WebConfig {
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { page("index.html") }))
-        .route("/terminal", get(|| async { page("terminal/index.html") }))
-        .route("/lawyer", get(|| async { page("lawyer/index.html") }))
-        .route("/coordinator", get(|| async { page("coordinator/index.html") }))
+        .route("/", get(|headers: HeaderMap| async move { page("index.html", &headers) }))
+        .route("/terminal", get(|headers: HeaderMap| async move { page("terminal/index.html", &headers) }))
+        .route("/lawyer", get(|headers: HeaderMap| async move { page("lawyer/index.html", &headers) }))
+        .route(
+            "/coordinator",
+            get(|headers: HeaderMap| async move { page("coordinator/index.html", &headers) }),
+        )
         .route("/web/fonts/{name}", get(font))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
 }
@@ -83,12 +86,34 @@ async fn font(State(state): State<AppState>, Path(name): Path<String>) -> Respon
 }
 
 /// An app's page. Pages are not cached, so a new release is picked up at once.
-fn page(path: &str) -> Response {
+/// Its policy lets it connect only to its own origin, over HTTP(S) and WebSocket.
+fn page(path: &str, headers: &HeaderMap) -> Response {
     let mut response = asset(path);
     if response.status().is_success() {
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let response_headers = response.headers_mut();
+        response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response_headers.insert(header::CONTENT_SECURITY_POLICY, page_policy(headers.get(header::HOST)));
     }
     response
+}
+
+/// The apps' Content-Security-Policy. `connect-src` names the page's own
+/// origin's WebSocket forms (`ws://` and `wss://` of the host it was loaded
+/// from: behind a TLS proxy the page is https and its socket wss) beside
+/// `'self'`, since older browsers do not count ws: as 'self'. A Host header
+/// that is not a plain host name or address gets `'self'` alone.
+fn page_policy(host: Option<&HeaderValue>) -> HeaderValue {
+    let host = host.and_then(|h| h.to_str().ok()).filter(|h| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    });
+    let sockets = host.map(|h| format!(" ws://{h} wss://{h}")).unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
+         connect-src 'self'{sockets}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
 }
 
 fn asset(path: &str) -> Response {
@@ -109,13 +134,7 @@ fn asset(path: &str) -> Response {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if mime.type_() == mime_guess::mime::TEXT && mime.subtype() == mime_guess::mime::HTML {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
-                 connect-src 'self' ws: wss:; frame-ancestors 'none'",
-            ),
-        );
+        headers.insert(header::CONTENT_SECURITY_POLICY, page_policy(None));
     }
     response
 }

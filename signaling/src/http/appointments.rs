@@ -700,12 +700,6 @@ pub async fn feed(State(state): State<AppState>, Path(file): Path<String>) -> Re
         });
     }
     let body = ical::calendar(&format!("Cloud Law Office: {}", account.display_name), &events);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
-            (header::CACHE_CONTROL, "private, max-age=300"),
-        ],
-        body,
-    )
-        .into_response())
+    // Personal data: `protective_headers` marks it no-store.
+    Ok(([(header::CONTENT_TYPE, "text/calendar; charset=utf-8")], body).into_response())
 }

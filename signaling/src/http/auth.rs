@@ -54,11 +54,6 @@ pub enum Me {
     Terminal { terminal: TerminalView },
 }
 
-/// A password hash of the right cost that matches nothing, so that a login
-/// for an unknown username takes as long as one for a known username.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| password::hash("not a password anyone has").unwrap_or_default());
-
 /// Signs in with a username and password.
 #[utoipa::path(
     post,
@@ -113,7 +108,7 @@ pub async fn login(
     let credentials = state.store.credentials(&username).await?;
     let (hash, known) = match &credentials {
         Some(c) => (c.password_hash.clone(), true),
-        None => (DUMMY_HASH.clone(), false),
+        None => (password::MATCHES_NOTHING.to_owned(), false),
     };
     let matches =
         password::verify_blocking(request.password, hash).await.map_err(|_| ApiError::Unavailable)? && known;
@@ -262,11 +257,6 @@ pub async fn me(principal: Principal) -> ApiJson<Me> {
         Principal::Account { account, .. } => Me::Account { account: AccountView::from(account) },
         Principal::Terminal { terminal } => Me::Terminal { terminal: TerminalView::from(terminal) },
     })
-}
-
-/// Computes the stand-in hash ahead of the first login for an unknown name.
-pub fn warm_up() {
-    std::sync::LazyLock::force(&DUMMY_HASH);
 }
 
 impl AppState {

@@ -15,10 +15,10 @@ mod places;
 mod relays;
 mod reports;
 mod schedule;
+pub mod server;
 mod system;
 pub mod views;
 
-pub use auth::warm_up;
 pub use error::{ApiError, ApiJson, ErrorBody};
 
 use std::sync::Arc;
@@ -167,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(served_doc))
         .merge(crate::web::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(protective_headers))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
@@ -226,6 +227,25 @@ pub fn standby_router(store: crate::store::Store) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound
+}
+
+/// Headers every answer carries: `nosniff` everywhere; `no-store` on the API
+/// and the calendar feeds, whose answers carry tokens or personal data, so no
+/// browser or proxy keeps a copy.
+async fn protective_headers(request: Request, next: Next) -> Response {
+    let private = {
+        let path = request.uri().path();
+        path.starts_with("/api/") || path.starts_with("/calendar/") || path == "/ws"
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    if private {
+        headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn track_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
