@@ -235,13 +235,29 @@ async fn migrate(args: CommonArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Walks the whole chain, then checks it against the signed checkpoints
+/// (`[audit]`; the key must be there: without it nothing can be checked).
 async fn audit_verify(args: CommonArgs) -> Result<(), String> {
+    let config = load(args.config.as_deref(), &args.overrides())?;
+    let key_path = config.audit.key_path(&config.data_dir);
+    if !key_path.is_file() {
+        return Err(format!(
+            "no audit key at {} (set [audit] key_file): the checkpoints cannot be checked without it",
+            key_path.display()
+        ));
+    }
+    let key = crate::checkpoints::load_or_create_key(&key_path).map_err(|e| e.to_string())?;
+    let file = config.audit.checkpoint_path(&config.data_dir);
     let (store, _) = open_store(&args).await?;
-    let verdict = store.verify_audit().await.map_err(|e| e.to_string());
+    let verdict =
+        crate::checkpoints::verify_all(&store, &key.verifying_key(), &file).await.map_err(|e| e.to_string());
     store.close().await;
     match verdict? {
-        Ok(rows) => {
-            println!("audit log intact: {rows} row(s), every hash and link checked");
+        Ok((rows, checkpoints)) => {
+            println!(
+                "audit log intact: {rows} row(s), every hash and link checked; {checkpoints} signed checkpoint(s) in {} match",
+                file.display()
+            );
             Ok(())
         }
         Err(problem) => Err(format!("audit log tampered with: {problem}")),

@@ -16,7 +16,8 @@
 //! - [`store`]: all SQL. [`store::Store`] is the only way to the database; one
 //!   file per area (accounts, auth, audit, places, teams, consultations).
 //! - [`http`]: the router, the shared [`http::AppState`], the error type mapped
-//!   once to HTTP, the OpenAPI document, and one module per resource.
+//!   once to HTTP, the OpenAPI document, one module per resource, and the
+//!   accept loop with its connection limits ([`http::server`]).
 //! - [`matcher`]: which waiting resident is offered to which lawyer, as
 //!   synchronous code fed by events (rings, longest idle first, caps, timeouts).
 //! - [`live`]: the live path: presence, requests, offers, consultations and
@@ -28,7 +29,10 @@
 //! - [`demo`]: the demo accounts, region, terminal and duty hours of `--demo`.
 //! - [`auth`]: tokens (EdDSA JWTs), the authenticated [`auth::Principal`] of a
 //!   request, and the failed-attempt limiters.
-//! - [`password`]: Argon2id for passwords, SHA-256 fingerprints for codes.
+//! - [`password`]: Argon2id for passwords (on two threads that reuse their
+//!   memory), SHA-256 fingerprints for codes.
+//! - [`checkpoints`]: the audit log anchored outside the database: signed
+//!   checkpoints of its head, checked at start and by `cloudlaw audit verify`.
 //! - [`schedule`]: availability, rosters, on-duty and coverage queries, the
 //!   appointment rules and the iCalendar feed.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
@@ -36,6 +40,7 @@
 //! - [`domain`]: small validated types shared by the areas (languages, topics, ids).
 
 pub mod auth;
+pub mod checkpoints;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -16,7 +16,6 @@ use crate::relay::{RelayStartError, Relays};
 
 use crate::auth::Limits;
 use crate::auth::tokens::{KeyError, Tokens};
-use crate::cluster;
 use crate::config::Config;
 use crate::demo::{self, DemoError};
 use crate::http::{self, AppState};
@@ -25,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::schedule::{Scheduler, reminders};
 use crate::store::{Store, StoreError};
 use crate::ws::registry::Connections;
+use crate::{checkpoints, cluster};
 
 /// Why the server could not start or stopped with an error. Each variant's
 /// message is one line that names what went wrong.
@@ -38,6 +38,8 @@ pub enum StartupError {
     Relay(#[from] RelayStartError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Audit(#[from] crate::checkpoints::CheckpointError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
     #[error("lost the database connection that holds the serving lease; stopped so that one node serves")]
@@ -86,8 +88,10 @@ pub async fn serve(
         let _ = on_signal.send(true);
     });
     let addr = listener.local_addr()?;
+    let audit =
+        checkpoints::start(store.clone(), &config.audit, &config.data_dir, stopped(stop.clone())).await?;
     if store.backend() == "postgres" && config.uses_relay_nodes() {
-        return serve_cluster(config, store, listener, stop_tx, stop).await;
+        return serve_cluster(config, store, listener, stop_tx, stop, audit).await;
     }
     // Active at once when the lease is free (always, on SQLite): everything
     // is ready before the first request, as on a single node.
@@ -117,6 +121,7 @@ pub async fn serve(
                 () = stopped(stop.clone()) => {
                     tracing::info!("shutting down (standby)");
                     let served = server.await;
+                    let _ = audit.await;
                     store.close().await;
                     return finished(served);
                 }
@@ -130,6 +135,7 @@ pub async fn serve(
                 Err(error) => {
                     let _ = stop_tx.send(true);
                     let _ = server.await;
+                    let _ = audit.await;
                     store.close().await;
                     return Err(error);
                 }
@@ -157,6 +163,8 @@ pub async fn serve(
     active.reminders.abort();
     active.dispatcher.abort();
     active.relays.shutdown().await;
+    // The last checkpoint, after the last request's audit rows.
+    let _ = audit.await;
     store.close().await;
     finished(served)?;
     if lease_lost {
@@ -278,6 +286,7 @@ async fn serve_cluster(
     listener: TcpListener,
     stop_tx: watch::Sender<bool>,
     stop: watch::Receiver<bool>,
+    audit: tokio::task::JoinHandle<()>,
 ) -> Result<(), StartupError> {
     let addr = listener.local_addr()?;
     let parts = parts(&config, &store).await?;
@@ -310,6 +319,7 @@ async fn serve_cluster(
     let served = server.await;
     tracing::info!("shutting down");
     relays.shutdown().await;
+    let _ = audit.await;
     store.close().await;
     finished(served)?;
     match ended? {

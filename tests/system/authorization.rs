@@ -5,11 +5,11 @@ use serde_json::{Value, json};
 use signaling::domain::{Language, Role, Topic};
 use signaling::password;
 use signaling::store::{
-    AuditEntry, NewAccount, NewConsultation, NewTerminal, RegionRecord, Store, TeamLinks,
+    AuditEntry, AuditRow, NewAccount, NewConsultation, NewTerminal, RegionRecord, Store, TeamLinks,
 };
 use signaling::unix_now;
 
-use crate::support::{Db, TestApp, cloudlaw, database_args, on_db, run_to_end, spawn_app};
+use crate::support::{Db, TestApp, cloudlaw, data_args, on_db, run_to_end, spawn_app};
 
 /// A second region with its own coordinator, lawyer and terminal, beside the
 /// demo region. Returns (other region's terminal id, consultation ids: demo, other).
@@ -443,7 +443,7 @@ async fn audit_verify_finds_the_first_edited_row() {
     }
     let dir = app.stop().await;
     let mut verify = cloudlaw();
-    verify.args(["audit", "verify"]).args(database_args(dir.path()));
+    verify.args(["audit", "verify"]).args(data_args(dir.path()));
     let output = verify.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -466,8 +466,112 @@ async fn audit_verify_finds_the_first_edited_row() {
     });
 
     let mut verify = cloudlaw();
-    verify.args(["audit", "verify"]).args(database_args(dir.path()));
+    verify.args(["audit", "verify"]).args(data_args(dir.path()));
     let (code, stderr) = run_to_end(verify);
     assert_eq!(code, 1);
     assert!(stderr.contains("row 2 was altered"), "{stderr}");
+}
+
+/// Rewrites the audit log from row `from` on as someone who can write the
+/// database but has no key: edits that row and recomputes every later hash,
+/// so that the chain alone verifies.
+async fn rewrite_audit_log(db: &Db, from: i64) {
+    on_db!(db, |pool| {
+        let drop_guard = match db {
+            Db::Sqlite(_) => "DROP TRIGGER audit_log_no_update",
+            Db::Postgres(_) => "DROP TRIGGER audit_log_no_update ON audit_log",
+        };
+        sqlx::query(drop_guard).execute(pool).await.unwrap();
+        let mut rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT seq, at, actor, action, subject, detail, source, prev_hash, hash FROM audit_log ORDER BY seq",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        // Unique hashes: move them all out of the way first.
+        sqlx::query("UPDATE audit_log SET prev_hash = 'x' || prev_hash, hash = 'x' || hash WHERE seq >= $1")
+            .bind(from)
+            .execute(pool)
+            .await
+            .unwrap();
+        for i in 0..rows.len() {
+            if rows[i].seq < from {
+                continue;
+            }
+            if rows[i].seq == from {
+                rows[i].source = "10.9.9.9".into();
+            }
+            rows[i].prev_hash =
+                if i == 0 { signaling::store::GENESIS.to_owned() } else { rows[i - 1].hash.clone() };
+            rows[i].hash = rows[i].expected_hash();
+            sqlx::query("UPDATE audit_log SET source = $2, prev_hash = $3, hash = $4 WHERE seq = $1")
+                .bind(rows[i].seq)
+                .bind(&rows[i].source)
+                .bind(&rows[i].prev_hash)
+                .bind(&rows[i].hash)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    });
+}
+
+#[tokio::test]
+async fn signed_checkpoints_find_a_cut_or_rewritten_audit_log() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.token("demo-lawyer").await;
+    }
+    // Stopping takes a last checkpoint, covering every row.
+    let dir = app.stop().await;
+    let checkpoints = std::fs::read_to_string(dir.path().join("audit-checkpoints.jsonl")).unwrap();
+    assert!(checkpoints.contains("\"seq\":10"), "{checkpoints}");
+    let verify = || {
+        let mut verify = cloudlaw();
+        verify.args(["audit", "verify"]).args(data_args(dir.path()));
+        run_to_end(verify)
+    };
+    assert_eq!(verify().0, 0);
+
+    // Rows 2 onwards rewritten and their hashes recomputed: the chain holds, the checkpoint does not.
+    let db = Db::open(dir.path()).await;
+    rewrite_audit_log(&db, 2).await;
+    let (code, stderr) = verify();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("row 10 is not the row signed in its checkpoint"), "{stderr}");
+
+    // The server still starts on it, but says so loudly and in its metrics.
+    let mut command = cloudlaw();
+    command.args(["serve", "--listen", "127.0.0.1:0"]).args(data_args(dir.path()));
+    let mut server = crate::support::CloudlawProcess::start(command);
+    let addr = server.wait_listening();
+    let metrics = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("cloudlaw_audit_chain_broken 1"), "{metrics}");
+    server.terminate();
+    assert!(server.log.iter().any(|l| l.contains("TAMPERED") && l.contains("row 10")), "{:?}", server.log);
+}
+
+#[tokio::test]
+async fn signed_checkpoints_find_rows_cut_from_the_end() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.token("demo-lawyer").await;
+    }
+    let dir = app.stop().await;
+    let db = Db::open(dir.path()).await;
+    on_db!(db, |pool| {
+        let drop_guard = match db {
+            Db::Sqlite(_) => "DROP TRIGGER audit_log_no_delete",
+            Db::Postgres(_) => "DROP TRIGGER audit_log_no_delete ON audit_log",
+        };
+        sqlx::query(drop_guard).execute(pool).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE seq > 8").execute(pool).await.unwrap();
+        pool.close().await;
+    });
+    let mut verify = cloudlaw();
+    verify.args(["audit", "verify"]).args(data_args(dir.path()));
+    let (code, stderr) = run_to_end(verify);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("log now ends at row 8: rows were cut"), "{stderr}");
 }

@@ -92,6 +92,13 @@ pub enum AuditProblem {
     Altered { seq: i64 },
     /// The row does not follow the one before (a row was removed or inserted).
     BrokenChain { seq: i64 },
+    /// A signed checkpoint names a row that is gone: rows were cut from the end.
+    Truncated { checkpointed: i64, newest: i64 },
+    /// A checkpointed row's hash is not the one signed: the log was rewritten
+    /// (and its chain recomputed) up to there.
+    Rewritten { seq: i64 },
+    /// A checkpoint line is not one the deployment's audit key signed.
+    ForgedCheckpoint { line: usize },
 }
 
 impl std::fmt::Display for AuditProblem {
@@ -102,6 +109,17 @@ impl std::fmt::Display for AuditProblem {
             }
             AuditProblem::BrokenChain { seq } => {
                 write!(f, "row {seq} does not follow the row before it: rows were removed or inserted")
+            }
+            AuditProblem::Truncated { checkpointed, newest } => write!(
+                f,
+                "row {checkpointed} was signed in a checkpoint but the log now ends at row {newest}: rows were cut from its end"
+            ),
+            AuditProblem::Rewritten { seq } => write!(
+                f,
+                "row {seq} is not the row signed in its checkpoint: the log was rewritten and its hashes recomputed"
+            ),
+            AuditProblem::ForgedCheckpoint { line } => {
+                write!(f, "checkpoint line {line} is not signed by this deployment's audit key")
             }
         }
     }
@@ -228,8 +246,19 @@ impl Store {
 
     /// Walks the whole log; returns the number of rows, or the first problem.
     pub async fn verify_audit(&self) -> Result<Result<i64, AuditProblem>, StoreError> {
-        let mut expected_prev = GENESIS.to_owned();
-        let mut expected_seq = 1;
+        self.verify_audit_from(None).await
+    }
+
+    /// Walks the log after `from` (a row's seq and hash, known good: a
+    /// checkpoint), or all of it; returns the newest seq, or the first problem.
+    pub async fn verify_audit_from(
+        &self,
+        from: Option<(i64, String)>,
+    ) -> Result<Result<i64, AuditProblem>, StoreError> {
+        let (mut expected_seq, mut expected_prev) = match from {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS.to_owned()),
+        };
         loop {
             let rows = self.audit_rows(expected_seq - 1, 1000).await?;
             if rows.is_empty() {

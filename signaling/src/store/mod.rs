@@ -450,6 +450,22 @@ pub(crate) mod testing {
         store.migrate().await.unwrap();
         (store, config, dir)
     }
+
+    /// Runs `sql` (one or more statements), as someone with the database's rights would.
+    pub async fn execute(store: &Store, sql: &'static str) {
+        with_pool!(store, |pool| sqlx::raw_sql(sql).execute(pool).await.map(|_| ()).unwrap());
+    }
+
+    /// Drops the triggers that keep the audit log append-only, as its owner could.
+    pub async fn drop_audit_guards(store: &Store) {
+        let sql = match store.backend() {
+            "postgres" => {
+                "DROP TRIGGER audit_log_no_update ON audit_log; DROP TRIGGER audit_log_no_delete ON audit_log;"
+            }
+            _ => "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+        };
+        execute(store, sql).await;
+    }
 }
 
 #[cfg(test)]

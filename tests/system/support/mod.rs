@@ -74,6 +74,16 @@ pub fn database_args(data_dir: &Path) -> Vec<OsString> {
     }
 }
 
+/// [`database_args`], with the data directory also on PostgreSQL: where the
+/// audit key and checkpoints are.
+pub fn data_args(data_dir: &Path) -> Vec<OsString> {
+    let mut args = vec!["--data-dir".into(), data_dir.into()];
+    if let Some(url) = postgres_for(data_dir) {
+        args.extend(["--database-url".into(), url.into()]);
+    }
+    args
+}
+
 /// The server's database, opened directly, to look at or tamper with rows the
 /// API does not show. Statements use `$1` placeholders, which both accept.
 pub enum Db {
