@@ -74,7 +74,7 @@ pub enum DemoError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot hash a demo secret: {0}")]
-    Hash(String),
+    Hash(#[from] crate::password::HashError),
 }
 
 /// What seeding did, for the start-up log.
@@ -113,7 +113,7 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
         if store.account_by_username(demo.username).await?.is_some() {
             continue;
         }
-        let password_hash = password::hash_blocking(DEMO_PASSWORD.into()).await.map_err(DemoError::Hash)?;
+        let password_hash = password::hash_blocking(DEMO_PASSWORD.into()).await?;
         let id = store
             .create_account(
                 &NewAccount {

@@ -62,7 +62,7 @@ impl fmt::Display for Topic {
 /// only guarantees the shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "bo")]
+#[schema(value_type = String, example = "bo", pattern = "^[a-z]{2,3}$")]
 pub struct Language(String);
 
 impl Language {

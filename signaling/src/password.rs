@@ -164,8 +164,18 @@ async fn on_a_worker<T: Send + 'static>(
     answer.await.map_err(|_| Busy)
 }
 
-pub async fn hash_blocking(secret: String) -> Result<String, String> {
-    on_a_worker(move |blocks| hash_with(&secret, blocks)).await.map_err(|e| e.to_string())?
+/// Why a hash on a worker was not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    #[error("hashing failed: {0}")]
+    Failed(String),
+}
+
+/// Hashes on a hashing worker, at most [`WORKERS`] at once.
+pub async fn hash_blocking(secret: String) -> Result<String, HashError> {
+    on_a_worker(move |blocks| hash_with(&secret, blocks)).await?.map_err(HashError::Failed)
 }
 
 /// Verifies on a hashing worker, at most [`WORKERS`] at once.

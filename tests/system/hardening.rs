@@ -212,3 +212,82 @@ async fn tokens_and_personal_data_are_never_cached() {
     assert!(policy.contains("connect-src 'self';") && !policy.contains("evil"), "{policy}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn bad_query_strings_get_the_json_error_after_authorization() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_config(dir.path(), true), dir).await;
+    let coordinator = app.token("demo-coordinator").await;
+    let admin = app.token("demo-admin").await;
+    // Who may not ask learns that, not what the parameters are.
+    assert_eq!(app.get("/api/audit?limit=abc", &coordinator).await.status(), 403);
+    assert_eq!(app.get("/api/audit?limit=abc", "").await.status(), 401);
+    for (path, token) in [
+        ("/api/audit?limit=abc", &admin),
+        ("/api/audit?limit=0", &admin),
+        ("/api/reports/consultations", &coordinator),
+        ("/api/regions/demo-garze/coverage?from=2026-12-01", &coordinator),
+        ("/api/appointments/slots?language=bo", &coordinator),
+    ] {
+        let answer = app.get(path, token).await;
+        assert_eq!(answer.status(), 400, "{path}");
+        assert_eq!(answer.headers()["content-type"], "application/json", "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query", "{path}: {body}");
+    }
+    // axum's own answers take the same shape: a method the route lacks, a path that does not decode.
+    let wrong_method = app.http.delete(app.url("/api/me")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert!(wrong_method.headers().contains_key("allow"));
+    let body: serde_json::Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let undecodable = app.get("/api/accounts/%FF%FE", &admin).await;
+    assert_eq!(undecodable.status(), 400);
+    let body: serde_json::Value = undecodable.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    // A plain GET of the WebSocket: who is asking first, then that it is not an upgrade.
+    assert_eq!(app.http.get(app.url("/ws")).send().await.unwrap().status(), 401);
+    let plain = app.get("/ws", &admin).await;
+    assert_eq!(plain.status(), 400);
+    let body: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_websocket");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_document_lists_the_errors_every_operation_can_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_config(dir.path(), false), dir).await;
+    let doc: serde_json::Value =
+        app.http.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
+            if secured {
+                assert!(responses.contains_key("401"), "{method} {path}: 401 not listed");
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(responses.contains_key("400") && responses.contains_key("413"), "{method} {path}");
+            }
+            for (status, response) in responses {
+                // (`/healthz` answers 503 with its own report.)
+                if path.starts_with("/api/") && (status.starts_with('4') || status.starts_with('5')) {
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    assert_eq!(schema, "#/components/schemas/ErrorBody", "{method} {path} {status}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked} operations");
+    // Query parameters are in the query, with the limits the server enforces.
+    let audit = doc["paths"]["/api/audit"]["get"]["parameters"].as_array().unwrap();
+    let limit = audit.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["schema"]["maximum"], 500);
+    app.stop().await;
+}

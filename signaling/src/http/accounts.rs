@@ -17,11 +17,14 @@ use crate::{password, unix_now};
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
     /// 1 to 64 of a-z, 0-9, `.`, `_`, `-`.
-    #[schema(example = "lawyer-zhang")]
+    #[schema(example = "lawyer-zhang", pattern = "^[a-z0-9._-]{1,64}$")]
     pub username: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub display_name: String,
     /// At least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    #[schema(min_items = 1)]
     pub roles: Vec<Role>,
     #[serde(default)]
     pub languages: Vec<Language>,
@@ -29,6 +32,7 @@ pub struct CreateAccount {
     pub topics: Vec<Topic>,
     /// IANA time zone; default `Asia/Shanghai`.
     #[serde(default)]
+    #[schema(max_length = 64, example = "Asia/Shanghai")]
     pub time_zone: Option<String>,
     /// Regions a coordinator answers for (admins only).
     #[serde(default)]
@@ -38,10 +42,13 @@ pub struct CreateAccount {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAccount {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub display_name: Option<String>,
+    #[schema(max_length = 64, example = "Asia/Shanghai")]
     pub time_zone: Option<String>,
     /// false deactivates: the account's sessions end and its connections close.
     pub active: Option<bool>,
+    #[schema(min_items = 1)]
     pub roles: Option<Vec<Role>>,
     pub languages: Option<Vec<Language>>,
     pub topics: Option<Vec<Topic>>,
@@ -52,6 +59,7 @@ pub struct PatchAccount {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
@@ -161,7 +169,7 @@ pub async fn list(
     tag = "accounts",
     security(("bearer" = [])),
     request_body = CreateAccount,
-    responses(
+    responses((status = 503, description = "`unavailable`: too many password checks at once; try again", body = super::ErrorBody), 
         (status = 201, body = AccountView),
         (status = 400, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody),
@@ -189,7 +197,7 @@ pub async fn create(
         }
         check_regions(&state, regions).await?;
     }
-    let password_hash = password::hash_blocking(request.password).await.map_err(ApiError::Internal)?;
+    let password_hash = password::hash_blocking(request.password).await?;
     let roles = dedup(request.roles);
     let audit = AuditEntry::new(
         &principal.actor(),
@@ -355,7 +363,7 @@ pub async fn update(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Account id")),
     request_body = SetPassword,
-    responses((status = 204), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody))
+    responses((status = 503, description = "`unavailable`: too many password checks at once; try again", body = super::ErrorBody), (status = 204), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody))
 )]
 pub async fn set_password(
     State(state): State<AppState>,
@@ -370,7 +378,7 @@ pub async fn set_password(
         return Err(ApiError::Forbidden);
     }
     check_password(&request.password)?;
-    let hash = password::hash_blocking(request.password).await.map_err(ApiError::Internal)?;
+    let hash = password::hash_blocking(request.password).await?;
     let audit = AuditEntry::new(
         &principal.actor(),
         "account.password_reset",

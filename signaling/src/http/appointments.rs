@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::schedule::{invalid, parse_instant, require_region, start_of_day};
 use super::views::{AppointmentView, rfc3339};
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
 use crate::password::fingerprint;
@@ -24,7 +24,7 @@ use crate::unix_now;
 #[serde(deny_unknown_fields)]
 pub struct BookRequest {
     /// RFC 3339; on the slot grid, at least `min_notice_minutes` ahead.
-    #[schema(example = "2026-12-01T14:00:00+08:00")]
+    #[schema(example = "2030-01-07T14:00:00+08:00", format = DateTime)]
     pub start: String,
     pub language: Language,
     pub topic: Topic,
@@ -37,16 +37,22 @@ pub struct BookRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleRequest {
+    #[schema(example = "2030-01-07T15:00:00+08:00", format = DateTime)]
     pub start: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SlotsQuery {
+    #[param(pattern = "^[a-z]{2,3}$", example = "bo")]
     pub language: String,
+    #[param(value_type = Topic)]
     pub topic: String,
     /// RFC 3339; default now.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339; default and at most 14 days after `from`.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Coordinators: the region. Terminals: their own.
     pub region_id: Option<String>,
@@ -62,10 +68,13 @@ pub struct SlotView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
     /// RFC 3339; default 30 days ago.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339; default 90 days ahead.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Coordinators: one of their regions (default all of them).
     pub region_id: Option<String>,
@@ -173,9 +182,9 @@ fn round_robin<'a>(mut candidates: Vec<(&'a Person, bool)>, last: &HashMap<Strin
     tag = "appointments",
     security(("bearer" = [])),
     request_body = BookRequest,
-    responses(
-        (status = 201, body = AppointmentView),
+    responses((status = 201, body = AppointmentView),
         (status = 400, description = "`in_the_past`, `too_soon`, `too_far`, `off_grid`, `invalid_field` (e.g. a named lawyer who does not speak the language)", body = super::ErrorBody),
+        (status = 403, description = "not a terminal, coordinator or admin; or a terminal or region not the caller's", body = super::ErrorBody),
         (status = 409, description = "`slot_taken`, `terminal_busy`, `not_available`, `no_lawyer_available`", body = super::ErrorBody),
     )
 )]
@@ -274,12 +283,15 @@ pub async fn book(
 pub async fn slots(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<SlotsQuery>,
+    query: ApiQuery<SlotsQuery>,
 ) -> Result<ApiJson<Vec<SlotView>>, ApiError> {
+    if let Principal::Account { .. } = &principal {
+        principal.require_any(&[Role::Coordinator, Role::Admin])?;
+    }
+    let query = query.parse()?;
     let (terminal_id, region_id) = match &principal {
         Principal::Terminal { terminal } => (Some(terminal.id.clone()), terminal.region_id.clone()),
         Principal::Account { .. } => {
-            principal.require_any(&[Role::Coordinator, Role::Admin])?;
             let region = query.region_id.clone().ok_or_else(|| invalid("region_id: required"))?;
             require_region(&principal, &region)?;
             (None, region)
@@ -375,13 +387,14 @@ fn may_see(principal: &Principal, a: &AppointmentRecord) -> bool {
     tag = "appointments",
     security(("bearer" = [])),
     params(RangeQuery),
-    responses((status = 200, body = [AppointmentView]), (status = 400, body = super::ErrorBody))
+    responses((status = 200, body = [AppointmentView]), (status = 400, body = super::ErrorBody), (status = 403, description = "a region not the caller's", body = super::ErrorBody))
 )]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<RangeQuery>,
+    query: ApiQuery<RangeQuery>,
 ) -> Result<ApiJson<Vec<AppointmentView>>, ApiError> {
+    let query = query.parse()?;
     let now = unix_now();
     let from = match &query.from {
         Some(f) => parse_instant("from", f)?,
@@ -482,7 +495,7 @@ pub async fn cancel(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Appointment id")),
     request_body = RescheduleRequest,
-    responses((status = 200, body = AppointmentView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
+    responses((status = 403, description = "not the caller's to move", body = super::ErrorBody), (status = 200, body = AppointmentView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
 )]
 pub async fn reschedule(
     State(state): State<AppState>,
@@ -563,7 +576,7 @@ pub async fn reschedule(
     tag = "appointments",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Appointment id")),
-    responses((status = 200, body = AppointmentView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
+    responses((status = 403, description = "a terminal cannot mark one", body = super::ErrorBody), (status = 200, body = AppointmentView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
 )]
 pub async fn no_show(
     State(state): State<AppState>,

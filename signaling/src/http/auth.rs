@@ -60,8 +60,7 @@ pub enum Me {
     path = "/api/auth/login",
     tag = "auth",
     request_body = LoginRequest,
-    responses(
-        (status = 200, body = TokenResponse),
+    responses((status = 503, description = "`unavailable`: too many password checks at once; try again", body = super::ErrorBody), (status = 200, body = TokenResponse),
         (status = 401, description = "`invalid_credentials`", body = super::ErrorBody),
         (status = 429, description = "`rate_limited`: too many failures for this account or address", body = super::ErrorBody),
     )
@@ -230,7 +229,7 @@ pub async fn refresh(
     path = "/api/auth/logout",
     tag = "auth",
     security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = super::ErrorBody))
+    responses((status = 403, description = "a terminal has no session to end", body = super::ErrorBody), (status = 204), (status = 401, body = super::ErrorBody))
 )]
 pub async fn logout(
     State(state): State<AppState>,

@@ -5,7 +5,8 @@
 //! Internal causes are logged with the request's span and never sent.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -42,6 +43,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("the server is not ready")]
     Unavailable,
+    /// Another status, for answers made outside the handlers (see [`error_for_status`]).
+    #[error("{message}")]
+    Status { status: StatusCode, code: &'static str, message: &'static str },
     #[error("internal error")]
     Internal(String),
 }
@@ -63,6 +67,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Status { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +86,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",
+            ApiError::Status { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -94,9 +100,11 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable word: `bad_request`, `malformed_json`, `invalid_field`, `unauthorized`,
+    /// A stable word: `bad_request`, `malformed_json`, `invalid_field`, `invalid_query`, `unauthorized`,
     /// `invalid_credentials`, `invalid_code`, `forbidden`, `serves_elsewhere`, `unknown_reference`,
-    /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `unavailable`, `internal`.
+    /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `unavailable`, `internal`,
+    /// `method_not_allowed`, `unsupported_media_type`, `not_websocket`, and the specific
+    /// codes an operation lists (`slot_taken`, `not_booked`, ...).
     #[schema(example = "not_found")]
     pub code: String,
     /// A sentence safe to show to the person.
@@ -137,6 +145,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::password::HashError> for ApiError {
+    fn from(error: crate::password::HashError) -> Self {
+        match error {
+            crate::password::HashError::Busy(_) => ApiError::Unavailable,
+            crate::password::HashError::Failed(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
 /// `axum::Json`, but a body that is not the expected JSON becomes an
 /// [`ApiError`] with the usual error shape instead of axum's plain-text reply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -170,5 +187,66 @@ where
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A query string, parsed only when the handler asks for it ([`ApiQuery::parse`]),
+/// after it has checked who is asking: a caller who may not use the endpoint
+/// learns that (403), not what its parameters are. A bad query string is a
+/// 400 `invalid_query` with the usual error shape, not axum's plain text.
+#[derive(Debug)]
+pub struct ApiQuery<T>(Result<T, ApiError>);
+
+impl<T> ApiQuery<T> {
+    pub fn parse(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let parsed = axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| value)
+            .map_err(|rejection| {
+                let detail = rejection.body_text();
+                let detail = detail.strip_prefix("Failed to deserialize query string: ").unwrap_or(&detail);
+                ApiError::bad_request("invalid_query", format!("query string: {detail}"))
+            });
+        Ok(ApiQuery(parsed))
+    }
+}
+
+/// What an error status means, for an answer that left the API without the
+/// error shape (axum's own: a path that does not decode, a method the route
+/// does not have).
+pub fn error_for_status(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+        StatusCode::FORBIDDEN => ApiError::Forbidden,
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::Status {
+            status,
+            code: "method_not_allowed",
+            message: "this method is not allowed here",
+        },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::Status {
+            status,
+            code: "unsupported_media_type",
+            message: "send the body as application/json",
+        },
+        status if status.is_server_error() => ApiError::Internal(format!("status {status} without a body")),
+        status => ApiError::Status {
+            status,
+            code: "bad_request",
+            message: "the request is not one this endpoint takes",
+        },
     }
 }

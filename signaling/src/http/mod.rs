@@ -19,7 +19,7 @@ pub mod server;
 mod system;
 pub mod views;
 
-pub use error::{ApiError, ApiJson, ErrorBody};
+pub use error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +89,57 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
+/// Lists the error answers every operation of a kind can give, where its
+/// `#[utoipa::path]` does not: 401 on every secured operation (no token, a bad
+/// or expired one), 400 on every one that takes parameters or a body (they
+/// may not parse), 413 on every one that takes a body (over [`MAX_BODY_BYTES`]).
+/// Each in the one error shape. The document then lists every status an
+/// operation can return; the API fuzzer in CI (`scripts/fuzz-api`) checks it.
+struct ErrorResponses;
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.iter().flatten().any(|requirement| {
+                    serde_json::to_value(requirement)
+                        .is_ok_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+                });
+                let parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let body = operation.request_body.is_some();
+                let responses = &mut operation.responses.responses;
+                if secured {
+                    responses.entry("401".into()).or_insert_with(|| {
+                        error("`unauthorized`: no token, or one that is expired, revoked or not for this server").into()
+                    });
+                }
+                if parameters || body {
+                    responses.entry("400".into()).or_insert_with(|| {
+                        error("`invalid_query`, `invalid_field`, `malformed_json`, `unsupported_media_type`: input it cannot take").into()
+                    });
+                }
+                if body {
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| error("`payload_too_large`: a body over 64 KiB").into());
+                }
+            }
+        }
+    }
+}
+
 /// Declares the `bearer` security scheme the endpoints refer to.
 struct BearerAuth;
 
@@ -107,7 +158,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API routes and their OpenAPI document, from one list.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
         .routes(routes!(crate::ws::upgrade))
@@ -146,7 +197,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(appointments::create_feed, appointments::delete_feed))
         .routes(routes!(appointments::feed))
         .routes(routes!(relays::register))
-        .split_for_parts()
+        .split_for_parts();
+    // After the routes: a modifier in `#[openapi]` would run on no paths yet.
+    utoipa::Modify::modify(&ErrorResponses, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document as served at `/api/openapi.json`.
@@ -231,13 +285,28 @@ async fn not_found() -> ApiError {
 
 /// Headers every answer carries: `nosniff` everywhere; `no-store` on the API
 /// and the calendar feeds, whose answers carry tokens or personal data, so no
-/// browser or proxy keeps a copy.
+/// browser or proxy keeps a copy. And the API's errors all in one shape.
 async fn protective_headers(request: Request, next: Next) -> Response {
     let private = {
         let path = request.uri().path();
         path.starts_with("/api/") || path.starts_with("/calendar/") || path == "/ws"
     };
     let mut response = next.run(request).await;
+    if private && (response.status().is_client_error() || response.status().is_server_error()) {
+        let json = response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+        if !json {
+            // axum's own answers (a path that does not decode, a method the
+            // route lacks) get the API's one error shape too.
+            let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+            response = error::error_for_status(response.status()).into_response();
+            if let Some(allow) = allow {
+                response.headers_mut().insert(axum::http::header::ALLOW, allow);
+            }
+        }
+    }
     let headers = response.headers_mut();
     headers
         .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)

@@ -22,18 +22,23 @@ use crate::unix_now;
 #[serde(deny_unknown_fields)]
 pub struct CreateRegion {
     /// A stable id, 1 to 64 of a-z, 0-9, `-`.
-    #[schema(example = "garze")]
+    #[schema(example = "garze", pattern = "^[a-z0-9-]{1,64}$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     pub parent_id: Option<String>,
+    #[schema(max_length = 64, example = "Asia/Shanghai")]
     pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTerminal {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub township: String,
+    #[schema(min_length = 1, max_length = 64)]
     pub region_id: String,
     pub languages: Vec<Language>,
 }
@@ -50,6 +55,7 @@ pub struct TerminalCode {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
+    #[schema(max_length = 64, example = "DEMO-TERMINAL-1")]
     pub code: String,
 }
 

@@ -14,6 +14,25 @@ use crate::unix_now;
 
 pub use media_relay::register::Registration as RelayRegistration;
 
+/// The body of a registration, as documented ([`RelayRegistration`] is the
+/// type read: media-relay does not depend on the OpenAPI crate).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RelayRegistrationDoc {
+    /// Unique among the deployment's relays.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "relay-garze-1")]
+    name: String,
+    /// The region (id) it serves first; none: anywhere.
+    region_id: Option<String>,
+    /// Its control channel, on a private network.
+    #[schema(
+        pattern = "^ws://[^/]+:[0-9]+(/.*)?$",
+        max_length = 256,
+        example = "ws://10.0.0.5:7901/control"
+    )]
+    control_url: String,
+}
+
 /// Registers (or renews) a relay node; a node does so every 10 s. The bearer
 /// token is `relay_registration.token`, also the node's control token. A new
 /// node, or one at a new address or in a new region, is written to the audit
@@ -23,7 +42,7 @@ pub use media_relay::register::Registration as RelayRegistration;
     path = "/api/relays/register",
     tag = "relays",
     security(("bearer" = [])),
-    request_body(content = serde_json::Value, description = "`{name, region_id?, control_url}`"),
+    request_body = RelayRegistrationDoc,
     responses(
         (status = 204, description = "registered; signaling connects to `control_url` within seconds"),
         (status = 400, description = "`invalid_field`: a name, region or URL it cannot use", body = super::ErrorBody),
@@ -36,17 +55,15 @@ pub async fn register(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     headers: HeaderMap,
-    ApiJson(node): ApiJson<RelayRegistration>,
+    node: Result<ApiJson<RelayRegistration>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
+    // Who is asking before anything else: no token is 401 whatever the body.
+    let presented = crate::auth::bearer(&headers).ok_or(ApiError::Unauthorized)?;
     let Some(token) = &state.config.relay_registration.token else { return Err(ApiError::NotFound) };
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
     if !media_relay::control::constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) {
         return Err(ApiError::Unauthorized);
     }
+    let ApiJson(node) = node?;
     let invalid = |message: String| ApiError::bad_request("invalid_field", message);
     let name_ok = (1..=64).contains(&node.name.len())
         && node.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));

@@ -4,28 +4,33 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::schedule::{invalid, parse_date, start_of_day};
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::Role;
 use crate::schedule::civil::{date_of, local_day_minute, weekday_of};
 use crate::store::ReportRow;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// First date, `YYYY-MM-DD` (each region's own calendar).
+    #[param(format = Date)]
     pub from: String,
     /// Day after the last date; at most 366 days after `from`.
+    #[param(format = Date)]
     pub to: String,
     /// `week` (from Monday, the default) or `month`.
+    #[param(pattern = "^(week|month)$")]
     pub period: Option<String>,
     /// `json` (the default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
 }
 
@@ -214,7 +219,7 @@ pub async fn consultations(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Query(query): Query<ReportQuery>,
+    query: ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let account = principal.account()?;
     let scope: Option<&[String]> = if account.has_role(Role::Admin) {
@@ -224,6 +229,7 @@ pub async fn consultations(
     } else {
         return Err(ApiError::Forbidden);
     };
+    let query = query.parse()?;
     let monthly = match query.period.as_deref() {
         None | Some("week") => false,
         Some("month") => true,

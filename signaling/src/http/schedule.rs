@@ -1,14 +1,14 @@
 //! The scheduler's API: availability, aid teams, duty rosters, who is on duty,
 //! and coverage and gaps. Appointments are in `appointments.rs`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::views::rfc3339;
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
 use crate::schedule::civil::{Instant, days_of};
@@ -66,6 +66,25 @@ pub(super) fn parse_instant(field: &str, value: &str) -> Result<Instant, ApiErro
     Ok(at)
 }
 
+/// A day of the week, as rosters name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    /// Monday first, as `WEEKDAYS`.
+    const ALL: [Weekday; 7] =
+        [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+}
+
 fn parse_weekday(value: &str) -> Result<usize, ApiError> {
     WEEKDAYS
         .iter()
@@ -81,22 +100,25 @@ pub(super) use crate::schedule::civil::start_of_day;
 #[serde(deny_unknown_fields)]
 pub struct WeeklyWindow {
     /// `mon` ... `sun`.
-    #[schema(example = "mon")]
+    #[schema(example = "mon", pattern = "^(mon|tue|wed|thu|fri|sat|sun)$")]
     pub weekday: String,
-    #[schema(example = "14:00")]
+    #[schema(example = "14:00", pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
     pub start: String,
-    #[schema(example = "18:00")]
+    #[schema(example = "18:00", pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
     pub end: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateOverride {
-    #[schema(example = "2026-12-24")]
+    #[schema(example = "2026-12-24", format = Date)]
     pub date: String,
+    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
     pub start: String,
+    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
     pub end: String,
     /// `extra` (more hours) or `off` (hours off; wins over everything).
+    #[schema(pattern = "^(extra|off)$")]
     pub kind: String,
 }
 
@@ -244,11 +266,33 @@ pub struct TeamView {
     pub terminals: Vec<String>,
 }
 
+/// A new team: its name and, optionally, what it is linked to.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct NewTeam {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub name: String,
+    /// Account ids (lawyers and interpreters).
+    pub members: Option<Vec<String>>,
+    pub regions: Option<Vec<String>>,
+    pub terminals: Option<Vec<String>>,
+}
+
+impl NewTeam {
+    fn links(&self) -> TeamBody {
+        TeamBody {
+            members: self.members.clone(),
+            regions: self.regions.clone(),
+            terminals: self.terminals.clone(),
+        }
+    }
+}
+
+/// What a team is linked to; each list given replaces the team's. A team's
+/// name cannot be changed.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TeamBody {
-    /// Required when creating.
-    pub name: Option<String>,
     /// Account ids (lawyers and interpreters).
     pub members: Option<Vec<String>>,
     pub regions: Option<Vec<String>>,
@@ -343,17 +387,18 @@ fn links(body: &TeamBody) -> TeamLinks<'_> {
     path = "/api/teams",
     tag = "schedule",
     security(("bearer" = [])),
-    request_body = TeamBody,
+    request_body = NewTeam,
     responses((status = 201, body = TeamView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
 )]
 pub async fn create_team(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    ApiJson(body): ApiJson<TeamBody>,
+    ApiJson(new): ApiJson<NewTeam>,
 ) -> Result<(StatusCode, ApiJson<TeamView>), ApiError> {
     principal.require_any(&[Role::Coordinator, Role::Admin])?;
-    let name = body.name.as_deref().map(str::trim).unwrap_or_default();
+    let name = new.name.trim();
+    let body = new.links();
     if !(1..=200).contains(&name.chars().count()) {
         return Err(invalid("name: 1 to 200 characters"));
     }
@@ -387,9 +432,6 @@ pub async fn update_team(
     if !current.regions.iter().all(|r| principal.manages_region(r)) {
         return Err(ApiError::Forbidden);
     }
-    if body.name.is_some() {
-        return Err(invalid("name cannot be changed"));
-    }
     check_team_links(&state, &principal, &body, Some(&current)).await?;
     let audit = AuditEntry::new(&principal.actor(), "team.updated", &id, serde_json::Value::Null, &source);
     state.store.set_team_links(&id, links(&body), &audit).await?;
@@ -404,17 +446,19 @@ pub struct RosterBody {
     #[serde(default)]
     #[schema(read_only)]
     pub id: String,
+    #[schema(min_length = 1, max_length = 64)]
     pub team_id: String,
+    #[schema(min_length = 1, max_length = 64)]
     pub region_id: String,
-    #[schema(example = json!(["mon", "wed"]))]
-    pub weekdays: Vec<String>,
-    #[schema(example = "14:00")]
+    #[schema(example = json!(["mon", "wed"]), min_items = 1)]
+    pub weekdays: Vec<Weekday>,
+    #[schema(example = "14:00", pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
     pub start: String,
-    #[schema(example = "18:00")]
+    #[schema(example = "18:00", pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
     pub end: String,
-    #[schema(example = "2026-12-01")]
+    #[schema(example = "2026-12-01", format = Date)]
     pub starts_on: String,
-    #[schema(example = "2027-05-31")]
+    #[schema(example = "2027-05-31", format = Date)]
     pub ends_on: String,
 }
 
@@ -423,7 +467,7 @@ fn roster_body(r: &RosterRow) -> RosterBody {
         id: r.id.clone(),
         team_id: r.team_id.clone(),
         region_id: r.region_id.clone(),
-        weekdays: (0..7).filter(|d| r.weekdays & (1 << d) != 0).map(|d| WEEKDAYS[d].to_owned()).collect(),
+        weekdays: (0..7).filter(|d| r.weekdays & (1 << d) != 0).map(|d| Weekday::ALL[d]).collect(),
         start: format_time(r.start_minute),
         end: format_time(r.end_minute),
         starts_on: r.starts_on.clone(),
@@ -489,7 +533,7 @@ pub async fn create_roster(
     }
     let mut mask = 0i64;
     for d in &body.weekdays {
-        mask |= 1 << parse_weekday(d)?;
+        mask |= 1 << *d as usize;
     }
     let (s, e) = parse_window(&body.start, &body.end)?;
     let (first, _) = parse_date("starts_on", &body.starts_on)?;
@@ -548,8 +592,10 @@ pub async fn delete_roster(
 // ---------------------------------------------------------------- on duty and coverage
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AtQuery {
     /// RFC 3339; default now.
+    #[param(format = DateTime)]
     pub at: Option<String>,
 }
 
@@ -577,9 +623,10 @@ pub async fn on_duty(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(query): Query<AtQuery>,
+    query: ApiQuery<AtQuery>,
 ) -> Result<ApiJson<Vec<OnDutyView>>, ApiError> {
     require_region(&principal, &id)?;
+    let query = query.parse()?;
     let at = match &query.at {
         Some(at) => parse_instant("at", at)?,
         None => unix_now(),
@@ -602,12 +649,16 @@ pub async fn on_duty(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CoverageQuery {
     /// First local date, `YYYY-MM-DD`.
+    #[param(format = Date)]
     pub from: String,
     /// Day after the last local date (at most 62 days after `from`).
+    #[param(format = Date)]
     pub to: String,
     /// The language someone on duty must speak.
+    #[param(pattern = "^[a-z]{2,3}$", example = "bo")]
     pub language: String,
 }
 
@@ -645,15 +696,16 @@ fn spans(intervals: &[(Instant, Instant)]) -> Vec<Span> {
     tag = "schedule",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Region id"), CoverageQuery),
-    responses((status = 200, body = CoverageView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody))
+    responses((status = 404, description = "no such region", body = super::ErrorBody), (status = 200, body = CoverageView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody))
 )]
 pub async fn coverage(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(query): Query<CoverageQuery>,
+    query: ApiQuery<CoverageQuery>,
 ) -> Result<ApiJson<CoverageView>, ApiError> {
     require_region(&principal, &id)?;
+    let query = query.parse()?;
     let region = state.store.region(&id).await?.ok_or(ApiError::NotFound)?;
     let language = Language::parse(&query.language).map_err(|e| invalid(format!("language: {e}")))?;
     let (from_day, _) = parse_date("from", &query.from)?;

@@ -22,8 +22,8 @@ pub mod registry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
@@ -53,6 +53,7 @@ pub const RATE_BURST: f64 = 40.0;
 const RATE_STRIKES: u32 = 3;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsParams {
     /// The bearer token, for clients that cannot set an `Authorization` header.
     token: Option<String>,
@@ -68,18 +69,20 @@ pub struct WsParams {
     security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol described in PROTOCOL.md"),
-        (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 400, description = "`not_websocket`: not a WebSocket upgrade request (after the token is checked)", body = crate::http::ErrorBody),
         (status = 401, description = "No valid token", body = crate::http::ErrorBody),
     )
 )]
 pub async fn upgrade(
     State(state): State<AppState>,
-    Query(params): Query<WsParams>,
+    params: crate::http::ApiQuery<WsParams>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let token = auth::bearer(&headers).map(str::to_owned).or(params.token).ok_or(ApiError::Unauthorized)?;
+    let query_token = params.parse().ok().and_then(|p| p.token);
+    let token = auth::bearer(&headers).map(str::to_owned).or(query_token).ok_or(ApiError::Unauthorized)?;
     let principal = auth::authenticate(&state, &token).await?;
+    let ws = ws.map_err(|rejection| ApiError::bad_request("not_websocket", rejection.body_text()))?;
     let connection_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", connection = %connection_id, actor = %principal.actor());
     Ok(ws
