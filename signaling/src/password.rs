@@ -41,16 +41,8 @@ fn hash_with(secret: &str, blocks: &mut Vec<Block>) -> Result<String, String> {
     let context = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let mut salt_bytes = [0u8; 64];
     let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
-    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-        context.hash_password_into_with_memory(
-            secret.as_bytes(),
-            salt_bytes,
-            out,
-            memory(blocks, &params),
-        )?;
-        Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    let output = compute(&context, secret, salt_bytes, Params::DEFAULT_OUTPUT_LEN, blocks)
+        .map_err(|e| e.to_string())?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -80,18 +72,24 @@ fn verify_with(secret: &str, phc: &str, blocks: &mut Vec<Block>) -> bool {
     }
     let mut salt_bytes = [0u8; 64];
     let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else { return false };
-    let context = Argon2::new(algorithm, version, params.clone());
-    let computed = Output::init_with(expected.len(), |out| {
-        context.hash_password_into_with_memory(
-            secret.as_bytes(),
-            salt_bytes,
-            out,
-            memory(blocks, &params),
-        )?;
-        Ok(())
-    });
+    let context = Argon2::new(algorithm, version, params);
     // `Output`'s equality is constant-time.
-    computed.is_ok_and(|computed| computed == expected)
+    compute(&context, secret, salt_bytes, expected.len(), blocks).is_ok_and(|computed| computed == expected)
+}
+
+/// Argon2 of `secret` into an output of `len` bytes, in `blocks` (grown when short).
+fn compute(
+    context: &Argon2<'_>,
+    secret: &str,
+    salt: &[u8],
+    len: usize,
+    blocks: &mut Vec<Block>,
+) -> argon2::password_hash::Result<Output> {
+    let blocks = memory(blocks, context.params());
+    Output::init_with(len, |out| {
+        context.hash_password_into_with_memory(secret.as_bytes(), salt, out, &mut *blocks)?;
+        Ok(())
+    })
 }
 
 /// The first `params.block_count()` blocks of `blocks`, grown when short.

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use signaling::domain::{Language, Role, Topic};
 use signaling::password;
 use signaling::store::{
-    AuditEntry, AuditRow, NewAccount, NewConsultation, NewTerminal, RegionRecord, Store, TeamLinks,
+    AccountPatch, AuditEntry, AuditRow, NewAccount, NewConsultation, NewTerminal, RegionRecord, Store,
+    TeamLinks,
 };
 use signaling::unix_now;
 
@@ -50,7 +51,11 @@ async fn build_world(app: &TestApp) -> World {
         .await
         .unwrap();
     let other_coordinator = account(&store, "other-coordinator", vec![Role::Coordinator]).await;
-    store.set_coordinator_regions(&other_coordinator, &["other".into()]).await.unwrap();
+    let regions = AccountPatch { regions: Some(vec!["other".into()]), ..AccountPatch::default() };
+    store
+        .update_account(&other_coordinator, &regions, unix_now(), &AuditEntry::system("account.updated"))
+        .await
+        .unwrap();
     let other_lawyer = account(&store, "other-lawyer", vec![Role::Lawyer]).await;
     let other_terminal = store
         .create_terminal(

@@ -136,30 +136,6 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the regions a coordinator answers for.
-    pub async fn set_coordinator_regions(
-        &self,
-        account_id: &str,
-        regions: &[String],
-    ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query("DELETE FROM coordinator_regions WHERE account_id = $1")
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-            for region in regions {
-                sqlx::query("INSERT INTO coordinator_regions (account_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(account_id)
-                    .bind(region)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
     /// Teams posted to a region, by name.
     pub async fn teams_for_region(&self, region_id: &str) -> Result<Vec<TeamRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
