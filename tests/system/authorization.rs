@@ -215,6 +215,54 @@ async fn coordinators_cannot_take_over_another_regions_volunteers() {
 }
 
 #[tokio::test]
+async fn another_regions_coordinator_reaches_none_of_this_regions_schedule() {
+    let app = spawn_app().await;
+    build_world(&app).await;
+    let (kiosk, _) = app.enroll_demo_terminal().await;
+    let slots: Vec<Value> =
+        app.get("/api/appointments/slots?language=zh&topic=labour", &kiosk).await.json().await.unwrap();
+    let booked = app
+        .post(
+            "/api/appointments",
+            &kiosk,
+            json!({"start": slots[0]["start"], "language": "zh", "topic": "labour"}),
+        )
+        .await;
+    assert_eq!(booked.status(), 201);
+    let booked: Value = booked.json().await.unwrap();
+    let id = booked["id"].as_str().unwrap();
+    let stranger = app.token_for("other-coordinator", "demo-pass").await;
+    // The appointment: not seen, not moved, not cancelled, not listed.
+    assert_eq!(app.get(&format!("/api/appointments/{id}"), &stranger).await.status(), 404);
+    assert_eq!(app.post(&format!("/api/appointments/{id}/cancel"), &stranger, json!({})).await.status(), 404);
+    let reschedule = format!("/api/appointments/{id}/reschedule");
+    let moved = app.post(&reschedule, &stranger, json!({"start": slots[1]["start"]})).await;
+    assert_eq!(moved.status(), 404);
+    assert_eq!(app.get("/api/appointments?region_id=demo-garze", &stranger).await.status(), 403);
+    let listed: Vec<Value> = app.get("/api/appointments", &stranger).await.json().await.unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    let slots_there =
+        app.get("/api/appointments/slots?language=zh&topic=labour&region_id=demo-garze", &stranger);
+    assert_eq!(slots_there.await.status(), 403);
+    // Duty, coverage, rosters and teams of the region.
+    for path in [
+        "/api/regions/demo-garze/on-duty",
+        "/api/regions/demo-garze/coverage?from=2027-01-04&to=2027-01-05&language=zh",
+        "/api/regions/demo-garze/rosters",
+        "/api/regions/demo-garze/terminals",
+    ] {
+        assert_eq!(app.get(path, &stranger).await.status(), 403, "{path}");
+    }
+    let teams: Vec<Value> = app.get("/api/teams", &stranger).await.json().await.unwrap();
+    assert!(teams.iter().all(|t| t["regions"] != json!(["demo-garze"])), "{teams:?}");
+    // A calendar feed is a volunteer's own; a coordinator has none.
+    assert_eq!(app.post("/api/me/calendar", &stranger, json!({})).await.status(), 403);
+    let unchanged: Value = app.get(&format!("/api/appointments/{id}"), &kiosk).await.json().await.unwrap();
+    assert_eq!(unchanged["status"], "booked");
+    assert_eq!(unchanged["start"], booked["start"]);
+}
+
+#[tokio::test]
 async fn consultations_are_seen_only_by_whom_they_concern() {
     let app = spawn_app().await;
     let world = build_world(&app).await;
