@@ -420,6 +420,8 @@ async fn main() {
                 .env("CLOUDLAW_RELAY__UDP_LISTEN", "127.0.0.1:0")
                 .env("CLOUDLAW_RELAY__MAX_ROOMS", "5000")
                 .env("CLOUDLAW_LIVE__DEFAULT_DAILY_CAP", "1000")
+                // Every client of the load is on 127.0.0.1.
+                .env("CLOUDLAW_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "0")
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
