@@ -482,7 +482,13 @@ async fn a_registered_node_that_went_quiet_leaves_the_list_and_is_taken_up_again
     let minute_ago = signaling::unix_now() - 61;
     let store = app.store().await;
     store
-        .register_relay("garze-1", Some("demo-garze"), &format!("ws://{}/control", hop.addr), minute_ago)
+        .register_relay(
+            "garze-1",
+            Some("demo-garze"),
+            &format!("ws://{}/control", hop.addr),
+            minute_ago,
+            &signaling::store::AuditEntry::system("relay.registered"),
+        )
         .await
         .unwrap();
     relays_in_health(&app, "no longer listed", 10, |h| listed(h) == 1).await;
@@ -521,7 +527,17 @@ async fn a_listed_node_is_not_let_go_for_an_old_registration_of_its_name() {
     let app = app_registering_beside(node_config("spare", None, format!("ws://{}/control", hop.addr))).await;
     // Registered under that name before it was listed in the configuration; long quiet since.
     let hour_ago = signaling::unix_now() - 3600;
-    app.store().await.register_relay("spare", None, "ws://127.0.0.1:9/control", hour_ago).await.unwrap();
+    app.store()
+        .await
+        .register_relay(
+            "spare",
+            None,
+            "ws://127.0.0.1:9/control",
+            hour_ago,
+            &signaling::store::AuditEntry::system("relay.registered"),
+        )
+        .await
+        .unwrap();
 
     hop.kill();
     relays_in_health(&app, "down", 10, |h| h["relays"][0]["up"] == false).await;

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::ClientAddr;
-use crate::store::RegistrationNews;
+use crate::store::AuditEntry;
 use crate::unix_now;
 
 pub use media_relay::register::Registration as RelayRegistration;
@@ -86,15 +86,12 @@ pub async fn register(
     if state.config.relay_node_list().iter().any(|n| n.display_name() == node.name) {
         return Err(ApiError::Conflict(format!("a configured relay node is named {:?}", node.name)));
     }
-    let news = state
+    let detail = serde_json::json!({"control_url": node.control_url, "region_id": node.region_id});
+    // Renewals (every 10 s) are not news; a new node, or a move, is audited with the change.
+    let audit = AuditEntry::new(&format!("relay:{}", node.name), "", &node.name, detail, &source);
+    state
         .store
-        .register_relay(&node.name, node.region_id.as_deref(), &node.control_url, unix_now())
+        .register_relay(&node.name, node.region_id.as_deref(), &node.control_url, unix_now(), &audit)
         .await?;
-    // Renewals (every 10 s) are not news; a new node, or a move, is.
-    if news != RegistrationNews::Renewed {
-        let detail = serde_json::json!({"control_url": node.control_url, "region_id": node.region_id});
-        let action = if news == RegistrationNews::New { "relay.registered" } else { "relay.moved" };
-        state.audit(&format!("relay:{}", node.name), action, &node.name, detail, &source).await?;
-    }
     Ok(StatusCode::NO_CONTENT)
 }

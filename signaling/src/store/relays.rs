@@ -1,6 +1,6 @@
 //! Relay nodes that registered themselves.
 
-use super::{Store, StoreError, with_pool};
+use super::{AppendAudit, AuditEntry, BeginWrite, Store, StoreError, with_pool};
 
 /// A relay node as it registered.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -26,21 +26,23 @@ impl Store {
     /// Records that relay node `name` is at `control_url` and serves
     /// `region_id`, as of `now` (a node registers again every few seconds).
     /// Says whether that is news: a new node, or one that moved or changed
-    /// region.
+    /// region. News appends `audit` in the same transaction, as
+    /// `relay.registered` or `relay.moved`; a renewal appends nothing.
     pub async fn register_relay(
         &self,
         name: &str,
         region_id: Option<&str>,
         control_url: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<RegistrationNews, StoreError> {
-        let before: Option<(Option<String>, String)> = with_pool!(self, |pool| {
-            sqlx::query_as("SELECT region_id, control_url FROM relay_registrations WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        });
         with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<(Option<String>, String)> =
+                sqlx::query_as("SELECT region_id, control_url FROM relay_registrations WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             sqlx::query(
                 "INSERT INTO relay_registrations (name, region_id, control_url, first_seen_at, last_seen_at)
                  VALUES ($1, $2, $3, $4, $4)
@@ -51,15 +53,25 @@ impl Store {
             .bind(region_id)
             .bind(control_url)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-        });
-        Ok(match before {
-            None => RegistrationNews::New,
-            Some((region, url)) if region.as_deref() == region_id && url == control_url => {
-                RegistrationNews::Renewed
+            let news = match before {
+                None => RegistrationNews::New,
+                Some((region, url)) if region.as_deref() == region_id && url == control_url => {
+                    RegistrationNews::Renewed
+                }
+                Some(_) => RegistrationNews::Changed,
+            };
+            let action = match news {
+                RegistrationNews::New => Some("relay.registered"),
+                RegistrationNews::Changed => Some("relay.moved"),
+                RegistrationNews::Renewed => None,
+            };
+            if let Some(action) = action {
+                tx.append_audit(&AuditEntry { action: action.into(), ..audit.clone() }).await?;
             }
-            Some(_) => RegistrationNews::Changed,
+            tx.commit().await?;
+            Ok(news)
         })
     }
 
@@ -80,15 +92,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::RegistrationNews;
+    use crate::store::AuditEntry;
     use crate::store::testing::store;
 
     #[tokio::test]
     async fn a_registration_is_kept_fresh_and_old_ones_are_not_listed() {
         let (store, _dir) = store().await;
-        let garze = |url: &'static str, now| store.register_relay("garze-1", Some("demo-garze"), url, now);
+        let audit = AuditEntry::default();
+        let garze =
+            |url: &'static str, now| store.register_relay("garze-1", Some("demo-garze"), url, now, &audit);
         assert_eq!(garze("ws://10.0.0.5:7901/control", 100).await.unwrap(), RegistrationNews::New);
         assert_eq!(garze("ws://10.0.0.5:7901/control", 110).await.unwrap(), RegistrationNews::Renewed);
-        store.register_relay("spare", None, "ws://10.0.0.6:7901/control", 100).await.unwrap();
+        store.register_relay("spare", None, "ws://10.0.0.6:7901/control", 100, &audit).await.unwrap();
         // garze-1 moved, and registers again later; spare went quiet.
         assert_eq!(garze("ws://10.0.0.7:7901/control", 200).await.unwrap(), RegistrationNews::Changed);
         let fresh = store.relay_registrations(150).await.unwrap();
@@ -99,7 +114,12 @@ mod tests {
         );
         assert_eq!(fresh[0].region_id.as_deref(), Some("demo-garze"));
         assert_eq!(store.relay_registrations(0).await.unwrap().len(), 2);
-        let elsewhere = store.register_relay("garze-1", None, "ws://10.0.0.7:7901/control", 210).await;
+        let elsewhere =
+            store.register_relay("garze-1", None, "ws://10.0.0.7:7901/control", 210, &audit).await;
         assert_eq!(elsewhere.unwrap(), RegistrationNews::Changed, "another region");
+        // News is audited with the change; renewals are not.
+        let actions: Vec<String> =
+            store.recent_audit(None, 10).await.unwrap().into_iter().rev().map(|r| r.action).collect();
+        assert_eq!(actions, ["relay.registered", "relay.registered", "relay.moved", "relay.moved"]);
     }
 }
