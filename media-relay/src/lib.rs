@@ -39,8 +39,10 @@ pub use config::RelayConfig;
 /// state change at `info`, and their DTLS server a warning for every TLS 1.3
 /// extension a browser's hello carries (supported_versions, key_share,
 /// psk_key_exchange_modes), which it ignores as it should. A warning then
-/// means something; `RUST_LOG=rtc=info` brings theirs back.
-pub const DEFAULT_LOG_FILTER: &str = "info,rtc=warn,rtc_ice=warn,rtc_dtls=warn,rtc_srtp=warn,rtc_interceptor=warn,\
+/// means something; `RUST_LOG=rtc=info` brings theirs back. The SIP stack
+/// (the hotline) logs whole messages, callers' numbers in them, at `info`:
+/// it is held to `warn`.
+pub const DEFAULT_LOG_FILTER: &str = "info,rsipstack=warn,webrtc=warn,rtc=warn,rtc_ice=warn,rtc_dtls=warn,rtc_srtp=warn,rtc_interceptor=warn,\
      rtc_dtls::handshake::handshake_message_client_hello=error";
 pub use relay::{Relay, RelayError, RelayStatus};
 pub use room::Kind;

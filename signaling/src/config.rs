@@ -50,6 +50,8 @@ pub struct Config {
     /// client: its address then counts for the limits on guessing and goes
     /// into the audit log. Connections from anywhere else are taken as they come.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The hotline's SIP gateway (`[phone]`), off by default.
+    pub phone: crate::phone::PhoneConfig,
 }
 
 /// A standalone relay node to use instead of the in-process relay.
@@ -195,6 +197,7 @@ impl Default for Config {
             turn: crate::turn::TurnConfig::default(),
             web: crate::web::WebConfig::default(),
             trusted_proxies: Vec::new(),
+            phone: crate::phone::PhoneConfig::default(),
         }
     }
 }
@@ -294,6 +297,7 @@ impl Config {
         self.live.validate().map_err(ConfigError)?;
         self.relay.validate().map_err(ConfigError)?;
         self.turn.validate().map_err(ConfigError)?;
+        self.phone.validate(&self.live.languages).map_err(ConfigError)?;
         match (&self.relay_node.control_url, &self.relay_node.control_token) {
             (None, None) => {}
             (Some(_), Some(_)) => self.relay_node.validate("relay_node")?,
@@ -402,6 +406,7 @@ mod tests {
         assert_eq!(config.auth, defaults.auth);
         assert_eq!(config.schedule, defaults.schedule);
         assert_eq!(config.demo, defaults.demo);
+        assert_eq!(serde_json::to_value(&config.phone).ok(), serde_json::to_value(&defaults.phone).ok());
     }
 
     #[test]

@@ -35,6 +35,8 @@
 //!   checkpoints of its head, checked at start and by `cloudlaw audit verify`.
 //! - [`schedule`]: availability, rosters, on-duty and coverage queries, the
 //!   appointment rules and the iCalendar feed.
+//! - [`phone`]: the hotline: SIP calls from a hotline switch or trunk, each
+//!   a phone line that waits and talks through the kiosk's protocol.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`telemetry`]: logging set-up (readable or JSON).
 //! - [`domain`]: small validated types shared by the areas (languages, topics, ids).
@@ -51,6 +53,7 @@ pub mod live;
 pub mod matcher;
 pub mod metrics;
 pub mod password;
+pub mod phone;
 pub mod relay;
 pub mod schedule;
 pub mod startup;

@@ -48,6 +48,20 @@ pub struct Metrics {
     pub ws_errors_sent: Counter,
     /// From a resident's `consult.request` to the first lawyer rung for it.
     pub live_request_to_ring: Histogram,
+    /// SIP calls by what became of them (`answered`, `refused_peer`,
+    /// `refused_auth`, `busy`, `unknown_number`, `not_acceptable`, `flood`).
+    pub phone_calls: Family<PhoneLabels, Counter>,
+    pub phone_calls_active: Gauge,
+    /// The phone legs' RTP, summed over ended calls.
+    pub phone_packets_received: Counter,
+    pub phone_packets_lost: Counter,
+    /// Each ended call's interarrival jitter (RFC 3550), in seconds.
+    pub phone_jitter: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhoneLabels {
+    pub outcome: String,
 }
 
 fn duration_histogram() -> Histogram {
@@ -101,8 +115,36 @@ impl Metrics {
             "1 when the audit log failed its check against the chain and the signed checkpoints",
             AUDIT_BROKEN.clone(),
         );
+        let phone_calls = Family::<PhoneLabels, Counter>::default();
+        registry.register("phone_calls", "SIP calls by outcome (the channel `phone`)", phone_calls.clone());
+        let phone_calls_active = Gauge::default();
+        registry.register("phone_calls_active", "Phone calls in progress", phone_calls_active.clone());
+        let phone_packets_received = Counter::default();
+        registry.register(
+            "phone_rtp_received",
+            "RTP packets received from phones",
+            phone_packets_received.clone(),
+        );
+        let phone_packets_lost = Counter::default();
+        registry.register(
+            "phone_rtp_lost",
+            "RTP packets from phones that never came",
+            phone_packets_lost.clone(),
+        );
+        let phone_jitter = Histogram::new(exponential_buckets(0.000_25, 2.0, 12));
+        registry.register_with_unit(
+            "phone_jitter",
+            "Interarrival jitter of a phone leg at its end (RFC 3550)",
+            prometheus_client::registry::Unit::Seconds,
+            phone_jitter.clone(),
+        );
         registry.register_collector(Box::new(RelayCollector { relays }));
         Metrics {
+            phone_calls,
+            phone_calls_active,
+            phone_packets_received,
+            phone_packets_lost,
+            phone_jitter,
             registry,
             http_requests,
             http_duration,
@@ -111,6 +153,19 @@ impl Metrics {
             ws_errors_sent,
             live_request_to_ring,
         }
+    }
+
+    /// Counts a SIP call's outcome.
+    pub fn phone_call(&self, outcome: &str) {
+        self.phone_calls.get_or_create(&PhoneLabels { outcome: outcome.to_owned() }).inc();
+    }
+
+    /// Adds an ended phone leg's RTP figures.
+    pub fn phone_leg_ended(&self, stats: &crate::phone::rtp::LegStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.phone_packets_received.inc_by(stats.received.load(Relaxed));
+        self.phone_packets_lost.inc_by(stats.lost.load(Relaxed));
+        self.phone_jitter.observe(stats.jitter_us.load(Relaxed) as f64 / 1_000_000.0);
     }
 
     /// The text exposition of every metric.

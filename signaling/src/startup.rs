@@ -42,6 +42,8 @@ pub enum StartupError {
     Audit(#[from] crate::checkpoints::CheckpointError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("phone: {0}")]
+    Phone(String),
     #[error("lost the database connection that holds the serving lease; stopped so that one node serves")]
     LeaseLost,
 }
@@ -144,6 +146,18 @@ pub async fn serve(
     };
     let _ = router_tx.send(active.router.clone());
     tracing::info!(backend = store.backend(), "serving: this node runs the live path");
+    let phone = match start_phone(&config, &store, &active.parts, addr).await {
+        Ok(phone) => phone,
+        Err(error) => {
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+            active.dispatcher.abort();
+            active.reminders.abort();
+            let _ = audit.await;
+            store.close().await;
+            return Err(error);
+        }
+    };
     let watchdog = {
         let stop_tx = stop_tx.clone();
         let mut lease = lease;
@@ -158,6 +172,9 @@ pub async fn serve(
     };
     let served = server.await;
     tracing::info!("shutting down");
+    if let Some(phone) = phone {
+        phone.shutdown();
+    }
     let lease_lost = watchdog.is_finished();
     watchdog.abort();
     active.reminders.abort();
@@ -195,6 +212,7 @@ async fn wait_for_lease(store: &Store) -> Result<crate::store::ServingLease, Sta
 /// What an active node runs beside its router.
 struct Active {
     router: Router,
+    parts: Parts,
     relays: Relays,
     dispatcher: tokio::task::JoinHandle<()>,
     reminders: tokio::task::JoinHandle<()>,
@@ -274,7 +292,7 @@ async fn activate(config: &Config, store: &Store) -> Result<Active, StartupError
     let parts = parts(config, store).await?;
     let (live, dispatcher, reminders) = start_live(config, store, &parts).await?;
     let relays = parts.relays.clone();
-    Ok(Active { router: router(config, store, parts, live), relays, dispatcher, reminders })
+    Ok(Active { router: router(config, store, parts.clone(), live), parts, relays, dispatcher, reminders })
 }
 
 /// Several nodes on one PostgreSQL database with relay nodes: every node
@@ -304,6 +322,7 @@ async fn serve_cluster(
     let link =
         cluster::Link::new(store.clone(), Arc::clone(&parts.connections), Arc::clone(&parts.limits), start);
     let relays = parts.relays.clone();
+    let phone = start_phone(&config, &store, &parts, addr).await?;
     let app = router(&config, &store, parts, live);
     let mut stopped = stop.clone();
     let server = {
@@ -318,6 +337,9 @@ async fn serve_cluster(
     let _ = stop_tx.send(true);
     let served = server.await;
     tracing::info!("shutting down");
+    if let Some(phone) = phone {
+        phone.shutdown();
+    }
     relays.shutdown().await;
     let _ = audit.await;
     store.close().await;
@@ -326,6 +348,59 @@ async fn serve_cluster(
         cluster::Ended::Stopped => Ok(()),
         cluster::Ended::LeaseLost => Err(StartupError::LeaseLost),
     }
+}
+
+/// Starts the hotline's SIP gateway when `[phone]` is enabled. Its calls
+/// speak to this node's own WebSocket endpoint at `addr`.
+async fn start_phone(
+    config: &Config,
+    store: &Store,
+    parts: &Parts,
+    addr: std::net::SocketAddr,
+) -> Result<Option<crate::phone::sip::Gateway>, StartupError> {
+    use crate::phone::{call, lines, sip};
+    let phone = &config.phone;
+    if !phone.enabled {
+        return Ok(None);
+    }
+    for route in &phone.routes {
+        if store.region(&route.region).await?.is_none() {
+            return Err(StartupError::Phone(format!(
+                "route {}: region {:?} does not exist",
+                route.number, route.region
+            )));
+        }
+    }
+    let hold = match &phone.hold_audio {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| StartupError::Phone(format!("hold_audio {}: {e}", path.display())))?;
+            let samples = crate::phone::audio::read_wav(&bytes)
+                .map_err(|e| StartupError::Phone(format!("hold_audio {}: {e}", path.display())))?;
+            Some(Arc::new(samples))
+        }
+        None => None,
+    };
+    let prompts = call::Prompts::load(&phone.prompts_dir, &config.live.languages);
+    for language in &config.live.languages {
+        if !prompts.has_language(language) {
+            tracing::info!(
+                %language,
+                dir = %phone.prompts_dir.display(),
+                "no phone prompts for this language: its callers reach it by number only"
+            );
+        }
+    }
+    let context = Arc::new(call::Context {
+        config: phone.clone(),
+        languages: config.live.languages.clone(),
+        server: addr,
+        prompts,
+        hold,
+        metrics: Arc::clone(&parts.metrics),
+    });
+    let lines = lines::Lines::new(store.clone(), parts.tokens.clone());
+    sip::start(context, lines).await.map(Some).map_err(StartupError::Phone)
 }
 
 fn finished(served: Result<(), tokio::task::JoinError>) -> Result<(), StartupError> {

@@ -17,6 +17,9 @@ missing=()
 # coturn for the TURN (UDP-blocked network) test; ip for the network-blink test.
 [[ -x /usr/bin/turnserver ]] || missing+=(coturn)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# A real SIP phone for the hotline tests (phone.test.mjs), and sox to measure what it heard.
+command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
+command -v sox >/dev/null 2>&1 || missing+=(sox)
 # Fonts for Chinese and Tibetan, so that screenshots show real text.
 for pkg in fonts-noto-core fonts-noto-cjk; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if ((${#missing[@]})); then

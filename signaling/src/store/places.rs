@@ -36,6 +36,8 @@ pub struct TerminalRecord {
     /// The id inside the terminal's current device credential; none when not
     /// enrolled or revoked.
     pub credential_id: Option<String>,
+    /// `kiosk`, or `phone` for the hotline's phone lines.
+    pub channel: String,
     #[sqlx(skip)]
     pub languages: Vec<Language>,
 }
@@ -43,7 +45,7 @@ pub struct TerminalRecord {
 /// The columns of [`TerminalRecord`], as a literal so queries stay `&'static str`.
 macro_rules! terminal_columns {
     () => {
-        "id, name, township, region_id, enrolled_at, revoked_at, credential_id"
+        "id, name, township, region_id, enrolled_at, revoked_at, credential_id, channel"
     };
 }
 
@@ -224,6 +226,62 @@ impl Store {
             }
             enrolled
         }))
+    }
+
+    /// The region's phone lines (terminals of channel `phone`), creating
+    /// them up to `count`: each is enrolled at once, its credential held by
+    /// the gateway that made it.
+    pub async fn phone_lines(
+        &self,
+        region_id: &str,
+        count: usize,
+    ) -> Result<Vec<TerminalRecord>, StoreError> {
+        let mut existing: Vec<TerminalRecord> = with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                terminal_columns!(),
+                " FROM terminals WHERE region_id = $1 AND channel = 'phone' AND revoked_at IS NULL ORDER BY created_at, id"
+            ))
+            .bind(region_id)
+            .fetch_all(pool)
+            .await?
+        });
+        while existing.len() < count {
+            let id = new_id();
+            let number = existing.len() + 1;
+            let now = unix_now();
+            let audit = AuditEntry { subject: id.clone(), ..AuditEntry::system("phone.line_created") };
+            audited!(self, &audit, |tx| {
+                sqlx::query(
+                    "INSERT INTO terminals (id, name, township, region_id, enrolled_at, credential_id, channel, created_at)
+                     VALUES ($1, $2, '-', $3, $4, $5, 'phone', $4)",
+                )
+                .bind(&id)
+                .bind(format!("12348 · {number}"))
+                .bind(region_id)
+                .bind(now)
+                .bind(new_id())
+                .execute(&mut *tx)
+                .await?;
+            });
+            match self.terminal(&id).await? {
+                Some(line) => existing.push(line),
+                None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
+            }
+        }
+        Ok(existing)
+    }
+
+    /// What a phone line shows while a call holds it: the caller's masked number.
+    pub async fn set_phone_line_caller(&self, id: &str, masked: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE terminals SET township = $2 WHERE id = $1 AND channel = 'phone'")
+                .bind(id)
+                .bind(masked)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Revokes a terminal's credential and any pending code at once (a stolen kiosk).

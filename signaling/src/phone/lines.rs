@@ -1,0 +1,73 @@
+//! Phone lines: which of a region's phone-line terminals a call holds. A
+//! line is held for the whole call (waiting, talking, rating) and let go when
+//! the call ends, so a line never has two callers' requests.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::auth::tokens::{TokenKind, Tokens};
+use crate::store::{Store, StoreError};
+
+/// A device token for a line lives this long (a call longer than this
+/// reconnects with a fresh one).
+const LINE_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct Lines {
+    store: Store,
+    tokens: Tokens,
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A line held by a call; let go when dropped.
+#[derive(Debug)]
+pub struct Line {
+    pub terminal: String,
+    pub region: String,
+    pub token: String,
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        self.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.terminal);
+    }
+}
+
+impl Lines {
+    pub fn new(store: Store, tokens: Tokens) -> Lines {
+        Lines { store, tokens, busy: Arc::default() }
+    }
+
+    /// A free line of `region`, made if the region has none free (at most
+    /// `limit` lines a region), showing `caller` (a masked number).
+    pub async fn take(&self, region: &str, caller: &str, limit: usize) -> Result<Option<Line>, StoreError> {
+        let busy_here = {
+            let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            busy.len()
+        };
+        let lines = self.store.phone_lines(region, (busy_here + 1).min(limit)).await?;
+        let chosen = {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            let free = lines.into_iter().find(|line| !busy.contains(&line.id));
+            if let Some(line) = &free {
+                busy.insert(line.id.clone());
+            }
+            free
+        };
+        let Some(line) = chosen else { return Ok(None) };
+        let held = Line {
+            terminal: line.id.clone(),
+            region: region.to_owned(),
+            token: String::new(),
+            busy: Arc::clone(&self.busy),
+        };
+        self.store.set_phone_line_caller(&line.id, caller).await?;
+        let Some(credential) = line.credential_id else { return Ok(None) };
+        let (token, _) = self.tokens.issue(TokenKind::Device, &line.id, &credential, LINE_TOKEN_TTL, None);
+        let mut held = held;
+        held.token = token;
+        Ok(Some(held))
+    }
+}

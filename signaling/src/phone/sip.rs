@@ -1,0 +1,456 @@
+//! The SIP side (RFC 3261, over UDP and TCP, with `rsipstack`): who may call,
+//! which number means what, and each call's dialog from INVITE to BYE. The
+//! call itself runs in [`super::call`].
+//!
+//! An INVITE is refused, in this order: from an address that is not a
+//! configured peer (403), beyond the peer's INVITE rate (503), without valid
+//! digest credentials when they are configured (401 with a challenge, then
+//! 403), to a number with no route (404), beyond `max_calls` (486), with no
+//! codec we speak (488). Otherwise it is answered at once (200 with our SDP),
+//! so the caller hears the menu or the hold audio from the first moment.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::authenticate::verify_digest;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::platform::CancellationToken;
+use rsipstack::sip::headers::auth::{Algorithm, Qop, Scheme as AuthScheme};
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::typed::WwwAuthenticate;
+use rsipstack::sip::{Header, Method, StatusCode, Transport, Uri};
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, TcpListenerConnection, TransportLayer};
+use secrecy::ExposeSecret;
+use tokio::sync::mpsc;
+
+use super::call::{self, Context, Ending, FromSip};
+use super::lines::Lines;
+use super::rtp::Leg;
+use super::sdp;
+
+/// The running gateway; dropping it does not stop it: `shutdown` does.
+#[derive(Debug)]
+pub struct Gateway {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    cancel: CancellationToken,
+}
+
+impl Gateway {
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+struct Shared {
+    context: Arc<Context>,
+    lines: Lines,
+    dialogs: Arc<DialogLayer>,
+    udp: SipAddr,
+    tcp: SipAddr,
+    active: AtomicUsize,
+    /// INVITEs per peer address in the current second.
+    invites: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Nonces we issued, and when (a challenge is answered within 5 minutes).
+    nonces: Mutex<HashMap<String, Instant>>,
+}
+
+const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+const MAX_NONCES: usize = 4_096;
+/// An INVITE that is never ACKed or answered is given up by the stack; a
+/// caller who never sends media is hung up by the call (`media_timeout_secs`).
+const USER_AGENT: &str = concat!("cloudlaw/", env!("CARGO_PKG_VERSION"));
+
+/// Starts listening for SIP on `config.sip_listen` (UDP and TCP, same port).
+pub async fn start(context: Arc<Context>, lines: Lines) -> Result<Gateway, String> {
+    let listen = context.config.sip_listen;
+    let cancel = CancellationToken::new();
+    let transports = TransportLayer::new(cancel.child_token());
+    let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
+        .await
+        .map_err(|e| format!("phone.sip_listen {listen} (UDP): {e}"))?;
+    let udp_addr = udp.get_addr().clone();
+    let bound = udp_addr.get_socketaddr().map_err(|e| e.to_string())?;
+    transports.add_transport(udp.into());
+    // TCP on the same port as UDP (checked free now: the stack binds later).
+    let tcp_listen = SocketAddr::new(listen.ip(), bound.port());
+    std::net::TcpListener::bind(tcp_listen)
+        .map_err(|e| format!("phone.sip_listen {tcp_listen} (TCP): {e}"))?;
+    let tcp = TcpListenerConnection::new(tcp_listen, None).await.map_err(|e| e.to_string())?;
+    let tcp_addr = tcp.get_addr().clone();
+    transports.add_transport(tcp.into());
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(cancel.clone())
+        .with_transport_layer(transports)
+        .with_user_agent(USER_AGENT)
+        .with_allows(vec![
+            Method::Invite,
+            Method::Ack,
+            Method::Bye,
+            Method::Cancel,
+            Method::Info,
+            Method::Options,
+        ])
+        .build();
+    let incoming = endpoint.incoming_transactions().map_err(|e| e.to_string())?;
+    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    let shared = Arc::new(Shared {
+        context,
+        lines,
+        dialogs,
+        udp: udp_addr,
+        tcp: tcp_addr,
+        active: AtomicUsize::new(0),
+        invites: Mutex::default(),
+        nonces: Mutex::default(),
+    });
+    let inner = endpoint.inner.clone();
+    tokio::spawn(async move {
+        if let Err(error) = inner.serve().await {
+            tracing::warn!(%error, "the SIP endpoint stopped");
+        }
+    });
+    tokio::spawn(incoming_loop(shared, incoming));
+    tracing::info!(udp = %bound, tcp = %tcp_listen, "SIP gateway listening");
+    Ok(Gateway { udp: bound, tcp: tcp_listen, cancel })
+}
+
+fn source(tx: &Transaction) -> Option<SocketAddr> {
+    tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok())
+}
+
+async fn incoming_loop(shared: Arc<Shared>, mut incoming: TransactionReceiver) {
+    while let Some(mut tx) = incoming.recv().await {
+        let Some(from) = source(&tx) else { continue };
+        if !shared.context.config.allows(from.ip()) {
+            // Unknown peers learn nothing but that they are not one.
+            shared.context.metrics.phone_call("refused_peer");
+            if tx.original.method != Method::Ack {
+                let _ = tx.reply(StatusCode::Forbidden).await;
+            }
+            continue;
+        }
+        let in_dialog = tx.original.to_header().ok().and_then(|t| t.tag().ok().flatten()).is_some();
+        if in_dialog {
+            match shared.dialogs.match_dialog(&tx) {
+                Some(mut dialog) => {
+                    tokio::spawn(async move {
+                        if let Err(error) = dialog.handle(&mut tx).await {
+                            tracing::debug!(%error, "in-dialog request not handled");
+                        }
+                    });
+                }
+                None if tx.original.method == Method::Ack => {}
+                None => {
+                    let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+                }
+            }
+            continue;
+        }
+        match tx.original.method {
+            Method::Invite => {
+                if let Some(status) = shared.admit(&tx, from.ip()) {
+                    let _ = tx.reply(status).await;
+                    continue;
+                }
+                if shared.context.config.username.is_some() && !shared.authenticated(&mut tx).await {
+                    continue;
+                }
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move { shared.invite(tx).await });
+            }
+            Method::Options => {
+                let allow = Header::Allow("INVITE, ACK, BYE, CANCEL, INFO, OPTIONS".into());
+                let _ = tx.reply_with(StatusCode::OK, vec![allow], None).await;
+            }
+            Method::Ack => {}
+            _ => {
+                let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The flood guard: `None` when this INVITE may go on.
+    fn admit(&self, _tx: &Transaction, peer: IpAddr) -> Option<StatusCode> {
+        let now = Instant::now();
+        let mut invites = self.invites.lock().unwrap_or_else(|p| p.into_inner());
+        invites.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(1));
+        let (_, count) = invites.entry(peer).or_insert((now, 0));
+        *count += 1;
+        if *count > self.context.config.invites_per_second {
+            self.context.metrics.phone_call("flood");
+            return Some(StatusCode::ServiceUnavailable);
+        }
+        None
+    }
+
+    /// Checks the INVITE's digest credentials, or challenges for them.
+    async fn authenticated(&self, tx: &mut Transaction) -> bool {
+        let config = &self.context.config;
+        let (Some(username), Some(password)) = (&config.username, &config.password) else { return true };
+        if let Some(header) = tx.original.authorization_header() {
+            let raw = header.value().to_string();
+            if let Ok(auth) = rsipstack::sip::typed::Authorization::parse(&raw) {
+                let issued = {
+                    let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+                    nonces.retain(|_, at| at.elapsed() < NONCE_LIFETIME);
+                    nonces.contains_key(&auth.nonce)
+                };
+                if issued
+                    && auth.realm == config.realm
+                    && auth.username == *username
+                    && verify_digest(&auth, password.expose_secret(), &tx.original.method, &raw)
+                {
+                    return true;
+                }
+                if issued {
+                    self.context.metrics.phone_call("refused_auth");
+                    let _ = tx.reply(StatusCode::Forbidden).await;
+                    return false;
+                }
+            }
+        }
+        let nonce = format!("{:032x}", rand::random::<u128>());
+        {
+            let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+            if nonces.len() >= MAX_NONCES {
+                nonces.retain(|_, at| at.elapsed() < NONCE_LIFETIME / 10);
+            }
+            nonces.insert(nonce.clone(), Instant::now());
+        }
+        let challenge = WwwAuthenticate {
+            scheme: AuthScheme::Digest,
+            realm: config.realm.clone(),
+            nonce,
+            algorithm: Some(Algorithm::Md5),
+            qop: Some(Qop::Auth),
+            ..Default::default()
+        };
+        let _ = tx.reply_with(StatusCode::Unauthorized, vec![challenge.into()], None).await;
+        false
+    }
+
+    /// Our Contact for a dialog: the transport the INVITE came on.
+    fn contact(&self, tx: &Transaction) -> Option<Uri> {
+        let tcp = tx.connection.as_ref().map(|c| c.transport()) == Some(Transport::Tcp);
+        let text = if tcp {
+            format!("sip:cloudlaw@{};transport=tcp", self.tcp.addr)
+        } else {
+            format!("sip:cloudlaw@{}", self.udp.addr)
+        };
+        Uri::try_from(text.as_str()).ok()
+    }
+
+    async fn invite(self: Arc<Self>, mut tx: Transaction) {
+        let metrics = &self.context.metrics;
+        let number = tx.original.uri.user().unwrap_or("").to_owned();
+        let Some(route) = self.context.config.route(&number).cloned() else {
+            metrics.phone_call("unknown_number");
+            let _ = tx.reply(StatusCode::NotFound).await;
+            return;
+        };
+        let agreed = match std::str::from_utf8(&tx.original.body)
+            .map_err(|e| e.to_string())
+            .and_then(|body| sdp::take_offer(body).map_err(|e| e.to_string()))
+        {
+            Ok(agreed) => agreed,
+            Err(error) => {
+                tracing::info!(%error, "offer not acceptable");
+                metrics.phone_call("not_acceptable");
+                let _ = tx.reply(StatusCode::NotAcceptableHere).await;
+                return;
+            }
+        };
+        if self.active.fetch_add(1, Ordering::SeqCst) >= self.context.config.max_calls {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            metrics.phone_call("busy");
+            let _ = tx.reply(StatusCode::BusyHere).await;
+            return;
+        }
+        let _active = Active(&self.active, &metrics.phone_calls_active);
+        metrics.phone_calls_active.inc();
+        // The caller's number, masked: the only form of it this side keeps.
+        let caller = tx
+            .original
+            .from_header()
+            .ok()
+            .and_then(|h| h.uri().ok())
+            .and_then(|u| u.user().map(str::to_owned))
+            .unwrap_or_default();
+        let masked = super::mask_number(&caller);
+        let line = match self.lines.take(&route.region, &masked, self.context.config.max_calls).await {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(_) => {
+                metrics.phone_call("busy");
+                let _ = tx.reply(StatusCode::BusyHere).await;
+                return;
+            }
+        };
+        let media_ip = self.context.config.media_ip.unwrap_or(self.udp_ip());
+        let Ok(socket) = Leg::bind(media_ip).await else {
+            let _ = tx.reply(StatusCode::ServerInternalError).await;
+            return;
+        };
+        let Ok(local) = socket.local_addr() else { return };
+        let Ok(leg) = Leg::new(socket, agreed.clone()) else {
+            let _ = tx.reply(StatusCode::NotAcceptableHere).await;
+            return;
+        };
+        let (state_tx, state_rx) = self.dialogs.new_dialog_state_channel();
+        let dialog = match self.dialogs.get_or_create_server_invite(&tx, state_tx, None, self.contact(&tx)) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                tracing::info!(%error, "INVITE refused");
+                let _ = tx.reply(StatusCode::BadRequest).await;
+                return;
+            }
+        };
+        let mut driver = dialog.clone();
+        let transaction = tokio::spawn(async move {
+            if let Err(error) = driver.handle(&mut tx).await {
+                tracing::debug!(%error, "INVITE transaction ended");
+            }
+        });
+        let session = rand::random::<u32>().into();
+        let answer = sdp::answer(&agreed, local, session, 1);
+        let content_type = vec![Header::ContentType("application/sdp".into())];
+        if dialog.accept(Some(content_type), Some(answer.into_bytes())).is_err() {
+            return;
+        }
+        metrics.phone_call("answered");
+        tracing::info!(number = %route.number, caller = %masked, codec = agreed.codec.name(), "phone call answered");
+        let (to_call, from_sip) = mpsc::channel(16);
+        let events =
+            tokio::spawn(dialog_events(Arc::clone(&self), dialog.clone(), state_rx, to_call, local, session));
+        let ending = call::run(&self.context, route, line, leg, from_sip).await;
+        match ending {
+            Ending::CallerHungUp => {}
+            Ending::HangUp => {
+                let _ = dialog.bye().await;
+            }
+            Ending::Transfer(target) => {
+                let refer = Header::Other("Refer-To".into(), format!("<{target}>"));
+                let _ = dialog.request(Method::Refer, Some(vec![refer]), None).await;
+                let _ = dialog.bye().await;
+            }
+        }
+        self.dialogs.remove_dialog(&dialog.id());
+        events.abort();
+        transaction.abort();
+    }
+
+    fn udp_ip(&self) -> IpAddr {
+        self.udp.get_socketaddr().map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+}
+
+/// Counts a call as active until dropped.
+struct Active<'a>(&'a AtomicUsize, &'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.1.dec();
+    }
+}
+
+/// A key in a SIP INFO body: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).
+pub fn info_digit(content_type: &str, body: &str) -> Option<char> {
+    let content_type = content_type.to_ascii_lowercase();
+    let value = if content_type.contains("dtmf-relay") {
+        body.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            key.trim().eq_ignore_ascii_case("signal").then(|| value.trim().to_owned())
+        })?
+    } else if content_type.contains("application/dtmf") {
+        body.trim().to_owned()
+    } else {
+        return None;
+    };
+    let mut chars = value.chars();
+    let digit = chars.next()?;
+    (chars.next().is_none() && (digit.is_ascii_digit() || digit == '*' || digit == '#')).then_some(digit)
+}
+
+/// The dialog's news, passed to the call: BYE, INFO keys, re-INVITEs.
+async fn dialog_events(
+    shared: Arc<Shared>,
+    dialog: InviteDialog,
+    mut states: DialogStateReceiver,
+    to_call: mpsc::Sender<FromSip>,
+    local: SocketAddr,
+    session: u64,
+) {
+    let mut version = 1;
+    while let Some(state) = states.recv().await {
+        match state {
+            DialogState::Info(_, request, handle) => {
+                let content_type = request.header_value("Content-Type").unwrap_or_default();
+                let body = String::from_utf8_lossy(&request.body);
+                let _ = handle.reply(StatusCode::OK).await;
+                if let Some(digit) = info_digit(&content_type, &body) {
+                    let _ = to_call.send(FromSip::Digit(digit)).await;
+                }
+            }
+            DialogState::Updated(_, request, handle) => {
+                if request.method != Method::Invite {
+                    let _ = handle.reply(StatusCode::OK).await;
+                    continue;
+                }
+                let offer = std::str::from_utf8(&request.body).unwrap_or("");
+                // A re-INVITE without a body asks us to offer: we offer what we agreed.
+                match sdp::take_offer(offer) {
+                    Ok(agreed) => {
+                        version += 1;
+                        let answer = sdp::answer(&agreed, local, session, version);
+                        let content_type = vec![Header::ContentType("application/sdp".into())];
+                        let _ = handle
+                            .respond(StatusCode::OK, Some(content_type), Some(answer.into_bytes()))
+                            .await;
+                        let _ = to_call.send(FromSip::Update(agreed)).await;
+                    }
+                    Err(_) => {
+                        let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                    }
+                }
+            }
+            DialogState::Options(_, _, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+            }
+            DialogState::Terminated(id, reason) => {
+                tracing::debug!(?reason, "dialog terminated");
+                shared.dialogs.remove_dialog(&id);
+                let _ = to_call.send(FromSip::Hangup).await;
+                break;
+            }
+            _ => {}
+        }
+    }
+    drop(dialog);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_keys_are_read_from_both_body_kinds() {
+        assert_eq!(info_digit("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(info_digit("application/dtmf-relay", "signal= #\r\n"), Some('#'));
+        assert_eq!(info_digit("application/dtmf", "7"), Some('7'));
+        assert_eq!(info_digit("application/dtmf-relay", "Signal=55"), None);
+        assert_eq!(info_digit("text/plain", "5"), None);
+        assert_eq!(info_digit("application/dtmf-relay", "Duration=160"), None);
+    }
+}

@@ -1,0 +1,169 @@
+// A real SIP phone for the hotline tests: Debian's baresip, headless. It
+// plays a WAV file as its microphone (aufile), records what it hears
+// (sndfile: snd_path/dump-*-dec.wav, written when the call closes), and is
+// driven over ctrl_tcp (netstring JSON commands; events back the same way).
+
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A free TCP port on loopback (closed again before it is used). */
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A WAV file of `seconds` of a sine at `hz` (8 kHz mono 16-bit), made with sox. */
+export async function toneWav(dir, hz = 440, seconds = 90) {
+  const file = path.join(dir, `tone-${hz}.wav`);
+  execFileSync('sox', ['-n', '-r', '8000', '-c', '1', '-b', '16', file, 'synth', String(seconds), 'sine', String(hz), 'vol', '0.3']);
+  return file;
+}
+
+/** RMS amplitude (0..1) and seconds of `file`, optionally from `from` for `length` seconds (sox's stat). */
+export function measure(file, from = 0, length = null) {
+  const args = [file, '-n', 'trim', String(from), ...(length ? [String(length)] : []), 'stat'];
+  const text = spawnSync('sox', args).stderr.toString();
+  const number = (label) => Number((text.match(new RegExp(`${label}:\\s+(-?[\\d.]+)`)) ?? [])[1]);
+  return { rms: number('RMS\\s+amplitude'), seconds: number('Length \\(seconds\\)') };
+}
+
+/**
+ * Starts a baresip whose account is `user`@127.0.0.1 (its From number),
+ * with `mic` as its microphone. `answer`: 'auto' to answer incoming calls.
+ * `password`: digest credentials it answers a challenge with.
+ */
+export async function startPhone({ user = '13812345678', mic, answer = 'manual', password = null, codecs = 'PCMU/8000/1,PCMA/8000/1' } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'baresip-'));
+  const sipPort = await freePort();
+  const ctrlPort = await freePort();
+  const rtpBase = 20000 + Math.floor(Math.random() * 400) * 100;
+  const config = [
+    'poll_method\t\tepoll',
+    `sip_listen\t\t127.0.0.1:${sipPort}`,
+    'net_interface\t\t127.0.0.1',
+    'dns_server\t\t127.0.0.1:53',
+    'call_local_timeout\t120',
+    'call_max_calls\t\t4',
+    `audio_source\t\taufile,${mic}`,
+    'ausrc_srate\t\t8000',
+    'ausrc_channels\t\t1',
+    'audio_buffer\t\t20-160',
+    'audio_level\t\tno',
+    `rtp_ports\t\t${rtpBase}-${rtpBase + 99}`,
+    'rtcp_mux\t\tno',
+    'jitter_buffer_delay\t5-10',
+    `module_path\t\t/usr/lib/baresip/modules`,
+    'module\t\t\tg711.so',
+    'module\t\t\topus.so',
+    'module\t\t\taufile.so',
+    'module\t\t\tsndfile.so',
+    'module_tmp\t\taccount.so',
+    'module_app\t\tmenu.so',
+    'module_app\t\tctrl_tcp.so',
+    `ctrl_tcp_listen\t\t127.0.0.1:${ctrlPort}`,
+    `snd_path\t\t${dir}/rec`,
+    'ringback_disabled\tyes',
+    'menu_bell\t\tno',
+    'statmode_default\toff',
+    '',
+  ].join('\n');
+  await writeFile(path.join(dir, 'config'), config);
+  await writeFile(path.join(dir, 'contacts'), '');
+  const auth = password ? `;auth_user=${user};auth_pass=${password}` : '';
+  await writeFile(path.join(dir, 'accounts'),
+    `<sip:${user}@127.0.0.1>${auth};regint=0;answermode=${answer};audio_codecs=${codecs}\n`);
+  execFileSync('mkdir', ['-p', path.join(dir, 'rec')]);
+  const child = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (chunk) => { log += chunk; });
+  child.stderr.on('data', (chunk) => { log += chunk; });
+  const killOnExit = () => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } };
+  process.once('exit', killOnExit);
+
+  // The control connection: netstrings both ways.
+  let socket;
+  for (let i = 0; i < 100 && !socket; i++) {
+    socket = await new Promise((resolve) => {
+      const s = net.connect(ctrlPort, '127.0.0.1', () => resolve(s));
+      s.once('error', () => resolve(null));
+    });
+    if (!socket) await sleep(50);
+  }
+  assert.ok(socket, `baresip's control port did not open:\n${log}`);
+  const events = [];
+  let buffer = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    for (;;) {
+      const colon = buffer.indexOf(':');
+      if (colon < 0) break;
+      const length = Number(buffer.subarray(0, colon).toString());
+      if (buffer.length < colon + 1 + length + 1) break;
+      const body = buffer.subarray(colon + 1, colon + 1 + length).toString();
+      buffer = buffer.subarray(colon + 1 + length + 1);
+      try { events.push(JSON.parse(body)); } catch { /* not JSON */ }
+    }
+  });
+  const command = (name, params = '') => {
+    const body = JSON.stringify({ command: name, params, token: `t${Date.now()}` });
+    socket.write(`${Buffer.byteLength(body)}:${body},`);
+  };
+  /** Waits for an event of `type` not yet taken; returns it. */
+  let taken = 0;
+  const waitEvent = async (type, timeout = 20_000) => {
+    const end = Date.now() + timeout;
+    while (Date.now() < end) {
+      const index = events.findIndex((e, i) => i >= taken && e.event && e.type === type);
+      if (index >= 0) {
+        taken = index + 1;
+        return events[index];
+      }
+      await sleep(25);
+    }
+    throw new Error(`baresip: no ${type} within ${timeout} ms; events: ${events.filter((e) => e.event).map((e) => `${e.type}(${e.param ?? ''})`).join(', ')}\n${log.slice(-3000)}`);
+  };
+  return {
+    user,
+    sipPort,
+    dial: (uri) => command('dial', uri),
+    sendDigits: (digits) => command('sndcode', digits),
+    hangup: () => command('hangup'),
+    accept: () => command('accept'),
+    waitEvent,
+    events: () => events.filter((e) => e.event),
+    log: () => log,
+    /** The recording of what the phone heard in its last call (after CALL_CLOSED). */
+    async recording() {
+      for (let i = 0; i < 40; i++) {
+        const files = (await readdir(path.join(dir, 'rec'))).filter((f) => f.endsWith('-dec.wav')).sort();
+        if (files.length) {
+          const file = path.join(dir, 'rec', files.at(-1));
+          const { seconds } = measure(file);
+          if (seconds > 0) return file;
+        }
+        await sleep(100);
+      }
+      throw new Error(`baresip recorded nothing:\n${log.slice(-2000)}`);
+    },
+    async stop() {
+      try { command('quit'); } catch { /* closed */ }
+      await sleep(200);
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+      process.removeListener('exit', killOnExit);
+      socket?.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

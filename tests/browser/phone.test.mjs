@@ -1,0 +1,199 @@
+// The hotline with a real SIP phone: Debian's baresip dials the server's SIP
+// gateway over loopback, playing a tone as its microphone and recording what
+// it hears; the lawyer answers in Chromium. Each side's hearing is measured:
+// the phone's from its recording, the lawyer's from the browser's own
+// statistics of the phone participant's audio.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  ROOT, startServer, launchBrowser, newContext, watch, assertClean, visible, eventually, login, accessToken,
+  recordPeerConnections, inboundStreams, liveClient, screenshot,
+} from './support.mjs';
+import { startPhone, toneWav, measure } from './baresip.mjs';
+
+const CONFIG = `
+[phone]
+enabled = true
+sip_listen = "127.0.0.1:0"
+peers = ["127.0.0.1"]
+prompts_dir = "${path.join(ROOT, 'prompts')}"
+media_timeout_secs = 20
+
+[[phone.routes]]
+number = "zh-land"
+language = "zh"
+topic = "land"
+region = "demo-garze"
+
+[[phone.routes]]
+number = "12348"
+language = "ask"
+topic = "ask"
+region = "demo-garze"
+`;
+
+let server;
+let browser;
+let sipPort;
+let scratch;
+let tone;
+const problems = [];
+
+/** The server's SIP port, from its log (it starts listening for SIP just after HTTP). */
+async function sipPortOf(someServer) {
+  return eventually(async () => {
+    const port = Number(someServer.log().match(/SIP gateway listening udp=127\.0\.0\.1:(\d+)/)?.[1]);
+    assert.ok(port > 0, `no SIP port in the log:\n${someServer.log()}`);
+    return port;
+  });
+}
+
+before(async () => {
+  server = await startServer({ config: CONFIG });
+  sipPort = await sipPortOf(server);
+  browser = await launchBrowser();
+  scratch = await mkdtemp(path.join(tmpdir(), 'phone-test-'));
+  tone = await toneWav(scratch, 1000);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+/** A lawyer signed in to /lawyer and online. */
+async function online(username) {
+  const context = await newContext(browser, server);
+  await recordPeerConnections(context);
+  const page = await context.newPage();
+  problems.push(watch(page));
+  await page.goto(server.url('/lawyer'));
+  await login(page, username, 'demo-pass');
+  await visible(page.locator('[data-testid="go-online"]:visible, [data-testid="go-offline"]:visible').first());
+  if (await page.getByTestId('go-online').isVisible()) await page.getByTestId('go-online').click();
+  await visible(page.getByTestId('go-offline'));
+  return page;
+}
+
+async function metric(name) {
+  const text = await (await fetch(server.url('/metrics'))).text();
+  return text.split('\n').filter((line) => line.startsWith(name)).join('\n');
+}
+
+/** The coordinator's live view: what waits, as "language topic". */
+async function watchQueue() {
+  const coordinator = await liveClient(browser, server, await accessToken(server, 'demo-coordinator'));
+  await coordinator.send({ type: 'live.subscribe' });
+  return {
+    waiting: async () => {
+      const views = await coordinator.unread('live.view');
+      return (views.at(-1)?.queue ?? []).map((q) => `${q.language} ${q.topic}`);
+    },
+    close: () => coordinator.close(),
+  };
+}
+
+test('a Chinese caller reaches a lawyer in Chromium, and each hears the other', async () => {
+  const lawyer = await online('demo-lawyer');
+  const phone = await startPhone({ user: '13812345678', mic: tone });
+  try {
+    phone.dial(`sip:zh-land@127.0.0.1:${sipPort}`);
+    await phone.waitEvent('CALL_ESTABLISHED');
+    await visible(lawyer.getByTestId('incoming-call'));
+    await lawyer.getByTestId('accept-call').click();
+    await visible(lawyer.getByTestId('call-view'));
+    // The lawyer's console names the caller by the masked number only.
+    await eventually(async () => {
+      const peers = await lawyer.getByTestId('call-peers').textContent();
+      assert.match(peers, /138\*\*\*\*5678/);
+      assert.doesNotMatch(await lawyer.content(), /13812345678/);
+    });
+    // The lawyer hears the phone: the caller's audio arrives and carries sound.
+    let before;
+    await eventually(async () => {
+      before = (await inboundStreams(lawyer)).filter((s) => s.kind === 'audio' && s.energy > 0);
+      assert.ok(before.length >= 1, JSON.stringify(await inboundStreams(lawyer)));
+    }, 30_000);
+    await eventually(async () => {
+      const now = (await inboundStreams(lawyer)).filter((s) => s.kind === 'audio');
+      assert.ok(now.some((s, i) => before[i] && s.energy > before[i].energy + 0.01), JSON.stringify({ before, now }));
+    }, 15_000);
+    await screenshot(lawyer, 'phone-call-lawyer');
+    // Talk a little, then the caller hangs up.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    phone.hangup();
+    await phone.waitEvent('CALL_CLOSED');
+    await visible(lawyer.getByTestId('record-form'));
+    // The phone heard the lawyer: the last seconds of its recording, when no
+    // prompt and no hold audio play, carry the lawyer's (Chromium's fake) sound.
+    const recording = await phone.recording();
+    const { seconds } = measure(recording);
+    const lastPart = measure(recording, Math.max(0, seconds - 3), 2.5);
+    console.log(`# the phone heard the lawyer at RMS ${lastPart.rms} (of ${seconds} s recorded)`);
+    assert.ok(lastPart.rms > 0.005, `the phone heard silence from the lawyer: ${JSON.stringify({ seconds, lastPart })}`);
+    assert.match(await metric('cloudlaw_phone_calls_total'), /outcome="answered"\} [1-9]/);
+    assert.match(await metric('cloudlaw_phone_rtp_received_total'), / [1-9]\d*/);
+  } finally {
+    await phone.stop();
+    await lawyer.context().close();
+  }
+  assertClean(problems.flat());
+});
+
+test('the keypad menu asks for the language and topic; hanging up while waiting withdraws the request', async () => {
+  // A Chinese-speaking lawyer is online (so the caller is not told nobody
+  // can take the call) but does not answer: the request waits, ringing.
+  const lawyer = await online('demo-lawyer-2');
+  const queue = await watchQueue();
+  const phone = await startPhone({ user: '13900001111', mic: tone });
+  try {
+    phone.dial(`sip:12348@127.0.0.1:${sipPort}`);
+    await phone.waitEvent('CALL_ESTABLISHED');
+    // 2: the second of live.languages (zh); then 3: labour.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    phone.sendDigits('2');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    phone.sendDigits('3');
+    await eventually(async () => assert.deepEqual(await queue.waiting(), ['zh labour']), 15_000);
+    phone.hangup();
+    await phone.waitEvent('CALL_CLOSED');
+    await eventually(async () => assert.deepEqual(await queue.waiting(), []), 10_000);
+    // The lawyer's ring stops with it.
+    await eventually(async () => assert.equal(await lawyer.getByTestId('incoming-call').isVisible(), false), 10_000);
+  } finally {
+    await phone.stop();
+    await queue.close();
+    await lawyer.context().close();
+  }
+});
+
+test('an unknown number is refused, and so is a peer that is not configured', async () => {
+  const phone = await startPhone({ user: '13900002222', mic: tone });
+  try {
+    phone.dial(`sip:no-such-number@127.0.0.1:${sipPort}`);
+    const closed = await phone.waitEvent('CALL_CLOSED');
+    assert.match(closed.param, /404/);
+    assert.match(await metric('cloudlaw_phone_calls_total'), /outcome="unknown_number"\} 1/);
+  } finally {
+    await phone.stop();
+  }
+  // A second server that takes calls only from 127.0.0.9.
+  const other = await startServer({ config: CONFIG.replace('peers = ["127.0.0.1"]', 'peers = ["127.0.0.9"]') });
+  const otherPort = await sipPortOf(other);
+  const stranger = await startPhone({ user: '13900003333', mic: tone });
+  try {
+    stranger.dial(`sip:zh-land@127.0.0.1:${otherPort}`);
+    const closed = await stranger.waitEvent('CALL_CLOSED');
+    assert.match(closed.param, /403/);
+    const text = await (await fetch(other.url('/metrics'))).text();
+    assert.match(text, /cloudlaw_phone_calls_total\{outcome="refused_peer"\} [1-9]/);
+  } finally {
+    await stranger.stop();
+    await other.stop();
+  }
+});
