@@ -24,11 +24,28 @@ async function freePort() {
   });
 }
 
-/** A WAV file of `seconds` of a sine at `hz` (8 kHz mono 16-bit), made with sox. */
-export async function toneWav(dir, hz = 440, seconds = 90) {
-  const file = path.join(dir, `tone-${hz}.wav`);
-  execFileSync('sox', ['-n', '-r', '8000', '-c', '1', '-b', '16', file, 'synth', String(seconds), 'sine', String(hz), 'vol', '0.3']);
+/** A WAV file of `seconds` of a sine at `hz` (mono 16-bit, 8 kHz unless `rate`), made with sox. */
+export async function toneWav(dir, hz = 440, seconds = 90, rate = 8000) {
+  const file = path.join(dir, `tone-${hz}-${rate}.wav`);
+  execFileSync('sox', ['-n', '-r', String(rate), '-c', '1', '-b', '16', file, 'synth', String(seconds), 'sine', String(hz), 'vol', '0.3']);
   return file;
+}
+
+/**
+ * How strongly `hz` sounds in `file` (from `from` for `length` seconds),
+ * against the spectrum's median: sox's power spectrum (stat -freq), the
+ * strongest bin within 3 % of `hz`, divided by the median bin.
+ */
+export function toneStrength(file, hz, from = 0, length = null) {
+  const args = [file, '-n', 'trim', String(from), ...(length ? [String(length)] : []), 'stat', '-freq'];
+  const rows = spawnSync('sox', args, { maxBuffer: 64 * 1024 * 1024 }).stderr.toString().split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number))
+    .filter((r) => r.length === 2 && Number.isFinite(r[0]) && Number.isFinite(r[1]) && r[0] > 50);
+  if (!rows.length) return 0;
+  const sorted = rows.map((r) => r[1]).sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] || 1e-12;
+  const near = rows.filter((r) => Math.abs(r[0] - hz) <= hz * 0.03).map((r) => r[1]);
+  return Math.max(0, ...near) / median;
 }
 
 /** RMS amplitude (0..1) and seconds of `file`, optionally from `from` for `length` seconds (sox's stat). */

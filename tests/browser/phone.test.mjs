@@ -13,9 +13,13 @@ import {
   ROOT, startServer, launchBrowser, newContext, watch, assertClean, visible, eventually, login, accessToken,
   recordPeerConnections, inboundStreams, liveClient, screenshot,
 } from './support.mjs';
-import { startPhone, toneWav, measure } from './baresip.mjs';
+import { startPhone, toneWav, measure, toneStrength } from './baresip.mjs';
 
+// Lawyers and interpreters outside the region's team are rung after a second or two.
 const CONFIG = `
+[live]
+ring_after_secs = [1, 2, 3]
+
 [phone]
 enabled = true
 sip_listen = "127.0.0.1:0"
@@ -26,6 +30,12 @@ media_timeout_secs = 20
 [[phone.routes]]
 number = "zh-land"
 language = "zh"
+topic = "land"
+region = "demo-garze"
+
+[[phone.routes]]
+number = "bo-land"
+language = "bo"
 topic = "land"
 region = "demo-garze"
 
@@ -66,9 +76,9 @@ after(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
-/** A lawyer signed in to /lawyer and online. */
-async function online(username) {
-  const context = await newContext(browser, server);
+/** A lawyer signed in to /lawyer and online (in `inBrowser`, by default the shared one). */
+async function online(username, inBrowser = browser) {
+  const context = await newContext(inBrowser, server);
   await recordPeerConnections(context);
   const page = await context.newPage();
   problems.push(watch(page));
@@ -196,4 +206,50 @@ test('an unknown number is refused, and so is a peer that is not configured', as
     await stranger.stop();
     await other.stop();
   }
+});
+
+test('a Tibetan caller gets a Chinese-only lawyer with an interpreter, and hears both', async () => {
+  // Each volunteer's browser has a microphone of its own pitch, so the
+  // caller's recording tells whom it heard.
+  const lawyerTone = await toneWav(scratch, 600, 120, 48000);
+  const interpreterTone = await toneWav(scratch, 1500, 120, 48000);
+  const lawyerBrowser = await launchBrowser({ args: [`--use-file-for-fake-audio-capture=${lawyerTone}`] });
+  const interpreterBrowser = await launchBrowser({ args: [`--use-file-for-fake-audio-capture=${interpreterTone}`] });
+  const lawyer = await online('demo-lawyer-2', lawyerBrowser);
+  const interpreter = await online('demo-interpreter', interpreterBrowser);
+  const phone = await startPhone({ user: '13700004444', mic: tone });
+  try {
+    phone.dial(`sip:bo-land@127.0.0.1:${sipPort}`);
+    await phone.waitEvent('CALL_ESTABLISHED');
+    await visible(lawyer.getByTestId('incoming-call'));
+    assert.equal(await lawyer.getByTestId('incoming-three-way').isVisible(), true);
+    await lawyer.getByTestId('accept-call').click();
+    await visible(interpreter.getByTestId('incoming-call'));
+    await interpreter.getByTestId('accept-call').click();
+    await visible(lawyer.getByTestId('call-view'));
+    await visible(interpreter.getByTestId('call-view'));
+    // Both volunteers hear the caller (and each other).
+    for (const page of [lawyer, interpreter]) {
+      await eventually(async () => {
+        const audio = (await inboundStreams(page)).filter((s) => s.kind === 'audio' && s.energy > 0);
+        assert.ok(audio.length >= 2, JSON.stringify(await inboundStreams(page)));
+      }, 30_000);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    phone.hangup();
+    await phone.waitEvent('CALL_CLOSED');
+    const recording = await phone.recording();
+    const { seconds } = measure(recording);
+    const [lawyerHeard, interpreterHeard, ownHeard] = [600, 1500, 1000]
+      .map((hz) => toneStrength(recording, hz, Math.max(0, seconds - 3), 2.5));
+    console.log(`# the caller heard the lawyer ${lawyerHeard.toFixed(0)}x, the interpreter ${interpreterHeard.toFixed(0)}x, itself ${ownHeard.toFixed(0)}x the median`);
+    assert.ok(lawyerHeard > 100, `the caller did not hear the lawyer (${lawyerHeard})`);
+    assert.ok(interpreterHeard > 100, `the caller did not hear the interpreter (${interpreterHeard})`);
+    assert.ok(ownHeard < lawyerHeard / 10, `the caller hears itself (${ownHeard}): its own voice is not mixed back`);
+  } finally {
+    await phone.stop();
+    await lawyerBrowser.close();
+    await interpreterBrowser.close();
+  }
+  assertClean(problems.flat());
 });

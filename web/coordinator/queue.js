@@ -293,6 +293,12 @@ export function setupQueue({ client, regions, selectedRegion, onPeopleChanged })
     els.regions.replaceChildren(...tiles);
   }
 
+  /** A phone caller (the hotline) is marked with a telephone and its name, a kiosk with nothing. */
+  function channelMark(channel) {
+    if (channel !== 'phone') return '';
+    return h('span', { className: 'badge channel', dataset: { testid: 'channel-phone' }, title: t('live.channel.phone'), textContent: `☎ ${t('live.channel.phone')}` });
+  }
+
   function terminalLabel(id) {
     const terminal = state.terminals.get(id);
     return terminal ? terminal.name : t('live.terminalUnknown');
@@ -325,7 +331,7 @@ export function setupQueue({ client, regions, selectedRegion, onPeopleChanged })
       },
       h('th', { scope: 'row', className: 'num', textContent: q.position == null ? t('list.none') : t('live.queue.position', { position: q.position }) }),
       many ? h('td', { textContent: regionName(q.region_id) }) : null,
-      h('td', { textContent: terminalLabel(q.terminal_id) }),
+      h('td', {}, channelMark(q.channel), terminalLabel(q.terminal_id)),
       h('td', { dataset: { testid: 'queue-language' }, textContent: codeText('language', q.language) }),
       h('td', { dataset: { testid: 'queue-topic' }, textContent: codeText('topic', q.topic) }),
       h('td', { className: 'num nowrap' }, ticking(`wait:${q.request}`)),
@@ -355,7 +361,7 @@ export function setupQueue({ client, regions, selectedRegion, onPeopleChanged })
       const waiting = c.waiting_for ?? [];
       return h('tr', { dataset: { testid: `consultation-row-${c.id}`, consultation: c.id, waitingFor: waiting.join(' ') } },
         many ? h('td', { textContent: regionName(c.region_id) }) : null,
-        h('td', { textContent: codeText('language', c.language) }),
+        h('td', {}, channelMark(c.channel), codeText('language', c.language)),
         h('td', { textContent: codeText('topic', c.topic) }),
         h('th', { scope: 'row', dataset: { testid: 'consultation-lawyer' }, textContent: c.lawyer }),
         h('td', { textContent: c.interpreter || t('list.none') }),

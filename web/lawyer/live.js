@@ -1014,6 +1014,12 @@ export function setupLive(client, { onRevoked }) {
     els.incomingSoundOff.hidden = ringer.audible;
   }
 
+  /** A participant's role as the lawyer reads it; a resident on the hotline is a phone caller. */
+  function roleText(peer) {
+    if (peer.role === 'resident' && peer.channel === 'phone') return `☎ ${t('role.phoneCaller')}`;
+    return t(ROLE_TEXT[peer.role] ?? 'role.resident');
+  }
+
   function renderCall() {
     const c = state.call;
     els.callView.hidden = !c;
@@ -1021,9 +1027,10 @@ export function setupLive(client, { onRevoked }) {
     els.callLanguage.textContent = languageText(c.language);
     els.callTopic.textContent = topicText(c.topic);
     els.peers.replaceChildren(...c.peers.map((peer) =>
-      h('li', { dataset: { role: peer.role } },
-        h('span', { className: 'peer-role', textContent: t(ROLE_TEXT[peer.role] ?? 'role.resident') }),
-        h('span', { className: 'peer-name', textContent: peer.name }))));
+      h('li', { dataset: { role: peer.role, channel: peer.channel ?? '' } },
+        h('span', { className: 'peer-role', textContent: roleText(peer) }),
+        h('span', { className: 'peer-name', textContent: peer.name }),
+        peer.channel === 'phone' ? h('span', { className: 'peer-channel', textContent: `☎ ${t('call.phone')}` }) : '')));
     els.network.dataset.quality = c.network;
     els.network.textContent = t(NETWORK_TEXT[c.network]);
     const lost = [...c.absent];
@@ -1044,10 +1051,12 @@ export function setupLive(client, { onRevoked }) {
     els.remoteVideos.dataset.count = String(c.tiles.size);
     els.callWaiting.hidden = c.tiles.size > 0;
     const single = c.tiles.size === 1 && c.peers.length === 1 ? c.peers[0] : null;
-    for (const [participant, { video, caption }] of c.tiles) {
+    for (const [participant, { tile, video, caption }] of c.tiles) {
       const role = c.who[participant] ?? single?.role;
       const peer = c.peers.find((p) => p.participant === participant) ?? c.peers.find((p) => p.role === role);
-      const who = role ? `${t(ROLE_TEXT[role] ?? 'role.resident')}${peer ? ` · ${peer.name}` : ''}` : t('call.participant');
+      // A phone caller has no picture: the tile shows a telephone instead of black.
+      tile.dataset.channel = peer?.channel ?? '';
+      const who = role ? `${roleText(peer ?? { role })}${peer ? ` · ${peer.name}` : ''}` : t('call.participant');
       caption.textContent = who;
       video.setAttribute('aria-label', t('call.videoOf', { who }));
     }

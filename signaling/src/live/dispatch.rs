@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::{
-    ConsultationSummary, Duty, LiveConfig, LiveView, Notice, Peer, PersonInfo, PersonView, PresenceState,
-    QueueEntry, Reach, RegionQueue, Role, TerminalInfo, To, WantedPresence,
+    Channel, ConsultationSummary, Duty, LiveConfig, LiveView, Notice, Peer, PersonInfo, PersonView,
+    PresenceState, QueueEntry, Reach, RegionQueue, Role, TerminalInfo, To, WantedPresence,
 };
 use crate::domain::{ErrorCode, Failure, Language, Topic};
 use crate::live::Answer;
@@ -865,6 +865,7 @@ impl Dispatcher {
                 name: String::new(),
                 region_id: region.to_owned(),
                 region_name: String::new(),
+                channel: Channel::default(),
             },
             connections: 0,
             gone_at: Some(now),
@@ -1257,6 +1258,10 @@ impl Dispatcher {
         }
     }
 
+    fn channel_of(&self, terminal: &str) -> Channel {
+        self.terminals.get(terminal).map(|t| t.info.channel).unwrap_or_default()
+    }
+
     fn name_of(&self, participant: &str, role: Role) -> String {
         match role {
             Role::Resident => {
@@ -1275,7 +1280,12 @@ impl Dispatcher {
         let peers: Vec<Peer> = c
             .participants()
             .filter(|(p, _)| *p != participant)
-            .map(|(p, role)| Peer { participant: p.to_owned(), role, name: self.name_of(p, role) })
+            .map(|(p, role)| Peer {
+                participant: p.to_owned(),
+                role,
+                name: self.name_of(p, role),
+                channel: (role == Role::Resident).then(|| self.channel_of(p)),
+            })
             .collect();
         let started = Started {
             participant: participant.to_owned(),
@@ -1539,6 +1549,7 @@ impl Dispatcher {
                 waited_secs: at.saturating_sub(r.created_at).max(0) as u64,
                 position: positions.get(id).copied(),
                 ringing: self.offers.contains_key(id),
+                channel: self.channel_of(&r.terminal),
             })
             .collect();
         queue.sort_by_key(|q| (q.position.is_none(), q.position, std::cmp::Reverse(q.waited_secs)));
@@ -1578,6 +1589,7 @@ impl Dispatcher {
                 lawyer: self.name_of(&c.lawyer, Role::Lawyer),
                 interpreter: c.interpreter.as_ref().map(|i| self.name_of(i, Role::Interpreter)),
                 waiting_for: c.absent.keys().filter_map(|p| c.role_of(p)).collect(),
+                channel: self.channel_of(&c.terminal),
             })
             .collect();
         consultations.sort_by_key(|c| c.started_at);

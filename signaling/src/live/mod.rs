@@ -149,6 +149,22 @@ pub enum Role {
     Interpreter,
 }
 
+/// How a resident reaches the service: a kiosk, or the hotline (audio only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    #[default]
+    Kiosk,
+    Phone,
+}
+
+impl Channel {
+    /// A terminal's `channel` column.
+    pub fn of(column: &str) -> Channel {
+        if column == "phone" { Channel::Phone } else { Channel::Kiosk }
+    }
+}
+
 /// Another participant, as a consultation's participants see each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Peer {
@@ -156,6 +172,9 @@ pub struct Peer {
     pub participant: String,
     pub role: Role,
     pub name: String,
+    /// The resident's channel (a phone caller sends audio only); absent for lawyers and interpreters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 /// What a coordinator sees live: no consultation content, no resident.
@@ -189,6 +208,7 @@ pub struct QueueEntry {
     pub position: Option<usize>,
     /// Someone is being rung for it.
     pub ringing: bool,
+    pub channel: Channel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -213,6 +233,7 @@ pub struct ConsultationSummary {
     pub interpreter: Option<String>,
     /// Participants whose connection dropped (the room waits for them).
     pub waiting_for: Vec<Role>,
+    pub channel: Channel,
 }
 
 /// Who a connection belongs to, as the live path needs it.
@@ -231,6 +252,8 @@ pub struct TerminalInfo {
     pub name: String,
     pub region_id: String,
     pub region_name: String,
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 /// What a lawyer or interpreter asks to be.

@@ -669,6 +669,7 @@ impl Sim {
                         name: terminal.into(),
                         region_id: region.into(),
                         region_name: region.into(),
+                        channel: Default::default(),
                     };
                     let _ = self.feed(Input::TerminalConnected(info));
                 }

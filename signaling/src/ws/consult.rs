@@ -44,6 +44,7 @@ pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> 
                 name: format!("{} · {}", terminal.name, terminal.township),
                 region_id: terminal.region_id.clone(),
                 region_name,
+                channel: crate::live::Channel::of(&terminal.channel),
             };
             state.live.send(Command::TerminalConnected { connection: connection.into(), info }).await;
             Member::Terminal { terminal: terminal.id.clone() }
