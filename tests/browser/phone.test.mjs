@@ -253,3 +253,60 @@ test('a Tibetan caller gets a Chinese-only lawyer with an interpreter, and hears
   }
   assertClean(problems.flat());
 });
+
+test('the lawyer hangs up, and the caller rates the call on the keypad', async () => {
+  const lawyer = await online('demo-lawyer');
+  const phone = await startPhone({ user: '13600005555', mic: tone });
+  try {
+    phone.dial(`sip:zh-land@127.0.0.1:${sipPort}`);
+    await phone.waitEvent('CALL_ESTABLISHED');
+    await visible(lawyer.getByTestId('incoming-call'));
+    await lawyer.getByTestId('accept-call').click();
+    await visible(lawyer.getByTestId('call-view'));
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await lawyer.getByTestId('hang-up').click();
+    await visible(lawyer.getByTestId('record-form'));
+    // The caller is still on the line, asked for a rating: 4.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    phone.sendDigits('4');
+    // Thanked, then hung up on.
+    await phone.waitEvent('CALL_CLOSED', 20_000);
+    const token = await accessToken(server, 'demo-lawyer');
+    await eventually(async () => {
+      const list = await (await fetch(server.url('/api/consultations'), { headers: { authorization: `Bearer ${token}` } })).json();
+      const latest = list.sort((a, b) => b.started_at - a.started_at)[0];
+      assert.equal(latest.rating, 4, JSON.stringify(latest));
+      // The record names the caller by the masked number only.
+      assert.doesNotMatch(JSON.stringify(list), /13600005555/);
+    });
+  } finally {
+    await phone.stop();
+    await lawyer.context().close();
+  }
+  assertClean(problems.flat());
+});
+
+test('a caller whom nobody on duty can serve hears so and is passed to the hotline\'s fallback', async () => {
+  // The hotline's own queue: another phone that answers by itself.
+  const operator = await startPhone({ user: 'operator', mic: tone, answer: 'auto' });
+  const fallback = `sip:operator@127.0.0.1:${operator.sipPort}`;
+  const other = await startServer({ config: CONFIG.replace('[phone]\n', `[phone]\nfallback = "${fallback}"\n`) });
+  const otherPort = await sipPortOf(other);
+  // Nobody is online on this server: no one can take the call.
+  const phone = await startPhone({ user: '13500006666', mic: tone });
+  try {
+    phone.dial(`sip:zh-land@127.0.0.1:${otherPort}`);
+    await phone.waitEvent('CALL_ESTABLISHED');
+    const answered = Date.now();
+    // The apology plays (about 3 s), then the transfer: the operator's phone rings and answers.
+    await operator.waitEvent('CALL_ESTABLISHED', 30_000);
+    assert.ok(Date.now() - answered >= 2_000, 'the caller heard the apology before the transfer');
+    await phone.waitEvent('CALL_CLOSED', 10_000);
+    const text = await (await fetch(other.url('/metrics'))).text();
+    assert.match(text, /cloudlaw_phone_calls_total\{outcome="transferred"\} 1/);
+  } finally {
+    await phone.stop();
+    await operator.stop();
+    await other.stop();
+  }
+});

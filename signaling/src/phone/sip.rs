@@ -337,12 +337,24 @@ impl Shared {
         match ending {
             Ending::CallerHungUp => {}
             Ending::HangUp => {
-                let _ = dialog.bye().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), dialog.bye()).await;
             }
             Ending::Transfer(target) => {
+                // RFC 3515: the caller's side calls the target; we leave.
+                metrics.phone_call("transferred");
                 let refer = Header::Other("Refer-To".into(), format!("<{target}>"));
-                let _ = dialog.request(Method::Refer, Some(vec![refer]), None).await;
-                let _ = dialog.bye().await;
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    dialog.request(Method::Refer, Some(vec![refer]), None),
+                )
+                .await
+                {
+                    Ok(Ok(Some(response))) => {
+                        tracing::info!(status = %response.status_code, "caller transferred")
+                    }
+                    other => tracing::info!(?other, "transfer not taken"),
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), dialog.bye()).await;
             }
         }
         self.dialogs.remove_dialog(&dialog.id());
@@ -425,7 +437,8 @@ async fn dialog_events(
                     }
                 }
             }
-            DialogState::Options(_, _, handle) => {
+            // Progress of a transfer we asked for (RFC 3515 NOTIFY), and OPTIONS pings.
+            DialogState::Options(_, _, handle) | DialogState::Notify(_, _, handle) => {
                 let _ = handle.reply(StatusCode::OK).await;
             }
             DialogState::Terminated(id, reason) => {
