@@ -14,6 +14,7 @@ mod cluster;
 mod hardening;
 mod http_api;
 mod live;
+mod phone;
 mod relay_node;
 mod schedule;
 mod websocket;

@@ -1,0 +1,419 @@
+//! The hotline's SIP side against what a real network sends besides good
+//! calls: garbage, floods, wrong credentials, calls that never send media,
+//! re-INVITEs and BYE races. A raw SIP client written here (text over UDP
+//! and TCP) plays the peer; baresip plays the good caller in the browser
+//! tests (tests/browser/phone.test.mjs).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use signaling::phone::{PhoneConfig, Route};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::support::{TestApp, spawn_with, test_config};
+
+/// A port free for both UDP and TCP on 127.0.0.1 (a moment ago).
+fn free_sip_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn phone_config(port: u16) -> PhoneConfig {
+    PhoneConfig {
+        enabled: true,
+        sip_listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        peers: vec!["127.0.0.1".into()],
+        media_timeout_secs: 2,
+        prompts_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../prompts").into(),
+        routes: vec![Route {
+            number: "zh-land".into(),
+            language: "zh".into(),
+            topic: "land".into(),
+            region: signaling::demo::DEMO_REGION_ID.into(),
+        }],
+        ..PhoneConfig::default()
+    }
+}
+
+/// The server with the phone gateway, and a Chinese-speaking lawyer online
+/// who never answers: callers wait, ringing (with nobody online they would
+/// be told so and let go at once).
+async fn start(phone: PhoneConfig) -> (TestApp, SocketAddr, crate::live::Client) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), true);
+    let sip = phone.sip_listen;
+    config.phone = phone;
+    let app = spawn_with(config, data_dir).await;
+    let mut lawyer = crate::live::lawyer(&app, "demo-lawyer-2").await;
+    lawyer.available().await;
+    (app, sip, lawyer)
+}
+
+/// A SIP peer that writes its messages by hand.
+struct Peer {
+    socket: UdpSocket,
+    server: SocketAddr,
+    local: SocketAddr,
+}
+
+/// One response or request as read off the wire: its first line, headers, body.
+#[derive(Debug, Clone)]
+struct Message {
+    first: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Message {
+    fn parse(text: &str) -> Option<Message> {
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let mut lines = head.split("\r\n");
+        let first = lines.next()?.to_owned();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Some(Message { first, headers, body: body.to_owned() })
+    }
+
+    fn status(&self) -> Option<u16> {
+        self.first.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn sdp(port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+/// One call's identity, as the peer keeps it.
+#[derive(Debug, Clone)]
+struct Dialog {
+    call_id: String,
+    from_tag: String,
+    to: String,
+    number: String,
+}
+
+impl Peer {
+    async fn new(server: SocketAddr) -> Peer {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        Peer { socket, server, local }
+    }
+
+    fn dialog(&self, number: &str) -> Dialog {
+        Dialog {
+            call_id: format!("{}@test", uuid::Uuid::new_v4()),
+            from_tag: format!("{:x}", rand::random::<u32>()),
+            to: format!("<sip:{number}@{}>", self.server),
+            number: number.into(),
+        }
+    }
+
+    fn request(&self, method: &str, dialog: &Dialog, cseq: u32, extra: &str, body: &str) -> String {
+        let Peer { local, server, .. } = self;
+        let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
+        let content =
+            if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".into() };
+        format!(
+            "{method} sip:{number}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:13812345678@127.0.0.1>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:13812345678@{local}>\r\n{extra}{content}Content-Length: {len}\r\n\r\n{body}",
+            number = dialog.number,
+            tag = dialog.from_tag,
+            to = dialog.to,
+            call_id = dialog.call_id,
+            len = body.len(),
+        )
+    }
+
+    async fn send(&self, text: &str) {
+        self.socket.send_to(text.as_bytes(), self.server).await.unwrap();
+    }
+
+    /// The next message within `wait` (provisional responses skipped when `final_only`).
+    async fn next(&self, wait: Duration, final_only: bool) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let (n, _) =
+                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buffer)).await.ok()?.ok()?;
+            let Some(message) = Message::parse(&String::from_utf8_lossy(&buffer[..n])) else { continue };
+            if final_only && message.status().is_some_and(|s| s < 200) {
+                continue;
+            }
+            return Some(message);
+        }
+    }
+
+    /// Sends an INVITE and returns the final response.
+    async fn invite(&self, dialog: &Dialog, extra: &str, body: &str) -> Message {
+        self.send(&self.request("INVITE", dialog, 1, extra, body)).await;
+        self.response(dialog).await
+    }
+
+    /// The next final response of `dialog`'s call (others' are passed over).
+    async fn response(&self, dialog: &Dialog) -> Message {
+        loop {
+            let message = self.next(Duration::from_secs(10), true).await.expect("a final response");
+            if message.status().is_some() && message.header("call-id") == Some(dialog.call_id.as_str()) {
+                return message;
+            }
+        }
+    }
+
+    /// Acknowledges a 2xx, after which the dialog's To carries the server's tag.
+    async fn ack(&self, dialog: &mut Dialog, ok: &Message) {
+        dialog.to = ok.header("to").unwrap().to_owned();
+        self.send(&self.request("ACK", dialog, 1, "", "")).await;
+    }
+
+    /// Answers a request the server sent (a BYE) with 200.
+    async fn answer(&self, request: &Message) {
+        let mut reply = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["via", "from", "to", "call-id", "cseq"] {
+            if let Some(value) = request.header(name) {
+                reply.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        reply.push_str("Content-Length: 0\r\n\r\n");
+        self.send(&reply).await;
+    }
+}
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn waiting(app: &TestApp) -> usize {
+    app.store().await.waiting_requests().await.unwrap().len()
+}
+
+/// Waits until `check` holds (or panics with `what` after `limit`).
+async fn until<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn garbage_is_dropped_and_the_gateway_keeps_answering() {
+    let (app, sip, _lawyer) = start(phone_config(free_sip_port())).await;
+    let peer = Peer::new(sip).await;
+    // Datagrams that are not SIP, or SIP with lies in it.
+    for junk in [
+        &b"\x00\x01\x02 not sip at all"[..],
+        b"INVITE sip:zh-land@127.0.0.1 SIP/2.0\r\n\r\n",
+        b"INVITE sip:zh-land@127.0.0.1 SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\nx",
+        b"OPTIONS nonsense SIP/9.9\r\nVia: ???\r\n\r\n",
+        &[0xFFu8; 9_000][..],
+    ] {
+        peer.socket.send_to(junk, sip).await.unwrap();
+    }
+    // The same over TCP, each on a connection of its own.
+    for junk in [
+        &b"INVITE sip:zh-land@127.0.0.1 SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\n"[..],
+        b"GARBAGE\r\n\r\n",
+        &[b'A'; 70_000][..],
+    ] {
+        let mut stream = TcpStream::connect(sip).await.unwrap();
+        let _ = stream.write_all(junk).await;
+        let mut buffer = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buffer)).await;
+    }
+    // An INVITE whose offer cannot be read: 488, and nothing waits.
+    let dialog = peer.dialog("zh-land");
+    let refused = peer.invite(&dialog, "", "v=0\r\nthis is not sdp\r\n").await;
+    assert_eq!(refused.status(), Some(488), "{refused:?}");
+    // Still answering, over UDP and TCP.
+    peer.send(&peer.request("OPTIONS", &peer.dialog("zh-land"), 1, "", "")).await;
+    let ok = peer.next(Duration::from_secs(5), true).await.expect("OPTIONS answered");
+    assert_eq!(ok.status(), Some(200));
+    let mut stream = TcpStream::connect(sip).await.unwrap();
+    let options =
+        peer.request("OPTIONS", &peer.dialog("zh-land"), 1, "", "").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    stream.write_all(options.as_bytes()).await.unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("SIP/2.0 200"));
+    assert_eq!(waiting(&app).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invite_floods_are_refused_and_calls_without_media_are_hung_up() {
+    let mut phone = phone_config(free_sip_port());
+    phone.invites_per_second = 5;
+    phone.max_calls = 2;
+    let (app, sip, _lawyer) = start(phone).await;
+    let peer = Peer::new(sip).await;
+    // Twenty INVITEs at once, none of which will ever send a packet of sound.
+    let dialogs: Vec<Dialog> = (0..20).map(|_| peer.dialog("zh-land")).collect();
+    for dialog in &dialogs {
+        peer.send(&peer.request("INVITE", dialog, 1, "", &sdp(4_000))).await;
+    }
+    // Read everything for a while: acknowledge each 200 at once, answer the
+    // server's BYEs (the calls send no media, so it hangs up on them).
+    let mut finals: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
+    let mut byes = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tokio::time::Instant::now() < deadline {
+        let Some(message) = peer.next(Duration::from_secs(1), true).await else {
+            let answered = finals.values().filter(|s| **s == 200).count();
+            if finals.len() == 20 && byes == answered {
+                break;
+            }
+            continue;
+        };
+        let call = message.header("call-id").unwrap_or_default().to_owned();
+        if message.first.starts_with("BYE ") {
+            peer.answer(&message).await;
+            byes += 1;
+        } else if let Some(status) = message.status()
+            && finals.insert(call.clone(), status).is_none()
+            && status == 200
+        {
+            let mut dialog = dialogs.iter().find(|d| d.call_id == call).unwrap().clone();
+            peer.ack(&mut dialog, &message).await;
+        }
+    }
+    let count = |code: u16| finals.values().filter(|s| **s == code).count();
+    assert_eq!(finals.len(), 20, "every INVITE got a final answer: {finals:?}");
+    assert!(count(503) >= 15, "beyond 5 a second: 503 ({} of 20)", count(503));
+    assert!((1..=2).contains(&count(200)), "at most max_calls answered ({})", count(200));
+    assert_eq!(count(200) + count(486) + count(503), 20, "{finals:?}");
+    assert_eq!(byes, count(200), "each silent call was hung up");
+    until(Duration::from_secs(5), "no call left active", || async {
+        metric(&app, "cloudlaw_phone_calls_active").await == 0.0
+    })
+    .await;
+    until(Duration::from_secs(5), "nothing left waiting", || async { waiting(&app).await == 0 }).await;
+    assert!(metric(&app, "cloudlaw_phone_calls_total{outcome=\"flood\"}").await >= 15.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn digest_credentials_are_required_when_configured() {
+    use rsipstack::dialog::authenticate::compute_digest;
+    use rsipstack::sip::headers::auth::{Algorithm, AuthQop};
+
+    let mut phone = phone_config(free_sip_port());
+    phone.username = Some("hotline".into());
+    phone.password = Some("switch-secret-123".to_owned().into());
+    let (app, sip, _lawyer) = start(phone).await;
+    let peer = Peer::new(sip).await;
+    let dialog = peer.dialog("zh-land");
+    let challenge = peer.invite(&dialog, "", &sdp(4_002)).await;
+    assert_eq!(challenge.status(), Some(401));
+    let www = challenge.header("www-authenticate").expect("a challenge").to_owned();
+    let nonce = www.split("nonce=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    let uri = format!("sip:zh-land@{sip}");
+    let authorization = |password: &str| {
+        let qop = AuthQop::Auth { cnonce: "abc123".into(), nc: 1 };
+        let response = compute_digest(
+            "hotline",
+            password,
+            "cloudlaw",
+            &nonce,
+            &rsipstack::sip::Method::Invite,
+            &uri,
+            Algorithm::Md5,
+            Some(&qop),
+        );
+        format!(
+            "Authorization: Digest username=\"hotline\", realm=\"cloudlaw\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abc123\"\r\n"
+        )
+    };
+    let wrong = peer.invite(&peer.dialog("zh-land"), &authorization("guess"), &sdp(4_002)).await;
+    assert_eq!(wrong.status(), Some(403), "{wrong:?}");
+    let mut dialog = peer.dialog("zh-land");
+    let ok = peer.invite(&dialog, &authorization("switch-secret-123"), &sdp(4_002)).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    peer.ack(&mut dialog, &ok).await;
+    peer.send(&peer.request("BYE", &dialog, 2, "", "")).await;
+    until(Duration::from_secs(5), "the call ended", || async {
+        metric(&app, "cloudlaw_phone_calls_active").await == 0.0
+    })
+    .await;
+    // A made-up nonce is challenged afresh, not taken.
+    let forged = authorization("switch-secret-123").replace(&nonce, "00000000000000000000000000000000");
+    let again = peer.invite(&peer.dialog("zh-land"), &forged, &sdp(4_002)).await;
+    assert_eq!(again.status(), Some(401));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn re_invites_move_the_media_and_bye_races_leave_nothing_behind() {
+    let (app, sip, _lawyer) = start(phone_config(free_sip_port())).await;
+    let peer = Peer::new(sip).await;
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let moved = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut dialog = peer.dialog("zh-land");
+    let ok = peer.invite(&dialog, "", &sdp(rtp.local_addr().unwrap().port())).await;
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.body.contains("m=audio "), "the answer carries our SDP: {}", ok.body);
+    peer.ack(&mut dialog, &ok).await;
+    let mut buffer = [0u8; 2048];
+    // The hold audio (or prompt) arrives where the offer said.
+    tokio::time::timeout(Duration::from_secs(5), rtp.recv_from(&mut buffer)).await.expect("RTP").unwrap();
+    until(Duration::from_secs(5), "the caller waits", || async { waiting(&app).await == 1 }).await;
+    // A re-INVITE moves the media to another port.
+    peer.send(&peer.request("INVITE", &dialog, 2, "", &sdp(moved.local_addr().unwrap().port()))).await;
+    let reinvite = peer.response(&dialog).await;
+    assert_eq!(reinvite.status(), Some(200), "{reinvite:?}");
+    peer.send(&peer.request("ACK", &dialog, 2, "", "")).await;
+    tokio::time::timeout(Duration::from_secs(5), moved.recv_from(&mut buffer))
+        .await
+        .expect("RTP at the new port")
+        .unwrap();
+    // Two BYEs at once: one ends the call, the other finds nothing.
+    peer.send(&peer.request("BYE", &dialog, 3, "", "")).await;
+    peer.send(&peer.request("BYE", &dialog, 4, "", "")).await;
+    let mut statuses = Vec::new();
+    while let Some(message) = peer.next(Duration::from_secs(3), true).await {
+        if let Some(status) = message.status() {
+            statuses.push(status);
+        }
+        if statuses.len() == 2 {
+            break;
+        }
+    }
+    assert!(statuses.contains(&200), "{statuses:?}");
+    until(Duration::from_secs(5), "the request is withdrawn", || async { waiting(&app).await == 0 }).await;
+    until(Duration::from_secs(5), "no call left active", || async {
+        metric(&app, "cloudlaw_phone_calls_active").await == 0.0
+    })
+    .await;
+    // A BYE for a call that never was.
+    let mut stranger = peer.dialog("zh-land");
+    stranger.to.push_str(";tag=nosuchcall");
+    peer.send(&peer.request("BYE", &stranger, 1, "", "")).await;
+    let none = peer.response(&stranger).await;
+    assert_eq!(none.status(), Some(481), "{none:?}");
+    app.stop().await;
+}
