@@ -48,6 +48,8 @@ pub struct Metrics {
     pub ws_errors_sent: Counter,
     /// From a resident's `consult.request` to the first lawyer rung for it.
     pub live_request_to_ring: Histogram,
+    /// Consultations begun, by the resident's channel (kiosk, phone).
+    pub consultations: Family<ChannelLabels, Counter>,
     /// SIP calls by what became of them (`answered`, `refused_peer`,
     /// `refused_auth`, `busy`, `unknown_number`, `not_acceptable`, `flood`).
     pub phone_calls: Family<PhoneLabels, Counter>,
@@ -57,6 +59,11 @@ pub struct Metrics {
     pub phone_packets_lost: Counter,
     /// Each ended call's interarrival jitter (RFC 3550), in seconds.
     pub phone_jitter: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,6 +122,12 @@ impl Metrics {
             "1 when the audit log failed its check against the chain and the signed checkpoints",
             AUDIT_BROKEN.clone(),
         );
+        let consultations = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "consultations",
+            "Consultations begun, by the resident's channel",
+            consultations.clone(),
+        );
         let phone_calls = Family::<PhoneLabels, Counter>::default();
         registry.register("phone_calls", "SIP calls by outcome (the channel `phone`)", phone_calls.clone());
         let phone_calls_active = Gauge::default();
@@ -140,6 +153,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(RelayCollector { relays }));
         Metrics {
+            consultations,
             phone_calls,
             phone_calls_active,
             phone_packets_received,
@@ -153,6 +167,14 @@ impl Metrics {
             ws_errors_sent,
             live_request_to_ring,
         }
+    }
+
+    pub fn consultation_began(&self, channel: crate::live::Channel) {
+        let channel = match channel {
+            crate::live::Channel::Kiosk => "kiosk",
+            crate::live::Channel::Phone => "phone",
+        };
+        self.consultations.get_or_create(&ChannelLabels { channel: channel.into() }).inc();
     }
 
     /// Counts a SIP call's outcome.

@@ -274,7 +274,7 @@ test('the coordinator sees the queue, consultations and people change live, then
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('reports-csv').click()]);
   assert.match(download.suggestedFilename(), /^consultations-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv$/);
   const csv = (await readFile(await download.path(), 'utf8')).trim().split('\n');
-  assert.equal(csv[0], 'period_start,region_id,language,topic,requests,consultations,abandoned,abandonment_rate,wait_p50_secs,wait_p90_secs,ratings,rating_avg');
+  assert.equal(csv[0], 'period_start,region_id,language,topic,requests,consultations,abandoned,abandonment_rate,wait_p50_secs,wait_p90_secs,ratings,rating_avg,channel');
   assert.ok(csv.some((line) => line.startsWith(`${monday},"demo-garze",bo,land,`)), csv.join('\n'));
 
   await page.getByTestId('lang-en').click();
@@ -494,7 +494,7 @@ test('an admin with two regions: a tile each, a region column, and the report by
   assert.match(download.suggestedFilename(), new RegExp(`-${second}\\.csv$`));
   let csv = (await readFile(await download.path(), 'utf8')).trim().split('\n');
   assert.equal(csv[0].split(',')[0], 'period_start');
-  assert.deepEqual(csv.slice(1), [`${monday},"${second}",zh,labour,1,0,1,1.000,,,0,`]);
+  assert.deepEqual(csv.slice(1), [`${monday},"${second}",zh,labour,1,0,1,1.000,,,0,,kiosk`]);
   await page.getByTestId('reports-region').selectOption('demo-garze');
   [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('reports-csv').click()]);
   csv = (await readFile(await download.path(), 'utf8')).trim().split('\n');

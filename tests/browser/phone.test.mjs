@@ -147,6 +147,14 @@ test('a Chinese caller reaches a lawyer in Chromium, and each hears the other', 
     console.log(`# the phone heard the lawyer at RMS ${lastPart.rms} (of ${seconds} s recorded)`);
     assert.ok(lastPart.rms > 0.005, `the phone heard silence from the lawyer: ${JSON.stringify({ seconds, lastPart })}`);
     assert.match(await metric('cloudlaw_phone_calls_total'), /outcome="answered"\} [1-9]/);
+    assert.match(await metric('cloudlaw_consultations_total'), /channel="phone"\} [1-9]/);
+    // The coordinator's report counts it as the hotline's.
+    const day = (offset) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+    const coordinator = await accessToken(server, 'demo-coordinator');
+    const report = await (await fetch(server.url(`/api/reports/consultations?from=${day(-1)}&to=${day(2)}`),
+      { headers: { authorization: `Bearer ${coordinator}` } })).json();
+    const phoneLines = report.lines.filter((l) => l.channel === 'phone');
+    assert.ok(phoneLines.some((l) => l.language === 'zh' && l.topic === 'land' && l.consultations >= 1), JSON.stringify(report.lines));
     assert.match(await metric('cloudlaw_phone_rtp_received_total'), / [1-9]\d*/);
   } finally {
     await phone.stop();

@@ -6,7 +6,7 @@
 import { ApiError } from '/web/shared/api.js';
 import { t, currentLanguage, showError, clearError } from '/web/shared/i18n.js';
 import { h, keepingFocus } from '/web/shared/dom.js';
-import { LANGUAGES, TOPICS } from '/web/shared/codes.js';
+import { CHANNELS, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -487,10 +487,14 @@ export function setupReports({ client, regions, region }) {
 
   function groupsFor(lines) {
     const breakdown = state.breakdown === 'region' && !manyRegions() ? 'language' : state.breakdown;
-    const present = [...new Set(lines.map((l) => (breakdown === 'region' ? l.region_id : breakdown === 'topic' ? l.topic : l.language)))];
-    const order = breakdown === 'topic' ? TOPICS : breakdown === 'language' ? LANGUAGES : null;
+    const keyOf = (line) => (breakdown === 'region' ? line.region_id
+      : breakdown === 'topic' ? line.topic
+        : breakdown === 'channel' ? (line.channel ?? 'kiosk') : line.language);
+    const present = [...new Set(lines.map(keyOf))];
+    const order = breakdown === 'topic' ? TOPICS : breakdown === 'language' ? LANGUAGES : breakdown === 'channel' ? CHANNELS : null;
     const label = (key) => {
       if (breakdown === 'region') return regionName(key);
+      if (breakdown === 'channel') return CHANNELS.includes(key) ? t(`reports.channel.${key}`) : key;
       if (breakdown === 'topic') return TOPICS.includes(key) ? t(`topic.${key}`) : key;
       return LANGUAGES.includes(key) ? t(`language.${key}`) : key;
     };
@@ -503,7 +507,7 @@ export function setupReports({ client, regions, region }) {
     });
     return {
       breakdown,
-      groupOf: (line) => (breakdown === 'region' ? line.region_id : breakdown === 'topic' ? line.topic : line.language),
+      groupOf: keyOf,
       groups: present.map((key, i) => ({ key, label: label(key), cls: `series-${i % SERIES_COLOURS}` })),
     };
   }
@@ -557,7 +561,7 @@ export function setupReports({ client, regions, region }) {
   }
 
   function breakdownControl() {
-    const options = [['language', t('reports.breakdown.language')], ['topic', t('reports.breakdown.topic')]];
+    const options = [['language', t('reports.breakdown.language')], ['topic', t('reports.breakdown.topic')], ['channel', t('reports.breakdown.channel')]];
     if (manyRegions()) options.push(['region', t('reports.breakdown.region')]);
     const select = h('select', {
       id: 'reports-breakdown',

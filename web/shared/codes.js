@@ -5,6 +5,8 @@ import { t } from './i18n.js';
 export const ROLES = ['lawyer', 'interpreter', 'coordinator', 'admin'];
 export const LANGUAGES = ['bo', 'zh', 'en'];
 export const TOPICS = ['land', 'family', 'labour', 'debt', 'administrative', 'criminal', 'other'];
+/** How a resident reaches the service: a kiosk, or the hotline. */
+export const CHANNELS = ['kiosk', 'phone'];
 
 const ORDER = { role: ROLES, language: LANGUAGES, topic: TOPICS };
 

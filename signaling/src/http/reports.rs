@@ -42,6 +42,8 @@ pub struct ReportLine {
     pub region_id: String,
     pub language: String,
     pub topic: String,
+    /// `kiosk`, or `phone` (callers on the hotline).
+    pub channel: String,
     /// Residents who asked (live requests and appointments' starts).
     pub requests: u64,
     /// Requests that became a consultation.
@@ -107,7 +109,7 @@ fn tally(
     monthly: bool,
     zone_of: impl Fn(&str) -> jiff::tz::TimeZone,
 ) -> (Vec<ReportLine>, Vec<WaitSummary>) {
-    let mut groups: BTreeMap<(String, String, String, String), Tally> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String, String, String), Tally> = BTreeMap::new();
     let mut waits: BTreeMap<(Option<String>, Option<String>), Vec<i64>> = BTreeMap::new();
     for row in rows {
         let (day, _) = local_day_minute(&zone_of(&row.region_id), row.created_at);
@@ -117,7 +119,8 @@ fn tally(
         } else {
             date_of(day - weekday_of(day) as i64).to_string()
         };
-        let key = (start, row.region_id.clone(), row.language.clone(), row.topic.clone());
+        let key =
+            (start, row.region_id.clone(), row.language.clone(), row.topic.clone(), row.channel.clone());
         let t = groups.entry(key.clone()).or_default();
         t.requests += 1;
         match row.status.as_str() {
@@ -139,7 +142,7 @@ fn tally(
     }
     let lines = groups
         .into_iter()
-        .map(|((period_start, region_id, language, topic), mut t)| {
+        .map(|((period_start, region_id, language, topic, channel), mut t)| {
             t.waits.sort_unstable();
             let ended = t.consultations + t.abandoned;
             ReportLine {
@@ -147,6 +150,7 @@ fn tally(
                 region_id,
                 language,
                 topic,
+                channel,
                 requests: t.requests,
                 consultations: t.consultations,
                 abandoned: t.abandoned,
@@ -177,13 +181,13 @@ fn tally(
 
 fn csv(lines: &[ReportLine]) -> String {
     let mut out = String::from(
-        "period_start,region_id,language,topic,requests,consultations,abandoned,abandonment_rate,wait_p50_secs,wait_p90_secs,ratings,rating_avg\n",
+        "period_start,region_id,language,topic,requests,consultations,abandoned,abandonment_rate,wait_p50_secs,wait_p90_secs,ratings,rating_avg,channel\n",
     );
     let opt = |v: Option<String>| v.unwrap_or_default();
     for l in lines {
         // Ids and codes never hold commas or quotes; quoting keeps a stray one harmless.
         out.push_str(&format!(
-            "{},\"{}\",{},{},{},{},{},{},{},{},{},{}\n",
+            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{}\n",
             l.period_start,
             l.region_id.replace('"', "\"\""),
             l.language,
@@ -196,6 +200,7 @@ fn csv(lines: &[ReportLine]) -> String {
             opt(l.wait_p90_secs.map(|w| w.to_string())),
             l.ratings,
             opt(l.rating_avg.map(|r| format!("{r:.2}"))),
+            l.channel,
         ));
     }
     out
@@ -300,6 +305,7 @@ mod tests {
             created_at,
             started_at,
             rating,
+            channel: "kiosk".into(),
         }
     }
 
@@ -332,7 +338,7 @@ mod tests {
         assert_eq!((monthly[0].period_start.as_str(), monthly[0].requests), ("2026-11-01", 6));
         let text = csv(&lines);
         assert!(text.starts_with("period_start,region_id,"));
-        assert!(text.contains("2026-11-23,\"r\",bo,land,5,3,1,0.250,30,100,2,4.00\n"), "{text}");
+        assert!(text.contains("2026-11-23,\"r\",bo,land,5,3,1,0.250,30,100,2,4.00,kiosk\n"), "{text}");
     }
 
     #[test]

@@ -150,6 +150,10 @@ pub enum Effect {
     Rung {
         waited: Duration,
     },
+    /// A consultation began, with a resident of this channel.
+    Began {
+        channel: Channel,
+    },
 }
 
 /// What happens once a write is on disk.
@@ -1238,6 +1242,8 @@ impl Dispatcher {
             t.consultation = Some(id.clone());
         }
         self.effect(Effect::PlaceRoom { room: id.clone(), region: r.region.clone(), open: true });
+        let channel = self.channel_of(&r.terminal);
+        self.effect(Effect::Began { channel });
         let c = ConsultLive {
             request: request.into(),
             terminal: r.terminal.clone(),

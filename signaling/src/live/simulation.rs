@@ -282,7 +282,8 @@ impl Sim {
             Effect::PlaceRoom { .. }
             | Effect::OpenRoom { .. }
             | Effect::CloseRoom { .. }
-            | Effect::Rung { .. } => {}
+            | Effect::Rung { .. }
+            | Effect::Began { .. } => {}
         }
     }
 

@@ -136,7 +136,7 @@ const RATING_WAIT: Duration = Duration::from_secs(15);
 struct Call<'a> {
     context: &'a Context,
     route: Route,
-    line: Line,
+    line: &'a Line,
     leg: Leg,
     client: Client,
     stage: Stage,
@@ -155,7 +155,7 @@ struct Call<'a> {
 pub async fn run(
     context: &Context,
     route: Route,
-    line: Line,
+    line: &Line,
     leg: Leg,
     mut from_sip: mpsc::Receiver<FromSip>,
 ) -> Ending {

@@ -35,7 +35,18 @@ impl Drop for Line {
     }
 }
 
+/// What a free line shows where a caller's masked number was.
+const NO_CALLER: &str = "-";
+
 impl Lines {
+    /// Lets a line go, clearing the caller's number from it.
+    pub async fn release(&self, line: Line) {
+        if let Err(error) = self.store.set_phone_line_caller(&line.terminal, NO_CALLER).await {
+            tracing::warn!(%error, "phone line not cleared");
+        }
+        drop(line);
+    }
+
     pub fn new(store: Store, tokens: Tokens) -> Lines {
         Lines { store, tokens, busy: Arc::default() }
     }

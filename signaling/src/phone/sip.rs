@@ -333,7 +333,8 @@ impl Shared {
         let (to_call, from_sip) = mpsc::channel(16);
         let events =
             tokio::spawn(dialog_events(Arc::clone(&self), dialog.clone(), state_rx, to_call, local, session));
-        let ending = call::run(&self.context, route, line, leg, from_sip).await;
+        let ending = call::run(&self.context, route, &line, leg, from_sip).await;
+        self.lines.release(line).await;
         match ending {
             Ending::CallerHungUp => {}
             Ending::HangUp => {

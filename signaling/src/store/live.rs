@@ -278,6 +278,8 @@ pub struct ReportRow {
     /// When its consultation started, if it was matched.
     pub started_at: Option<i64>,
     pub rating: Option<i64>,
+    /// The terminal's channel: `kiosk`, or `phone` (the hotline).
+    pub channel: String,
 }
 
 impl Store {
@@ -357,8 +359,9 @@ impl Store {
     pub async fn report_rows(&self, from: i64, to: i64) -> Result<Vec<ReportRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT r.region_id, r.language, r.topic, r.status, r.created_at, c.started_at, c.rating
+                "SELECT r.region_id, r.language, r.topic, r.status, r.created_at, c.started_at, c.rating, t.channel
                  FROM consultation_requests r LEFT JOIN consultations c ON c.id = r.consultation_id
+                 JOIN terminals t ON t.id = r.terminal_id
                  WHERE r.created_at >= $1 AND r.created_at < $2
                    AND NOT (r.front AND r.appointment_id IS NULL)",
             )
