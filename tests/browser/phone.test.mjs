@@ -71,6 +71,8 @@ before(async () => {
 });
 
 after(async () => {
+  // PHONE_TEST_LOG=file keeps the server's log (to read what the gateway said).
+  if (process.env.PHONE_TEST_LOG && server) await import('node:fs/promises').then((fs) => fs.writeFile(process.env.PHONE_TEST_LOG, server.log()));
   await browser?.close();
   await server?.stop();
   if (scratch) await rm(scratch, { recursive: true, force: true });
@@ -317,4 +319,38 @@ test('a caller whom nobody on duty can serve hears so and is passed to the hotli
     await operator.stop();
     await other.stop();
   }
+});
+
+test('a phone that offers Opus (or only A-law) is answered in it, and both sides still hear each other', async () => {
+  // One lawyer each: the first is writing the first call's record when the second comes.
+  for (const [codecs, username] of [['opus/48000/2', 'demo-lawyer'], ['PCMA/8000/1', 'demo-lawyer-2']]) {
+    const lawyer = await online(username);
+    const phone = await startPhone({ user: '13400007777', mic: tone, codecs });
+    try {
+      phone.dial(`sip:zh-land@127.0.0.1:${sipPort}`);
+      await phone.waitEvent('CALL_ESTABLISHED');
+      await visible(lawyer.getByTestId('incoming-call')).catch((error) => {
+        throw new Error(`${error.message}\n${server.log().slice(-4000)}\n${phone.log().slice(-2000)}`);
+      });
+      await lawyer.getByTestId('accept-call').click();
+      await visible(lawyer.getByTestId('call-view'));
+      let first;
+      await eventually(async () => {
+        first = (await inboundStreams(lawyer)).filter((s) => s.kind === 'audio' && s.energy > 0);
+        assert.ok(first.length >= 1, codecs);
+      }, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      phone.hangup();
+      await phone.waitEvent('CALL_CLOSED');
+      const recording = await phone.recording();
+      const { seconds } = measure(recording);
+      const heard = measure(recording, Math.max(0, seconds - 3), 2.5);
+      assert.ok(heard.rms > 0.005, `${codecs}: the phone heard silence (${JSON.stringify(heard)})`);
+      assert.match(phone.log(), new RegExp(`Set audio decoder: ${codecs.split('/')[0]}`, 'i'));
+    } finally {
+      await phone.stop();
+      await lawyer.context().close();
+    }
+  }
+  assertClean(problems.flat());
 });

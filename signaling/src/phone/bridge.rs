@@ -165,8 +165,12 @@ impl Bridge {
         Ok(answer.sdp)
     }
 
-    /// Sends 20 ms of the caller's voice into the room.
+    /// Sends 20 ms of the caller's voice into the room (once the media
+    /// connection is up: before that there are no keys to encrypt with).
     pub async fn send(&mut self, frame: &[i16; FRAME]) {
+        if *self.state.borrow() != RTCPeerConnectionState::Connected {
+            return;
+        }
         let mut packet = [0u8; 400];
         let Ok(n) = self.encoder.encode(frame, &mut packet) else { return };
         let rtp = rtc::rtp::Packet {
