@@ -37,6 +37,9 @@ pub struct PhoneConfig {
     /// The address calls' RTP is sent from and advertised in SDP (the
     /// unspecified address means the SIP listener's).
     pub media_ip: Option<IpAddr>,
+    /// The UDP ports calls' RTP may use, `[first, last]` (one a call), for
+    /// the firewall; `[0, 0]`: any the system gives.
+    pub rtp_ports: [u16; 2],
     /// Who may send calls: addresses or CIDR blocks (`10.1.0.0/16`). Nobody
     /// else gets past `403`.
     pub peers: Vec<String>,
@@ -79,6 +82,7 @@ impl Default for PhoneConfig {
             enabled: false,
             sip_listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
             media_ip: None,
+            rtp_ports: [0, 0],
             peers: vec!["127.0.0.1".into()],
             username: None,
             password: None,
@@ -108,6 +112,13 @@ impl PhoneConfig {
         }
         if self.username.is_some() != self.password.is_some() {
             return Err("phone.username and phone.password go together".into());
+        }
+        let [first, last] = self.rtp_ports;
+        if (first == 0) != (last == 0) || first > last {
+            return Err("phone.rtp_ports: [first, last], both 0 for any".into());
+        }
+        if first != 0 && usize::from(last - first) + 1 < self.max_calls {
+            return Err("phone.rtp_ports: at least phone.max_calls ports".into());
         }
         if self.max_calls == 0 {
             return Err("phone.max_calls: at least 1".into());

@@ -152,9 +152,21 @@ pub struct Leg {
 }
 
 impl Leg {
-    /// Binds the call's RTP socket on `ip` (port chosen by the system).
-    pub async fn bind(ip: std::net::IpAddr) -> std::io::Result<Arc<UdpSocket>> {
-        Ok(Arc::new(UdpSocket::bind(SocketAddr::new(ip, 0)).await?))
+    /// Binds the call's RTP socket on `ip`, on a free port of `[first,
+    /// last]` (tried from a random one on), or any port when both are 0.
+    pub async fn bind(ip: std::net::IpAddr, [first, last]: [u16; 2]) -> std::io::Result<Arc<UdpSocket>> {
+        if first == 0 {
+            return Ok(Arc::new(UdpSocket::bind(SocketAddr::new(ip, 0)).await?));
+        }
+        let count = u32::from(last - first) + 1;
+        let start = rand::random::<u32>() % count;
+        for i in 0..count {
+            let port = first + ((start + i) % count) as u16;
+            if let Ok(socket) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                return Ok(Arc::new(socket));
+            }
+        }
+        Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "every port of phone.rtp_ports is taken"))
     }
 
     pub fn new(socket: Arc<UdpSocket>, agreed: Agreed) -> Result<Leg, String> {
@@ -283,6 +295,23 @@ impl Leg {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn rtp_ports_come_from_the_configured_range() {
+        let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port().saturating_sub(1).max(1024);
+        drop(probe);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            if let Ok(socket) = Leg::bind(ip, [base, base + 2]).await {
+                let port = socket.local_addr().unwrap().port();
+                assert!((base..=base + 2).contains(&port));
+                held.push(socket);
+            }
+        }
+        assert!(!held.is_empty());
+    }
+
     #[test]
     fn keys_are_named_as_rfc_4733_numbers_them() {
         assert_eq!(dtmf_digit(0), Some('0'));
@@ -314,7 +343,7 @@ mod tests {
     #[tokio::test]
     async fn sends_and_receives_rtp_with_its_digits() {
         let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-        let (a, b) = (Leg::bind(ip).await.unwrap(), Leg::bind(ip).await.unwrap());
+        let (a, b) = (Leg::bind(ip, [0, 0]).await.unwrap(), Leg::bind(ip, [0, 0]).await.unwrap());
         let agreed = |to: SocketAddr| Agreed {
             codec: Codec::Pcmu,
             payload_type: 0,

@@ -298,7 +298,7 @@ impl Shared {
             }
         };
         let media_ip = self.context.config.media_ip.unwrap_or(self.udp_ip());
-        let Ok(socket) = Leg::bind(media_ip).await else {
+        let Ok(socket) = Leg::bind(media_ip, self.context.config.rtp_ports).await else {
             let _ = tx.reply(StatusCode::ServerInternalError).await;
             return;
         };
