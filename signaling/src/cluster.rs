@@ -104,20 +104,58 @@ struct ToLeader {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Wire {
-    PersonConnected { connection: String, info: Box<PersonInfo> },
-    PersonDisconnected { connection: String, account: String },
-    TerminalConnected { connection: String, info: TerminalInfo },
-    TerminalDisconnected { connection: String, terminal: String },
-    Presence { account: String, want: WantedPresence },
-    Request { terminal: String, language: Language, topic: Topic },
-    Cancel { terminal: String, request: String },
+    PersonConnected {
+        connection: String,
+        info: Box<PersonInfo>,
+    },
+    PersonDisconnected {
+        connection: String,
+        account: String,
+    },
+    TerminalConnected {
+        connection: String,
+        info: TerminalInfo,
+    },
+    TerminalDisconnected {
+        connection: String,
+        terminal: String,
+    },
+    Presence {
+        account: String,
+        want: WantedPresence,
+    },
+    Request {
+        terminal: String,
+        language: Language,
+        topic: Topic,
+        #[serde(default)]
+        lawyer: Option<String>,
+    },
+    Cancel {
+        terminal: String,
+        request: String,
+    },
     Accept(live::Answer),
     Decline(live::Answer),
-    Hangup { participant: String, consultation: String },
-    Rate { terminal: String, consultation: String, rating: u8 },
-    RecordSaved { consultation: String },
-    Subscribe { connection: String, regions: Option<Vec<String>> },
-    Unsubscribe { connection: String },
+    Hangup {
+        participant: String,
+        consultation: String,
+    },
+    Rate {
+        terminal: String,
+        consultation: String,
+        rating: u8,
+    },
+    RecordSaved {
+        consultation: String,
+    },
+    Subscribe {
+        connection: String,
+        regions: Option<Vec<String>>,
+    },
+    Unsubscribe {
+        connection: String,
+    },
     Heartbeat,
 }
 
@@ -254,8 +292,8 @@ fn outgoing(command: Command) -> Option<Outgoing> {
             plain(Wire::TerminalDisconnected { connection, terminal })
         }
         Command::Presence { account, want, reply } => unit(Wire::Presence { account, want }, reply),
-        Command::Request { terminal, language, topic, reply, .. } => {
-            unit(Wire::Request { terminal, language, topic }, reply)
+        Command::Request { terminal, language, topic, lawyer, reply, .. } => {
+            unit(Wire::Request { terminal, language, topic, lawyer }, reply)
         }
         Command::Cancel { terminal, request, reply } => unit(Wire::Cancel { terminal, request }, reply),
         Command::Accept { answer, reply } => unit(Wire::Accept(answer), reply),
@@ -552,9 +590,14 @@ impl Link {
                 Command::TerminalDisconnected { connection, terminal }
             }
             Wire::Presence { account, want } => Command::Presence { account, want, reply: unit() },
-            Wire::Request { terminal, language, topic } => {
-                Command::Request { terminal, language, topic, received: Instant::now(), reply: unit() }
-            }
+            Wire::Request { terminal, language, topic, lawyer } => Command::Request {
+                terminal,
+                language,
+                topic,
+                lawyer,
+                received: Instant::now(),
+                reply: unit(),
+            },
             Wire::Cancel { terminal, request } => Command::Cancel { terminal, request, reply: unit() },
             Wire::Accept(answer) => Command::Accept { answer, reply: unit() },
             Wire::Decline(answer) => Command::Decline { answer, reply: unit() },
@@ -806,6 +849,7 @@ mod tests {
             terminal: "t".into(),
             language: Language::parse("bo").unwrap(),
             topic: Topic::Land,
+            lawyer: None,
             received: Instant::now(),
             reply,
         };

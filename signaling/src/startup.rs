@@ -227,6 +227,8 @@ struct Parts {
     scheduler: Arc<Scheduler>,
     connections: Arc<Connections>,
     limits: Arc<Limits>,
+    /// Set when the phone gateway starts (`start_phone`).
+    phone: Arc<std::sync::OnceLock<crate::phone::sip::Dialer>>,
 }
 
 async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
@@ -242,7 +244,15 @@ async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
         );
     }
     let limits = Limits::new(&config.auth);
-    Ok(Parts { tokens, relays, metrics, scheduler, connections: Arc::default(), limits })
+    Ok(Parts {
+        tokens,
+        relays,
+        metrics,
+        scheduler,
+        connections: Arc::default(),
+        limits,
+        phone: Arc::default(),
+    })
 }
 
 /// Starts the live path (the dispatcher, its writer, the duty and relay
@@ -284,6 +294,7 @@ fn router(config: &Config, store: &Store, parts: Parts, live: Live) -> Router {
         connections: parts.connections,
         scheduler: parts.scheduler,
         live,
+        phone: parts.phone,
     })
 }
 
@@ -400,7 +411,9 @@ async fn start_phone(
         metrics: Arc::clone(&parts.metrics),
     });
     let lines = lines::Lines::new(store.clone(), parts.tokens.clone());
-    sip::start(context, lines).await.map(Some).map_err(StartupError::Phone)
+    let gateway = sip::start(context, lines).await.map_err(StartupError::Phone)?;
+    let _ = parts.phone.set(gateway.dialer.clone());
+    Ok(Some(gateway))
 }
 
 fn finished(served: Result<(), tokio::task::JoinError>) -> Result<(), StartupError> {

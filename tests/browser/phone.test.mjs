@@ -366,3 +366,63 @@ test('a phone that offers Opus (or only A-law) is answered in it, and both sides
   }
   assertClean(problems.flat());
 });
+
+test('the lawyer calls a caller back: the phone rings, answers, and the lawyer is rung for it', async () => {
+  // The caller's phone answers by itself; the "trunk" is the phone itself.
+  const phone = await startPhone({ user: '13812340000', mic: tone, answer: 'auto' });
+  const config = CONFIG.replace('[phone]\n', `[phone]\noutbound_trunk = "127.0.0.1:${phone.sipPort}"\noutbound_prefixes = ["138"]\n`);
+  const other = await startServer({ config });
+  const otherPort = await sipPortOf(other);
+  const context = await newContext(browser, other);
+  await recordPeerConnections(context);
+  const lawyer = await context.newPage();
+  problems.push(watch(lawyer));
+  await lawyer.goto(other.url('/lawyer'));
+  await login(lawyer, 'demo-lawyer', 'demo-pass');
+  await lawyer.getByTestId('go-online').click();
+  await visible(lawyer.getByTestId('go-offline'));
+  try {
+    // The first call: in, answered, over.
+    phone.dial(`sip:zh-land@127.0.0.1:${otherPort}`);
+    await phone.waitEvent('CALL_ESTABLISHED');
+    await visible(lawyer.getByTestId('incoming-call'));
+    await lawyer.getByTestId('accept-call').click();
+    await visible(lawyer.getByTestId('call-view'));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    phone.hangup();
+    await phone.waitEvent('CALL_CLOSED');
+    await writeRecord(lawyer);
+    // Later: the lawyer calls back from the list of past consultations.
+    const button = lawyer.locator('[data-testid^="past-callback-"]');
+    await eventually(async () => {
+      await lawyer.getByTestId('past-refresh').click();
+      assert.equal(await button.count(), 1);
+    });
+    await button.click();
+    await eventually(async () => assert.match(await lawyer.getByTestId('past-status').textContent(), /138\*\*\*\*0000/));
+    await phone.waitEvent('CALL_ESTABLISHED', 20_000);
+    await visible(lawyer.getByTestId('incoming-call'));
+    await lawyer.getByTestId('accept-call').click();
+    await visible(lawyer.getByTestId('call-view'));
+    await eventually(async () => {
+      const audio = (await inboundStreams(lawyer)).filter((s) => s.kind === 'audio' && s.energy > 0);
+      assert.ok(audio.length >= 1);
+    }, 30_000);
+    await lawyer.getByTestId('hang-up').click();
+    await phone.waitEvent('CALL_CLOSED', 30_000);
+    // Audited, with the number masked; the whole number is in no answer the lawyer gets.
+    const admin = await accessToken(other, 'demo-admin');
+    const audit = await (await fetch(other.url('/api/audit?limit=200'), { headers: { authorization: `Bearer ${admin}` } })).text();
+    assert.match(audit, /phone\.callback/);
+    assert.doesNotMatch(audit, /13812340000/);
+    const token = await accessToken(other, 'demo-lawyer');
+    const list = await (await fetch(other.url('/api/consultations'), { headers: { authorization: `Bearer ${token}` } })).text();
+    assert.doesNotMatch(list, /13812340000/);
+    assert.match(await (await fetch(other.url('/metrics'))).text(), /cloudlaw_phone_calls_total\{outcome="callback_answered"\} 1/);
+  } finally {
+    await phone.stop();
+    await context.close();
+    await other.stop();
+  }
+  assertClean(problems.flat());
+});

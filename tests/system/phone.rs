@@ -417,3 +417,77 @@ async fn re_invites_move_the_media_and_bye_races_leave_nothing_behind() {
     assert_eq!(none.status(), Some(481), "{none:?}");
     app.stop().await;
 }
+
+/// A consultation between the demo kiosk and demo-lawyer, ended.
+async fn ended_consultation(app: &TestApp) -> String {
+    use crate::live::{Client, kiosk_token, lawyer, request};
+    use serde_json::json;
+
+    let mut drolma = lawyer(app, "demo-lawyer").await;
+    drolma.available().await;
+    let mut kiosk = Client::connect(app, &kiosk_token(app).await).await;
+    kiosk.send(request("bo", "land")).await;
+    let offer = drolma.expect("consult.offer").await;
+    drolma.send(json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let started = drolma.expect("consult.started").await;
+    let consultation = started["consultation"].as_str().unwrap().to_owned();
+    drolma.send(json!({"type": "consult.hangup", "consultation": consultation})).await;
+    drolma.expect("consult.ended").await;
+    consultation
+}
+
+/// `POST /api/consultations/{id}/callback` as `username`: status, error code, body.
+async fn call_back(app: &TestApp, username: &str, consultation: &str) -> (u16, String, serde_json::Value) {
+    let url = app.url(&format!("/api/consultations/{consultation}/callback"));
+    let response = app.http.post(url).bearer_auth(app.token(username).await).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned(), body)
+}
+
+#[tokio::test]
+async fn only_the_consultations_lawyer_calls_back_and_only_numbers_the_operator_allows() {
+    let mut phone = phone_config(free_sip_port());
+    // A trunk nobody answers on: the test is about who may dial, not the call.
+    phone.outbound_trunk = Some("127.0.0.1:9".into());
+    phone.outbound_prefixes = vec!["138".into()];
+    let (app, _sip, _other) = start(phone).await;
+    let consultation = ended_consultation(&app).await;
+    // A kiosk's consultation keeps no number.
+    assert_eq!(call_back(&app, "demo-lawyer", &consultation).await.1, "no_number");
+    // Another lawyer, the coordinator: not theirs.
+    assert_eq!(call_back(&app, "demo-lawyer-2", &consultation).await.0, 404);
+    assert_eq!(call_back(&app, "demo-coordinator", &consultation).await.0, 403);
+    let store = app.store().await;
+    // A number outside the allowed prefixes (an emergency number, say) is refused and audited.
+    store.keep_callback_number(&consultation, "110").await.unwrap();
+    let (status, code, _) = call_back(&app, "demo-lawyer", &consultation).await;
+    assert_eq!((status, code.as_str()), (403, "not_allowed"));
+    store.keep_callback_number(&consultation, "13812345678").await.unwrap();
+    let (status, _, body) = call_back(&app, "demo-lawyer", &consultation).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["number"], "138****5678");
+    let audit = app
+        .http
+        .get(app.url("/api/audit?limit=200"))
+        .bearer_auth(app.token("demo-admin").await)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("phone.callback_refused") && audit.contains("\"phone.callback\""), "{audit}");
+    assert!(!audit.contains("13812345678") && !audit.contains("\"110\""), "numbers are audited masked");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn calling_back_is_off_unless_a_trunk_is_configured() {
+    let (app, _sip, _lawyer) = start(phone_config(free_sip_port())).await;
+    let consultation = ended_consultation(&app).await;
+    app.store().await.keep_callback_number(&consultation, "13812345678").await.unwrap();
+    let (status, code, _) = call_back(&app, "demo-lawyer", &consultation).await;
+    assert_eq!((status, code.as_str()), (409, "callback_off"));
+    app.stop().await;
+}

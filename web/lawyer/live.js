@@ -901,7 +901,31 @@ export function setupLive(client, { onRevoked }) {
       h('td', { textContent: t(ROLE_TEXT[role]) }),
       h('td', { dataset: { testid: `past-outcome-${c.id}` }, textContent: c.outcome ? t(OUTCOME_TEXT[c.outcome] ?? 'list.none') : t('list.none') }),
       h('td', { dataset: { testid: `past-record-${c.id}` } }, recordCell),
-      h('td', { className: 'nowrap', textContent: c.rating ? t('past.rating', { n: c.rating }) : t('list.none') }));
+      h('td', { className: 'nowrap', textContent: c.rating ? t('past.rating', { n: c.rating }) : t('list.none') },
+        mine && c.callback && c.status !== 'active' ? callBackButton(c, when) : ''));
+  }
+
+  /** A hotline caller's consultation: the lawyer may call them back (they are rung when the caller answers). */
+  function callBackButton(c, when) {
+    const button = h('button', {
+      type: 'button', className: 'call-back', dataset: { testid: `past-callback-${c.id}` }, textContent: `☎ ${t('past.callBack')}`,
+      attrs: { 'aria-label': t('past.callBackLabel', { time: when }) },
+    });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        const started = await client.request('POST', `/api/consultations/${seg(c.id)}/callback`);
+        state.pastError = null;
+        els.pastStatus.dataset.kind = '';
+        els.pastStatus.hidden = false;
+        els.pastStatus.textContent = t('past.callingBack', { number: started.number });
+      } catch (error) {
+        state.pastError = error;
+        renderPast();
+      }
+      setTimeout(() => { button.disabled = false; }, 10_000);
+    });
+    return button;
   }
 
   function renderPast() {

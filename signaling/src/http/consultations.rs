@@ -161,3 +161,86 @@ pub async fn write_record(
     let record = state.store.consultation(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(ConsultationView::new(&record, Visibility::Participant)))
 }
+
+/// Calls a hotline caller back: the consultation's lawyer asks, the server
+/// dials the number the caller called from (through `phone.outbound_trunk`,
+/// when it is on and the number has an allowed prefix), and the lawyer is
+/// rung first when they answer. Audited, with the number masked.
+#[utoipa::path(
+    post,
+    path = "/api/consultations/{id}/callback",
+    tag = "consultations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    responses(
+        (status = 202, description = "Dialling; the lawyer is rung when the caller answers", body = CallbackStarted),
+        (status = 403, description = "`not_allowed`: the number's prefix is not in `phone.outbound_prefixes`", body = super::ErrorBody),
+        (status = 404, description = "No such consultation of the caller's, or `no_number`: none kept for it", body = super::ErrorBody),
+        (status = 409, description = "`callback_off`: calling back is not enabled; `in_progress`: the consultation has not ended", body = super::ErrorBody),
+    )
+)]
+pub async fn call_back(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, ApiJson<CallbackStarted>), ApiError> {
+    let account = principal.require_any(&[Role::Lawyer])?;
+    let record = state.store.consultation(&id).await?.filter(|c| c.lawyer_id == account.id);
+    let Some(record) = record else { return Err(ApiError::NotFound) };
+    let phone = &state.config.phone;
+    let dialer = state.phone.get().filter(|_| phone.calls_back());
+    let Some(dialer) = dialer else {
+        return Err(ApiError::Clash {
+            code: "callback_off",
+            message: "calling back is not enabled here".into(),
+        });
+    };
+    if record.status == "active" {
+        return Err(ApiError::Clash {
+            code: "in_progress",
+            message: "the consultation has not ended".into(),
+        });
+    }
+    let Some(number) = state.store.callback_number(&id).await? else {
+        return Err(ApiError::Status {
+            status: axum::http::StatusCode::NOT_FOUND,
+            code: "no_number",
+            message: "no number is kept for this consultation",
+        });
+    };
+    let masked = crate::phone::mask_number(&number);
+    if !phone.may_call(&number) {
+        state
+            .audit(
+                &principal.actor(),
+                "phone.callback_refused",
+                &id,
+                serde_json::json!({ "number": masked }),
+                &source,
+            )
+            .await?;
+        return Err(ApiError::Denied {
+            code: "not_allowed",
+            message: "this number may not be called from here".into(),
+        });
+    }
+    state
+        .audit(&principal.actor(), "phone.callback", &id, serde_json::json!({ "number": masked }), &source)
+        .await?;
+    let route = crate::phone::Route {
+        number: "callback".into(),
+        language: record.language.clone(),
+        topic: record.topic.clone(),
+        region: record.region_id.clone(),
+    };
+    dialer.call_back(crate::phone::sip::Callback { number, lawyer: account.id.clone(), route });
+    Ok((axum::http::StatusCode::ACCEPTED, ApiJson(CallbackStarted { number: masked })))
+}
+
+/// A callback being dialled.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CallbackStarted {
+    /// The number, masked.
+    pub number: String,
+}

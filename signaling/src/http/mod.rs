@@ -63,6 +63,8 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     pub scheduler: Arc<crate::schedule::Scheduler>,
     pub live: crate::live::Live,
+    /// The hotline's dialer for callbacks, once its gateway runs.
+    pub phone: Arc<std::sync::OnceLock<crate::phone::sip::Dialer>>,
 }
 
 #[derive(OpenApi)]
@@ -179,6 +181,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(consultations::list))
         .routes(routes!(consultations::read))
         .routes(routes!(consultations::write_record))
+        .routes(routes!(consultations::call_back))
         .routes(routes!(audit::recent))
         .routes(routes!(schedule::get_availability, schedule::put_availability))
         .routes(routes!(schedule::teams, schedule::create_team))

@@ -162,6 +162,10 @@ pub struct ConsultationView {
     /// The lawyer's written record: participants only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The caller (on the hotline) may be called back: participants only
+    /// (`POST /api/consultations/{id}/callback`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub callback: bool,
 }
 
 /// How much of a consultation a caller sees.
@@ -190,6 +194,7 @@ impl ConsultationView {
             lawyer_id: staff.then(|| c.lawyer_id.clone()),
             interpreter_id: if staff { c.interpreter_id.clone() } else { None },
             summary: if participant { c.summary.clone() } else { None },
+            callback: participant && c.callback,
         }
     }
 }

@@ -64,6 +64,8 @@ pub enum Input {
         terminal: String,
         language: Language,
         topic: Topic,
+        /// A phone line's callback: the lawyer who asked for it (ignored from kiosks).
+        lawyer: Option<String>,
         /// When the resident's message was read (for the request-to-ring latency).
         received: Instant,
     },
@@ -407,8 +409,8 @@ impl Dispatcher {
             Input::TerminalConnected(info) => self.terminal_connected(info, now),
             Input::TerminalDisconnected { terminal } => self.terminal_disconnected(&terminal, now),
             Input::Presence { account, want } => return self.set_presence(&account, want, now),
-            Input::Request { terminal, language, topic, received } => {
-                return self.new_request(&terminal, language, topic, received, now);
+            Input::Request { terminal, language, topic, lawyer, received } => {
+                return self.new_request(&terminal, language, topic, lawyer, received, now);
             }
             Input::Recorded { request, ok: true } => self.recorded(&request),
             Input::Recorded { request, ok: false } => self.not_recorded(&request, now),
@@ -764,10 +766,13 @@ impl Dispatcher {
         terminal: &str,
         language: Language,
         topic: Topic,
+        lawyer: Option<String>,
         received: Instant,
         now: Instant,
     ) -> Result<(), Failure> {
         let t = self.terminals.get(terminal).ok_or_else(|| not_found("terminal"))?;
+        // Only a phone line names a lawyer: a callback the lawyer asked for.
+        let preferred = lawyer.filter(|_| t.info.channel == Channel::Phone);
         if t.consultation.is_some() {
             return Err((ErrorCode::Conflict, "a consultation is open at this terminal".into()));
         }
@@ -782,7 +787,7 @@ impl Dispatcher {
             language: language.as_str().into(),
             topic: topic.code().into(),
             front: false,
-            preferred_lawyer_id: None,
+            preferred_lawyer_id: preferred,
             created_at: self.at(),
             appointment_id: None,
         };

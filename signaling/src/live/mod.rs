@@ -430,6 +430,8 @@ pub enum Command {
         terminal: String,
         language: Language,
         topic: Topic,
+        /// The lawyer a phone line's callback is for (ignored from kiosks).
+        lawyer: Option<String>,
         received: Instant,
         reply: Reply,
     },
@@ -551,7 +553,13 @@ impl Live {
         self.ask(|reply| Command::Presence { account: account.into(), want, reply }).await
     }
 
-    pub async fn request(&self, terminal: &str, language: Language, topic: Topic) -> Result<(), Failure> {
+    pub async fn request(
+        &self,
+        terminal: &str,
+        language: Language,
+        topic: Topic,
+        lawyer: Option<String>,
+    ) -> Result<(), Failure> {
         let received = Instant::now();
         if !self.config.languages.iter().any(|l| l == language.as_str()) {
             return Err((
@@ -559,8 +567,15 @@ impl Live {
                 format!("language: one of {}", self.config.languages.join(", ")),
             ));
         }
-        self.ask(|reply| Command::Request { terminal: terminal.into(), language, topic, received, reply })
-            .await
+        self.ask(|reply| Command::Request {
+            terminal: terminal.into(),
+            language,
+            topic,
+            lawyer,
+            received,
+            reply,
+        })
+        .await
     }
 
     pub async fn cancel(&self, terminal: &str, request: &str) -> Result<(), Failure> {

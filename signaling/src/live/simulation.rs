@@ -688,8 +688,13 @@ impl Sim {
                     let language = lang(if self.rng.below(2) == 0 { "bo" } else { "zh" });
                     let topic = *self.rng.pick(TOPICS).expect("topics");
                     let received = self.clock().now;
-                    let _ =
-                        self.feed(Input::Request { terminal: terminal.into(), language, topic, received });
+                    let _ = self.feed(Input::Request {
+                        terminal: terminal.into(),
+                        language,
+                        topic,
+                        lawyer: None,
+                        received,
+                    });
                 }
             }
             41..=42 => {

@@ -132,6 +132,14 @@ const MENU_WAIT: Duration = Duration::from_secs(10);
 const MENU_REPEATS: u32 = 2;
 const RATING_WAIT: Duration = Duration::from_secs(15);
 
+/// How a call went, for the SIP side.
+#[derive(Debug)]
+pub struct Outcome {
+    pub ending: Ending,
+    /// The consultation the caller had, if any (the last one).
+    pub consultation: Option<String>,
+}
+
 /// A call in progress.
 struct Call<'a> {
     context: &'a Context,
@@ -149,16 +157,21 @@ struct Call<'a> {
     tone: HoldTone,
     bridge: Option<(String, Bridge)>,
     last_received: (u64, Instant),
+    /// A callback's lawyer, rung first.
+    lawyer: Option<String>,
+    consultation: Option<String>,
 }
 
-/// Runs a call that was answered with `leg`'s media, on `line`.
+/// Runs a call that was answered with `leg`'s media, on `line`; a callback
+/// names the `lawyer` who placed it.
 pub async fn run(
     context: &Context,
     route: Route,
     line: &Line,
     leg: Leg,
+    lawyer: Option<String>,
     mut from_sip: mpsc::Receiver<FromSip>,
-) -> Ending {
+) -> Outcome {
     let (incoming_tx, mut incoming) = mpsc::channel(64);
     let receiver = leg.receive(incoming_tx);
     let client = match Client::connect(context.server, &line.token).await {
@@ -166,7 +179,7 @@ pub async fn run(
         Err(error) => {
             tracing::warn!(%error, "the phone line cannot reach the live path");
             receiver.abort();
-            return Ending::HangUp;
+            return Outcome { ending: Ending::HangUp, consultation: None };
         }
     };
     let language = (route.language != ASK).then(|| route.language.clone());
@@ -185,6 +198,8 @@ pub async fn run(
         tone: HoldTone::default(),
         bridge: None,
         last_received: (0, Instant::now()),
+        lawyer,
+        consultation: None,
     };
     call.say("welcome");
     call.menu().await;
@@ -241,8 +256,9 @@ pub async fn run(
         "phone call ended"
     );
     call.context.metrics.phone_leg_ended(stats);
+    let consultation = call.consultation.take();
     call.client.close().await;
-    ending
+    Outcome { ending, consultation }
 }
 
 impl Call<'_> {
@@ -287,7 +303,8 @@ impl Call<'_> {
             (Some(language), Some(topic)) => {
                 self.stage = Stage::Waiting { request: None };
                 self.say("waiting");
-                if let Err(error) = self.client.request(&language, topic.code()).await {
+                if let Err(error) = self.client.request(&language, topic.code(), self.lawyer.as_deref()).await
+                {
                     tracing::warn!(%error, "request not sent");
                     self.leave(Ending::HangUp, "goodbye");
                 }
@@ -373,6 +390,7 @@ impl Call<'_> {
                     Err(error) => tracing::warn!(%error, "no peer connection for the phone leg"),
                 }
                 let _ = self.client.send(json!({"type": "rtc.join", "token": token})).await;
+                self.consultation = Some(consultation.clone());
                 self.stage = Stage::Talking { consultation };
             }
             Event::Offer { room, sdp } => {

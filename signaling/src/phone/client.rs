@@ -80,8 +80,10 @@ impl Client {
         }
     }
 
-    pub async fn request(&mut self, language: &str, topic: &str) -> Result<(), String> {
-        self.send(json!({"type": "consult.request", "language": language, "topic": topic})).await
+    /// Asks for a lawyer; a callback names the lawyer who asked for it.
+    pub async fn request(&mut self, language: &str, topic: &str, lawyer: Option<&str>) -> Result<(), String> {
+        self.send(json!({"type": "consult.request", "language": language, "topic": topic, "lawyer": lawyer}))
+            .await
     }
 
     pub async fn close(mut self) {

@@ -39,6 +39,10 @@ impl Drop for Line {
 const NO_CALLER: &str = "-";
 
 impl Lines {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Lets a line go, clearing the caller's number from it.
     pub async fn release(&self, line: Line) {
         if let Err(error) = self.store.set_phone_line_caller(&line.terminal, NO_CALLER).await {

@@ -64,6 +64,12 @@ pub struct PhoneConfig {
     pub media_timeout_secs: u64,
     /// What the dialled number (the Request-URI's user part) means.
     pub routes: Vec<Route>,
+    /// Calling back: the trunk (`host:port`) a lawyer's callback is sent to
+    /// as `sip:<number>@<trunk>`; unset, nobody is called back and no number
+    /// is kept.
+    pub outbound_trunk: Option<String>,
+    /// Only numbers starting with one of these may be called back.
+    pub outbound_prefixes: Vec<String>,
 }
 
 /// One dialled number: `language` and `topic` are codes, or `ask` for the menu.
@@ -94,6 +100,8 @@ impl Default for PhoneConfig {
             fallback: None,
             media_timeout_secs: 30,
             routes: Vec::new(),
+            outbound_trunk: None,
+            outbound_prefixes: Vec::new(),
         }
     }
 }
@@ -142,6 +150,23 @@ impl PhoneConfig {
                     route.number, route.topic
                 ));
             }
+        }
+        if let Some(trunk) = &self.outbound_trunk {
+            let ok =
+                !trunk.is_empty() && trunk.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c));
+            if !ok {
+                return Err("phone.outbound_trunk: host:port".into());
+            }
+            if self.outbound_prefixes.is_empty() {
+                return Err("phone.outbound_prefixes: at least one, with phone.outbound_trunk".into());
+            }
+        }
+        if self
+            .outbound_prefixes
+            .iter()
+            .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit() || c == '+'))
+        {
+            return Err("phone.outbound_prefixes: digits (and +)".into());
         }
         if let Some(fallback) = &self.fallback
             && !fallback.starts_with("sip:")
@@ -197,6 +222,21 @@ fn in_block(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
+impl PhoneConfig {
+    /// Whether lawyers may call callers back.
+    pub fn calls_back(&self) -> bool {
+        self.enabled && self.outbound_trunk.is_some()
+    }
+
+    /// Whether `number` may be called: digits (a leading +), and one of the allowed prefixes.
+    pub fn may_call(&self, number: &str) -> bool {
+        let digits = number.strip_prefix('+').unwrap_or(number);
+        (3..=20).contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && self.outbound_prefixes.iter().any(|p| number.starts_with(p.as_str()))
+    }
+}
+
 /// A number as people may see it: the first three and last four digits
 /// (`138****5678`); short numbers keep only their last two.
 pub fn mask_number(number: &str) -> String {
@@ -217,6 +257,24 @@ pub fn mask_number(number: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_numbers_with_an_allowed_prefix_may_be_called() {
+        let config = PhoneConfig {
+            enabled: true,
+            outbound_trunk: Some("10.0.0.20:5060".into()),
+            outbound_prefixes: vec!["13".into(), "+8613".into()],
+            ..PhoneConfig::default()
+        };
+        assert!(config.calls_back());
+        assert!(config.may_call("13812345678"));
+        assert!(config.may_call("+8613812345678"));
+        assert!(!config.may_call("110"), "an emergency number is not a callback");
+        assert!(!config.may_call("14812345678"));
+        assert!(!config.may_call("13812345678@evil"));
+        assert!(!config.may_call("13"));
+        assert!(!PhoneConfig::default().calls_back());
+    }
 
     #[test]
     fn numbers_are_masked() {

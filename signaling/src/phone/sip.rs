@@ -19,12 +19,13 @@ use rsipstack::EndpointBuilder;
 use rsipstack::dialog::authenticate::verify_digest;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::headers::auth::{Algorithm, Qop, Scheme as AuthScheme};
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::typed::WwwAuthenticate;
-use rsipstack::sip::{Header, Method, StatusCode, Transport, Uri};
+use rsipstack::sip::{Header, Method, StatusCode, StatusCodeKind, Transport, Uri};
 use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::udp::UdpConnection;
@@ -42,6 +43,7 @@ use super::sdp;
 pub struct Gateway {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
+    pub dialer: Dialer,
     cancel: CancellationToken,
 }
 
@@ -119,9 +121,10 @@ pub async fn start(context: Arc<Context>, lines: Lines) -> Result<Gateway, Strin
             tracing::warn!(%error, "the SIP endpoint stopped");
         }
     });
+    let dialer = Dialer(Arc::clone(&shared));
     tokio::spawn(incoming_loop(shared, incoming));
     tracing::info!(udp = %bound, tcp = %tcp_listen, "SIP gateway listening");
-    Ok(Gateway { udp: bound, tcp: tcp_listen, cancel })
+    Ok(Gateway { udp: bound, tcp: tcp_listen, dialer, cancel })
 }
 
 fn source(tx: &Transaction) -> Option<SocketAddr> {
@@ -280,7 +283,8 @@ impl Shared {
         }
         let _active = Active(&self.active, &metrics.phone_calls_active);
         metrics.phone_calls_active.inc();
-        // The caller's number, masked: the only form of it this side keeps.
+        // The caller's number: shown and logged masked only; kept whole only
+        // for a callback, when calling back is on.
         let caller = tx
             .original
             .from_header()
@@ -330,19 +334,37 @@ impl Shared {
         }
         metrics.phone_call("answered");
         tracing::info!(number = %route.number, caller = %masked, codec = agreed.codec.name(), "phone call answered");
+        let talk =
+            Talk { dialog, states: state_rx, leg, local, session, route, line, number: caller, lawyer: None };
+        self.converse(talk).await;
+        transaction.abort();
+    }
+
+    /// Carries an answered call (either way) to its end: the dialog's news
+    /// to the call, the call's end to the dialog, and the number kept for a
+    /// callback when calling back is on.
+    async fn converse(self: &Arc<Self>, talk: Talk) {
+        let Talk { dialog, states, leg, local, session, route, line, number, lawyer } = talk;
         let (to_call, from_sip) = mpsc::channel(16);
         let events =
-            tokio::spawn(dialog_events(Arc::clone(&self), dialog.clone(), state_rx, to_call, local, session));
-        let ending = call::run(&self.context, route, &line, leg, from_sip).await;
+            tokio::spawn(dialog_events(Arc::clone(self), dialog.clone(), states, to_call, local, session));
+        let outcome = call::run(&self.context, route, &line, leg, lawyer, from_sip).await;
         self.lines.release(line).await;
-        match ending {
+        if let Some(consultation) = &outcome.consultation
+            && self.context.config.calls_back()
+            && self.context.config.may_call(&number)
+            && let Err(error) = self.lines.store().keep_callback_number(consultation, &number).await
+        {
+            tracing::warn!(%error, "callback number not kept");
+        }
+        match outcome.ending {
             Ending::CallerHungUp => {}
             Ending::HangUp => {
                 let _ = tokio::time::timeout(Duration::from_secs(5), dialog.bye()).await;
             }
             Ending::Transfer(target) => {
                 // RFC 3515: the caller's side calls the target; we leave.
-                metrics.phone_call("transferred");
+                self.context.metrics.phone_call("transferred");
                 let refer = Header::Other("Refer-To".into(), format!("<{target}>"));
                 match tokio::time::timeout(
                     Duration::from_secs(5),
@@ -360,11 +382,142 @@ impl Shared {
         }
         self.dialogs.remove_dialog(&dialog.id());
         events.abort();
-        transaction.abort();
+    }
+
+    /// Places a callback: INVITE to the trunk, and when answered, a call
+    /// like any other whose request rings `callback.lawyer` first.
+    async fn call_back(self: Arc<Self>, callback: Callback) {
+        let metrics = &self.context.metrics;
+        let Some(trunk) = self.context.config.outbound_trunk.clone() else { return };
+        if self.active.fetch_add(1, Ordering::SeqCst) >= self.context.config.max_calls {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            metrics.phone_call("callback_busy");
+            return;
+        }
+        let _active = Active(&self.active, &metrics.phone_calls_active);
+        metrics.phone_calls_active.inc();
+        let masked = super::mask_number(&callback.number);
+        let limit = self.context.config.max_calls;
+        let Ok(Some(line)) = self.lines.take(&callback.route.region, &masked, limit).await else {
+            metrics.phone_call("callback_busy");
+            return;
+        };
+        let media_ip = self.context.config.media_ip.unwrap_or(self.udp_ip());
+        let Ok(socket) = Leg::bind(media_ip, self.context.config.rtp_ports).await else { return };
+        let Ok(local) = socket.local_addr() else { return };
+        let session: u64 = rand::random::<u32>().into();
+        let me = format!("sip:cloudlaw@{}", self.udp.addr);
+        let (Ok(caller), Ok(callee)) =
+            (Uri::try_from(me.as_str()), Uri::try_from(format!("sip:{}@{trunk}", callback.number).as_str()))
+        else {
+            return;
+        };
+        let option = InviteOption {
+            caller: caller.clone(),
+            callee,
+            contact: caller,
+            content_type: Some("application/sdp".into()),
+            offer: Some(sdp::offer(local, session).into_bytes()),
+            ..Default::default()
+        };
+        let (state_tx, state_rx) = self.dialogs.new_dialog_state_channel();
+        // Ringing for a minute at most; dropping the INVITE cancels it.
+        let placed =
+            tokio::time::timeout(Duration::from_secs(60), self.dialogs.do_invite(option, state_tx)).await;
+        let (dialog, response) = match placed {
+            Ok(Ok((dialog, Some(response)))) if response.status_code.kind() == StatusCodeKind::Successful => {
+                (dialog, response)
+            }
+            Ok(Ok((_, response))) => {
+                let status = response.map(|r| r.status_code.to_string()).unwrap_or_default();
+                tracing::info!(caller = %masked, %status, "callback not answered");
+                metrics.phone_call("callback_unanswered");
+                self.lines.release(line).await;
+                return;
+            }
+            Ok(Err(error)) => {
+                tracing::info!(caller = %masked, %error, "callback failed");
+                metrics.phone_call("callback_unanswered");
+                self.lines.release(line).await;
+                return;
+            }
+            Err(_) => {
+                metrics.phone_call("callback_unanswered");
+                self.lines.release(line).await;
+                return;
+            }
+        };
+        let agreed = std::str::from_utf8(&response.body)
+            .map_err(|e| e.to_string())
+            .and_then(|body| sdp::take_offer(body).map_err(|e| e.to_string()));
+        let leg = match agreed.and_then(|agreed| Leg::new(socket, agreed)) {
+            Ok(leg) => leg,
+            Err(error) => {
+                tracing::info!(%error, "callback answer not usable");
+                let _ = tokio::time::timeout(Duration::from_secs(5), dialog.bye()).await;
+                self.dialogs.remove_dialog(&dialog.id());
+                self.lines.release(line).await;
+                return;
+            }
+        };
+        metrics.phone_call("callback_answered");
+        tracing::info!(caller = %masked, "callback answered");
+        let talk = Talk {
+            dialog,
+            states: state_rx,
+            leg,
+            local,
+            session,
+            route: callback.route,
+            line,
+            number: callback.number,
+            lawyer: Some(callback.lawyer),
+        };
+        self.converse(talk).await;
     }
 
     fn udp_ip(&self) -> IpAddr {
         self.udp.get_socketaddr().map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+}
+
+/// An answered call, handed to [`Shared::converse`].
+struct Talk {
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    leg: Leg,
+    local: SocketAddr,
+    session: u64,
+    route: super::Route,
+    line: super::lines::Line,
+    /// The caller's number (kept for a callback only when calling back is on).
+    number: String,
+    lawyer: Option<String>,
+}
+
+/// A callback a lawyer asked for.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub number: String,
+    pub lawyer: String,
+    /// The consultation's language, topic and region (`number` is unused).
+    pub route: super::Route,
+}
+
+/// Places callbacks: the HTTP side's handle on the gateway.
+#[derive(Clone)]
+pub struct Dialer(Arc<Shared>);
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dialer")
+    }
+}
+
+impl Dialer {
+    /// Starts calling; what becomes of the call is in the metrics and the log.
+    pub fn call_back(&self, callback: Callback) {
+        tokio::spawn(Arc::clone(&self.0).call_back(callback));
     }
 }
 

@@ -30,6 +30,8 @@ pub struct ConsultationRecord {
     pub summary: Option<String>,
     pub outcome: Option<String>,
     pub rating: Option<i64>,
+    /// A hotline caller's number is kept for a callback.
+    pub callback: bool,
 }
 
 /// Whose consultations to list.
@@ -44,7 +46,8 @@ pub enum ConsultationScope<'a> {
 macro_rules! consultation_columns {
     () => {
         "id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at, ended_at, \
-         summary, outcome, rating"
+         summary, outcome, rating, \
+         EXISTS (SELECT 1 FROM callback_numbers n WHERE n.consultation_id = consultations.id) AS callback"
     };
 }
 
@@ -150,5 +153,31 @@ impl Store {
                 .rows_affected()
         });
         Ok(done == 1)
+    }
+
+    /// Keeps a hotline caller's number for a callback (replacing one kept before).
+    pub async fn keep_callback_number(&self, consultation: &str, number: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO callback_numbers (consultation_id, number, stored_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (consultation_id) DO UPDATE SET number = $2, stored_at = $3",
+            )
+            .bind(consultation)
+            .bind(number)
+            .bind(crate::unix_now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The number a consultation's caller may be called back on.
+    pub async fn callback_number(&self, consultation: &str) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT number FROM callback_numbers WHERE consultation_id = $1")
+                .bind(consultation)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 }

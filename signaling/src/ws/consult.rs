@@ -147,8 +147,8 @@ pub async fn handle(
         (ClientMessage::ConsultAccept { .. } | ClientMessage::ConsultDecline { .. }, _) => {
             Err(forbidden("lawyers and interpreters"))
         }
-        (ClientMessage::ConsultRequest { language, topic }, Member::Terminal { terminal }) => {
-            live.request(terminal, language, topic).await.map(|_| None)
+        (ClientMessage::ConsultRequest { language, topic, lawyer }, Member::Terminal { terminal }) => {
+            live.request(terminal, language, topic, lawyer).await.map(|_| None)
         }
         (ClientMessage::ConsultCancel { request }, Member::Terminal { terminal }) => {
             live.cancel(terminal, &request).await.map(|_| None)

@@ -43,7 +43,14 @@ pub enum ClientMessage {
     PresenceSet { state: WantedPresence },
     /// A terminal asks for a lawyer now.
     #[serde(rename = "consult.request")]
-    ConsultRequest { language: crate::domain::Language, topic: crate::domain::Topic },
+    ConsultRequest {
+        language: crate::domain::Language,
+        topic: crate::domain::Topic,
+        /// A phone line's callback: the lawyer (account id) who asked for it is
+        /// rung first. Ignored from kiosks.
+        #[serde(default)]
+        lawyer: Option<String>,
+    },
     /// A terminal withdraws its waiting request.
     #[serde(rename = "consult.cancel")]
     ConsultCancel { request: String },
