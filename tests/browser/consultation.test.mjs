@@ -7,8 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, eventually, login, accessToken, screenshot,
-  recordPeerConnections,
+  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, eventually, accessToken, screenshot,
+  recordPeerConnections, onlineVolunteer,
 } from './support.mjs';
 
 // Lawyers outside the region's team are rung after 2 s, interpreters (three-way) after 6 s.
@@ -38,19 +38,7 @@ after(async () => {
 });
 
 /** A lawyer or interpreter signed in to /lawyer and on duty. */
-async function online(username) {
-  const context = await newContext(browser, server);
-  await recordPeerConnections(context);
-  const page = await context.newPage();
-  problems.push(watch(page));
-  await page.goto(server.url('/lawyer'));
-  await login(page, username, 'demo-pass');
-  // Online already when the last session wanted it (kept for the browser session).
-  await visible(page.locator('[data-testid="go-online"]:visible, [data-testid="go-offline"]:visible').first());
-  if (await page.getByTestId('go-online').isVisible()) await page.getByTestId('go-online').click();
-  await visible(page.getByTestId('go-offline'));
-  return page;
-}
+const online = (username) => onlineVolunteer(browser, server, username, problems);
 
 async function offline(page) {
   await page.getByTestId('go-offline').click().catch(() => {});

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   ROOT, startServer, launchBrowser, newContext, watch, assertClean, visible, eventually, login, accessToken,
-  recordPeerConnections, inboundStreams, liveClient, screenshot,
+  recordPeerConnections, inboundStreams, liveClient, screenshot, onlineVolunteer,
 } from './support.mjs';
 import { startPhone, toneWav, measure, toneStrength } from './baresip.mjs';
 
@@ -79,17 +79,20 @@ after(async () => {
 });
 
 /** A lawyer signed in to /lawyer and online (in `inBrowser`, by default the shared one). */
-async function online(username, inBrowser = browser) {
-  const context = await newContext(inBrowser, server);
-  await recordPeerConnections(context);
-  const page = await context.newPage();
-  problems.push(watch(page));
-  await page.goto(server.url('/lawyer'));
-  await login(page, username, 'demo-pass');
-  await visible(page.locator('[data-testid="go-online"]:visible, [data-testid="go-offline"]:visible').first());
-  if (await page.getByTestId('go-online').isVisible()) await page.getByTestId('go-online').click();
-  await visible(page.getByTestId('go-offline'));
-  return page;
+const online = (username, inBrowser = browser) => onlineVolunteer(inBrowser, server, username, problems);
+
+/** The phone dials `number` at `port`; the lawyer is rung, accepts and sees the call. */
+async function callAndAnswer(phone, lawyer, number, port = sipPort) {
+  phone.dial(`sip:${number}@127.0.0.1:${port}`);
+  await phone.waitEvent('CALL_ESTABLISHED');
+  await answer(lawyer);
+}
+
+/** The lawyer is rung, accepts and sees the call. */
+async function answer(lawyer) {
+  await visible(lawyer.getByTestId('incoming-call'));
+  await lawyer.getByTestId('accept-call').click();
+  await visible(lawyer.getByTestId('call-view'));
 }
 
 /** The lawyer writes the call's record, which ends their wrap-up (so the next test finds them free). */
@@ -124,11 +127,7 @@ test('a Chinese caller reaches a lawyer in Chromium, and each hears the other', 
   const lawyer = await online('demo-lawyer');
   const phone = await startPhone({ user: '13812345678', mic: tone });
   try {
-    phone.dial(`sip:zh-land@127.0.0.1:${sipPort}`);
-    await phone.waitEvent('CALL_ESTABLISHED');
-    await visible(lawyer.getByTestId('incoming-call'));
-    await lawyer.getByTestId('accept-call').click();
-    await visible(lawyer.getByTestId('call-view'));
+    await callAndAnswer(phone, lawyer, 'zh-land');
     // The lawyer's console names the caller by the masked number only.
     await eventually(async () => {
       const peers = await lawyer.getByTestId('call-peers').textContent();
@@ -279,11 +278,7 @@ test('the lawyer hangs up, and the caller rates the call on the keypad', async (
   const lawyer = await online('demo-lawyer');
   const phone = await startPhone({ user: '13600005555', mic: tone });
   try {
-    phone.dial(`sip:zh-land@127.0.0.1:${sipPort}`);
-    await phone.waitEvent('CALL_ESTABLISHED');
-    await visible(lawyer.getByTestId('incoming-call'));
-    await lawyer.getByTestId('accept-call').click();
-    await visible(lawyer.getByTestId('call-view'));
+    await callAndAnswer(phone, lawyer, 'zh-land');
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await lawyer.getByTestId('hang-up').click();
     await visible(lawyer.getByTestId('record-form'));
@@ -338,13 +333,7 @@ test('a phone that offers Opus (or only A-law) is answered in it, and both sides
     const lawyer = await online(username);
     const phone = await startPhone({ user: '13400007777', mic: tone, codecs });
     try {
-      phone.dial(`sip:zh-land@127.0.0.1:${sipPort}`);
-      await phone.waitEvent('CALL_ESTABLISHED');
-      await visible(lawyer.getByTestId('incoming-call')).catch((error) => {
-        throw new Error(`${error.message}\n${server.log().slice(-4000)}\n${phone.log().slice(-2000)}`);
-      });
-      await lawyer.getByTestId('accept-call').click();
-      await visible(lawyer.getByTestId('call-view'));
+      await callAndAnswer(phone, lawyer, 'zh-land');
       let first;
       await eventually(async () => {
         first = (await inboundStreams(lawyer)).filter((s) => s.kind === 'audio' && s.energy > 0);
@@ -383,11 +372,7 @@ test('the lawyer calls a caller back: the phone rings, answers, and the lawyer i
   await visible(lawyer.getByTestId('go-offline'));
   try {
     // The first call: in, answered, over.
-    phone.dial(`sip:zh-land@127.0.0.1:${otherPort}`);
-    await phone.waitEvent('CALL_ESTABLISHED');
-    await visible(lawyer.getByTestId('incoming-call'));
-    await lawyer.getByTestId('accept-call').click();
-    await visible(lawyer.getByTestId('call-view'));
+    await callAndAnswer(phone, lawyer, 'zh-land', otherPort);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     phone.hangup();
     await phone.waitEvent('CALL_CLOSED');
@@ -401,9 +386,7 @@ test('the lawyer calls a caller back: the phone rings, answers, and the lawyer i
     await button.click();
     await eventually(async () => assert.match(await lawyer.getByTestId('past-status').textContent(), /138\*\*\*\*0000/));
     await phone.waitEvent('CALL_ESTABLISHED', 20_000);
-    await visible(lawyer.getByTestId('incoming-call'));
-    await lawyer.getByTestId('accept-call').click();
-    await visible(lawyer.getByTestId('call-view'));
+    await answer(lawyer);
     await eventually(async () => {
       const audio = (await inboundStreams(lawyer)).filter((s) => s.kind === 'audio' && s.energy > 0);
       assert.ok(audio.length >= 1);

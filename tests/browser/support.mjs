@@ -727,6 +727,25 @@ export async function liveClient(browser, server, token, { media = false } = {})
   };
 }
 
+/**
+ * A lawyer or interpreter signed in to /lawyer on `server` (in a fresh context
+ * of `browser` that records its peer connections) and online; what the page
+ * reports goes into `problems`.
+ */
+export async function onlineVolunteer(browser, server, username, problems) {
+  const context = await newContext(browser, server);
+  await recordPeerConnections(context);
+  const page = await context.newPage();
+  problems.push(watch(page));
+  await page.goto(server.url('/lawyer'));
+  await login(page, username, 'demo-pass');
+  // Online already when the last session wanted it (kept for the browser session).
+  await visible(page.locator('[data-testid="go-online"]:visible, [data-testid="go-offline"]:visible').first());
+  if (await page.getByTestId('go-online').isVisible()) await page.getByTestId('go-online').click();
+  await visible(page.getByTestId('go-offline'));
+  return page;
+}
+
 /** Logs in through the API; resolves to an access token. */
 export async function accessToken(server, username, password = 'demo-pass') {
   const response = await fetch(server.url('/api/auth/login'), {
