@@ -391,9 +391,15 @@ async fn re_invites_move_the_media_and_bye_races_leave_nothing_behind() {
         .await
         .expect("RTP at the new port")
         .unwrap();
+    // A re-INVITE without a body (a session refresh): we offer what is agreed.
+    peer.send(&peer.request("INVITE", &dialog, 3, "", "")).await;
+    let refresh = peer.response(&dialog).await;
+    assert_eq!(refresh.status(), Some(200), "{refresh:?}");
+    assert!(refresh.body.contains("m=audio ") && refresh.body.contains("PCMU/8000"), "{}", refresh.body);
+    peer.send(&peer.request("ACK", &dialog, 3, "", "")).await;
     // Two BYEs at once: one ends the call, the other finds nothing.
-    peer.send(&peer.request("BYE", &dialog, 3, "", "")).await;
     peer.send(&peer.request("BYE", &dialog, 4, "", "")).await;
+    peer.send(&peer.request("BYE", &dialog, 5, "", "")).await;
     let mut statuses = Vec::new();
     while let Some(message) = peer.next(Duration::from_secs(3), true).await {
         if let Some(status) = message.status() {
@@ -489,5 +495,35 @@ async fn calling_back_is_off_unless_a_trunk_is_configured() {
     app.store().await.keep_callback_number(&consultation, "13812345678").await.unwrap();
     let (status, code, _) = call_back(&app, "demo-lawyer", &consultation).await;
     assert_eq!((status, code.as_str()), (409, "callback_off"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_at_once_leaves_nothing_for_the_lines_next_caller() {
+    let (app, sip, _lawyer) = start(phone_config(free_sip_port())).await;
+    let peer = Peer::new(sip).await;
+    // In and out before the request is even stored.
+    let mut first = peer.dialog("zh-land");
+    let ok = peer.invite(&first, "", &sdp(4_010)).await;
+    assert_eq!(ok.status(), Some(200));
+    peer.ack(&mut first, &ok).await;
+    peer.send(&peer.request("BYE", &first, 2, "", "")).await;
+    until(Duration::from_secs(5), "no call left active", || async {
+        metric(&app, "cloudlaw_phone_calls_active").await == 0.0
+    })
+    .await;
+    until(Duration::from_secs(5), "nothing left waiting", || async { waiting(&app).await == 0 }).await;
+    // The next caller gets the same line, and waits for themself alone.
+    let mut second = peer.dialog("zh-land");
+    let ok = peer.invite(&second, "", &sdp(4_012)).await;
+    assert_eq!(ok.status(), Some(200));
+    peer.ack(&mut second, &ok).await;
+    until(Duration::from_secs(5), "the second caller waits", || async { waiting(&app).await == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(waiting(&app).await, 1, "one request: the first caller's is gone");
+    let lines = app.store().await.phone_lines(signaling::demo::DEMO_REGION_ID, 0).await.unwrap();
+    assert_eq!(lines.len(), 1, "the line was reused");
+    peer.send(&peer.request("BYE", &second, 2, "", "")).await;
+    until(Duration::from_secs(5), "nothing left waiting", || async { waiting(&app).await == 0 }).await;
     app.stop().await;
 }

@@ -99,6 +99,9 @@ async fn booking_place(
                 terminal_id.ok_or_else(|| invalid("terminal_id: required when booking for a resident"))?;
             let terminal =
                 state.store.terminal(id).await?.ok_or_else(|| invalid("terminal_id: no such terminal"))?;
+            if terminal.channel == "phone" {
+                return Err(invalid("terminal_id: a phone line, not a kiosk"));
+            }
             require_region(principal, &terminal.region_id)?;
             Ok((terminal.id, terminal.region_id))
         }

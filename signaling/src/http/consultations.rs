@@ -176,7 +176,7 @@ pub async fn write_record(
         (status = 202, description = "Dialling; the lawyer is rung when the caller answers", body = CallbackStarted),
         (status = 403, description = "`not_allowed`: the number's prefix is not in `phone.outbound_prefixes`", body = super::ErrorBody),
         (status = 404, description = "No such consultation of the caller's, or `no_number`: none kept for it", body = super::ErrorBody),
-        (status = 409, description = "`callback_off`: calling back is not enabled; `in_progress`: the consultation has not ended", body = super::ErrorBody),
+        (status = 409, description = "`callback_off`: calling back is not enabled; `in_progress`: the consultation has not ended, or its caller is being called already", body = super::ErrorBody),
     )
 )]
 pub async fn call_back(
@@ -225,6 +225,12 @@ pub async fn call_back(
             message: "this number may not be called from here".into(),
         });
     }
+    if dialer.is_calling(&id) {
+        return Err(ApiError::Clash {
+            code: "in_progress",
+            message: "this caller is being called already".into(),
+        });
+    }
     state
         .audit(&principal.actor(), "phone.callback", &id, serde_json::json!({ "number": masked }), &source)
         .await?;
@@ -234,7 +240,14 @@ pub async fn call_back(
         topic: record.topic.clone(),
         region: record.region_id.clone(),
     };
-    dialer.call_back(crate::phone::sip::Callback { number, lawyer: account.id.clone(), route });
+    let callback =
+        crate::phone::sip::Callback { consultation: id.clone(), number, lawyer: account.id.clone(), route };
+    if !dialer.call_back(callback) {
+        return Err(ApiError::Clash {
+            code: "in_progress",
+            message: "this caller is being called already".into(),
+        });
+    }
     Ok((axum::http::StatusCode::ACCEPTED, ApiJson(CallbackStarted { number: masked })))
 }
 

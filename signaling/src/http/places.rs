@@ -235,7 +235,7 @@ pub async fn create_terminal(
     tag = "terminals",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Terminal id")),
-    responses((status = 200, body = TerminalCode), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody))
+    responses((status = 200, body = TerminalCode), (status = 400, description = "`phone_line`: the hotline's lines cannot be enrolled", body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody))
 )]
 pub async fn new_code(
     State(state): State<AppState>,
@@ -244,6 +244,10 @@ pub async fn new_code(
     Path(id): Path<String>,
 ) -> Result<ApiJson<TerminalCode>, ApiError> {
     let terminal = managed_terminal(&state, &principal, &id).await?;
+    if terminal.channel == "phone" {
+        // The hotline's lines hold no device: nothing may enroll as one.
+        return Err(ApiError::bad_request("phone_line", "a phone line cannot be enrolled"));
+    }
     let code = new_enrollment_code();
     let expires_at = unix_now() + state.tokens.config().enrollment_code_ttl_secs as i64;
     let audit =

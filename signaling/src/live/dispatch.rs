@@ -702,6 +702,17 @@ impl Dispatcher {
             return;
         }
         let (request, consultation) = (t.request.clone(), t.consultation.clone());
+        if t.info.channel == Channel::Phone {
+            // A phone line that connects carries a new call: whatever the line
+            // held before (restored after a restart) was another caller's.
+            if let Some(r) = request {
+                let _ = self.cancel(&id, &r, now);
+            }
+            if let Some(c) = consultation {
+                self.end_consultation(&c, "hung_up", false, now);
+            }
+            return;
+        }
         if let Some(c) = consultation {
             self.returned(&c, &id);
         }
@@ -720,6 +731,17 @@ impl Dispatcher {
         }
         t.gone_at = Some(now);
         let (request, consultation) = (t.request.clone(), t.consultation.clone());
+        if t.info.channel == Channel::Phone {
+            // A phone line closes when its call is over: that caller will not
+            // come back, and the line's next caller must not inherit them.
+            if let Some(r) = request {
+                let _ = self.cancel(terminal, &r, now);
+            }
+            if let Some(c) = consultation {
+                self.end_consultation(&c, "hung_up", false, now);
+            }
+            return;
+        }
         if let Some(c) = consultation {
             self.left(&c, terminal, now);
         }

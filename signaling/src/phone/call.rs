@@ -204,6 +204,11 @@ pub async fn run(
     call.say("welcome");
     call.menu().await;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // After a stall, carry on at the pace: no burst of frames to catch up.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The live path's connection closed: the call says goodbye and ends (and
+    // listens to it no more).
+    let mut server_gone = false;
     let ending = loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -211,7 +216,7 @@ pub async fn run(
                     break ending;
                 }
             }
-            event = call.client.next() => match event {
+            event = call.client.next(), if !server_gone => match event {
                 Some(event) => {
                     if let Some(ending) = call.on_event(event).await {
                         break ending;
@@ -219,6 +224,7 @@ pub async fn run(
                 }
                 None => {
                     tracing::info!("the phone line's connection closed");
+                    server_gone = true;
                     call.leave(Ending::HangUp, "goodbye");
                 }
             },
@@ -237,7 +243,11 @@ pub async fn run(
             got = incoming.recv() => match got {
                 Some(Incoming::Voice(samples)) => call.caller.extend(&samples),
                 Some(Incoming::Digit(digit)) => call.on_digit(digit).await,
-                None => {}
+                None => {
+                    tracing::info!("the phone's media ended");
+                    call.withdraw().await;
+                    break Ending::HangUp;
+                }
             },
         }
     };
@@ -371,7 +381,8 @@ impl Call<'_> {
                 if let Stage::Waiting { request: waiting } = &mut self.stage {
                     *waiting = Some(request.clone());
                 }
-                if nobody_on_duty {
+                // A callback's lawyer asked for it: the caller waits for them.
+                if nobody_on_duty && self.lawyer.is_none() {
                     // Nobody who could take it is on duty: say so, and pass the
                     // caller to the hotline's own queue rather than wait forever.
                     let _ = self.client.send(json!({"type": "consult.cancel", "request": request})).await;
@@ -385,6 +396,11 @@ impl Call<'_> {
             Event::Started { consultation, room, token } => {
                 self.saying.clear();
                 self.caller.clear();
+                // Sent again (`resumed`) when the room moved or the line came
+                // back: the old peer connection is done with.
+                if let Some((_, old)) = self.bridge.take() {
+                    old.close().await;
+                }
                 match Bridge::new(&self.line.terminal, self.leg_ip()).await {
                     Ok(bridge) => self.bridge = Some((room, bridge)),
                     Err(error) => tracing::warn!(%error, "no peer connection for the phone leg"),
@@ -408,7 +424,10 @@ impl Call<'_> {
                     }
                 }
             }
-            Event::Ended { consultation, requeued, .. } => {
+            // Only this call's: a line may hear of an earlier caller's end.
+            Event::Ended { consultation, requeued, .. }
+                if self.consultation.as_ref() == Some(&consultation) =>
+            {
                 if let Some((_, bridge)) = self.bridge.take() {
                     bridge.close().await;
                 }
@@ -421,13 +440,14 @@ impl Call<'_> {
                     self.stage = Stage::Rating { consultation, until: Instant::now() + RATING_WAIT };
                 }
             }
-            Event::Cancelled { .. } => {
-                if matches!(self.stage, Stage::Waiting { .. }) {
+            Event::Cancelled { request } => {
+                if matches!(&self.stage, Stage::Waiting { request: Some(mine) } if *mine == request) {
                     self.leave(Ending::HangUp, "goodbye");
                 }
             }
             Event::Error { code, message } => tracing::debug!(%code, %message, "the live path refused"),
             Event::Welcome {}
+            | Event::Ended { .. }
             | Event::Peer { .. }
             | Event::Rated { .. }
             | Event::RoomClosed { .. }
@@ -443,6 +463,14 @@ impl Call<'_> {
     /// Every 20 ms: one frame each way, and the timers.
     async fn tick(&mut self) -> Option<Ending> {
         let now = Instant::now();
+        // The menu's and the rating's time to answer runs from the end of their prompt.
+        if !self.saying.is_empty() {
+            match &mut self.stage {
+                Stage::Menu { asked, .. } => *asked = now,
+                Stage::Rating { until, .. } => *until = now + RATING_WAIT,
+                _ => {}
+            }
+        }
         // A call whose RTP stopped is a call nobody is on.
         let received = self.leg.stats.received.load(Ordering::Relaxed);
         if received != self.last_received.0 {

@@ -2,23 +2,26 @@
 //! line is held for the whole call (waiting, talking, rating) and let go when
 //! the call ends, so a line never has two callers' requests.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::auth::tokens::{TokenKind, Tokens};
 use crate::store::{Store, StoreError};
 
-/// A device token for a line lives this long (a call longer than this
-/// reconnects with a fresh one).
+/// A device token for a line lives this long: it is checked when the call's
+/// connection opens, and the connection lasts the call.
 const LINE_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Debug, Clone)]
 pub struct Lines {
     store: Store,
     tokens: Tokens,
-    busy: Arc<Mutex<HashSet<String>>>,
+    /// Lines held by calls, and their regions.
+    busy: Busy,
 }
+
+type Busy = Arc<Mutex<HashMap<String, String>>>;
 
 /// A line held by a call; let go when dropped.
 #[derive(Debug)]
@@ -26,7 +29,7 @@ pub struct Line {
     pub terminal: String,
     pub region: String,
     pub token: String,
-    busy: Arc<Mutex<HashSet<String>>>,
+    busy: Busy,
 }
 
 impl Drop for Line {
@@ -39,6 +42,10 @@ impl Drop for Line {
 const NO_CALLER: &str = "-";
 
 impl Lines {
+    pub fn new(store: Store, tokens: Tokens) -> Lines {
+        Lines { store, tokens, busy: Arc::default() }
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -51,26 +58,24 @@ impl Lines {
         drop(line);
     }
 
-    pub fn new(store: Store, tokens: Tokens) -> Lines {
-        Lines { store, tokens, busy: Arc::default() }
-    }
-
     /// A free line of `region`, made if the region has none free (at most
     /// `limit` lines a region), showing `caller` (a masked number).
     pub async fn take(&self, region: &str, caller: &str, limit: usize) -> Result<Option<Line>, StoreError> {
         let busy_here = {
             let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            busy.len()
+            busy.values().filter(|r| *r == region).count()
         };
-        let lines = self.store.phone_lines(region, (busy_here + 1).min(limit)).await?;
-        let chosen = {
+        // One more than are busy here; once more if another call took the free one meanwhile.
+        let mut chosen = None;
+        for want in [busy_here + 1, busy_here + 2] {
+            let lines = self.store.phone_lines(region, want.min(limit)).await?;
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            let free = lines.into_iter().find(|line| !busy.contains(&line.id));
-            if let Some(line) = &free {
-                busy.insert(line.id.clone());
+            chosen = lines.into_iter().find(|line| !busy.contains_key(&line.id));
+            if let Some(line) = &chosen {
+                busy.insert(line.id.clone(), region.to_owned());
+                break;
             }
-            free
-        };
+        }
         let Some(line) = chosen else { return Ok(None) };
         let held = Line {
             terminal: line.id.clone(),

@@ -70,6 +70,8 @@ pub struct PhoneConfig {
     pub outbound_trunk: Option<String>,
     /// Only numbers starting with one of these may be called back.
     pub outbound_prefixes: Vec<String>,
+    /// A caller's number is kept this many days for a callback, then deleted.
+    pub callback_days: u32,
 }
 
 /// One dialled number: `language` and `topic` are codes, or `ask` for the menu.
@@ -102,6 +104,7 @@ impl Default for PhoneConfig {
             routes: Vec::new(),
             outbound_trunk: None,
             outbound_prefixes: Vec::new(),
+            callback_days: 30,
         }
     }
 }
@@ -156,6 +159,9 @@ impl PhoneConfig {
                 !trunk.is_empty() && trunk.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c));
             if !ok {
                 return Err("phone.outbound_trunk: host:port".into());
+            }
+            if !(1..=366).contains(&self.callback_days) {
+                return Err("phone.callback_days: 1 to 366".into());
             }
             if self.outbound_prefixes.is_empty() {
                 return Err("phone.outbound_prefixes: at least one, with phone.outbound_trunk".into());
@@ -237,12 +243,13 @@ impl PhoneConfig {
     }
 }
 
-/// A number as people may see it: the first three and last four digits
-/// (`138****5678`); short numbers keep only their last two.
+/// A number as people may see it: a mobile number's first three and last
+/// four digits (`138****5678`, as Chinese services show them); anything
+/// shorter (a landline) only its last two.
 pub fn mask_number(number: &str) -> String {
     let digits: Vec<char> = number.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
     let n = digits.len();
-    if n >= 8 {
+    if n >= 11 {
         let head: String = digits[..3].iter().collect();
         let tail: String = digits[n - 4..].iter().collect();
         format!("{head}****{tail}")
@@ -282,6 +289,7 @@ mod tests {
         assert_eq!(mask_number("+8613812345678"), "+86****5678");
         assert_eq!(mask_number("sip-user"), "****");
         assert_eq!(mask_number("12348"), "***48");
+        assert_eq!(mask_number("87654321"), "******21", "a landline shows little");
     }
 
     #[test]

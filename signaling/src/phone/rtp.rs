@@ -144,6 +144,8 @@ pub enum Incoming {
 pub struct Leg {
     socket: Arc<UdpSocket>,
     agreed: Agreed,
+    /// What the reader takes packets by (a re-INVITE changes it).
+    agreed_now: tokio::sync::watch::Sender<Agreed>,
     encoder: Encoder,
     ssrc: u32,
     seq: u16,
@@ -171,8 +173,10 @@ impl Leg {
 
     pub fn new(socket: Arc<UdpSocket>, agreed: Agreed) -> Result<Leg, String> {
         let encoder = Encoder::new(agreed.codec)?;
+        let (agreed_now, _) = tokio::sync::watch::channel(agreed.clone());
         Ok(Leg {
             socket,
+            agreed_now,
             agreed,
             encoder,
             ssrc: rand::random(),
@@ -187,6 +191,7 @@ impl Leg {
         if agreed.codec != self.agreed.codec {
             self.encoder = Encoder::new(agreed.codec)?;
         }
+        self.agreed_now.send_replace(agreed.clone());
         self.agreed = agreed;
         Ok(())
     }
@@ -224,20 +229,31 @@ impl Leg {
     /// Reads the phone's RTP until the socket fails or `incoming` closes:
     /// voice through the jitter buffer (one payload handed on per packet
     /// received, in order), keys as they are pressed. Only datagrams from
-    /// the peer's address are taken.
+    /// the peer's address are taken; a re-INVITE's new address and codec
+    /// are followed, and a new stream (another SSRC) starts the buffer afresh.
     pub fn receive(&self, incoming: mpsc::Sender<Incoming>) -> tokio::task::JoinHandle<()> {
-        let (socket, agreed, stats) =
-            (Arc::clone(&self.socket), self.agreed.clone(), Arc::clone(&self.stats));
+        let (socket, stats) = (Arc::clone(&self.socket), Arc::clone(&self.stats));
+        let mut agreed_now = self.agreed_now.subscribe();
         tokio::spawn(async move {
+            let mut agreed = agreed_now.borrow_and_update().clone();
             let Ok(mut decoder) = Decoder::new(agreed.codec) else { return };
             let mut jitter: JitterBuffer<Bytes> = JitterBuffer::new(JITTER_DEPTH);
             let mut buffer = vec![0u8; MAX_DATAGRAM];
             let mut last_event: Option<u32> = None;
             let mut transit: Option<i64> = None;
+            let mut ssrc: Option<u32> = None;
             let started = std::time::Instant::now();
             let mut jitter_value = 0f64;
             loop {
                 let Ok((n, from)) = socket.recv_from(&mut buffer).await else { break };
+                if agreed_now.has_changed().unwrap_or(false) {
+                    let now = agreed_now.borrow_and_update().clone();
+                    if now.codec != agreed.codec {
+                        let Ok(new) = Decoder::new(now.codec) else { break };
+                        decoder = new;
+                    }
+                    agreed = now;
+                }
                 if from.ip() != agreed.remote.ip() {
                     stats.stray.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -265,6 +281,11 @@ impl Leg {
                     continue;
                 }
                 stats.received.fetch_add(1, Ordering::Relaxed);
+                if ssrc.replace(header.ssrc).is_some_and(|before| before != header.ssrc) {
+                    // Another stream (the peer switched media): its numbers start anew.
+                    jitter = JitterBuffer::new(JITTER_DEPTH);
+                    transit = None;
+                }
                 // RFC 3550 A.8: jitter from the difference in transit times.
                 let clock = i64::from(agreed.codec.ticks_per_frame()) * 50;
                 let arrival = (started.elapsed().as_secs_f64() * clock as f64) as i64;
@@ -350,6 +371,7 @@ mod tests {
             dtmf_payload_type: Some(101),
             remote: to,
             on_hold: false,
+            direction: "sendrecv",
         };
         let mut sender = Leg::new(Arc::clone(&a), agreed(b.local_addr().unwrap())).unwrap();
         let receiver = Leg::new(Arc::clone(&b), agreed(a.local_addr().unwrap())).unwrap();

@@ -45,6 +45,8 @@ pub struct Agreed {
     pub remote: SocketAddr,
     /// `a=sendonly` / `inactive` from the peer: it is holding the call.
     pub on_hold: bool,
+    /// The direction our answer states (RFC 3264 6.1: the mirror of the offer's).
+    pub direction: &'static str,
 }
 
 /// Why an offer cannot be taken (answered with 488 Not Acceptable Here).
@@ -120,20 +122,25 @@ pub fn take_offer(sdp: &str) -> Result<Agreed, OfferError> {
         .and_then(|a| a.address.parse::<IpAddr>().ok())
         .ok_or(OfferError::NoAddress)?;
     let port = u16::try_from(audio.media_name.port.value).map_err(|_| OfferError::NoAddress)?;
-    let direction = |key: &str| audio.attributes.iter().chain(&session.attributes).any(|a| a.key == key);
-    let on_hold = direction("sendonly") || direction("inactive") || address.is_unspecified();
-    Ok(Agreed {
-        codec,
-        payload_type,
-        dtmf_payload_type: dtmf,
-        remote: SocketAddr::new(address, port),
-        on_hold,
-    })
+    let said = |key: &str| audio.attributes.iter().chain(&session.attributes).any(|a| a.key == key);
+    let direction = if said("inactive") || address.is_unspecified() {
+        "inactive"
+    } else if said("sendonly") {
+        "recvonly"
+    } else if said("recvonly") {
+        "sendonly"
+    } else {
+        "sendrecv"
+    };
+    let on_hold = matches!(direction, "inactive" | "recvonly");
+    let remote = SocketAddr::new(address, port);
+    Ok(Agreed { codec, payload_type, dtmf_payload_type: dtmf, remote, on_hold, direction })
 }
 
 /// Our answer: the one codec taken, telephone-events if offered, our RTP address.
 pub fn answer(agreed: &Agreed, local: SocketAddr, session_id: u64, version: u64) -> String {
-    offer_or_answer(agreed.codec, agreed.payload_type, agreed.dtmf_payload_type, local, session_id, version)
+    let Agreed { codec, payload_type, dtmf_payload_type, direction, .. } = agreed;
+    offer_or_answer(*codec, *payload_type, *dtmf_payload_type, direction, local, session_id, version)
 }
 
 /// Our own offer, for a call we place (a callback): PCMU, PCMA, Opus and telephone-events.
@@ -153,6 +160,7 @@ fn offer_or_answer(
     codec: Codec,
     pt: u8,
     dtmf: Option<u8>,
+    direction: &str,
     local: SocketAddr,
     session_id: u64,
     version: u64,
@@ -172,7 +180,7 @@ fn offer_or_answer(
     }
     format!(
         "v=0\r\no=cloudlaw {session_id} {version} IN {ip} {address}\r\ns=cloudlaw\r\nc=IN {ip} {address}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {formats}\r\n{attributes}a=ptime:20\r\na=sendrecv\r\n"
+         m=audio {port} RTP/AVP {formats}\r\n{attributes}a=ptime:20\r\na={direction}\r\n"
     )
 }
 
@@ -215,6 +223,8 @@ mod tests {
         let agreed = take_offer(opus).unwrap();
         assert_eq!((agreed.codec, agreed.payload_type), (Codec::Opus, 96));
         assert!(agreed.on_hold);
+        let held = answer(&agreed, "127.0.0.1:5000".parse::<SocketAddr>().unwrap(), 1, 2);
+        assert!(held.contains("a=recvonly\r\n"), "held: we only listen: {held}");
     }
 
     #[test]

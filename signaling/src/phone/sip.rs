@@ -5,8 +5,8 @@
 //! An INVITE is refused, in this order: from an address that is not a
 //! configured peer (403), beyond the peer's INVITE rate (503), without valid
 //! digest credentials when they are configured (401 with a challenge, then
-//! 403), to a number with no route (404), beyond `max_calls` (486), with no
-//! codec we speak (488). Otherwise it is answered at once (200 with our SDP),
+//! 403), to a number with no route (404), with no codec we speak (488),
+//! beyond `max_calls` (486). Otherwise it is answered at once (200 with our SDP),
 //! so the caller hears the menu or the hold audio from the first moment.
 
 use std::collections::HashMap;
@@ -64,6 +64,8 @@ struct Shared {
     invites: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     /// Nonces we issued, and when (a challenge is answered within 5 minutes).
     nonces: Mutex<HashMap<String, Instant>>,
+    /// Consultations whose caller is being called back now (one call each).
+    calling_back: Mutex<std::collections::HashSet<String>>,
 }
 
 const NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -114,7 +116,11 @@ pub async fn start(context: Arc<Context>, lines: Lines) -> Result<Gateway, Strin
         active: AtomicUsize::new(0),
         invites: Mutex::default(),
         nonces: Mutex::default(),
+        calling_back: Mutex::default(),
     });
+    if shared.context.config.calls_back() {
+        tokio::spawn(forget_old_numbers(Arc::clone(&shared), cancel.clone()));
+    }
     let inner = endpoint.inner.clone();
     tokio::spawn(async move {
         if let Err(error) = inner.serve().await {
@@ -302,14 +308,21 @@ impl Shared {
             }
         };
         let media_ip = self.context.config.media_ip.unwrap_or(self.udp_ip());
-        let Ok(socket) = Leg::bind(media_ip, self.context.config.rtp_ports).await else {
-            let _ = tx.reply(StatusCode::ServerInternalError).await;
-            return;
+        let media = match Leg::bind(media_ip, self.context.config.rtp_ports).await {
+            Ok(socket) => socket
+                .local_addr()
+                .map_err(|e| e.to_string())
+                .and_then(|local| Leg::new(socket, agreed.clone()).map(|leg| (local, leg))),
+            Err(error) => Err(error.to_string()),
         };
-        let Ok(local) = socket.local_addr() else { return };
-        let Ok(leg) = Leg::new(socket, agreed.clone()) else {
-            let _ = tx.reply(StatusCode::NotAcceptableHere).await;
-            return;
+        let (local, leg) = match media {
+            Ok(media) => media,
+            Err(error) => {
+                tracing::warn!(%error, "no RTP socket for a call");
+                let _ = tx.reply(StatusCode::ServiceUnavailable).await;
+                self.lines.release(line).await;
+                return;
+            }
         };
         let (state_tx, state_rx) = self.dialogs.new_dialog_state_channel();
         let dialog = match self.dialogs.get_or_create_server_invite(&tx, state_tx, None, self.contact(&tx)) {
@@ -317,6 +330,7 @@ impl Shared {
             Err(error) => {
                 tracing::info!(%error, "INVITE refused");
                 let _ = tx.reply(StatusCode::BadRequest).await;
+                self.lines.release(line).await;
                 return;
             }
         };
@@ -330,6 +344,9 @@ impl Shared {
         let answer = sdp::answer(&agreed, local, session, 1);
         let content_type = vec![Header::ContentType("application/sdp".into())];
         if dialog.accept(Some(content_type), Some(answer.into_bytes())).is_err() {
+            self.dialogs.remove_dialog(&dialog.id());
+            self.lines.release(line).await;
+            transaction.abort();
             return;
         }
         metrics.phone_call("answered");
@@ -346,8 +363,15 @@ impl Shared {
     async fn converse(self: &Arc<Self>, talk: Talk) {
         let Talk { dialog, states, leg, local, session, route, line, number, lawyer } = talk;
         let (to_call, from_sip) = mpsc::channel(16);
-        let events =
-            tokio::spawn(dialog_events(Arc::clone(self), dialog.clone(), states, to_call, local, session));
+        let agreed = leg.agreed().clone();
+        let events = tokio::spawn(dialog_events(
+            Arc::clone(self),
+            dialog.clone(),
+            states,
+            to_call,
+            (local, session),
+            agreed,
+        ));
         let outcome = call::run(&self.context, route, &line, leg, lawyer, from_sip).await;
         self.lines.release(line).await;
         if let Some(consultation) = &outcome.consultation
@@ -403,13 +427,18 @@ impl Shared {
             return;
         };
         let media_ip = self.context.config.media_ip.unwrap_or(self.udp_ip());
-        let Ok(socket) = Leg::bind(media_ip, self.context.config.rtp_ports).await else { return };
-        let Ok(local) = socket.local_addr() else { return };
+        let bound = Leg::bind(media_ip, self.context.config.rtp_ports).await;
+        let Some((socket, local)) = bound.ok().and_then(|s| s.local_addr().ok().map(|local| (s, local)))
+        else {
+            self.lines.release(line).await;
+            return;
+        };
         let session: u64 = rand::random::<u32>().into();
         let me = format!("sip:cloudlaw@{}", self.udp.addr);
         let (Ok(caller), Ok(callee)) =
             (Uri::try_from(me.as_str()), Uri::try_from(format!("sip:{}@{trunk}", callback.number).as_str()))
         else {
+            self.lines.release(line).await;
             return;
         };
         let option = InviteOption {
@@ -498,6 +527,7 @@ struct Talk {
 /// A callback a lawyer asked for.
 #[derive(Debug, Clone)]
 pub struct Callback {
+    pub consultation: String,
     pub number: String,
     pub lawyer: String,
     /// The consultation's language, topic and region (`number` is unused).
@@ -515,9 +545,29 @@ impl std::fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    /// Starts calling; what becomes of the call is in the metrics and the log.
-    pub fn call_back(&self, callback: Callback) {
-        tokio::spawn(Arc::clone(&self.0).call_back(callback));
+    /// Whether this consultation's caller is being called back now.
+    pub fn is_calling(&self, consultation: &str) -> bool {
+        self.0.calling_back.lock().unwrap_or_else(|p| p.into_inner()).contains(consultation)
+    }
+
+    /// Starts calling; what becomes of the call is in the metrics and the
+    /// log. `false` when this consultation's caller is being called already.
+    pub fn call_back(&self, callback: Callback) -> bool {
+        let shared = Arc::clone(&self.0);
+        if !shared
+            .calling_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(callback.consultation.clone())
+        {
+            return false;
+        }
+        tokio::spawn(async move {
+            let consultation = callback.consultation.clone();
+            Arc::clone(&shared).call_back(callback).await;
+            shared.calling_back.lock().unwrap_or_else(|p| p.into_inner()).remove(&consultation);
+        });
+        true
     }
 }
 
@@ -528,6 +578,24 @@ impl Drop for Active<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
         self.1.dec();
+    }
+}
+
+/// Deletes callers' numbers kept longer than `phone.callback_days`, at
+/// start and every hour, and logs how many went.
+async fn forget_old_numbers(shared: Arc<Shared>, cancel: CancellationToken) {
+    let keep = i64::from(shared.context.config.callback_days) * 86_400;
+    let mut every = tokio::time::interval(Duration::from_secs(3_600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        match shared.lines.store().forget_callback_numbers(crate::unix_now() - keep).await {
+            Ok(0) => {}
+            Ok(gone) => tracing::info!(gone, "callers' numbers past phone.callback_days deleted"),
+            Err(error) => tracing::warn!(%error, "callers' numbers not deleted"),
+        }
     }
 }
 
@@ -555,8 +623,8 @@ async fn dialog_events(
     dialog: InviteDialog,
     mut states: DialogStateReceiver,
     to_call: mpsc::Sender<FromSip>,
-    local: SocketAddr,
-    session: u64,
+    (local, session): (SocketAddr, u64),
+    mut current: sdp::Agreed,
 ) {
     let mut version = 1;
     while let Some(state) = states.recv().await {
@@ -575,15 +643,23 @@ async fn dialog_events(
                     continue;
                 }
                 let offer = std::str::from_utf8(&request.body).unwrap_or("");
-                // A re-INVITE without a body asks us to offer: we offer what we agreed.
+                let content_type = vec![Header::ContentType("application/sdp".into())];
+                version += 1;
+                if offer.trim().is_empty() {
+                    // A re-INVITE without a body (a session refresh) asks us
+                    // to offer: we offer what is agreed, and keep to it.
+                    let again = sdp::Agreed { direction: "sendrecv", ..current.clone() };
+                    let ours = sdp::answer(&again, local, session, version);
+                    let _ = handle.respond(StatusCode::OK, Some(content_type), Some(ours.into_bytes())).await;
+                    continue;
+                }
                 match sdp::take_offer(offer) {
                     Ok(agreed) => {
-                        version += 1;
                         let answer = sdp::answer(&agreed, local, session, version);
-                        let content_type = vec![Header::ContentType("application/sdp".into())];
                         let _ = handle
                             .respond(StatusCode::OK, Some(content_type), Some(answer.into_bytes()))
                             .await;
+                        current = agreed.clone();
                         let _ = to_call.send(FromSip::Update(agreed)).await;
                     }
                     Err(_) => {

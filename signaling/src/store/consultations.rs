@@ -171,6 +171,17 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the numbers kept since before `before`; how many went.
+    pub async fn forget_callback_numbers(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM callback_numbers WHERE stored_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     /// The number a consultation's caller may be called back on.
     pub async fn callback_number(&self, consultation: &str) -> Result<Option<String>, StoreError> {
         Ok(with_pool!(self, |pool| {
