@@ -202,11 +202,6 @@ impl Bridge {
         any
     }
 
-    /// How many others the room has sent us so far.
-    pub fn voices(&self) -> usize {
-        self.voices.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }

@@ -27,7 +27,6 @@ type Busy = Arc<Mutex<HashMap<String, String>>>;
 #[derive(Debug)]
 pub struct Line {
     pub terminal: String,
-    pub region: String,
     pub token: String,
     busy: Busy,
 }
@@ -77,12 +76,7 @@ impl Lines {
             }
         }
         let Some(line) = chosen else { return Ok(None) };
-        let held = Line {
-            terminal: line.id.clone(),
-            region: region.to_owned(),
-            token: String::new(),
-            busy: Arc::clone(&self.busy),
-        };
+        let held = Line { terminal: line.id.clone(), token: String::new(), busy: Arc::clone(&self.busy) };
         self.store.set_phone_line_caller(&line.id, caller).await?;
         let Some(credential) = line.credential_id else { return Ok(None) };
         let (token, _) = self.tokens.issue(TokenKind::Device, &line.id, &credential, LINE_TOKEN_TTL, None);

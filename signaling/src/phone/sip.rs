@@ -167,7 +167,7 @@ async fn incoming_loop(shared: Arc<Shared>, mut incoming: TransactionReceiver) {
         }
         match tx.original.method {
             Method::Invite => {
-                if let Some(status) = shared.admit(&tx, from.ip()) {
+                if let Some(status) = shared.admit(from.ip()) {
                     let _ = tx.reply(status).await;
                     continue;
                 }
@@ -191,7 +191,7 @@ async fn incoming_loop(shared: Arc<Shared>, mut incoming: TransactionReceiver) {
 
 impl Shared {
     /// The flood guard: `None` when this INVITE may go on.
-    fn admit(&self, _tx: &Transaction, peer: IpAddr) -> Option<StatusCode> {
+    fn admit(&self, peer: IpAddr) -> Option<StatusCode> {
         let now = Instant::now();
         let mut invites = self.invites.lock().unwrap_or_else(|p| p.into_inner());
         invites.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(1));
