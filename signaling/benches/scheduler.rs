@@ -244,6 +244,7 @@ async fn main() {
                                 booked_by: "bench".into(),
                                 day: (start - 3600, start + 3600),
                                 daily_cap: 6,
+                                phone: None,
                             },
                             &AuditEntry::system("appointment.booked"),
                         )

@@ -129,7 +129,7 @@ enum Wire {
         language: Language,
         topic: Topic,
         #[serde(default)]
-        lawyer: Option<String>,
+        asked: Option<crate::live::Asked>,
     },
     Cancel {
         terminal: String,
@@ -292,8 +292,8 @@ fn outgoing(command: Command) -> Option<Outgoing> {
             plain(Wire::TerminalDisconnected { connection, terminal })
         }
         Command::Presence { account, want, reply } => unit(Wire::Presence { account, want }, reply),
-        Command::Request { terminal, language, topic, lawyer, reply, .. } => {
-            unit(Wire::Request { terminal, language, topic, lawyer }, reply)
+        Command::Request { terminal, language, topic, asked, reply, .. } => {
+            unit(Wire::Request { terminal, language, topic, asked }, reply)
         }
         Command::Cancel { terminal, request, reply } => unit(Wire::Cancel { terminal, request }, reply),
         Command::Accept { answer, reply } => unit(Wire::Accept(answer), reply),
@@ -590,14 +590,9 @@ impl Link {
                 Command::TerminalDisconnected { connection, terminal }
             }
             Wire::Presence { account, want } => Command::Presence { account, want, reply: unit() },
-            Wire::Request { terminal, language, topic, lawyer } => Command::Request {
-                terminal,
-                language,
-                topic,
-                lawyer,
-                received: Instant::now(),
-                reply: unit(),
-            },
+            Wire::Request { terminal, language, topic, asked } => {
+                Command::Request { terminal, language, topic, asked, received: Instant::now(), reply: unit() }
+            }
             Wire::Cancel { terminal, request } => Command::Cancel { terminal, request, reply: unit() },
             Wire::Accept(answer) => Command::Accept { answer, reply: unit() },
             Wire::Decline(answer) => Command::Decline { answer, reply: unit() },
@@ -849,7 +844,7 @@ mod tests {
             terminal: "t".into(),
             language: Language::parse("bo").unwrap(),
             topic: Topic::Land,
-            lawyer: None,
+            asked: Some(crate::live::Asked { lawyer: "l".into(), appointment: Some("a".into()) }),
             received: Instant::now(),
             reply,
         };
@@ -859,7 +854,8 @@ mod tests {
             serde_json::to_string(&ToLeader { from: "n".into(), call: Some(3), command: wire }).unwrap();
         let back: ToLeader = serde_json::from_str(&text).unwrap();
         assert_eq!(back.call, Some(3));
-        assert!(matches!(back.command, Wire::Request { ref terminal, .. } if terminal == "t"));
+        assert!(matches!(back.command, Wire::Request { ref terminal, ref asked, .. }
+            if terminal == "t" && asked.as_ref().is_some_and(|a| a.appointment.as_deref() == Some("a"))));
         let text = serde_json::to_string(&outgoing(person("c", "a")).unwrap().wire).unwrap();
         assert!(matches!(serde_json::from_str(&text).unwrap(), Wire::PersonConnected { .. }));
         // What only the leader makes never travels.

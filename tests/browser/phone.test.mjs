@@ -409,3 +409,60 @@ test('the lawyer calls a caller back: the phone rings, answers, and the lawyer i
   }
   assertClean(problems.flat());
 });
+
+test('a coordinator books an appointment by phone; its lawyer sees the number masked and may call only near its time', async () => {
+  // A trunk nothing answers on: this is about booking and who may dial when
+  // (tests/system/phone.rs dials an appointment's resident through a SIP peer).
+  const config = CONFIG.replace('[phone]\n', '[phone]\noutbound_trunk = "127.0.0.1:9"\noutbound_prefixes = ["138"]\n');
+  const other = await startServer({ config });
+  const context = await newContext(browser, other);
+  const coordinator = await context.newPage();
+  problems.push(watch(coordinator));
+  try {
+    await coordinator.goto(other.url('/coordinator'));
+    await login(coordinator, 'demo-coordinator', 'demo-pass');
+    const card = coordinator.getByTestId('phone-booking');
+    await visible(card);
+    await coordinator.getByTestId('phone-booking-language').selectOption('zh');
+    await coordinator.getByTestId('phone-booking-topic').selectOption('land');
+    const slot = coordinator.getByTestId('phone-booking-slot');
+    await eventually(async () => assert.ok(await slot.inputValue(), 'a free time is offered'));
+    // A number the operator does not allow is refused by the server, and nothing is booked.
+    await coordinator.getByTestId('phone-booking-number').fill('110');
+    await coordinator.getByTestId('phone-booking-submit').click();
+    await eventually(async () => assert.equal(await coordinator.getByTestId('status').getAttribute('data-error-code'), 'invalid_field'));
+    await coordinator.getByTestId('phone-booking-number').fill('138 1234 5678');
+    await coordinator.getByTestId('phone-booking-submit').click();
+    await eventually(async () => assert.match(await coordinator.getByTestId('status').textContent(), /138\*\*\*\*5678/));
+    const booked = coordinator.locator('[data-testid^="phone-booked-"]');
+    await eventually(async () => assert.equal(await booked.count(), 1));
+    assert.match(await booked.textContent(), /138\*\*\*\*5678/);
+    assert.doesNotMatch(await card.textContent(), /13812345678/);
+    await screenshot(card, 'coordinator-phone-booking');
+
+    // Its lawyer (whoever round robin chose) sees it by phone, masked, with a Call button.
+    const token = await accessToken(other, 'demo-coordinator');
+    const headers = { authorization: `Bearer ${token}` };
+    const [appointment] = await (await fetch(other.url('/api/appointments?region_id=demo-garze'), { headers })).json();
+    const account = await (await fetch(other.url(`/api/accounts/${appointment.lawyer_id}`), { headers })).json();
+    const lawyer = await context.newPage();
+    problems.push(watch(lawyer));
+    await lawyer.goto(other.url('/lawyer'));
+    await login(lawyer, account.username, 'demo-pass');
+    const phoneCell = lawyer.getByTestId(`appointment-phone-${appointment.id}`);
+    await visible(phoneCell);
+    assert.match(await phoneCell.textContent(), /☎ 138\*\*\*\*5678/);
+    // It starts an hour or more from now: too early to call.
+    await lawyer.getByTestId(`appointment-call-${appointment.id}`).click();
+    await eventually(async () => assert.equal(await lawyer.getByTestId('appointments-status').getAttribute('data-error-code'), 'not_now'));
+    await screenshot(lawyer.getByTestId('appointments'), 'lawyer-phone-appointment');
+    const admin = await accessToken(other, 'demo-admin');
+    const audit = await (await fetch(other.url('/api/audit?limit=200'), { headers: { authorization: `Bearer ${admin}` } })).text();
+    assert.match(audit, /appointment\.booked/);
+    assert.doesNotMatch(audit, /13812345678/);
+  } finally {
+    await context.close();
+    await other.stop();
+  }
+  assertClean(problems.flat());
+});

@@ -537,3 +537,231 @@ async fn a_caller_who_hangs_up_at_once_leaves_nothing_for_the_lines_next_caller(
     until(Duration::from_secs(5), "nothing left waiting", || async { waiting(&app).await == 0 }).await;
     app.stop().await;
 }
+
+/// `POST /api/appointments` by phone, as `token`: status and body.
+async fn book_by_phone(app: &TestApp, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let response = app.post("/api/appointments", token, body).await;
+    (response.status().as_u16(), response.json().await.unwrap_or_default())
+}
+
+/// `POST /api/appointments/{id}/callback` as `username`: status and error code.
+async fn call_appointment(app: &TestApp, username: &str, id: &str) -> (u16, String) {
+    let token = app.token(username).await;
+    let response = app.post(&format!("/api/appointments/{id}/callback"), &token, serde_json::json!({})).await;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn appointments_by_phone_are_booked_by_coordinators_for_allowed_numbers_held_once_and_masked() {
+    use crate::schedule::{next_monday, rfc, shanghai};
+    use serde_json::json;
+
+    let mut phone = phone_config(free_sip_port());
+    phone.outbound_trunk = Some("127.0.0.1:9".into());
+    phone.outbound_prefixes = vec!["138".into(), "139".into()];
+    let (app, _sip, _lawyer) = start(phone).await;
+    let coordinator = app.token("demo-coordinator").await;
+    let (kiosk, terminal_id) = app.enroll_demo_terminal().await;
+    let start = rfc(shanghai(next_monday(), 10, 0));
+    let by_phone = |number: &str| json!({"start": start, "language": "zh", "topic": "land", "phone": number, "region_id": "demo-garze"});
+
+    // Refused, and nothing written.
+    let mut with_terminal = by_phone("13812345678");
+    with_terminal["terminal_id"] = terminal_id.clone().into();
+    let mut no_region = by_phone("13812345678");
+    no_region["region_id"] = serde_json::Value::Null;
+    let cases = [
+        (&coordinator, by_phone("110"), 400, "invalid_field"),
+        (&coordinator, by_phone("138 1234"), 400, "invalid_field"),
+        (&coordinator, with_terminal, 400, "invalid_field"),
+        (&coordinator, no_region, 400, "invalid_field"),
+        (&kiosk, by_phone("13812345678"), 403, "forbidden"),
+    ];
+    for (token, body, status, code) in cases {
+        let (got, reply) = book_by_phone(&app, token, body.clone()).await;
+        assert_eq!((got, reply["error"]["code"].as_str()), (status, Some(code)), "{body}: {reply}");
+    }
+    let store = app.store().await;
+    let all = || store.appointments(signaling::store::AppointmentScope::Region("demo-garze"), 0, i64::MAX);
+    assert!(all().await.unwrap().is_empty());
+
+    // Booked: on one of the region's phone lines, the number masked in what comes back.
+    let (status, first) = book_by_phone(&app, &coordinator, by_phone("13812345678")).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!((first["channel"].as_str(), first["phone"].as_str()), (Some("phone"), Some("138****5678")));
+    let line = store.terminal(first["terminal_id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert_eq!(line.channel, "phone");
+    // The same number cannot hold two appointments at once, though a lawyer is free...
+    let (status, reply) = book_by_phone(&app, &coordinator, by_phone("13812345678")).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (409, Some("terminal_busy")), "{reply}");
+    // ...another number can, on the same line.
+    let (status, second) = book_by_phone(&app, &coordinator, by_phone("13987654321")).await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["terminal_id"], first["terminal_id"]);
+    assert_ne!(second["lawyer_id"], first["lawyer_id"]);
+
+    // The lawyer sees it masked; the whole number is in no answer and in no audit entry.
+    let lawyer = store.account(first["lawyer_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let listed = app.get("/api/appointments", &app.token(&lawyer.username).await).await.text().await.unwrap();
+    assert!(listed.contains("138****5678") && !listed.contains("13812345678"), "{listed}");
+    let audit = app.get("/api/audit?limit=200", &app.token("demo-admin").await).await.text().await.unwrap();
+    assert!(audit.contains("138****5678") && !audit.contains("13812345678"), "{audit}");
+
+    // Calling: only its lawyer, only from a quarter of an hour before; a kiosk's has no number.
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(call_appointment(&app, &lawyer.username, id).await, (409, "not_now".into()));
+    let other = if lawyer.username == "demo-lawyer" { "demo-lawyer-2" } else { "demo-lawyer" };
+    assert_eq!(call_appointment(&app, other, id).await.0, 404);
+    assert_eq!(call_appointment(&app, "demo-coordinator", id).await.0, 403);
+    let (status, at_kiosk) = book_by_phone(
+        &app,
+        &kiosk,
+        json!({"start": rfc(shanghai(next_monday(), 11, 0)), "language": "zh", "topic": "land"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{at_kiosk}");
+    let kiosk_lawyer = store.account(at_kiosk["lawyer_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let (status, code) =
+        call_appointment(&app, &kiosk_lawyer.username, at_kiosk["id"].as_str().unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "no_number"));
+
+    // Numbers go once past phone.callback_days after the appointment; the channel stays.
+    store.forget_callback_numbers(i64::MAX).await.unwrap();
+    let kept = store.appointment(id).await.unwrap().unwrap();
+    assert_eq!((kept.channel.as_str(), kept.phone_number), ("phone", None));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn booking_by_phone_is_refused_where_calling_is_off() {
+    use crate::schedule::{next_monday, rfc, shanghai};
+
+    let (app, _sip, _lawyer) = start(phone_config(free_sip_port())).await;
+    let body = serde_json::json!({
+        "start": rfc(shanghai(next_monday(), 10, 0)), "language": "zh", "topic": "land",
+        "phone": "13812345678", "region_id": "demo-garze",
+    });
+    let (status, reply) = book_by_phone(&app, &app.token("demo-coordinator").await, body).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (409, Some("callback_off")), "{reply}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_phone_appointment_is_kept_when_its_lawyer_calls_and_the_resident_answers() {
+    use serde_json::json;
+
+    // The peer is the trunk: the server's INVITE comes to it.
+    let port = free_sip_port();
+    let peer = Peer::new(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let mut phone = phone_config(port);
+    phone.outbound_trunk = Some(peer.local.to_string());
+    phone.outbound_prefixes = vec!["138".into()];
+    let (app, _sip, mut lawyer) = start(phone).await;
+    let store = app.store().await;
+    // An appointment by phone with demo-lawyer-2 that started a minute ago
+    // (booked in the store: the API books only ahead).
+    let line = store.phone_lines(signaling::demo::DEMO_REGION_ID, 1).await.unwrap().remove(0);
+    let lawyer_id = store.account_by_username("demo-lawyer-2").await.unwrap().unwrap().id;
+    let now = signaling::unix_now();
+    let booked = store
+        .book(
+            &signaling::store::Booking {
+                terminal_id: line.id.clone(),
+                region_id: signaling::demo::DEMO_REGION_ID.into(),
+                lawyer_id: lawyer_id.clone(),
+                language: "zh".into(),
+                topic: "land".into(),
+                starts_at: now - 60,
+                ends_at: now + 1740,
+                buffer_secs: 0,
+                booked_by: "test".into(),
+                day: (0, i64::MAX),
+                daily_cap: 100,
+                phone: Some("13812345678".into()),
+            },
+            &signaling::store::AuditEntry::system("appointment.booked"),
+        )
+        .await
+        .unwrap();
+    let signaling::store::BookOutcome::Booked(id) = booked else { panic!("{booked:?}") };
+    // Its start makes no request at the line: nobody walks up to a phone line.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(waiting(&app).await, 0);
+
+    assert_eq!(call_appointment(&app, "demo-lawyer-2", &id).await, (202, String::new()));
+    // The second press while it rings is refused.
+    assert_eq!(call_appointment(&app, "demo-lawyer-2", &id).await, (409, "in_progress".into()));
+    let invite = loop {
+        let message = peer.next(Duration::from_secs(10), false).await.expect("the server's INVITE");
+        if message.first.starts_with("INVITE ") {
+            break message;
+        }
+    };
+    assert!(invite.first.starts_with("INVITE sip:13812345678@"), "{}", invite.first);
+    // The resident answers, and talks (RTP to where the offer said).
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let their_port: u16 = invite
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("an audio port in the offer");
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["via", "from", "call-id", "cseq"] {
+        ok.push_str(&format!("{name}: {}\r\n", invite.header(name).unwrap()));
+    }
+    let answer = sdp(rtp.local_addr().unwrap().port());
+    ok.push_str(&format!(
+        "to: {};tag=resident\r\ncontact: <sip:13812345678@{}>\r\ncontent-type: application/sdp\r\ncontent-length: {}\r\n\r\n{answer}",
+        invite.header("to").unwrap(),
+        peer.local,
+        answer.len(),
+    ));
+    peer.send(&ok).await;
+    let talking = tokio::spawn(async move {
+        let mut packet = vec![0u8; 172];
+        packet[0] = 0x80;
+        for seq in 0u16..1_500 {
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            packet[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            packet[8..12].copy_from_slice(&0x5eed_u32.to_be_bytes());
+            let _ = rtp.send_to(&packet, ("127.0.0.1", their_port)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    // The appointment's lawyer is rung first, and taking it keeps the appointment.
+    let offer = lawyer.expect("consult.offer").await;
+    lawyer.send(json!({"type": "consult.accept", "request": offer["request"]})).await;
+    let started = lawyer.expect("consult.started").await;
+    let consultation = started["consultation"].as_str().unwrap().to_owned();
+    until(Duration::from_secs(10), "the appointment is kept", || async {
+        store.appointment(&id).await.unwrap().is_some_and(|a| a.status == "completed")
+    })
+    .await;
+    let kept = store.appointment(&id).await.unwrap().unwrap();
+    assert_eq!(kept.consultation_id.as_deref(), Some(consultation.as_str()));
+    let audit = app.get("/api/audit?limit=200", &app.token("demo-admin").await).await.text().await.unwrap();
+    assert!(audit.contains("\"phone.callback\"") && !audit.contains("13812345678"), "{audit}");
+
+    // The lawyer hangs up; the resident hangs up during the rating prompt.
+    lawyer.send(json!({"type": "consult.hangup", "consultation": consultation})).await;
+    lawyer.expect("consult.ended").await;
+    let dialog = Dialog {
+        call_id: invite.header("call-id").unwrap().to_owned(),
+        from_tag: "resident".into(),
+        to: invite.header("from").unwrap().to_owned(),
+        number: "cloudlaw".into(),
+    };
+    peer.send(&peer.request("BYE", &dialog, 1, "", "")).await;
+    assert_eq!(peer.response(&dialog).await.status(), Some(200));
+    talking.abort();
+    until(Duration::from_secs(5), "no call left active", || async {
+        metric(&app, "cloudlaw_phone_calls_active").await == 0.0
+    })
+    .await;
+    app.stop().await;
+}

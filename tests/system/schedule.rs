@@ -492,6 +492,7 @@ async fn reminders_and_start_notices_reach_both_sides() {
                 booked_by: "system".into(),
                 day: (0, i64::MAX),
                 daily_cap: 100,
+                phone: None,
             },
             &signaling::store::AuditEntry::system("appointment.booked"),
         )

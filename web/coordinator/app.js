@@ -12,6 +12,7 @@ import { setupSchedule } from '/web/coordinator/schedule.js';
 import { setupQueue } from '/web/coordinator/queue.js';
 import { setupReports } from '/web/coordinator/reports.js';
 import { setupRegions, regionTree } from '/web/coordinator/regions.js';
+import { setupPhoneBooking } from '/web/coordinator/phone-booking.js';
 
 const client = createClient('coordinator');
 const APP_ROLES = ['coordinator', 'admin'];
@@ -75,6 +76,12 @@ const reports = setupReports({
   client,
   regions: () => state.regions ?? [],
   region: selectedRegion,
+});
+const phoneBooking = setupPhoneBooking({
+  client,
+  region: selectedRegion,
+  reportOk: (key, vars) => reportOk(key, vars),
+  reportError: (error) => reportError(error),
 });
 const regionsCard = setupRegions({
   client,
@@ -147,6 +154,7 @@ function showLogin() {
   schedule.hide();
   queue.hide();
   reports.hide();
+  phoneBooking.hide();
   regionsCard.hide();
   $('region-zone').textContent = '';
   renderStatus();
@@ -165,6 +173,7 @@ function showDashboard(account) {
   schedule.show();
   queue.show();
   reports.show();
+  phoneBooking.show();
   regionsCard.show();
   loadAccounts();
   loadRegions();
@@ -465,6 +474,7 @@ async function loadRegions() {
   schedule.regionChanged();
   queue.regionsChanged();
   reports.regionsChanged();
+  phoneBooking.regionChanged();
   await loadTerminals();
 }
 
@@ -640,6 +650,7 @@ els.regionSelect.addEventListener('change', () => {
   renderRegions();
   schedule.regionChanged();
   queue.regionsChanged();
+  phoneBooking.regionChanged();
   loadTerminals();
 });
 
@@ -684,6 +695,7 @@ onLanguageChange(() => {
     schedule.render();
     queue.render();
     reports.render();
+    phoneBooking.render();
   }
 });
 

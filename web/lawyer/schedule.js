@@ -272,7 +272,9 @@ export function setupSchedule(client) {
     const lang = currentLanguage();
     return h('tr', { dataset: { appointmentId: a.id, testid: `appointment-${a.id}`, status: a.status } },
       h('th', { scope: 'row', className: 'nowrap', textContent: formatInstant(a.start, lang), dataset: { testid: `appointment-start-${a.id}` } }),
-      h('td', {}, h('code', { className: 'id', textContent: a.terminal_id, translate: false })),
+      h('td', {}, a.channel === 'phone'
+        ? h('span', { className: 'phone-number', dataset: { testid: `appointment-phone-${a.id}` }, translate: false, textContent: `☎ ${a.phone ?? ''}`, attrs: { 'aria-label': t('appointments.byPhone', { number: a.phone ?? '' }) } })
+        : h('code', { className: 'id', textContent: a.terminal_id, translate: false })),
       h('td', { textContent: t(`language.${a.language}`) }),
       h('td', { textContent: t(`topic.${a.topic}`) }),
       h('td', {}, h('span', {
@@ -304,7 +306,7 @@ export function setupSchedule(client) {
             },
           })));
     }
-    return h('button', {
+    const cancel = h('button', {
       type: 'button', className: 'danger', dataset: { testid: `appointment-cancel-${a.id}` },
       textContent: t('appointments.cancel'),
       attrs: { 'aria-label': t('appointments.cancelLabel', { time: when }) },
@@ -314,6 +316,28 @@ export function setupSchedule(client) {
         document.querySelector(`[data-testid="appointment-cancel-keep-${CSS.escape(a.id)}"]`)?.focus();
       },
     });
+    if (a.channel !== 'phone') return cancel;
+    return h('div', { className: 'actions' }, callButton(a, when), cancel);
+  }
+
+  /** By phone: the lawyer calls the resident (from 15 minutes before) and is rung when they answer. */
+  function callButton(a, when) {
+    const button = h('button', {
+      type: 'button', className: 'primary call-back', dataset: { testid: `appointment-call-${a.id}` },
+      textContent: `☎ ${t('appointments.call')}`,
+      attrs: { 'aria-label': t('appointments.callLabel', { time: when }) },
+    });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        const started = await client.request('POST', `/api/appointments/${seg(a.id)}/callback`);
+        setStatus(els.appointmentsStatus, { kind: 'ok', key: 'appointments.calling', vars: { number: started.number } });
+      } catch (error) {
+        setStatus(els.appointmentsStatus, { kind: 'error', error });
+      }
+      setTimeout(() => { button.disabled = false; }, 10_000);
+    });
+    return button;
   }
 
   async function cancelAppointment(a, button) {

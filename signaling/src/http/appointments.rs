@@ -30,8 +30,14 @@ pub struct BookRequest {
     pub topic: Topic,
     /// A named lawyer (a follow-up); otherwise assigned by round robin.
     pub lawyer_id: Option<String>,
-    /// Coordinators booking on a resident's behalf name the terminal.
+    /// Coordinators booking on a resident's behalf name the terminal...
     pub terminal_id: Option<String>,
+    /// ...or, by phone, the resident's number (the lawyer calls them; needs
+    /// `phone.outbound_trunk` and a number with an allowed prefix) and the
+    /// region whose lawyers serve them.
+    #[schema(example = "13812345678")]
+    pub phone: Option<String>,
+    pub region_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -80,32 +86,80 @@ pub struct RangeQuery {
     pub region_id: Option<String>,
 }
 
-/// The terminal and region an appointment is for, from the caller.
+/// Where an appointment is kept: a kiosk, or a phone number.
+struct Place {
+    terminal_id: String,
+    region_id: String,
+    phone: Option<String>,
+}
+
+/// The terminal and region an appointment is for, from the caller: a kiosk
+/// books for itself; a coordinator names a kiosk in their region, or a phone
+/// number and a region (held on one of the region's phone lines).
 async fn booking_place(
     state: &AppState,
     principal: &Principal,
-    terminal_id: Option<&str>,
-) -> Result<(String, String), ApiError> {
+    request: &BookRequest,
+) -> Result<Place, ApiError> {
     match principal {
         Principal::Terminal { terminal } => {
-            if terminal_id.is_some_and(|t| t != terminal.id) {
+            if request.terminal_id.as_ref().is_some_and(|t| *t != terminal.id)
+                || request.phone.is_some()
+                || request.region_id.is_some()
+            {
                 return Err(ApiError::Forbidden);
             }
-            Ok((terminal.id.clone(), terminal.region_id.clone()))
+            Ok(Place { terminal_id: terminal.id.clone(), region_id: terminal.region_id.clone(), phone: None })
         }
         Principal::Account { .. } => {
             principal.require_any(&[Role::Coordinator, Role::Admin])?;
-            let id =
-                terminal_id.ok_or_else(|| invalid("terminal_id: required when booking for a resident"))?;
+            if let Some(number) = &request.phone {
+                return phone_place(state, principal, request, number).await;
+            }
+            let id = request
+                .terminal_id
+                .as_deref()
+                .ok_or_else(|| invalid("terminal_id: required when booking for a resident"))?;
+            if request.region_id.is_some() {
+                return Err(invalid("region_id: only with phone (a terminal has its region)"));
+            }
             let terminal =
                 state.store.terminal(id).await?.ok_or_else(|| invalid("terminal_id: no such terminal"))?;
             if terminal.channel == "phone" {
-                return Err(invalid("terminal_id: a phone line, not a kiosk"));
+                return Err(invalid("terminal_id: a phone line, not a kiosk; book by phone instead"));
             }
             require_region(principal, &terminal.region_id)?;
-            Ok((terminal.id, terminal.region_id))
+            Ok(Place { terminal_id: terminal.id, region_id: terminal.region_id, phone: None })
         }
     }
+}
+
+/// A phone appointment's place: the number checked as a callback's would be.
+async fn phone_place(
+    state: &AppState,
+    principal: &Principal,
+    request: &BookRequest,
+    number: &str,
+) -> Result<Place, ApiError> {
+    if request.terminal_id.is_some() {
+        return Err(invalid("terminal_id: not with phone (the lawyer calls the number)"));
+    }
+    let region = request.region_id.as_deref().ok_or_else(|| invalid("region_id: required with phone"))?;
+    require_region(principal, region)?;
+    let phone = &state.config.phone;
+    if !phone.calls_back() {
+        return Err(ApiError::Clash {
+            code: "callback_off",
+            message: "calling residents is not enabled here".into(),
+        });
+    }
+    if !phone.may_call(number) {
+        return Err(invalid("phone: digits only, starting with a prefix this server may call"));
+    }
+    state.store.region(region).await?.ok_or_else(|| invalid("region_id: no such region"))?;
+    // (Made when the region has none yet, as the gateway makes lines for calls.)
+    let line = state.store.phone_lines(region, 1).await?.into_iter().next().ok_or(ApiError::NotFound)?;
+    Ok(Place { terminal_id: line.id, region_id: region.to_owned(), phone: Some(number.to_owned()) })
 }
 
 impl AppState {
@@ -150,6 +204,7 @@ impl AppState {
         (start, end): (Instant, Instant),
         booked_by: String,
     ) -> Booking {
+        // (A phone appointment's number is set by the caller.)
         let tz = snapshot.zone_of(person);
         let day = crate::schedule::civil::local_day_minute(tz, start).0;
         Booking {
@@ -164,6 +219,7 @@ impl AppState {
             booked_by,
             day: (start_of_day(tz, day), start_of_day(tz, day + 1)),
             daily_cap: person.daily_cap.unwrap_or(i64::from(self.scheduler.config.default_daily_cap)),
+            phone: None,
         }
     }
 }
@@ -197,7 +253,8 @@ pub async fn book(
     principal: Principal,
     ApiJson(request): ApiJson<BookRequest>,
 ) -> Result<(StatusCode, ApiJson<AppointmentView>), ApiError> {
-    let (terminal_id, region_id) = booking_place(&state, &principal, request.terminal_id.as_deref()).await?;
+    let place = booking_place(&state, &principal, &request).await?;
+    let (terminal_id, region_id) = (place.terminal_id.clone(), place.region_id.clone());
     let start = parse_instant("start", &request.start)?;
     let end = state.check_start(start)?;
     let snapshot = state.scheduler.snapshot().await?;
@@ -236,26 +293,33 @@ pub async fn book(
         });
     }
     for person in candidates {
-        let booking = state.booking(
-            &snapshot,
-            person,
-            (&terminal_id, &region_id),
-            request.language.as_str(),
-            request.topic.code(),
-            (start, end),
-            principal.actor(),
-        );
-        let audit = AuditEntry::new(
-            &principal.actor(),
-            "appointment.booked",
-            "",
-            serde_json::json!({"lawyer_id": booking.lawyer_id, "start": start}),
-            &source,
-        );
+        let booking = Booking {
+            phone: place.phone.clone(),
+            ..state.booking(
+                &snapshot,
+                person,
+                (&terminal_id, &region_id),
+                request.language.as_str(),
+                request.topic.code(),
+                (start, end),
+                principal.actor(),
+            )
+        };
+        let mut detail = serde_json::json!({"lawyer_id": booking.lawyer_id, "start": start});
+        if let Some(number) = &place.phone {
+            detail["phone"] = crate::phone::mask_number(number).into();
+        }
+        let audit = AuditEntry::new(&principal.actor(), "appointment.booked", "", detail, &source);
         match state.store.book(&booking, &audit).await? {
             BookOutcome::Booked(id) => {
                 let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
                 return Ok((StatusCode::CREATED, ApiJson(AppointmentView::from(&appointment))));
+            }
+            BookOutcome::TerminalBusy if place.phone.is_some() => {
+                return Err(ApiError::Clash {
+                    code: "terminal_busy",
+                    message: "this number already has an appointment then".into(),
+                });
             }
             BookOutcome::TerminalBusy => {
                 return Err(ApiError::Clash {
@@ -531,15 +595,18 @@ pub async fn reschedule(
             message: "this lawyer is not on duty then".into(),
         });
     }
-    let booking = state.booking(
-        &snapshot,
-        person,
-        (&appointment.terminal_id, &appointment.region_id),
-        &appointment.language,
-        &appointment.topic,
-        (start, end),
-        principal.actor(),
-    );
+    let booking = Booking {
+        phone: appointment.phone_number.clone(),
+        ..state.booking(
+            &snapshot,
+            person,
+            (&appointment.terminal_id, &appointment.region_id),
+            &appointment.language,
+            &appointment.topic,
+            (start, end),
+            principal.actor(),
+        )
+    };
     let audit = AuditEntry::new(
         &principal.actor(),
         "appointment.rescheduled",

@@ -50,8 +50,14 @@ pub struct TokenResponse {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Me {
-    Account { account: AccountView },
-    Terminal { terminal: TerminalView },
+    Account {
+        account: AccountView,
+        /// Whether this server calls residents by phone (callbacks, appointments by phone).
+        calls_back: bool,
+    },
+    Terminal {
+        terminal: TerminalView,
+    },
 }
 
 /// Signs in with a username and password.
@@ -251,9 +257,12 @@ pub async fn logout(
     security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = super::ErrorBody))
 )]
-pub async fn me(principal: Principal) -> ApiJson<Me> {
+pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiJson<Me> {
     ApiJson(match &principal {
-        Principal::Account { account, .. } => Me::Account { account: AccountView::from(account) },
+        Principal::Account { account, .. } => Me::Account {
+            account: AccountView::from(account),
+            calls_back: state.phone.get().is_some() && state.config.phone.calls_back(),
+        },
         Principal::Terminal { terminal } => Me::Terminal { terminal: TerminalView::from(terminal) },
     })
 }

@@ -9,6 +9,7 @@ pub(crate) mod accounts;
 mod appointments;
 mod audit;
 mod auth;
+mod callbacks;
 mod consultations;
 mod error;
 mod places;
@@ -181,7 +182,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(consultations::list))
         .routes(routes!(consultations::read))
         .routes(routes!(consultations::write_record))
-        .routes(routes!(consultations::call_back))
+        .routes(routes!(callbacks::consultation))
         .routes(routes!(audit::recent))
         .routes(routes!(schedule::get_availability, schedule::put_availability))
         .routes(routes!(schedule::teams, schedule::create_team))
@@ -197,6 +198,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(appointments::cancel))
         .routes(routes!(appointments::reschedule))
         .routes(routes!(appointments::no_show))
+        .routes(routes!(callbacks::appointment))
         .routes(routes!(appointments::create_feed, appointments::delete_feed))
         .routes(routes!(appointments::feed))
         .routes(routes!(relays::register))

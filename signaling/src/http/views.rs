@@ -26,6 +26,11 @@ pub struct AppointmentView {
     /// `booked`, `cancelled`, `completed` or `no_show`.
     pub status: String,
     pub consultation_id: Option<String>,
+    /// `kiosk`, or `phone`: the lawyer calls the resident (`POST /api/appointments/{id}/callback`).
+    pub channel: String,
+    /// A phone appointment's number, masked (`138****5678`); never whole here.
+    #[schema(example = "138****5678")]
+    pub phone: Option<String>,
 }
 
 impl From<&AppointmentRecord> for AppointmentView {
@@ -41,6 +46,8 @@ impl From<&AppointmentRecord> for AppointmentView {
             end: rfc3339(a.ends_at),
             status: a.status.clone(),
             consultation_id: a.consultation_id.clone(),
+            channel: a.channel.clone(),
+            phone: a.phone_number.as_deref().map(crate::phone::mask_number),
         }
     }
 }

@@ -64,8 +64,8 @@ pub enum Input {
         terminal: String,
         language: Language,
         topic: Topic,
-        /// A phone line's callback: the lawyer who asked for it (ignored from kiosks).
-        lawyer: Option<String>,
+        /// Who a phone line's callback is for (ignored from kiosks).
+        asked: Option<super::Asked>,
         /// When the resident's message was read (for the request-to-ring latency).
         received: Instant,
     },
@@ -409,8 +409,8 @@ impl Dispatcher {
             Input::TerminalConnected(info) => self.terminal_connected(info, now),
             Input::TerminalDisconnected { terminal } => self.terminal_disconnected(&terminal, now),
             Input::Presence { account, want } => return self.set_presence(&account, want, now),
-            Input::Request { terminal, language, topic, lawyer, received } => {
-                return self.new_request(&terminal, language, topic, lawyer, received, now);
+            Input::Request { terminal, language, topic, asked, received } => {
+                return self.new_request(&terminal, language, topic, asked, received, now);
             }
             Input::Recorded { request, ok: true } => self.recorded(&request),
             Input::Recorded { request, ok: false } => self.not_recorded(&request, now),
@@ -788,13 +788,18 @@ impl Dispatcher {
         terminal: &str,
         language: Language,
         topic: Topic,
-        lawyer: Option<String>,
+        asked: Option<super::Asked>,
         received: Instant,
         now: Instant,
     ) -> Result<(), Failure> {
         let t = self.terminals.get(terminal).ok_or_else(|| not_found("terminal"))?;
-        // Only a phone line names a lawyer: a callback the lawyer asked for.
-        let preferred = lawyer.filter(|_| t.info.channel == Channel::Phone);
+        // Only a phone line names a lawyer: a callback the lawyer asked for
+        // (an appointment's waits at the front, as a kiosk's does).
+        let asked = asked.filter(|_| t.info.channel == Channel::Phone);
+        let (preferred, appointment) = match asked {
+            Some(super::Asked { lawyer, appointment }) => (Some(lawyer), appointment),
+            None => (None, None),
+        };
         if t.consultation.is_some() {
             return Err((ErrorCode::Conflict, "a consultation is open at this terminal".into()));
         }
@@ -808,10 +813,10 @@ impl Dispatcher {
             region_id,
             language: language.as_str().into(),
             topic: topic.code().into(),
-            front: false,
+            front: appointment.is_some(),
             preferred_lawyer_id: preferred,
             created_at: self.at(),
-            appointment_id: None,
+            appointment_id: appointment,
         };
         self.write(LiveWrite::Request(row.clone()));
         self.add_request(row, language, topic, Some(received), false, now);
@@ -913,6 +918,11 @@ impl Dispatcher {
         let (Ok(language), Some(topic)) = (Language::parse(&a.language), Topic::from_code(&a.topic)) else {
             return;
         };
+        if a.by_phone() {
+            // Nobody comes to a phone line: its lawyer calls the resident
+            // (the call's request keeps the appointment).
+            return;
+        }
         let t = self.absent_terminal(&a.terminal_id, &a.region_id, now);
         if let Some(request) = t.request.clone() {
             // The resident already waits: that request is the appointment's now

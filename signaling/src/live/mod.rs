@@ -165,6 +165,15 @@ impl Channel {
     }
 }
 
+/// Who a call the server placed on a phone line is for: the lawyer who asked
+/// for it is rung first, and an appointment's call keeps that appointment
+/// (its request waits at the front, and completes it when the call begins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asked {
+    pub lawyer: String,
+    pub appointment: Option<String>,
+}
+
 /// Another participant, as a consultation's participants see each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Peer {
@@ -430,8 +439,8 @@ pub enum Command {
         terminal: String,
         language: Language,
         topic: Topic,
-        /// The lawyer a phone line's callback is for (ignored from kiosks).
-        lawyer: Option<String>,
+        /// Who a phone line's callback is for (ignored from kiosks).
+        asked: Option<Asked>,
         received: Instant,
         reply: Reply,
     },
@@ -558,7 +567,7 @@ impl Live {
         terminal: &str,
         language: Language,
         topic: Topic,
-        lawyer: Option<String>,
+        asked: Option<Asked>,
     ) -> Result<(), Failure> {
         let received = Instant::now();
         if !self.config.languages.iter().any(|l| l == language.as_str()) {
@@ -571,7 +580,7 @@ impl Live {
             terminal: terminal.into(),
             language,
             topic,
-            lawyer,
+            asked,
             received,
             reply,
         })

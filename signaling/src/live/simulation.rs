@@ -692,7 +692,7 @@ impl Sim {
                         terminal: terminal.into(),
                         language,
                         topic,
-                        lawyer: None,
+                        asked: None,
                         received,
                     });
                 }

@@ -148,8 +148,8 @@ impl Task {
                 (Input::TerminalDisconnected { terminal }, None)
             }
             Command::Presence { account, want, reply } => (Input::Presence { account, want }, Some(reply)),
-            Command::Request { terminal, language, topic, lawyer, received, reply } => {
-                (Input::Request { terminal, language, topic, lawyer, received }, Some(reply))
+            Command::Request { terminal, language, topic, asked, received, reply } => {
+                (Input::Request { terminal, language, topic, asked, received }, Some(reply))
             }
             Command::Cancel { terminal, request, reply } => {
                 (Input::Cancel { terminal, request }, Some(reply))

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::Asked;
 use super::audio::{FRAME, HoldTone, Samples};
 use super::bridge::Bridge;
 use super::client::{Client, Event};
@@ -157,19 +158,19 @@ struct Call<'a> {
     tone: HoldTone,
     bridge: Option<(String, Bridge)>,
     last_received: (u64, Instant),
-    /// A callback's lawyer, rung first.
-    lawyer: Option<String>,
+    /// A callback's lawyer (rung first) and appointment.
+    asked: Option<Asked>,
     consultation: Option<String>,
 }
 
 /// Runs a call that was answered with `leg`'s media, on `line`; a callback
-/// names the `lawyer` who placed it.
+/// says who `asked` for it.
 pub async fn run(
     context: &Context,
     route: Route,
     line: &Line,
     leg: Leg,
-    lawyer: Option<String>,
+    asked: Option<Asked>,
     mut from_sip: mpsc::Receiver<FromSip>,
 ) -> Outcome {
     let (incoming_tx, mut incoming) = mpsc::channel(64);
@@ -198,7 +199,7 @@ pub async fn run(
         tone: HoldTone::default(),
         bridge: None,
         last_received: (0, Instant::now()),
-        lawyer,
+        asked,
         consultation: None,
     };
     call.say("welcome");
@@ -313,8 +314,7 @@ impl Call<'_> {
             (Some(language), Some(topic)) => {
                 self.stage = Stage::Waiting { request: None };
                 self.say("waiting");
-                if let Err(error) = self.client.request(&language, topic.code(), self.lawyer.as_deref()).await
-                {
+                if let Err(error) = self.client.request(&language, topic.code(), self.asked.as_ref()).await {
                     tracing::warn!(%error, "request not sent");
                     self.leave(Ending::HangUp, "goodbye");
                 }
@@ -382,7 +382,7 @@ impl Call<'_> {
                     *waiting = Some(request.clone());
                 }
                 // A callback's lawyer asked for it: the caller waits for them.
-                if nobody_on_duty && self.lawyer.is_none() {
+                if nobody_on_duty && self.asked.is_none() {
                     // Nobody who could take it is on duty: say so, and pass the
                     // caller to the hotline's own queue rather than wait forever.
                     let _ = self.client.send(json!({"type": "consult.cancel", "request": request})).await;

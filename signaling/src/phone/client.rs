@@ -80,10 +80,23 @@ impl Client {
         }
     }
 
-    /// Asks for a lawyer; a callback names the lawyer who asked for it.
-    pub async fn request(&mut self, language: &str, topic: &str, lawyer: Option<&str>) -> Result<(), String> {
-        self.send(json!({"type": "consult.request", "language": language, "topic": topic, "lawyer": lawyer}))
-            .await
+    /// Asks for a lawyer; a callback names the lawyer who asked for it, and
+    /// the appointment it keeps.
+    pub async fn request(
+        &mut self,
+        language: &str,
+        topic: &str,
+        asked: Option<&super::Asked>,
+    ) -> Result<(), String> {
+        let (lawyer, appointment) = match asked {
+            Some(asked) => (Some(asked.lawyer.as_str()), asked.appointment.as_deref()),
+            None => (None, None),
+        };
+        self.send(json!({
+            "type": "consult.request", "language": language, "topic": topic,
+            "lawyer": lawyer, "appointment": appointment,
+        }))
+        .await
     }
 
     pub async fn close(mut self) {

@@ -84,6 +84,8 @@ pub struct Route {
     pub region: String,
 }
 
+pub use crate::live::Asked;
+
 impl Default for PhoneConfig {
     fn default() -> Self {
         PhoneConfig {

@@ -352,7 +352,7 @@ impl Shared {
         metrics.phone_call("answered");
         tracing::info!(number = %route.number, caller = %masked, codec = agreed.codec.name(), "phone call answered");
         let talk =
-            Talk { dialog, states: state_rx, leg, local, session, route, line, number: caller, lawyer: None };
+            Talk { dialog, states: state_rx, leg, local, session, route, line, number: caller, asked: None };
         self.converse(talk).await;
         transaction.abort();
     }
@@ -361,7 +361,7 @@ impl Shared {
     /// to the call, the call's end to the dialog, and the number kept for a
     /// callback when calling back is on.
     async fn converse(self: &Arc<Self>, talk: Talk) {
-        let Talk { dialog, states, leg, local, session, route, line, number, lawyer } = talk;
+        let Talk { dialog, states, leg, local, session, route, line, number, asked } = talk;
         let (to_call, from_sip) = mpsc::channel(16);
         let agreed = leg.agreed().clone();
         let events = tokio::spawn(dialog_events(
@@ -372,7 +372,7 @@ impl Shared {
             (local, session),
             agreed,
         ));
-        let outcome = call::run(&self.context, route, &line, leg, lawyer, from_sip).await;
+        let outcome = call::run(&self.context, route, &line, leg, asked, from_sip).await;
         self.lines.release(line).await;
         if let Some(consultation) = &outcome.consultation
             && self.context.config.calls_back()
@@ -409,7 +409,7 @@ impl Shared {
     }
 
     /// Places a callback: INVITE to the trunk, and when answered, a call
-    /// like any other whose request rings `callback.lawyer` first.
+    /// like any other whose request rings `callback.asked.lawyer` first.
     async fn call_back(self: Arc<Self>, callback: Callback) {
         let metrics = &self.context.metrics;
         let Some(trunk) = self.context.config.outbound_trunk.clone() else { return };
@@ -500,7 +500,7 @@ impl Shared {
             route: callback.route,
             line,
             number: callback.number,
-            lawyer: Some(callback.lawyer),
+            asked: Some(callback.asked),
         };
         self.converse(talk).await;
     }
@@ -521,16 +521,17 @@ struct Talk {
     line: super::lines::Line,
     /// The caller's number (kept for a callback only when calling back is on).
     number: String,
-    lawyer: Option<String>,
+    asked: Option<super::Asked>,
 }
 
 /// A callback a lawyer asked for.
 #[derive(Debug, Clone)]
 pub struct Callback {
-    pub consultation: String,
+    /// What is called back (`consultation:<id>`, `appointment:<id>`): one call at a time each.
+    pub key: String,
     pub number: String,
-    pub lawyer: String,
-    /// The consultation's language, topic and region (`number` is unused).
+    pub asked: super::Asked,
+    /// The consultation's or appointment's language, topic and region (`number` is unused).
     pub route: super::Route,
 }
 
@@ -545,27 +546,22 @@ impl std::fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    /// Whether this consultation's caller is being called back now.
-    pub fn is_calling(&self, consultation: &str) -> bool {
-        self.0.calling_back.lock().unwrap_or_else(|p| p.into_inner()).contains(consultation)
+    /// Whether `key` (see [`Callback::key`]) is being called now.
+    pub fn is_calling(&self, key: &str) -> bool {
+        self.0.calling_back.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
     }
 
     /// Starts calling; what becomes of the call is in the metrics and the
-    /// log. `false` when this consultation's caller is being called already.
+    /// log. `false` when its key is being called already.
     pub fn call_back(&self, callback: Callback) -> bool {
         let shared = Arc::clone(&self.0);
-        if !shared
-            .calling_back
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(callback.consultation.clone())
-        {
+        if !shared.calling_back.lock().unwrap_or_else(|p| p.into_inner()).insert(callback.key.clone()) {
             return false;
         }
         tokio::spawn(async move {
-            let consultation = callback.consultation.clone();
+            let key = callback.key.clone();
             Arc::clone(&shared).call_back(callback).await;
-            shared.calling_back.lock().unwrap_or_else(|p| p.into_inner()).remove(&consultation);
+            shared.calling_back.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         });
         true
     }

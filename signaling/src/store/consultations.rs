@@ -171,14 +171,23 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes the numbers kept since before `before`; how many went.
+    /// Deletes the numbers kept since before `before`, and those of phone
+    /// appointments that ended before it; how many went.
     pub async fn forget_callback_numbers(&self, before: i64) -> Result<u64, StoreError> {
         Ok(with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM callback_numbers WHERE stored_at < $1")
+            let kept = sqlx::query("DELETE FROM callback_numbers WHERE stored_at < $1")
                 .bind(before)
                 .execute(pool)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            let booked = sqlx::query(
+                "UPDATE appointments SET phone_number = NULL WHERE phone_number IS NOT NULL AND ends_at < $1",
+            )
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            kept + booked
         }))
     }
 

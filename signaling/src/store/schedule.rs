@@ -65,11 +65,21 @@ pub struct AppointmentRecord {
     pub booked_by: String,
     pub created_at: i64,
     pub consultation_id: Option<String>,
+    /// `kiosk`, or `phone`: the lawyer calls the resident at `phone_number`.
+    pub channel: String,
+    /// A phone appointment's number, until `phone.callback_days` after it ends.
+    pub phone_number: Option<String>,
+}
+
+impl AppointmentRecord {
+    pub fn by_phone(&self) -> bool {
+        self.channel == "phone"
+    }
 }
 
 macro_rules! appointment_columns {
     () => {
-        "id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, consultation_id"
+        "id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, consultation_id, channel, phone_number"
     };
 }
 
@@ -90,6 +100,9 @@ pub struct Booking {
     /// they take in it.
     pub day: (i64, i64),
     pub daily_cap: i64,
+    /// By phone: the number called, held against a double booking instead of
+    /// the terminal (one of the region's phone lines).
+    pub phone: Option<String>,
 }
 
 /// How an attempt ended.
@@ -333,8 +346,8 @@ impl Store {
             // failing to upgrade a read lock.
             let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'booked', $9, $10, $10)",
+                "INSERT INTO appointments (id, terminal_id, region_id, lawyer_id, language, topic, starts_at, ends_at, status, booked_by, created_at, updated_at, channel, phone_number)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'booked', $9, $10, $10, $11, $12)",
             )
             .bind(&id)
             .bind(&b.terminal_id)
@@ -346,6 +359,8 @@ impl Store {
             .bind(b.ends_at)
             .bind(&b.booked_by)
             .bind(now)
+            .bind(if b.phone.is_some() { "phone" } else { "kiosk" })
+            .bind(&b.phone)
             .execute(&mut *tx)
             .await?;
             if let Some(refused) = backend::hold(&mut tx, b, &id).await? {
@@ -628,10 +643,13 @@ per_backend! {
         b: &Booking,
         appointment_id: &str,
     ) -> Result<Option<BookOutcome>, StoreError> {
-        if claim(tx, &format!("terminal:{}", b.terminal_id), b.starts_at, b.ends_at, appointment_id)
-            .await?
-            .is_err()
-        {
+        // By phone, the resident's time is their number's (kept as a
+        // fingerprint); at a kiosk, the terminal's.
+        let resident = match &b.phone {
+            Some(number) => format!("phone:{}", crate::password::fingerprint(number)),
+            None => format!("terminal:{}", b.terminal_id),
+        };
+        if claim(tx, &resident, b.starts_at, b.ends_at, appointment_id).await?.is_err() {
             return Ok(Some(BookOutcome::TerminalBusy));
         }
         let lawyer = format!("lawyer:{}", b.lawyer_id);
@@ -757,6 +775,7 @@ mod race_tests {
             booked_by: "test".into(),
             day: (start - 3600, start + 86_400),
             daily_cap: 10,
+            phone: None,
         };
         let race = |bookings: Vec<Booking>| {
             let tasks: Vec<_> = bookings
@@ -899,6 +918,7 @@ mod model_tests {
                     terminal_id: terminals[terminal].clone(), region_id: "r".into(), lawyer_id: lawyers[lawyer].clone(),
                     language: "zh".into(), topic: "land".into(), starts_at: start, ends_at: start + LENGTH,
                     buffer_secs: BUFFER, booked_by: "test".into(), day: (BASE, BASE + 86_400), daily_cap: CAP,
+                    phone: None,
                 };
                 let mut held: Vec<Held> = Vec::new();
                 for op in ops {

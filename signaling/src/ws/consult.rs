@@ -147,8 +147,12 @@ pub async fn handle(
         (ClientMessage::ConsultAccept { .. } | ClientMessage::ConsultDecline { .. }, _) => {
             Err(forbidden("lawyers and interpreters"))
         }
-        (ClientMessage::ConsultRequest { language, topic, lawyer }, Member::Terminal { terminal }) => {
-            live.request(terminal, language, topic, lawyer).await.map(|_| None)
+        (
+            ClientMessage::ConsultRequest { language, topic, lawyer, appointment },
+            Member::Terminal { terminal },
+        ) => {
+            let asked = lawyer.map(|lawyer| crate::live::Asked { lawyer, appointment });
+            live.request(terminal, language, topic, asked).await.map(|_| None)
         }
         (ClientMessage::ConsultCancel { request }, Member::Terminal { terminal }) => {
             live.cancel(terminal, &request).await.map(|_| None)

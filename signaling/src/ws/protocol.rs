@@ -50,6 +50,10 @@ pub enum ClientMessage {
         /// rung first. Ignored from kiosks.
         #[serde(default)]
         lawyer: Option<String>,
+        /// A phone line's call for an appointment by phone: the request keeps
+        /// it (completed when the call begins). Ignored from kiosks.
+        #[serde(default)]
+        appointment: Option<String>,
     },
     /// A terminal withdraws its waiting request.
     #[serde(rename = "consult.cancel")]
