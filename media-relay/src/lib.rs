@@ -17,7 +17,9 @@
 //!   `/healthz` and `/metrics` report, and shuts down cleanly.
 //! - [`control`]: a node's control channel (signaling drives the relay over it)
 //!   and its client; [`probe`]: signaling's media-path health check;
-//!   [`register`]: a node telling signaling that it exists.
+//!   [`register`]: a node telling signaling that it exists; [`node`]: a
+//!   standalone node (relay, `/healthz`, `/control`, registration, drain),
+//!   which the `media-relay` binary only configures and runs.
 //!
 //! NOTES-webrtc-0.21.md records what the webrtc crate offers for the WebRTC
 //! I/O that feeds [`room::Room`].
@@ -25,6 +27,7 @@
 pub mod config;
 pub mod control;
 mod engine;
+pub mod node;
 pub mod packet;
 pub mod probe;
 pub mod register;

@@ -1,19 +1,15 @@
 //! `media-relay`: a standalone relay node.
 //!
-//! Thin on purpose: everything lives in the library. This binary parses flags,
-//! starts the relay, serves `GET /healthz` and the control channel
-//! (`GET /control`, see `media_relay::control`) on a small HTTP port, and stops
-//! on SIGINT or SIGTERM.
+//! Thin on purpose: everything lives in the library (`media_relay::node`). This
+//! binary parses flags, starts the node, and stops it (draining) on SIGINT or
+//! SIGTERM.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use std::sync::Arc;
-
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use clap::Parser;
-use media_relay::control::{self, ControlState};
-use media_relay::{Relay, RelayConfig};
+use media_relay::RelayConfig;
+use media_relay::node::{self, NodeConfig, RegisterAs};
 
 /// A Cloud Law Office media relay node.
 #[derive(Debug, Parser)]
@@ -86,104 +82,29 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config = RelayConfig {
-        udp_listen: args.udp,
-        public_ip: args.public_ip,
-        max_rooms: args.max_rooms,
-        max_participants_per_room: args.max_participants_per_room,
-        ..RelayConfig::default()
-    };
-    if args.control_token.as_deref().is_some_and(|t| t.len() < 16) {
-        anyhow::bail!("the control token must be at least 16 characters");
-    }
     if !args.register_at.is_empty() && (args.name.is_none() || args.control_token.is_none()) {
         anyhow::bail!("--register-at needs --name and --control-token");
     }
-    let relay = Relay::start(config).await?;
+    let config = NodeConfig {
+        relay: RelayConfig {
+            udp_listen: args.udp,
+            public_ip: args.public_ip,
+            max_rooms: args.max_rooms,
+            max_participants_per_room: args.max_participants_per_room,
+            ..RelayConfig::default()
+        },
+        control_token: args.control_token,
+        drain: std::time::Duration::from_secs(args.drain_secs),
+        register: args.name.filter(|_| !args.register_at.is_empty()).map(|name| {
+            (args.register_at, RegisterAs { name, region_id: args.region, control_url: args.control_url })
+        }),
+    };
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
-    let http = listener.local_addr()?;
-    tracing::info!(%http, "media relay node ready");
-    let _registering = match (&args.name, &args.control_token) {
-        (Some(name), Some(token)) if !args.register_at.is_empty() => {
-            let control_url = match &args.control_url {
-                Some(url) => url.clone(),
-                None if http.ip().is_unspecified() => {
-                    anyhow::bail!("listening on {http}: give --control-url, the address signaling reaches")
-                }
-                None => format!("ws://{http}/control"),
-            };
-            let registration = media_relay::register::Registration {
-                name: name.clone(),
-                region_id: args.region.clone(),
-                control_url,
-            };
-            Some(AbortOnDrop(tokio::spawn(media_relay::register::run(
-                args.register_at.clone(),
-                registration,
-                token.clone(),
-            ))))
-        }
-        _ => None,
-    };
-    let control = ControlState { relay: relay.clone(), secret: args.control_token.map(Arc::from) };
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(relay.clone())
-        .merge(Router::new().route("/control", get(control::upgrade)).with_state(control));
-    let draining = relay.clone();
-    let drain_for = std::time::Duration::from_secs(args.drain_secs);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            drain(&draining, drain_for).await;
-        })
-        .await?;
-    relay.shutdown().await;
+    let node = node::start(config, listener).await?;
+    node.serve(shutdown_signal).await?;
     Ok(())
-}
-
-/// Stops a task when dropped (the registration stops with the node).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Stops taking new rooms and waits for the open ones to close (or `limit`, or
-/// another signal).
-async fn drain(relay: &Relay, limit: std::time::Duration) {
-    relay.drain();
-    let rooms = relay.status().rooms;
-    tracing::info!(
-        rooms,
-        limit_secs = limit.as_secs(),
-        "draining: no new rooms; waiting for the open ones to close"
-    );
-    let empty = async {
-        while relay.status().rooms > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-    };
-    tokio::select! {
-        _ = empty => tracing::info!("drained: no rooms left"),
-        _ = tokio::time::sleep(limit) => tracing::warn!(rooms = relay.status().rooms, "drain time is up; stopping with rooms open"),
-        _ = shutdown_signal() => tracing::warn!(rooms = relay.status().rooms, "second signal; stopping with rooms open"),
-    }
-}
-
-async fn healthz(State(relay): State<Relay>) -> (StatusCode, Json<serde_json::Value>) {
-    let status = relay.status();
-    let code = if relay.is_running() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (
-        code,
-        Json(
-            serde_json::json!({ "status": if code.is_success() { "ok" } else { "stopped" }, "relay": status }),
-        ),
-    )
 }
 
 async fn shutdown_signal() {

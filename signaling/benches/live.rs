@@ -93,14 +93,15 @@ async fn relay_node(secret: &str) -> String {
         max_rooms: 5000,
         ..media_relay::RelayConfig::default()
     };
-    let relay = media_relay::Relay::start(config).await.unwrap();
-    let state = media_relay::control::ControlState { relay, secret: Some(Arc::from(secret)) };
-    let app = axum::Router::new()
-        .route("/control", axum::routing::get(media_relay::control::upgrade))
-        .with_state(state);
+    let config = media_relay::node::NodeConfig {
+        relay: config,
+        control_token: Some(secret.into()),
+        ..Default::default()
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/control", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let node = media_relay::node::start(config, listener).await.unwrap();
+    let url = format!("ws://{}/control", node.http);
+    tokio::spawn(node.serve(std::future::pending));
     url
 }
 

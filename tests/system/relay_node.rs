@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use media_relay::control::{self, ControlClient, ControlState};
+use media_relay::control::ControlClient;
 use media_relay::{Relay, RelayConfig};
 use secrecy::SecretString;
 use tokio_tungstenite::tungstenite::Message;
@@ -26,18 +26,21 @@ async fn start_node_advertising(public_ip: Option<&str>) -> (Relay, String) {
     start_node_on(public_ip, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
 }
 
-/// A relay node with its control endpoint on `listener`.
+/// A relay node with its control endpoint on `listener`, started as the
+/// `media-relay` binary starts one (it stops with the test's runtime).
 async fn start_node_on(public_ip: Option<&str>, listener: tokio::net::TcpListener) -> (Relay, String) {
-    let config = RelayConfig {
-        udp_listen: "127.0.0.1:0".parse().unwrap(),
-        public_ip: public_ip.map(|ip| ip.parse().unwrap()),
-        ..RelayConfig::default()
+    let config = media_relay::node::NodeConfig {
+        relay: RelayConfig {
+            udp_listen: "127.0.0.1:0".parse().unwrap(),
+            public_ip: public_ip.map(|ip| ip.parse().unwrap()),
+            ..RelayConfig::default()
+        },
+        control_token: Some(SECRET.into()),
+        ..Default::default()
     };
-    let relay = Relay::start(config).await.unwrap();
-    let state = ControlState { relay: relay.clone(), secret: Some(Arc::from(SECRET)) };
-    let app = axum::Router::new().route("/control", axum::routing::get(control::upgrade)).with_state(state);
-    let url = format!("ws://{}/control", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let node = media_relay::node::start(config, listener).await.unwrap();
+    let (relay, url) = (node.relay.clone(), format!("ws://{}/control", node.http));
+    tokio::spawn(node.serve(std::future::pending));
     (relay, url)
 }
 
