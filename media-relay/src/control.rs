@@ -23,8 +23,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::session::{Grant, PeerEvent, RoomStats, SessionError, kinds};
-use crate::{RTCIceCandidateInit, Relay, RelayStatus};
+use crate::session::{Answered, Call, Calls, Grant, PeerEvent, SessionError, kinds};
+use crate::{Relay, RelayStatus};
 
 /// The largest control message accepted (an SDP is a few kilobytes).
 pub const MAX_CONTROL_MESSAGE: usize = 256 * 1024;
@@ -42,55 +42,48 @@ pub struct PublicKey {
     pub ed25519: String,
 }
 
-/// What a control client asks.
+/// What a control client asks: what only a node does (`set_keys`, `status`,
+/// `join` with a room token), or a [`Call`], the relay's own vocabulary. On
+/// the wire each is one object tagged by `cmd`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Node(NodeCommand),
+    Call(Call),
+}
+
+/// The node's own commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Command {
+pub enum NodeCommand {
     /// Replaces the keys (and the issuer and audience) room tokens are checked against.
-    SetKeys {
-        issuer: String,
-        audience: String,
-        keys: Vec<PublicKey>,
-    },
+    SetKeys { issuer: String, audience: String, keys: Vec<PublicKey> },
     /// `{}`: a unit variant would let unknown fields through.
     Status {},
-    OpenRoom {
-        room: String,
-    },
-    CloseRoom {
-        room: String,
-    },
     /// Joins the participant a room token names; the relay's events for it
     /// come back on this connection.
-    Join {
-        token: String,
-    },
-    Answer {
-        room: String,
-        participant: String,
-        sdp: String,
-    },
-    Candidate {
-        room: String,
-        participant: String,
-        candidate: RTCIceCandidateInit,
-    },
-    RestartIce {
-        room: String,
-        participant: String,
-    },
-    AudioOnly {
-        room: String,
-        participant: String,
-        on: bool,
-    },
-    Leave {
-        room: String,
-        participant: String,
-    },
-    RoomStats {
-        room: String,
-    },
+    Join { token: String },
+}
+
+impl Serialize for Command {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Command::Node(command) => command.serialize(serializer),
+            Command::Call(call) => call.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let node = matches!(value.get("cmd").and_then(|c| c.as_str()), Some("set_keys" | "status" | "join"));
+        if node {
+            serde_json::from_value(value).map(Command::Node).map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(value).map(Command::Call).map_err(D::Error::custom)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,13 +280,12 @@ async fn handle(
     tokens: &RoomTokens,
 ) -> Result<serde_json::Value, SessionError> {
     let relay = &state.relay;
-    let null = |r: Result<(), SessionError>| r.map(|()| serde_json::Value::Null);
     match command {
-        Command::SetKeys { issuer, audience, keys } => null(tokens.set(issuer, audience, &keys)),
-        Command::Status {} => Ok(serde_json::to_value(relay.status()).unwrap_or_default()),
-        Command::OpenRoom { room } => null(relay.open_room(&room).await),
-        Command::CloseRoom { room } => null(relay.close_room(&room).await),
-        Command::Join { token } => {
+        Command::Node(NodeCommand::SetKeys { issuer, audience, keys }) => {
+            tokens.set(issuer, audience, &keys).map(|()| serde_json::Value::Null)
+        }
+        Command::Node(NodeCommand::Status {}) => Ok(serde_json::to_value(relay.status()).unwrap_or_default()),
+        Command::Node(NodeCommand::Join { token }) => {
             let grant = tokens.verify(&token)?;
             let (events, mut received) = mpsc::channel(EVENT_QUEUE);
             relay.open_room(&grant.room).await?;
@@ -314,20 +306,11 @@ async fn handle(
             });
             Ok(serde_json::to_value(grant).unwrap_or_default())
         }
-        Command::Answer { room, participant, sdp } => null(relay.answer(&room, &participant, sdp).await),
-        Command::Candidate { room, participant, candidate } => {
-            null(relay.candidate(&room, &participant, candidate).await)
-        }
-        Command::RestartIce { room, participant } => null(relay.restart_ice(&room, &participant).await),
-        Command::AudioOnly { room, participant, on } => {
-            null(relay.set_audio_only(&room, &participant, on).await)
-        }
-        Command::Leave { room, participant } => {
-            joined.lock().unwrap_or_else(|e| e.into_inner()).remove(&(room.clone(), participant.clone()));
-            null(relay.leave(&room, &participant).await)
-        }
-        Command::RoomStats { room } => {
-            relay.room_stats(&room).await.map(|s| serde_json::to_value(s).unwrap_or_default())
+        Command::Call(call) => {
+            if let Call::Leave { room, participant } = &call {
+                joined.lock().unwrap_or_else(|e| e.into_inner()).remove(&(room.clone(), participant.clone()));
+            }
+            relay.call(call).await.map(|answered| answered.to_json())
         }
     }
 }
@@ -414,7 +397,7 @@ impl ControlClient {
         Ok(ControlClient { requests, next_id: Arc::new(AtomicU64::new(1)), pending, subscribers, closed })
     }
 
-    async fn call(&self, command: Command) -> Result<serde_json::Value, SessionError> {
+    async fn request(&self, command: Command) -> Result<serde_json::Value, SessionError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, reply);
@@ -436,30 +419,19 @@ impl ControlClient {
         }
     }
 
-    async fn unit(&self, command: Command) -> Result<(), SessionError> {
-        self.call(command).await.map(|_| ())
-    }
-
     pub async fn set_keys(
         &self,
         issuer: &str,
         audience: &str,
         keys: Vec<PublicKey>,
     ) -> Result<(), SessionError> {
-        self.unit(Command::SetKeys { issuer: issuer.into(), audience: audience.into(), keys }).await
+        let command = NodeCommand::SetKeys { issuer: issuer.into(), audience: audience.into(), keys };
+        self.request(Command::Node(command)).await.map(drop)
     }
 
     pub async fn status(&self) -> Result<RelayStatus, SessionError> {
-        let value = self.call(Command::Status {}).await?;
+        let value = self.request(Command::Node(NodeCommand::Status {})).await?;
         serde_json::from_value(value).map_err(|e| SessionError::Malformed(e.to_string()))
-    }
-
-    pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
-        self.unit(Command::OpenRoom { room: room.into() }).await
-    }
-
-    pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
-        self.unit(Command::CloseRoom { room: room.into() }).await
     }
 
     /// Joins with a room token; `events` gets the relay's events for this participant.
@@ -476,7 +448,7 @@ impl ControlClient {
                 }
                 subscribers.insert(key.clone(), events);
             }
-            let result = self.call(Command::Join { token: token.into() }).await;
+            let result = self.request(Command::Node(NodeCommand::Join { token: token.into() })).await;
             if result.is_err() {
                 self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
             }
@@ -484,39 +456,19 @@ impl ControlClient {
         };
         serde_json::from_value(value).map_err(|e| SessionError::Malformed(e.to_string()))
     }
+}
 
-    pub async fn answer(&self, room: &str, participant: &str, sdp: String) -> Result<(), SessionError> {
-        self.unit(Command::Answer { room: room.into(), participant: participant.into(), sdp }).await
-    }
-
-    pub async fn candidate(
-        &self,
-        room: &str,
-        participant: &str,
-        candidate: RTCIceCandidateInit,
-    ) -> Result<(), SessionError> {
-        self.unit(Command::Candidate { room: room.into(), participant: participant.into(), candidate }).await
-    }
-
-    pub async fn restart_ice(&self, room: &str, participant: &str) -> Result<(), SessionError> {
-        self.unit(Command::RestartIce { room: room.into(), participant: participant.into() }).await
-    }
-
-    pub async fn set_audio_only(&self, room: &str, participant: &str, on: bool) -> Result<(), SessionError> {
-        self.unit(Command::AudioOnly { room: room.into(), participant: participant.into(), on }).await
-    }
-
-    pub async fn leave(&self, room: &str, participant: &str) -> Result<(), SessionError> {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(room.to_owned(), participant.to_owned()));
-        self.unit(Command::Leave { room: room.into(), participant: participant.into() }).await
-    }
-
-    pub async fn room_stats(&self, room: &str) -> Result<RoomStats, SessionError> {
-        let value = self.call(Command::RoomStats { room: room.into() }).await?;
-        serde_json::from_value(value).map_err(|e| SessionError::Malformed(e.to_string()))
+impl Calls for ControlClient {
+    async fn call(&self, call: Call) -> Result<Answered, SessionError> {
+        if let Call::Leave { room, participant } = &call {
+            // Its events stop here, whatever the node answers.
+            self.subscribers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(room.clone(), participant.clone()));
+        }
+        let result = self.request(Command::Call(call.clone())).await?;
+        Answered::from_json(&call, result)
     }
 }
 
@@ -609,9 +561,23 @@ mod tests {
     #[test]
     fn requests_are_read_and_unknown_fields_refused() {
         let ok = parse(r#"{"id":1,"cmd":"status"}"#).map(|r| r.command);
-        assert_eq!(ok.ok(), Some(Command::Status {}));
+        assert_eq!(ok.ok(), Some(Command::Node(NodeCommand::Status {})));
         let ok = parse(r#"{"id":2,"cmd":"open_room","room":"r"}"#).map(|r| r.command);
-        assert_eq!(ok.ok(), Some(Command::OpenRoom { room: "r".into() }));
+        assert_eq!(ok.ok(), Some(Command::Call(Call::OpenRoom { room: "r".into() })));
+        // What the client writes is what the node reads.
+        for command in [
+            Command::Node(NodeCommand::Join { token: "t".into() }),
+            Command::Call(Call::AudioOnly { room: "r".into(), participant: "p".into(), on: true }),
+        ] {
+            let text = serde_json::to_string(&Request { id: 7, command: command.clone() }).unwrap();
+            assert_eq!(parse(&text).unwrap(), Request { id: 7, command }, "{text}");
+        }
+        let text = serde_json::to_string(&Request {
+            id: 8,
+            command: Command::Call(Call::Leave { room: "r".into(), participant: "p".into() }),
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"id":8,"cmd":"leave","room":"r","participant":"p"}"#);
         for text in [
             r#"{"id":1,"cmd":"status","verbose":true}"#,
             r#"{"id":2,"cmd":"open_room","room":"r","extra":1}"#,

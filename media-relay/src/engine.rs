@@ -56,7 +56,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::packet::{KeyframeTap, is_binding_success, is_stun, stun_local_ufrag, vp8_starts_keyframe};
 use crate::relay::Counters;
 use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
-use crate::session::{Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError};
+use crate::session::{
+    Answered, Call, Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError,
+};
 
 /// Payload types the relay offers. Every peer connection uses the same ones,
 /// because the relay makes every offer, so a packet keeps its payload type
@@ -89,52 +91,17 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, SessionError>>;
 
 /// Requests from [`crate::Relay`] handles to the engine task.
 pub(crate) enum Command {
-    /// `new_rooms: false` (draining) opens no room that is not open already.
-    OpenRoom {
-        room: String,
+    /// `new_rooms: false` (draining): an `open_room` opens no room that is
+    /// not open already.
+    Call {
+        call: Call,
         new_rooms: bool,
-        reply: Reply<()>,
-    },
-    CloseRoom {
-        room: String,
-        reply: Reply<()>,
+        reply: Reply<Answered>,
     },
     Join {
         grant: Grant,
         events: mpsc::Sender<PeerEvent>,
         reply: Reply<()>,
-    },
-    Answer {
-        room: String,
-        participant: String,
-        sdp: String,
-        reply: Reply<()>,
-    },
-    Candidate {
-        room: String,
-        participant: String,
-        candidate: RTCIceCandidateInit,
-        reply: Reply<()>,
-    },
-    RestartIce {
-        room: String,
-        participant: String,
-        reply: Reply<()>,
-    },
-    AudioOnly {
-        room: String,
-        participant: String,
-        on: bool,
-        reply: Reply<()>,
-    },
-    Leave {
-        room: String,
-        participant: String,
-        reply: Reply<()>,
-    },
-    Stats {
-        room: String,
-        reply: Reply<RoomStats>,
     },
 }
 
@@ -435,37 +402,8 @@ impl Engine {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::OpenRoom { room, new_rooms, reply } => {
-                let result = if self.rooms.contains_key(&room) {
-                    Ok(())
-                } else if !new_rooms {
-                    Err(SessionError::Draining)
-                } else if self.rooms.len() >= self.limits.max_rooms {
-                    Err(SessionError::TooManyRooms)
-                } else {
-                    self.rooms.insert(
-                        room,
-                        RoomEntry { room: Room::new(self.policy.clone()), peers: HashMap::new() },
-                    );
-                    self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
-                    Ok(())
-                };
-                let _ = reply.send(result);
-            }
-            Command::CloseRoom { room, reply } => {
-                let result = match self.rooms.get(&room) {
-                    None => Err(SessionError::NoSuchRoom),
-                    Some(entry) => {
-                        let ids: Vec<PeerId> = entry.peers.values().copied().collect();
-                        for id in ids {
-                            self.remove_peer(id, "the consultation ended");
-                        }
-                        self.rooms.remove(&room);
-                        self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
-                        Ok(())
-                    }
-                };
-                let _ = reply.send(result);
+            Command::Call { call, new_rooms, reply } => {
+                let _ = reply.send(self.call(call, new_rooms));
             }
             Command::Join { grant, events, reply } => {
                 let room = grant.room.clone();
@@ -477,53 +415,71 @@ impl Engine {
                 }
                 let _ = reply.send(result);
             }
-            Command::Answer { room, participant, sdp, reply } => {
-                let result = self.peer_id(&room, &participant).and_then(|id| self.answer(id, sdp));
-                let _ = reply.send(result);
+        }
+    }
+
+    fn call(&mut self, call: Call, new_rooms: bool) -> Result<Answered, SessionError> {
+        match call {
+            Call::OpenRoom { room } => {
+                if self.rooms.contains_key(&room) {
+                    return Ok(Answered::Done);
+                }
+                if !new_rooms {
+                    return Err(SessionError::Draining);
+                }
+                if self.rooms.len() >= self.limits.max_rooms {
+                    return Err(SessionError::TooManyRooms);
+                }
+                self.rooms
+                    .insert(room, RoomEntry { room: Room::new(self.policy.clone()), peers: HashMap::new() });
+                self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
             }
-            Command::Candidate { room, participant, candidate, reply } => {
-                let result = self.peer_id(&room, &participant).and_then(|id| self.candidate(id, candidate));
-                let _ = reply.send(result);
+            Call::CloseRoom { room } => {
+                let entry = self.rooms.get(&room).ok_or(SessionError::NoSuchRoom)?;
+                let ids: Vec<PeerId> = entry.peers.values().copied().collect();
+                for id in ids {
+                    self.remove_peer(id, "the consultation ended");
+                }
+                self.rooms.remove(&room);
+                self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
             }
-            Command::RestartIce { room, participant, reply } => {
-                let result = self.peer_id(&room, &participant).map(|id| {
-                    if let Some(peer) = self.peers.get_mut(&id) {
-                        peer.pc.restart_ice();
-                        peer.renegotiate = true;
-                    }
-                    self.offer_if_due(id);
-                });
-                let _ = reply.send(result);
+            Call::Answer { room, participant, sdp } => {
+                let id = self.peer_id(&room, &participant)?;
+                self.answer(id, sdp)?;
             }
-            Command::AudioOnly { room, participant, on, reply } => {
-                let result = self
-                    .peer_id(&room, &participant)
-                    .and_then(|_| self.room_event(&room, Event::AudioOnlyChosen { participant, on }));
-                let _ = reply.send(result);
+            Call::Candidate { room, participant, candidate } => {
+                let id = self.peer_id(&room, &participant)?;
+                self.candidate(id, candidate)?;
             }
-            Command::Leave { room, participant, reply } => {
-                let result = self.peer_id(&room, &participant).map(|id| self.remove_peer(id, "left"));
-                let _ = reply.send(result);
+            Call::RestartIce { room, participant } => {
+                let id = self.peer_id(&room, &participant)?;
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.pc.restart_ice();
+                    peer.renegotiate = true;
+                }
+                self.offer_if_due(id);
             }
-            Command::Stats { room, reply } => {
-                let result = match self.rooms.get(&room) {
-                    None => Err(SessionError::NoSuchRoom),
-                    Some(entry) => {
-                        let mut participants: Vec<ParticipantStats> = entry
-                            .peers
-                            .values()
-                            .filter_map(|id| self.peers.get(id))
-                            .map(|peer| {
-                                peer.stats(entry.room.is_audio_only(&peer.participant).unwrap_or(false))
-                            })
-                            .collect();
-                        participants.sort_by(|a, b| a.participant.cmp(&b.participant));
-                        Ok(RoomStats { room, participants })
-                    }
-                };
-                let _ = reply.send(result);
+            Call::AudioOnly { room, participant, on } => {
+                self.peer_id(&room, &participant)?;
+                self.room_event(&room, Event::AudioOnlyChosen { participant, on })?;
+            }
+            Call::Leave { room, participant } => {
+                let id = self.peer_id(&room, &participant)?;
+                self.remove_peer(id, "left");
+            }
+            Call::RoomStats { room } => {
+                let entry = self.rooms.get(&room).ok_or(SessionError::NoSuchRoom)?;
+                let mut participants: Vec<ParticipantStats> = entry
+                    .peers
+                    .values()
+                    .filter_map(|id| self.peers.get(id))
+                    .map(|peer| peer.stats(entry.room.is_audio_only(&peer.participant).unwrap_or(false)))
+                    .collect();
+                participants.sort_by(|a, b| a.participant.cmp(&b.participant));
+                return Ok(Answered::Stats(RoomStats { room, participants }));
             }
         }
+        Ok(Answered::Done)
     }
 
     fn peer_id(&self, room: &str, participant: &str) -> Result<PeerId, SessionError> {

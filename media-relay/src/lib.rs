@@ -50,4 +50,4 @@ pub const DEFAULT_LOG_FILTER: &str = "info,rsipstack=warn,webrtc=warn,rtc=warn,r
 pub use relay::{Relay, RelayError, RelayStatus};
 pub use room::Kind;
 pub use rtc::peer_connection::transport::RTCIceCandidateInit;
-pub use session::{Grant, ParticipantStats, PeerEvent, RoomStats, SessionError};
+pub use session::{Answered, Call, Calls, Grant, ParticipantStats, PeerEvent, RoomStats, SessionError};

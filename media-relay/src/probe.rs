@@ -160,7 +160,7 @@ pub fn host_candidate(addr: SocketAddr) -> Result<crate::RTCIceCandidateInit, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Grant, Relay, RelayConfig};
+    use crate::{Calls, Grant, Relay, RelayConfig};
 
     async fn relay() -> Relay {
         Relay::start(RelayConfig { udp_listen: "127.0.0.1:0".parse().unwrap(), ..RelayConfig::default() })

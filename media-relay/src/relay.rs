@@ -5,7 +5,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rtc::peer_connection::transport::RTCIceCandidateInit;
 use serde::Serialize;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -14,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::RelayConfig;
 use crate::engine::{Command, Engine, Reply};
 use crate::room::Policy;
-use crate::session::{Grant, NotForwarded, PeerEvent, RoomStats, SessionError};
+use crate::session::{Answered, Call, Calls, Grant, NotForwarded, PeerEvent, SessionError};
 
 /// Why a relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -207,89 +206,14 @@ impl Relay {
         }
     }
 
-    /// Opens a room (idempotent). Refused when the relay carries its most rooms,
-    /// and (a room not open yet) while it drains.
-    pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
-        let new_rooms = !self.is_draining();
-        self.call(|reply| Command::OpenRoom { room: room.to_owned(), new_rooms, reply }).await
-    }
-
-    /// Closes a room: every participant in it gets [`PeerEvent::Closed`].
-    pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
-        self.call(|reply| Command::CloseRoom { room: room.to_owned(), reply }).await
-    }
-
     /// Joins a participant to an open room with what its room token grants.
     /// The relay's first offer arrives on `events` as [`PeerEvent::Offer`];
     /// everything else the relay has to say to this participant follows there.
     pub async fn join(&self, grant: Grant, events: mpsc::Sender<PeerEvent>) -> Result<(), SessionError> {
-        self.call(|reply| Command::Join { grant, events, reply }).await
+        self.ask(|reply| Command::Join { grant, events, reply }).await
     }
 
-    /// The participant's answer to the relay's latest offer.
-    pub async fn answer(&self, room: &str, participant: &str, sdp: String) -> Result<(), SessionError> {
-        self.call(|reply| Command::Answer {
-            room: room.to_owned(),
-            participant: participant.to_owned(),
-            sdp,
-            reply,
-        })
-        .await
-    }
-
-    /// One of the participant's ICE candidates (the relay runs ICE-lite and
-    /// does not need them, but takes them as any peer does).
-    pub async fn candidate(
-        &self,
-        room: &str,
-        participant: &str,
-        candidate: RTCIceCandidateInit,
-    ) -> Result<(), SessionError> {
-        self.call(|reply| Command::Candidate {
-            room: room.to_owned(),
-            participant: participant.to_owned(),
-            candidate,
-            reply,
-        })
-        .await
-    }
-
-    /// Restarts ICE for a participant whose network changed: a new offer
-    /// follows on its events.
-    pub async fn restart_ice(&self, room: &str, participant: &str) -> Result<(), SessionError> {
-        self.call(|reply| Command::RestartIce {
-            room: room.to_owned(),
-            participant: participant.to_owned(),
-            reply,
-        })
-        .await
-    }
-
-    /// The participant's own choice of audio only (or video again).
-    pub async fn set_audio_only(&self, room: &str, participant: &str, on: bool) -> Result<(), SessionError> {
-        self.call(|reply| Command::AudioOnly {
-            room: room.to_owned(),
-            participant: participant.to_owned(),
-            on,
-            reply,
-        })
-        .await
-    }
-
-    pub async fn leave(&self, room: &str, participant: &str) -> Result<(), SessionError> {
-        self.call(|reply| Command::Leave {
-            room: room.to_owned(),
-            participant: participant.to_owned(),
-            reply,
-        })
-        .await
-    }
-
-    pub async fn room_stats(&self, room: &str) -> Result<RoomStats, SessionError> {
-        self.call(|reply| Command::Stats { room: room.to_owned(), reply }).await
-    }
-
-    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, SessionError> {
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, SessionError> {
         let (reply, answer) = oneshot::channel();
         self.inner.commands.send(command(reply)).await.map_err(|_| SessionError::Stopped)?;
         answer.await.map_err(|_| SessionError::Stopped)?
@@ -306,6 +230,14 @@ impl Relay {
             let _ = task.await;
         }
         tracing::info!("media relay stopped");
+    }
+}
+
+impl Calls for Relay {
+    /// Draining, an `open_room` opens no room that is not open already.
+    fn call(&self, call: Call) -> impl std::future::Future<Output = Result<Answered, SessionError>> + Send {
+        let new_rooms = !self.is_draining();
+        self.ask(move |reply| Command::Call { call, new_rooms, reply })
     }
 }
 

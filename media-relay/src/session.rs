@@ -18,6 +18,166 @@ pub struct Grant {
     pub publish: BTreeSet<Kind>,
 }
 
+/// What a relay is asked to do with a room or a participant in it: the one
+/// vocabulary of the in-process relay ([`crate::Relay::call`]), the control
+/// channel (every `cmd` but `set_keys`, `status` and `join`, see
+/// [`crate::control::Command`]), its client ([`crate::control::ControlClient::call`])
+/// and signaling's handle on either. Adding one is a variant here and its
+/// handling in the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Call {
+    /// Opens a room (idempotent). Refused when the relay carries its most
+    /// rooms, and (a room not open yet) while it drains.
+    OpenRoom {
+        room: String,
+    },
+    /// Closes a room: every participant in it gets [`PeerEvent::Closed`].
+    CloseRoom {
+        room: String,
+    },
+    /// The participant's answer to the relay's latest offer.
+    Answer {
+        room: String,
+        participant: String,
+        sdp: String,
+    },
+    /// One of the participant's ICE candidates (the relay runs ICE-lite and
+    /// does not need them, but takes them as any peer does).
+    Candidate {
+        room: String,
+        participant: String,
+        candidate: rtc::peer_connection::transport::RTCIceCandidateInit,
+    },
+    /// Restarts ICE for a participant whose network changed: a new offer
+    /// follows on its events.
+    RestartIce {
+        room: String,
+        participant: String,
+    },
+    /// The participant's own choice of audio only (or video again).
+    AudioOnly {
+        room: String,
+        participant: String,
+        on: bool,
+    },
+    Leave {
+        room: String,
+        participant: String,
+    },
+    /// The room's statistics: answered with [`Answered::Stats`].
+    RoomStats {
+        room: String,
+    },
+}
+
+/// Something that takes [`Call`]s: the in-process [`crate::Relay`], a
+/// [`crate::control::ControlClient`] to a node, signaling's handle on either.
+/// Each implements [`Calls::call`]; the named methods are written once, here.
+pub trait Calls: Sync {
+    fn call(&self, call: Call) -> impl std::future::Future<Output = Result<Answered, SessionError>> + Send;
+
+    fn open_room(&self, room: &str) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::OpenRoom { room: room.to_owned() })
+    }
+
+    fn close_room(&self, room: &str) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::CloseRoom { room: room.to_owned() })
+    }
+
+    fn answer(
+        &self,
+        room: &str,
+        participant: &str,
+        sdp: String,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::Answer { room: room.to_owned(), participant: participant.to_owned(), sdp })
+    }
+
+    fn candidate(
+        &self,
+        room: &str,
+        participant: &str,
+        candidate: rtc::peer_connection::transport::RTCIceCandidateInit,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::Candidate { room: room.to_owned(), participant: participant.to_owned(), candidate })
+    }
+
+    fn restart_ice(
+        &self,
+        room: &str,
+        participant: &str,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::RestartIce { room: room.to_owned(), participant: participant.to_owned() })
+    }
+
+    fn set_audio_only(
+        &self,
+        room: &str,
+        participant: &str,
+        on: bool,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::AudioOnly { room: room.to_owned(), participant: participant.to_owned(), on })
+    }
+
+    fn leave(
+        &self,
+        room: &str,
+        participant: &str,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::Leave { room: room.to_owned(), participant: participant.to_owned() })
+    }
+
+    fn room_stats(
+        &self,
+        room: &str,
+    ) -> impl std::future::Future<Output = Result<RoomStats, SessionError>> + Send {
+        let answered = self.call(Call::RoomStats { room: room.to_owned() });
+        async move { answered.await?.into_stats() }
+    }
+
+    /// A call that answers nothing.
+    fn done(&self, call: Call) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        let answered = self.call(call);
+        async move { answered.await.map(drop) }
+    }
+}
+
+/// What a [`Call`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answered {
+    Done,
+    Stats(RoomStats),
+}
+
+impl Answered {
+    /// As the control channel's `result`: `null`, or the statistics.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Answered::Done => serde_json::Value::Null,
+            Answered::Stats(stats) => serde_json::to_value(stats).unwrap_or_default(),
+        }
+    }
+
+    /// From the control channel's `result` for `call`.
+    pub fn from_json(call: &Call, result: serde_json::Value) -> Result<Answered, SessionError> {
+        match call {
+            Call::RoomStats { .. } => serde_json::from_value(result)
+                .map(Answered::Stats)
+                .map_err(|e| SessionError::Malformed(e.to_string())),
+            _ => Ok(Answered::Done),
+        }
+    }
+
+    /// The statistics a [`Call::RoomStats`] answered.
+    pub fn into_stats(self) -> Result<RoomStats, SessionError> {
+        match self {
+            Answered::Stats(stats) => Ok(stats),
+            Answered::Done => Err(SessionError::Malformed("no statistics in the answer".into())),
+        }
+    }
+}
+
 /// What the relay tells one participant (through signaling).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use media_relay::SessionError;
 use media_relay::control::{ControlClient, PublicKey, TestSigner};
+use media_relay::{Calls, SessionError};
 use support::{Client, Via, both, eventually};
 
 const SECRET: &str = "a-control-token-for-tests";

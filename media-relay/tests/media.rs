@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use media_relay::{Kind, PeerEvent, Relay, RelayConfig, SessionError};
+use media_relay::{Calls, Kind, PeerEvent, Relay, RelayConfig, SessionError};
 use support::{Client, Sending, both, eventually, loopback_relay_config};
 
 const CONNECT: Duration = Duration::from_secs(10);

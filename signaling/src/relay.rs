@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use media_relay::control::{ControlClient, PublicKey};
-use media_relay::{Grant, PeerEvent, RTCIceCandidateInit, Relay, RelayStatus, SessionError};
+use media_relay::{Answered, Call, Calls, Grant, PeerEvent, Relay, RelayStatus, SessionError};
 use secrecy::ExposeSecret;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -255,21 +255,6 @@ impl RelayHandle {
         }
     }
 
-    pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
-        match self {
-            RelayHandle::Local(relay) => relay.open_room(room).await,
-            RelayHandle::Node(node) => node.client()?.open_room(room).await,
-        }
-    }
-
-    /// Closes a room: everyone in it gets `rtc.closed`.
-    pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
-        match self {
-            RelayHandle::Local(relay) => relay.close_room(room).await,
-            RelayHandle::Node(node) => node.client()?.close_room(room).await,
-        }
-    }
-
     /// Joins with a room token that signaling has verified (`grant` is what it
     /// says); a node verifies the token again itself.
     pub async fn join(
@@ -289,46 +274,6 @@ impl RelayHandle {
                 }
                 result => result.map(|_| ()),
             },
-        }
-    }
-
-    pub async fn answer(&self, room: &str, participant: &str, sdp: String) -> Result<(), SessionError> {
-        match self {
-            RelayHandle::Local(relay) => relay.answer(room, participant, sdp).await,
-            RelayHandle::Node(node) => node.client()?.answer(room, participant, sdp).await,
-        }
-    }
-
-    pub async fn candidate(
-        &self,
-        room: &str,
-        participant: &str,
-        candidate: RTCIceCandidateInit,
-    ) -> Result<(), SessionError> {
-        match self {
-            RelayHandle::Local(relay) => relay.candidate(room, participant, candidate).await,
-            RelayHandle::Node(node) => node.client()?.candidate(room, participant, candidate).await,
-        }
-    }
-
-    pub async fn restart_ice(&self, room: &str, participant: &str) -> Result<(), SessionError> {
-        match self {
-            RelayHandle::Local(relay) => relay.restart_ice(room, participant).await,
-            RelayHandle::Node(node) => node.client()?.restart_ice(room, participant).await,
-        }
-    }
-
-    pub async fn set_audio_only(&self, room: &str, participant: &str, on: bool) -> Result<(), SessionError> {
-        match self {
-            RelayHandle::Local(relay) => relay.set_audio_only(room, participant, on).await,
-            RelayHandle::Node(node) => node.client()?.set_audio_only(room, participant, on).await,
-        }
-    }
-
-    pub async fn leave(&self, room: &str, participant: &str) -> Result<(), SessionError> {
-        match self {
-            RelayHandle::Local(relay) => relay.leave(room, participant).await,
-            RelayHandle::Node(node) => node.client()?.leave(room, participant).await,
         }
     }
 
@@ -440,6 +385,17 @@ struct RelaysInner {
     regions: RwLock<HashMap<String, Option<String>>>,
     lost: broadcast::Sender<usize>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The relay's own vocabulary ([`media_relay::Call`]), to whichever relay
+/// this is.
+impl Calls for RelayHandle {
+    async fn call(&self, call: Call) -> Result<Answered, SessionError> {
+        match self {
+            RelayHandle::Local(relay) => relay.call(call).await,
+            RelayHandle::Node(node) => node.client()?.call(call).await,
+        }
+    }
 }
 
 impl Relays {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use media_relay::control::{ControlClient, TestSigner};
 use media_relay::packet::{KeyframeTap, vp8_starts_keyframe};
-use media_relay::{Grant, Kind, PeerEvent, Relay, SessionError};
+use media_relay::{Calls, Grant, Kind, PeerEvent, Relay, SessionError};
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use axum::extract::ws::{Message, Utf8Bytes};
+use media_relay::Calls as _;
 use media_relay::{Grant, PeerEvent, RTCIceCandidateInit, SessionError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
