@@ -11,6 +11,7 @@ mod auth;
 mod authorization;
 mod cli;
 mod cluster;
+mod codemap;
 mod hardening;
 mod http_api;
 mod live;
