@@ -56,7 +56,8 @@ fn the_codemap_names_every_source_file() {
             // A module's `mod.rs` is its directory's bullet.
             let named = listed.iter().any(|(path, text)| {
                 *path == file
-                    || (path.trim_end_matches('/') == dir && (name == "mod.rs" || text.contains(&format!("`{name}`"))))
+                    || (path.trim_end_matches('/') == dir
+                        && (name == "mod.rs" || text.contains(&format!("`{name}`"))))
             });
             // Test helpers in a folder (`tests/support/mod.rs`) go with the tests that use them.
             let helper = file.starts_with("tests/") && name == "mod.rs";

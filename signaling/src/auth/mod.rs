@@ -10,21 +10,30 @@
 pub mod limiter;
 pub mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 
 use crate::domain::Role;
-use crate::http::{ApiError, AppState};
-use crate::store::{AccountRecord, TerminalRecord};
+use crate::store::{AccountRecord, Store, StoreError, TerminalRecord};
 use crate::unix_now;
 use limiter::FailureLimiter;
-use tokens::TokenKind;
+use tokens::{TokenKind, Tokens};
+
+/// Why a caller is turned away (the HTTP layer maps it to 401 or 403).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No valid credential.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A valid caller, not allowed this.
+    #[error("not allowed")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The limiters of one process.
 #[derive(Debug)]
@@ -127,11 +136,11 @@ impl Principal {
         }
     }
 
-    /// The account, or 403 for a terminal.
-    pub fn account(&self) -> Result<&AccountRecord, ApiError> {
+    /// The account, or `Forbidden` for a terminal.
+    pub fn account(&self) -> Result<&AccountRecord, AuthError> {
         match self {
             Principal::Account { account, .. } => Ok(account),
-            Principal::Terminal { .. } => Err(ApiError::Forbidden),
+            Principal::Terminal { .. } => Err(AuthError::Forbidden),
         }
     }
 
@@ -167,50 +176,51 @@ impl Principal {
         }
     }
 
-    /// 403 unless the caller is an account with one of `roles`.
-    pub fn require_any(&self, roles: &[Role]) -> Result<&AccountRecord, ApiError> {
+    /// `Forbidden` unless the caller is an account with one of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<&AccountRecord, AuthError> {
         let account = self.account()?;
-        if roles.iter().any(|r| account.has_role(*r)) { Ok(account) } else { Err(ApiError::Forbidden) }
+        if roles.iter().any(|r| account.has_role(*r)) { Ok(account) } else { Err(AuthError::Forbidden) }
     }
 }
 
 /// Finds the caller from a bearer token: an account's access token or a
 /// terminal's device credential. Anything else, or anything no longer valid
-/// in the database, is 401.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+/// in the database, is `Unauthenticated`.
+pub async fn authenticate(tokens: &Tokens, store: &Store, token: &str) -> Result<Principal, AuthError> {
+    use AuthError::Unauthenticated;
     // The kind is in the payload, but only a verified payload may be trusted:
     // try access first (the common case), then device.
-    let claims = match state.tokens.verify(token, TokenKind::Access).await {
+    let claims = match tokens.verify(token, TokenKind::Access).await {
         Ok(claims) => claims,
         Err(tokens::TokenError::WrongKind(_)) => {
-            state.tokens.verify(token, TokenKind::Device).await.map_err(|e| unauthorized(&e))?
+            tokens.verify(token, TokenKind::Device).await.map_err(|e| unauthenticated(&e))?
         }
-        Err(error) => return Err(unauthorized(&error)),
+        Err(error) => return Err(unauthenticated(&error)),
     };
     match claims.typ {
         TokenKind::Access => {
-            let session = state.store.session_state(&claims.sid).await?.ok_or(ApiError::Unauthorized)?;
+            let session = store.session_state(&claims.sid).await?.ok_or(Unauthenticated)?;
             if !session.is_live(unix_now()) || session.account_id != claims.sub {
-                return Err(ApiError::Unauthorized);
+                return Err(Unauthenticated);
             }
-            let account = state.store.account(&claims.sub).await?.ok_or(ApiError::Unauthorized)?;
+            let account = store.account(&claims.sub).await?.ok_or(Unauthenticated)?;
             Ok(Principal::Account { account, session_id: claims.sid })
         }
         TokenKind::Device => {
-            let terminal = state.store.terminal(&claims.sub).await?.ok_or(ApiError::Unauthorized)?;
+            let terminal = store.terminal(&claims.sub).await?.ok_or(Unauthenticated)?;
             if terminal.revoked_at.is_some() || terminal.credential_id.as_deref() != Some(claims.sid.as_str())
             {
-                return Err(ApiError::Unauthorized);
+                return Err(Unauthenticated);
             }
             Ok(Principal::Terminal { terminal })
         }
-        _ => Err(ApiError::Unauthorized),
+        _ => Err(Unauthenticated),
     }
 }
 
-fn unauthorized(error: &tokens::TokenError) -> ApiError {
+fn unauthenticated(error: &tokens::TokenError) -> AuthError {
     tracing::debug!(%error, "token refused");
-    ApiError::Unauthorized
+    AuthError::Unauthenticated
 }
 
 /// The bearer token of a request, if any.
@@ -220,32 +230,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        authenticate(state, token).await
-    }
-}
-
 /// The client's address, as the limits on guessing count it and the audit
 /// log records it: the connection's peer, or, when the peer is one of
-/// `trusted_proxies`, the address its `X-Forwarded-For` names.
+/// `trusted_proxies`, the address its `X-Forwarded-For` names ([`client_ip`];
+/// read from a request by `http`'s extractor).
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
-            return Ok(ClientAddr("unknown".into()));
-        };
-        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-        Ok(ClientAddr(client_ip(peer, forwarded, &state.config.trusted_proxies).to_string()))
-    }
-}
 
 /// The client behind a chain of trusted proxies: walking `X-Forwarded-For`
 /// from the right (the entry the nearest proxy added), the first address that

@@ -128,6 +128,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        match error {
+            crate::auth::AuthError::Unauthenticated => ApiError::Unauthorized,
+            crate::auth::AuthError::Forbidden => ApiError::Forbidden,
+            crate::auth::AuthError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -12,6 +12,7 @@ mod auth;
 mod callbacks;
 mod consultations;
 mod error;
+mod extract;
 mod places;
 mod relays;
 mod reports;

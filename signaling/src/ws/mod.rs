@@ -81,7 +81,7 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let query_token = params.parse().ok().and_then(|p| p.token);
     let token = auth::bearer(&headers).map(str::to_owned).or(query_token).ok_or(ApiError::Unauthorized)?;
-    let principal = auth::authenticate(&state, &token).await?;
+    let principal = auth::authenticate(&state.tokens, &state.store, &token).await?;
     let ws = ws.map_err(|rejection| ApiError::bad_request("not_websocket", rejection.body_text()))?;
     let connection_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", connection = %connection_id, actor = %principal.actor());
@@ -115,7 +115,7 @@ async fn connection(
     let (tx, mut rx) = mpsc::channel::<Message>(SEND_QUEUE);
     let (registration, mut kicked) = state.connections.register(owner, &connection_id, Some(tx.clone()));
     // Revoked between the upgrade and the registration? Then nothing would close it later.
-    let still_valid = auth::authenticate(&state, &token).await.is_ok();
+    let still_valid = auth::authenticate(&state.tokens, &state.store, &token).await.is_ok();
 
     let writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(PING_INTERVAL);
