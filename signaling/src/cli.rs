@@ -342,7 +342,7 @@ async fn room_token(args: RoomTokenArgs) -> Result<(), String> {
 
 /// Creates an administrator with a password from standard input.
 async fn admin_create(args: AdminCreateArgs) -> Result<(), String> {
-    use crate::http::accounts::{check_display_name, check_password, check_time_zone, check_username};
+    use crate::domain::{check_display_name, check_password, check_time_zone, check_username};
     check_username(&args.username).map_err(|e| e.to_string())?;
     let display_name = check_display_name(&args.display_name).map_err(|e| e.to_string())?;
     check_time_zone(&args.time_zone).map_err(|e| e.to_string())?;

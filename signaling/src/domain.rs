@@ -188,3 +188,40 @@ mod tests {
         assert!(serde_json::from_str::<Language>("\"EN\"").is_err());
     }
 }
+
+/// A value that breaks one of the rules below: what is wrong, for the person
+/// who typed it (the API answers it as `invalid_field`, the CLI prints it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+// The rules for an account's fields, for the API and for `cloudlaw admin create`.
+
+pub fn check_username(username: &str) -> Result<(), Invalid> {
+    let ok = (1..=64).contains(&username.len())
+        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok { Ok(()) } else { Err(Invalid("username: 1 to 64 of a-z, 0-9, '.', '_', '-'".into())) }
+}
+
+pub fn check_display_name(name: &str) -> Result<String, Invalid> {
+    let name = name.trim();
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(name.to_owned())
+    } else {
+        Err(Invalid("display_name: 1 to 200 characters".into()))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), Invalid> {
+    if (8..=1024).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(Invalid("password: at least 8 characters".into()))
+    }
+}
+
+/// A time zone the IANA database knows (`Asia/Shanghai`, `UTC`).
+pub fn check_time_zone(zone: &str) -> Result<(), Invalid> {
+    let ok = zone.len() <= 64 && jiff::tz::TimeZone::get(zone).is_ok();
+    if ok { Ok(()) } else { Err(Invalid(format!("time_zone: {zone:?} is not an IANA time zone"))) }
+}

@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use super::views::AccountView;
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::{ClientAddr, Principal};
-use crate::domain::{Language, Role, Topic};
+use crate::domain::{
+    Language, Role, Topic, check_display_name, check_password, check_time_zone, check_username,
+};
 use crate::store::{AccountPatch, AccountRecord, AuditEntry, NewAccount};
 use crate::{password, unix_now};
 
@@ -77,43 +79,6 @@ fn require_manager(principal: &Principal, target_roles: &[Role]) -> Result<(), A
         Ok(())
     } else {
         Err(ApiError::Forbidden)
-    }
-}
-
-pub(crate) fn check_username(username: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&username.len())
-        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("invalid_field", "username: 1 to 64 of a-z, 0-9, '.', '_', '-'"))
-    }
-}
-
-pub(crate) fn check_display_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if (1..=200).contains(&name.chars().count()) {
-        Ok(name.to_owned())
-    } else {
-        Err(ApiError::bad_request("invalid_field", "display_name: 1 to 200 characters"))
-    }
-}
-
-pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
-    if (8..=1024).contains(&password.chars().count()) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("invalid_field", "password: at least 8 characters"))
-    }
-}
-
-/// A time zone the IANA database knows (`Asia/Shanghai`, `UTC`).
-pub(crate) fn check_time_zone(zone: &str) -> Result<(), ApiError> {
-    let ok = zone.len() <= 64 && jiff::tz::TimeZone::get(zone).is_ok();
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("invalid_field", format!("time_zone: {zone:?} is not an IANA time zone")))
     }
 }
 

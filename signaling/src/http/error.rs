@@ -128,6 +128,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::domain::Invalid> for ApiError {
+    fn from(error: crate::domain::Invalid) -> Self {
+        ApiError::bad_request("invalid_field", error.0)
+    }
+}
+
 impl From<crate::auth::AuthError> for ApiError {
     fn from(error: crate::auth::AuthError) -> Self {
         match error {

@@ -5,7 +5,7 @@
 //! its OpenAPI entry: the document at `/api/openapi.json` cannot drift from what
 //! is served.
 
-pub(crate) mod accounts;
+mod accounts;
 mod appointments;
 mod audit;
 mod auth;
