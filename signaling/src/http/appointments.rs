@@ -9,15 +9,15 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::schedule::{invalid, parse_instant, require_region, start_of_day};
+use super::schedule::{invalid, parse_instant, require_region};
 use super::views::{AppointmentView, rfc3339};
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
 use crate::password::fingerprint;
 use crate::schedule::civil::Instant;
-use crate::schedule::{Person, Snapshot, ical, intervals};
-use crate::store::{AppointmentRecord, AppointmentScope, AuditEntry, BookOutcome, Booking};
+use crate::schedule::{Person, booking, ical, intervals};
+use crate::store::{AppointmentRecord, AppointmentScope, AuditEntry, BookOutcome};
 use crate::unix_now;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -163,74 +163,11 @@ async fn phone_place(
 }
 
 impl AppState {
-    /// Checks a requested start against the grid, the notice and the horizon.
+    /// The end of an appointment that may start at `start`, or why it may not.
     fn check_start(&self, start: Instant) -> Result<Instant, ApiError> {
-        let config = &self.scheduler.config;
-        let now = unix_now();
-        if start <= now {
-            return Err(ApiError::bad_request("in_the_past", "that time has passed"));
-        }
-        if start % (i64::from(config.slot_minutes) * 60) != 0 {
-            return Err(ApiError::bad_request(
-                "off_grid",
-                format!("appointments start every {} minutes", config.slot_minutes),
-            ));
-        }
-        if start < now + i64::from(config.min_notice_minutes) * 60 {
-            return Err(ApiError::bad_request(
-                "too_soon",
-                format!("book at least {} minutes ahead", config.min_notice_minutes),
-            ));
-        }
-        if start > now + i64::from(config.horizon_days) * 86_400 {
-            return Err(ApiError::bad_request(
-                "too_far",
-                format!("book at most {} days ahead", config.horizon_days),
-            ));
-        }
-        Ok(start + i64::from(config.appointment_minutes) * 60)
+        booking::check_start(&self.scheduler.config, start, unix_now())
+            .map_err(|refused| ApiError::bad_request(refused.code(), refused.message()))
     }
-
-    /// A booking of `[start, end)` with `person`: their local day and cap, the
-    /// configured buffer.
-    #[allow(clippy::too_many_arguments)]
-    fn booking(
-        &self,
-        snapshot: &Snapshot,
-        person: &Person,
-        (terminal_id, region_id): (&str, &str),
-        language: &str,
-        topic: &str,
-        (start, end): (Instant, Instant),
-        booked_by: String,
-    ) -> Booking {
-        // (A phone appointment's number is set by the caller.)
-        let tz = snapshot.zone_of(person);
-        let day = crate::schedule::civil::local_day_minute(tz, start).0;
-        Booking {
-            terminal_id: terminal_id.to_owned(),
-            region_id: region_id.to_owned(),
-            lawyer_id: person.account.id.clone(),
-            language: language.to_owned(),
-            topic: topic.to_owned(),
-            starts_at: start,
-            ends_at: end,
-            buffer_secs: i64::from(self.scheduler.config.buffer_minutes) * 60,
-            booked_by,
-            day: (start_of_day(tz, day), start_of_day(tz, day + 1)),
-            daily_cap: person.daily_cap.unwrap_or(i64::from(self.scheduler.config.default_daily_cap)),
-            phone: None,
-        }
-    }
-}
-
-/// Round robin: the lawyers given an appointment longest ago (or never) first,
-/// keeping the region's team members ahead of everyone else.
-fn round_robin<'a>(mut candidates: Vec<(&'a Person, bool)>, last: &HashMap<String, i64>) -> Vec<&'a Person> {
-    candidates.sort_by_key(|(p, in_team)| {
-        (!in_team, last.get(&p.account.id).copied().unwrap_or(i64::MIN), p.account.username.clone())
-    });
-    candidates.into_iter().map(|(p, _)| p).collect()
 }
 
 /// Books an appointment: a terminal for itself, or a coordinator for a
@@ -280,7 +217,7 @@ pub async fn book(
         }
         None => {
             let last: HashMap<String, i64> = state.store.last_assignments().await?.into_iter().collect();
-            round_robin(
+            booking::round_robin(
                 snapshot.eligible_lawyers(&region_id, &request.language, request.topic, start, end),
                 &last,
             )
@@ -293,18 +230,21 @@ pub async fn book(
         });
     }
     for person in candidates {
-        let booking = Booking {
-            phone: place.phone.clone(),
-            ..state.booking(
-                &snapshot,
-                person,
-                (&terminal_id, &region_id),
-                request.language.as_str(),
-                request.topic.code(),
-                (start, end),
-                principal.actor(),
-            )
+        let what = booking::What {
+            terminal_id: &terminal_id,
+            region_id: &region_id,
+            language: request.language.as_str(),
+            topic: request.topic.code(),
+            phone: place.phone.as_deref(),
         };
+        let booking = booking::booking(
+            &state.scheduler.config,
+            &snapshot,
+            person,
+            what,
+            (start, end),
+            principal.actor(),
+        );
         let mut detail = serde_json::json!({"lawyer_id": booking.lawyer_id, "start": start});
         if let Some(number) = &place.phone {
             detail["phone"] = crate::phone::mask_number(number).into();
@@ -595,18 +535,15 @@ pub async fn reschedule(
             message: "this lawyer is not on duty then".into(),
         });
     }
-    let booking = Booking {
-        phone: appointment.phone_number.clone(),
-        ..state.booking(
-            &snapshot,
-            person,
-            (&appointment.terminal_id, &appointment.region_id),
-            &appointment.language,
-            &appointment.topic,
-            (start, end),
-            principal.actor(),
-        )
+    let what = booking::What {
+        terminal_id: &appointment.terminal_id,
+        region_id: &appointment.region_id,
+        language: &appointment.language,
+        topic: &appointment.topic,
+        phone: appointment.phone_number.as_deref(),
     };
+    let booking =
+        booking::booking(&state.scheduler.config, &snapshot, person, what, (start, end), principal.actor());
     let audit = AuditEntry::new(
         &principal.actor(),
         "appointment.rescheduled",

@@ -23,6 +23,7 @@
 //! - A person is *on duty* (anywhere) when available, or inside any roster, and not off.
 
 pub mod availability;
+pub mod booking;
 pub mod civil;
 pub mod ical;
 pub mod intervals;
