@@ -21,9 +21,10 @@ use crate::demo::{self, DemoError};
 use crate::http::{self, AppState};
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::schedule::{Scheduler, reminders};
+use crate::schedule::Scheduler;
 use crate::store::{Store, StoreError};
 use crate::ws::registry::Connections;
+use crate::ws::reminders;
 use crate::{checkpoints, cluster};
 
 /// Why the server could not start or stopped with an error. Each variant's

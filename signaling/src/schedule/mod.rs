@@ -27,7 +27,6 @@ pub mod booking;
 pub mod civil;
 pub mod ical;
 pub mod intervals;
-pub mod reminders;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

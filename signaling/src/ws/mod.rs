@@ -18,6 +18,7 @@ pub mod call;
 pub mod consult;
 pub mod protocol;
 pub mod registry;
+pub mod reminders;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::protocol::ServerMessage;
+use super::registry::Connections;
 use crate::http::views::AppointmentView;
 use crate::live::{Command, Live};
 use crate::store::{AppointmentRecord, Store};
 use crate::unix_now;
-use crate::ws::protocol::ServerMessage;
-use crate::ws::registry::Connections;
 
 fn tell_both(connections: &Connections, appointment: &AppointmentRecord, message: &ServerMessage) {
     let reached = connections.push_to_account(&appointment.lawyer_id, message)
