@@ -14,6 +14,7 @@ mod cluster;
 mod codemap;
 mod hardening;
 mod http_api;
+mod layers;
 mod live;
 mod phone;
 mod relay_node;
