@@ -15,6 +15,9 @@ use media_relay::RelayConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::AuthConfig;
+pub use crate::telemetry::{LogConfig, LogFormat};
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,7 +27,7 @@ pub struct Config {
     /// Where the embedded SQLite database and other state live.
     pub data_dir: PathBuf,
     /// A database URL; when absent, SQLite at `<data_dir>/cloudlaw.db`.
-    #[serde(serialize_with = "serialize_secret_opt")]
+    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
     pub database_url: Option<SecretString>,
     /// Seed the demo accounts, region, terminal and duty hours.
     pub demo: bool,
@@ -70,7 +73,7 @@ pub struct RelayNodeConfig {
     /// The node's control channel, e.g. `ws://10.0.0.5:7901/control`.
     pub control_url: Option<String>,
     /// The node's control token (its `--control-token`).
-    #[serde(serialize_with = "serialize_secret_opt")]
+    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
     pub control_token: Option<SecretString>,
 }
 
@@ -81,99 +84,10 @@ pub struct RelayRegistrationConfig {
     /// The token a registering node presents, which is also its control token
     /// (`media-relay --control-token`): signaling uses it on the node's control
     /// channel. None: registration is off (`POST /api/relays/register` is 404).
-    #[serde(serialize_with = "serialize_secret_opt")]
+    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
     pub token: Option<SecretString>,
     /// Seconds between media-path probes of registered nodes. None: 10.
     pub probe_secs: Option<u64>,
-}
-
-/// Tokens, sessions and the limits on guessing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// `iss` of every token this deployment issues and accepts.
-    pub issuer: String,
-    /// `aud` of every token this deployment issues and accepts.
-    pub audience: String,
-    /// Access token lifetime, at most 900 (15 minutes).
-    pub access_ttl_secs: u64,
-    /// How long a login lasts without signing in again (refresh tokens).
-    pub session_ttl_secs: u64,
-    /// How long a terminal's enrollment code stays usable.
-    pub enrollment_code_ttl_secs: u64,
-    /// How long a terminal's device credential lasts.
-    pub device_ttl_secs: u64,
-    /// The window over which failed attempts are counted.
-    pub failure_window_secs: u64,
-    /// Failed logins per account within the window before further tries are refused.
-    pub max_failed_logins_per_account: u32,
-    /// Failed logins or enrollments per client address within the window.
-    pub max_failures_per_address: u32,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            issuer: "cloudlaw".into(),
-            audience: "cloudlaw".into(),
-            access_ttl_secs: 600,
-            session_ttl_secs: 30 * 24 * 3600,
-            enrollment_code_ttl_secs: 7 * 24 * 3600,
-            device_ttl_secs: 365 * 24 * 3600,
-            failure_window_secs: 900,
-            max_failed_logins_per_account: 10,
-            max_failures_per_address: 50,
-        }
-    }
-}
-
-impl AuthConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if !(30..=900).contains(&self.access_ttl_secs) {
-            return Err(ConfigError("auth.access_ttl_secs must be between 30 and 900 (15 minutes)".into()));
-        }
-        if self.session_ttl_secs < self.access_ttl_secs {
-            return Err(ConfigError("auth.session_ttl_secs must be at least auth.access_ttl_secs".into()));
-        }
-        if self.issuer.is_empty() || self.audience.is_empty() {
-            return Err(ConfigError("auth.issuer and auth.audience must not be empty".into()));
-        }
-        for (name, value) in [
-            ("auth.enrollment_code_ttl_secs", self.enrollment_code_ttl_secs),
-            ("auth.device_ttl_secs", self.device_ttl_secs),
-            ("auth.failure_window_secs", self.failure_window_secs),
-            ("auth.max_failed_logins_per_account", u64::from(self.max_failed_logins_per_account)),
-            ("auth.max_failures_per_address", u64::from(self.max_failures_per_address)),
-        ] {
-            if value == 0 {
-                return Err(ConfigError(format!("{name} must be at least 1")));
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `signaling=debug,info`. `RUST_LOG`
-    /// overrides it when set. By default `info`, the WebRTC crates `warn`
-    /// ([`media_relay::DEFAULT_LOG_FILTER`]).
-    pub filter: String,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { format: LogFormat::Text, filter: media_relay::DEFAULT_LOG_FILTER.into() }
-    }
 }
 
 impl Default for Config {
@@ -199,16 +113,6 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             phone: crate::phone::PhoneConfig::default(),
         }
-    }
-}
-
-pub(crate) fn serialize_secret_opt<S: serde::Serializer>(
-    value: &Option<SecretString>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(secret) => s.serialize_some(secret.expose_secret()),
-        None => s.serialize_none(),
     }
 }
 
@@ -292,7 +196,7 @@ impl Config {
                 self.log.filter
             )));
         }
-        self.auth.validate()?;
+        self.auth.validate().map_err(ConfigError)?;
         self.schedule.validate().map_err(ConfigError)?;
         self.live.validate().map_err(ConfigError)?;
         self.relay.validate().map_err(ConfigError)?;

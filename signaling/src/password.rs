@@ -195,6 +195,18 @@ pub fn fingerprint(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Writes a secret out whole: configuration is serialized only to be read back
+/// (the defaults and flags layered under the file and environment).
+pub(crate) fn serialize_secret_opt<S: serde::Serializer>(
+    value: &Option<secrecy::SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(secret) => s.serialize_some(secrecy::ExposeSecret::expose_secret(secret)),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ pub struct TurnConfig {
     /// Empty: no TURN.
     pub urls: Vec<String>,
     /// The TURN server's `static-auth-secret`.
-    #[serde(serialize_with = "crate::config::serialize_secret_opt")]
+    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
     pub secret: Option<SecretString>,
     /// How long handed-out credentials stay valid (a call that outlasts them
     /// keeps its allocation; only new allocations need fresh ones).

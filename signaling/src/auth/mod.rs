@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Role;
 use crate::store::{AccountRecord, Store, StoreError, TerminalRecord};
@@ -33,6 +34,73 @@ pub enum AuthError {
     Forbidden,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Tokens, sessions and the limits on guessing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `iss` of every token this deployment issues and accepts.
+    pub issuer: String,
+    /// `aud` of every token this deployment issues and accepts.
+    pub audience: String,
+    /// Access token lifetime, at most 900 (15 minutes).
+    pub access_ttl_secs: u64,
+    /// How long a login lasts without signing in again (refresh tokens).
+    pub session_ttl_secs: u64,
+    /// How long a terminal's enrollment code stays usable.
+    pub enrollment_code_ttl_secs: u64,
+    /// How long a terminal's device credential lasts.
+    pub device_ttl_secs: u64,
+    /// The window over which failed attempts are counted.
+    pub failure_window_secs: u64,
+    /// Failed logins per account within the window before further tries are refused.
+    pub max_failed_logins_per_account: u32,
+    /// Failed logins or enrollments per client address within the window.
+    pub max_failures_per_address: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "cloudlaw".into(),
+            audience: "cloudlaw".into(),
+            access_ttl_secs: 600,
+            session_ttl_secs: 30 * 24 * 3600,
+            enrollment_code_ttl_secs: 7 * 24 * 3600,
+            device_ttl_secs: 365 * 24 * 3600,
+            failure_window_secs: 900,
+            max_failed_logins_per_account: 10,
+            max_failures_per_address: 50,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Why these values cannot be used, if they cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(30..=900).contains(&self.access_ttl_secs) {
+            return Err("auth.access_ttl_secs must be between 30 and 900 (15 minutes)".into());
+        }
+        if self.session_ttl_secs < self.access_ttl_secs {
+            return Err("auth.session_ttl_secs must be at least auth.access_ttl_secs".into());
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err("auth.issuer and auth.audience must not be empty".into());
+        }
+        for (name, value) in [
+            ("auth.enrollment_code_ttl_secs", self.enrollment_code_ttl_secs),
+            ("auth.device_ttl_secs", self.device_ttl_secs),
+            ("auth.failure_window_secs", self.failure_window_secs),
+            ("auth.max_failed_logins_per_account", u64::from(self.max_failed_logins_per_account)),
+            ("auth.max_failures_per_address", u64::from(self.max_failures_per_address)),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The limiters of one process.
@@ -73,7 +141,7 @@ pub struct SharedOutcome {
 }
 
 impl Limits {
-    pub fn new(config: &crate::config::AuthConfig) -> Arc<Limits> {
+    pub fn new(config: &AuthConfig) -> Arc<Limits> {
         let window = Duration::from_secs(config.failure_window_secs);
         Arc::new(Limits {
             logins_per_account: FailureLimiter::new(window, config.max_failed_logins_per_account),

@@ -17,7 +17,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::AuthConfig;
+use super::AuthConfig;
 use crate::store::{SigningKeyRow, Store, StoreError};
 use crate::unix_now;
 
