@@ -116,6 +116,12 @@ impl Default for Config {
     }
 }
 
+impl<'a> From<&'a Config> for crate::store::Location<'a> {
+    fn from(config: &'a Config) -> Self {
+        crate::store::Location { database_url: config.database_url.as_ref(), data_dir: &config.data_dir }
+    }
+}
+
 /// Values given on the command line; `None` leaves the file or environment value.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides {

@@ -1,6 +1,6 @@
 //! Signaling's modules form layers, and a module uses only its own layer and
 //! those below (ARCHITECTURE.md, "Layers"). This reads every `crate::<module>`
-//! path in `signaling/src` (comments aside) and fails on one that points up,
+//! path in `signaling/src` (comments and unit tests aside) and fails on one that points up,
 //! unless it is one of the few edges still to be taken out, listed below; an
 //! edge on that list that has gone must leave it, so the list only shrinks.
 
@@ -21,10 +21,7 @@ const LAYERS: &[&[&str]] = &[
 /// Edges that still point up: to be removed, never added to.
 const NOT_YET: &[(&str, &str)] = &[
     // Each module's configuration should sit with it; `config` only assembles them.
-    ("store", "config"),
     ("relay", "config"),
-    // The store seeds the demo data.
-    ("store", "demo"),
     // Failed attempts are shared with the other nodes through the cluster's channel.
     ("auth", "cluster"),
     // The metrics registry names the types whose counters it keeps.
@@ -67,7 +64,9 @@ fn signalings_modules_depend_only_downwards() {
             unplaced.insert(module.clone());
         }
         let text = std::fs::read_to_string(&file).unwrap();
-        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        // Unit tests (at the end of a file) may set up with anything.
+        let code = text.lines().take_while(|l| l.trim() != "#[cfg(test)]");
+        for line in code.filter(|l| !l.trim_start().starts_with("//")) {
             for (at, _) in line.match_indices("crate::") {
                 let name: String =
                     line[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();

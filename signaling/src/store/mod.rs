@@ -47,14 +47,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-
-use crate::config::Config;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -232,14 +230,22 @@ pub struct Store {
     pool: Pool,
 }
 
+/// Where the database is: `database_url` (PostgreSQL or SQLite), or else
+/// SQLite in `data_dir`. (`config::Config` gives its own.)
+#[derive(Debug, Clone, Copy)]
+pub struct Location<'a> {
+    pub database_url: Option<&'a SecretString>,
+    pub data_dir: &'a std::path::Path,
+}
+
 impl Store {
-    /// Opens (creating when missing) the database the configuration names:
-    /// `database_url`, or SQLite in `data_dir`.
-    pub async fn open(config: &Config) -> Result<Store, StoreError> {
-        if let Some(url) = config.database_url.as_ref().filter(|url| is_postgres_url(url.expose_secret())) {
+    /// Opens (creating when missing) the database at `location`.
+    pub async fn open<'a>(location: impl Into<Location<'a>>) -> Result<Store, StoreError> {
+        let config: Location<'a> = location.into();
+        if let Some(url) = config.database_url.filter(|url| is_postgres_url(url.expose_secret())) {
             return Self::open_postgres(url.expose_secret()).await;
         }
-        let (options, target) = match &config.database_url {
+        let (options, target) = match config.database_url {
             Some(url) => {
                 let target = "at database_url".to_owned();
                 let options = SqliteConnectOptions::from_str(url.expose_secret())
@@ -247,7 +253,7 @@ impl Store {
                 (options, target)
             }
             None => {
-                prepare_data_dir(&config.data_dir)?;
+                prepare_data_dir(config.data_dir)?;
                 let file = config.data_dir.join("cloudlaw.db");
                 (SqliteConnectOptions::new().filename(&file), file.display().to_string())
             }
@@ -431,6 +437,7 @@ pub(crate) fn new_id() -> String {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use crate::config::Config;
 
     /// A migrated store in a temporary directory that lives as long as the guard.
     /// On PostgreSQL (see [`test_database`]) in a new database of its own.
@@ -471,6 +478,7 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[tokio::test]
     async fn migrates_once_and_enforces_foreign_keys() {
