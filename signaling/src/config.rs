@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use crate::auth::AuthConfig;
+pub use crate::relay::{RelayNodeConfig, RelayRegistrationConfig};
 pub use crate::telemetry::{LogConfig, LogFormat};
 
 /// Everything the server needs to start.
@@ -55,39 +56,6 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The hotline's SIP gateway (`[phone]`), off by default.
     pub phone: crate::phone::PhoneConfig,
-}
-
-/// A standalone relay node to use instead of the in-process relay.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RelayNodeConfig {
-    /// A name for logs, `/healthz` and `/metrics` (default: the URL's host and port).
-    pub name: Option<String>,
-    /// The region (id) the node serves: rooms of terminals in it, or under
-    /// it, go here first. None: anywhere.
-    pub region: Option<String>,
-    /// Seconds between media-path probes (a synthetic participant connecting
-    /// to the node's UDP port). Two failures in a row take the node out.
-    /// None: 10.
-    pub probe_secs: Option<u64>,
-    /// The node's control channel, e.g. `ws://10.0.0.5:7901/control`.
-    pub control_url: Option<String>,
-    /// The node's control token (its `--control-token`).
-    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
-    pub control_token: Option<SecretString>,
-}
-
-/// Relay nodes that tell signaling they exist, rather than being listed here.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RelayRegistrationConfig {
-    /// The token a registering node presents, which is also its control token
-    /// (`media-relay --control-token`): signaling uses it on the node's control
-    /// channel. None: registration is off (`POST /api/relays/register` is 404).
-    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
-    pub token: Option<SecretString>,
-    /// Seconds between media-path probes of registered nodes. None: 10.
-    pub probe_secs: Option<u64>,
 }
 
 impl Default for Config {
@@ -210,11 +178,11 @@ impl Config {
         self.phone.validate(&self.live.languages).map_err(ConfigError)?;
         match (&self.relay_node.control_url, &self.relay_node.control_token) {
             (None, None) => {}
-            (Some(_), Some(_)) => self.relay_node.validate("relay_node")?,
+            (Some(_), Some(_)) => self.relay_node.validate("relay_node").map_err(ConfigError)?,
             _ => return Err(ConfigError("relay_node needs both control_url and control_token".into())),
         }
         for (i, node) in self.relay_nodes.iter().enumerate() {
-            node.validate(&format!("relay_nodes[{i}]"))?;
+            node.validate(&format!("relay_nodes[{i}]")).map_err(ConfigError)?;
         }
         if self.relay_registration.token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
             return Err(ConfigError("relay_registration.token must be at least 16 characters".into()));
@@ -239,31 +207,6 @@ impl Config {
     pub fn relay_node_list(&self) -> Vec<RelayNodeConfig> {
         let single = self.relay_node.control_url.is_some().then(|| self.relay_node.clone());
         single.into_iter().chain(self.relay_nodes.iter().cloned()).collect()
-    }
-}
-
-impl RelayNodeConfig {
-    fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let (Some(url), Some(_)) = (&self.control_url, &self.control_token) else {
-            return Err(ConfigError(format!("{key} needs both control_url and control_token")));
-        };
-        if !url.starts_with("ws://") {
-            return Err(ConfigError(format!(
-                "{key}.control_url {url:?} must be a ws:// URL (keep it on a private network; \
-                 TLS to the node is not built in)"
-            )));
-        }
-        Ok(())
-    }
-
-    /// `name`, or the control URL's host and port.
-    pub fn display_name(&self) -> String {
-        if let Some(name) = &self.name {
-            return name.clone();
-        }
-        let url = self.control_url.as_deref().unwrap_or_default();
-        let rest = url.split("://").nth(1).unwrap_or(url);
-        rest.split('/').next().unwrap_or(rest).to_owned()
     }
 }
 

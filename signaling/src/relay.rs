@@ -22,15 +22,85 @@ use std::time::Duration;
 
 use media_relay::control::{ControlClient, PublicKey};
 use media_relay::{Answered, Call, Calls, Grant, PeerEvent, Relay, RelayStatus, SessionError};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::auth::tokens::Tokens;
-use crate::config::{Config, RelayNodeConfig};
 use crate::store::Store;
 
 /// How often a node gets the keys again (a rotation reaches it within this).
+/// A standalone relay node to use instead of the in-process relay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayNodeConfig {
+    /// A name for logs, `/healthz` and `/metrics` (default: the URL's host and port).
+    pub name: Option<String>,
+    /// The region (id) the node serves: rooms of terminals in it, or under
+    /// it, go here first. None: anywhere.
+    pub region: Option<String>,
+    /// Seconds between media-path probes (a synthetic participant connecting
+    /// to the node's UDP port). Two failures in a row take the node out.
+    /// None: 10.
+    pub probe_secs: Option<u64>,
+    /// The node's control channel, e.g. `ws://10.0.0.5:7901/control`.
+    pub control_url: Option<String>,
+    /// The node's control token (its `--control-token`).
+    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
+    pub control_token: Option<SecretString>,
+}
+
+/// Relay nodes that tell signaling they exist, rather than being listed here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayRegistrationConfig {
+    /// The token a registering node presents, which is also its control token
+    /// (`media-relay --control-token`): signaling uses it on the node's control
+    /// channel. None: registration is off (`POST /api/relays/register` is 404).
+    #[serde(serialize_with = "crate::password::serialize_secret_opt")]
+    pub token: Option<SecretString>,
+    /// Seconds between media-path probes of registered nodes. None: 10.
+    pub probe_secs: Option<u64>,
+}
+
+impl RelayNodeConfig {
+    /// Why this node's entry cannot be used (`key` names it), if it cannot.
+    pub fn validate(&self, key: &str) -> Result<(), String> {
+        let (Some(url), Some(_)) = (&self.control_url, &self.control_token) else {
+            return Err(format!("{key} needs both control_url and control_token"));
+        };
+        if !url.starts_with("ws://") {
+            return Err(format!(
+                "{key}.control_url {url:?} must be a ws:// URL (keep it on a private network; \
+                 TLS to the node is not built in)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `name`, or the control URL's host and port.
+    pub fn display_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let url = self.control_url.as_deref().unwrap_or_default();
+        let rest = url.split("://").nth(1).unwrap_or(url);
+        rest.split('/').next().unwrap_or(rest).to_owned()
+    }
+}
+
+/// What [`Relays::start`] needs of the configuration: the in-process relay's
+/// settings, the standalone nodes listed, and self-registration.
+#[derive(Debug, Clone)]
+pub struct Setup<'a> {
+    pub relay: &'a media_relay::RelayConfig,
+    /// `relay_node` (when set) and `relay_nodes`: none, and no registration,
+    /// means the relay runs in this process.
+    pub nodes: Vec<RelayNodeConfig>,
+    pub registration: &'a RelayRegistrationConfig,
+}
+
 const KEY_PUSH: Duration = Duration::from_secs(60);
 const STATUS_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -402,12 +472,12 @@ impl Relays {
     /// Starts the in-process relay, or connects to the configured nodes. With
     /// one node it must answer now (a wrong token or address is found at
     /// once); with several, at least one must, and the others are tried again.
-    pub async fn start(config: &Config, tokens: &Tokens, store: &Store) -> Result<Relays, RelayStartError> {
-        let nodes = config.relay_node_list();
+    pub async fn start(setup: Setup<'_>, tokens: &Tokens, store: &Store) -> Result<Relays, RelayStartError> {
+        let Setup { relay, nodes, registration } = setup;
         let (lost, _) = broadcast::channel(64);
         let mut relays = Vec::new();
-        if !config.uses_relay_nodes() {
-            let handle = RelayHandle::Local(Relay::start(config.relay.clone()).await?);
+        if nodes.is_empty() && registration.token.is_none() {
+            let handle = RelayHandle::Local(Relay::start(relay.clone()).await?);
             relays.push(Arc::new(RelayEntry {
                 name: "local".into(),
                 region: None,
@@ -429,7 +499,7 @@ impl Relays {
             }));
         }
         // With registration, nodes may come later; a listed one must answer now.
-        let registering = config.relay_registration.token.is_some() && nodes.is_empty();
+        let registering = registration.token.is_some() && nodes.is_empty();
         if !registering && relays.iter().all(|r| r.handle.status().is_none()) {
             let urls: Vec<_> = nodes.iter().filter_map(|n| n.control_url.clone()).collect();
             return Err(RelayStartError::Node {
@@ -457,9 +527,9 @@ impl Relays {
             }
         });
         relays.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(refresher);
-        if let Some(token) = &config.relay_registration.token {
+        if let Some(token) = &registration.token {
             let (weak, store, tokens) = (Arc::downgrade(&relays.inner), store.clone(), tokens.clone());
-            let (token, probe_secs) = (token.clone(), config.relay_registration.probe_secs);
+            let (token, probe_secs) = (token.clone(), registration.probe_secs);
             let watcher = tokio::spawn(async move {
                 let mut every = tokio::time::interval(REGISTRATION_CHECK);
                 loop {

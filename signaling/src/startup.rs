@@ -234,7 +234,12 @@ struct Parts {
 
 async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
     let tokens = Tokens::load(store.clone(), config.auth.clone()).await?;
-    let relays = Relays::start(config, &tokens, store).await?;
+    let setup = crate::relay::Setup {
+        relay: &config.relay,
+        nodes: config.relay_node_list(),
+        registration: &config.relay_registration,
+    };
+    let relays = Relays::start(setup, &tokens, store).await?;
     let metrics = Arc::new(Metrics::new(relays.clone(), store.backend()));
     let scheduler = Arc::new(Scheduler::new(store.clone(), config.schedule.clone()));
     for missing in config.web.missing_fonts() {

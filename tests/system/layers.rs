@@ -20,8 +20,6 @@ const LAYERS: &[&[&str]] = &[
 
 /// Edges that still point up: to be removed, never added to.
 const NOT_YET: &[(&str, &str)] = &[
-    // Each module's configuration should sit with it; `config` only assembles them.
-    ("relay", "config"),
     // Failed attempts are shared with the other nodes through the cluster's channel.
     ("auth", "cluster"),
     // The metrics registry names the types whose counters it keeps.
