@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -40,31 +40,6 @@ use crate::store::{Notifications, ServingLease, Store, StoreError};
 use crate::ws::call::Failure;
 use crate::ws::protocol::{ErrorCode, WantedPresence};
 use crate::ws::registry::{Connections, Pushed, RECONNECT, Revocation};
-
-/// What one part of this node tells the other signaling nodes (a revocation,
-/// a failed login): nothing while the node runs alone; once [`Link`] has
-/// connected it, each item goes to the link, which sends it on.
-#[derive(Debug)]
-pub struct ToOthers<T>(Mutex<Option<mpsc::UnboundedSender<T>>>);
-
-impl<T> Default for ToOthers<T> {
-    fn default() -> Self {
-        ToOthers(Mutex::new(None))
-    }
-}
-
-impl<T> ToOthers<T> {
-    pub fn send(&self, item: T) {
-        if let Some(link) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = link.send(item);
-        }
-    }
-
-    /// From now on, items go to `link`.
-    pub fn connect(&self, link: mpsc::UnboundedSender<T>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
-    }
-}
 
 /// Followers' commands for the leader.
 pub const TO_LEADER: &str = "cloudlaw_to_leader";

@@ -52,6 +52,7 @@ pub mod http;
 pub mod live;
 pub mod matcher;
 pub mod metrics;
+pub mod outbox;
 pub mod password;
 pub mod phone;
 pub mod relay;

@@ -169,11 +169,8 @@ impl Metrics {
         }
     }
 
-    pub fn consultation_began(&self, channel: crate::live::Channel) {
-        let channel = match channel {
-            crate::live::Channel::Kiosk => "kiosk",
-            crate::live::Channel::Phone => "phone",
-        };
+    /// Counts a consultation that began, by how its resident came (`kiosk`, `phone`).
+    pub fn consultation_began(&self, channel: &str) {
         self.consultations.get_or_create(&ChannelLabels { channel: channel.into() }).inc();
     }
 
@@ -182,12 +179,12 @@ impl Metrics {
         self.phone_calls.get_or_create(&PhoneLabels { outcome: outcome.to_owned() }).inc();
     }
 
-    /// Adds an ended phone leg's RTP figures.
-    pub fn phone_leg_ended(&self, stats: &crate::phone::rtp::LegStats) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.phone_packets_received.inc_by(stats.received.load(Relaxed));
-        self.phone_packets_lost.inc_by(stats.lost.load(Relaxed));
-        self.phone_jitter.observe(stats.jitter_us.load(Relaxed) as f64 / 1_000_000.0);
+    /// Adds an ended phone leg's RTP figures: packets received and lost, and
+    /// its interarrival jitter in seconds.
+    pub fn phone_leg_ended(&self, received: u64, lost: u64, jitter_secs: f64) {
+        self.phone_packets_received.inc_by(received);
+        self.phone_packets_lost.inc_by(lost);
+        self.phone_jitter.observe(jitter_secs);
     }
 
     /// The text exposition of every metric.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. `unix_now` is the crate root's clock.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "matcher", "password", "telemetry", "turn", "unix_now"],
+    &["domain", "matcher", "password", "telemetry", "turn", "outbox", "unix_now"],
     &["store"],
     &["schedule", "auth", "relay", "checkpoints", "metrics"],
     &["live", "cluster"],
@@ -20,11 +20,6 @@ const LAYERS: &[&[&str]] = &[
 
 /// Edges that still point up: to be removed, never added to.
 const NOT_YET: &[(&str, &str)] = &[
-    // Failed attempts are shared with the other nodes through the cluster's channel.
-    ("auth", "cluster"),
-    // The metrics registry names the types whose counters it keeps.
-    ("metrics", "live"),
-    ("metrics", "phone"),
     // The cluster's fan-out delivers to the open WebSocket connections.
     ("cluster", "ws"),
 ];

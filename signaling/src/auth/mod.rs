@@ -110,7 +110,7 @@ pub struct Limits {
     pub failures_per_address: FailureLimiter,
     /// Where failures (and an account's successful login) go for the other
     /// signaling nodes, when there are any.
-    others: crate::cluster::ToOthers<SharedOutcome>,
+    others: crate::outbox::ToOthers<SharedOutcome>,
 }
 
 /// Which limiter a failure counts against.

@@ -163,6 +163,14 @@ impl Channel {
     pub fn of(column: &str) -> Channel {
         if column == "phone" { Channel::Phone } else { Channel::Kiosk }
     }
+
+    /// As the column, the protocol and the metrics' label write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Kiosk => "kiosk",
+            Channel::Phone => "phone",
+        }
+    }
 }
 
 /// Who a call the server placed on a phone line is for: the lawyer who asked

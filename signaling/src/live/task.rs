@@ -214,7 +214,7 @@ impl Task {
                 });
             }
             Effect::Rung { waited } => self.metrics.live_request_to_ring.observe(waited.as_secs_f64()),
-            Effect::Began { channel } => self.metrics.consultation_began(channel),
+            Effect::Began { channel } => self.metrics.consultation_began(channel.as_str()),
         }
     }
 

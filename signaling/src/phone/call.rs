@@ -266,7 +266,11 @@ pub async fn run(
         ?ending,
         "phone call ended"
     );
-    call.context.metrics.phone_leg_ended(stats);
+    call.context.metrics.phone_leg_ended(
+        stats.received.load(Ordering::Relaxed),
+        stats.lost.load(Ordering::Relaxed),
+        stats.jitter_us.load(Ordering::Relaxed) as f64 / 1_000_000.0,
+    );
     let consultation = call.consultation.take();
     call.client.close().await;
     Outcome { ending, consultation }

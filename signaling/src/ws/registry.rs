@@ -48,7 +48,7 @@ pub struct Connections {
     /// Where pushes also go, for other signaling nodes' connections.
     fanout: Mutex<Option<mpsc::UnboundedSender<Pushed>>>,
     /// Where revocations also go, for other signaling nodes' connections.
-    revocations: crate::cluster::ToOthers<Revocation>,
+    revocations: crate::outbox::ToOthers<Revocation>,
 }
 
 /// Connections to close: a session's, an account's or a terminal's.
