@@ -39,7 +39,14 @@
 //!   a phone line that waits and talks through the kiosk's protocol.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`telemetry`]: logging set-up (readable or JSON).
-//! - [`domain`]: small validated types shared by the areas (languages, topics, ids).
+//! - [`domain`]: small validated types shared by the areas (languages, topics,
+//!   roles) and the rules for an account's fields.
+//! - [`relay`]: every relay this server uses (in process or standalone nodes)
+//!   and which room is on which.
+//! - [`cluster`]: several signaling nodes on one PostgreSQL database: the
+//!   leader runs the live path, the others forward to it.
+//! - [`turn`]: short-lived TURN credentials for networks that block UDP.
+//! - [`outbox`]: what a part of this node hands to the other nodes, if any.
 
 pub mod auth;
 pub mod checkpoints;
