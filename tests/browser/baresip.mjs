@@ -5,6 +5,7 @@
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,33 @@ async function freePort() {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Whether `port` can be bound on loopback over both TCP and UDP right now. */
+async function bindable(port) {
+  const tcp = await new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+  if (!tcp) return false;
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', () => { socket.close(); resolve(false); });
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A SIP port for baresip: it listens on `port` over UDP and TCP and, always,
+ * on `port + 1` over TLS, so both must be free.
+ */
+async function freeSipPort() {
+  for (let i = 0; i < 50; i++) {
+    const port = await freePort();
+    if (port < 65535 && (await bindable(port)) && (await bindable(port + 1))) return port;
+  }
+  throw new Error('no two free neighbouring ports on loopback');
 }
 
 /** A WAV file of `seconds` of a sine at `hz` (mono 16-bit, 8 kHz unless `rate`), made with sox. */
@@ -56,17 +84,9 @@ export function measure(file, from = 0, length = null) {
   return { rms: number('RMS\\s+amplitude'), seconds: number('Length \\(seconds\\)') };
 }
 
-/**
- * Starts a baresip whose account is `user`@127.0.0.1 (its From number),
- * with `mic` as its microphone. `answer`: 'auto' to answer incoming calls.
- * `password`: digest credentials it answers a challenge with.
- */
-export async function startPhone({ user = '13812345678', mic, answer = 'manual', password = null, codecs = 'PCMU/8000/1,PCMA/8000/1' } = {}) {
-  const dir = await mkdtemp(path.join(tmpdir(), 'baresip-'));
-  const sipPort = await freePort();
-  const ctrlPort = await freePort();
-  const rtpBase = 20000 + Math.floor(Math.random() * 400) * 100;
-  const config = [
+/** baresip's configuration file: loopback only, a WAV as microphone, recordings in `dir`/rec. */
+function baresipConfig({ dir, mic, sipPort, ctrlPort, rtpBase }) {
+  return [
     'poll_method\t\tepoll',
     `sip_listen\t\t127.0.0.1:${sipPort}`,
     'net_interface\t\t127.0.0.1',
@@ -81,7 +101,7 @@ export async function startPhone({ user = '13812345678', mic, answer = 'manual',
     `rtp_ports\t\t${rtpBase}-${rtpBase + 99}`,
     'rtcp_mux\t\tno',
     'jitter_buffer_delay\t5-10',
-    `module_path\t\t/usr/lib/baresip/modules`,
+    'module_path\t\t/usr/lib/baresip/modules',
     'module\t\t\tg711.so',
     'module\t\t\topus.so',
     'module\t\t\taufile.so',
@@ -96,29 +116,54 @@ export async function startPhone({ user = '13812345678', mic, answer = 'manual',
     'statmode_default\toff',
     '',
   ].join('\n');
-  await writeFile(path.join(dir, 'config'), config);
+}
+
+/**
+ * Starts a baresip whose account is `user`@127.0.0.1 (its From number),
+ * with `mic` as its microphone. `answer`: 'auto' to answer incoming calls.
+ * `password`: digest credentials it answers a challenge with.
+ */
+export async function startPhone({ user = '13812345678', mic, answer = 'manual', password = null, codecs = 'PCMU/8000/1,PCMA/8000/1' } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'baresip-'));
   await writeFile(path.join(dir, 'contacts'), '');
   const auth = password ? `;auth_user=${user};auth_pass=${password}` : '';
   await writeFile(path.join(dir, 'accounts'),
     `<sip:${user}@127.0.0.1>${auth};regint=0;answermode=${answer};audio_codecs=${codecs}\n`);
   execFileSync('mkdir', ['-p', path.join(dir, 'rec')]);
-  const child = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.on('data', (chunk) => { log += chunk; });
-  child.stderr.on('data', (chunk) => { log += chunk; });
-  const killOnExit = () => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } };
-  process.once('exit', killOnExit);
 
-  // The control connection: netstrings both ways.
-  let socket;
-  for (let i = 0; i < 100 && !socket; i++) {
-    socket = await new Promise((resolve) => {
-      const s = net.connect(ctrlPort, '127.0.0.1', () => resolve(s));
-      s.once('error', () => resolve(null));
-    });
-    if (!socket) await sleep(50);
+  // Ports are picked free, but another process may take one before baresip
+  // binds it; then baresip says so and exits, and it is started again on others.
+  let child, log, socket, sipPort, killOnExit;
+  for (let attempt = 1; !socket; attempt++) {
+    sipPort = await freeSipPort();
+    const ctrlPort = await freePort();
+    const rtpBase = 20000 + Math.floor(Math.random() * 400) * 100;
+    await writeFile(path.join(dir, 'config'), baresipConfig({ dir, mic, sipPort, ctrlPort, rtpBase }));
+    child = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let exited = false;
+    child.once('exit', () => { exited = true; });
+    log = '';
+    child.stdout.on('data', (chunk) => { log += chunk; });
+    child.stderr.on('data', (chunk) => { log += chunk; });
+    const pid = child.pid;
+    killOnExit = () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } };
+    process.once('exit', killOnExit);
+
+    // The control connection: netstrings both ways.
+    for (let i = 0; i < 100 && !socket && !exited; i++) {
+      socket = await new Promise((resolve) => {
+        const s = net.connect(ctrlPort, '127.0.0.1', () => resolve(s));
+        s.once('error', () => resolve(null));
+      });
+      if (!socket) await sleep(50);
+    }
+    if (socket) break;
+    killOnExit();
+    process.removeListener('exit', killOnExit);
+    if (attempt >= 3 || !log.includes('Address already in use')) {
+      assert.fail(`baresip's control port did not open:\n${log}`);
+    }
   }
-  assert.ok(socket, `baresip's control port did not open:\n${log}`);
   const events = [];
   let buffer = Buffer.alloc(0);
   socket.on('data', (chunk) => {
