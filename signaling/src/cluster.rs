@@ -19,7 +19,7 @@
 //! - when the leadership changes (the leader died and another node took the
 //!   lease), when the leader forgot a follower that is still alive, or when a
 //!   node's listening connection was lost (and messages with it), the node
-//!   closes its connections with [`RECONNECT`]: the apps reconnect at once and
+//!   closes its connections ([`LocalConnections::reconnect_all`]): the apps reconnect at once and
 //!   announce themselves to the leader again. The new leader restores who
 //!   waits and who talks from the database, as after a restart.
 
@@ -34,12 +34,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::{Limits, SharedOutcome};
-use crate::domain::{Language, Topic};
-use crate::live::{self, Command, Live, PersonInfo, TerminalInfo};
+use crate::domain::{ErrorCode, Failure, Language, Topic};
+use crate::live::{self, Command, Live, PersonInfo, TerminalInfo, WantedPresence};
+use crate::outbox::{Pushed, Revocation};
 use crate::store::{Notifications, ServingLease, Store, StoreError};
-use crate::ws::call::Failure;
-use crate::ws::protocol::{ErrorCode, WantedPresence};
-use crate::ws::registry::{Connections, Pushed, RECONNECT, Revocation};
 
 /// Followers' commands for the leader.
 pub const TO_LEADER: &str = "cloudlaw_to_leader";
@@ -305,11 +303,28 @@ pub type StartLive = Box<
         + Sync,
 >;
 
+/// This node's own open WebSocket connections, as the cluster uses them
+/// (`ws::registry::Connections`, a layer above, implements it).
+pub trait LocalConnections: Send + Sync {
+    /// Queues a push of the live path's node on the connections here that it
+    /// names; returns how many took it.
+    fn deliver(&self, pushed: &Pushed) -> usize;
+    /// Closes the connections here that a revocation made on another node names.
+    fn apply(&self, revocation: &Revocation) -> usize;
+    /// From now on, revocations made here also go to `others`.
+    fn share_revocations(&self, others: mpsc::UnboundedSender<Revocation>);
+    /// From now on, pushes made here also go to `fanout` (with `None`, no longer).
+    fn fan_out(&self, fanout: Option<mpsc::UnboundedSender<Pushed>>);
+    /// Closes every connection here for its client to reconnect at once and
+    /// announce itself again; returns how many.
+    fn reconnect_all(&self) -> usize;
+}
+
 /// One node's link to the others.
 pub struct Link {
     me: String,
     store: Store,
-    connections: Arc<Connections>,
+    connections: Arc<dyn LocalConnections>,
     limits: Arc<Limits>,
     start_live: StartLive,
     /// (channel, message) to send, in order, by [`send_loop`].
@@ -356,7 +371,7 @@ pub enum Ended {
 impl Link {
     pub fn new(
         store: Store,
-        connections: Arc<Connections>,
+        connections: Arc<dyn LocalConnections>,
         limits: Arc<Limits>,
         start_live: StartLive,
     ) -> Link {
@@ -714,7 +729,7 @@ impl Link {
             waiting.answer(Err(gone()));
         }
         self.watchers.clear();
-        let closed = self.connections.close_where(RECONNECT, |_| true);
+        let closed = self.connections.reconnect_all();
         tracing::info!(closed, why, "connections asked to reconnect");
     }
 }

@@ -1,7 +1,9 @@
 //! What a part of this node hands to the other signaling nodes, without
 //! knowing whether there are any: the cluster (when there is one) connects
-//! the other end. Used by the limits on guessing (`auth`) and by
-//! revocations (`ws::registry`), which sit below the cluster.
+//! the other end. Used by the limits on guessing (`auth`), which sits below
+//! the cluster, and by the connection registry (`ws::registry`), which sits
+//! above it; the pushes and revocations that travel between nodes are
+//! defined here, below both.
 
 use std::sync::Mutex;
 
@@ -30,4 +32,37 @@ impl<T> ToOthers<T> {
     pub fn connect(&self, link: mpsc::UnboundedSender<T>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
     }
+}
+
+/// Connections to close: a session's, an account's or a terminal's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    pub of: Revoked,
+    /// Told to the client in the `revoked` error.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Revoked {
+    Session(String),
+    Account(String),
+    Terminal(String),
+}
+
+/// A push to a person's or a terminal's connections, as it travels to other
+/// signaling nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pushed {
+    /// An account id, or a terminal id when `terminal`.
+    pub to: String,
+    pub terminal: bool,
+    /// The message, as sent to the client.
+    pub text: String,
+    /// Only to this connection of the owner (by its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+    /// To every connection of the owner but this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
 }

@@ -19,10 +19,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Edges that still point up: to be removed, never added to.
-const NOT_YET: &[(&str, &str)] = &[
-    // The cluster's fan-out delivers to the open WebSocket connections.
-    ("cluster", "ws"),
-];
+const NOT_YET: &[(&str, &str)] = &[];
 
 fn layer(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))

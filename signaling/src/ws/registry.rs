@@ -16,7 +16,9 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::ServerMessage;
+use crate::cluster::LocalConnections;
 use crate::live::{Notice, Outlet, Reach, To};
+pub use crate::outbox::{Pushed, Revocation, Revoked};
 
 /// The reason that closes a connection for its client to reconnect at once
 /// (close code 1012), not because its credentials were revoked: the node that
@@ -49,39 +51,6 @@ pub struct Connections {
     fanout: Mutex<Option<mpsc::UnboundedSender<Pushed>>>,
     /// Where revocations also go, for other signaling nodes' connections.
     revocations: crate::outbox::ToOthers<Revocation>,
-}
-
-/// Connections to close: a session's, an account's or a terminal's.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Revocation {
-    pub of: Revoked,
-    /// Told to the client in the `revoked` error.
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum Revoked {
-    Session(String),
-    Account(String),
-    Terminal(String),
-}
-
-/// A push to a person's or a terminal's connections, as it travels to other
-/// signaling nodes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Pushed {
-    /// An account id, or a terminal id when `terminal`.
-    pub to: String,
-    pub terminal: bool,
-    /// The message, as sent to the client.
-    pub text: String,
-    /// Only to this connection of the owner (by its id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub only: Option<String>,
-    /// To every connection of the owner but this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub except: Option<String>,
 }
 
 /// The open connections, and their ids by account or terminal, so that a
@@ -267,6 +236,29 @@ impl Connections {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// What the cluster does with this node's connections.
+impl LocalConnections for Connections {
+    fn deliver(&self, pushed: &Pushed) -> usize {
+        Connections::deliver(self, pushed)
+    }
+
+    fn apply(&self, revocation: &Revocation) -> usize {
+        Connections::apply(self, revocation)
+    }
+
+    fn share_revocations(&self, others: mpsc::UnboundedSender<Revocation>) {
+        Connections::share_revocations(self, others);
+    }
+
+    fn fan_out(&self, fanout: Option<mpsc::UnboundedSender<Pushed>>) {
+        Connections::fan_out(self, fanout);
+    }
+
+    fn reconnect_all(&self) -> usize {
+        self.close_where(RECONNECT, |_| true)
     }
 }
 
