@@ -6,7 +6,7 @@ import {
   t, onLanguageChange, formatTime, describeError, showError, clearError,
 } from '/web/shared/i18n.js';
 import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
-import { h, keepingFocus } from '/web/shared/dom.js';
+import { $, h, keepingFocus } from '/web/shared/dom.js';
 import { listOf, ROLES, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/coordinator/schedule.js';
 import { setupQueue } from '/web/coordinator/queue.js';
@@ -17,7 +17,6 @@ import { setupPhoneBooking } from '/web/coordinator/phone-booking.js';
 const client = createClient('coordinator');
 const APP_ROLES = ['coordinator', 'admin'];
 
-const $ = (id) => document.getElementById(id);
 const els = {
   loginView: $('login-view'),
   loginForm: $('login-form'),

@@ -3,10 +3,8 @@
 // them. Shown only when this server calls residents (`calls_back` in /api/me).
 
 import { t, currentLanguage } from '/web/shared/i18n.js';
-import { h, keepingFocus } from '/web/shared/dom.js';
+import { $, h, keepingFocus } from '/web/shared/dom.js';
 import { LANGUAGES, TOPICS } from '/web/shared/codes.js';
-
-const $ = (id) => document.getElementById(id);
 
 /**
  * @param {object} options

@@ -6,10 +6,8 @@
 import { seg } from '/web/shared/api.js';
 import { t, has, currentLanguage } from '/web/shared/i18n.js';
 import { keepLive } from '/web/shared/live.js';
-import { h } from '/web/shared/dom.js';
+import { $, h } from '/web/shared/dom.js';
 import { listOf } from '/web/shared/codes.js';
-
-const $ = (id) => document.getElementById(id);
 
 /** Presence states in the order the people table lists them. */
 export const PRESENCE_STATES = ['available', 'ringing', 'in_consultation', 'wrap_up', 'break', 'offline'];

@@ -5,9 +5,7 @@
 // see it; this module only shows it and asks app.js to load it again.
 
 import { t, showError, clearError } from '/web/shared/i18n.js';
-import { h, keepingFocus } from '/web/shared/dom.js';
-
-const $ = (id) => document.getElementById(id);
+import { $, h, keepingFocus } from '/web/shared/dom.js';
 
 /** Zones offered first in the time-zone list (the server's default, Asia/Shanghai, is the form's). */
 const COMMON_ZONES = [

@@ -5,10 +5,9 @@
 
 import { ApiError } from '/web/shared/api.js';
 import { t, currentLanguage, showError, clearError } from '/web/shared/i18n.js';
-import { h, keepingFocus } from '/web/shared/dom.js';
+import { $, h, keepingFocus } from '/web/shared/dom.js';
 import { CHANNELS, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 
-const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
 /** Colours of the series (coordinator.css .series-N); more groups than this repeat them. */
 const SERIES_COLOURS = 8;

@@ -3,13 +3,12 @@
 
 import { seg } from '/web/shared/api.js';
 import { t, currentLanguage } from '/web/shared/i18n.js';
-import { h, keepingFocus, timeChoices } from '/web/shared/dom.js';
+import { $, h, keepingFocus, timeChoices } from '/web/shared/dom.js';
 import { listOf } from '/web/shared/codes.js';
 import { presenceText } from '/web/coordinator/queue.js';
 
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const VOLUNTEER_ROLES = ['lawyer', 'interpreter'];
-const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------- dates
 

@@ -4,6 +4,7 @@
 
 import { createClient } from '/web/shared/api.js';
 import { onLanguageChange, showError } from '/web/shared/i18n.js';
+import { $ } from '/web/shared/dom.js';
 import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
 import { listOf } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/lawyer/schedule.js';
@@ -12,7 +13,6 @@ import { setupLive } from '/web/lawyer/live.js';
 const client = createClient('lawyer');
 const APP_ROLES = ['lawyer', 'interpreter'];
 
-const $ = (id) => document.getElementById(id);
 const els = {
   loginView: $('login-view'),
   loginForm: $('login-form'),

@@ -16,9 +16,7 @@ import { seg } from '/web/shared/api.js';
 import { keepLive } from '/web/shared/live.js';
 import { RelayCall } from '/web/shared/call.js';
 import { t, formatTime, onLanguageChange, showError, clearError } from '/web/shared/i18n.js';
-import { h, keepingFocus } from '/web/shared/dom.js';
-
-const $ = (id) => document.getElementById(id);
+import { $, h, keepingFocus } from '/web/shared/dom.js';
 
 const WANT_KEY = 'cloudlaw.lawyer.want';
 const DRAFT_PREFIX = 'cloudlaw.lawyer.draft.';

@@ -4,13 +4,11 @@
 
 import { seg } from '/web/shared/api.js';
 import { t, currentLanguage, onLanguageChange, showError, clearError } from '/web/shared/i18n.js';
-import { h, keepingFocus, timeSelect } from '/web/shared/dom.js';
+import { $, h, keepingFocus, timeSelect } from '/web/shared/dom.js';
 
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const KINDS = ['extra', 'off'];
 const STATUS_BADGE = { booked: 'ok', cancelled: 'off', completed: '', no_show: 'wait' };
-
-const $ = (id) => document.getElementById(id);
 
 /** The zone the browser shows times in, e.g. "Asia/Shanghai". */
 const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';

@@ -1,5 +1,19 @@
 // Small DOM helpers for the apps' scripts.
 
+/**
+ * The element with an id. Given its class (`$('x', HTMLInputElement)`), it is
+ * checked to be one, and the type checker knows it is.
+ * @template {Element} [T=HTMLElement]
+ * @param {string} id
+ * @param {abstract new (...args: any[]) => T} [type]
+ * @returns {T}
+ */
+export function $(id, type) {
+  const el = document.getElementById(id);
+  if (type && el && !(el instanceof type)) throw new TypeError(`#${id} is not a ${type.name}`);
+  return /** @type {T} */ (/** @type {unknown} */ (el));
+}
+
 /** Creates an element: h('td', {className: 'x', dataset: {testid: 'y'}}, child, 'text'). */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);

@@ -13,6 +13,7 @@
 
 import { createClient } from '/web/shared/api.js';
 import { initI18n, setLanguage, currentLanguage, onLanguageChange, t, showError, clearError, applyTranslations } from '/web/shared/i18n.js';
+import { $ } from '/web/shared/dom.js';
 import { setupBooking } from '/web/terminal/booking.js';
 import { setupConsult } from '/web/terminal/consult.js';
 
@@ -23,7 +24,6 @@ const IDLE_MS = 90_000;
 /** How often an idle kiosk asks whether it is still enrolled. */
 const RECHECK_MS = 5 * 60_000;
 
-const $ = (id) => document.getElementById(id);
 const screens = {
   loading: $('loading-screen'),
   enroll: $('enroll-screen'),

@@ -5,10 +5,10 @@
 // the region it serves). reset() forgets everything (the idle reset calls it).
 
 import { t, currentLanguage, describeError } from '/web/shared/i18n.js';
+import { $ } from '/web/shared/dom.js';
 import { topicPicker } from '/web/terminal/topics.js';
 
 const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']; // Date.getDay() order
-const $ = (id) => document.getElementById(id);
 const pad = (n) => String(n).padStart(2, '0');
 
 /** The kiosk's local day ("YYYY-MM-DD") of an instant. */

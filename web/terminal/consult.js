@@ -11,9 +11,9 @@
 import { t, currentLanguage, setLanguage } from '/web/shared/i18n.js';
 import { keepLive } from '/web/shared/live.js';
 import { RelayCall } from '/web/shared/call.js';
+import { $ } from '/web/shared/dom.js';
 import { timeText } from '/web/terminal/booking.js';
 
-const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
 /** After a reconnection, how long the server has to say what is in progress. */
 const RESUME_WAIT_MS = 6_000;
