@@ -23,6 +23,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ids::{ParticipantId, RoomId};
 use crate::session::{Answered, Call, Calls, Grant, PeerEvent, SessionError, kinds};
 use crate::{Relay, RelayStatus};
 
@@ -107,7 +108,7 @@ pub enum ControlMessage {
         error: Option<SessionError>,
     },
     /// Something the relay tells a participant joined through this connection.
-    Event { room: String, participant: String, event: PeerEvent },
+    Event { room: RoomId, participant: ParticipantId, event: PeerEvent },
 }
 
 /// Checks room tokens against the keys signaling pushed.
@@ -130,14 +131,14 @@ impl std::fmt::Debug for RoomTokens {
 
 #[derive(Deserialize)]
 struct RoomClaims {
-    sub: String,
+    sub: ParticipantId,
     typ: String,
     room: Option<RoomClaim>,
 }
 
 #[derive(Deserialize)]
 struct RoomClaim {
-    room: String,
+    room: RoomId,
     publish: Vec<String>,
 }
 
@@ -261,7 +262,8 @@ async fn connection(state: ControlState, socket: WebSocket) {
             break;
         }
     }
-    let remaining: Vec<(String, String)> = joined.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    let remaining: Vec<(RoomId, ParticipantId)> =
+        joined.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
     for (room, participant) in remaining {
         let _ = state.relay.leave(&room, &participant).await;
     }
@@ -270,7 +272,7 @@ async fn connection(state: ControlState, socket: WebSocket) {
     tracing::info!("control client disconnected");
 }
 
-type Joined = Arc<Mutex<std::collections::HashSet<(String, String)>>>;
+type Joined = Arc<Mutex<std::collections::HashSet<(RoomId, ParticipantId)>>>;
 
 async fn handle(
     state: &ControlState,
@@ -318,7 +320,7 @@ async fn handle(
 // ---- the client side -------------------------------------------------------
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<serde_json::Value, SessionError>>>>>;
-type Subscribers = Arc<Mutex<HashMap<(String, String), mpsc::Sender<PeerEvent>>>>;
+type Subscribers = Arc<Mutex<HashMap<(RoomId, ParticipantId), mpsc::Sender<PeerEvent>>>>;
 
 /// A control client: the same requests as [`Relay`], to a relay node elsewhere.
 #[derive(Debug, Clone)]
@@ -475,7 +477,7 @@ impl Calls for ControlClient {
 impl RoomTokens {
     /// The (room, participant) a token claims, unverified: only for routing
     /// the events of a join the relay is about to verify.
-    fn peek(token: &str) -> Result<(String, String), SessionError> {
+    fn peek(token: &str) -> Result<(RoomId, ParticipantId), SessionError> {
         use base64::Engine as _;
         let bad = || SessionError::Unauthorized("not a token".into());
         let payload = token.split('.').nth(1).ok_or_else(bad)?;

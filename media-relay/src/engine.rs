@@ -53,6 +53,7 @@ use rtc::statistics::report::RTCStatsReportEntry;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::ids::{ParticipantId, RoomId};
 use crate::packet::{KeyframeTap, is_binding_success, is_stun, stun_local_ufrag, vp8_starts_keyframe};
 use crate::relay::Counters;
 use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
@@ -152,8 +153,8 @@ struct Totals {
 }
 
 struct Peer {
-    room: String,
-    participant: String,
+    room: RoomId,
+    participant: ParticipantId,
     pc: RTCPeerConnection,
     events: mpsc::Sender<PeerEvent>,
     ufrags: Vec<String>,
@@ -206,7 +207,7 @@ impl Peer {
 
 struct RoomEntry {
     room: Room,
-    peers: HashMap<String, PeerId>,
+    peers: HashMap<ParticipantId, PeerId>,
 }
 
 /// What the engine holds to, from the relay's configuration.
@@ -225,7 +226,7 @@ pub(crate) struct Engine {
     counters: Arc<Counters>,
     next_peer: PeerId,
     peers: HashMap<PeerId, Peer>,
-    rooms: HashMap<String, RoomEntry>,
+    rooms: HashMap<RoomId, RoomEntry>,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
     timers: BTreeSet<(Instant, PeerId)>,
@@ -482,7 +483,7 @@ impl Engine {
         Ok(Answered::Done)
     }
 
-    fn peer_id(&self, room: &str, participant: &str) -> Result<PeerId, SessionError> {
+    fn peer_id(&self, room: &RoomId, participant: &ParticipantId) -> Result<PeerId, SessionError> {
         let entry = self.rooms.get(room).ok_or(SessionError::NoSuchRoom)?;
         entry.peers.get(participant).copied().ok_or(SessionError::NotJoined)
     }
@@ -637,14 +638,14 @@ impl Engine {
 
     // ---- room actions ------------------------------------------------------
 
-    fn room_event(&mut self, room: &str, event: Event) -> Result<(), SessionError> {
+    fn room_event(&mut self, room: &RoomId, event: Event) -> Result<(), SessionError> {
         let entry = self.rooms.get_mut(room).ok_or(SessionError::NoSuchRoom)?;
         let actions = entry.room.handle(event, Instant::now())?;
         self.apply(room, actions);
         Ok(())
     }
 
-    fn apply(&mut self, room: &str, actions: Vec<Action>) {
+    fn apply(&mut self, room: &RoomId, actions: Vec<Action>) {
         let mut renegotiate = Vec::new();
         for action in actions {
             match action {
@@ -679,12 +680,12 @@ impl Engine {
         self.to_offer.extend(renegotiate);
     }
 
-    fn peer_mut(&mut self, room: &str, participant: &str) -> Option<&mut Peer> {
+    fn peer_mut(&mut self, room: &RoomId, participant: &ParticipantId) -> Option<&mut Peer> {
         let id = self.peer_id(room, participant).ok()?;
         self.peers.get_mut(&id)
     }
 
-    fn subscribe(&mut self, room: &str, receiver: &str, key: TrackKey) {
+    fn subscribe(&mut self, room: &RoomId, receiver: &ParticipantId, key: TrackKey) {
         let Some(kind) = self
             .peer_id(room, &key.publisher)
             .ok()
@@ -701,7 +702,7 @@ impl Engine {
         }
         let local_id = format!("{}-{}", key.publisher, key.track);
         let track = MediaStreamTrack::new(
-            key.publisher.clone(),
+            key.publisher.to_string(),
             local_id.clone(),
             format!("{} {}", key.publisher, kind.as_str()),
             codec_kind(kind),
@@ -740,7 +741,7 @@ impl Engine {
         }
     }
 
-    fn request_keyframe(&mut self, room: &str, key: &TrackKey) {
+    fn request_keyframe(&mut self, room: &RoomId, key: &TrackKey) {
         tracing::debug!(%room, publisher = %key.publisher, track = %key.track, "keyframe request");
         let Ok(id) = self.peer_id(room, &key.publisher) else { return };
         let Some(peer) = self.peers.get_mut(&id) else { return };

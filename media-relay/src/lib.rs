@@ -27,6 +27,7 @@
 pub mod config;
 pub mod control;
 mod engine;
+pub mod ids;
 pub mod node;
 pub mod packet;
 pub mod probe;
@@ -36,6 +37,7 @@ pub mod room;
 pub mod session;
 
 pub use config::RelayConfig;
+pub use ids::{ParticipantId, RoomId};
 
 /// The log filter a relay (in `cloudlaw serve` or a node) starts with: `info`,
 /// but the WebRTC crates only from `warn`, as they log every offer, answer and

@@ -169,22 +169,23 @@ mod tests {
     }
 
     async fn probe(relay: &Relay, media: SocketAddr) -> Result<Duration, ProbeError> {
-        relay.open_room("probe").await.unwrap();
+        let (room, me) = (crate::RoomId::from("probe"), crate::ParticipantId::from("prober"));
+        relay.open_room(&room).await.unwrap();
         let (tx, mut events) = mpsc::channel(16);
-        let grant = Grant { room: "probe".into(), participant: "prober".into(), publish: Default::default() };
+        let grant = Grant { room: room.clone(), participant: me.clone(), publish: Default::default() };
         relay.join(grant, tx).await.unwrap();
         let result = connect(
             media,
             &mut events,
             |sdp| {
-                let relay = relay.clone();
-                Box::pin(async move { relay.answer("probe", "prober", sdp).await })
+                let (relay, room, me) = (relay.clone(), room.clone(), me.clone());
+                Box::pin(async move { relay.answer(&room, &me, sdp).await })
             },
             Duration::from_secs(3),
         )
         .await;
-        let _ = relay.leave("probe", "prober").await;
-        let _ = relay.close_room("probe").await;
+        let _ = relay.leave(&room, &me).await;
+        let _ = relay.close_room(&room).await;
         result
     }
 

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// A participant, as signaling names it in the room token.
-pub type ParticipantId = String;
+pub use crate::ids::ParticipantId;
 
 /// A published track: `(publisher, track id)`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -249,7 +249,7 @@ impl Room {
         self.participants.keys()
     }
 
-    pub fn is_audio_only(&self, participant: &str) -> Option<bool> {
+    pub fn is_audio_only(&self, participant: &ParticipantId) -> Option<bool> {
         self.participants.get(participant).map(Participant::audio_only)
     }
 
@@ -408,8 +408,8 @@ impl Room {
 
     /// The receiver gets the track once it has answered an offer with it
     /// ([`Event::TrackReady`]); video then starts from a keyframe.
-    fn subscribe(&mut self, receiver: &str, key: TrackKey, out: &mut Vec<Action>) {
-        out.push(Action::Subscribe { receiver: receiver.to_owned(), key });
+    fn subscribe(&mut self, receiver: &ParticipantId, key: TrackKey, out: &mut Vec<Action>) {
+        out.push(Action::Subscribe { receiver: receiver.clone(), key });
     }
 
     fn unpublish(&mut self, key: &TrackKey, out: &mut Vec<Action>) {
@@ -445,14 +445,14 @@ impl Room {
 
     fn downlink(
         &mut self,
-        receiver: &str,
+        receiver: &ParticipantId,
         estimate: u64,
         loss: f32,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> Result<(), Refusal> {
         let policy = self.policy.clone();
-        let p = self.participants.get_mut(receiver).ok_or_else(|| Refusal::NotInRoom(receiver.to_owned()))?;
+        let p = self.participants.get_mut(receiver).ok_or_else(|| Refusal::NotInRoom(receiver.clone()))?;
         let before = p.audio_only();
         let r = &mut p.receiver;
         let bad = estimate < policy.video_floor_bps || loss > policy.video_max_loss;
@@ -480,20 +480,26 @@ impl Room {
 
     /// When a receiver's audio-only state flips: say so, and when video
     /// returns, start every video track from a keyframe.
-    fn audio_only_changed(&mut self, receiver: &str, before: bool, now: Instant, out: &mut Vec<Action>) {
+    fn audio_only_changed(
+        &mut self,
+        receiver: &ParticipantId,
+        before: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some(p) = self.participants.get_mut(receiver) else { return };
         let after = p.audio_only();
         if before == after {
             return;
         }
-        out.push(Action::AudioOnly { receiver: receiver.to_owned(), on: after });
+        out.push(Action::AudioOnly { receiver: receiver.clone(), on: after });
         if !after {
             self.restart_video(receiver, now, out);
         }
     }
 
     /// Every video track the receiver gets starts again from a keyframe.
-    fn restart_video(&mut self, receiver: &str, now: Instant, out: &mut Vec<Action>) {
+    fn restart_video(&mut self, receiver: &ParticipantId, now: Instant, out: &mut Vec<Action>) {
         let Some(ready) = self.participants.get(receiver).map(|p| &p.receiver.ready) else { return };
         let videos: Vec<TrackKey> = self
             .tracks
@@ -548,11 +554,13 @@ mod tests {
             .collect()
     }
 
-    fn withheld(actions: &[Action]) -> Vec<(ParticipantId, Withheld)> {
+    fn withheld(actions: &[Action]) -> Vec<(String, Withheld)> {
         actions
             .iter()
             .find_map(|a| match a {
-                Action::Forward { withheld, .. } => Some(withheld.clone()),
+                Action::Forward { withheld, .. } => {
+                    Some(withheld.iter().map(|(p, why)| (p.to_string(), *why)).collect())
+                }
                 _ => None,
             })
             .unwrap_or_default()
@@ -737,7 +745,7 @@ mod tests {
                 .unwrap();
             assert!(actions.is_empty(), "a good network does not override the choice");
         }
-        assert_eq!(room.is_audio_only("resident"), Some(true));
+        assert_eq!(room.is_audio_only(&"resident".into()), Some(true));
         let back = room
             .handle(Event::AudioOnlyChosen { participant: "resident".into(), on: false }, at(30))
             .unwrap();

@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ParticipantId, RoomId};
 use crate::room::{Kind, Refusal, Withheld};
 
 /// What one participant may do in one room, as its room token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    pub room: String,
-    pub participant: String,
+    pub room: RoomId,
+    pub participant: ParticipantId,
     /// Media kinds the participant may send.
     pub publish: BTreeSet<Kind>,
 }
@@ -30,44 +31,44 @@ pub enum Call {
     /// Opens a room (idempotent). Refused when the relay carries its most
     /// rooms, and (a room not open yet) while it drains.
     OpenRoom {
-        room: String,
+        room: RoomId,
     },
     /// Closes a room: every participant in it gets [`PeerEvent::Closed`].
     CloseRoom {
-        room: String,
+        room: RoomId,
     },
     /// The participant's answer to the relay's latest offer.
     Answer {
-        room: String,
-        participant: String,
+        room: RoomId,
+        participant: ParticipantId,
         sdp: String,
     },
     /// One of the participant's ICE candidates (the relay runs ICE-lite and
     /// does not need them, but takes them as any peer does).
     Candidate {
-        room: String,
-        participant: String,
+        room: RoomId,
+        participant: ParticipantId,
         candidate: rtc::peer_connection::transport::RTCIceCandidateInit,
     },
     /// Restarts ICE for a participant whose network changed: a new offer
     /// follows on its events.
     RestartIce {
-        room: String,
-        participant: String,
+        room: RoomId,
+        participant: ParticipantId,
     },
     /// The participant's own choice of audio only (or video again).
     AudioOnly {
-        room: String,
-        participant: String,
+        room: RoomId,
+        participant: ParticipantId,
         on: bool,
     },
     Leave {
-        room: String,
-        participant: String,
+        room: RoomId,
+        participant: ParticipantId,
     },
     /// The room's statistics: answered with [`Answered::Stats`].
     RoomStats {
-        room: String,
+        room: RoomId,
     },
 }
 
@@ -77,62 +78,65 @@ pub enum Call {
 pub trait Calls: Sync {
     fn call(&self, call: Call) -> impl std::future::Future<Output = Result<Answered, SessionError>> + Send;
 
-    fn open_room(&self, room: &str) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
-        self.done(Call::OpenRoom { room: room.to_owned() })
+    fn open_room(&self, room: &RoomId) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::OpenRoom { room: room.clone() })
     }
 
-    fn close_room(&self, room: &str) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
-        self.done(Call::CloseRoom { room: room.to_owned() })
+    fn close_room(
+        &self,
+        room: &RoomId,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
+        self.done(Call::CloseRoom { room: room.clone() })
     }
 
     fn answer(
         &self,
-        room: &str,
-        participant: &str,
+        room: &RoomId,
+        participant: &ParticipantId,
         sdp: String,
     ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
-        self.done(Call::Answer { room: room.to_owned(), participant: participant.to_owned(), sdp })
+        self.done(Call::Answer { room: room.clone(), participant: participant.clone(), sdp })
     }
 
     fn candidate(
         &self,
-        room: &str,
-        participant: &str,
+        room: &RoomId,
+        participant: &ParticipantId,
         candidate: rtc::peer_connection::transport::RTCIceCandidateInit,
     ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
-        self.done(Call::Candidate { room: room.to_owned(), participant: participant.to_owned(), candidate })
+        self.done(Call::Candidate { room: room.clone(), participant: participant.clone(), candidate })
     }
 
     fn restart_ice(
         &self,
-        room: &str,
-        participant: &str,
+        room: &RoomId,
+        participant: &ParticipantId,
     ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
-        self.done(Call::RestartIce { room: room.to_owned(), participant: participant.to_owned() })
+        self.done(Call::RestartIce { room: room.clone(), participant: participant.clone() })
     }
 
     fn set_audio_only(
         &self,
-        room: &str,
-        participant: &str,
+        room: &RoomId,
+        participant: &ParticipantId,
         on: bool,
     ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
-        self.done(Call::AudioOnly { room: room.to_owned(), participant: participant.to_owned(), on })
+        self.done(Call::AudioOnly { room: room.clone(), participant: participant.clone(), on })
     }
 
     fn leave(
         &self,
-        room: &str,
-        participant: &str,
+        room: &RoomId,
+        participant: &ParticipantId,
     ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send {
-        self.done(Call::Leave { room: room.to_owned(), participant: participant.to_owned() })
+        self.done(Call::Leave { room: room.clone(), participant: participant.clone() })
     }
 
     fn room_stats(
         &self,
-        room: &str,
+        room: &RoomId,
     ) -> impl std::future::Future<Output = Result<RoomStats, SessionError>> + Send {
-        let answered = self.call(Call::RoomStats { room: room.to_owned() });
+        let answered = self.call(Call::RoomStats { room: room.clone() });
         async move { answered.await?.into_stats() }
     }
 
@@ -241,7 +245,7 @@ impl From<Refusal> for SessionError {
 /// One participant's media, as the relay sees it (rates over the last second).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantStats {
-    pub participant: String,
+    pub participant: ParticipantId,
     /// `connecting`, `connected`, `disconnected`, `failed`.
     pub state: String,
     pub audio_only: bool,
@@ -327,7 +331,7 @@ impl From<Withheld> for NotForwarded {
 /// A room's participants.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoomStats {
-    pub room: String,
+    pub room: RoomId,
     pub participants: Vec<ParticipantStats>,
 }
 

@@ -105,7 +105,7 @@ async fn a_node_is_driven_over_its_control_channel_with_room_tokens_it_checks() 
     let status = control.status().await.unwrap();
     assert_eq!((status.rooms, status.participants), (1, 2));
     assert!(status.packets_forwarded > 30);
-    let stats = control.room_stats("c1").await.unwrap();
+    let stats = control.room_stats(&"c1".into()).await.unwrap();
     assert_eq!(stats.participants.len(), 2);
 
     // A control connection that goes away takes its participants with it.
@@ -127,7 +127,7 @@ async fn a_node_is_driven_over_its_control_channel_with_room_tokens_it_checks() 
 async fn sigterm_drains_the_node_it_finishes_its_rooms_opens_no_new_ones_then_stops() {
     let mut node = start_node();
     let client = ControlClient::connect(&format!("ws://{}/control", node.http), SECRET).await.unwrap();
-    client.open_room("in-progress").await.unwrap();
+    client.open_room(&"in-progress".into()).await.unwrap();
     let pid = node.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let mut draining = false;
@@ -139,10 +139,13 @@ async fn sigterm_drains_the_node_it_finishes_its_rooms_opens_no_new_ones_then_st
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(draining, "the node reports that it drains");
-    assert!(matches!(client.open_room("new").await, Err(SessionError::Draining)), "no new room");
-    client.open_room("in-progress").await.expect("a room it has still opens (a participant rejoining)");
+    assert!(matches!(client.open_room(&"new".into()).await, Err(SessionError::Draining)), "no new room");
+    client
+        .open_room(&"in-progress".into())
+        .await
+        .expect("a room it has still opens (a participant rejoining)");
     assert!(node.child.try_wait().unwrap().is_none(), "still running while a room is open");
-    client.close_room("in-progress").await.unwrap();
+    client.close_room(&"in-progress".into()).await.unwrap();
     let mut exited = None;
     for _ in 0..100 {
         exited = node.child.try_wait().unwrap();

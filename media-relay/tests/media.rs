@@ -20,7 +20,7 @@ async fn relay() -> Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_participants_receive_each_others_audio_and_video() {
     let relay = relay().await;
-    relay.open_room("r1").await.unwrap();
+    relay.open_room(&"r1".into()).await.unwrap();
     let mut resident = Client::join(&relay, "r1", "resident", both()).await;
     let mut lawyer = Client::join(&relay, "r1", "lawyer", both()).await;
     resident.connected(CONNECT).await;
@@ -42,7 +42,7 @@ async fn two_participants_receive_each_others_audio_and_video() {
 
     // Statistics per participant, as signaling asks for them.
     tokio::time::sleep(Duration::from_millis(2_200)).await;
-    let stats = relay.room_stats("r1").await.unwrap();
+    let stats = relay.room_stats(&"r1".into()).await.unwrap();
     assert_eq!(stats.participants.len(), 2);
     for p in &stats.participants {
         assert_eq!(p.state, "connected", "{p:?}");
@@ -59,7 +59,7 @@ async fn two_participants_receive_each_others_audio_and_video() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_gets_a_keyframe_at_once_and_a_leaver_is_renegotiated_away() {
     let relay = relay().await;
-    relay.open_room("r2").await.unwrap();
+    relay.open_room(&"r2".into()).await.unwrap();
     // Keyframes only when asked: a new receiver sees video only through the
     // relay's keyframe request.
     let slow_keyframes = Sending { keyframe_every: 100_000, ..Sending::default() };
@@ -83,7 +83,7 @@ async fn a_late_joiner_gets_a_keyframe_at_once_and_a_leaver_is_renegotiated_away
                 resident.plis_received(),
                 lawyer.plis_received(),
                 relay.status(),
-                relay.room_stats("r2").await,
+                relay.room_stats(&"r2".into()).await,
                 interpreter.offers_answered(),
                 interpreter.events()
             );
@@ -104,11 +104,11 @@ async fn a_late_joiner_gets_a_keyframe_at_once_and_a_leaver_is_renegotiated_away
     // The interpreter leaves: the others get a new offer without its tracks
     // and keep receiving each other.
     let offers_before = resident.offers_answered();
-    relay.leave("r2", "interpreter").await.unwrap();
+    relay.leave(&"r2".into(), &"interpreter".into()).await.unwrap();
     eventually(MEDIA, "renegotiated after the leave", || resident.offers_answered() > offers_before).await;
     let audio_before = resident.got("lawyer").audio;
     eventually(MEDIA, "media goes on", || resident.got("lawyer").audio > audio_before + 20).await;
-    assert_eq!(relay.room_stats("r2").await.unwrap().participants.len(), 2);
+    assert_eq!(relay.room_stats(&"r2".into()).await.unwrap().participants.len(), 2);
     assert!(interpreter.events().iter().any(|e| matches!(e, PeerEvent::Closed { .. })));
     interpreter.close().await;
     resident.close().await;
@@ -119,14 +119,14 @@ async fn a_late_joiner_gets_a_keyframe_at_once_and_a_leaver_is_renegotiated_away
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_again() {
     let relay = relay().await;
-    relay.open_room("r3").await.unwrap();
+    relay.open_room(&"r3".into()).await.unwrap();
     let mut resident = Client::join(&relay, "r3", "resident", both()).await;
     let mut lawyer = Client::join(&relay, "r3", "lawyer", both()).await;
     resident.connected(CONNECT).await;
     lawyer.connected(CONNECT).await;
     eventually(MEDIA, "video flows", || resident.got("lawyer").video > 10).await;
 
-    relay.set_audio_only("r3", "resident", true).await.unwrap();
+    relay.set_audio_only(&"r3".into(), &"resident".into(), true).await.unwrap();
     eventually(MEDIA, "told", || resident.events().contains(&PeerEvent::AudioOnly { on: true })).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (video, audio) = (resident.got("lawyer").video, resident.got("lawyer").audio);
@@ -136,9 +136,9 @@ async fn a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_again(
     // The lawyer, who did not ask, still gets video.
     let lawyer_video = lawyer.got("resident").video;
     eventually(MEDIA, "lawyer still has video", || lawyer.got("resident").video > lawyer_video + 10).await;
-    assert!(relay.room_stats("r3").await.unwrap().participants.iter().any(|p| p.audio_only));
+    assert!(relay.room_stats(&"r3".into()).await.unwrap().participants.iter().any(|p| p.audio_only));
 
-    relay.set_audio_only("r3", "resident", false).await.unwrap();
+    relay.set_audio_only(&"r3".into(), &"resident".into(), false).await.unwrap();
     eventually(MEDIA, "video back", || resident.got("lawyer").video > video + 10).await;
     resident.close().await;
     lawyer.close().await;
@@ -149,9 +149,9 @@ async fn a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_again(
 async fn grants_and_limits_are_enforced_and_refusals_change_nothing() {
     let config = RelayConfig { max_rooms: 1, max_participants_per_room: 2, ..loopback_relay_config() };
     let relay = Relay::start(config).await.unwrap();
-    relay.open_room("only").await.unwrap();
-    assert_eq!(relay.open_room("second").await, Err(SessionError::TooManyRooms));
-    relay.open_room("only").await.unwrap(); // Idempotent.
+    relay.open_room(&"only".into()).await.unwrap();
+    assert_eq!(relay.open_room(&"second".into()).await, Err(SessionError::TooManyRooms));
+    relay.open_room(&"only".into()).await.unwrap(); // Idempotent.
 
     // An observer may publish nothing: its offer has nothing to send on.
     let mut observer = Client::join(&relay, "only", "observer", BTreeSet::new()).await;
@@ -175,17 +175,23 @@ async fn grants_and_limits_are_enforced_and_refusals_change_nothing() {
     let elsewhere = media_relay::Grant { room: "nowhere".into(), ..third };
     assert_eq!(relay.join(elsewhere, tx).await, Err(SessionError::NoSuchRoom));
     // An answer nobody asked for, garbage SDP, a stranger.
-    assert_eq!(relay.answer("only", "lawyer", "v=0".into()).await, Err(SessionError::NoOfferPending));
-    assert_eq!(relay.answer("only", "stranger", "v=0".into()).await, Err(SessionError::NotJoined));
-    assert_eq!(relay.leave("nowhere", "lawyer").await, Err(SessionError::NoSuchRoom));
+    assert_eq!(
+        relay.answer(&"only".into(), &"lawyer".into(), "v=0".into()).await,
+        Err(SessionError::NoOfferPending)
+    );
+    assert_eq!(
+        relay.answer(&"only".into(), &"stranger".into(), "v=0".into()).await,
+        Err(SessionError::NotJoined)
+    );
+    assert_eq!(relay.leave(&"nowhere".into(), &"lawyer".into()).await, Err(SessionError::NoSuchRoom));
 
     // None of it disturbed the call.
     let heard = observer.got("lawyer").audio;
     eventually(MEDIA, "still flowing", || observer.got("lawyer").audio > heard + 20).await;
-    assert_eq!(relay.room_stats("only").await.unwrap().participants.len(), 2);
+    assert_eq!(relay.room_stats(&"only".into()).await.unwrap().participants.len(), 2);
 
     // Closing the room tells everyone in it.
-    relay.close_room("only").await.unwrap();
+    relay.close_room(&"only".into()).await.unwrap();
     eventually(MEDIA, "closed", || lawyer.events().iter().any(|e| matches!(e, PeerEvent::Closed { .. })))
         .await;
     assert_eq!(relay.status().rooms, 0);
@@ -198,7 +204,7 @@ async fn grants_and_limits_are_enforced_and_refusals_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_answer_is_refused_and_the_offer_can_still_be_answered() {
     let relay = relay().await;
-    relay.open_room("r5").await.unwrap();
+    relay.open_room(&"r5".into()).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let grant = media_relay::Grant { room: "r5".into(), participant: "kiosk".into(), publish: both() };
     relay.join(grant, tx).await.unwrap();
@@ -207,7 +213,7 @@ async fn a_bad_answer_is_refused_and_the_offer_can_still_be_answered() {
     assert!(sdp.contains(&relay.udp_addr().port().to_string()), "the relay's one candidate is in the offer");
     for bad in ["", "not sdp", "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"] {
         assert!(matches!(
-            relay.answer("r5", "kiosk", bad.into()).await,
+            relay.answer(&"r5".into(), &"kiosk".into(), bad.into()).await,
             Err(SessionError::BadDescription(_))
         ));
     }
@@ -219,9 +225,12 @@ async fn a_bad_answer_is_refused_and_the_offer_can_still_be_answered() {
         sdp_mline_index: Some(0),
         ..Default::default()
     };
-    relay.candidate("r5", "kiosk", candidate.clone()).await.unwrap();
-    assert_eq!(relay.candidate("r5", "nobody", candidate).await, Err(SessionError::NotJoined));
-    relay.leave("r5", "kiosk").await.unwrap();
+    relay.candidate(&"r5".into(), &"kiosk".into(), candidate.clone()).await.unwrap();
+    assert_eq!(
+        relay.candidate(&"r5".into(), &"nobody".into(), candidate).await,
+        Err(SessionError::NotJoined)
+    );
+    relay.leave(&"r5".into(), &"kiosk".into()).await.unwrap();
     assert!(matches!(rx.recv().await, Some(PeerEvent::Closed { .. })));
     relay.shutdown().await;
 }
@@ -229,7 +238,7 @@ async fn a_bad_answer_is_refused_and_the_offer_can_still_be_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_whose_network_blinks_comes_back_in_the_same_room() {
     let relay = relay().await;
-    relay.open_room("r6").await.unwrap();
+    relay.open_room(&"r6".into()).await.unwrap();
     let proxy = support::Proxy::start(relay.udp_addr()).await;
     let mut resident =
         Client::join_with(&relay, "r6", "resident", both(), proxy.sending(relay.udp_addr())).await;
@@ -252,14 +261,14 @@ async fn a_participant_whose_network_blinks_comes_back_in_the_same_room() {
     // The client asks for an ICE restart (web/shared/call.js does it after 2 s
     // disconnected); it answers the new offer and media resumes in the same room.
     let offers = resident.offers_answered();
-    relay.restart_ice("r6", "resident").await.unwrap();
+    relay.restart_ice(&"r6".into(), &"resident".into()).await.unwrap();
     eventually(MEDIA, "the restart offer was answered", || resident.offers_answered() > offers).await;
     eventually(MEDIA, "media resumes both ways", || {
         lawyer.got("resident").audio > heard + 50 && resident.got("lawyer").video > seen + 20
     })
     .await;
     assert!(!resident.events().iter().any(|e| matches!(e, PeerEvent::Closed { .. })), "never left the room");
-    assert_eq!(relay.room_stats("r6").await.unwrap().participants.len(), 2);
+    assert_eq!(relay.room_stats(&"r6".into()).await.unwrap().participants.len(), 2);
     resident.close().await;
     lawyer.close().await;
     relay.shutdown().await;
@@ -268,7 +277,7 @@ async fn a_participant_whose_network_blinks_comes_back_in_the_same_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_on_a_lossy_downlink_drops_to_audio_only_and_gets_video_back_when_it_clears() {
     let relay = relay().await;
-    relay.open_room("r7").await.unwrap();
+    relay.open_room(&"r7".into()).await.unwrap();
     let proxy = support::Proxy::start(relay.udp_addr()).await;
     let mut resident =
         Client::join_with(&relay, "r7", "resident", both(), proxy.sending(relay.udp_addr())).await;
@@ -285,7 +294,7 @@ async fn a_receiver_on_a_lossy_downlink_drops_to_audio_only_and_gets_video_back_
     .await;
     assert!(
         relay
-            .room_stats("r7")
+            .room_stats(&"r7".into())
             .await
             .unwrap()
             .participants
@@ -339,7 +348,7 @@ fn window(publisher: &Client, receiver: &Client) -> Window {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_checking_consent_every_6_s_or_every_2_s_lose_nothing_in_a_minute() {
     let relay = relay().await;
-    relay.open_room("r8").await.unwrap();
+    relay.open_room(&"r8".into()).await.unwrap();
     let every = |secs| Sending { consent_every: Some(Duration::from_secs(secs)), ..Sending::default() };
     let mut resident = Client::join_with(&relay, "r8", "resident", both(), every(6)).await;
     let mut lawyer = Client::join_with(&relay, "r8", "lawyer", both(), every(2)).await;
@@ -386,7 +395,7 @@ async fn clients_checking_consent_every_6_s_or_every_2_s_lose_nothing_in_a_minut
 async fn consent_lapses_after_its_timeout_only_and_the_next_packet_renews_it() {
     let relay =
         Relay::start(RelayConfig { consent_timeout_secs: 5, ..loopback_relay_config() }).await.unwrap();
-    relay.open_room("r9").await.unwrap();
+    relay.open_room(&"r9".into()).await.unwrap();
     let proxy = support::Proxy::start(relay.udp_addr()).await;
     let mut resident =
         Client::join_with(&relay, "r9", "resident", both(), proxy.sending(relay.udp_addr())).await;
@@ -425,12 +434,12 @@ async fn consent_lapses_after_its_timeout_only_and_the_next_packet_renews_it() {
         eventually(Duration::from_secs(5), "consent lapses after 5 s", || lapsed(&resident)).await;
     };
     tokio::join!(forged, checks);
-    let stats = relay.room_stats("r9").await.unwrap();
+    let stats = relay.room_stats(&"r9".into()).await.unwrap();
     let p = stats.participants.iter().find(|p| p.participant == "resident").unwrap();
     assert_eq!(p.state, "disconnected");
     assert_eq!(last_state_of(&lawyer), Some("connected".to_owned()), "the other side is untouched");
     eventually(Duration::from_secs(2), "withheld and counted", || withheld(&relay) > before + 20).await;
-    let stats = relay.room_stats("r9").await.unwrap();
+    let stats = relay.room_stats(&"r9".into()).await.unwrap();
     let p = stats.participants.iter().find(|p| p.participant == "resident").unwrap();
     assert!(
         p.not_forwarded.get("not_connected").is_some_and(|n| *n > 20),

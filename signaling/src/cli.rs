@@ -324,7 +324,7 @@ async fn room_token(args: RoomTokenArgs) -> Result<(), String> {
         let tokens = crate::auth::tokens::Tokens::load(store.clone(), config.auth.clone())
             .await
             .map_err(|e| e.to_string())?;
-        let grant = crate::auth::tokens::RoomGrant { room: args.room.clone(), publish, relay: None };
+        let grant = crate::auth::tokens::RoomGrant { room: args.room.as_str().into(), publish, relay: None };
         let (token, _) = tokens.issue(
             crate::auth::tokens::TokenKind::Room,
             &subject,

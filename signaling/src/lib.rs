@@ -47,6 +47,8 @@
 //!   leader runs the live path, the others forward to it.
 //! - [`turn`]: short-lived TURN credentials for networks that block UDP.
 //! - [`outbox`]: what a part of this node hands to the other nodes, if any.
+//! - [`ids`]: the ids that cross modules as types of their own (so far the
+//!   relay's rooms and participants).
 
 pub mod auth;
 pub mod checkpoints;
@@ -56,6 +58,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod ids;
 pub mod live;
 pub mod matcher;
 pub mod metrics;

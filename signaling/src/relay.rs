@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::auth::tokens::Tokens;
+use crate::ids::{ParticipantId, RoomId};
 use crate::store::Store;
 
 /// How often a node gets the keys again (a rotation reaches it within this).
@@ -171,7 +172,8 @@ impl Node {
         let client = self.client().map_err(|e| e.to_string())?;
         let status = client.status().await.map_err(|e| e.to_string())?;
         let media = std::net::SocketAddr::new(status.advertised_ip, status.udp_addr.port());
-        let room = format!("probe-{}", uuid::Uuid::new_v4());
+        let room = RoomId::from(format!("probe-{}", uuid::Uuid::new_v4()));
+        let me = ParticipantId::from(PROBE_PARTICIPANT);
         let grant = crate::auth::tokens::RoomGrant { room: room.clone(), publish: Vec::new(), relay: None };
         let ttl = Duration::from_secs(60);
         let (token, _) = self.tokens.issue(
@@ -188,8 +190,8 @@ impl Node {
                 media,
                 &mut received,
                 |sdp| {
-                    let (client, room) = (client.clone(), room.clone());
-                    Box::pin(async move { client.answer(&room, PROBE_PARTICIPANT, sdp).await })
+                    let (client, room, me) = (client.clone(), room.clone(), me.clone());
+                    Box::pin(async move { client.answer(&room, &me, sdp).await })
                 },
                 within,
             )
@@ -197,7 +199,7 @@ impl Node {
             .map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),
         };
-        let _ = client.leave(&room, PROBE_PARTICIPANT).await;
+        let _ = client.leave(&room, &me).await;
         let _ = client.close_room(&room).await;
         result
     }
@@ -450,7 +452,7 @@ struct RelaysInner {
     /// Append-only (indexes stay valid): nodes that register join at the end.
     relays: RwLock<Vec<Arc<RelayEntry>>>,
     /// Room → where it is.
-    rooms: Mutex<HashMap<String, Placement>>,
+    rooms: Mutex<HashMap<RoomId, Placement>>,
     /// Region id → its parent, for "near".
     regions: RwLock<HashMap<String, Option<String>>>,
     lost: broadcast::Sender<usize>,
@@ -718,11 +720,11 @@ impl Relays {
     /// not draining and has room to spare; in `region`, else in the nearest
     /// region above it, else one that serves anywhere, else any other; then
     /// the least loaded.
-    pub fn place(&self, room: &str, region: Option<&str>) -> Result<usize, NoRelay> {
+    pub fn place(&self, room: &RoomId, region: Option<&str>) -> Result<usize, NoRelay> {
         self.place_as(room, region, true)
     }
 
-    fn place_as(&self, room: &str, region: Option<&str>, pinned: bool) -> Result<usize, NoRelay> {
+    fn place_as(&self, room: &RoomId, region: Option<&str>, pinned: bool) -> Result<usize, NoRelay> {
         let chain = self.region_chain(region);
         let relays = self.entries();
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
@@ -741,12 +743,12 @@ impl Relays {
         let Some(best) = best else {
             if let Some(was) = was {
                 // A consultation's room stays pinned, so that it is retried ([`Relays::stranded`]).
-                rooms.insert(room.to_owned(), Placement { pinned: pinned || was.pinned, ..was });
+                rooms.insert(room.clone(), Placement { pinned: pinned || was.pinned, ..was });
             }
             return Err(NoRelay);
         };
         let joined = was.map_or(0, |p| p.joined);
-        rooms.insert(room.to_owned(), Placement { relay: best, pinned, joined });
+        rooms.insert(room.clone(), Placement { relay: best, pinned, joined });
         Ok(best)
     }
 
@@ -755,7 +757,7 @@ impl Relays {
     /// rooms placed on it here, or the rooms it reports, whichever is more.
     fn open_to_new_rooms<'a>(
         relays: &'a [Arc<RelayEntry>],
-        rooms: &HashMap<String, Placement>,
+        rooms: &HashMap<RoomId, Placement>,
     ) -> impl Iterator<Item = (usize, u64)> + 'a {
         let mut placed = vec![0u64; relays.len()];
         for p in rooms.values() {
@@ -772,7 +774,7 @@ impl Relays {
 
     /// The relay `room` is on, placing it (with no region) when it is on none:
     /// a room an operator's token names, or one whose relay was lost.
-    pub fn relay_for(&self, room: &str) -> Result<(usize, RelayHandle), NoRelay> {
+    pub fn relay_for(&self, room: &RoomId) -> Result<(usize, RelayHandle), NoRelay> {
         let index = match self.placement(room) {
             Some(index) => index,
             None => self.place_as(room, None, false)?,
@@ -783,10 +785,10 @@ impl Relays {
     /// Places `room` on the relay named `name`, as another signaling node
     /// placed it (its room token says where); kept here only while
     /// participants of this server are in it, unless this server placed it.
-    pub fn follow(&self, room: &str, name: &str) -> Result<usize, NoRelay> {
+    pub fn follow(&self, room: &RoomId, name: &str) -> Result<usize, NoRelay> {
         let index = self.index_of(name).ok_or(NoRelay)?;
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        rooms.entry(room.to_owned()).and_modify(|p| p.relay = index).or_insert(Placement {
+        rooms.entry(room.clone()).and_modify(|p| p.relay = index).or_insert(Placement {
             relay: index,
             pinned: false,
             joined: 0,
@@ -811,12 +813,12 @@ impl Relays {
     }
 
     /// Where `room` is, if anywhere.
-    pub fn placement(&self, room: &str) -> Option<usize> {
+    pub fn placement(&self, room: &RoomId) -> Option<usize> {
         self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get(room).map(|p| p.relay)
     }
 
     /// A participant of this server joined `room`.
-    pub fn joined(&self, room: &str) {
+    pub fn joined(&self, room: &RoomId) {
         if let Some(p) = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).get_mut(room) {
             p.joined += 1;
         }
@@ -824,7 +826,7 @@ impl Relays {
 
     /// A participant of this server left `room` (or the relay let it go): an
     /// operator's room that nobody here is in any more is forgotten.
-    pub fn left(&self, room: &str) {
+    pub fn left(&self, room: &RoomId) {
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = rooms.get_mut(room) {
             p.joined = p.joined.saturating_sub(1);
@@ -835,13 +837,13 @@ impl Relays {
     }
 
     /// Opens `room` on the relay it is placed on.
-    pub async fn open_room(&self, room: &str) -> Result<(), SessionError> {
+    pub async fn open_room(&self, room: &RoomId) -> Result<(), SessionError> {
         let (_, relay) = self.relay_for(room).map_err(|e| SessionError::Refused(e.to_string()))?;
         relay.open_room(room).await
     }
 
     /// Closes `room` (everyone in it gets `rtc.closed`) and forgets it.
-    pub async fn close_room(&self, room: &str) -> Result<(), SessionError> {
+    pub async fn close_room(&self, room: &RoomId) -> Result<(), SessionError> {
         let index = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).remove(room).map(|p| p.relay);
         match index.and_then(|i| self.handle(i)) {
             // Never opened (nobody joined) is closed already.
@@ -933,37 +935,37 @@ mod tests {
             local("county", Some("county"), 2).await,
         ]);
         // The terminal's own region first, until it is full.
-        assert_eq!(name(&relays, relays.place("a", Some("county")).unwrap()), "county");
-        assert_eq!(name(&relays, relays.place("b", Some("county")).unwrap()), "county");
+        assert_eq!(name(&relays, relays.place(&"a".into(), Some("county")).unwrap()), "county");
+        assert_eq!(name(&relays, relays.place(&"b".into(), Some("county")).unwrap()), "county");
         // Full: the region above.
-        assert_eq!(name(&relays, relays.place("c", Some("county")).unwrap()), "prefecture");
+        assert_eq!(name(&relays, relays.place(&"c".into(), Some("county")).unwrap()), "prefecture");
         // A terminal in a region no relay serves: one that serves anywhere.
-        assert_eq!(name(&relays, relays.place("d", Some("unknown")).unwrap()), "anywhere");
+        assert_eq!(name(&relays, relays.place(&"d".into(), Some("unknown")).unwrap()), "anywhere");
         // No region at all (an operator's room): anywhere, before other regions.
-        assert_eq!(name(&relays, relays.place("e", None).unwrap()), "anywhere");
+        assert_eq!(name(&relays, relays.place(&"e".into(), None).unwrap()), "anywhere");
         // Placing again replaces the earlier placement, and a closed room frees its place.
-        relays.close_room("a").await.unwrap();
-        assert_eq!(relays.placement("a"), None);
-        assert_eq!(name(&relays, relays.place("f", Some("county")).unwrap()), "county");
-        assert_eq!(relays.relay_for("f").unwrap().0, relays.placement("f").unwrap());
+        relays.close_room(&"a".into()).await.unwrap();
+        assert_eq!(relays.placement(&"a".into()), None);
+        assert_eq!(name(&relays, relays.place(&"f".into(), Some("county")).unwrap()), "county");
+        assert_eq!(relays.relay_for(&"f".into()).unwrap().0, relays.placement(&"f".into()).unwrap());
     }
 
     #[tokio::test]
     async fn an_operators_room_is_forgotten_when_its_last_participant_leaves_a_consultations_is_kept() {
         let relays = relays(vec![local("one", None, 10).await]);
-        relays.relay_for("operator").unwrap();
-        relays.joined("operator");
-        relays.joined("operator");
-        relays.left("operator");
-        assert!(relays.placement("operator").is_some(), "one participant is still in it");
-        relays.left("operator");
-        assert_eq!(relays.placement("operator"), None, "no load left behind");
-        relays.place("consultation", None).unwrap();
-        relays.joined("consultation");
-        relays.left("consultation");
-        assert!(relays.placement("consultation").is_some(), "kept until the consultation ends");
-        relays.close_room("consultation").await.unwrap();
-        assert_eq!(relays.placement("consultation"), None);
+        relays.relay_for(&"operator".into()).unwrap();
+        relays.joined(&"operator".into());
+        relays.joined(&"operator".into());
+        relays.left(&"operator".into());
+        assert!(relays.placement(&"operator".into()).is_some(), "one participant is still in it");
+        relays.left(&"operator".into());
+        assert_eq!(relays.placement(&"operator".into()), None, "no load left behind");
+        relays.place(&"consultation".into(), None).unwrap();
+        relays.joined(&"consultation".into());
+        relays.left(&"consultation".into());
+        assert!(relays.placement(&"consultation".into()).is_some(), "kept until the consultation ends");
+        relays.close_room(&"consultation".into()).await.unwrap();
+        assert_eq!(relays.placement(&"consultation".into()), None);
     }
 
     #[tokio::test]
@@ -976,7 +978,7 @@ mod tests {
         let mut counts: HashMap<String, u32> = HashMap::new();
         for i in 0..6 {
             *counts
-                .entry(name(&relays, relays.place(&format!("r{i}"), None).unwrap()).to_owned())
+                .entry(name(&relays, relays.place(&format!("r{i}").into(), None).unwrap()).to_owned())
                 .or_insert(0) += 1;
         }
         // "full" took one (it was emptiest at first), then the other two shared.
@@ -985,30 +987,30 @@ mod tests {
         let RelayHandle::Local(two) = &relays.entries()[1].handle else { unreachable!() };
         two.drain();
         for i in 6..10 {
-            assert_eq!(name(&relays, relays.place(&format!("r{i}"), None).unwrap()), "one");
+            assert_eq!(name(&relays, relays.place(&format!("r{i}").into(), None).unwrap()), "one");
         }
-        relays.open_room("r9").await.unwrap();
+        relays.open_room(&"r9".into()).await.unwrap();
         let RelayHandle::Local(one) = &relays.entries()[0].handle else { unreachable!() };
         one.drain();
-        assert_eq!(relays.place("last", None), Err(NoRelay));
+        assert_eq!(relays.place(&"last".into(), None), Err(NoRelay));
         assert!(!relays.can_place());
         // A draining relay still opens a room it has (a participant rejoining), and no other.
-        assert!(relays.open_room("r9").await.is_ok());
-        assert!(matches!(relays.open_room("r8").await, Err(SessionError::Draining)));
+        assert!(relays.open_room(&"r9".into()).await.is_ok());
+        assert!(matches!(relays.open_room(&"r8".into()).await, Err(SessionError::Draining)));
     }
 
     #[tokio::test]
     async fn a_call_nothing_can_take_stays_on_its_dead_relay_and_is_listed_as_stranded() {
         let relays = relays(vec![local("one", None, 10).await, local("two", None, 10).await]);
-        let on_one = relays.place("call", None).unwrap();
+        let on_one = relays.place(&"call".into(), None).unwrap();
         let RelayHandle::Local(other) = &relays.entries()[1 - on_one].handle else { unreachable!() };
         other.drain();
-        relays.relay_for("operator").unwrap();
+        relays.relay_for(&"operator".into()).unwrap();
         assert!(relays.stranded().is_empty());
         relays.entries()[on_one].handle.shutdown().await;
         // Nothing else can take it: it stays where it was, to move later.
-        assert_eq!(relays.place("call", None), Err(NoRelay));
-        assert_eq!(relays.placement("call"), Some(on_one));
+        assert_eq!(relays.place(&"call".into(), None), Err(NoRelay));
+        assert_eq!(relays.placement(&"call".into()), Some(on_one));
         assert_eq!(relays.stranded(), vec![on_one], "an operator's room does not count");
     }
 
@@ -1016,11 +1018,11 @@ mod tests {
     async fn a_call_placed_by_a_join_is_listed_as_stranded_once_it_cannot_move() {
         let relays = relays(vec![local("one", None, 10).await]);
         // Placed when a participant joined (placing it at the start had failed): not pinned.
-        relays.relay_for("call").unwrap();
+        relays.relay_for(&"call".into()).unwrap();
         relays.entries()[0].handle.shutdown().await;
         assert!(relays.stranded().is_empty());
         // The move after the relay was lost fails: from now on it is a consultation's room.
-        assert_eq!(relays.place("call", None), Err(NoRelay));
+        assert_eq!(relays.place(&"call".into(), None), Err(NoRelay));
         assert_eq!(relays.stranded(), vec![0]);
     }
 }

@@ -336,8 +336,7 @@ async fn serve_cluster(
             })
         })
     };
-    let link =
-        cluster::Link::new(store.clone(), parts.connections.clone(), Arc::clone(&parts.limits), start);
+    let link = cluster::Link::new(store.clone(), parts.connections.clone(), Arc::clone(&parts.limits), start);
     let relays = parts.relays.clone();
     let phone = start_phone(&config, &store, &parts, addr).await?;
     let app = router(&config, &store, parts, live);

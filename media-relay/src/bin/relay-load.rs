@@ -122,8 +122,8 @@ async fn main() -> anyhow::Result<()> {
             let peer = Synthetic {
                 control: control.clone(),
                 token: signer.token(&room_name, &name, &["audio", "video"], "room", 3_600),
-                room: room_name.clone(),
-                name,
+                room: room_name.as_str().into(),
+                name: name.into(),
                 ip,
                 video_kbps: args.video_kbps,
                 epoch,
@@ -241,8 +241,8 @@ async fn join_leave(
                 let peer = Synthetic {
                     control: control.clone(),
                     token: signer.token(&room, &name, &["audio", "video"], "room", 3_600),
-                    room: room.clone(),
-                    name,
+                    room: room.as_str().into(),
+                    name: name.into(),
                     ip: source_ip((done + i) * 2 + side, args.source_addrs),
                     video_kbps: args.video_kbps,
                     epoch,
@@ -300,8 +300,8 @@ fn rss_kib(pid: u32) -> Option<u64> {
 struct Synthetic {
     control: ControlClient,
     token: String,
-    room: String,
-    name: String,
+    room: media_relay::RoomId,
+    name: media_relay::ParticipantId,
     ip: IpAddr,
     video_kbps: u32,
     epoch: Instant,

@@ -169,8 +169,8 @@ impl Via {
 
     async fn answer(&self, room: &str, name: &str, sdp: String) -> Result<(), SessionError> {
         match self {
-            Via::Direct(relay) => relay.answer(room, name, sdp).await,
-            Via::Control(control, _) => control.answer(room, name, sdp).await,
+            Via::Direct(relay) => relay.answer(&room.into(), &name.into(), sdp).await,
+            Via::Control(control, _) => control.answer(&room.into(), &name.into(), sdp).await,
         }
     }
 }

@@ -18,6 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::AuthConfig;
+use crate::ids::RoomId;
 use crate::store::{SigningKeyRow, Store, StoreError};
 use crate::unix_now;
 
@@ -40,7 +41,7 @@ pub enum TokenKind {
 /// What a room token allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomGrant {
-    pub room: String,
+    pub room: RoomId,
     /// Media kinds the holder may send: "audio", "video".
     pub publish: Vec<String>,
     /// The relay node the room is placed on (by name), when the node that

@@ -17,6 +17,7 @@ use super::{
     Clock, Command, Dispatcher, Duty, Effect, Input, LiveConfig, LiveView, Notice, Outlet, Reach, To,
 };
 use crate::auth::tokens::{RoomGrant, TokenKind, Tokens};
+use crate::ids::{RoomId, room_of};
 use crate::metrics::Metrics;
 use crate::relay::Relays;
 use crate::schedule::Scheduler;
@@ -198,6 +199,7 @@ impl Task {
                 });
             }
             Effect::PlaceRoom { room, region, open } => {
+                let room = room_of(&room);
                 if let Err(error) = self.relays.place(&room, Some(&region)) {
                     // Participants' joins will try again.
                     tracing::warn!(consultation = %room, %error, "no relay for the consultation's room now");
@@ -206,9 +208,9 @@ impl Task {
                     self.open_room(room);
                 }
             }
-            Effect::OpenRoom { room } => self.open_room(room),
+            Effect::OpenRoom { room } => self.open_room(room_of(&room)),
             Effect::CloseRoom { room } => {
-                let relays = self.relays.clone();
+                let (relays, room) = (self.relays.clone(), room_of(&room));
                 tokio::spawn(async move {
                     let _ = relays.close_room(&room).await;
                 });
@@ -222,10 +224,11 @@ impl Task {
     /// a participant connected to another signaling node joins it there) and
     /// sends `consult.started`.
     fn started(&self, started: &Started, via: Option<String>) {
+        let room = room_of(&started.consultation);
         let grant = RoomGrant {
-            room: started.consultation.clone(),
             publish: vec!["audio".into(), "video".into()],
-            relay: self.relays.placement(&started.consultation).and_then(|i| self.relays.name(i)),
+            relay: self.relays.placement(&room).and_then(|i| self.relays.name(i)),
+            room,
         };
         let (token, _) = self.tokens.issue(
             TokenKind::Room,
@@ -255,7 +258,7 @@ impl Task {
 
     /// Opens a consultation's room on the relay it is placed on, in the
     /// background (a participant's join opens it too, if this is late).
-    fn open_room(&self, room: String) {
+    fn open_room(&self, room: RoomId) {
         let relays = self.relays.clone();
         tokio::spawn(async move {
             if let Err(error) = relays.open_room(&room).await {
@@ -269,10 +272,11 @@ impl Task {
     /// participant a fresh `consult.started`.
     fn relay_lost(&mut self, relay: usize) {
         for (id, region) in self.dispatcher.consultation_regions() {
-            if self.relays.placement(&id) != Some(relay) {
+            let room = room_of(&id);
+            if self.relays.placement(&room) != Some(relay) {
                 continue;
             }
-            match self.relays.place(&id, Some(&region)) {
+            match self.relays.place(&room, Some(&region)) {
                 Ok(to) => {
                     tracing::info!(consultation = %id, from = relay, to, "moving the call to another relay");
                     let _ = self.input(Input::RoomMoved { consultation: id });

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use super::protocol::{ErrorCode, IceCandidate, ServerMessage};
 use crate::auth::tokens::TokenKind;
 use crate::http::AppState;
+use crate::ids::{ParticipantId, RoomId};
 use crate::relay::{RelayHandle, Relays};
 
 /// Rooms one connection may be in at once (a consultation, and a second one an
@@ -30,9 +31,9 @@ const EVENT_QUEUE: usize = 32;
 /// events to it.
 #[derive(Debug)]
 pub struct Calls {
-    participant: String,
+    participant: ParticipantId,
     relays: Relays,
-    rooms: HashMap<String, Joined>,
+    rooms: HashMap<RoomId, Joined>,
 }
 
 /// A room this connection is in: on which relay, and the task that carries
@@ -48,7 +49,7 @@ struct Joined {
 pub use crate::domain::Failure;
 
 impl Calls {
-    pub fn new(participant: String, relays: Relays) -> Calls {
+    pub fn new(participant: ParticipantId, relays: Relays) -> Calls {
         Calls { participant, relays, rooms: HashMap::new() }
     }
 
@@ -65,7 +66,7 @@ impl Calls {
             .verify(token, TokenKind::Room)
             .await
             .map_err(|e| (ErrorCode::Unauthorized, format!("room token refused: {e}")))?;
-        if claims.sub != self.participant {
+        if self.participant != claims.sub {
             return Err((ErrorCode::Unauthorized, "this room token is someone else's".into()));
         }
         let grant = claims.room.ok_or((ErrorCode::Unauthorized, "the token names no room".into()))?;
@@ -149,11 +150,11 @@ impl Calls {
         Ok(())
     }
 
-    pub async fn answer(&self, room: &str, sdp: String) -> Result<(), Failure> {
+    pub async fn answer(&self, room: &RoomId, sdp: String) -> Result<(), Failure> {
         self.joined(room)?.answer(room, &self.participant, sdp).await.map_err(refused)
     }
 
-    pub async fn candidate(&self, room: &str, candidate: IceCandidate) -> Result<(), Failure> {
+    pub async fn candidate(&self, room: &RoomId, candidate: IceCandidate) -> Result<(), Failure> {
         let relay = self.joined(room)?;
         let candidate = RTCIceCandidateInit {
             candidate: candidate.candidate,
@@ -165,15 +166,15 @@ impl Calls {
         relay.candidate(room, &self.participant, candidate).await.map_err(refused)
     }
 
-    pub async fn restart(&self, room: &str) -> Result<(), Failure> {
+    pub async fn restart(&self, room: &RoomId) -> Result<(), Failure> {
         self.joined(room)?.restart_ice(room, &self.participant).await.map_err(refused)
     }
 
-    pub async fn audio_only(&self, room: &str, on: bool) -> Result<(), Failure> {
+    pub async fn audio_only(&self, room: &RoomId, on: bool) -> Result<(), Failure> {
         self.joined(room)?.set_audio_only(room, &self.participant, on).await.map_err(refused)
     }
 
-    pub async fn leave(&mut self, room: &str) -> Result<(), Failure> {
+    pub async fn leave(&mut self, room: &RoomId) -> Result<(), Failure> {
         let result = self.joined(room)?.leave(room, &self.participant).await;
         if let Some(joined) = self.rooms.remove(room) {
             joined.forward.abort();
@@ -188,14 +189,14 @@ impl Calls {
 
     /// The connection ended: leave every room it was in.
     pub async fn leave_all(&mut self) {
-        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+        let rooms: Vec<RoomId> = self.rooms.keys().cloned().collect();
         for room in rooms {
             let _ = self.leave(&room).await;
         }
     }
 
     /// The relay this connection joined `room` on.
-    fn joined(&self, room: &str) -> Result<&RelayHandle, Failure> {
+    fn joined(&self, room: &RoomId) -> Result<&RelayHandle, Failure> {
         self.rooms.get(room).map(|j| &j.relay).ok_or((ErrorCode::Refused, "not in this room".into()))
     }
 }
@@ -204,8 +205,8 @@ fn refused(error: SessionError) -> Failure {
     (ErrorCode::Refused, error.to_string())
 }
 
-fn server_message(room: &str, event: PeerEvent) -> ServerMessage {
-    let room = room.to_owned();
+fn server_message(room: &RoomId, event: PeerEvent) -> ServerMessage {
+    let room = room.clone();
     match event {
         PeerEvent::Offer { sdp } => ServerMessage::RtcOffer { room, sdp },
         PeerEvent::AudioOnly { on } => ServerMessage::RtcAudioOnly { room, on },

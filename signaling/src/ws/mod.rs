@@ -153,10 +153,10 @@ async fn connection(
         principal: PrincipalInfo::of(&principal),
     });
     if still_valid {
-        let participant = match &principal {
-            Principal::Account { account, .. } => account.id.clone(),
-            Principal::Terminal { terminal } => terminal.id.clone(),
-        };
+        let participant = crate::ids::participant_of(match &principal {
+            Principal::Account { account, .. } => &account.id,
+            Principal::Terminal { terminal } => &terminal.id,
+        });
         let mut calls = call::Calls::new(participant, state.relays.clone());
         let member = consult::join(&state, &principal, &connection_id).await;
         let mut connection = Connection { id: &connection_id, member: &member, calls: &mut calls };

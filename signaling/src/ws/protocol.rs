@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::domain::ErrorCode;
+use crate::ids::RoomId;
 pub use crate::live::WantedPresence;
 
 /// The protocol version this server speaks. It is announced in `welcome`; a
@@ -25,18 +26,18 @@ pub enum ClientMessage {
     RtcJoin { token: String },
     /// The answer to the relay's latest `rtc.offer`.
     #[serde(rename = "rtc.answer")]
-    RtcAnswer { room: String, sdp: String },
+    RtcAnswer { room: RoomId, sdp: String },
     /// One of the sender's ICE candidates (the relay does not need them, but takes them).
     #[serde(rename = "rtc.candidate")]
-    RtcCandidate { room: String, candidate: IceCandidate },
+    RtcCandidate { room: RoomId, candidate: IceCandidate },
     /// The sender's network changed: restart ICE (a new `rtc.offer` follows).
     #[serde(rename = "rtc.restart")]
-    RtcRestart { room: String },
+    RtcRestart { room: RoomId },
     /// Receive audio only (`on: true`) or video again.
     #[serde(rename = "rtc.audio_only")]
-    RtcAudioOnly { room: String, on: bool },
+    RtcAudioOnly { room: RoomId, on: bool },
     #[serde(rename = "rtc.leave")]
-    RtcLeave { room: String },
+    RtcLeave { room: RoomId },
     /// A lawyer or interpreter goes on duty (`available`), takes a `break`, or
     /// goes `offline`. `available` also ends a wrap-up.
     #[serde(rename = "presence.set")]
@@ -133,25 +134,25 @@ pub enum ServerMessage {
     /// before the first `rtc.offer` when the deployment has TURN, so clients on
     /// networks that block UDP can still reach the relay.
     #[serde(rename = "rtc.ice_servers")]
-    RtcIceServers { room: String, ice_servers: Vec<crate::turn::IceServer> },
+    RtcIceServers { room: RoomId, ice_servers: Vec<crate::turn::IceServer> },
     /// The relay's session description for the recipient to answer with
     /// `rtc.answer`: after `rtc.join`, whenever the tracks it receives change,
     /// and after `rtc.restart`. Sections offered `recvonly` are the
     /// recipient's own audio and video to send.
     #[serde(rename = "rtc.offer")]
-    RtcOffer { room: String, sdp: String },
+    RtcOffer { room: RoomId, sdp: String },
     /// The recipient now receives audio only (its downlink is too poor, or it
     /// asked), or video again.
     #[serde(rename = "rtc.audio_only")]
-    RtcAudioOnly { room: String, on: bool },
+    RtcAudioOnly { room: RoomId, on: bool },
     /// The recipient's media connection: `connecting`, `connected`,
     /// `disconnected`, `failed`.
     #[serde(rename = "rtc.connection")]
-    RtcConnection { room: String, state: String },
+    RtcConnection { room: RoomId, state: String },
     /// The recipient is out of the room (it left, the room closed, or its
     /// media stayed down too long).
     #[serde(rename = "rtc.closed")]
-    RtcClosed { room: String, reason: String },
+    RtcClosed { room: RoomId, reason: String },
     #[serde(rename = "consult.rated")]
     ConsultRated { consultation: String, rating: u8 },
     /// A message could not be handled. The connection stays open unless the
