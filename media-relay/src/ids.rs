@@ -1,14 +1,17 @@
 //! The relay's ids, each its own type: a room's id cannot go where a
-//! participant's belongs. Signaling uses them too (`signaling::ids`).
+//! participant's belongs. Signaling uses them too, and makes its own ids
+//! with [`string_id!`] (`signaling::ids`).
 
 /// Defines an id type: a `String` underneath, serialized as one. Attributes
-/// given before the name (docs, more derives) go on the type.
+/// given before the name (docs, more derives) go on the type: signaling's
+/// ids add their database's.
+#[macro_export]
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(
             Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default,
-            serde::Serialize, serde::Deserialize,
+            ::serde::Serialize, ::serde::Deserialize,
         )]
         #[serde(transparent)]
         pub struct $name(String);
@@ -58,6 +61,12 @@ macro_rules! string_id {
         impl From<&str> for $name {
             fn from(id: &str) -> Self {
                 Self(id.to_owned())
+            }
+        }
+
+        impl From<&$name> for $name {
+            fn from(id: &$name) -> Self {
+                id.clone()
             }
         }
 

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{Limits, SharedOutcome};
 use crate::domain::{ErrorCode, Failure, Language, Topic};
+use crate::ids::{AccountId, ConsultationId, ParticipantId, RegionId, RequestId, TerminalId};
 use crate::live::{self, Command, Live, PersonInfo, TerminalInfo, WantedPresence};
 use crate::outbox::{Pushed, Revocation};
 use crate::store::{Notifications, ServingLease, Store, StoreError};
@@ -83,7 +84,7 @@ enum Wire {
     },
     PersonDisconnected {
         connection: String,
-        account: String,
+        account: AccountId,
     },
     TerminalConnected {
         connection: String,
@@ -91,40 +92,40 @@ enum Wire {
     },
     TerminalDisconnected {
         connection: String,
-        terminal: String,
+        terminal: TerminalId,
     },
     Presence {
-        account: String,
+        account: AccountId,
         want: WantedPresence,
     },
     Request {
-        terminal: String,
+        terminal: TerminalId,
         language: Language,
         topic: Topic,
         #[serde(default)]
         asked: Option<crate::live::Asked>,
     },
     Cancel {
-        terminal: String,
-        request: String,
+        terminal: TerminalId,
+        request: RequestId,
     },
     Accept(live::Answer),
     Decline(live::Answer),
     Hangup {
-        participant: String,
-        consultation: String,
+        participant: ParticipantId,
+        consultation: ConsultationId,
     },
     Rate {
-        terminal: String,
-        consultation: String,
+        terminal: TerminalId,
+        consultation: ConsultationId,
         rating: u8,
     },
     RecordSaved {
-        consultation: String,
+        consultation: ConsultationId,
     },
     Subscribe {
         connection: String,
-        regions: Option<Vec<String>>,
+        regions: Option<Vec<RegionId>>,
     },
     Unsubscribe {
         connection: String,
@@ -192,8 +193,8 @@ impl Waiting {
 /// the connection's node goes away.
 #[derive(Debug, Clone)]
 enum Held {
-    Person(String),
-    Terminal(String),
+    Person(AccountId),
+    Terminal(TerminalId),
     Watcher,
 }
 

@@ -1,21 +1,70 @@
 //! The ids that cross modules, each its own type, and how one kind of id
 //! becomes another.
 //!
-//! So far the relay's: a room ([`RoomId`]) and a participant in it
-//! ([`ParticipantId`]), from the relay's engine through its control channel to
-//! signaling's handle, the room tokens and the `rtc.*` messages. They are made
-//! where a string comes in (serde reads them as plain strings, so the wires do
-//! not change) or here, from the live path's consultation, account and
-//! terminal ids, which are still strings.
+//! Each is a `String` underneath, and on every wire and in the database
+//! (serde and sqlx read and write it as one), so nothing outside changes. They
+//! are made where a string comes in (a message, a URL, a row) or where an id
+//! is created ([`crate::store::new_id`]). The relay's room ([`RoomId`]) and
+//! participant ([`ParticipantId`]) are `media_relay`'s; a consultation's room
+//! and a person's place in it are made from their ids here.
+//!
+//! The live path carries them end to end: the WebSocket messages, the
+//! matcher, the dispatcher's state, its commands and notices, the cluster's
+//! wire and the live path's rows in `store::live`. The HTTP resources and the
+//! other stores still carry strings, and make an id where they hand one to
+//! the live path (`ws::consult::join`, the callbacks, a saved record).
 
 pub use media_relay::{ParticipantId, RoomId};
 
 /// A consultation's room on the relay: it has the consultation's id.
-pub fn room_of(consultation: &str) -> RoomId {
-    RoomId::from(consultation)
+pub fn room_of(consultation: &ConsultationId) -> RoomId {
+    RoomId::from(consultation.as_str())
 }
 
-/// A person's or a terminal's place in a room: their account's or terminal's id.
-pub fn participant_of(account_or_terminal: &str) -> ParticipantId {
-    ParticipantId::from(account_or_terminal)
+/// A person's place in a room (and in a consultation): their account's id.
+pub fn person(account: &AccountId) -> ParticipantId {
+    ParticipantId::from(account.as_str())
 }
+
+/// A kiosk's (or a phone line's) place in a room: the terminal's id.
+pub fn kiosk(terminal: &TerminalId) -> ParticipantId {
+    ParticipantId::from(terminal.as_str())
+}
+
+media_relay::string_id!(
+    /// A person's account: a lawyer's, an interpreter's, a coordinator's, an
+    /// admin's (residents have none).
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    AccountId
+);
+media_relay::string_id!(
+    /// A kiosk terminal, or a phone line (the live path treats both alike).
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    TerminalId
+);
+media_relay::string_id!(
+    /// A region (a township, a county) that terminals and aid teams belong to.
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    RegionId
+);
+media_relay::string_id!(
+    /// A resident's request for a consultation, from asking until it is served or withdrawn.
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    RequestId
+);
+media_relay::string_id!(
+    /// A consultation: one call, its record and its rating. Its room has the same id.
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    ConsultationId
+);
+media_relay::string_id!(
+    /// A booked appointment.
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    AppointmentId
+);

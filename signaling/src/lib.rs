@@ -47,8 +47,8 @@
 //!   leader runs the live path, the others forward to it.
 //! - [`turn`]: short-lived TURN credentials for networks that block UDP.
 //! - [`outbox`]: what a part of this node hands to the other nodes, if any.
-//! - [`ids`]: the ids that cross modules as types of their own (so far the
-//!   relay's rooms and participants).
+//! - [`ids`]: the ids that cross modules as types of their own (accounts,
+//!   terminals, regions, requests, consultations, appointments, rooms, participants).
 
 pub mod auth;
 pub mod checkpoints;

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 
 use crate::domain::{Language, Topic};
 
-pub type RequestId = String;
-pub type PersonId = String;
+pub use crate::ids::AccountId as PersonId;
+pub use crate::ids::{RegionId, RequestId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatcherConfig {
@@ -77,7 +77,7 @@ pub struct Person {
     pub languages: BTreeSet<Language>,
     pub topics: BTreeSet<Topic>,
     /// Regions whose aid teams this person belongs to.
-    pub regions: BTreeSet<String>,
+    pub regions: BTreeSet<RegionId>,
     pub daily_cap: u32,
     /// Consultations already taken today.
     pub taken_today: u32,
@@ -86,7 +86,7 @@ pub struct Person {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub id: RequestId,
-    pub region: String,
+    pub region: RegionId,
     pub language: Language,
     pub topic: Topic,
 }
@@ -228,7 +228,7 @@ impl Offer {
 
 /// Per kind of request (rings open, language, topic, region): who to ring.
 type ChoiceMemo =
-    std::collections::HashMap<(usize, Language, Topic, String), Option<(PersonId, Option<PersonId>)>>;
+    std::collections::HashMap<(usize, Language, Topic, RegionId), Option<(PersonId, Option<PersonId>)>>;
 
 #[derive(Debug, Default)]
 pub struct Matcher {
@@ -602,7 +602,7 @@ mod tests {
             interpreter: false,
             languages: languages.iter().map(|l| lang(l)).collect(),
             topics: [Topic::Land, Topic::Family].into(),
-            regions: regions.iter().map(|r| r.to_string()).collect(),
+            regions: regions.iter().map(|r| RegionId::from(*r)).collect(),
             daily_cap: 10,
             taken_today: 0,
         }
@@ -621,7 +621,7 @@ mod tests {
         Event::Requested(Waiter::new(request, at))
     }
 
-    fn offers(actions: &[Action]) -> Vec<(String, String)> {
+    fn offers(actions: &[Action]) -> Vec<(RequestId, PersonId)> {
         actions
             .iter()
             .filter_map(|a| match a {
@@ -631,7 +631,7 @@ mod tests {
             .collect()
     }
 
-    fn o(r: &str, p: &str) -> (String, String) {
+    fn o(r: &str, p: &str) -> (RequestId, PersonId) {
         (r.into(), p.into())
     }
 
@@ -897,14 +897,14 @@ mod tests {
             let mut m = Matcher::new(MatcherConfig::default());
             let mut now = Instant::now();
             let people = people();
-            let mut requests: Vec<String> = Vec::new();
+            let mut requests: Vec<RequestId> = Vec::new();
             // Model: each request is waiting, matched or cancelled; each person is in at most one consultation.
-            let mut open: BTreeSet<String> = BTreeSet::new();
-            let mut done: BTreeSet<String> = BTreeSet::new();
-            let mut in_call: BTreeMap<String, String> = BTreeMap::new();
-            let mut ringing: BTreeMap<String, String> = BTreeMap::new(); // person -> request
+            let mut open: BTreeSet<RequestId> = BTreeSet::new();
+            let mut done: BTreeSet<RequestId> = BTreeSet::new();
+            let mut in_call: BTreeMap<PersonId, RequestId> = BTreeMap::new();
+            let mut ringing: BTreeMap<PersonId, RequestId> = BTreeMap::new(); // person -> request
             // Who has accepted the request they are rung for (a three-way waits for both).
-            let mut accepted: BTreeSet<String> = BTreeSet::new();
+            let mut accepted: BTreeSet<PersonId> = BTreeSet::new();
             for step in steps {
                 let event = match step {
                     Step::Available(i) => Event::PersonAvailable(people[i].clone()),
@@ -917,7 +917,7 @@ mod tests {
                         Event::PersonReady { person: people[i].id.clone() }
                     }
                     Step::Request(n, bo) => {
-                        let id = format!("r{}-{n}", requests.len());
+                        let id = RequestId::from(format!("r{}-{n}", requests.len()));
                         requests.push(id.clone());
                         open.insert(id.clone());
                         let topic = if n % 2 == 0 { Topic::Land } else { Topic::Family };
@@ -953,7 +953,7 @@ mod tests {
                         Event::PersonReady { person: people[i].id.clone() }
                     }
                 };
-                let queue_before: Vec<String> = m.queue().into_iter().cloned().collect();
+                let queue_before: Vec<RequestId> = m.queue().into_iter().cloned().collect();
                 for action in m.handle(event, now) {
                     match action {
                         Action::Offer { request, person, .. } => {
@@ -1006,13 +1006,13 @@ mod tests {
                     prop_assert!(!(nobody_speaks && pair), "{} waits while a lawyer and an interpreter are free", w.request.id);
                 }
                 // The idle order is exactly the available people.
-                let derived: BTreeSet<(Instant, String)> = m.people.values().filter_map(|p| match p.state {
+                let derived: BTreeSet<(Instant, PersonId)> = m.people.values().filter_map(|p| match p.state {
                     State::Available { since } => Some((since, p.person.id.clone())),
                     _ => None,
                 }).collect();
                 prop_assert_eq!(&derived, &m.idle);
                 // No request is lost: every request is waiting in the matcher, or matched, or cancelled.
-                let queued: BTreeSet<String> = m.queue().into_iter().cloned().collect();
+                let queued: BTreeSet<RequestId> = m.queue().into_iter().cloned().collect();
                 prop_assert_eq!(&queued, &open);
                 for r in &requests {
                     prop_assert!(open.contains(r) ^ done.contains(r), "{r} lost");

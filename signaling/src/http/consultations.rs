@@ -157,7 +157,7 @@ pub async fn write_record(
     );
     state.store.save_consultation_record(&id, &request.summary, &request.outcome, &audit).await?;
     // The record is written: the lawyer's wrap-up is over.
-    state.live.send(crate::live::Command::RecordSaved { consultation: id.clone() }).await;
+    state.live.send(crate::live::Command::RecordSaved { consultation: id.as_str().into() }).await;
     let record = state.store.consultation(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(ConsultationView::new(&record, Visibility::Participant)))
 }

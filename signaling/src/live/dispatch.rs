@@ -16,6 +16,9 @@ use super::{
     PresenceState, QueueEntry, Reach, RegionQueue, Role, TerminalInfo, To, WantedPresence,
 };
 use crate::domain::{ErrorCode, Failure, Language, Topic};
+use crate::ids::{
+    AccountId, ConsultationId, ParticipantId, RegionId, RequestId, RoomId, TerminalId, room_of,
+};
 use crate::live::Answer;
 use crate::matcher::{self, Action, Event, Matcher, Waiter};
 use crate::store::{
@@ -48,20 +51,20 @@ impl Clock {
 pub enum Input {
     PersonConnected(Box<PersonInfo>),
     PersonDisconnected {
-        account: String,
+        account: AccountId,
         /// The connection's id.
         connection: String,
     },
     TerminalConnected(TerminalInfo),
     TerminalDisconnected {
-        terminal: String,
+        terminal: TerminalId,
     },
     Presence {
-        account: String,
+        account: AccountId,
         want: WantedPresence,
     },
     Request {
-        terminal: String,
+        terminal: TerminalId,
         language: Language,
         topic: Topic,
         /// Who a phone line's callback is for (ignored from kiosks).
@@ -70,39 +73,39 @@ pub enum Input {
         received: Instant,
     },
     Cancel {
-        terminal: String,
-        request: String,
+        terminal: TerminalId,
+        request: RequestId,
     },
     Accept(Answer),
     Decline(Answer),
     Hangup {
-        participant: String,
-        consultation: String,
+        participant: ParticipantId,
+        consultation: ConsultationId,
     },
     /// The resident's rating; `reply` hears how many rows it changed.
     Rate {
-        terminal: String,
-        consultation: String,
+        terminal: TerminalId,
+        consultation: ConsultationId,
         rating: u8,
         reply: oneshot::Sender<Result<u64, Failure>>,
     },
     RecordSaved {
-        consultation: String,
+        consultation: ConsultationId,
     },
     /// A wrap-up's end is on disk.
     WrapUpStored {
-        consultation: String,
+        consultation: ConsultationId,
     },
-    Duty(HashMap<String, Duty>),
+    Duty(HashMap<AccountId, Duty>),
     AppointmentDue(AppointmentRecord),
     /// A new request is on disk (or could not be stored).
     Recorded {
-        request: String,
+        request: RequestId,
         ok: bool,
     },
     /// The consultation's room was placed on another relay (its own was lost).
     RoomMoved {
-        consultation: String,
+        consultation: ConsultationId,
     },
     /// Open when the server stopped (at start-up).
     RestoreConsultation(OpenConsultation),
@@ -137,16 +140,16 @@ pub enum Effect {
     /// Place a consultation's room on a relay in or near `region`, and open
     /// it there now (or, `open: false`, when its first participant joins).
     PlaceRoom {
-        room: String,
-        region: String,
+        room: RoomId,
+        region: RegionId,
         open: bool,
     },
     /// Open a room on the relay it was placed on (after a move).
     OpenRoom {
-        room: String,
+        room: RoomId,
     },
     CloseRoom {
-        room: String,
+        room: RoomId,
     },
     /// A new request was rung for the first time, `waited` after it was read.
     Rung {
@@ -171,9 +174,9 @@ pub enum Then {
 /// task issues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
-    pub participant: String,
-    pub consultation: String,
-    pub request: String,
+    pub participant: ParticipantId,
+    pub consultation: ConsultationId,
+    pub request: RequestId,
     pub role: Role,
     pub language: String,
     pub topic: Topic,
@@ -187,7 +190,7 @@ impl Started {
         Notice::ConsultStarted {
             consultation: self.consultation.clone(),
             request: self.request.clone(),
-            room: self.consultation.clone(),
+            room: room_of(&self.consultation),
             token,
             role: self.role,
             language: self.language.clone(),
@@ -207,10 +210,10 @@ struct PersonLive {
     gone_at: Option<Instant>,
     want: WantedPresence,
     in_matcher: bool,
-    ringing: Option<String>,
-    consultation: Option<String>,
+    ringing: Option<RequestId>,
+    consultation: Option<ConsultationId>,
     /// The consultation whose record is being written, and until when.
-    wrap_up: Option<(String, i64)>,
+    wrap_up: Option<(ConsultationId, i64)>,
     /// The wrap-up's end is being written: the person is rung again once it is on disk.
     wrap_up_ending: bool,
 }
@@ -220,8 +223,8 @@ struct TerminalLive {
     info: TerminalInfo,
     connections: u32,
     gone_at: Option<Instant>,
-    request: Option<String>,
-    consultation: Option<String>,
+    request: Option<RequestId>,
+    consultation: Option<ConsultationId>,
     /// An appointment that started while the terminal was in another call:
     /// it becomes the terminal's request when the terminal is free.
     deferred: Option<AppointmentRecord>,
@@ -229,13 +232,13 @@ struct TerminalLive {
 
 #[derive(Debug)]
 struct RequestLive {
-    terminal: String,
-    region: String,
+    terminal: TerminalId,
+    region: RegionId,
     language: Language,
     topic: Topic,
     created_at: i64,
     front: bool,
-    preferred: Option<String>,
+    preferred: Option<AccountId>,
     in_matcher: bool,
     /// On disk: only then is the resident told it waits.
     recorded: bool,
@@ -245,23 +248,23 @@ struct RequestLive {
 
 #[derive(Debug)]
 struct ConsultLive {
-    request: String,
-    terminal: String,
-    region: String,
+    request: RequestId,
+    terminal: TerminalId,
+    region: RegionId,
     language: String,
     topic: Topic,
-    lawyer: String,
-    interpreter: Option<String>,
+    lawyer: AccountId,
+    interpreter: Option<AccountId>,
     started_at: i64,
     /// Participants whose connection dropped, since when.
-    absent: BTreeMap<String, Instant>,
+    absent: BTreeMap<ParticipantId, Instant>,
 }
 
 impl ConsultLive {
     fn role_of(&self, participant: &str) -> Option<Role> {
-        if participant == self.terminal {
+        if self.terminal == *participant {
             Some(Role::Resident)
-        } else if participant == self.lawyer {
+        } else if self.lawyer == *participant {
             Some(Role::Lawyer)
         } else if self.interpreter.as_deref() == Some(participant) {
             Some(Role::Interpreter)
@@ -280,11 +283,11 @@ impl ConsultLive {
 #[derive(Debug, Default)]
 struct OfferLive {
     /// (person, offer row id)
-    lawyer: Option<(String, String)>,
-    interpreter: Option<(String, String)>,
+    lawyer: Option<(AccountId, String)>,
+    interpreter: Option<(AccountId, String)>,
     deadline: Option<Instant>,
     /// Who has accepted, on which connection while it is open (a three-way waits for both).
-    accepted: Vec<(String, Option<String>)>,
+    accepted: Vec<(AccountId, Option<String>)>,
 }
 
 /// The live path's state and rules: [`Dispatcher::handle`] takes an
@@ -301,14 +304,14 @@ pub struct Dispatcher {
     /// Ids of new requests, offers and consultations: random, or counted
     /// (for a simulation that must replay exactly).
     counted_ids: Option<u64>,
-    people: HashMap<String, PersonLive>,
-    terminals: HashMap<String, TerminalLive>,
-    requests: HashMap<String, RequestLive>,
-    consultations: HashMap<String, ConsultLive>,
+    people: HashMap<AccountId, PersonLive>,
+    terminals: HashMap<TerminalId, TerminalLive>,
+    requests: HashMap<RequestId, RequestLive>,
+    consultations: HashMap<ConsultationId, ConsultLive>,
     /// The current offer of each request being rung.
-    offers: HashMap<String, OfferLive>,
+    offers: HashMap<RequestId, OfferLive>,
     /// What each waiting terminal was last told: (position, estimate, nobody on duty).
-    told: HashMap<String, (usize, Option<u64>, bool)>,
+    told: HashMap<RequestId, (usize, Option<u64>, bool)>,
     /// Something a coordinator sees changed.
     dirty: bool,
     /// Per language, for this tick: (anyone on duty could take it, how many serve it).
@@ -347,14 +350,15 @@ impl Dispatcher {
         self
     }
 
-    fn new_id(&mut self) -> String {
-        match &mut self.counted_ids {
+    /// A new request's, offer's or consultation's id.
+    fn new_id<Id: From<String>>(&mut self) -> Id {
+        Id::from(match &mut self.counted_ids {
             Some(n) => {
                 *n += 1;
                 format!("id-{n:08}")
             }
             None => crate::store::new_id(),
-        }
+        })
     }
 
     /// What to carry out for the inputs handled since the last call, in order.
@@ -368,7 +372,7 @@ impl Dispatcher {
     }
 
     /// The open consultations and their regions (to move those on a relay that was lost).
-    pub fn consultation_regions(&self) -> Vec<(String, String)> {
+    pub fn consultation_regions(&self) -> Vec<(ConsultationId, RegionId)> {
         self.consultations.iter().map(|(id, c)| (id.clone(), c.region.clone())).collect()
     }
 
@@ -466,10 +470,10 @@ impl Dispatcher {
     /// A consultation's room moved to another relay (its relay stopped
     /// answering): each participant gets a fresh `consult.started`
     /// (`resumed`), and the apps join the new room by themselves.
-    fn room_moved(&mut self, id: &str) {
+    fn room_moved(&mut self, id: &ConsultationId) {
         let Some(c) = self.consultations.get(id) else { return };
         let participants: Vec<String> = c.participants().map(|(p, _)| p.to_owned()).collect();
-        self.effect(Effect::OpenRoom { room: id.to_owned() });
+        self.effect(Effect::OpenRoom { room: room_of(id) });
         for participant in participants {
             self.send_started(id, &participant, true, None);
         }
@@ -524,7 +528,7 @@ impl Dispatcher {
         }
     }
 
-    fn person_disconnected(&mut self, account: &str, connection: &str, now: Instant) {
+    fn person_disconnected(&mut self, account: &AccountId, connection: &str, now: Instant) {
         // A three-way accepted on this connection, still waiting for the
         // other: the call will go to whichever connection the person has then.
         for offer in self.offers.values_mut() {
@@ -547,7 +551,12 @@ impl Dispatcher {
         self.sync_person(account, now);
     }
 
-    fn set_presence(&mut self, account: &str, want: WantedPresence, now: Instant) -> Result<(), Failure> {
+    fn set_presence(
+        &mut self,
+        account: &AccountId,
+        want: WantedPresence,
+        now: Instant,
+    ) -> Result<(), Failure> {
         let p = self
             .people
             .get_mut(account)
@@ -564,7 +573,7 @@ impl Dispatcher {
     /// Brings the matcher in line with a person's state: in it while
     /// connected, on duty and available (or busy with a consultation it
     /// matched); out of it otherwise.
-    fn sync_person(&mut self, id: &str, now: Instant) {
+    fn sync_person(&mut self, id: &AccountId, now: Instant) {
         let Some(p) = self.people.get_mut(id) else { return };
         let eligible = p.connections > 0 && p.want == WantedPresence::Available && p.info.on_duty;
         let actions = if p.consultation.is_some() || p.wrap_up.is_some() {
@@ -605,7 +614,7 @@ impl Dispatcher {
         }
     }
 
-    fn tell_presence(&mut self, id: &str) {
+    fn tell_presence(&mut self, id: &AccountId) {
         let Some(p) = self.people.get(id) else { return };
         let message = Notice::Presence {
             state: self.state_of(p),
@@ -619,7 +628,7 @@ impl Dispatcher {
     /// Ends a lawyer's wrap-up: written first, and only once it is on disk
     /// ([`Command::WrapUpStored`]) is the lawyer available again, so that
     /// nobody reads `wrap_up` from the API after the lawyer was told otherwise.
-    fn finish_wrap_up(&mut self, lawyer: &str) {
+    fn finish_wrap_up(&mut self, lawyer: &AccountId) {
         let Some(p) = self.people.get_mut(lawyer) else { return };
         let Some((consultation, _)) = &p.wrap_up else { return };
         if !p.wrap_up_ending {
@@ -629,7 +638,7 @@ impl Dispatcher {
         }
     }
 
-    fn wrap_up_stored(&mut self, consultation: &str, now: Instant) {
+    fn wrap_up_stored(&mut self, consultation: &ConsultationId, now: Instant) {
         let Some((id, p)) =
             self.people.iter_mut().find(|(_, p)| p.wrap_up.as_ref().is_some_and(|(c, _)| c == consultation))
         else {
@@ -643,9 +652,9 @@ impl Dispatcher {
     }
 
     /// Everyone's duty and teams as of now, from [`duty_loop`].
-    fn apply_duty(&mut self, duty: HashMap<String, Duty>) {
+    fn apply_duty(&mut self, duty: HashMap<AccountId, Duty>) {
         let now = self.now();
-        let ids: Vec<String> =
+        let ids: Vec<AccountId> =
             self.people.iter().filter(|(_, p)| p.connections > 0).map(|(id, _)| id.clone()).collect();
         let mut ids = ids;
         ids.sort();
@@ -723,7 +732,7 @@ impl Dispatcher {
         }
     }
 
-    fn terminal_disconnected(&mut self, terminal: &str, now: Instant) {
+    fn terminal_disconnected(&mut self, terminal: &TerminalId, now: Instant) {
         let Some(t) = self.terminals.get_mut(terminal) else { return };
         t.connections = t.connections.saturating_sub(1);
         if t.connections > 0 {
@@ -757,7 +766,7 @@ impl Dispatcher {
         }
     }
 
-    fn matcher_request(&self, id: &str) -> Option<matcher::Request> {
+    fn matcher_request(&self, id: &RequestId) -> Option<matcher::Request> {
         let r = self.requests.get(id)?;
         Some(matcher::Request {
             id: id.into(),
@@ -768,7 +777,7 @@ impl Dispatcher {
     }
 
     /// Puts a request its terminal is present for into the matcher, keeping its age.
-    fn enter_matcher(&mut self, id: &str, now: Instant) {
+    fn enter_matcher(&mut self, id: &RequestId, now: Instant) {
         let Some(request) = self.matcher_request(id) else { return };
         let at = self.at();
         let Some(r) = self.requests.get_mut(id) else { return };
@@ -865,14 +874,14 @@ impl Dispatcher {
 
     /// The request is on disk: the resident may be told it waits (unless it
     /// was matched in the meantime).
-    fn recorded(&mut self, id: &str) {
+    fn recorded(&mut self, id: &RequestId) {
         let Some(r) = self.requests.get_mut(id) else { return };
         r.recorded = true;
         self.tell_position(id);
     }
 
     /// The request could not be stored: the resident is asked to try again.
-    fn not_recorded(&mut self, id: &str, now: Instant) {
+    fn not_recorded(&mut self, id: &RequestId, now: Instant) {
         let Some(terminal) = self.requests.get(id).map(|r| r.terminal.clone()) else { return };
         self.close_request(id, RequestEnd::Cancelled, now);
         let message = Notice::Error {
@@ -894,7 +903,7 @@ impl Dispatcher {
 
     /// A terminal known before it connects (after a restart, or for an
     /// appointment): away since `now`.
-    fn absent_terminal(&mut self, id: &str, region: &str, now: Instant) -> &mut TerminalLive {
+    fn absent_terminal(&mut self, id: &TerminalId, region: &RegionId, now: Instant) -> &mut TerminalLive {
         self.terminals.entry(id.to_owned()).or_insert_with(|| TerminalLive {
             info: TerminalInfo {
                 id: id.to_owned(),
@@ -923,14 +932,18 @@ impl Dispatcher {
             // (the call's request keeps the appointment).
             return;
         }
-        let t = self.absent_terminal(&a.terminal_id, &a.region_id, now);
+        let t = self.absent_terminal(&a.terminal_id.as_str().into(), &a.region_id.as_str().into(), now);
         if let Some(request) = t.request.clone() {
             // The resident already waits: that request is the appointment's now
             // (completed, no-show or cancelled with it).
             if let Some(r) = self.requests.get_mut(&request) {
-                r.preferred = Some(a.lawyer_id.clone());
+                r.preferred = Some(a.lawyer_id.as_str().into());
             }
-            self.write(LiveWrite::AttachAppointment { request, appointment: a.id, lawyer: a.lawyer_id });
+            self.write(LiveWrite::AttachAppointment {
+                request,
+                appointment: a.id.into(),
+                lawyer: a.lawyer_id.into(),
+            });
             return;
         }
         if t.consultation.is_some() {
@@ -942,21 +955,21 @@ impl Dispatcher {
         }
         let row = RequestRow {
             id: self.new_id(),
-            terminal_id: a.terminal_id,
-            region_id: a.region_id,
+            terminal_id: a.terminal_id.into(),
+            region_id: a.region_id.into(),
             language: a.language,
             topic: a.topic,
             front: true,
-            preferred_lawyer_id: Some(a.lawyer_id),
+            preferred_lawyer_id: Some(a.lawyer_id.into()),
             created_at: self.at(),
-            appointment_id: Some(a.id),
+            appointment_id: Some(a.id.into()),
         };
         self.write(LiveWrite::Request(row.clone()));
         self.add_request(row, language, topic, None, false, now);
     }
 
-    fn cancel(&mut self, terminal: &str, request: &str, now: Instant) -> Result<(), Failure> {
-        let theirs = self.requests.get(request).is_some_and(|r| r.terminal == terminal);
+    fn cancel(&mut self, terminal: &TerminalId, request: &RequestId, now: Instant) -> Result<(), Failure> {
+        let theirs = self.requests.get(request).is_some_and(|r| r.terminal == *terminal);
         if !theirs {
             return Err(not_found("request"));
         }
@@ -971,12 +984,12 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn close_request(&mut self, request: &str, end: RequestEnd, now: Instant) {
+    fn close_request(&mut self, request: &RequestId, end: RequestEnd, now: Instant) {
         self.close_request_then(request, end, now, None);
     }
 
     /// Closes a request; `stored` hears when the close is on disk.
-    fn close_request_then(&mut self, request: &str, end: RequestEnd, now: Instant, then: Option<Then>) {
+    fn close_request_then(&mut self, request: &RequestId, end: RequestEnd, now: Instant, then: Option<Then>) {
         let Some(r) = self.requests.remove(request) else { return };
         if let Some(t) = self.terminals.get_mut(&r.terminal) {
             t.request = None;
@@ -993,7 +1006,7 @@ impl Dispatcher {
 
     /// A terminal that is free again takes up the appointment that started
     /// while it was busy: the resident waits at the front, for its lawyer.
-    fn run_deferred(&mut self, terminal: &str, now: Instant) {
+    fn run_deferred(&mut self, terminal: &TerminalId, now: Instant) {
         let Some(t) = self.terminals.get_mut(terminal) else { return };
         if t.request.is_some() || t.consultation.is_some() {
             return;
@@ -1004,7 +1017,7 @@ impl Dispatcher {
     }
 
     /// Tells a waiting terminal its place and estimated wait, when it changed.
-    fn tell_position(&mut self, request: &str) {
+    fn tell_position(&mut self, request: &RequestId) {
         let position = self.matcher.position(request);
         // Who serves a language changes slowly; counted again every tick.
         let mut serving = std::mem::take(&mut self.serving);
@@ -1016,7 +1029,7 @@ impl Dispatcher {
     /// it, how many serve it) for one pass over the queue.
     fn tell_position_at(
         &mut self,
-        request: &str,
+        request: &RequestId,
         position: Option<usize>,
         serving: &mut HashMap<Language, (bool, usize)>,
     ) {
@@ -1054,7 +1067,7 @@ impl Dispatcher {
 
     /// Each waiting terminal's place, once a second (places move as others are served).
     fn tell_positions(&mut self) {
-        let queue: Vec<String> = self.matcher.queue().into_iter().cloned().collect();
+        let queue: Vec<RequestId> = self.matcher.queue().into_iter().cloned().collect();
         let mut serving = HashMap::new();
         for (i, request) in queue.iter().enumerate() {
             self.tell_position_at(request, Some(i + 1), &mut serving);
@@ -1081,7 +1094,7 @@ impl Dispatcher {
             self.dirty = true;
             match action {
                 Action::Offer { request, person, deadline, interpreter } => {
-                    let offer_id = self.new_id();
+                    let offer_id: String = self.new_id();
                     let at = self.at();
                     let row = OfferRow {
                         id: offer_id.clone(),
@@ -1129,7 +1142,7 @@ impl Dispatcher {
                     tracing::info!(%request, %person, "accepted; waiting for the other of a three-way");
                 }
                 Action::Matched { request, lawyer, interpreter } => {
-                    self.start_consultation(&request, &lawyer, interpreter.as_deref());
+                    self.start_consultation(&request, &lawyer, interpreter.as_ref());
                 }
                 Action::NobodyOnDuty { request } => {
                     tracing::info!(%request, "nobody on duty could take a request");
@@ -1152,7 +1165,7 @@ impl Dispatcher {
     }
 
     /// Records how one person's offer ended and frees them.
-    fn end_offer(&mut self, request: &str, person: &str, outcome: OfferOutcome) {
+    fn end_offer(&mut self, request: &RequestId, person: &AccountId, outcome: OfferOutcome) {
         if let Some(offer) = self.offers.get_mut(request) {
             for slot in [&mut offer.lawyer, &mut offer.interpreter] {
                 if let Some((_, id)) = slot.take_if(|(p, _)| p == person) {
@@ -1171,7 +1184,7 @@ impl Dispatcher {
         }
     }
 
-    fn send_offer(&mut self, request: &str, person: &str, now: Instant) {
+    fn send_offer(&mut self, request: &RequestId, person: &AccountId, now: Instant) {
         let (Some(r), Some(offer)) = (self.requests.get(request), self.offers.get(request)) else { return };
         let as_interpreter = offer.interpreter.as_ref().is_some_and(|(p, _)| p == person);
         let region_name =
@@ -1190,7 +1203,7 @@ impl Dispatcher {
         self.tell(To::account(person), message);
     }
 
-    fn is_offered(&self, request: &str, person: &str) -> Option<Role> {
+    fn is_offered(&self, request: &RequestId, person: &AccountId) -> Option<Role> {
         let offer = self.offers.get(request)?;
         if offer.lawyer.as_ref().is_some_and(|(p, _)| p == person) {
             Some(Role::Lawyer)
@@ -1242,11 +1255,16 @@ impl Dispatcher {
 
     // ---- consultations
 
-    fn start_consultation(&mut self, request: &str, lawyer: &str, interpreter: Option<&str>) {
+    fn start_consultation(
+        &mut self,
+        request: &RequestId,
+        lawyer: &AccountId,
+        interpreter: Option<&AccountId>,
+    ) {
         let Some(r) = self.requests.remove(request) else { return };
         self.told.remove(request);
         // Each person's call goes to the connection they accepted on.
-        let via: HashMap<String, String> = self
+        let via: HashMap<AccountId, String> = self
             .offers
             .get(request)
             .map(|o| o.accepted.iter().filter_map(|(p, c)| Some((p.clone(), c.clone()?))).collect())
@@ -1255,7 +1273,7 @@ impl Dispatcher {
             self.end_offer(request, person, OfferOutcome::Accepted);
         }
         self.offers.remove(request);
-        let id = self.new_id();
+        let id: ConsultationId = self.new_id();
         let started_at = self.at();
         self.write(LiveWrite::Start(StartedConsultation {
             id: id.clone(),
@@ -1263,7 +1281,7 @@ impl Dispatcher {
             terminal_id: r.terminal.clone(),
             region_id: r.region.clone(),
             lawyer_id: lawyer.into(),
-            interpreter_id: interpreter.map(str::to_owned),
+            interpreter_id: interpreter.cloned(),
             topic: r.topic,
             language: r.language.as_str().into(),
             started_at,
@@ -1278,7 +1296,7 @@ impl Dispatcher {
             t.request = None;
             t.consultation = Some(id.clone());
         }
-        self.effect(Effect::PlaceRoom { room: id.clone(), region: r.region.clone(), open: true });
+        self.effect(Effect::PlaceRoom { room: room_of(&id), region: r.region.clone(), open: true });
         let channel = self.channel_of(&r.terminal);
         self.effect(Effect::Began { channel });
         let c = ConsultLive {
@@ -1288,7 +1306,7 @@ impl Dispatcher {
             language: r.language.as_str().into(),
             topic: r.topic,
             lawyer: lawyer.into(),
-            interpreter: interpreter.map(str::to_owned),
+            interpreter: interpreter.cloned(),
             started_at,
             absent: BTreeMap::new(),
         };
@@ -1296,12 +1314,12 @@ impl Dispatcher {
         self.consultations.insert(id.clone(), c);
         tracing::info!(consultation = %id, %request, three_way = interpreter.is_some(), "consultation started");
         for participant in participants {
-            self.send_started(&id, &participant, false, via.get(&participant).map(String::as_str));
-            self.tell_presence(&participant);
+            self.send_started(&id, &participant, false, via.get(participant.as_str()).map(String::as_str));
+            self.tell_presence(&participant.as_str().into());
         }
     }
 
-    fn channel_of(&self, terminal: &str) -> Channel {
+    fn channel_of(&self, terminal: &TerminalId) -> Channel {
         self.terminals.get(terminal).map(|t| t.info.channel).unwrap_or_default()
     }
 
@@ -1317,21 +1335,27 @@ impl Dispatcher {
     /// Sends a participant what it needs to join the consultation's room:
     /// to all its connections, or, `via` the one it accepted on, to that one
     /// (the person's others are told the call is `elsewhere`).
-    fn send_started(&mut self, consultation: &str, participant: &str, resumed: bool, via: Option<&str>) {
+    fn send_started(
+        &mut self,
+        consultation: &ConsultationId,
+        participant: &str,
+        resumed: bool,
+        via: Option<&str>,
+    ) {
         let Some(c) = self.consultations.get(consultation) else { return };
         let Some(role) = c.role_of(participant) else { return };
         let peers: Vec<Peer> = c
             .participants()
             .filter(|(p, _)| *p != participant)
             .map(|(p, role)| Peer {
-                participant: p.to_owned(),
+                participant: p.into(),
                 role,
                 name: self.name_of(p, role),
-                channel: (role == Role::Resident).then(|| self.channel_of(p)),
+                channel: (role == Role::Resident).then(|| self.channel_of(&p.into())),
             })
             .collect();
         let started = Started {
-            participant: participant.to_owned(),
+            participant: participant.into(),
             consultation: consultation.to_owned(),
             request: c.request.clone(),
             role,
@@ -1347,14 +1371,14 @@ impl Dispatcher {
 
     fn push(&mut self, participant: &str, role: Role, message: Notice) {
         let to = match role {
-            Role::Resident => To::Terminal(participant.to_owned()),
-            _ => To::account(participant),
+            Role::Resident => To::Terminal(participant.into()),
+            _ => To::account(&participant.into()),
         };
         self.tell(to, message);
     }
 
     /// A participant's connection went: the room waits for it (`grace_secs`).
-    fn left(&mut self, consultation: &str, participant: &str, now: Instant) {
+    fn left(&mut self, consultation: &ConsultationId, participant: &str, now: Instant) {
         let Some(c) = self.consultations.get_mut(consultation) else { return };
         let Some(role) = c.role_of(participant) else { return };
         c.absent.insert(participant.into(), now);
@@ -1367,7 +1391,7 @@ impl Dispatcher {
     }
 
     /// A participant is back within the grace period: the same room, a fresh token.
-    fn returned(&mut self, consultation: &str, participant: &str) {
+    fn returned(&mut self, consultation: &ConsultationId, participant: &str) {
         let Some(c) = self.consultations.get_mut(consultation) else { return };
         let Some(role) = c.role_of(participant) else { return };
         c.absent.remove(participant);
@@ -1382,10 +1406,10 @@ impl Dispatcher {
 
     /// Ends the call. `requeue`: the resident waits again, at the front, for
     /// the same lawyer first.
-    fn end_consultation(&mut self, id: &str, reason: &str, requeue: bool, now: Instant) {
+    fn end_consultation(&mut self, id: &ConsultationId, reason: &str, requeue: bool, now: Instant) {
         let Some(c) = self.consultations.remove(id) else { return };
         self.write(LiveWrite::End(id.into(), reason.into()));
-        self.effect(Effect::CloseRoom { room: id.to_owned() });
+        self.effect(Effect::CloseRoom { room: room_of(id) });
         let ended_at = self.at();
         let lasted = (ended_at - c.started_at).max(0) as f64;
         self.avg_consultation_secs = 0.9 * self.avg_consultation_secs + 0.1 * lasted.max(60.0);
@@ -1446,7 +1470,7 @@ impl Dispatcher {
         };
         let now = self.now();
         // Clients rejoin after the restart; the room opens on their first join.
-        self.effect(Effect::PlaceRoom { room: c.id.clone(), region: c.region_id.clone(), open: false });
+        self.effect(Effect::PlaceRoom { room: room_of(&c.id), region: c.region_id.clone(), open: false });
         let live = ConsultLive {
             request,
             terminal: c.terminal_id.clone(),
@@ -1461,18 +1485,19 @@ impl Dispatcher {
         let mut live = live;
         let participants: Vec<(String, Role)> = live.participants().map(|(p, r)| (p.to_owned(), r)).collect();
         for (participant, role) in &participants {
-            live.absent.insert(participant.clone(), now);
+            live.absent.insert(participant.as_str().into(), now);
             match role {
                 Role::Resident => {
-                    self.absent_terminal(participant, &c.region_id, now).consultation = Some(c.id.clone());
+                    self.absent_terminal(&participant.as_str().into(), &c.region_id, now).consultation =
+                        Some(c.id.clone());
                 }
                 _ => {
                     self.people.insert(
-                        participant.clone(),
+                        participant.as_str().into(),
                         PersonLive {
                             info: PersonInfo {
                                 person: matcher::Person {
-                                    id: participant.clone(),
+                                    id: participant.as_str().into(),
                                     lawyer: *role == Role::Lawyer,
                                     interpreter: *role == Role::Interpreter,
                                     languages: BTreeSet::new(),
@@ -1505,7 +1530,7 @@ impl Dispatcher {
 
     fn expire(&mut self, now: Instant) {
         let grace = Duration::from_secs(self.config.grace_secs);
-        let lost: Vec<(String, &'static str)> = self
+        let lost: Vec<(ConsultationId, &'static str)> = self
             .consultations
             .iter()
             .filter_map(|(id, c)| {
@@ -1527,7 +1552,7 @@ impl Dispatcher {
             self.end_consultation(&id, reason, true, now);
         }
         let at = self.at();
-        let wrapped: Vec<String> = self
+        let wrapped: Vec<AccountId> = self
             .people
             .iter()
             .filter(|(_, p)| p.wrap_up.as_ref().is_some_and(|(_, until)| *until <= at))
@@ -1540,7 +1565,7 @@ impl Dispatcher {
             self.finish_wrap_up(&id);
         }
         let hold = Duration::from_secs(self.config.request_hold_secs);
-        let abandoned: Vec<String> = self
+        let abandoned: Vec<RequestId> = self
             .requests
             .iter()
             .filter(|(_, r)| !r.in_matcher)
@@ -1578,7 +1603,7 @@ impl Dispatcher {
 
     /// Everything a coordinator may see (an admin sees all of it).
     pub fn view(&self, at: i64) -> LiveView {
-        let positions: HashMap<&String, usize> =
+        let positions: HashMap<&RequestId, usize> =
             self.matcher.queue().into_iter().enumerate().map(|(i, r)| (r, i + 1)).collect();
         let mut queue: Vec<QueueEntry> = self
             .requests
@@ -1642,8 +1667,8 @@ impl Dispatcher {
     /// The part of `view` a coordinator of `regions` may see: their regions'
     /// queue and consultations, and the people of their regions' teams or
     /// working on their regions' requests.
-    pub fn scoped(&self, view: &LiveView, regions: &[String]) -> LiveView {
-        let mine = |r: &String| regions.contains(r);
+    pub fn scoped(&self, view: &LiveView, regions: &[RegionId]) -> LiveView {
+        let mine = |r: &RegionId| regions.contains(r);
         let mut involved: BTreeSet<&str> = BTreeSet::new();
         for c in self.consultations.values().filter(|c| mine(&c.region)) {
             involved.insert(&c.lawyer);

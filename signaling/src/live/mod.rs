@@ -28,6 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::tokens::Tokens;
 use crate::domain::{ErrorCode, Failure, Language, Topic};
+use crate::ids::{
+    AccountId, AppointmentId, ConsultationId, ParticipantId, RegionId, RequestId, RoomId, TerminalId,
+};
 use crate::matcher::{self, MatcherConfig};
 use crate::metrics::Metrics;
 use crate::relay::Relays;
@@ -178,15 +181,15 @@ impl Channel {
 /// (its request waits at the front, and completes it when the call begins).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asked {
-    pub lawyer: String,
-    pub appointment: Option<String>,
+    pub lawyer: AccountId,
+    pub appointment: Option<AppointmentId>,
 }
 
 /// Another participant, as a consultation's participants see each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Peer {
     /// The account or terminal id: the peer's media streams carry it as their id.
-    pub participant: String,
+    pub participant: ParticipantId,
     pub role: Role,
     pub name: String,
     /// The resident's channel (a phone caller sends audio only); absent for lawyers and interpreters.
@@ -208,16 +211,16 @@ pub struct LiveView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegionQueue {
-    pub region_id: String,
+    pub region_id: RegionId,
     pub waiting: usize,
     pub longest_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueEntry {
-    pub request: String,
-    pub region_id: String,
-    pub terminal_id: String,
+    pub request: RequestId,
+    pub region_id: RegionId,
+    pub terminal_id: TerminalId,
     pub language: String,
     pub topic: Topic,
     pub waited_secs: u64,
@@ -230,7 +233,7 @@ pub struct QueueEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PersonView {
-    pub id: String,
+    pub id: AccountId,
     pub name: String,
     pub lawyer: bool,
     pub interpreter: bool,
@@ -241,8 +244,8 @@ pub struct PersonView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConsultationSummary {
-    pub id: String,
-    pub region_id: String,
+    pub id: ConsultationId,
+    pub region_id: RegionId,
     pub language: String,
     pub topic: Topic,
     pub started_at: i64,
@@ -265,9 +268,9 @@ pub struct PersonInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TerminalInfo {
-    pub id: String,
+    pub id: TerminalId,
     pub name: String,
-    pub region_id: String,
+    pub region_id: RegionId,
     pub region_name: String,
     #[serde(default)]
     pub channel: Channel,
@@ -295,14 +298,14 @@ pub enum Reach {
 /// Who a notice is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum To {
-    Account { account: String, reach: Reach },
-    Terminal(String),
+    Account { account: AccountId, reach: Reach },
+    Terminal(TerminalId),
 }
 
 impl To {
     /// All of a person's connections.
-    pub fn account(id: &str) -> To {
-        To::Account { account: id.to_owned(), reach: Reach::All }
+    pub fn account(id: &AccountId) -> To {
+        To::Account { account: id.clone(), reach: Reach::All }
     }
 }
 
@@ -319,7 +322,7 @@ pub enum Notice {
         on_duty: bool,
         /// The consultation the person is in, or writing the record of.
         #[serde(skip_serializing_if = "Option::is_none")]
-        consultation: Option<String>,
+        consultation: Option<ConsultationId>,
         #[serde(skip_serializing_if = "Option::is_none")]
         wrap_up_until: Option<i64>,
     },
@@ -328,23 +331,23 @@ pub enum Notice {
     /// appointment); it keeps waiting until cancelled.
     #[serde(rename = "consult.queued")]
     ConsultQueued {
-        request: String,
+        request: RequestId,
         position: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
         estimated_wait_secs: Option<u64>,
         nobody_on_duty: bool,
     },
     #[serde(rename = "consult.cancelled")]
-    ConsultCancelled { request: String },
+    ConsultCancelled { request: RequestId },
     /// A lawyer (or, in a three-way, an interpreter) is rung: accept or
     /// decline before `expires_in_secs`.
     #[serde(rename = "consult.offer")]
     ConsultOffer {
-        request: String,
+        request: RequestId,
         role: Role,
         language: String,
         topic: Topic,
-        region_id: String,
+        region_id: RegionId,
         region_name: String,
         waited_secs: u64,
         expires_in_secs: u64,
@@ -356,7 +359,7 @@ pub enum Notice {
     /// follows at once.
     #[serde(rename = "consult.accepted")]
     ConsultAccepted {
-        request: String,
+        request: RequestId,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -365,23 +368,23 @@ pub enum Notice {
     /// The answer to `consult.decline`, to the connection that sent it.
     #[serde(rename = "consult.declined")]
     ConsultDeclined {
-        request: String,
+        request: RequestId,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
     /// The offer is gone (taken, timed out, cancelled by the resident, or in
     /// a three-way the other person declined or did not answer).
     #[serde(rename = "consult.offer_withdrawn")]
-    ConsultOfferWithdrawn { request: String },
+    ConsultOfferWithdrawn { request: RequestId },
     /// The consultation is on: join the room with `token` (`rtc.join`). Sent
     /// again, with a fresh token and `resumed`, to a participant who comes back.
     /// A lawyer's or interpreter's other connections (another tab) get it with
     /// `elsewhere`: the call was taken on the connection that accepted.
     #[serde(rename = "consult.started")]
     ConsultStarted {
-        consultation: String,
-        request: String,
-        room: String,
+        consultation: ConsultationId,
+        request: RequestId,
+        room: RoomId,
         token: String,
         role: Role,
         language: String,
@@ -392,13 +395,13 @@ pub enum Notice {
     },
     /// Another participant's connection went (`present: false`) or came back.
     #[serde(rename = "consult.peer")]
-    ConsultPeer { consultation: String, role: Role, present: bool },
+    ConsultPeer { consultation: ConsultationId, role: Role, present: bool },
     /// The call is over (`hung_up`, `resident_lost`, `lawyer_lost`). The lawyer
     /// is in wrap-up until `wrap_up_until`; a resident whose lawyer was lost
     /// waits again at the front of the queue (`requeued`).
     #[serde(rename = "consult.ended")]
     ConsultEnded {
-        consultation: String,
+        consultation: ConsultationId,
         reason: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         wrap_up_until: Option<i64>,
@@ -428,7 +431,7 @@ pub enum Command {
     },
     PersonDisconnected {
         connection: String,
-        account: String,
+        account: AccountId,
     },
     TerminalConnected {
         connection: String,
@@ -436,15 +439,15 @@ pub enum Command {
     },
     TerminalDisconnected {
         connection: String,
-        terminal: String,
+        terminal: TerminalId,
     },
     Presence {
-        account: String,
+        account: AccountId,
         want: WantedPresence,
         reply: Reply,
     },
     Request {
-        terminal: String,
+        terminal: TerminalId,
         language: Language,
         topic: Topic,
         /// Who a phone line's callback is for (ignored from kiosks).
@@ -453,8 +456,8 @@ pub enum Command {
         reply: Reply,
     },
     Cancel {
-        terminal: String,
-        request: String,
+        terminal: TerminalId,
+        request: RequestId,
         reply: Reply,
     },
     Accept {
@@ -466,23 +469,23 @@ pub enum Command {
         reply: Reply,
     },
     Hangup {
-        participant: String,
-        consultation: String,
+        participant: ParticipantId,
+        consultation: ConsultationId,
         reply: Reply,
     },
     /// The resident's rating; the reply says how many rows it changed (0:
     /// no such consultation at this terminal, or already rated).
     Rate {
-        terminal: String,
-        consultation: String,
+        terminal: TerminalId,
+        consultation: ConsultationId,
         rating: u8,
         reply: oneshot::Sender<Result<u64, Failure>>,
     },
     RecordSaved {
-        consultation: String,
+        consultation: ConsultationId,
     },
     /// Who is on duty now, the regions of their teams and their day, by account.
-    Duty(HashMap<String, Duty>),
+    Duty(HashMap<AccountId, Duty>),
     /// An appointment starts now.
     AppointmentDue(AppointmentRecord),
     /// From the writer: a new request or a wrap-up's end is on disk (or
@@ -490,7 +493,7 @@ pub enum Command {
     Stored(Input),
     Subscribe {
         connection: String,
-        regions: Option<Vec<String>>,
+        regions: Option<Vec<RegionId>>,
         outbox: mpsc::Sender<Message>,
     },
     Unsubscribe {
@@ -505,11 +508,11 @@ type Reply = oneshot::Sender<Result<(), Failure>>;
 /// A lawyer's or interpreter's answer to an offer, from one of their connections.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answer {
-    pub account: String,
+    pub account: AccountId,
     /// The connection that answered: it gets the call (`consult.started`);
     /// the person's other connections hear the call is elsewhere.
     pub connection: String,
-    pub request: String,
+    pub request: RequestId,
     /// The client's id for its message, echoed in the answer.
     #[serde(default)]
     pub id: Option<String>,
@@ -566,13 +569,13 @@ impl Live {
         answer.await.map_err(|_| gone())?
     }
 
-    pub async fn presence(&self, account: &str, want: WantedPresence) -> Result<(), Failure> {
+    pub async fn presence(&self, account: &AccountId, want: WantedPresence) -> Result<(), Failure> {
         self.ask(|reply| Command::Presence { account: account.into(), want, reply }).await
     }
 
     pub async fn request(
         &self,
-        terminal: &str,
+        terminal: &TerminalId,
         language: Language,
         topic: Topic,
         asked: Option<Asked>,
@@ -595,7 +598,7 @@ impl Live {
         .await
     }
 
-    pub async fn cancel(&self, terminal: &str, request: &str) -> Result<(), Failure> {
+    pub async fn cancel(&self, terminal: &TerminalId, request: &RequestId) -> Result<(), Failure> {
         self.ask(|reply| Command::Cancel { terminal: terminal.into(), request: request.into(), reply }).await
     }
 
@@ -608,7 +611,12 @@ impl Live {
     }
 
     /// Records a rating after the call, in order with the call's end.
-    pub async fn rate(&self, terminal: &str, consultation: &str, rating: u8) -> Result<u64, Failure> {
+    pub async fn rate(
+        &self,
+        terminal: &TerminalId,
+        consultation: &ConsultationId,
+        rating: u8,
+    ) -> Result<u64, Failure> {
         let (reply, answer) = oneshot::channel();
         let command =
             Command::Rate { terminal: terminal.into(), consultation: consultation.into(), rating, reply };
@@ -616,7 +624,11 @@ impl Live {
         answer.await.map_err(|_| gone())?
     }
 
-    pub async fn hangup(&self, participant: &str, consultation: &str) -> Result<(), Failure> {
+    pub async fn hangup(
+        &self,
+        participant: &ParticipantId,
+        consultation: &ConsultationId,
+    ) -> Result<(), Failure> {
         self.ask(|reply| Command::Hangup {
             participant: participant.into(),
             consultation: consultation.into(),
@@ -637,7 +649,7 @@ pub fn local_day_start(zone: &str, now: i64) -> i64 {
 #[derive(Debug, Clone, Default)]
 pub struct Duty {
     pub on_duty: bool,
-    pub regions: BTreeSet<String>,
+    pub regions: BTreeSet<RegionId>,
     /// Local midnight of the person's today.
     pub day_start: i64,
 }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::{Clock, Dispatcher, Effect, Input, Started, Then};
 use crate::domain::{Language, Topic};
+use crate::ids::{AccountId, ConsultationId, ParticipantId, RegionId, RequestId, TerminalId, kiosk};
 use crate::live::{
     Answer, Duty, LiveConfig, Notice, PersonInfo, PresenceState, Role, TerminalInfo, To, WantedPresence,
 };
@@ -158,11 +159,11 @@ enum CallStatus {
 
 #[derive(Debug, Clone)]
 struct CallModel {
-    request: String,
-    terminal: String,
-    region: String,
-    lawyer: String,
-    interpreter: Option<String>,
+    request: RequestId,
+    terminal: TerminalId,
+    region: RegionId,
+    lawyer: AccountId,
+    interpreter: Option<AccountId>,
     language: String,
     topic: Topic,
     started_at: i64,
@@ -179,26 +180,26 @@ struct Sim {
     ms: u64,
     next_connection: u64,
     // The screens: connections, what each person asked to be and was last told.
-    tabs: HashMap<String, Vec<String>>,
-    kiosks: HashMap<String, u32>,
-    wants: HashMap<String, WantedPresence>,
-    off_duty: BTreeSet<String>,
-    told: HashMap<String, (PresenceState, bool)>,
+    tabs: HashMap<AccountId, Vec<String>>,
+    kiosks: HashMap<TerminalId, u32>,
+    wants: HashMap<AccountId, WantedPresence>,
+    off_duty: BTreeSet<AccountId>,
+    told: HashMap<AccountId, (PresenceState, bool)>,
     /// person -> (request, when the offer times out, in ms)
-    ringing: BTreeMap<String, (String, u64)>,
-    accepted: BTreeSet<(String, String)>,
+    ringing: BTreeMap<AccountId, (RequestId, u64)>,
+    accepted: BTreeSet<(AccountId, RequestId)>,
     /// (person, request) -> when they declined or let it time out (ms).
-    declined: HashMap<(String, String), u64>,
+    declined: HashMap<(AccountId, RequestId), u64>,
     // The database.
-    requests: BTreeMap<String, RequestModel>,
-    calls: BTreeMap<String, CallModel>,
-    taken: HashMap<String, u32>,
+    requests: BTreeMap<RequestId, RequestModel>,
+    calls: BTreeMap<ConsultationId, CallModel>,
+    taken: HashMap<AccountId, u32>,
     /// Writer acknowledgements still on their way: (due ms, input).
     acks: Vec<(u64, Input)>,
     /// Requests someone free could take, since when (ms).
-    unserved_since: HashMap<String, u64>,
+    unserved_since: HashMap<RequestId, u64>,
     /// Offers made while handling the current input: (person, request).
-    new_offers: Vec<(String, String)>,
+    new_offers: Vec<(AccountId, RequestId)>,
     log: Vec<String>,
     rung: u32,
     served: u32,
@@ -352,12 +353,12 @@ impl Sim {
         if started.resumed || started.role == Role::Resident {
             return;
         }
-        let key = (started.participant.clone(), started.request.clone());
+        let key = (AccountId::from(started.participant.as_str()), started.request.clone());
         if !self.accepted.contains(&key) {
             self.fail(format!("{} joined {} without accepting it", key.0, key.1));
         }
         if let Some(connection) = &via
-            && !self.tabs.get(&started.participant).is_some_and(|t| t.contains(connection))
+            && !self.tabs.get(started.participant.as_str()).is_some_and(|t| t.contains(connection))
         {
             self.fail(format!("consult.started via {connection}, not a connection of {}", key.0));
         }
@@ -461,7 +462,7 @@ impl Sim {
                 interpreter: p.interpreter,
                 languages: p.languages.iter().map(|l| lang(l)).collect(),
                 topics: p.topics.iter().copied().collect(),
-                regions: p.region.map(|r| r.to_owned()).into_iter().collect(),
+                regions: p.region.map(RegionId::from).into_iter().collect(),
                 daily_cap: p.cap,
                 taken_today: self.taken.get(id).copied().unwrap_or(0),
             },
@@ -475,15 +476,15 @@ impl Sim {
 
     /// Requests waiting in the model are exactly the dispatcher's.
     fn check_nothing_lost(&self) {
-        let model: BTreeSet<&String> =
+        let model: BTreeSet<&RequestId> =
             self.requests.iter().filter(|(_, r)| r.status == Status::Waiting).map(|(id, _)| id).collect();
-        let live: BTreeSet<&String> = self.d.requests.keys().collect();
+        let live: BTreeSet<&RequestId> = self.d.requests.keys().collect();
         if model != live {
             self.fail(format!("waiting on disk {model:?}, in the dispatcher {live:?}"));
         }
-        let open: BTreeSet<&String> =
+        let open: BTreeSet<&ConsultationId> =
             self.calls.iter().filter(|(_, c)| c.status == CallStatus::Active).map(|(id, _)| id).collect();
-        let live: BTreeSet<&String> = self.d.consultations.keys().collect();
+        let live: BTreeSet<&ConsultationId> = self.d.consultations.keys().collect();
         if open != live {
             self.fail(format!("open on disk {open:?}, in the dispatcher {live:?}"));
         }
@@ -491,7 +492,7 @@ impl Sim {
 
     fn declined(&self, person: &str, request: &str) -> bool {
         self.declined
-            .get(&(person.to_owned(), request.to_owned()))
+            .get(&(AccountId::from(person), RequestId::from(request)))
             .is_some_and(|at| self.ms.saturating_sub(*at) < self.config.decline_cooldown_secs * 1000)
     }
 
@@ -549,7 +550,7 @@ impl Sim {
 
     /// Every waiting resident is rung within 1 s of someone eligible being free.
     fn check_rung_in_time(&mut self) {
-        let waiting: Vec<String> = self
+        let waiting: Vec<RequestId> = self
             .d
             .requests
             .iter()
@@ -592,7 +593,7 @@ impl Sim {
     /// A lawyer rung for a request was not free for an older one of their first ring.
     fn check_first_in_first_served(&mut self) {
         let offers = std::mem::take(&mut self.new_offers);
-        let queue: Vec<String> = self.d.matcher.queue().into_iter().cloned().collect();
+        let queue: Vec<RequestId> = self.d.matcher.queue().into_iter().cloned().collect();
         for (person, request) in offers {
             let p = someone(&person);
             if !p.lawyer || self.d.offers.get(&request).is_some_and(|o| o.interpreter.is_some()) {
@@ -620,7 +621,7 @@ impl Sim {
 
     fn step(&mut self) {
         let roll = self.rng.below(100);
-        let person = self.rng.pick(PEOPLE).map(|p| p.id.to_owned()).expect("people");
+        let person = self.rng.pick(PEOPLE).map(|p| AccountId::from(p.id)).expect("people");
         let (terminal, region) = *self.rng.pick(TERMINALS).expect("terminals");
         match roll {
             0..=7 => {
@@ -656,7 +657,7 @@ impl Sim {
                 }
             }
             20..=25 => {
-                let kiosk = self.kiosks.entry(terminal.to_owned()).or_default();
+                let kiosk = self.kiosks.entry(terminal.into()).or_default();
                 if *kiosk < 2 {
                     *kiosk += 1;
                     if *kiosk == 1 {
@@ -707,7 +708,7 @@ impl Sim {
             }
             43..=60 => {
                 // Someone rung answers, from one of their tabs; sometimes after the offer ended.
-                let rung: Vec<(String, String)> =
+                let rung: Vec<(AccountId, RequestId)> =
                     self.ringing.iter().map(|(p, (r, _))| (p.clone(), r.clone())).collect();
                 let Some((person, request)) = self.rng.pick(&rung).cloned() else { return };
                 let Some(connection) = self.tabs.get(&person).and_then(|t| t.first()).cloned() else {
@@ -738,15 +739,15 @@ impl Sim {
                 }
             }
             61..=65 => {
-                let open: Vec<(String, String)> = self
+                let open: Vec<(ConsultationId, ParticipantId)> = self
                     .calls
                     .iter()
                     .filter(|(_, c)| c.status == CallStatus::Active)
                     .map(|(id, c)| {
                         let who = match self.rng.below(3) {
-                            0 => c.terminal.clone(),
-                            1 => c.lawyer.clone(),
-                            _ => c.interpreter.clone().unwrap_or_else(|| c.lawyer.clone()),
+                            0 => kiosk(&c.terminal),
+                            1 => crate::ids::person(&c.lawyer),
+                            _ => crate::ids::person(c.interpreter.as_ref().unwrap_or(&c.lawyer)),
                         };
                         (id.clone(), who)
                     })
@@ -756,7 +757,7 @@ impl Sim {
                 }
             }
             66..=68 => {
-                let writing: Vec<String> = self
+                let writing: Vec<ConsultationId> = self
                     .calls
                     .iter()
                     .filter(|(_, c)| c.status == CallStatus::WrapUp)
@@ -776,10 +777,10 @@ impl Sim {
                     .map(|p| {
                         let duty = Duty {
                             on_duty: !self.off_duty.contains(p.id),
-                            regions: p.region.map(|r| r.to_owned()).into_iter().collect(),
+                            regions: p.region.map(RegionId::from).into_iter().collect(),
                             day_start: EPOCH - 3600,
                         };
-                        (p.id.to_owned(), duty)
+                        (AccountId::from(p.id), duty)
                     })
                     .collect();
                 let _ = self.feed(Input::Duty(duty));
@@ -837,7 +838,7 @@ impl Sim {
         self.accepted.clear();
         self.declined.clear();
         self.unserved_since.clear();
-        let open: Vec<(String, CallModel)> = self
+        let open: Vec<(ConsultationId, CallModel)> = self
             .calls
             .iter()
             .filter(|(_, c)| c.status == CallStatus::Active)

@@ -17,7 +17,7 @@ use super::{
     Clock, Command, Dispatcher, Duty, Effect, Input, LiveConfig, LiveView, Notice, Outlet, Reach, To,
 };
 use crate::auth::tokens::{RoomGrant, TokenKind, Tokens};
-use crate::ids::{RoomId, room_of};
+use crate::ids::{AccountId, RegionId, RoomId, room_of};
 use crate::metrics::Metrics;
 use crate::relay::Relays;
 use crate::schedule::Scheduler;
@@ -42,7 +42,7 @@ pub(super) struct Parts {
 
 #[derive(Debug)]
 struct Subscriber {
-    regions: Option<Vec<String>>,
+    regions: Option<Vec<RegionId>>,
     outbox: mpsc::Sender<Message>,
     last: Option<(Instant, LiveView)>,
 }
@@ -199,7 +199,6 @@ impl Task {
                 });
             }
             Effect::PlaceRoom { room, region, open } => {
-                let room = room_of(&room);
                 if let Err(error) = self.relays.place(&room, Some(&region)) {
                     // Participants' joins will try again.
                     tracing::warn!(consultation = %room, %error, "no relay for the consultation's room now");
@@ -208,9 +207,9 @@ impl Task {
                     self.open_room(room);
                 }
             }
-            Effect::OpenRoom { room } => self.open_room(room_of(&room)),
+            Effect::OpenRoom { room } => self.open_room(room),
             Effect::CloseRoom { room } => {
-                let (relays, room) = (self.relays.clone(), room_of(&room));
+                let (relays, room) = (self.relays.clone(), room);
                 tokio::spawn(async move {
                     let _ = relays.close_room(&room).await;
                 });
@@ -249,7 +248,7 @@ impl Task {
             None => {
                 let to = match started.role {
                     super::Role::Resident => To::Terminal(participant.into()),
-                    _ => To::account(participant),
+                    _ => To::account(&participant.into()),
                 };
                 self.outlet.push(&to, &started.notice(token, false));
             }
@@ -370,10 +369,10 @@ async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Comma
                 let id = &p.account.id;
                 let day_start = super::local_day_start(&p.account.time_zone, at);
                 (
-                    id.clone(),
+                    AccountId::from(id.as_str()),
                     Duty {
                         on_duty: snapshot.is_on_duty(id, at),
-                        regions: snapshot.regions_of(id),
+                        regions: snapshot.regions_of(id).into_iter().map(RegionId::from).collect(),
                         day_start,
                     },
                 )

@@ -5,19 +5,20 @@
 use super::{BeginWrite, ConflictExt, Store, StoreError, per_backend, with_backend, with_pool};
 
 use crate::domain::Topic;
+use crate::ids::{AccountId, AppointmentId, ConsultationId, RegionId, RequestId, TerminalId};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RequestRow {
-    pub id: String,
-    pub terminal_id: String,
-    pub region_id: String,
+    pub id: RequestId,
+    pub terminal_id: TerminalId,
+    pub region_id: RegionId,
     pub language: String,
     pub topic: String,
     pub front: bool,
-    pub preferred_lawyer_id: Option<String>,
+    pub preferred_lawyer_id: Option<AccountId>,
     pub created_at: i64,
     /// The appointment whose start this is.
-    pub appointment_id: Option<String>,
+    pub appointment_id: Option<AppointmentId>,
 }
 
 /// How a request stopped waiting (other than by a match).
@@ -30,8 +31,8 @@ pub enum RequestEnd {
 #[derive(Debug, Clone)]
 pub struct OfferRow {
     pub id: String,
-    pub request_id: String,
-    pub account_id: String,
+    pub request_id: RequestId,
+    pub account_id: AccountId,
     /// `lawyer` or `interpreter`.
     pub role: &'static str,
     pub offered_at: i64,
@@ -61,12 +62,12 @@ impl OfferOutcome {
 /// A consultation that starts now, from a request.
 #[derive(Debug, Clone)]
 pub struct StartedConsultation {
-    pub id: String,
-    pub request_id: String,
-    pub terminal_id: String,
-    pub region_id: String,
-    pub lawyer_id: String,
-    pub interpreter_id: Option<String>,
+    pub id: ConsultationId,
+    pub request_id: RequestId,
+    pub terminal_id: TerminalId,
+    pub region_id: RegionId,
+    pub lawyer_id: AccountId,
+    pub interpreter_id: Option<AccountId>,
     pub topic: Topic,
     pub language: String,
     pub started_at: i64,
@@ -75,12 +76,12 @@ pub struct StartedConsultation {
 /// A consultation still open when the server starts.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OpenConsultation {
-    pub id: String,
-    pub request_id: Option<String>,
-    pub terminal_id: String,
-    pub region_id: String,
-    pub lawyer_id: String,
-    pub interpreter_id: Option<String>,
+    pub id: ConsultationId,
+    pub request_id: Option<RequestId>,
+    pub terminal_id: TerminalId,
+    pub region_id: RegionId,
+    pub lawyer_id: AccountId,
+    pub interpreter_id: Option<AccountId>,
     pub topic: String,
     pub language: String,
     pub status: String,
@@ -95,27 +96,27 @@ pub enum LiveWrite {
     /// A new waiting request. `Conflict` when the terminal already has one.
     Request(RequestRow),
     /// A waiting request stops waiting without a match.
-    CloseRequest(String, RequestEnd),
+    CloseRequest(RequestId, RequestEnd),
     Offer(OfferRow),
     DecideOffer(String, OfferOutcome),
     /// The consultation is recorded and its request marked matched, together.
     Start(StartedConsultation),
     /// The call is over (with the reason): `wrap_up` while the lawyer writes the record.
-    End(String, String),
+    End(ConsultationId, String),
     /// Wrap-up is over (record saved, or its time ran out).
-    FinishWrapUp(String),
+    FinishWrapUp(ConsultationId),
     /// A waiting request becomes an appointment's (its resident was already
     /// waiting when the appointment started), preferring its lawyer.
     AttachAppointment {
-        request: String,
-        appointment: String,
-        lawyer: String,
+        request: RequestId,
+        appointment: AppointmentId,
+        lawyer: AccountId,
     },
     /// The resident's rating, once, after the call, from the terminal it took
     /// place at. Changes no row when any of that is not so.
     Rate {
-        consultation: String,
-        terminal_id: String,
+        consultation: ConsultationId,
+        terminal_id: TerminalId,
         rating: i64,
     },
 }
@@ -423,8 +424,8 @@ mod tests {
     async fn one_waiting_request_per_terminal_and_one_active_consultation_per_person() {
         let (store, _dir) = testing::store().await;
         crate::demo::seed(&store).await.unwrap();
-        let terminal = store.terminals_in_region("demo-garze").await.unwrap().remove(0).id;
-        let lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
+        let terminal = TerminalId::from(store.terminals_in_region("demo-garze").await.unwrap().remove(0).id);
+        let lawyer = AccountId::from(store.account_by_username("demo-lawyer").await.unwrap().unwrap().id);
         let request = |id: &str| RequestRow {
             id: id.into(),
             terminal_id: terminal.clone(),

@@ -11,6 +11,7 @@ use super::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use crate::auth::Principal;
 use crate::domain::Role as AccountRole;
 use crate::http::AppState;
+use crate::ids::{AccountId, RegionId, TerminalId, kiosk, person};
 use crate::live::{Answer, Command, PersonInfo, TerminalInfo, local_day_start};
 use crate::unix_now;
 
@@ -18,15 +19,15 @@ use crate::unix_now;
 #[derive(Debug, Clone)]
 pub enum Member {
     Person {
-        account: String,
+        account: AccountId,
     },
     Terminal {
-        terminal: String,
+        terminal: TerminalId,
     },
     /// A coordinator or admin: may watch the live view.
     Watcher {
-        account: String,
-        regions: Option<Vec<String>>,
+        account: AccountId,
+        regions: Option<Vec<RegionId>>,
     },
     None,
 }
@@ -40,14 +41,14 @@ pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> 
                 _ => terminal.region_id.clone(),
             };
             let info = TerminalInfo {
-                id: terminal.id.clone(),
+                id: terminal.id.as_str().into(),
                 name: format!("{} · {}", terminal.name, terminal.township),
-                region_id: terminal.region_id.clone(),
+                region_id: terminal.region_id.as_str().into(),
                 region_name,
                 channel: crate::live::Channel::of(&terminal.channel),
             };
             state.live.send(Command::TerminalConnected { connection: connection.into(), info }).await;
-            Member::Terminal { terminal: terminal.id.clone() }
+            Member::Terminal { terminal: terminal.id.as_str().into() }
         }
         Principal::Account { account, .. }
             if account.has_role(AccountRole::Lawyer) || account.has_role(AccountRole::Interpreter) =>
@@ -69,12 +70,12 @@ pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> 
             let daily_cap = cap.map(|c| c.max(0) as u32).unwrap_or(state.live.config.default_daily_cap);
             let info = PersonInfo {
                 person: crate::matcher::Person {
-                    id: account.id.clone(),
+                    id: account.id.as_str().into(),
                     lawyer: account.has_role(AccountRole::Lawyer),
                     interpreter: account.has_role(AccountRole::Interpreter),
                     languages: account.languages.iter().cloned().collect(),
                     topics: account.topics.iter().copied().collect(),
-                    regions,
+                    regions: regions.into_iter().map(RegionId::from).collect(),
                     daily_cap,
                     taken_today: taken.max(0) as u32,
                 },
@@ -86,13 +87,14 @@ pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> 
                 .live
                 .send(Command::PersonConnected { connection: connection.into(), info: Box::new(info) })
                 .await;
-            Member::Person { account: account.id.clone() }
+            Member::Person { account: account.id.as_str().into() }
         }
         Principal::Account { account, .. } if account.has_role(AccountRole::Admin) => {
-            Member::Watcher { account: account.id.clone(), regions: None }
+            Member::Watcher { account: account.id.as_str().into(), regions: None }
         }
         Principal::Account { account, .. } if account.has_role(AccountRole::Coordinator) => {
-            Member::Watcher { account: account.id.clone(), regions: Some(account.regions.clone()) }
+            let regions = account.regions.iter().map(|r| RegionId::from(r.as_str())).collect();
+            Member::Watcher { account: account.id.as_str().into(), regions: Some(regions) }
         }
         Principal::Account { .. } => Member::None,
     }
@@ -160,9 +162,11 @@ pub async fn handle(
         (ClientMessage::ConsultRequest { .. } | ClientMessage::ConsultCancel { .. }, _) => {
             Err(forbidden("terminals"))
         }
-        (ClientMessage::ConsultHangup { consultation }, Member::Person { account: id })
-        | (ClientMessage::ConsultHangup { consultation }, Member::Terminal { terminal: id }) => {
-            live.hangup(id, &consultation).await.map(|_| None)
+        (ClientMessage::ConsultHangup { consultation }, Member::Person { account }) => {
+            live.hangup(&person(account), &consultation).await.map(|_| None)
+        }
+        (ClientMessage::ConsultHangup { consultation }, Member::Terminal { terminal }) => {
+            live.hangup(&kiosk(terminal), &consultation).await.map(|_| None)
         }
         (ClientMessage::ConsultHangup { .. }, _) => Err(forbidden("a consultation's participants")),
         (ClientMessage::ConsultRate { consultation, rating }, Member::Terminal { terminal }) => {
@@ -174,7 +178,7 @@ pub async fn handle(
             }
             // Nothing changed: say why.
             let record = state.store.consultation(&consultation).await.ok().flatten();
-            match record.filter(|c| c.terminal_id == *terminal) {
+            match record.filter(|c| *terminal == *c.terminal_id) {
                 None => Err((ErrorCode::NotFound, "no such consultation at this terminal".into())),
                 Some(_) => Err((ErrorCode::Conflict, "already rated".into())),
             }

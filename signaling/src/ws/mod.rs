@@ -153,9 +153,10 @@ async fn connection(
         principal: PrincipalInfo::of(&principal),
     });
     if still_valid {
-        let participant = crate::ids::participant_of(match &principal {
-            Principal::Account { account, .. } => &account.id,
-            Principal::Terminal { terminal } => &terminal.id,
+        // A person's or a kiosk's place in a room is their account's or terminal's id.
+        let participant = crate::ids::ParticipantId::from(match &principal {
+            Principal::Account { account, .. } => account.id.as_str(),
+            Principal::Terminal { terminal } => terminal.id.as_str(),
         });
         let mut calls = call::Calls::new(participant, state.relays.clone());
         let member = consult::join(&state, &principal, &connection_id).await;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::domain::ErrorCode;
-use crate::ids::RoomId;
+use crate::ids::{AccountId, AppointmentId, ConsultationId, RequestId, RoomId};
 pub use crate::live::WantedPresence;
 
 /// The protocol version this server speaks. It is announced in `welcome`; a
@@ -50,20 +50,20 @@ pub enum ClientMessage {
         /// A phone line's callback: the lawyer (account id) who asked for it is
         /// rung first. Ignored from kiosks.
         #[serde(default)]
-        lawyer: Option<String>,
+        lawyer: Option<AccountId>,
         /// A phone line's call for an appointment by phone: the request keeps
         /// it (completed when the call begins). Ignored from kiosks.
         #[serde(default)]
-        appointment: Option<String>,
+        appointment: Option<AppointmentId>,
     },
     /// A terminal withdraws its waiting request.
     #[serde(rename = "consult.cancel")]
-    ConsultCancel { request: String },
+    ConsultCancel { request: RequestId },
     /// A lawyer or interpreter takes the offer. `id`, if given, comes back in
     /// `consult.accepted`, `consult.started` and any error.
     #[serde(rename = "consult.accept")]
     ConsultAccept {
-        request: String,
+        request: RequestId,
         #[serde(default)]
         id: Option<String>,
     },
@@ -71,16 +71,16 @@ pub enum ClientMessage {
     /// withdraws an acceptance while waiting for the other). `id` as for accept.
     #[serde(rename = "consult.decline")]
     ConsultDecline {
-        request: String,
+        request: RequestId,
         #[serde(default)]
         id: Option<String>,
     },
     /// Either side ends the call.
     #[serde(rename = "consult.hangup")]
-    ConsultHangup { consultation: String },
+    ConsultHangup { consultation: ConsultationId },
     /// The resident's rating, 1 to 5, after the call.
     #[serde(rename = "consult.rate")]
-    ConsultRate { consultation: String, rating: u8 },
+    ConsultRate { consultation: ConsultationId, rating: u8 },
     /// A coordinator asks for the live view of their regions (`live.view`).
     #[serde(rename = "live.subscribe")]
     LiveSubscribe {},
@@ -154,7 +154,7 @@ pub enum ServerMessage {
     #[serde(rename = "rtc.closed")]
     RtcClosed { room: RoomId, reason: String },
     #[serde(rename = "consult.rated")]
-    ConsultRated { consultation: String, rating: u8 },
+    ConsultRated { consultation: ConsultationId, rating: u8 },
     /// A message could not be handled. The connection stays open unless the
     /// code says otherwise (`rate_limited` repeated, `idle_timeout`).
     Error {
