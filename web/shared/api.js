@@ -229,5 +229,7 @@ export function createClient(app) {
   };
 }
 
+/** @typedef {ReturnType<typeof createClient>} Client one app's API client */
+
 /** Encodes one path segment (ids are UUIDs, but never trust that). */
 export const seg = (value) => encodeURIComponent(String(value));

@@ -103,16 +103,23 @@ export function t(key, vars) {
   return text;
 }
 
-/** Translates every marked element under root (an element or the document). */
+/**
+ * Translates every marked element under root (an element or the document).
+ * @param {Document | Element} [root]
+ */
 export function applyTranslations(root = document) {
   const scope = root.querySelectorAll ? root : document;
+  /**
+   * @param {string} selector
+   * @returns {HTMLElement[]}
+   */
   const all = (selector) => {
-    const found = [...scope.querySelectorAll(selector)];
-    if (scope instanceof Element && scope.matches(selector)) found.unshift(scope);
+    const found = /** @type {HTMLElement[]} */ ([...scope.querySelectorAll(selector)]);
+    if (scope instanceof Element && scope.matches(selector)) found.unshift(/** @type {HTMLElement} */ (scope));
     return found;
   };
   for (const el of all('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of all('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of all('[data-i18n-placeholder]')) /** @type {HTMLInputElement} */ (el).placeholder = t(el.dataset.i18nPlaceholder);
   for (const el of all('[data-i18n-aria-label]')) el.setAttribute('aria-label', t(el.dataset.i18nAriaLabel));
   for (const el of all('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
   if (has('page.title')) document.title = t('page.title');
@@ -121,6 +128,7 @@ export function applyTranslations(root = document) {
 /** A date and time from unix seconds, in the current language when the browser knows it. */
 export function formatTime(unixSeconds) {
   const date = new Date(unixSeconds * 1000);
+  /** @type {Intl.DateTimeFormatOptions} */
   const options = { dateStyle: 'medium', timeStyle: 'short' };
   try {
     return new Intl.DateTimeFormat(state.lang, options).format(date);

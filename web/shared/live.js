@@ -3,15 +3,21 @@
 // themselves. Reconnection belongs to the caller, which knows what to resume.
 
 /**
+ * A message from the server: its `type`, and what that type carries (PROTOCOL.md).
+ * @typedef {{type: string, [field: string]: any}} Message
+ */
+
+/**
  * Opens /ws with a bearer token (an access token, or a kiosk's device token).
  * @param {string} token
- * @param {(message: object) => void} onMessage every message the server sends
+ * @param {(message: Message) => void} onMessage every message the server sends
  * @param {(event: CloseEvent) => void} [onClose]
  * @returns {{ send(message: object): boolean, close(): void, opened: Promise<void> }}
  */
 export function connectLive(token, onMessage, onClose = () => {}) {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const ws = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+  /** @type {Promise<void>} */
   const opened = new Promise((resolve, reject) => {
     ws.addEventListener('open', () => resolve(), { once: true });
     ws.addEventListener('error', () => reject(new Error('websocket failed')), { once: true });
@@ -53,10 +59,10 @@ const RETRY_MAX_MS = 15_000;
  * so the caller can resume (the server says again what is in progress).
  *
  * @param {object} options
- * @param {ReturnType<import('/web/shared/api.js').createClient>} options.client the app's
+ * @param {import('/web/shared/api.js').Client} options.client the app's
  *   API client: its access (or device) token opens the connection; after a refused
  *   connection, GET /api/me refreshes it, and a 401 there (signed out, revoked) stops
- * @param {(message: object) => void} options.onMessage every message but `pong`
+ * @param {(message: Message) => void} options.onMessage every message but `pong`
  * @param {() => void} [options.onUp] connected (first time and after every reconnection)
  * @param {() => void} [options.onDown] the connection went away; a reconnection follows
  * @param {(reason: string) => void} [options.onRevoked] the server revoked the credentials; stopped

@@ -35,15 +35,15 @@ export class WrongRoleError extends Error {
  *
  * @param {object} options
  * @param {HTMLFormElement} options.form
- * @param {ReturnType<import('./api.js').createClient>} options.client
+ * @param {import('./api.js').Client} options.client
  * @param {string[]} options.roles an account needs one of them to use this app
  * @param {(me: object) => void} options.onLoggedIn called with the Account from /api/me
  */
 export function setupLoginForm({ form, client, roles, onLoggedIn }) {
-  const username = form.querySelector('[data-testid="login-username"]');
-  const password = form.querySelector('[data-testid="login-password"]');
-  const submit = form.querySelector('[data-testid="login-submit"]');
-  const errorBox = form.querySelector('[data-testid="login-error"]');
+  const username = /** @type {HTMLInputElement} */ (form.querySelector('[data-testid="login-username"]'));
+  const password = /** @type {HTMLInputElement} */ (form.querySelector('[data-testid="login-password"]'));
+  const submit = /** @type {HTMLButtonElement} */ (form.querySelector('[data-testid="login-submit"]'));
+  const errorBox = /** @type {HTMLElement} */ (form.querySelector('[data-testid="login-error"]'));
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
