@@ -4,7 +4,7 @@
 
 import { createClient } from '/web/shared/api.js';
 import { onLanguageChange, showError } from '/web/shared/i18n.js';
-import { $ } from '/web/shared/dom.js';
+import { $, byTestId } from '/web/shared/dom.js';
 import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
 import { listOf } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/lawyer/schedule.js';
@@ -15,15 +15,15 @@ const APP_ROLES = ['lawyer', 'interpreter'];
 
 const els = {
   loginView: $('login-view'),
-  loginForm: $('login-form'),
-  loginError: document.querySelector('[data-testid="login-error"]'),
+  loginForm: $('login-form', HTMLFormElement),
+  loginError: byTestId('login-error'),
   console: $('console'),
   profile: $('profile'),
   name: $('profile-name'),
   languages: $('profile-languages'),
   topics: $('profile-topics'),
-  logout: $('logout'),
-  skip: $('skip-link'),
+  logout: $('logout', HTMLButtonElement),
+  skip: $('skip-link', HTMLAnchorElement),
 };
 
 let me = null;
@@ -81,7 +81,7 @@ els.logout.addEventListener('click', async () => {
   live.stop({ forget: true });
   await client.logout();
   showLogin();
-  document.querySelector('[data-testid="login-username"]').focus();
+  byTestId('login-username').focus();
 });
 
 onLanguageChange(renderProfile);
