@@ -13,7 +13,7 @@
 
 import { createClient } from '/web/shared/api.js';
 import { initI18n, setLanguage, currentLanguage, onLanguageChange, t, showError, clearError, applyTranslations } from '/web/shared/i18n.js';
-import { $ } from '/web/shared/dom.js';
+import { $, byTestId } from '/web/shared/dom.js';
 import { setupBooking } from '/web/terminal/booking.js';
 import { setupConsult } from '/web/terminal/consult.js';
 
@@ -38,10 +38,10 @@ const screens = {
   rating: $('rating-screen'),
 };
 const els = {
-  enrollForm: $('enroll-form'),
-  enrollCode: $('enroll-code'),
+  enrollForm: $('enroll-form', HTMLFormElement),
+  enrollCode: $('enroll-code', HTMLInputElement),
   enrollError: $('enroll-error'),
-  enrollSubmit: document.querySelector('[data-testid="enroll-submit"]'),
+  enrollSubmit: /** @type {HTMLButtonElement} */ (byTestId('enroll-submit')),
   placeText: $('place-text'),
   offline: $('offline'),
 };
@@ -93,7 +93,7 @@ const booking = setupBooking({
   show: (name) => (name === 'start' ? showStart() : show(name)),
 });
 
-$('book-later').addEventListener('click', () => booking.begin());
+$('book-later', HTMLButtonElement).addEventListener('click', () => booking.begin());
 
 const consult = setupConsult({
   client,
@@ -110,7 +110,7 @@ const consult = setupConsult({
   onFinished: () => resetSession(),
 });
 
-$('talk-now').addEventListener('click', () => consult.begin());
+$('talk-now', HTMLButtonElement).addEventListener('click', () => consult.begin());
 
 // ---------------------------------------------------------------- server
 
@@ -177,13 +177,16 @@ els.enrollForm.addEventListener('submit', async (event) => {
 
 // ---------------------------------------------------------------- language
 
+/** The language buttons at the top of every screen. */
+const languageButtons = () => /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('button[data-lang]'));
+
 function markLanguageButtons() {
-  for (const button of document.querySelectorAll('button[data-lang]')) {
+  for (const button of languageButtons()) {
     button.setAttribute('aria-pressed', String(button.dataset.lang === currentLanguage()));
   }
 }
 
-for (const button of document.querySelectorAll('button[data-lang]')) {
+for (const button of languageButtons()) {
   button.addEventListener('click', () => setLanguage(button.dataset.lang));
 }
 

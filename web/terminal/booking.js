@@ -38,8 +38,47 @@ const clock = (date) => `${pad(date.getHours())}:${pad(date.getMinutes())}`;
 export const timeText = (date) => t('booking.time', { time: clock(date) });
 
 /**
+ * Slots by local day, in order.
+ * @param {{start: string}[] | null} slots
+ */
+function daysOf(slots) {
+  const days = new Map();
+  for (const slot of slots ?? []) {
+    const start = new Date(slot.start);
+    const day = localDay(start);
+    if (!days.has(day)) days.set(day, []);
+    days.get(day).push({ ...slot, date: start });
+  }
+  return days;
+}
+
+/**
+ * A large button of lines of text (each a span with a class).
+ * @param {string} testid
+ * @param {string} className
+ * @param {[string, string][]} lines class and text
+ * @param {() => void} onclick
+ * @param {boolean} [pressed] a toggle: pressed or not
+ */
+function bigButton(testid, className, lines, onclick, pressed) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = className;
+  button.dataset.testid = testid;
+  if (pressed !== undefined) button.setAttribute('aria-pressed', String(pressed));
+  for (const [cls, text] of lines) {
+    const span = document.createElement('span');
+    span.className = cls;
+    span.textContent = text;
+    button.append(span);
+  }
+  button.addEventListener('click', onclick);
+  return button;
+}
+
+/**
  * @param {object} options
- * @param {ReturnType<import('/web/shared/api.js').createClient>} options.client
+ * @param {import('/web/shared/api.js').Client} options.client
  * @param {(screen: string) => void} options.show shows one screen by name
  */
 export function setupBooking({ client, show }) {
@@ -54,14 +93,14 @@ export function setupBooking({ client, show }) {
     confirmDate: $('confirm-date'),
     confirmTime: $('confirm-time'),
     confirmDetails: $('confirm-details'),
-    submit: $('booking-submit'),
+    submit: $('booking-submit', HTMLButtonElement),
     error: $('booking-error'),
     errorText: $('booking-error-text'),
-    errorBack: $('booking-error-back'),
+    errorBack: $('booking-error-back', HTMLButtonElement),
     doneDate: $('done-date'),
     doneTime: $('done-time'),
     doneDetails: $('done-details'),
-    finish: $('booking-finish'),
+    finish: $('booking-finish', HTMLButtonElement),
   };
 
   const fresh = () => ({ topic: null, slots: null, day: null, slot: null, booked: null, error: null, request: 0 });
@@ -116,34 +155,6 @@ export function setupBooking({ client, show }) {
     renderSlots();
   }
 
-  /** Slots by local day, in order. */
-  function daysOf(slots) {
-    const days = new Map();
-    for (const slot of slots ?? []) {
-      const start = new Date(slot.start);
-      const day = localDay(start);
-      if (!days.has(day)) days.set(day, []);
-      days.get(day).push({ ...slot, date: start });
-    }
-    return days;
-  }
-
-  function bigButton(testid, className, lines, onclick, pressed) {
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = className;
-    button.dataset.testid = testid;
-    if (pressed !== undefined) button.setAttribute('aria-pressed', String(pressed));
-    for (const [cls, text] of lines) {
-      const span = document.createElement('span');
-      span.className = cls;
-      span.textContent = text;
-      button.append(span);
-    }
-    button.addEventListener('click', onclick);
-    return button;
-  }
-
   function renderSlots() {
     els.chosen.textContent = state.topic ? details(state.topic, currentLanguage()) : '';
     const loading = state.slots === null;
@@ -159,6 +170,7 @@ export function setupBooking({ client, show }) {
     const tomorrow = localDay(new Date(Date.now() + 86_400_000));
     els.days.replaceChildren(...[...days.keys()].map((day) => {
       const date = days.get(day)[0].date;
+      /** @type {[string, string][]} */
       const lines = [['day-date', dateText(date)]];
       if (day === today) lines.unshift(['day-tag', t('booking.today')]);
       else if (day === tomorrow) lines.unshift(['day-tag', t('booking.tomorrow')]);
@@ -248,7 +260,7 @@ export function setupBooking({ client, show }) {
 
   // ------------------------------------------------------------ navigation
 
-  for (const button of document.querySelectorAll('.booking-screen [data-back]')) {
+  for (const button of /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('.booking-screen [data-back]'))) {
     button.addEventListener('click', () => {
       const to = button.dataset.back;
       if (to === 'start') {
