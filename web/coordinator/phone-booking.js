@@ -8,20 +8,20 @@ import { LANGUAGES, TOPICS } from '/web/shared/codes.js';
 
 /**
  * @param {object} options
- * @param {ReturnType<import('/web/shared/api.js').createClient>} options.client
- * @param {() => ({id: string, name: string, time_zone: string} | null)} options.region the selected region
+ * @param {import('/web/shared/api.js').Client} options.client
+ * @param {() => import('/web/coordinator/regions.js').Region | null} options.region the selected region
  * @param {(key: string, vars?: object) => void} options.reportOk
  * @param {(error: unknown) => void} options.reportError
  */
 export function setupPhoneBooking({ client, region, reportOk, reportError }) {
   const els = {
     card: $('phone-booking'),
-    form: $('phone-booking-form'),
-    language: $('phone-booking-language'),
-    topic: $('phone-booking-topic'),
-    slot: $('phone-booking-slot'),
+    form: $('phone-booking-form', HTMLFormElement),
+    language: $('phone-booking-language', HTMLSelectElement),
+    topic: $('phone-booking-topic', HTMLSelectElement),
+    slot: $('phone-booking-slot', HTMLSelectElement),
     zone: $('phone-booking-zone'),
-    number: $('phone-booking-number'),
+    number: $('phone-booking-number', HTMLInputElement),
     booked: $('phone-booked'),
   };
   let state = { on: false, slots: null, booked: [], asked: 0 };
@@ -120,7 +120,7 @@ export function setupPhoneBooking({ client, region, reportOk, reportError }) {
       els.slot.focus();
       return;
     }
-    const button = event.submitter;
+    const button = /** @type {HTMLButtonElement | null} */ (event.submitter);
     if (button) button.disabled = true;
     try {
       const booked = await client.post('/api/appointments', {

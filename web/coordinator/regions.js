@@ -5,13 +5,18 @@
 // see it; this module only shows it and asks app.js to load it again.
 
 import { t, showError, clearError } from '/web/shared/i18n.js';
-import { $, h, keepingFocus } from '/web/shared/dom.js';
+import { $, h, keepingFocus, control } from '/web/shared/dom.js';
 
 /** Zones offered first in the time-zone list (the server's default, Asia/Shanghai, is the form's). */
 const COMMON_ZONES = [
   'Asia/Shanghai', 'Asia/Urumqi', 'Asia/Hong_Kong', 'Asia/Taipei', 'Asia/Kathmandu', 'Asia/Thimphu',
   'Asia/Kolkata', 'Asia/Dhaka', 'Asia/Yangon', 'Asia/Bangkok', 'Asia/Singapore', 'Asia/Tokyo', 'UTC',
 ];
+
+/**
+ * A region as GET /api/regions gives it.
+ * @typedef {{id: string, name: string, parent_id?: string | null, time_zone?: string}} Region
+ */
 
 /** Regions in tree order (parents before their children), with their depth. */
 export function regionTree(regions) {
@@ -52,8 +57,8 @@ function explain(error) {
 
 /**
  * @param {object} options
- * @param {object} options.client the API client
- * @param {() => object[]|null} options.regions the regions app.js holds (null before they load)
+ * @param {import('/web/shared/api.js').Client} options.client
+ * @param {() => Region[] | null} options.regions the regions app.js holds (null before they load)
  * @param {() => boolean} options.isAdmin whether the account may create regions
  * @param {() => Promise<void>} options.reload loads the regions again and tells every section
  * @param {(key: string, vars?: object) => void} options.reportOk a line in the status area
@@ -61,13 +66,13 @@ function explain(error) {
 export function setupRegions({ client, regions, isAdmin, reload, reportOk }) {
   const els = {
     body: $('regions-body'),
-    form: $('region-form'),
+    form: $('region-form', HTMLFormElement),
     formHeading: $('region-form-heading'),
     viewerHint: $('regions-viewer-hint'),
-    parent: $('region-parent'),
-    zones: $('region-time-zones'),
+    parent: $('region-parent', HTMLSelectElement),
+    zones: $('region-time-zones', HTMLDataListElement),
     error: $('region-error'),
-    submit: $('region-create'),
+    submit: $('region-create', HTMLButtonElement),
   };
   let active = false;
 
@@ -126,12 +131,13 @@ export function setupRegions({ client, regions, isAdmin, reload, reportOk }) {
     if (admin) renderParents();
   }
 
+  /** @param {string | null} field */
   function markInvalid(field) {
-    for (const control of els.form.querySelectorAll('[aria-invalid]')) control.removeAttribute('aria-invalid');
+    for (const marked of els.form.querySelectorAll('[aria-invalid]')) marked.removeAttribute('aria-invalid');
     if (!field) return;
-    const control = els.form.elements[field];
-    control.setAttribute('aria-invalid', 'true');
-    control.focus();
+    const invalid = control(els.form, field);
+    invalid.setAttribute('aria-invalid', 'true');
+    invalid.focus();
   }
 
   function clearProblem() {
@@ -143,11 +149,11 @@ export function setupRegions({ client, regions, isAdmin, reload, reportOk }) {
     event.preventDefault();
     const form = els.form;
     const body = {
-      id: form.elements.id.value.trim(),
-      name: form.elements.name.value.trim(),
+      id: control(form, 'id').value.trim(),
+      name: control(form, 'name').value.trim(),
     };
-    if (form.elements.parent_id.value) body.parent_id = form.elements.parent_id.value;
-    const zone = form.elements.time_zone.value.trim();
+    if (control(form, 'parent_id').value) body.parent_id = control(form, 'parent_id').value;
+    const zone = control(form, 'time_zone').value.trim();
     if (zone) body.time_zone = zone;
     els.submit.disabled = true;
     try {
@@ -156,7 +162,7 @@ export function setupRegions({ client, regions, isAdmin, reload, reportOk }) {
       form.reset();
       await reload();
       reportOk('regions.created', { name: created.name, id: created.id });
-      form.elements.id.focus();
+      control(form, 'id').focus();
     } catch (error) {
       const { field, shown } = explain(error);
       showError(els.error, shown);
@@ -168,7 +174,8 @@ export function setupRegions({ client, regions, isAdmin, reload, reportOk }) {
 
   // Typing again in a refused field takes its mark away (the message stays until the next try).
   els.form.addEventListener('input', (event) => {
-    if (event.target.getAttribute?.('aria-invalid')) event.target.removeAttribute('aria-invalid');
+    const target = event.target;
+    if (target instanceof Element && target.getAttribute('aria-invalid')) target.removeAttribute('aria-invalid');
   });
 
   fillZones();
