@@ -310,7 +310,7 @@ pub struct Dispatcher {
     consultations: HashMap<ConsultationId, ConsultLive>,
     /// The current offer of each request being rung.
     offers: HashMap<RequestId, OfferLive>,
-    /// What each waiting terminal was last told: (position, estimate, nobody on duty).
+    /// What each waiting request's terminal was last told: (position, estimate, nobody on duty).
     told: HashMap<RequestId, (usize, Option<u64>, bool)>,
     /// Something a coordinator sees changed.
     dirty: bool,
