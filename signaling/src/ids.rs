@@ -10,15 +10,22 @@
 //!
 //! The live path carries them end to end: the WebSocket messages, the
 //! matcher, the dispatcher's state, its commands and notices, the cluster's
-//! wire and the live path's rows in `store::live`. The HTTP resources and the
-//! other stores still carry strings, and make an id where they hand one to
-//! the live path (`ws::consult::join`, the callbacks, a saved record).
+//! wire and the live path's rows in `store::live`. The HTTP API reads the ids
+//! in its paths as these types, and the store takes them where it looks up a
+//! consultation or an appointment. Account, terminal and region records
+//! (`store::accounts`, `store::places`) still hold strings; an id is made from
+//! them where they reach the live path (`ws::consult::join`, the callbacks).
 
 pub use media_relay::{ParticipantId, RoomId};
 
 /// A consultation's room on the relay: it has the consultation's id.
 pub fn room_of(consultation: &ConsultationId) -> RoomId {
     RoomId::from(consultation.as_str())
+}
+
+/// The consultation a room is for: it has the room's id.
+pub fn consultation_of(room: &RoomId) -> ConsultationId {
+    ConsultationId::from(room.as_str())
 }
 
 /// A person's place in a room (and in a consultation): their account's id.

@@ -447,7 +447,7 @@ async fn ended_consultation(app: &TestApp) -> String {
 async fn keep_number(app: &TestApp, consultation: &str, number: &str) {
     let store = app.store().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while let Err(error) = store.keep_callback_number(consultation, number).await {
+    while let Err(error) = store.keep_callback_number(&consultation.into(), number).await {
         assert!(tokio::time::Instant::now() < deadline, "{error}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -629,7 +629,7 @@ async fn appointments_by_phone_are_booked_by_coordinators_for_allowed_numbers_he
 
     // Numbers go once past phone.callback_days after the appointment; the channel stays.
     store.forget_callback_numbers(i64::MAX).await.unwrap();
-    let kept = store.appointment(id).await.unwrap().unwrap();
+    let kept = store.appointment(&id.into()).await.unwrap().unwrap();
     assert_eq!((kept.channel.as_str(), kept.phone_number), ("phone", None));
     app.stop().await;
 }

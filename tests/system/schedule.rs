@@ -521,7 +521,10 @@ async fn reminders_and_start_notices_reach_both_sides() {
         seen.sort();
         assert_eq!(
             seen,
-            vec![("reminder", booked["id"].as_str().unwrap().to_owned()), ("started", started_id.clone())]
+            vec![
+                ("reminder", booked["id"].as_str().unwrap().to_owned()),
+                ("started", started_id.to_string())
+            ]
         );
     }
     // Each notice is sent once, even across loops: no more arrive.

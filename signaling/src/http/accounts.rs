@@ -12,6 +12,7 @@ use crate::auth::{ClientAddr, Principal};
 use crate::domain::{
     Language, Role, Topic, check_display_name, check_password, check_time_zone, check_username,
 };
+use crate::ids::AccountId;
 use crate::store::{AccountPatch, AccountRecord, AuditEntry, NewAccount};
 use crate::{password, unix_now};
 
@@ -228,7 +229,7 @@ async fn managed_target(
 pub async fn read(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
 ) -> Result<ApiJson<AccountView>, ApiError> {
     let target = managed_target(&state, &principal, &id).await?;
     Ok(ApiJson(AccountView::from(&target)))
@@ -254,7 +255,7 @@ pub async fn update(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
     ApiJson(request): ApiJson<PatchAccount>,
 ) -> Result<ApiJson<AccountView>, ApiError> {
     let target = managed_target(&state, &principal, &id).await?;
@@ -334,7 +335,7 @@ pub async fn set_password(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
     ApiJson(request): ApiJson<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     let target = managed_target(&state, &principal, &id).await?;

@@ -14,6 +14,7 @@ use super::views::{AppointmentView, rfc3339};
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
+use crate::ids::AppointmentId;
 use crate::password::fingerprint;
 use crate::schedule::civil::Instant;
 use crate::schedule::{Person, booking, ical, intervals};
@@ -445,7 +446,7 @@ pub async fn list(
 async fn visible_appointment(
     state: &AppState,
     principal: &Principal,
-    id: &str,
+    id: &AppointmentId,
 ) -> Result<AppointmentRecord, ApiError> {
     state.store.appointment(id).await?.filter(|a| may_see(principal, a)).ok_or(ApiError::NotFound)
 }
@@ -461,7 +462,7 @@ async fn visible_appointment(
 pub async fn read(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AppointmentId>,
 ) -> Result<ApiJson<AppointmentView>, ApiError> {
     Ok(ApiJson(AppointmentView::from(&visible_appointment(&state, &principal, &id).await?)))
 }
@@ -479,7 +480,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AppointmentId>,
 ) -> Result<ApiJson<AppointmentView>, ApiError> {
     visible_appointment(&state, &principal, &id).await?;
     let audit =
@@ -508,7 +509,7 @@ pub async fn reschedule(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AppointmentId>,
     ApiJson(request): ApiJson<RescheduleRequest>,
 ) -> Result<ApiJson<AppointmentView>, ApiError> {
     let appointment = visible_appointment(&state, &principal, &id).await?;
@@ -589,7 +590,7 @@ pub async fn no_show(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AppointmentId>,
 ) -> Result<ApiJson<AppointmentView>, ApiError> {
     let appointment = visible_appointment(&state, &principal, &id).await?;
     if matches!(principal, Principal::Terminal { .. }) {

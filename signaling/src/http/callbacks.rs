@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::Role;
+use crate::ids::{AppointmentId, ConsultationId};
 use crate::live::Asked;
 use crate::phone::Route;
 use crate::phone::sip::{Callback, Dialer};
@@ -45,7 +46,7 @@ pub async fn consultation(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConsultationId>,
 ) -> Result<(StatusCode, ApiJson<CallbackStarted>), ApiError> {
     let account = principal.require_any(&[Role::Lawyer])?;
     let record = state.store.consultation(&id).await?.filter(|c| c.lawyer_id == account.id);
@@ -93,7 +94,7 @@ pub async fn appointment(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AppointmentId>,
 ) -> Result<(StatusCode, ApiJson<CallbackStarted>), ApiError> {
     let account = principal.require_any(&[Role::Lawyer])?;
     let appointment = state.store.appointment(&id).await?.filter(|a| a.lawyer_id == account.id);

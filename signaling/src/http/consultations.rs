@@ -9,6 +9,7 @@ use super::views::{ConsultationView, Visibility};
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::Role;
+use crate::ids::ConsultationId;
 use crate::store::{AuditEntry, ConsultationRecord, ConsultationScope};
 
 /// Outcomes a lawyer can record.
@@ -100,7 +101,7 @@ pub async fn read(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConsultationId>,
 ) -> Result<ApiJson<ConsultationView>, ApiError> {
     let record = state.store.consultation(&id).await?;
     let seen = record.as_ref().and_then(|c| visibility(&principal, c).map(|v| (c, v)));
@@ -128,7 +129,7 @@ pub async fn write_record(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConsultationId>,
     ApiJson(request): ApiJson<RecordRequest>,
 ) -> Result<ApiJson<ConsultationView>, ApiError> {
     let account = principal.account().map_err(|_| ApiError::NotFound)?;

@@ -14,6 +14,7 @@ use super::{ApiError, ApiJson, AppState};
 use crate::auth::tokens::TokenKind;
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role};
+use crate::ids::{RegionId, TerminalId};
 use crate::password::fingerprint;
 use crate::store::{AuditEntry, NewTerminal, RegionRecord};
 use crate::unix_now;
@@ -151,7 +152,7 @@ fn require_region(principal: &Principal, region_id: &str) -> Result<(), ApiError
 pub async fn region_terminals(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<RegionId>,
 ) -> Result<ApiJson<Vec<TerminalView>>, ApiError> {
     require_region(&principal, &id)?;
     let terminals = state.store.terminals_in_region(&id).await?;
@@ -241,7 +242,7 @@ pub async fn new_code(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<TerminalId>,
 ) -> Result<ApiJson<TerminalCode>, ApiError> {
     let terminal = managed_terminal(&state, &principal, &id).await?;
     if terminal.channel == "phone" {
@@ -275,7 +276,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<TerminalId>,
 ) -> Result<ApiJson<TerminalView>, ApiError> {
     managed_terminal(&state, &principal, &id).await?;
     let audit =

@@ -11,6 +11,7 @@ use super::views::rfc3339;
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
+use crate::ids::{AccountId, RegionId};
 use crate::schedule::civil::{Instant, days_of};
 use crate::schedule::{DutyReason, intervals};
 use crate::store::{AuditEntry, OverrideRow, RosterRow, TeamLinks, WeeklyRow};
@@ -190,7 +191,7 @@ async fn availability_body(state: &AppState, account_id: &str) -> Result<Availab
 pub async fn get_availability(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
 ) -> Result<ApiJson<AvailabilityBody>, ApiError> {
     require_person_manager(&state, &principal, &id).await?;
     Ok(ApiJson(availability_body(&state, &id).await?))
@@ -210,7 +211,7 @@ pub async fn put_availability(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
     ApiJson(body): ApiJson<AvailabilityBody>,
 ) -> Result<ApiJson<AvailabilityBody>, ApiError> {
     require_person_manager(&state, &principal, &id).await?;
@@ -222,7 +223,7 @@ pub async fn put_availability(
         let weekday = parse_weekday(&w.weekday)?;
         let (s, e) = parse_window(&w.start, &w.end)?;
         weekly.push(WeeklyRow {
-            account_id: id.clone(),
+            account_id: id.to_string(),
             weekday: weekday as i64,
             start_minute: s.into(),
             end_minute: e.into(),
@@ -236,7 +237,7 @@ pub async fn put_availability(
             return Err(invalid(format!("kind: {:?} is not \"extra\" or \"off\"", o.kind)));
         }
         overrides.push(OverrideRow {
-            account_id: id.clone(),
+            account_id: id.to_string(),
             date: o.date.clone(),
             start_minute: s.into(),
             end_minute: e.into(),
@@ -490,7 +491,7 @@ pub(super) fn require_region(principal: &Principal, region: &str) -> Result<(), 
 pub async fn rosters(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<RegionId>,
 ) -> Result<ApiJson<Vec<RosterBody>>, ApiError> {
     require_region(&principal, &id)?;
     Ok(ApiJson(state.store.rosters_for_region(&id).await?.iter().map(roster_body).collect()))
@@ -622,7 +623,7 @@ pub struct OnDutyView {
 pub async fn on_duty(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<RegionId>,
     query: ApiQuery<AtQuery>,
 ) -> Result<ApiJson<Vec<OnDutyView>>, ApiError> {
     require_region(&principal, &id)?;
@@ -701,7 +702,7 @@ fn spans(intervals: &[(Instant, Instant)]) -> Vec<Span> {
 pub async fn coverage(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<RegionId>,
     query: ApiQuery<CoverageQuery>,
 ) -> Result<ApiJson<CoverageView>, ApiError> {
     require_region(&principal, &id)?;
@@ -720,7 +721,7 @@ pub async fn coverage(
     let gaps = intervals::gaps(&covered, from, to);
     let covered_minutes = covered.iter().map(|(s, e)| (e - s) / 60).sum();
     Ok(ApiJson(CoverageView {
-        region_id: id,
+        region_id: id.into_string(),
         language: language.to_string(),
         time_zone: region.time_zone,
         from: query.from,

@@ -3,6 +3,7 @@
 //! rating. One task, woken every 20 ms to move sound both ways, and by the
 //! server's messages, the phone's keys and the SIP side's news.
 
+use crate::ids::{ConsultationId, RequestId, RoomId};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
@@ -112,14 +113,14 @@ enum Stage {
         repeats: u32,
     },
     Waiting {
-        request: Option<String>,
+        request: Option<RequestId>,
     },
     Talking {
-        consultation: String,
+        consultation: ConsultationId,
     },
     /// The call is over; the caller may press 1–5.
     Rating {
-        consultation: String,
+        consultation: ConsultationId,
         until: Instant,
     },
     /// Saying a last prompt, then ending so.
@@ -138,7 +139,7 @@ const RATING_WAIT: Duration = Duration::from_secs(15);
 pub struct Outcome {
     pub ending: Ending,
     /// The consultation the caller had, if any (the last one).
-    pub consultation: Option<String>,
+    pub consultation: Option<ConsultationId>,
 }
 
 /// A call in progress.
@@ -156,11 +157,11 @@ struct Call<'a> {
     saying: VecDeque<i16>,
     hold_at: usize,
     tone: HoldTone,
-    bridge: Option<(String, Bridge)>,
+    bridge: Option<(RoomId, Bridge)>,
     last_received: (u64, Instant),
     /// A callback's lawyer (rung first) and appointment.
     asked: Option<Asked>,
-    consultation: Option<String>,
+    consultation: Option<ConsultationId>,
 }
 
 /// Runs a call that was answered with `leg`'s media, on `line`; a callback

@@ -4,6 +4,7 @@
 //! room, the dropped-call rules and the rating are therefore the kiosk's, by
 //! construction.
 
+use crate::ids::{ConsultationId, RequestId, RoomId};
 use std::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,21 +21,21 @@ pub enum Event {
     #[serde(rename = "welcome")]
     Welcome {},
     #[serde(rename = "consult.queued")]
-    Queued { request: String, position: usize, nobody_on_duty: bool },
+    Queued { request: RequestId, position: usize, nobody_on_duty: bool },
     #[serde(rename = "consult.cancelled")]
-    Cancelled { request: String },
+    Cancelled { request: RequestId },
     #[serde(rename = "consult.started")]
-    Started { consultation: String, room: String, token: String },
+    Started { consultation: ConsultationId, room: RoomId, token: String },
     #[serde(rename = "consult.peer")]
-    Peer { consultation: String, present: bool },
+    Peer { consultation: ConsultationId, present: bool },
     #[serde(rename = "consult.ended")]
-    Ended { consultation: String, reason: String, requeued: bool },
+    Ended { consultation: ConsultationId, reason: String, requeued: bool },
     #[serde(rename = "consult.rated")]
-    Rated { consultation: String },
+    Rated { consultation: ConsultationId },
     #[serde(rename = "rtc.offer")]
-    Offer { room: String, sdp: String },
+    Offer { room: RoomId, sdp: String },
     #[serde(rename = "rtc.closed")]
-    RoomClosed { room: String, reason: String },
+    RoomClosed { room: RoomId, reason: String },
     #[serde(rename = "error")]
     Error { code: String, message: String },
     /// Anything else (`rtc.connection`, `pong`, ...).

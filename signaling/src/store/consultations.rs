@@ -2,6 +2,7 @@
 
 use super::{AuditEntry, Store, StoreError, audited, new_id, with_pool};
 use crate::domain::Topic;
+use crate::ids::ConsultationId;
 
 /// A consultation to record (by the live path, or a test).
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn consultation(&self, id: &str) -> Result<Option<ConsultationRecord>, StoreError> {
+    pub async fn consultation(&self, id: &ConsultationId) -> Result<Option<ConsultationRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(concat!("SELECT ", consultation_columns!(), " FROM consultations WHERE id = $1"))
                 .bind(id)
@@ -156,7 +157,11 @@ impl Store {
     }
 
     /// Keeps a hotline caller's number for a callback (replacing one kept before).
-    pub async fn keep_callback_number(&self, consultation: &str, number: &str) -> Result<(), StoreError> {
+    pub async fn keep_callback_number(
+        &self,
+        consultation: &ConsultationId,
+        number: &str,
+    ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO callback_numbers (consultation_id, number, stored_at) VALUES ($1, $2, $3)
@@ -192,7 +197,7 @@ impl Store {
     }
 
     /// The number a consultation's caller may be called back on.
-    pub async fn callback_number(&self, consultation: &str) -> Result<Option<String>, StoreError> {
+    pub async fn callback_number(&self, consultation: &ConsultationId) -> Result<Option<String>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT number FROM callback_numbers WHERE consultation_id = $1")
                 .bind(consultation)

@@ -4,6 +4,7 @@ use super::{
     AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, per_backend,
     with_backend, with_pool,
 };
+use crate::ids::AppointmentId;
 use crate::unix_now;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -108,7 +109,7 @@ pub struct Booking {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BookOutcome {
-    Booked(String),
+    Booked(AppointmentId),
     /// The terminal already has an appointment then.
     TerminalBusy,
     /// The lawyer is booked then (or within the buffer).
@@ -368,7 +369,7 @@ impl Store {
             }
             tx.append_audit(&audit).await?;
             tx.commit().await?;
-            Ok(BookOutcome::Booked(id))
+            Ok(BookOutcome::Booked(id.into()))
         })
     }
 
@@ -405,7 +406,7 @@ impl Store {
             }
             tx.append_audit(audit).await?;
             tx.commit().await?;
-            Ok(BookOutcome::Booked(id.to_owned()))
+            Ok(BookOutcome::Booked(id.into()))
         })
     }
 
@@ -443,7 +444,7 @@ impl Store {
         })
     }
 
-    pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRecord>, StoreError> {
+    pub async fn appointment(&self, id: &AppointmentId) -> Result<Option<AppointmentRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(concat!("SELECT ", appointment_columns!(), " FROM appointments WHERE id = $1"))
                 .bind(id)
@@ -848,7 +849,7 @@ mod model_tests {
 
     #[derive(Debug, Clone)]
     struct Held {
-        id: String,
+        id: AppointmentId,
         lawyer: usize,
         terminal: usize,
         start: i64,
@@ -884,7 +885,7 @@ mod model_tests {
         if others().filter(|h| h.lawyer == lawyer).count() as i64 + 1 > CAP {
             return BookOutcome::CapReached;
         }
-        BookOutcome::Booked(String::new())
+        BookOutcome::Booked(AppointmentId::default())
     }
 
     fn same_kind(a: &BookOutcome, b: &BookOutcome) -> bool {

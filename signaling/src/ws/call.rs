@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::protocol::{ErrorCode, IceCandidate, ServerMessage};
 use crate::auth::tokens::TokenKind;
 use crate::http::AppState;
-use crate::ids::{ParticipantId, RoomId};
+use crate::ids::{ParticipantId, RoomId, consultation_of};
 use crate::relay::{RelayHandle, Relays};
 
 /// Rooms one connection may be in at once (a consultation, and a second one an
@@ -72,7 +72,7 @@ impl Calls {
         let grant = claims.room.ok_or((ErrorCode::Unauthorized, "the token names no room".into()))?;
         // A consultation's room lives as long as the consultation: its tokens
         // outlast it, and must not reopen it.
-        if let Ok(Some(consultation)) = state.store.consultation(&grant.room).await
+        if let Ok(Some(consultation)) = state.store.consultation(&consultation_of(&grant.room)).await
             && consultation.status != "active"
         {
             return Err((ErrorCode::Unauthorized, "this consultation has ended".into()));
