@@ -22,6 +22,8 @@ use crate::http::AppState;
 #[derive(rust_embed::Embed)]
 #[folder = "$CARGO_MANIFEST_DIR/../web/"]
 #[exclude = "*.md"]
+// The type checker's settings (scripts/test), not part of any app.
+#[exclude = "jsconfig.json"]
 struct Assets;
 
 /// Where the served fonts come from.

@@ -191,18 +191,25 @@ test('the dashboard works from the keyboard alone', async () => {
 
 test('an expired access token is refreshed once; a dead session goes back to the login form', async () => {
   const context = await newContext(browser, server);
-  const page = await context.newPage();
-  const problems = watch(page);
-  await page.goto(server.url('/coordinator'));
-  await login(page, 'demo-coordinator', 'demo-pass');
-  await visible(page.getByTestId('accounts'));
+  const first = await context.newPage();
+  const firstProblems = watch(first);
+  await first.goto(server.url('/coordinator'));
+  await login(first, 'demo-coordinator', 'demo-pass');
+  await visible(first.getByTestId('accounts'));
+  // Closed before its token is broken: a page still open would itself meet the
+  // broken token, refresh, and could be gone before it stored the new tokens.
+  assertClean(firstProblems);
+  await first.close();
 
   // A broken access token with a good refresh token: the client refreshes and carries on.
+  const page = await context.newPage();
+  const problems = watch(page);
+  await page.goto(server.url('/healthz'));
   await page.evaluate(() => {
     const stored = JSON.parse(localStorage.getItem('cloudlaw.coordinator'));
     localStorage.setItem('cloudlaw.coordinator', JSON.stringify({ ...stored, access_token: 'broken' }));
   });
-  await page.reload();
+  await page.goto(server.url('/coordinator'));
   await visible(page.getByTestId('account-toggle-demo-lawyer'));
   const renewed = await page.evaluate(() => JSON.parse(localStorage.getItem('cloudlaw.coordinator')).access_token);
   assert.notEqual(renewed, 'broken');
