@@ -384,7 +384,10 @@ async function webFiles(dir = WEB_DIR) {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) out.push(...(await webFiles(full)));
-    else if (!entry.name.endsWith('.md')) out.push(path.relative(WEB_DIR, full).split(path.sep).join('/'));
+    // What signaling/src/web.rs leaves out of the binary: notes, and the type checker's settings.
+    else if (!entry.name.endsWith('.md') && entry.name !== 'jsconfig.json') {
+      out.push(path.relative(WEB_DIR, full).split(path.sep).join('/'));
+    }
   }
   return out;
 }
