@@ -7,8 +7,8 @@
 /// ids add their database's.
 #[macro_export]
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
         #[derive(
             Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default,
             ::serde::Serialize, ::serde::Deserialize,
