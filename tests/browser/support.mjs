@@ -396,7 +396,9 @@ async function webFiles(dir = WEB_DIR) {
 async function staleWebFiles(origin) {
   const stale = [];
   for (const file of await webFiles()) {
-    const response = await fetch(`${origin}/web/${file}`);
+    // Once more after a network error: a kept-alive connection the server has
+    // just closed fails the request that was sent on it.
+    const response = await fetch(`${origin}/web/${file}`).catch(() => fetch(`${origin}/web/${file}`));
     const served = Buffer.from(await response.arrayBuffer());
     const onDisk = await readFile(path.join(WEB_DIR, file));
     if (response.status !== 200 || !served.equals(onDisk)) stale.push(file);
