@@ -124,7 +124,7 @@ async fn seed(config: &Config, args: &Args) -> (Vec<String>, Vec<String>) {
         )
         .await
         .unwrap();
-    let regions = [region.to_owned()];
+    let regions = [signaling::ids::RegionId::from(region)];
     let links = TeamLinks { regions: Some(&regions), ..TeamLinks::default() };
     let team = store.create_team("Load test team", links, &AuditEntry::system("team.created")).await.unwrap();
     let now = unix_now();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use signaling::config::Config;
 use signaling::domain::{Language, Role, Topic};
+use signaling::ids::{AccountId, RegionId};
 use signaling::schedule::Snapshot;
 use signaling::store::{
     AuditEntry, BookOutcome, Booking, NewAccount, NewTerminal, RegionRecord, RosterRow, Store, TeamLinks,
@@ -54,7 +55,7 @@ async fn main() {
     for r in 0..REGIONS {
         store
             .ensure_region(&RegionRecord {
-                id: format!("region-{r}"),
+                id: format!("region-{r}").into(),
                 name: format!("Region {r}"),
                 parent_id: None,
                 time_zone: "Asia/Shanghai".into(),
@@ -64,7 +65,7 @@ async fn main() {
     }
     let mut teams = Vec::new();
     for t in 0..REGIONS * 2 {
-        let regions = [format!("region-{}", t / 2)];
+        let regions = [RegionId::from(format!("region-{}", t / 2))];
         let links = TeamLinks { regions: Some(&regions), ..TeamLinks::default() };
         let id = store
             .create_team(&format!("Team {t}"), links, &AuditEntry::system("team.created"))
@@ -111,7 +112,7 @@ async fn main() {
                 &RosterRow {
                     id: String::new(),
                     team_id: team.clone(),
-                    region_id: format!("region-{}", t / 2),
+                    region_id: format!("region-{}", t / 2).into(),
                     weekdays: 0b0000101,
                     start_minute: 14 * 60,
                     end_minute: 18 * 60,
@@ -145,7 +146,7 @@ async fn main() {
     let mut found = 0;
     for i in 0..2_000 {
         let at = base + rng.next(7 * 86_400) as i64;
-        let region = format!("region-{}", i % REGIONS);
+        let region = RegionId::from(format!("region-{}", i % REGIONS));
         let t = Instant::now();
         found += snapshot.on_duty_for_region(&region, at).len();
         samples.push(t.elapsed());
@@ -173,7 +174,7 @@ async fn main() {
     let zh = Language::parse("zh").unwrap();
     let mut samples = Vec::new();
     for i in 0..200 {
-        let region = format!("region-{}", i % REGIONS);
+        let region = RegionId::from(format!("region-{}", i % REGIONS));
         let t = Instant::now();
         let covered = snapshot.coverage(&region, &zh, base, base + 7 * 86_400);
         samples.push(t.elapsed());
@@ -186,7 +187,7 @@ async fn main() {
         let start = base + (rng.next(7 * 48) as i64) * 1800;
         let t = Instant::now();
         let _ = snapshot.eligible_lawyers(
-            &format!("region-{}", i % REGIONS),
+            &format!("region-{}", i % REGIONS).into(),
             &zh,
             Topic::Land,
             start,
@@ -205,7 +206,7 @@ async fn main() {
                     &NewTerminal {
                         name: format!("Kiosk {i}"),
                         township: "T".into(),
-                        region_id: format!("region-{}", i % REGIONS),
+                        region_id: format!("region-{}", i % REGIONS).into(),
                         languages: vec![zh.clone()],
                         enrollment_code_hash: format!("c{i}"),
                         enrollment_expires_at: 0,
@@ -223,7 +224,7 @@ async fn main() {
         for c in 0..clients {
             let store = store.clone();
             let terminal = terminals[c % terminals.len()].clone();
-            let lawyers: Vec<String> =
+            let lawyers: Vec<AccountId> =
                 lawyer_ids.iter().skip(c * per_client).take(per_client).cloned().collect();
             let offset = clients as i64 * 86_400 * 400;
             tasks.push(tokio::spawn(async move {

@@ -315,11 +315,13 @@ async fn room_token(args: RoomTokenArgs) -> Result<(), String> {
     store.migrate().await.map_err(|e| e.to_string())?;
     let result = async {
         let subject = match store.account_by_username(&args.participant).await.map_err(|e| e.to_string())? {
-            Some(account) => account.id,
-            None => match store.terminal(&args.participant).await.map_err(|e| e.to_string())? {
-                Some(terminal) => terminal.id,
-                None => return Err(format!("no account or terminal {:?}", args.participant)),
-            },
+            Some(account) => account.id.into_string(),
+            None => {
+                match store.terminal(&args.participant.as_str().into()).await.map_err(|e| e.to_string())? {
+                    Some(terminal) => terminal.id.into_string(),
+                    None => return Err(format!("no account or terminal {:?}", args.participant)),
+                }
+            }
         };
         let tokens = crate::auth::tokens::Tokens::load(store.clone(), config.auth.clone())
             .await

@@ -5,6 +5,7 @@
 //! [`crate::config::Config::validate`] keeps `--demo` on loopback addresses.
 
 use crate::domain::{Language, Role, Topic};
+use crate::ids::RegionId;
 use crate::password;
 use crate::store::{AuditEntry, NewAccount, NewTerminal, RegionRecord, Store, StoreError, TeamLinks};
 use crate::unix_now;
@@ -86,18 +87,19 @@ pub struct Seeded {
 /// Seeds the demo region, team, accounts, duty hours and terminal.
 pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
     let mut seeded = Seeded::default();
+    let region = RegionId::from(DEMO_REGION_ID);
     store
         .ensure_region(&RegionRecord {
-            id: DEMO_REGION_ID.into(),
+            id: region.clone(),
             name: "甘孜藏族自治州 Garzê Tibetan Autonomous Prefecture (demo)".into(),
             parent_id: None,
             time_zone: TIME_ZONE.into(),
         })
         .await?;
-    let team_id = match store.teams_for_region(DEMO_REGION_ID).await?.into_iter().next() {
+    let team_id = match store.teams_for_region(&region).await?.into_iter().next() {
         Some(team) => team.id,
         None => {
-            let regions = [DEMO_REGION_ID.to_owned()];
+            let regions = [region.clone()];
             let links = TeamLinks { regions: Some(&regions), ..TeamLinks::default() };
             let audit = AuditEntry {
                 actor: "system".into(),
@@ -138,19 +140,19 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
             store.add_team_member(&team_id, &id).await?;
         }
         if demo.roles.contains(&Role::Coordinator) {
-            store.assign_coordinator_region(&id, DEMO_REGION_ID).await?;
+            store.assign_coordinator_region(&id, &region).await?;
         }
         seeded.accounts_created += 1;
     }
 
-    if store.terminals_in_region(DEMO_REGION_ID).await?.is_empty() {
+    if store.terminals_in_region(&region).await?.is_empty() {
         let code_hash = password::fingerprint(DEMO_TERMINAL_CODE);
         store
             .create_terminal(
                 &NewTerminal {
                     name: DEMO_TERMINAL_NAME.into(),
                     township: "新都桥镇 Xinduqiao".into(),
-                    region_id: DEMO_REGION_ID.into(),
+                    region_id: region.clone(),
                     languages: ["bo", "zh", "en"].iter().filter_map(|l| Language::parse(l).ok()).collect(),
                     enrollment_code_hash: code_hash,
                     // Long enough for any demo; a real code expires within days.
@@ -187,9 +189,9 @@ mod tests {
         let coordinator = store.account_by_username("demo-coordinator").await.unwrap().unwrap();
         assert_eq!(coordinator.roles, vec![Role::Coordinator]);
 
-        let teams = store.teams_for_region(DEMO_REGION_ID).await.unwrap();
+        let teams = store.teams_for_region(&DEMO_REGION_ID.into()).await.unwrap();
         assert_eq!(teams.len(), 1);
         assert_eq!(store.team_member_usernames(&teams[0].id).await.unwrap(), ["demo-lawyer"]);
-        assert_eq!(store.terminals_in_region(DEMO_REGION_ID).await.unwrap().len(), 1);
+        assert_eq!(store.terminals_in_region(&DEMO_REGION_ID.into()).await.unwrap().len(), 1);
     }
 }

@@ -8,13 +8,14 @@
 //! participant ([`ParticipantId`]) are `media_relay`'s; a consultation's room
 //! and a person's place in it are made from their ids here.
 //!
-//! The live path carries them end to end: the WebSocket messages, the
-//! matcher, the dispatcher's state, its commands and notices, the cluster's
-//! wire and the live path's rows in `store::live`. The HTTP API reads the ids
-//! in its paths as these types, and the store takes them where it looks up a
-//! consultation or an appointment. Account, terminal and region records
-//! (`store::accounts`, `store::places`) still hold strings; an id is made from
-//! them where they reach the live path (`ws::consult::join`, the callbacks).
+//! They run from the edge inward. The HTTP API reads the ids in its paths
+//! and bodies as these types; the store's records (accounts, terminals,
+//! regions, consultations, appointments, team links, the live path's rows)
+//! hold them and its lookups take them; the schedule, the dispatcher, the
+//! matcher, the WebSocket messages and the cluster's wire carry them. What
+//! leaves as JSON for people (`http::views`) and audit subjects are plain text.
+//! A token's subject is text too: it names an account or a terminal, and is
+//! made one or the other where it is checked (`auth::authenticate`).
 
 pub use media_relay::{ParticipantId, RoomId};
 

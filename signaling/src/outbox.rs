@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
+use crate::ids::{AccountId, TerminalId};
+
 /// What one part of this node tells the other signaling nodes (a revocation,
 /// a failed login): nothing while the node runs alone; once the cluster's link has
 /// connected it, each item goes to the link, which sends it on (`cluster::Link`).
@@ -46,8 +48,8 @@ pub struct Revocation {
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Revoked {
     Session(String),
-    Account(String),
-    Terminal(String),
+    Account(AccountId),
+    Terminal(TerminalId),
 }
 
 /// A push to a person's or a terminal's connections, as it travels to other

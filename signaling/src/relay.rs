@@ -680,7 +680,11 @@ impl Relays {
     async fn refresh_regions(&self, store: &Store) {
         match store.regions().await {
             Ok(regions) => {
-                let tree = regions.into_iter().map(|r| (r.id, r.parent_id)).collect();
+                // Placement is in the relays' terms: a region is the string a node registered with.
+                let tree = regions
+                    .into_iter()
+                    .map(|r| (r.id.into_string(), r.parent_id.map(String::from)))
+                    .collect();
                 *self.inner.regions.write().unwrap_or_else(|e| e.into_inner()) = tree;
             }
             Err(error) => tracing::warn!(%error, "cannot read the regions for relay placement"),

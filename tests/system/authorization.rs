@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 use signaling::domain::{Language, Role, Topic};
+use signaling::ids::{AccountId, ConsultationId, RegionId, TerminalId};
 use signaling::password;
 use signaling::store::{
     AccountPatch, AuditEntry, AuditRow, NewAccount, NewConsultation, NewTerminal, RegionRecord, Store,
@@ -15,12 +16,12 @@ use crate::support::{Db, TestApp, cloudlaw, data_args, on_db, run_to_end, spawn_
 /// A second region with its own coordinator, lawyer and terminal, beside the
 /// demo region. Returns (other region's terminal id, consultation ids: demo, other).
 struct World {
-    demo_consultation: String,
-    other_consultation: String,
-    other_terminal: String,
+    demo_consultation: ConsultationId,
+    other_consultation: ConsultationId,
+    other_terminal: TerminalId,
 }
 
-async fn account(store: &Store, username: &str, roles: Vec<Role>) -> String {
+async fn account(store: &Store, username: &str, roles: Vec<Role>) -> AccountId {
     store
         .create_account(
             &NewAccount {
@@ -72,7 +73,7 @@ async fn build_world(app: &TestApp) -> World {
         .await
         .unwrap();
     let demo_lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
-    let demo_terminal = store.terminals_in_region("demo-garze").await.unwrap().remove(0).id;
+    let demo_terminal = store.terminals_in_region(&"demo-garze".into()).await.unwrap().remove(0).id;
     let consultation = |terminal: &str, region: &str, lawyer: &str| NewConsultation {
         terminal_id: terminal.into(),
         region_id: region.into(),
@@ -109,8 +110,8 @@ async fn build_world(app: &TestApp) -> World {
 }
 
 /// Puts `member` in a new team posted to `region`; returns the team's id.
-async fn place(store: &Store, team: &str, member: &str, region: &str) -> String {
-    let (members, regions) = ([member.to_owned()], [region.to_owned()]);
+async fn place(store: &Store, team: &str, member: &AccountId, region: &str) -> String {
+    let (members, regions) = ([member.clone()], [RegionId::from(region)]);
     let links = TeamLinks { members: Some(&members), regions: Some(&regions), terminals: None };
     store.create_team(team, links, &AuditEntry::system("team.created")).await.unwrap()
 }
@@ -161,9 +162,11 @@ async fn coordinators_cannot_take_over_another_regions_volunteers() {
     let rostered = app.post("/api/rosters", &coordinator, roster).await;
     assert_eq!(rostered.status(), 403);
     assert_eq!(code_of(&rostered.json().await.unwrap()), "serves_elsewhere");
-    assert!(store.rosters_for_region("demo-garze").await.unwrap().iter().all(|r| r.team_id != other_team));
+    assert!(
+        store.rosters_for_region(&"demo-garze".into()).await.unwrap().iter().all(|r| r.team_id != other_team)
+    );
     assert_eq!(store.teams().await.unwrap().len(), teams_before + 1, "only the admin's team was made");
-    assert_eq!(store.team_links(&parked_id).await.unwrap().1, Vec::<String>::new(), "still posted nowhere");
+    assert_eq!(store.team_links(&parked_id).await.unwrap().1, Vec::<RegionId>::new(), "still posted nowhere");
 
     // So the lawyer stays out of the coordinator's reach: account, availability, deactivation.
     let account = format!("/api/accounts/{lawyer}");
@@ -297,7 +300,7 @@ async fn consultations_are_seen_only_by_whom_they_concern() {
     assert_eq!(listed.len(), 1);
 
     // Only the lawyer writes the record.
-    let write = |token: String, id: String| {
+    let write = |token: String, id: ConsultationId| {
         let request = app
             .http
             .put(app.url(&format!("/api/consultations/{id}/record")))
@@ -322,7 +325,7 @@ async fn consultations_are_seen_only_by_whom_they_concern() {
     ] {
         assert!(
             rows.iter().any(|r| r.action == action
-                && (r.subject == world.demo_consultation || r.subject == world.other_consultation)),
+                && (world.demo_consultation == r.subject || world.other_consultation == r.subject)),
             "{action}"
         );
     }
@@ -350,7 +353,7 @@ async fn coordinators_stay_in_their_regions() {
     assert_eq!(create.status(), 403);
     let other_terminal = app.store().await.terminal(&world.other_terminal).await.unwrap().unwrap();
     assert!(other_terminal.revoked_at.is_none(), "nothing changed");
-    assert_eq!(app.store().await.terminals_in_region("other").await.unwrap().len(), 1);
+    assert_eq!(app.store().await.terminals_in_region(&"other".into()).await.unwrap().len(), 1);
     // Lawyers and terminals manage nothing.
     let lawyer = app.token("demo-lawyer").await;
     assert_eq!(app.get("/api/regions", &lawyer).await.status(), 403);

@@ -531,7 +531,7 @@ async fn a_caller_who_hangs_up_at_once_leaves_nothing_for_the_lines_next_caller(
     until(Duration::from_secs(5), "the second caller waits", || async { waiting(&app).await == 1 }).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(waiting(&app).await, 1, "one request: the first caller's is gone");
-    let lines = app.store().await.phone_lines(signaling::demo::DEMO_REGION_ID, 0).await.unwrap();
+    let lines = app.store().await.phone_lines(&signaling::demo::DEMO_REGION_ID.into(), 0).await.unwrap();
     assert_eq!(lines.len(), 1, "the line was reused");
     peer.send(&peer.request("BYE", &second, 2, "", "")).await;
     until(Duration::from_secs(5), "nothing left waiting", || async { waiting(&app).await == 0 }).await;
@@ -584,14 +584,15 @@ async fn appointments_by_phone_are_booked_by_coordinators_for_allowed_numbers_he
         assert_eq!((got, reply["error"]["code"].as_str()), (status, Some(code)), "{body}: {reply}");
     }
     let store = app.store().await;
-    let all = || store.appointments(signaling::store::AppointmentScope::Region("demo-garze"), 0, i64::MAX);
+    let region = signaling::ids::RegionId::from("demo-garze");
+    let all = || store.appointments(signaling::store::AppointmentScope::Region(&region), 0, i64::MAX);
     assert!(all().await.unwrap().is_empty());
 
     // Booked: on one of the region's phone lines, the number masked in what comes back.
     let (status, first) = book_by_phone(&app, &coordinator, by_phone("13812345678")).await;
     assert_eq!(status, 201, "{first}");
     assert_eq!((first["channel"].as_str(), first["phone"].as_str()), (Some("phone"), Some("138****5678")));
-    let line = store.terminal(first["terminal_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let line = store.terminal(&first["terminal_id"].as_str().unwrap().into()).await.unwrap().unwrap();
     assert_eq!(line.channel, "phone");
     // The same number cannot hold two appointments at once, though a lawyer is free...
     let (status, reply) = book_by_phone(&app, &coordinator, by_phone("13812345678")).await;
@@ -603,7 +604,7 @@ async fn appointments_by_phone_are_booked_by_coordinators_for_allowed_numbers_he
     assert_ne!(second["lawyer_id"], first["lawyer_id"]);
 
     // The lawyer sees it masked; the whole number is in no answer and in no audit entry.
-    let lawyer = store.account(first["lawyer_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let lawyer = store.account(&first["lawyer_id"].as_str().unwrap().into()).await.unwrap().unwrap();
     let listed = app.get("/api/appointments", &app.token(&lawyer.username).await).await.text().await.unwrap();
     assert!(listed.contains("138****5678") && !listed.contains("13812345678"), "{listed}");
     let audit = app.get("/api/audit?limit=200", &app.token("demo-admin").await).await.text().await.unwrap();
@@ -622,7 +623,7 @@ async fn appointments_by_phone_are_booked_by_coordinators_for_allowed_numbers_he
     )
     .await;
     assert_eq!(status, 201, "{at_kiosk}");
-    let kiosk_lawyer = store.account(at_kiosk["lawyer_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let kiosk_lawyer = store.account(&at_kiosk["lawyer_id"].as_str().unwrap().into()).await.unwrap().unwrap();
     let (status, code) =
         call_appointment(&app, &kiosk_lawyer.username, at_kiosk["id"].as_str().unwrap()).await;
     assert_eq!((status, code.as_str()), (404, "no_number"));
@@ -662,7 +663,7 @@ async fn a_phone_appointment_is_kept_when_its_lawyer_calls_and_the_resident_answ
     let store = app.store().await;
     // An appointment by phone with demo-lawyer-2 that started a minute ago
     // (booked in the store: the API books only ahead).
-    let line = store.phone_lines(signaling::demo::DEMO_REGION_ID, 1).await.unwrap().remove(0);
+    let line = store.phone_lines(&signaling::demo::DEMO_REGION_ID.into(), 1).await.unwrap().remove(0);
     let lawyer_id = store.account_by_username("demo-lawyer-2").await.unwrap().unwrap().id;
     let now = signaling::unix_now();
     let booked = store

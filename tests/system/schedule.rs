@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use signaling::domain::Language;
+use signaling::ids::AccountId;
 use signaling::store::NewTerminal;
 use signaling::unix_now;
 
@@ -47,7 +48,7 @@ async fn app_with(cap: u32) -> TestApp {
     spawn_with(config, dir).await
 }
 
-async fn id_of(app: &TestApp, username: &str) -> String {
+async fn id_of(app: &TestApp, username: &str) -> AccountId {
     app.store().await.account_by_username(username).await.unwrap().unwrap().id
 }
 
@@ -262,7 +263,7 @@ async fn bookings_follow_the_rules() {
     assert!(
         app.store()
             .await
-            .appointments(signaling::store::AppointmentScope::Region("demo-garze"), 0, i64::MAX)
+            .appointments(signaling::store::AppointmentScope::Region(&"demo-garze".into()), 0, i64::MAX)
             .await
             .unwrap()
             .is_empty()
@@ -481,7 +482,7 @@ async fn reminders_and_start_notices_reach_both_sides() {
     let started = store
         .book(
             &signaling::store::Booking {
-                terminal_id: terminal_id.clone(),
+                terminal_id: terminal_id.as_str().into(),
                 region_id: "demo-garze".into(),
                 lawyer_id: id_of(&app, "demo-lawyer").await,
                 language: "bo".into(),

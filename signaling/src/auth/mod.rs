@@ -18,6 +18,7 @@ use axum::http::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Role;
+use crate::ids::{AccountId, RegionId, TerminalId};
 use crate::store::{AccountRecord, Store, StoreError, TerminalRecord};
 use crate::unix_now;
 use limiter::FailureLimiter;
@@ -217,14 +218,20 @@ impl Principal {
     }
 
     /// Admins may act on every region; coordinators on theirs.
-    pub fn manages_region(&self, region_id: &str) -> bool {
+    pub fn manages_region(&self, region_id: &RegionId) -> bool {
         match self {
             Principal::Account { account, .. } => {
                 account.has_role(Role::Admin)
-                    || (account.has_role(Role::Coordinator) && account.regions.iter().any(|r| r == region_id))
+                    || (account.has_role(Role::Coordinator) && account.regions.contains(region_id))
             }
             Principal::Terminal { .. } => false,
         }
+    }
+
+    /// `Forbidden` unless the caller manages the region. A region that does
+    /// not exist is forbidden too, so its id cannot be probed.
+    pub fn require_region(&self, region_id: &RegionId) -> Result<(), AuthError> {
+        if self.manages_region(region_id) { Ok(()) } else { Err(AuthError::Forbidden) }
     }
 
     /// Whether the caller may act on a volunteer (a lawyer or interpreter)
@@ -232,7 +239,7 @@ impl Principal {
     /// coordinators on those who serve one of their regions, or who serve
     /// none yet (just created, to be placed). Someone who serves only other
     /// regions is another coordinator's.
-    pub fn manages_volunteer(&self, volunteer_regions: &[String]) -> bool {
+    pub fn manages_volunteer(&self, volunteer_regions: &[RegionId]) -> bool {
         match self {
             Principal::Account { account, .. } => {
                 account.has_role(Role::Admin)
@@ -271,11 +278,13 @@ pub async fn authenticate(tokens: &Tokens, store: &Store, token: &str) -> Result
             if !session.is_live(unix_now()) || session.account_id != claims.sub {
                 return Err(Unauthenticated);
             }
-            let account = store.account(&claims.sub).await?.ok_or(Unauthenticated)?;
+            let account =
+                store.account(&AccountId::from(claims.sub.as_str())).await?.ok_or(Unauthenticated)?;
             Ok(Principal::Account { account, session_id: claims.sid })
         }
         TokenKind::Device => {
-            let terminal = store.terminal(&claims.sub).await?.ok_or(Unauthenticated)?;
+            let terminal =
+                store.terminal(&TerminalId::from(claims.sub.as_str())).await?.ok_or(Unauthenticated)?;
             if terminal.revoked_at.is_some() || terminal.credential_id.as_deref() != Some(claims.sid.as_str())
             {
                 return Err(Unauthenticated);

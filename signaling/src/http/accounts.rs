@@ -12,7 +12,7 @@ use crate::auth::{ClientAddr, Principal};
 use crate::domain::{
     Language, Role, Topic, check_display_name, check_password, check_time_zone, check_username,
 };
-use crate::ids::AccountId;
+use crate::ids::{AccountId, RegionId};
 use crate::store::{AccountPatch, AccountRecord, AuditEntry, NewAccount};
 use crate::{password, unix_now};
 
@@ -39,7 +39,8 @@ pub struct CreateAccount {
     pub time_zone: Option<String>,
     /// Regions a coordinator answers for (admins only).
     #[serde(default)]
-    pub regions: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub regions: Option<Vec<RegionId>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -56,7 +57,8 @@ pub struct PatchAccount {
     pub languages: Option<Vec<Language>>,
     pub topics: Option<Vec<Topic>>,
     /// Regions a coordinator answers for (admins only).
-    pub regions: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub regions: Option<Vec<RegionId>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -83,7 +85,7 @@ fn require_manager(principal: &Principal, target_roles: &[Role]) -> Result<(), A
     }
 }
 
-async fn check_regions(state: &AppState, regions: &[String]) -> Result<(), ApiError> {
+async fn check_regions(state: &AppState, regions: &[RegionId]) -> Result<(), ApiError> {
     for region in regions {
         if state.store.region(region).await?.is_none() {
             return Err(ApiError::bad_request("invalid_field", format!("regions: no region {region:?}")));
@@ -108,7 +110,7 @@ pub async fn list(
     let caller = principal.require_any(&[Role::Coordinator, Role::Admin])?;
     let admin = caller.has_role(Role::Admin);
     let accounts = state.store.accounts().await?;
-    let mut regions: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let mut regions: std::collections::HashMap<AccountId, Vec<RegionId>> = std::collections::HashMap::new();
     for (account, region) in state.store.member_regions().await? {
         regions.entry(account).or_default().push(region);
     }
@@ -203,7 +205,7 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
 async fn managed_target(
     state: &AppState,
     principal: &Principal,
-    id: &str,
+    id: &AccountId,
 ) -> Result<AccountRecord, ApiError> {
     let caller = principal.require_any(&[Role::Coordinator, Role::Admin])?;
     let target = state.store.account(id).await?.ok_or(ApiError::NotFound)?;

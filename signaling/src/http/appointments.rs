@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::schedule::{invalid, parse_instant, require_region};
+use super::schedule::{invalid, parse_instant};
 use super::views::{AppointmentView, rfc3339};
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
-use crate::ids::AppointmentId;
+use crate::ids::{AccountId, AppointmentId, RegionId, TerminalId};
 use crate::password::fingerprint;
 use crate::schedule::civil::Instant;
 use crate::schedule::{Person, booking, ical, intervals};
@@ -30,15 +30,18 @@ pub struct BookRequest {
     pub language: Language,
     pub topic: Topic,
     /// A named lawyer (a follow-up); otherwise assigned by round robin.
-    pub lawyer_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub lawyer_id: Option<AccountId>,
     /// Coordinators booking on a resident's behalf name the terminal...
-    pub terminal_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub terminal_id: Option<TerminalId>,
     /// ...or, by phone, the resident's number (the lawyer calls them; needs
     /// `phone.outbound_trunk` and a number with an allowed prefix) and the
     /// region whose lawyers serve them.
     #[schema(example = "13812345678")]
     pub phone: Option<String>,
-    pub region_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub region_id: Option<RegionId>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,8 +65,10 @@ pub struct SlotsQuery {
     #[param(format = DateTime)]
     pub to: Option<String>,
     /// Coordinators: the region. Terminals: their own.
-    pub region_id: Option<String>,
-    pub lawyer_id: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub region_id: Option<RegionId>,
+    #[param(value_type = Option<String>)]
+    pub lawyer_id: Option<AccountId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,13 +89,14 @@ pub struct RangeQuery {
     #[param(format = DateTime)]
     pub to: Option<String>,
     /// Coordinators: one of their regions (default all of them).
-    pub region_id: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub region_id: Option<RegionId>,
 }
 
 /// Where an appointment is kept: a kiosk, or a phone number.
 struct Place {
-    terminal_id: String,
-    region_id: String,
+    terminal_id: TerminalId,
+    region_id: RegionId,
     phone: Option<String>,
 }
 
@@ -119,7 +125,7 @@ async fn booking_place(
             }
             let id = request
                 .terminal_id
-                .as_deref()
+                .as_ref()
                 .ok_or_else(|| invalid("terminal_id: required when booking for a resident"))?;
             if request.region_id.is_some() {
                 return Err(invalid("region_id: only with phone (a terminal has its region)"));
@@ -129,7 +135,7 @@ async fn booking_place(
             if terminal.channel == "phone" {
                 return Err(invalid("terminal_id: a phone line, not a kiosk; book by phone instead"));
             }
-            require_region(principal, &terminal.region_id)?;
+            principal.require_region(&terminal.region_id)?;
             Ok(Place { terminal_id: terminal.id, region_id: terminal.region_id, phone: None })
         }
     }
@@ -145,8 +151,8 @@ async fn phone_place(
     if request.terminal_id.is_some() {
         return Err(invalid("terminal_id: not with phone (the lawyer calls the number)"));
     }
-    let region = request.region_id.as_deref().ok_or_else(|| invalid("region_id: required with phone"))?;
-    require_region(principal, region)?;
+    let region = request.region_id.as_ref().ok_or_else(|| invalid("region_id: required with phone"))?;
+    principal.require_region(region)?;
     let phone = &state.config.phone;
     if !phone.calls_back() {
         return Err(ApiError::Clash {
@@ -160,7 +166,7 @@ async fn phone_place(
     state.store.region(region).await?.ok_or_else(|| invalid("region_id: no such region"))?;
     // (Made when the region has none yet, as the gateway makes lines for calls.)
     let line = state.store.phone_lines(region, 1).await?.into_iter().next().ok_or(ApiError::NotFound)?;
-    Ok(Place { terminal_id: line.id, region_id: region.to_owned(), phone: Some(number.to_owned()) })
+    Ok(Place { terminal_id: line.id, region_id: region.clone(), phone: Some(number.to_owned()) })
 }
 
 impl AppState {
@@ -217,7 +223,7 @@ pub async fn book(
             vec![person]
         }
         None => {
-            let last: HashMap<String, i64> = state.store.last_assignments().await?.into_iter().collect();
+            let last: HashMap<AccountId, i64> = state.store.last_assignments().await?.into_iter().collect();
             booking::round_robin(
                 snapshot.eligible_lawyers(&region_id, &request.language, request.topic, start, end),
                 &last,
@@ -301,7 +307,7 @@ pub async fn slots(
         Principal::Terminal { terminal } => (Some(terminal.id.clone()), terminal.region_id.clone()),
         Principal::Account { .. } => {
             let region = query.region_id.clone().ok_or_else(|| invalid("region_id: required"))?;
-            require_region(&principal, &region)?;
+            principal.require_region(&region)?;
             (None, region)
         }
     };
@@ -335,9 +341,7 @@ pub async fn slots(
         .collect();
     let duty: Vec<Vec<(Instant, Instant)>> = candidates
         .iter()
-        .map(|(p, in_team)| {
-            snapshot.duty_intervals(p, in_team.then_some(region_id.as_str()), first, latest + length)
-        })
+        .map(|(p, in_team)| snapshot.duty_intervals(p, in_team.then_some(&region_id), first, latest + length))
         .collect();
     let booked = state.store.booked_between(first - length - buffer, latest + length + buffer).await?;
     let mut busy: HashMap<&str, Vec<(Instant, Instant)>> = HashMap::new();
@@ -419,9 +423,9 @@ pub async fn list(
         Principal::Account { account, .. }
             if account.has_role(Role::Coordinator) || account.has_role(Role::Admin) =>
         {
-            let regions: Vec<String> = match &query.region_id {
+            let regions: Vec<RegionId> = match &query.region_id {
                 Some(r) => {
-                    require_region(&principal, r)?;
+                    principal.require_region(r)?;
                     vec![r.clone()]
                 }
                 None if account.has_role(Role::Admin) => {

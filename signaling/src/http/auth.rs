@@ -13,6 +13,7 @@ use crate::auth::Limiter;
 use crate::auth::limiter::FailureLimiter;
 use crate::auth::tokens::{TokenError, TokenKind};
 use crate::auth::{ClientAddr, Principal};
+use crate::ids::AccountId;
 use crate::password;
 use crate::store::{AuditEntry, RefreshUse};
 use crate::unix_now;
@@ -150,7 +151,11 @@ pub async fn login(
 }
 
 /// Issues an access token and a fresh refresh token for a live session.
-async fn token_pair(state: &AppState, account_id: &str, session_id: &str) -> Result<TokenResponse, ApiError> {
+async fn token_pair(
+    state: &AppState,
+    account_id: &AccountId,
+    session_id: &str,
+) -> Result<TokenResponse, ApiError> {
     let config = state.tokens.config();
     let session = state.store.session_state(session_id).await?.ok_or(ApiError::Unauthorized)?;
     let now = unix_now();
@@ -209,7 +214,7 @@ pub async fn refresh(
             if !session.is_live(now) || session.account_id != claims.sub {
                 return Err(ApiError::Unauthorized);
             }
-            Ok(ApiJson(token_pair(&state, &claims.sub, &session_id).await?))
+            Ok(ApiJson(token_pair(&state, &AccountId::from(claims.sub.as_str()), &session_id).await?))
         }
         RefreshUse::Reused { session_id } => {
             let actor = format!("account:{}", claims.sub);

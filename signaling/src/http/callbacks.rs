@@ -62,7 +62,7 @@ pub async fn consultation(
     let callback = Callback {
         key: format!("consultation:{id}"),
         number,
-        asked: Asked { lawyer: account.id.as_str().into(), appointment: None },
+        asked: Asked { lawyer: account.id.clone(), appointment: None },
         route: Route {
             number: "callback".into(),
             language: record.language,
@@ -117,7 +117,7 @@ pub async fn appointment(
     let callback = Callback {
         key: format!("appointment:{id}"),
         number,
-        asked: Asked { lawyer: account.id.as_str().into(), appointment: Some(id.as_str().into()) },
+        asked: Asked { lawyer: account.id.clone(), appointment: Some(id.clone()) },
         route: Route {
             number: "appointment".into(),
             language: appointment.language,

@@ -9,7 +9,7 @@ use super::views::{ConsultationView, Visibility};
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::Role;
-use crate::ids::ConsultationId;
+use crate::ids::{ConsultationId, RegionId};
 use crate::store::{AuditEntry, ConsultationRecord, ConsultationScope};
 
 /// Outcomes a lawyer can record.
@@ -61,7 +61,7 @@ pub async fn list(
             state.store.consultations(ConsultationScope::Terminal(&terminal.id), LIMIT).await?
         }
         Principal::Account { account, .. } if account.has_role(Role::Admin) => {
-            let all: Vec<String> = state.store.regions().await?.into_iter().map(|r| r.id).collect();
+            let all: Vec<RegionId> = state.store.regions().await?.into_iter().map(|r| r.id).collect();
             state.store.consultations(ConsultationScope::Regions(&all), LIMIT).await?
         }
         Principal::Account { account, .. } if account.has_role(Role::Coordinator) => {
@@ -158,7 +158,7 @@ pub async fn write_record(
     );
     state.store.save_consultation_record(&id, &request.summary, &request.outcome, &audit).await?;
     // The record is written: the lawyer's wrap-up is over.
-    state.live.send(crate::live::Command::RecordSaved { consultation: id.as_str().into() }).await;
+    state.live.send(crate::live::Command::RecordSaved { consultation: id.clone() }).await;
     let record = state.store.consultation(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(ConsultationView::new(&record, Visibility::Participant)))
 }

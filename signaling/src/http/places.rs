@@ -23,11 +23,12 @@ use crate::unix_now;
 #[serde(deny_unknown_fields)]
 pub struct CreateRegion {
     /// A stable id, 1 to 64 of a-z, 0-9, `-`.
-    #[schema(example = "garze", pattern = "^[a-z0-9-]{1,64}$")]
-    pub id: String,
+    #[schema(value_type = String, example = "garze", pattern = "^[a-z0-9-]{1,64}$")]
+    pub id: RegionId,
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    pub parent_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<RegionId>,
     #[schema(max_length = 64, example = "Asia/Shanghai")]
     pub time_zone: Option<String>,
 }
@@ -39,8 +40,8 @@ pub struct CreateTerminal {
     pub name: String,
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub township: String,
-    #[schema(min_length = 1, max_length = 64)]
-    pub region_id: String,
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    pub region_id: RegionId,
     pub languages: Vec<Language>,
 }
 
@@ -135,12 +136,6 @@ fn text_field(name: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
-/// 403 unless the caller manages the region. A region that does not exist is
-/// also 403 for coordinators, so ids cannot be probed.
-fn require_region(principal: &Principal, region_id: &str) -> Result<(), ApiError> {
-    if principal.manages_region(region_id) { Ok(()) } else { Err(ApiError::Forbidden) }
-}
-
 #[utoipa::path(
     get,
     path = "/api/regions/{id}/terminals",
@@ -154,7 +149,7 @@ pub async fn region_terminals(
     principal: Principal,
     Path(id): Path<RegionId>,
 ) -> Result<ApiJson<Vec<TerminalView>>, ApiError> {
-    require_region(&principal, &id)?;
+    principal.require_region(&id)?;
     let terminals = state.store.terminals_in_region(&id).await?;
     Ok(ApiJson(terminals.iter().map(TerminalView::from).collect()))
 }
@@ -187,7 +182,7 @@ pub async fn create_terminal(
     principal: Principal,
     ApiJson(request): ApiJson<CreateTerminal>,
 ) -> Result<(StatusCode, ApiJson<TerminalCode>), ApiError> {
-    require_region(&principal, &request.region_id)?;
+    principal.require_region(&request.region_id)?;
     if state.store.region(&request.region_id).await?.is_none() {
         return Err(ApiError::bad_request("invalid_field", "region_id: no such region"));
     }
@@ -290,11 +285,11 @@ pub async fn revoke(
 async fn managed_terminal(
     state: &AppState,
     principal: &Principal,
-    id: &str,
+    id: &TerminalId,
 ) -> Result<crate::store::TerminalRecord, ApiError> {
     principal.require_any(&[Role::Coordinator, Role::Admin])?;
     let terminal = state.store.terminal(id).await?.ok_or(ApiError::NotFound)?;
-    require_region(principal, &terminal.region_id)?;
+    principal.require_region(&terminal.region_id)?;
     Ok(terminal)
 }
 

@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 
 use super::{ApiError, ApiJson, AppState};
 use crate::auth::ClientAddr;
+use crate::ids::RegionId;
 use crate::store::AuditEntry;
 use crate::unix_now;
 
@@ -79,7 +80,7 @@ pub async fn register(
         return Err(invalid("control_url: ws://HOST:PORT/control (on a private network)".into()));
     }
     if let Some(region) = &node.region_id
-        && state.store.region(region).await?.is_none()
+        && state.store.region(&RegionId::from(region.as_str())).await?.is_none()
     {
         return Err(invalid(format!("region_id: no region {region:?}")));
     }

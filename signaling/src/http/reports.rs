@@ -14,6 +14,7 @@ use super::schedule::{invalid, parse_date, start_of_day};
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::Role;
+use crate::ids::RegionId;
 use crate::schedule::civil::{date_of, local_day_minute, weekday_of};
 use crate::store::ReportRow;
 
@@ -107,7 +108,7 @@ fn quantile(sorted: &[i64], q: f64) -> Option<i64> {
 fn tally(
     rows: &[ReportRow],
     monthly: bool,
-    zone_of: impl Fn(&str) -> jiff::tz::TimeZone,
+    zone_of: impl Fn(&RegionId) -> jiff::tz::TimeZone,
 ) -> (Vec<ReportLine>, Vec<WaitSummary>) {
     let mut groups: BTreeMap<(String, String, String, String, String), Tally> = BTreeMap::new();
     let mut waits: BTreeMap<(Option<String>, Option<String>), Vec<i64>> = BTreeMap::new();
@@ -120,7 +121,7 @@ fn tally(
             date_of(day - weekday_of(day) as i64).to_string()
         };
         let key =
-            (start, row.region_id.clone(), row.language.clone(), row.topic.clone(), row.channel.clone());
+            (start, row.region_id.to_string(), row.language.clone(), row.topic.clone(), row.channel.clone());
         let t = groups.entry(key.clone()).or_default();
         t.requests += 1;
         match row.status.as_str() {
@@ -227,7 +228,7 @@ pub async fn consultations(
     query: ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let account = principal.account()?;
-    let scope: Option<&[String]> = if account.has_role(Role::Admin) {
+    let scope: Option<&[RegionId]> = if account.has_role(Role::Admin) {
         None
     } else if account.has_role(Role::Coordinator) {
         Some(&account.regions)

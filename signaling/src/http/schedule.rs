@@ -11,7 +11,7 @@ use super::views::rfc3339;
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
 use crate::domain::{Language, Role, Topic};
-use crate::ids::{AccountId, RegionId};
+use crate::ids::{AccountId, RegionId, TerminalId};
 use crate::schedule::civil::{Instant, days_of};
 use crate::schedule::{DutyReason, intervals};
 use crate::store::{AuditEntry, OverrideRow, RosterRow, TeamLinks, WeeklyRow};
@@ -141,10 +141,10 @@ pub struct AvailabilityBody {
 async fn require_person_manager(
     state: &AppState,
     principal: &Principal,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<(), ApiError> {
     let caller = principal.account().map_err(|_| ApiError::NotFound)?;
-    if caller.id == account_id || caller.has_role(Role::Admin) {
+    if caller.id == *account_id || caller.has_role(Role::Admin) {
         return Ok(());
     }
     let Some(target) = state.store.account(account_id).await? else { return Err(ApiError::NotFound) };
@@ -155,7 +155,7 @@ async fn require_person_manager(
     Err(ApiError::NotFound)
 }
 
-async fn availability_body(state: &AppState, account_id: &str) -> Result<AvailabilityBody, ApiError> {
+async fn availability_body(state: &AppState, account_id: &AccountId) -> Result<AvailabilityBody, ApiError> {
     let account = state.store.account(account_id).await?.ok_or(ApiError::NotFound)?;
     let (weekly, overrides) = state.store.availability_of(account_id).await?;
     Ok(AvailabilityBody {
@@ -223,7 +223,7 @@ pub async fn put_availability(
         let weekday = parse_weekday(&w.weekday)?;
         let (s, e) = parse_window(&w.start, &w.end)?;
         weekly.push(WeeklyRow {
-            account_id: id.to_string(),
+            account_id: id.clone(),
             weekday: weekday as i64,
             start_minute: s.into(),
             end_minute: e.into(),
@@ -237,7 +237,7 @@ pub async fn put_availability(
             return Err(invalid(format!("kind: {:?} is not \"extra\" or \"off\"", o.kind)));
         }
         overrides.push(OverrideRow {
-            account_id: id.to_string(),
+            account_id: id.clone(),
             date: o.date.clone(),
             start_minute: s.into(),
             end_minute: e.into(),
@@ -262,9 +262,12 @@ pub async fn put_availability(
 pub struct TeamView {
     pub id: String,
     pub name: String,
-    pub members: Vec<String>,
-    pub regions: Vec<String>,
-    pub terminals: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub members: Vec<AccountId>,
+    #[schema(value_type = Vec<String>)]
+    pub regions: Vec<RegionId>,
+    #[schema(value_type = Vec<String>)]
+    pub terminals: Vec<TerminalId>,
 }
 
 /// A new team: its name and, optionally, what it is linked to.
@@ -274,9 +277,12 @@ pub struct NewTeam {
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// Account ids (lawyers and interpreters).
-    pub members: Option<Vec<String>>,
-    pub regions: Option<Vec<String>>,
-    pub terminals: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub members: Option<Vec<AccountId>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub regions: Option<Vec<RegionId>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub terminals: Option<Vec<TerminalId>>,
 }
 
 impl NewTeam {
@@ -295,9 +301,12 @@ impl NewTeam {
 #[serde(deny_unknown_fields)]
 pub struct TeamBody {
     /// Account ids (lawyers and interpreters).
-    pub members: Option<Vec<String>>,
-    pub regions: Option<Vec<String>>,
-    pub terminals: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub members: Option<Vec<AccountId>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub regions: Option<Vec<RegionId>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub terminals: Option<Vec<TerminalId>>,
 }
 
 async fn team_view(state: &AppState, id: &str) -> Result<TeamView, ApiError> {
@@ -449,8 +458,8 @@ pub struct RosterBody {
     pub id: String,
     #[schema(min_length = 1, max_length = 64)]
     pub team_id: String,
-    #[schema(min_length = 1, max_length = 64)]
-    pub region_id: String,
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    pub region_id: RegionId,
     #[schema(example = json!(["mon", "wed"]), min_items = 1)]
     pub weekdays: Vec<Weekday>,
     #[schema(example = "14:00", pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
@@ -476,10 +485,6 @@ fn roster_body(r: &RosterRow) -> RosterBody {
     }
 }
 
-pub(super) fn require_region(principal: &Principal, region: &str) -> Result<(), ApiError> {
-    if principal.manages_region(region) { Ok(()) } else { Err(ApiError::Forbidden) }
-}
-
 #[utoipa::path(
     get,
     path = "/api/regions/{id}/rosters",
@@ -493,7 +498,7 @@ pub async fn rosters(
     principal: Principal,
     Path(id): Path<RegionId>,
 ) -> Result<ApiJson<Vec<RosterBody>>, ApiError> {
-    require_region(&principal, &id)?;
+    principal.require_region(&id)?;
     Ok(ApiJson(state.store.rosters_for_region(&id).await?.iter().map(roster_body).collect()))
 }
 
@@ -512,7 +517,7 @@ pub async fn create_roster(
     principal: Principal,
     ApiJson(body): ApiJson<RosterBody>,
 ) -> Result<(StatusCode, ApiJson<RosterBody>), ApiError> {
-    require_region(&principal, &body.region_id)?;
+    principal.require_region(&body.region_id)?;
     if state.store.region(&body.region_id).await?.is_none() {
         return Err(invalid("region_id: no such region"));
     }
@@ -583,7 +588,7 @@ pub async fn delete_roster(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let roster = state.store.roster(&id).await?.ok_or(ApiError::NotFound)?;
-    require_region(&principal, &roster.region_id)?;
+    principal.require_region(&roster.region_id)?;
     let audit = AuditEntry::new(&principal.actor(), "roster.deleted", &id, serde_json::Value::Null, &source);
     state.store.delete_roster(&id, &audit).await?;
     state.scheduler.invalidate();
@@ -626,7 +631,7 @@ pub async fn on_duty(
     Path(id): Path<RegionId>,
     query: ApiQuery<AtQuery>,
 ) -> Result<ApiJson<Vec<OnDutyView>>, ApiError> {
-    require_region(&principal, &id)?;
+    principal.require_region(&id)?;
     let query = query.parse()?;
     let at = match &query.at {
         Some(at) => parse_instant("at", at)?,
@@ -638,7 +643,7 @@ pub async fn on_duty(
             .on_duty_for_region(&id, at)
             .into_iter()
             .map(|(p, duty)| OnDutyView {
-                account_id: p.account.id.clone(),
+                account_id: p.account.id.to_string(),
                 display_name: p.account.display_name.clone(),
                 roles: p.account.roles.clone(),
                 languages: p.account.languages.clone(),
@@ -705,7 +710,7 @@ pub async fn coverage(
     Path(id): Path<RegionId>,
     query: ApiQuery<CoverageQuery>,
 ) -> Result<ApiJson<CoverageView>, ApiError> {
-    require_region(&principal, &id)?;
+    principal.require_region(&id)?;
     let query = query.parse()?;
     let region = state.store.region(&id).await?.ok_or(ApiError::NotFound)?;
     let language = Language::parse(&query.language).map_err(|e| invalid(format!("language: {e}")))?;

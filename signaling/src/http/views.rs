@@ -36,16 +36,16 @@ pub struct AppointmentView {
 impl From<&AppointmentRecord> for AppointmentView {
     fn from(a: &AppointmentRecord) -> Self {
         AppointmentView {
-            id: a.id.clone(),
-            terminal_id: a.terminal_id.clone(),
-            region_id: a.region_id.clone(),
-            lawyer_id: a.lawyer_id.clone(),
+            id: a.id.to_string(),
+            terminal_id: a.terminal_id.to_string(),
+            region_id: a.region_id.to_string(),
+            lawyer_id: a.lawyer_id.to_string(),
             language: a.language.clone(),
             topic: a.topic.clone(),
             start: rfc3339(a.starts_at),
             end: rfc3339(a.ends_at),
             status: a.status.clone(),
-            consultation_id: a.consultation_id.clone(),
+            consultation_id: a.consultation_id.as_ref().map(ToString::to_string),
             channel: a.channel.clone(),
             phone: a.phone_number.as_deref().map(crate::phone::mask_number),
         }
@@ -70,7 +70,7 @@ pub struct AccountView {
 impl From<&AccountRecord> for AccountView {
     fn from(a: &AccountRecord) -> Self {
         AccountView {
-            id: a.id.clone(),
+            id: a.id.to_string(),
             username: a.username.clone(),
             display_name: a.display_name.clone(),
             time_zone: a.time_zone.clone(),
@@ -78,7 +78,7 @@ impl From<&AccountRecord> for AccountView {
             roles: a.roles.clone(),
             languages: a.languages.clone(),
             topics: a.topics.clone(),
-            regions: a.regions.clone(),
+            regions: a.regions.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -94,9 +94,9 @@ pub struct RegionView {
 impl From<&RegionRecord> for RegionView {
     fn from(r: &RegionRecord) -> Self {
         RegionView {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             name: r.name.clone(),
-            parent_id: r.parent_id.clone(),
+            parent_id: r.parent_id.as_ref().map(ToString::to_string),
             time_zone: r.time_zone.clone(),
         }
     }
@@ -133,10 +133,10 @@ impl From<&TerminalRecord> for TerminalView {
             TerminalStatus::Pending
         };
         TerminalView {
-            id: t.id.clone(),
+            id: t.id.to_string(),
             name: t.name.clone(),
             township: t.township.clone(),
-            region_id: t.region_id.clone(),
+            region_id: t.region_id.to_string(),
             languages: t.languages.clone(),
             status,
             enrolled_at: t.enrolled_at,
@@ -188,8 +188,8 @@ impl ConsultationView {
         let participant = visibility == Visibility::Participant;
         let staff = visibility != Visibility::Terminal;
         ConsultationView {
-            id: c.id.clone(),
-            region_id: c.region_id.clone(),
+            id: c.id.to_string(),
+            region_id: c.region_id.to_string(),
             topic: c.topic.clone(),
             language: c.language.clone(),
             status: c.status.clone(),
@@ -197,9 +197,9 @@ impl ConsultationView {
             ended_at: c.ended_at,
             outcome: c.outcome.clone(),
             rating: c.rating,
-            terminal_id: staff.then(|| c.terminal_id.clone()),
-            lawyer_id: staff.then(|| c.lawyer_id.clone()),
-            interpreter_id: if staff { c.interpreter_id.clone() } else { None },
+            terminal_id: staff.then(|| c.terminal_id.to_string()),
+            lawyer_id: staff.then(|| c.lawyer_id.to_string()),
+            interpreter_id: c.interpreter_id.as_ref().filter(|_| staff).map(ToString::to_string),
             summary: if participant { c.summary.clone() } else { None },
             callback: participant && c.callback,
         }

@@ -932,18 +932,14 @@ impl Dispatcher {
             // (the call's request keeps the appointment).
             return;
         }
-        let t = self.absent_terminal(&a.terminal_id.as_str().into(), &a.region_id.as_str().into(), now);
+        let t = self.absent_terminal(&a.terminal_id, &a.region_id, now);
         if let Some(request) = t.request.clone() {
             // The resident already waits: that request is the appointment's now
             // (completed, no-show or cancelled with it).
             if let Some(r) = self.requests.get_mut(&request) {
-                r.preferred = Some(a.lawyer_id.as_str().into());
+                r.preferred = Some(a.lawyer_id.clone());
             }
-            self.write(LiveWrite::AttachAppointment {
-                request,
-                appointment: a.id.into(),
-                lawyer: a.lawyer_id.into(),
-            });
+            self.write(LiveWrite::AttachAppointment { request, appointment: a.id, lawyer: a.lawyer_id });
             return;
         }
         if t.consultation.is_some() {
@@ -955,14 +951,14 @@ impl Dispatcher {
         }
         let row = RequestRow {
             id: self.new_id(),
-            terminal_id: a.terminal_id.into(),
-            region_id: a.region_id.into(),
+            terminal_id: a.terminal_id,
+            region_id: a.region_id,
             language: a.language,
             topic: a.topic,
             front: true,
-            preferred_lawyer_id: Some(a.lawyer_id.into()),
+            preferred_lawyer_id: Some(a.lawyer_id),
             created_at: self.at(),
-            appointment_id: Some(a.id.into()),
+            appointment_id: Some(a.id),
         };
         self.write(LiveWrite::Request(row.clone()));
         self.add_request(row, language, topic, None, false, now);

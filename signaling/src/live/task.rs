@@ -17,7 +17,7 @@ use super::{
     Clock, Command, Dispatcher, Duty, Effect, Input, LiveConfig, LiveView, Notice, Outlet, Reach, To,
 };
 use crate::auth::tokens::{RoomGrant, TokenKind, Tokens};
-use crate::ids::{AccountId, RegionId, RoomId, room_of};
+use crate::ids::{RegionId, RoomId, room_of};
 use crate::metrics::Metrics;
 use crate::relay::Relays;
 use crate::schedule::Scheduler;
@@ -369,10 +369,10 @@ async fn duty_loop(scheduler: Arc<Scheduler>, dispatcher: mpsc::WeakSender<Comma
                 let id = &p.account.id;
                 let day_start = super::local_day_start(&p.account.time_zone, at);
                 (
-                    AccountId::from(id.as_str()),
+                    id.clone(),
                     Duty {
                         on_duty: snapshot.is_on_duty(id, at),
-                        regions: snapshot.regions_of(id).into_iter().map(RegionId::from).collect(),
+                        regions: snapshot.regions_of(id).into_iter().collect(),
                         day_start,
                     },
                 )

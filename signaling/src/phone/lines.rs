@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::auth::tokens::{TokenKind, Tokens};
+use crate::ids::{RegionId, TerminalId};
 use crate::store::{Store, StoreError};
 
 /// A device token for a line lives this long: it is checked when the call's
@@ -21,12 +22,12 @@ pub struct Lines {
     busy: Busy,
 }
 
-type Busy = Arc<Mutex<HashMap<String, String>>>;
+type Busy = Arc<Mutex<HashMap<TerminalId, RegionId>>>;
 
 /// A line held by a call; let go when dropped.
 #[derive(Debug)]
 pub struct Line {
-    pub terminal: String,
+    pub terminal: TerminalId,
     pub token: String,
     busy: Busy,
 }
@@ -59,7 +60,12 @@ impl Lines {
 
     /// A free line of `region`, made if the region has none free (at most
     /// `limit` lines a region), showing `caller` (a masked number).
-    pub async fn take(&self, region: &str, caller: &str, limit: usize) -> Result<Option<Line>, StoreError> {
+    pub async fn take(
+        &self,
+        region: &RegionId,
+        caller: &str,
+        limit: usize,
+    ) -> Result<Option<Line>, StoreError> {
         let busy_here = {
             let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             busy.values().filter(|r| *r == region).count()
@@ -71,7 +77,7 @@ impl Lines {
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             chosen = lines.into_iter().find(|line| !busy.contains_key(&line.id));
             if let Some(line) = &chosen {
-                busy.insert(line.id.clone(), region.to_owned());
+                busy.insert(line.id.clone(), region.clone());
                 break;
             }
         }

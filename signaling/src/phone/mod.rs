@@ -27,6 +27,8 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::RegionId;
+
 /// `[phone]`: off unless `enabled`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,7 +83,7 @@ pub struct Route {
     pub number: String,
     pub language: String,
     pub topic: String,
-    pub region: String,
+    pub region: RegionId,
 }
 
 pub use crate::live::Asked;

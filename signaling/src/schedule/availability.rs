@@ -7,6 +7,7 @@ use jiff::tz::TimeZone;
 
 use super::civil::{Instant, local_day_minute, weekday_of, window_instants};
 use super::intervals::{minus_minutes, union};
+use crate::ids::RegionId;
 
 /// A window of minutes since local midnight, end exclusive (1440 = midnight).
 pub type Minutes = (u16, u16);
@@ -75,7 +76,7 @@ impl Availability {
 pub struct RosterRule {
     pub id: String,
     pub team_id: String,
-    pub region_id: String,
+    pub region_id: RegionId,
     /// Bit 0 = Monday ... bit 6 = Sunday.
     pub weekdays: u8,
     pub window: Minutes,

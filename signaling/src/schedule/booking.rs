@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::civil::{Instant, local_day_minute, start_of_day};
 use super::{Person, ScheduleConfig, Snapshot};
+use crate::ids::{AccountId, RegionId, TerminalId};
 use crate::store::Booking;
 
 /// Why a start is refused; each is a `400` with its `code`.
@@ -64,8 +65,8 @@ pub fn check_start(config: &ScheduleConfig, start: Instant, now: Instant) -> Res
 /// Where and what an appointment is, apart from its lawyer and time.
 #[derive(Debug, Clone, Copy)]
 pub struct What<'a> {
-    pub terminal_id: &'a str,
-    pub region_id: &'a str,
+    pub terminal_id: &'a TerminalId,
+    pub region_id: &'a RegionId,
     pub language: &'a str,
     pub topic: &'a str,
     /// By phone: the resident's number (held instead of the terminal's time).
@@ -85,8 +86,8 @@ pub fn booking(
     let tz = snapshot.zone_of(person);
     let day = local_day_minute(tz, start).0;
     Booking {
-        terminal_id: what.terminal_id.to_owned(),
-        region_id: what.region_id.to_owned(),
+        terminal_id: what.terminal_id.clone(),
+        region_id: what.region_id.clone(),
         lawyer_id: person.account.id.clone(),
         language: what.language.to_owned(),
         topic: what.topic.to_owned(),
@@ -104,7 +105,7 @@ pub fn booking(
 /// keeping the region's team members ahead of everyone else.
 pub fn round_robin<'a>(
     mut candidates: Vec<(&'a Person, bool)>,
-    last: &HashMap<String, i64>,
+    last: &HashMap<AccountId, i64>,
 ) -> Vec<&'a Person> {
     candidates.sort_by_key(|(p, in_team)| {
         (!in_team, last.get(&p.account.id).copied().unwrap_or(i64::MIN), p.account.username.clone())

@@ -38,6 +38,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Language, Role, Topic};
+use crate::ids::{AccountId, RegionId};
 use crate::store::{AccountRecord, Store, StoreError};
 use availability::{Availability, RosterRule};
 use civil::{Instant, days_of, local_day_minute};
@@ -126,7 +127,7 @@ pub struct Person {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub people: Vec<Person>,
-    index: HashMap<String, usize>,
+    index: HashMap<AccountId, usize>,
     zones: Vec<TimeZone>,
     zone_names: HashMap<String, usize>,
     /// With the index of the region's zone.
@@ -136,8 +137,8 @@ pub struct Snapshot {
     /// person -> teams
     teams_of: HashMap<usize, Vec<String>>,
     /// region -> teams
-    region_teams: HashMap<String, Vec<String>>,
-    region_zone: HashMap<String, usize>,
+    region_teams: HashMap<RegionId, Vec<String>>,
+    region_zone: HashMap<RegionId, usize>,
 }
 
 /// Parses a `YYYY-MM-DD` date into days since the epoch.
@@ -170,18 +171,20 @@ impl Snapshot {
                 continue;
             }
             let zone = snap.zone_index(&account.time_zone.clone());
-            let daily_cap = caps.get(&account.id).copied();
+            let daily_cap = caps.get(account.id.as_str()).copied();
             snap.index.insert(account.id.clone(), snap.people.len());
             snap.people.push(Person { account, zone, availability: Availability::default(), daily_cap });
         }
         for w in rows.weekly {
-            if let Some(&i) = snap.index.get(&w.account_id) {
+            if let Some(&i) = snap.index.get(w.account_id.as_str()) {
                 snap.people[i].availability.weekly[w.weekday.clamp(0, 6) as usize]
                     .push((w.start_minute as u16, w.end_minute as u16));
             }
         }
         for o in rows.overrides {
-            let (Some(&i), Some(day)) = (snap.index.get(&o.account_id), parse_day(&o.date)) else { continue };
+            let (Some(&i), Some(day)) = (snap.index.get(o.account_id.as_str()), parse_day(&o.date)) else {
+                continue;
+            };
             let window = (o.start_minute as u16, o.end_minute as u16);
             let availability = &mut snap.people[i].availability;
             let map = if o.kind == "off" { &mut availability.off } else { &mut availability.extra };
@@ -192,13 +195,13 @@ impl Snapshot {
             snap.region_zone.insert(region.id.clone(), zone);
         }
         for (team, account) in rows.members {
-            if let Some(&i) = snap.index.get(&account) {
+            if let Some(&i) = snap.index.get(account.as_str()) {
                 snap.members.entry(team.clone()).or_default().push(i);
                 snap.teams_of.entry(i).or_default().push(team);
             }
         }
         for (team, region) in rows.team_regions {
-            snap.region_teams.entry(region).or_default().push(team);
+            snap.region_teams.entry(RegionId::from(region)).or_default().push(team);
         }
         for r in rows.rosters {
             let (Some(first_day), Some(last_day)) = (parse_day(&r.starts_on), parse_day(&r.ends_on)) else {
@@ -222,7 +225,7 @@ impl Snapshot {
         Ok(snap)
     }
 
-    pub fn person(&self, account_id: &str) -> Option<&Person> {
+    pub fn person(&self, account_id: &AccountId) -> Option<&Person> {
         self.index.get(account_id).map(|&i| &self.people[i])
     }
 
@@ -231,10 +234,10 @@ impl Snapshot {
     }
 
     /// The roster that has `person` on duty at `at` (for `region`, or any).
-    fn roster_duty(&self, person: usize, region: Option<&str>, at: Instant) -> Option<DutyReason> {
+    fn roster_duty(&self, person: usize, region: Option<&RegionId>, at: Instant) -> Option<DutyReason> {
         let teams = self.teams_of.get(&person)?;
         self.rosters.iter().find_map(|(rule, zone)| {
-            let relevant = teams.contains(&rule.team_id) && region.is_none_or(|r| r == rule.region_id);
+            let relevant = teams.contains(&rule.team_id) && region.is_none_or(|r| *r == rule.region_id);
             if !relevant {
                 return None;
             }
@@ -244,7 +247,7 @@ impl Snapshot {
         })
     }
 
-    fn duty_of(&self, i: usize, region: Option<&str>, at: Instant) -> Option<DutyReason> {
+    fn duty_of(&self, i: usize, region: Option<&RegionId>, at: Instant) -> Option<DutyReason> {
         let person = &self.people[i];
         let (day, minute) = local_day_minute(&self.zones[person.zone], at);
         if person.availability.is_off_local(day, minute) {
@@ -257,12 +260,12 @@ impl Snapshot {
     }
 
     /// Whether `account_id` is on duty anywhere at `at` (their own hours or a roster).
-    pub fn is_on_duty(&self, account_id: &str, at: Instant) -> bool {
+    pub fn is_on_duty(&self, account_id: &AccountId, at: Instant) -> bool {
         self.index.get(account_id).is_some_and(|&i| self.duty_of(i, None, at).is_some())
     }
 
     /// The regions whose posted teams `account_id` belongs to.
-    pub fn regions_of(&self, account_id: &str) -> std::collections::BTreeSet<String> {
+    pub fn regions_of(&self, account_id: &AccountId) -> std::collections::BTreeSet<RegionId> {
         let Some(teams) = self.index.get(account_id).and_then(|i| self.teams_of.get(i)) else {
             return Default::default();
         };
@@ -274,7 +277,7 @@ impl Snapshot {
     }
 
     /// Who is on duty for `region` at `at`: members of the teams posted there.
-    pub fn on_duty_for_region(&self, region: &str, at: Instant) -> Vec<(&Person, DutyReason)> {
+    pub fn on_duty_for_region(&self, region: &RegionId, at: Instant) -> Vec<(&Person, DutyReason)> {
         let mut seen = Vec::new();
         let mut out = Vec::new();
         for team in self.region_teams.get(region).into_iter().flatten() {
@@ -331,7 +334,7 @@ impl Snapshot {
     pub fn duty_intervals(
         &self,
         person: &Person,
-        region: Option<&str>,
+        region: Option<&RegionId>,
         from: Instant,
         to: Instant,
     ) -> Vec<(Instant, Instant)> {
@@ -340,7 +343,7 @@ impl Snapshot {
         let mut all = person.availability.intervals(tz, from, to);
         if let Some(teams) = self.teams_of.get(&i) {
             for (rule, zone) in &self.rosters {
-                if teams.contains(&rule.team_id) && region.is_none_or(|r| r == rule.region_id) {
+                if teams.contains(&rule.team_id) && region.is_none_or(|r| *r == rule.region_id) {
                     all.extend(rule.intervals(&self.zones[*zone], from, to));
                 }
             }
@@ -362,7 +365,7 @@ impl Snapshot {
     /// When someone with `language` is on duty for `region` in `[from, to)`.
     pub fn coverage(
         &self,
-        region: &str,
+        region: &RegionId,
         language: &Language,
         from: Instant,
         to: Instant,
@@ -385,13 +388,13 @@ impl Snapshot {
     }
 
     /// The zone of a region (UTC when unknown).
-    pub fn region_zone(&self, region: &str) -> &TimeZone {
+    pub fn region_zone(&self, region: &RegionId) -> &TimeZone {
         self.region_zone.get(region).map(|&i| &self.zones[i]).unwrap_or(&self.zones[0])
     }
 
     /// Active lawyers who speak `language` and know `topic`, with whether they
     /// belong to a team posted to `region` (they are asked first).
-    pub fn candidates(&self, region: &str, language: &Language, topic: Topic) -> Vec<(&Person, bool)> {
+    pub fn candidates(&self, region: &RegionId, language: &Language, topic: Topic) -> Vec<(&Person, bool)> {
         let team_members: Vec<usize> = self
             .region_teams
             .get(region)
@@ -414,7 +417,7 @@ impl Snapshot {
     pub fn on_duty_through(
         &self,
         person: &Person,
-        region: Option<&str>,
+        region: Option<&RegionId>,
         start: Instant,
         end: Instant,
     ) -> bool {
@@ -424,7 +427,7 @@ impl Snapshot {
     /// Candidates on duty for the whole of `[start, end)`.
     pub fn eligible_lawyers(
         &self,
-        region: &str,
+        region: &RegionId,
         language: &Language,
         topic: Topic,
         start: Instant,
@@ -556,7 +559,7 @@ mod tests {
         for (i, (zone, in_team, speaks_bo, availability)) in people.into_iter().enumerate() {
             let id = format!("p{i}");
             let languages: &[&str] = if speaks_bo { &["bo", "zh"] } else { &["zh"] };
-            snap.index.insert(id.clone(), i);
+            snap.index.insert(id.as_str().into(), i);
             snap.people.push(Person {
                 account: account(&id, languages),
                 zone,
@@ -599,14 +602,14 @@ mod tests {
             let from = days_from_civil(2026, 3, 2) * 86_400;
             let to = from + 14 * 86_400;
             let bo = Language::parse("bo").unwrap();
-            let covered = snap.coverage("r", &bo, from, to);
+            let covered = snap.coverage(&"r".into(), &bo, from, to);
             let gaps = intervals::gaps(&covered, from, to);
             let total: i64 = covered.iter().chain(&gaps).map(|(s, e)| e - s).sum();
             prop_assert_eq!(total, to - from, "covered and gaps tile the range");
             for probe in probes {
                 let at = from + probe;
                 let in_coverage = covered.iter().any(|&(s, e)| s <= at && at < e);
-                let someone = snap.on_duty_for_region("r", at).iter().any(|(p, _)| p.account.languages.contains(&bo));
+                let someone = snap.on_duty_for_region(&"r".into(), at).iter().any(|(p, _)| p.account.languages.contains(&bo));
                 prop_assert_eq!(in_coverage, someone, "at {}", at);
             }
         }

@@ -6,6 +6,7 @@ use super::{
     AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, with_pool,
 };
 use crate::domain::{Language, Role, Topic};
+use crate::ids::{AccountId, RegionId};
 use crate::unix_now;
 
 /// What it takes to create an account. The password arrives already hashed.
@@ -23,7 +24,7 @@ pub struct NewAccount {
 /// An account as stored (without its password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRecord {
-    pub id: String,
+    pub id: AccountId,
     pub username: String,
     pub display_name: String,
     pub time_zone: String,
@@ -32,7 +33,7 @@ pub struct AccountRecord {
     pub languages: Vec<Language>,
     pub topics: Vec<Topic>,
     /// Regions a coordinator answers for.
-    pub regions: Vec<String>,
+    pub regions: Vec<RegionId>,
 }
 
 impl AccountRecord {
@@ -51,20 +52,20 @@ pub struct AccountPatch {
     pub languages: Option<Vec<Language>>,
     pub topics: Option<Vec<Topic>>,
     /// The regions a coordinator answers for.
-    pub regions: Option<Vec<String>>,
+    pub regions: Option<Vec<RegionId>>,
 }
 
 /// What login needs: never leaves the server.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credentials {
-    pub id: String,
+    pub id: AccountId,
     pub password_hash: String,
     pub active: bool,
 }
 
 #[derive(sqlx::FromRow)]
 struct AccountRow {
-    id: String,
+    id: AccountId,
     username: String,
     display_name: String,
     time_zone: String,
@@ -78,12 +79,12 @@ impl Store {
     pub async fn create_account(
         &self,
         account: &NewAccount,
-        regions: &[String],
+        regions: &[RegionId],
         audit: &AuditEntry,
-    ) -> Result<String, StoreError> {
-        let id = new_id();
+    ) -> Result<AccountId, StoreError> {
+        let id = AccountId::from(new_id());
         let now = unix_now();
-        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
+        let audit = AuditEntry { subject: id.to_string(), ..audit.clone() };
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
@@ -145,7 +146,7 @@ impl Store {
         Ok(self.complete_accounts(rows).await?.pop())
     }
 
-    pub async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+    pub async fn account(&self, id: &AccountId) -> Result<Option<AccountRecord>, StoreError> {
         let rows = with_pool!(self, |pool| {
             sqlx::query_as::<_, AccountRow>(
                 "SELECT id, username, display_name, time_zone, active FROM accounts WHERE id = $1",
@@ -178,7 +179,7 @@ impl Store {
         }))
     }
 
-    pub async fn password_hash(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn password_hash(&self, id: &AccountId) -> Result<Option<String>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT password_hash FROM accounts WHERE id = $1")
                 .bind(id)
@@ -218,11 +219,12 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let roles = roles.remove(&row.id).unwrap_or_default();
-                let languages = languages.remove(&row.id).unwrap_or_default();
-                let topics = topics.remove(&row.id).unwrap_or_default();
+                let id = row.id.as_str();
+                let roles = roles.remove(id).unwrap_or_default();
+                let languages = languages.remove(id).unwrap_or_default();
+                let topics = topics.remove(id).unwrap_or_default();
                 AccountRecord {
-                    regions: regions.remove(&row.id).unwrap_or_default(),
+                    regions: regions.remove(id).unwrap_or_default().into_iter().map(RegionId::from).collect(),
                     // The CHECK constraints keep these parseable; anything else is skipped.
                     roles: roles.iter().filter_map(|r| Role::from_code(r)).collect(),
                     languages: languages.iter().filter_map(|l| Language::parse(l).ok()).collect(),
@@ -242,7 +244,7 @@ impl Store {
     /// nothing written) when there is no such account.
     pub async fn update_account(
         &self,
-        id: &str,
+        id: &AccountId,
         patch: &AccountPatch,
         now: i64,
         audit: &AuditEntry,
@@ -346,7 +348,7 @@ impl Store {
     /// transaction.
     pub async fn set_password_hash(
         &self,
-        id: &str,
+        id: &AccountId,
         password_hash: &str,
         now: i64,
         audit: &AuditEntry,
@@ -376,7 +378,7 @@ impl Store {
     /// `weekday` 0 is Monday; minutes count from local midnight, end exclusive.
     pub async fn add_weekly_availability(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         weekday: u8,
         start_minute: u16,
         end_minute: u16,
@@ -399,7 +401,7 @@ impl Store {
     }
 
     /// How many weekly windows an account has.
-    pub async fn weekly_availability_count(&self, account_id: &str) -> Result<i64, StoreError> {
+    pub async fn weekly_availability_count(&self, account_id: &AccountId) -> Result<i64, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM availability_rules WHERE account_id = $1")
                 .bind(account_id)

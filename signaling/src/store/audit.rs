@@ -348,7 +348,7 @@ mod tests {
             _ => "DROP TRIGGER refuse",
         };
         with_pool!(store, |pool| sqlx::raw_sql(allow).execute(pool).await.map(|_| ()).unwrap());
-        let regions = ["no-such-region".to_owned()];
+        let regions = ["no-such-region".into()];
         let links = crate::store::TeamLinks { regions: Some(&regions), ..links };
         let error = store.create_team("third", links, &entry("team.created")).await.unwrap_err();
         assert!(matches!(error, StoreError::Reference(_)), "{error:?}");

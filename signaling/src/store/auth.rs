@@ -1,6 +1,7 @@
 //! Token signing keys, login sessions and refresh tokens.
 
 use super::{AuditEntry, Store, StoreError, audited, new_id, with_pool};
+use crate::ids::AccountId;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
@@ -13,7 +14,7 @@ pub struct SigningKeyRow {
 /// What a session looks like to a request that presents one of its tokens.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionState {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub revoked_at: Option<i64>,
     pub expires_at: i64,
     pub account_active: bool,
@@ -86,7 +87,7 @@ impl Store {
     /// in the same transaction.
     pub async fn create_session(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         now: i64,
         expires_at: i64,
         source: &str,

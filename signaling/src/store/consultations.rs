@@ -2,15 +2,15 @@
 
 use super::{AuditEntry, Store, StoreError, audited, new_id, with_pool};
 use crate::domain::Topic;
-use crate::ids::ConsultationId;
+use crate::ids::{AccountId, ConsultationId, RegionId, TerminalId};
 
 /// A consultation to record (by the live path, or a test).
 #[derive(Debug, Clone)]
 pub struct NewConsultation {
-    pub terminal_id: String,
-    pub region_id: String,
-    pub lawyer_id: String,
-    pub interpreter_id: Option<String>,
+    pub terminal_id: TerminalId,
+    pub region_id: RegionId,
+    pub lawyer_id: AccountId,
+    pub interpreter_id: Option<AccountId>,
     pub topic: Topic,
     pub language: String,
     pub started_at: i64,
@@ -18,11 +18,11 @@ pub struct NewConsultation {
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConsultationRecord {
-    pub id: String,
-    pub terminal_id: String,
-    pub region_id: String,
-    pub lawyer_id: String,
-    pub interpreter_id: Option<String>,
+    pub id: ConsultationId,
+    pub terminal_id: TerminalId,
+    pub region_id: RegionId,
+    pub lawyer_id: AccountId,
+    pub interpreter_id: Option<AccountId>,
     pub topic: String,
     pub language: String,
     pub status: String,
@@ -39,9 +39,9 @@ pub struct ConsultationRecord {
 #[derive(Debug, Clone)]
 pub enum ConsultationScope<'a> {
     /// Those the account took part in, as lawyer or interpreter.
-    Participant(&'a str),
-    Terminal(&'a str),
-    Regions(&'a [String]),
+    Participant(&'a AccountId),
+    Terminal(&'a TerminalId),
+    Regions(&'a [RegionId]),
 }
 
 macro_rules! consultation_columns {
@@ -53,8 +53,8 @@ macro_rules! consultation_columns {
 }
 
 impl Store {
-    pub async fn create_consultation(&self, new: &NewConsultation) -> Result<String, StoreError> {
-        let id = new_id();
+    pub async fn create_consultation(&self, new: &NewConsultation) -> Result<ConsultationId, StoreError> {
+        let id = ConsultationId::from(new_id());
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO consultations (id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at)

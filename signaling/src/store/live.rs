@@ -270,7 +270,7 @@ per_backend! {
 /// A request with what became of it, for reports.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReportRow {
-    pub region_id: String,
+    pub region_id: RegionId,
     pub language: String,
     pub topic: String,
     /// `waiting`, `matched`, `cancelled` or `abandoned`.
@@ -424,8 +424,8 @@ mod tests {
     async fn one_waiting_request_per_terminal_and_one_active_consultation_per_person() {
         let (store, _dir) = testing::store().await;
         crate::demo::seed(&store).await.unwrap();
-        let terminal = TerminalId::from(store.terminals_in_region("demo-garze").await.unwrap().remove(0).id);
-        let lawyer = AccountId::from(store.account_by_username("demo-lawyer").await.unwrap().unwrap().id);
+        let terminal = store.terminals_in_region(&"demo-garze".into()).await.unwrap().remove(0).id;
+        let lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
         let request = |id: &str| RequestRow {
             id: id.into(),
             terminal_id: terminal.clone(),

@@ -4,13 +4,14 @@ use super::{
     AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, with_pool,
 };
 use crate::domain::Language;
+use crate::ids::{RegionId, TerminalId};
 use crate::unix_now;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RegionRecord {
-    pub id: String,
+    pub id: RegionId,
     pub name: String,
-    pub parent_id: Option<String>,
+    pub parent_id: Option<RegionId>,
     pub time_zone: String,
 }
 
@@ -19,7 +20,7 @@ pub struct RegionRecord {
 pub struct NewTerminal {
     pub name: String,
     pub township: String,
-    pub region_id: String,
+    pub region_id: RegionId,
     pub languages: Vec<Language>,
     pub enrollment_code_hash: String,
     pub enrollment_expires_at: i64,
@@ -27,10 +28,10 @@ pub struct NewTerminal {
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TerminalRecord {
-    pub id: String,
+    pub id: TerminalId,
     pub name: String,
     pub township: String,
-    pub region_id: String,
+    pub region_id: RegionId,
     pub enrolled_at: Option<i64>,
     pub revoked_at: Option<i64>,
     /// The id inside the terminal's current device credential; none when not
@@ -84,7 +85,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn region(&self, id: &str) -> Result<Option<RegionRecord>, StoreError> {
+    pub async fn region(&self, id: &RegionId) -> Result<Option<RegionRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as("SELECT id, name, parent_id, time_zone FROM regions WHERE id = $1")
                 .bind(id)
@@ -99,9 +100,9 @@ impl Store {
         &self,
         terminal: &NewTerminal,
         audit: &AuditEntry,
-    ) -> Result<String, StoreError> {
-        let id = new_id();
-        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
+    ) -> Result<TerminalId, StoreError> {
+        let id = TerminalId::from(new_id());
+        let audit = AuditEntry { subject: id.to_string(), ..audit.clone() };
         audited!(self, &audit, |tx| {
             sqlx::query(
                 "INSERT INTO terminals (id, name, township, region_id, enrollment_code_hash, enrollment_expires_at, created_at)
@@ -128,7 +129,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn terminals_in_region(&self, region_id: &str) -> Result<Vec<TerminalRecord>, StoreError> {
+    pub async fn terminals_in_region(&self, region_id: &RegionId) -> Result<Vec<TerminalRecord>, StoreError> {
         let rows: Vec<TerminalRecord> = with_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -142,7 +143,7 @@ impl Store {
         self.with_terminal_languages(rows).await
     }
 
-    pub async fn terminal(&self, id: &str) -> Result<Option<TerminalRecord>, StoreError> {
+    pub async fn terminal(&self, id: &TerminalId) -> Result<Option<TerminalRecord>, StoreError> {
         let rows: Vec<TerminalRecord> = with_pool!(self, |pool| {
             sqlx::query_as(concat!("SELECT ", terminal_columns!(), " FROM terminals WHERE id = $1"))
                 .bind(id)
@@ -173,7 +174,7 @@ impl Store {
     /// Gives a terminal a new one-time enrollment code (by its fingerprint).
     pub async fn set_enrollment_code(
         &self,
-        id: &str,
+        id: &TerminalId,
         code_hash: &str,
         expires_at: i64,
         audit: &AuditEntry,
@@ -204,10 +205,10 @@ impl Store {
         credential_id: &str,
         now: i64,
         audit: &AuditEntry,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<TerminalId>, StoreError> {
         Ok(with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let enrolled: Option<String> = sqlx::query_scalar(
+            let enrolled: Option<TerminalId> = sqlx::query_scalar(
                 "UPDATE terminals SET enrolled_at = $3, credential_id = $2, revoked_at = NULL,
                         enrollment_code_hash = NULL, enrollment_expires_at = NULL
                  WHERE enrollment_code_hash = $1 AND enrollment_expires_at > $3
@@ -220,7 +221,7 @@ impl Store {
             .await?;
             if let Some(id) = &enrolled {
                 let audit =
-                    AuditEntry { actor: format!("terminal:{id}"), subject: id.clone(), ..audit.clone() };
+                    AuditEntry { actor: format!("terminal:{id}"), subject: id.to_string(), ..audit.clone() };
                 tx.append_audit(&audit).await?;
                 tx.commit().await?;
             }
@@ -233,7 +234,7 @@ impl Store {
     /// the gateway that made it.
     pub async fn phone_lines(
         &self,
-        region_id: &str,
+        region_id: &RegionId,
         count: usize,
     ) -> Result<Vec<TerminalRecord>, StoreError> {
         let mut existing: Vec<TerminalRecord> = with_pool!(self, |pool| {
@@ -247,10 +248,10 @@ impl Store {
             .await?
         });
         while existing.len() < count {
-            let id = new_id();
+            let id = TerminalId::from(new_id());
             let number = existing.len() + 1;
             let now = unix_now();
-            let audit = AuditEntry { subject: id.clone(), ..AuditEntry::system("phone.line_created") };
+            let audit = AuditEntry { subject: id.to_string(), ..AuditEntry::system("phone.line_created") };
             audited!(self, &audit, |tx| {
                 sqlx::query(
                     "INSERT INTO terminals (id, name, township, region_id, enrolled_at, credential_id, channel, created_at)
@@ -273,7 +274,7 @@ impl Store {
     }
 
     /// What a phone line shows while a call holds it: the caller's masked number.
-    pub async fn set_phone_line_caller(&self, id: &str, masked: &str) -> Result<(), StoreError> {
+    pub async fn set_phone_line_caller(&self, id: &TerminalId, masked: &str) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE terminals SET township = $2 WHERE id = $1 AND channel = 'phone'")
                 .bind(id)
@@ -285,7 +286,12 @@ impl Store {
     }
 
     /// Revokes a terminal's credential and any pending code at once (a stolen kiosk).
-    pub async fn revoke_terminal(&self, id: &str, now: i64, audit: &AuditEntry) -> Result<bool, StoreError> {
+    pub async fn revoke_terminal(
+        &self,
+        id: &TerminalId,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let done = audited!(self, audit, |tx| {
             sqlx::query(
                 "UPDATE terminals SET revoked_at = $2, credential_id = NULL,

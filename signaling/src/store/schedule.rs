@@ -4,12 +4,12 @@ use super::{
     AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, per_backend,
     with_backend, with_pool,
 };
-use crate::ids::AppointmentId;
+use crate::ids::{AccountId, AppointmentId, ConsultationId, RegionId, TerminalId};
 use crate::unix_now;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WeeklyRow {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub weekday: i64,
     pub start_minute: i64,
     pub end_minute: i64,
@@ -17,7 +17,7 @@ pub struct WeeklyRow {
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OverrideRow {
-    pub account_id: String,
+    pub account_id: AccountId,
     /// `YYYY-MM-DD`, local to the account.
     pub date: String,
     pub start_minute: i64,
@@ -30,7 +30,7 @@ pub struct OverrideRow {
 pub struct RosterRow {
     pub id: String,
     pub team_id: String,
-    pub region_id: String,
+    pub region_id: RegionId,
     pub weekdays: i64,
     pub start_minute: i64,
     pub end_minute: i64,
@@ -54,10 +54,10 @@ pub struct ScheduleRows {
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppointmentRecord {
-    pub id: String,
-    pub terminal_id: String,
-    pub region_id: String,
-    pub lawyer_id: String,
+    pub id: AppointmentId,
+    pub terminal_id: TerminalId,
+    pub region_id: RegionId,
+    pub lawyer_id: AccountId,
     pub language: String,
     pub topic: String,
     pub starts_at: i64,
@@ -65,7 +65,7 @@ pub struct AppointmentRecord {
     pub status: String,
     pub booked_by: String,
     pub created_at: i64,
-    pub consultation_id: Option<String>,
+    pub consultation_id: Option<ConsultationId>,
     /// `kiosk`, or `phone`: the lawyer calls the resident at `phone_number`.
     pub channel: String,
     /// A phone appointment's number, until `phone.callback_days` after it ends.
@@ -87,9 +87,9 @@ macro_rules! appointment_columns {
 /// One attempt to book an appointment with one lawyer.
 #[derive(Debug, Clone)]
 pub struct Booking {
-    pub terminal_id: String,
-    pub region_id: String,
-    pub lawyer_id: String,
+    pub terminal_id: TerminalId,
+    pub region_id: RegionId,
+    pub lawyer_id: AccountId,
     pub language: String,
     pub topic: String,
     pub starts_at: i64,
@@ -130,9 +130,9 @@ fn ticks(from: i64, to: i64) -> impl Iterator<Item = i64> {
 /// Whose appointments to list.
 #[derive(Debug, Clone, Copy)]
 pub enum AppointmentScope<'a> {
-    Lawyer(&'a str),
-    Terminal(&'a str),
-    Region(&'a str),
+    Lawyer(&'a AccountId),
+    Terminal(&'a TerminalId),
+    Region(&'a RegionId),
 }
 
 impl Store {
@@ -163,7 +163,7 @@ impl Store {
 
     pub async fn availability_of(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
     ) -> Result<(Vec<WeeklyRow>, Vec<OverrideRow>), StoreError> {
         Ok(with_pool!(self, |pool| {
             (
@@ -189,7 +189,7 @@ impl Store {
     /// transaction.
     pub async fn replace_availability(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         weekly: &[WeeklyRow],
         overrides: &[OverrideRow],
         audit: &AuditEntry,
@@ -249,7 +249,10 @@ impl Store {
     }
 
     /// A team's member ids, region ids and terminal ids.
-    pub async fn team_links(&self, id: &str) -> Result<(Vec<String>, Vec<String>, Vec<String>), StoreError> {
+    pub async fn team_links(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<AccountId>, Vec<RegionId>, Vec<TerminalId>), StoreError> {
         Ok(with_pool!(self, |pool| {
             (
                 sqlx::query_scalar(
@@ -309,7 +312,7 @@ impl Store {
         }))
     }
 
-    pub async fn rosters_for_region(&self, region_id: &str) -> Result<Vec<RosterRow>, StoreError> {
+    pub async fn rosters_for_region(&self, region_id: &RegionId) -> Result<Vec<RosterRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, team_id, region_id, weekdays, start_minute, end_minute, starts_on, ends_on FROM duty_rosters
@@ -338,8 +341,8 @@ impl Store {
     /// rolls the whole attempt back. A booking appends `audit` (its subject
     /// set to the new appointment) in the same transaction.
     pub async fn book(&self, b: &Booking, audit: &AuditEntry) -> Result<BookOutcome, StoreError> {
-        let id = new_id();
-        let audit = AuditEntry { subject: id.clone(), ..audit.clone() };
+        let id = AppointmentId::from(new_id());
+        let audit = AuditEntry { subject: id.to_string(), ..audit.clone() };
         let now = unix_now();
         with_backend!(self, |pool, backend| {
             // The first statement writes, so on SQLite the transaction holds the
@@ -369,7 +372,7 @@ impl Store {
             }
             tx.append_audit(&audit).await?;
             tx.commit().await?;
-            Ok(BookOutcome::Booked(id.into()))
+            Ok(BookOutcome::Booked(id))
         })
     }
 
@@ -377,7 +380,7 @@ impl Store {
     /// terminal, with `audit`, atomically; a refusal when the new time is taken.
     pub async fn reschedule(
         &self,
-        id: &str,
+        id: &AppointmentId,
         b: &Booking,
         audit: &AuditEntry,
     ) -> Result<BookOutcome, StoreError> {
@@ -406,7 +409,7 @@ impl Store {
             }
             tx.append_audit(audit).await?;
             tx.commit().await?;
-            Ok(BookOutcome::Booked(id.into()))
+            Ok(BookOutcome::Booked(id.clone()))
         })
     }
 
@@ -467,7 +470,7 @@ impl Store {
                     appointment_columns!(),
                     " FROM appointments WHERE lawyer_id = $1 AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at"
                 ),
-                id,
+                id.as_str(),
             ),
             AppointmentScope::Terminal(id) => (
                 concat!(
@@ -475,7 +478,7 @@ impl Store {
                     appointment_columns!(),
                     " FROM appointments WHERE terminal_id = $1 AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at"
                 ),
-                id,
+                id.as_str(),
             ),
             AppointmentScope::Region(id) => (
                 concat!(
@@ -483,7 +486,7 @@ impl Store {
                     appointment_columns!(),
                     " FROM appointments WHERE region_id = $1 AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at"
                 ),
-                id,
+                id.as_str(),
             ),
         };
         Ok(with_pool!(self, |pool| {
@@ -505,7 +508,7 @@ impl Store {
     }
 
     /// When each lawyer was last given an appointment, for round robin.
-    pub async fn last_assignments(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn last_assignments(&self) -> Result<Vec<(AccountId, i64)>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as("SELECT lawyer_id, MAX(created_at) FROM appointments GROUP BY lawyer_id")
                 .fetch_all(pool)
@@ -565,7 +568,7 @@ impl Store {
     }
 
     /// (account, region) for every team member and every region their teams are posted to.
-    pub async fn member_regions(&self) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn member_regions(&self) -> Result<Vec<(AccountId, RegionId)>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT DISTINCT m.account_id, r.region_id FROM team_members m JOIN team_regions r ON r.team_id = m.team_id",
@@ -576,7 +579,7 @@ impl Store {
     }
 
     /// Regions whose teams include this person.
-    pub async fn regions_of_member(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn regions_of_member(&self, account_id: &AccountId) -> Result<Vec<RegionId>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT DISTINCT r.region_id FROM team_members m JOIN team_regions r ON r.team_id = m.team_id
@@ -591,7 +594,7 @@ impl Store {
     /// Sets (or replaces) a person's calendar feed token, with `audit`, in one transaction.
     pub async fn set_calendar_token(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         token_hash: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
@@ -613,7 +616,7 @@ impl Store {
     /// Ends a person's calendar feed, with `audit`, in one transaction.
     pub async fn delete_calendar_token(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let done = audited!(self, audit, |tx| {
@@ -626,7 +629,7 @@ impl Store {
         Ok(done == 1)
     }
 
-    pub async fn calendar_owner(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+    pub async fn calendar_owner(&self, token_hash: &str) -> Result<Option<AccountId>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT account_id FROM calendar_feeds WHERE token_hash = $1")
                 .bind(token_hash)
@@ -642,7 +645,7 @@ per_backend! {
     pub(super) async fn hold(
         tx: &mut sqlx::Transaction<'static, Db>,
         b: &Booking,
-        appointment_id: &str,
+        appointment_id: &AppointmentId,
     ) -> Result<Option<BookOutcome>, StoreError> {
         // By phone, the resident's time is their number's (kept as a
         // fingerprint); at a kiosk, the terminal's.
@@ -675,7 +678,7 @@ per_backend! {
         resource: &str,
         from: i64,
         to: i64,
-        appointment_id: &str,
+        appointment_id: &AppointmentId,
     ) -> Result<Result<(), ()>, StoreError> {
         for tick in ticks(from, to) {
             // DO NOTHING rather than a caught error: on PostgreSQL a failed
@@ -808,7 +811,7 @@ mod race_tests {
         assert_eq!(won, 1, "{one_terminal:?}");
         assert!(one_terminal.iter().all(|o| matches!(o, BookOutcome::Booked(_) | BookOutcome::TerminalBusy)));
 
-        let booked = second.appointments(AppointmentScope::Region("r"), 0, i64::MAX).await.unwrap();
+        let booked = second.appointments(AppointmentScope::Region(&"r".into()), 0, i64::MAX).await.unwrap();
         assert_eq!(booked.len(), 2, "{booked:?}");
     }
 }
@@ -961,7 +964,7 @@ mod model_tests {
                     held.remove(0);
                 }
                 // The database agrees with the model, and the invariants hold in it.
-                let stored: Vec<AppointmentRecord> = store.appointments(AppointmentScope::Region("r"), 0, i64::MAX).await.unwrap()
+                let stored: Vec<AppointmentRecord> = store.appointments(AppointmentScope::Region(&"r".into()), 0, i64::MAX).await.unwrap()
                     .into_iter().filter(|a| a.status == "booked").collect();
                 prop_assert_eq!(stored.len(), held.len());
                 for a in &stored {

@@ -1,33 +1,37 @@
 //! Aid teams, their members and the regions they are posted to.
 
 use super::{AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, new_id, with_pool};
+use crate::ids::{AccountId, RegionId, TerminalId};
 use crate::unix_now;
 
 /// What a team is linked to; each list, when given, replaces the team's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TeamLinks<'a> {
     /// Account ids (lawyers and interpreters).
-    pub members: Option<&'a [String]>,
-    pub regions: Option<&'a [String]>,
-    pub terminals: Option<&'a [String]>,
+    pub members: Option<&'a [AccountId]>,
+    pub regions: Option<&'a [RegionId]>,
+    pub terminals: Option<&'a [TerminalId]>,
 }
 
 /// Replaces, inside transaction `$tx`, each of `$links`' lists that is given.
 macro_rules! write_links {
     ($tx:ident, $id:expr, $links:expr) => {
-        let links: [(Option<&[String]>, &'static str, &'static str); 3] = [
+        fn strs<T: AsRef<str>>(ids: Option<&[T]>) -> Option<Vec<&str>> {
+            ids.map(|ids| ids.iter().map(AsRef::as_ref).collect())
+        }
+        let links: [(Option<Vec<&str>>, &'static str, &'static str); 3] = [
             (
-                $links.members,
+                strs($links.members),
                 "DELETE FROM team_members WHERE team_id = $1",
                 "INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             ),
             (
-                $links.regions,
+                strs($links.regions),
                 "DELETE FROM team_regions WHERE team_id = $1",
                 "INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             ),
             (
-                $links.terminals,
+                strs($links.terminals),
                 "DELETE FROM team_terminals WHERE team_id = $1",
                 "INSERT INTO team_terminals (team_id, terminal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             ),
@@ -93,7 +97,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn add_team_member(&self, team_id: &str, account_id: &str) -> Result<(), StoreError> {
+    pub async fn add_team_member(&self, team_id: &str, account_id: &AccountId) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO team_members (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -106,7 +110,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn assign_team_region(&self, team_id: &str, region_id: &str) -> Result<(), StoreError> {
+    pub async fn assign_team_region(&self, team_id: &str, region_id: &RegionId) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO team_regions (team_id, region_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -121,8 +125,8 @@ impl Store {
 
     pub async fn assign_coordinator_region(
         &self,
-        account_id: &str,
-        region_id: &str,
+        account_id: &AccountId,
+        region_id: &RegionId,
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
@@ -137,7 +141,7 @@ impl Store {
     }
 
     /// Teams posted to a region, by name.
-    pub async fn teams_for_region(&self, region_id: &str) -> Result<Vec<TeamRecord>, StoreError> {
+    pub async fn teams_for_region(&self, region_id: &RegionId) -> Result<Vec<TeamRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT t.id, t.name FROM aid_teams t JOIN team_regions r ON r.team_id = t.id

@@ -38,17 +38,17 @@ pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> 
         Principal::Terminal { terminal } => {
             let region_name = match state.store.region(&terminal.region_id).await {
                 Ok(Some(region)) => region.name,
-                _ => terminal.region_id.clone(),
+                _ => terminal.region_id.to_string(),
             };
             let info = TerminalInfo {
-                id: terminal.id.as_str().into(),
+                id: terminal.id.clone(),
                 name: format!("{} · {}", terminal.name, terminal.township),
-                region_id: terminal.region_id.as_str().into(),
+                region_id: terminal.region_id.clone(),
                 region_name,
                 channel: crate::live::Channel::of(&terminal.channel),
             };
             state.live.send(Command::TerminalConnected { connection: connection.into(), info }).await;
-            Member::Terminal { terminal: terminal.id.as_str().into() }
+            Member::Terminal { terminal: terminal.id.clone() }
         }
         Principal::Account { account, .. }
             if account.has_role(AccountRole::Lawyer) || account.has_role(AccountRole::Interpreter) =>
@@ -70,12 +70,12 @@ pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> 
             let daily_cap = cap.map(|c| c.max(0) as u32).unwrap_or(state.live.config.default_daily_cap);
             let info = PersonInfo {
                 person: crate::matcher::Person {
-                    id: account.id.as_str().into(),
+                    id: account.id.clone(),
                     lawyer: account.has_role(AccountRole::Lawyer),
                     interpreter: account.has_role(AccountRole::Interpreter),
                     languages: account.languages.iter().cloned().collect(),
                     topics: account.topics.iter().copied().collect(),
-                    regions: regions.into_iter().map(RegionId::from).collect(),
+                    regions: regions.into_iter().collect(),
                     daily_cap,
                     taken_today: taken.max(0) as u32,
                 },
@@ -87,14 +87,13 @@ pub async fn join(state: &AppState, principal: &Principal, connection: &str) -> 
                 .live
                 .send(Command::PersonConnected { connection: connection.into(), info: Box::new(info) })
                 .await;
-            Member::Person { account: account.id.as_str().into() }
+            Member::Person { account: account.id.clone() }
         }
         Principal::Account { account, .. } if account.has_role(AccountRole::Admin) => {
-            Member::Watcher { account: account.id.as_str().into(), regions: None }
+            Member::Watcher { account: account.id.clone(), regions: None }
         }
         Principal::Account { account, .. } if account.has_role(AccountRole::Coordinator) => {
-            let regions = account.regions.iter().map(|r| RegionId::from(r.as_str())).collect();
-            Member::Watcher { account: account.id.as_str().into(), regions: Some(regions) }
+            Member::Watcher { account: account.id.clone(), regions: Some(account.regions.clone()) }
         }
         Principal::Account { .. } => Member::None,
     }

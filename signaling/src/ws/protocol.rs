@@ -181,13 +181,14 @@ impl PrincipalInfo {
     pub fn of(principal: &crate::auth::Principal) -> Self {
         match principal {
             crate::auth::Principal::Account { account, .. } => PrincipalInfo::Account {
-                id: account.id.clone(),
+                id: account.id.to_string(),
                 username: account.username.clone(),
                 roles: account.roles.clone(),
             },
-            crate::auth::Principal::Terminal { terminal } => {
-                PrincipalInfo::Terminal { id: terminal.id.clone(), region_id: terminal.region_id.clone() }
-            }
+            crate::auth::Principal::Terminal { terminal } => PrincipalInfo::Terminal {
+                id: terminal.id.to_string(),
+                region_id: terminal.region_id.to_string(),
+            },
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::ServerMessage;
 use crate::cluster::LocalConnections;
+use crate::ids::{AccountId, TerminalId};
 use crate::live::{Notice, Outlet, Reach, To};
 pub use crate::outbox::{Pushed, Revocation, Revoked};
 
@@ -28,8 +29,8 @@ pub const RECONNECT: &str = "reconnect";
 /// Who holds a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
-    Account { account_id: String, session_id: String },
-    Terminal { terminal_id: String },
+    Account { account_id: AccountId, session_id: String },
+    Terminal { terminal_id: TerminalId },
 }
 
 #[derive(Debug)]
@@ -156,16 +157,21 @@ impl Connections {
             .count()
     }
 
-    pub fn push_to_account(&self, account_id: &str, message: &ServerMessage) -> usize {
+    pub fn push_to_account(&self, account_id: &AccountId, message: &ServerMessage) -> usize {
         self.push_to_owner(account_id, message, false, &Reach::All)
     }
 
     /// Pushes to some of an account's connections: the one that asked, or the others.
-    pub fn push_to_account_reach(&self, account_id: &str, reach: &Reach, message: &ServerMessage) -> usize {
+    pub fn push_to_account_reach(
+        &self,
+        account_id: &AccountId,
+        reach: &Reach,
+        message: &ServerMessage,
+    ) -> usize {
         self.push_to_owner(account_id, message, false, reach)
     }
 
-    pub fn push_to_terminal(&self, terminal_id: &str, message: &ServerMessage) -> usize {
+    pub fn push_to_terminal(&self, terminal_id: &TerminalId, message: &ServerMessage) -> usize {
         self.push_to_owner(terminal_id, message, true, &Reach::All)
     }
 
@@ -195,12 +201,12 @@ impl Connections {
         self.revoke(Revocation { of: Revoked::Session(session_id.to_owned()), reason: reason.to_owned() })
     }
 
-    pub fn close_account(&self, account_id: &str, reason: &str) -> usize {
-        self.revoke(Revocation { of: Revoked::Account(account_id.to_owned()), reason: reason.to_owned() })
+    pub fn close_account(&self, account_id: &AccountId, reason: &str) -> usize {
+        self.revoke(Revocation { of: Revoked::Account(account_id.clone()), reason: reason.to_owned() })
     }
 
-    pub fn close_terminal(&self, terminal_id: &str, reason: &str) -> usize {
-        self.revoke(Revocation { of: Revoked::Terminal(terminal_id.to_owned()), reason: reason.to_owned() })
+    pub fn close_terminal(&self, terminal_id: &TerminalId, reason: &str) -> usize {
+        self.revoke(Revocation { of: Revoked::Terminal(terminal_id.clone()), reason: reason.to_owned() })
     }
 
     fn revoke(&self, revocation: Revocation) -> usize {
@@ -287,9 +293,9 @@ mod tests {
         assert_eq!(connections.close_session("s1", "revoked"), 1);
         assert_eq!(k1.try_recv().as_deref(), Ok("revoked"));
         assert!(k2.try_recv().is_err());
-        assert_eq!(connections.close_account("a", "deactivated"), 1);
+        assert_eq!(connections.close_account(&"a".into(), "deactivated"), 1);
         assert_eq!(k2.try_recv().as_deref(), Ok("deactivated"));
-        assert_eq!(connections.close_terminal("t", "revoked"), 1);
+        assert_eq!(connections.close_terminal(&"t".into(), "revoked"), 1);
         assert_eq!(k3.try_recv().as_deref(), Ok("revoked"));
         assert!(connections.is_empty());
     }
@@ -303,10 +309,10 @@ mod tests {
         let (_r2, _k2) =
             connections.register(Owner::Terminal { terminal_id: "u".into() }, "c2", Some(other_tx));
         let message = ServerMessage::Pong { id: Some("x".into()) };
-        assert_eq!(connections.push_to_terminal("t", &message), 1);
+        assert_eq!(connections.push_to_terminal(&"t".into(), &message), 1);
         assert!(matches!(rx.try_recv(), Ok(Message::Text(t)) if t.as_str().contains("pong")));
         assert!(other_rx.try_recv().is_err());
-        assert_eq!(connections.push_to_account("t", &message), 0);
+        assert_eq!(connections.push_to_account(&"t".into(), &message), 0);
     }
 
     #[test]
@@ -318,10 +324,10 @@ mod tests {
         let (_r1, _k1) = connections.register(owner("s1"), "c1", Some(tx1));
         let (_r2, _k2) = connections.register(owner("s2"), "c2", Some(tx2));
         let message = ServerMessage::Pong { id: None };
-        assert_eq!(connections.push_to_account_reach("a", &Reach::Only("c2".into()), &message), 1);
+        assert_eq!(connections.push_to_account_reach(&"a".into(), &Reach::Only("c2".into()), &message), 1);
         assert!(rx1.try_recv().is_err());
         assert!(rx2.try_recv().is_ok());
-        assert_eq!(connections.push_to_account_reach("a", &Reach::Except("c2".into()), &message), 1);
+        assert_eq!(connections.push_to_account_reach(&"a".into(), &Reach::Except("c2".into()), &message), 1);
         assert!(rx1.try_recv().is_ok());
         assert!(rx2.try_recv().is_err());
     }
