@@ -24,6 +24,9 @@ pub struct RelayConfig {
     /// consent check) before its consent expires (RFC 7675 says 30): only then
     /// does the relay stop sending to it and call its connection down.
     pub consent_timeout_secs: u64,
+    /// Engines: each carries its own rooms and their media, on a core of its
+    /// own when there are enough. 0: one per core the relay may use.
+    pub engines: u32,
 }
 
 impl Default for RelayConfig {
@@ -35,11 +38,23 @@ impl Default for RelayConfig {
             max_participants_per_room: 6,
             max_tracks_per_participant: 4,
             consent_timeout_secs: 30,
+            engines: 0,
         }
     }
 }
 
+/// More engines than this would be more threads than any relay machine has cores.
+const MAX_ENGINES: u32 = 256;
+
 impl RelayConfig {
+    /// How many engines to run: `engines`, or one per core the process may use.
+    pub fn engine_count(&self) -> usize {
+        match self.engines {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n as usize,
+        }
+    }
+
     /// Checks the values that can be wrong; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_rooms == 0 {
@@ -50,6 +65,9 @@ impl RelayConfig {
         }
         if self.max_tracks_per_participant == 0 {
             return Err("relay.max_tracks_per_participant must be at least 1".into());
+        }
+        if self.engines > MAX_ENGINES {
+            return Err(format!("relay.engines must be at most {MAX_ENGINES} (0: one per core)"));
         }
         if !(5..=300).contains(&self.consent_timeout_secs) {
             return Err("relay.consent_timeout_secs must be from 5 to 300".into());

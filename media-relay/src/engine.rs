@@ -1,9 +1,12 @@
-//! The relay's WebRTC I/O: one task owns the one UDP socket, the sans-I/O peer
-//! connection core (`rtc`) of every participant, and every [`Room`].
+//! The relay's WebRTC I/O. An engine is one task: it owns a socket on the
+//! relay's UDP port, the sans-I/O peer connection core (`rtc`) of each of its
+//! rooms' participants, and each of its rooms' [`Room`]. A relay runs one or
+//! more engines; a room lives on one.
 //!
 //! Datagrams are routed to a peer connection by the ICE username fragment of
 //! their STUN binding request (each peer connection has its own), and after
-//! that by source address. Each peer connection's output is drained after
+//! that by source address ([`crate::routes`]); one for another engine is handed
+//! to it. Each peer connection's output is drained after
 //! every input; its RTP goes through its room's [`Room`], whose actions this
 //! module carries out: add or remove a sending track and renegotiate, forward a
 //! packet (with the receiver's SSRC and a gap-free sequence), ask a publisher
@@ -11,7 +14,7 @@
 //! so there is no glare; its one host candidate (the advertised address) is in
 //! every offer, and it runs ICE-lite, so it never needs the browser's.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,9 +57,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ids::{ParticipantId, RoomId};
-use crate::packet::{KeyframeTap, is_binding_success, is_stun, stun_local_ufrag, vp8_starts_keyframe};
+use crate::packet::{KeyframeTap, is_binding_success, is_stun, vp8_starts_keyframe};
 use crate::relay::Counters;
 use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
+use crate::routes::{Datagram, PeerId, Route, Router};
 use crate::session::{
     Answered, Call, Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError,
 };
@@ -111,8 +115,6 @@ impl std::fmt::Debug for Command {
         f.write_str("Command")
     }
 }
-
-type PeerId = u64;
 
 struct Inbound {
     key: TrackKey,
@@ -169,7 +171,7 @@ struct Peer {
     renegotiate: bool,
     pending_candidates: Vec<RTCIceCandidateInit>,
     /// ICE checks that came before the first answer, replayed when it comes.
-    early: Vec<(Vec<u8>, SocketAddr)>,
+    early: Vec<(BytesMut, SocketAddr)>,
     candidates_taken: usize,
     deadline: Option<Instant>,
     state: RTCPeerConnectionState,
@@ -211,14 +213,47 @@ struct RoomEntry {
 }
 
 /// What the engine holds to, from the relay's configuration.
+#[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub(crate) max_rooms: usize,
     /// RFC 7675: consent expires after this long without anything from a participant.
     pub(crate) consent_timeout: Duration,
 }
 
+/// The peer connections that had input since they were last drained, each
+/// once: a burst of datagrams from one participant, or many packets forwarded
+/// to one, is drained in one pass (each drain sweeps the peer connection's
+/// whole pipeline several times, even when it has nothing more to give).
+#[derive(Default)]
+struct Dirty {
+    order: Vec<PeerId>,
+    queued: HashSet<PeerId>,
+}
+
+impl Dirty {
+    fn push(&mut self, id: PeerId) {
+        if self.queued.insert(id) {
+            self.order.push(id);
+        }
+    }
+
+    fn pop(&mut self) -> Option<PeerId> {
+        let id = self.order.pop()?;
+        self.queued.remove(&id);
+        Some(id)
+    }
+}
+
 pub(crate) struct Engine {
+    /// Its place among the relay's engines (in its peer connections' routes).
+    index: usize,
+    /// Its own socket on the relay's one UDP port.
     socket: UdpSocket,
+    router: Arc<Router>,
+    /// Every engine's queue of datagrams handed over by the others (its own too, unused).
+    handoffs: Vec<mpsc::Sender<Vec<Datagram>>>,
+    /// What this burst read for each other engine.
+    handing: Vec<Vec<Datagram>>,
     local_addr: SocketAddr,
     advertised: SocketAddr,
     limits: Limits,
@@ -227,10 +262,8 @@ pub(crate) struct Engine {
     next_peer: PeerId,
     peers: HashMap<PeerId, Peer>,
     rooms: HashMap<RoomId, RoomEntry>,
-    by_ufrag: HashMap<String, PeerId>,
-    by_addr: HashMap<SocketAddr, PeerId>,
     timers: BTreeSet<(Instant, PeerId)>,
-    dirty: Vec<PeerId>,
+    dirty: Dirty,
     /// Peers whose tracks changed: offered once the input is handled.
     to_offer: Vec<PeerId>,
     ssrc_hasher: RandomState,
@@ -238,8 +271,12 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        index: usize,
         socket: UdpSocket,
+        router: Arc<Router>,
+        handoffs: Vec<mpsc::Sender<Vec<Datagram>>>,
         advertised: SocketAddr,
         limits: Limits,
         policy: Policy,
@@ -247,7 +284,11 @@ impl Engine {
     ) -> std::io::Result<Engine> {
         let local_addr = socket.local_addr()?;
         Ok(Engine {
+            index,
             socket,
+            router,
+            handing: handoffs.iter().map(|_| Vec::new()).collect(),
+            handoffs,
             local_addr,
             advertised,
             limits,
@@ -256,10 +297,8 @@ impl Engine {
             next_peer: 1,
             peers: HashMap::new(),
             rooms: HashMap::new(),
-            by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
             timers: BTreeSet::new(),
-            dirty: Vec::new(),
+            dirty: Dirty::default(),
             to_offer: Vec::new(),
             ssrc_hasher: RandomState::new(),
             ssrc_counter: 0,
@@ -271,6 +310,7 @@ impl Engine {
     pub(crate) async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
+        mut handed: mpsc::Receiver<Vec<Datagram>>,
         mut stopped: watch::Receiver<bool>,
     ) {
         let mut buf = vec![0u8; 65_536];
@@ -293,14 +333,20 @@ impl Engine {
                 },
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((len, from)) = received {
-                        self.datagram(&buf[..len], from);
+                        self.received(&buf[..len], from);
                         // Read what else has arrived before doing anything else.
                         for _ in 1..RECV_BURST {
                             match self.socket.try_recv_from(&mut buf) {
-                                Ok((len, from)) => self.datagram(&buf[..len], from),
+                                Ok((len, from)) => self.received(&buf[..len], from),
                                 Err(_) => break,
                             }
                         }
+                        self.hand_over();
+                    }
+                }
+                Some(batch) = handed.recv() => {
+                    for datagram in batch {
+                        self.datagram(datagram);
                     }
                 }
                 _ = sleep => self.timeouts(),
@@ -316,33 +362,53 @@ impl Engine {
 
     // ---- input -------------------------------------------------------------
 
-    fn datagram(&mut self, data: &[u8], from: SocketAddr) {
+    /// A datagram off this engine's socket: handled here, or kept for the
+    /// engine whose peer connection it is for.
+    fn received(&mut self, data: &[u8], from: SocketAddr) {
         self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes_received.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let peer = if is_stun(data) {
-            // A binding request names the peer connection it is for; a new
-            // address (first contact, ICE restart, a NAT rebinding) is learnt here.
-            let by_ufrag = stun_local_ufrag(data).and_then(|ufrag| self.by_ufrag.get(ufrag).copied());
-            if let Some(id) = by_ufrag
-                && self.by_addr.get(&from) != Some(&id)
-            {
-                self.learn_address(id, from);
-            }
-            by_ufrag.or_else(|| self.by_addr.get(&from).copied())
-        } else {
-            self.by_addr.get(&from).copied()
-        };
-        let Some(id) = peer else {
+        let stun = is_stun(data);
+        let route = self.router.read().route(data, from, stun);
+        let Some(Route { engine, peer }) = route else {
             self.counters.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let datagram = Datagram { peer, from, data: BytesMut::from(data), stun };
+        if engine == self.index {
+            self.datagram(datagram);
+        } else if let Some(batch) = self.handing.get_mut(engine) {
+            batch.push(datagram);
+        }
+    }
+
+    /// Hands the other engines what this burst read for them.
+    fn hand_over(&mut self) {
+        for (engine, batch) in self.handing.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            if let Err(error) = self.handoffs[engine].try_send(std::mem::take(batch)) {
+                let lost = match error {
+                    mpsc::error::TrySendError::Full(lost) | mpsc::error::TrySendError::Closed(lost) => lost,
+                };
+                self.counters.input_drops.fetch_add(lost.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn datagram(&mut self, Datagram { peer: id, from, data, stun }: Datagram) {
+        // A binding request named this peer connection: its address (first
+        // contact, an ICE restart, a NAT rebinding) is learnt here.
+        if stun && self.router.read().by_addr.get(&from) != Some(&Route { engine: self.index, peer: id }) {
+            self.learn_address(id, from);
+        }
         let Some(peer) = self.peers.get_mut(&id) else { return };
         if peer.pc.remote_description().is_none() {
             // A browser starts its checks once it has the offer, often before
             // its answer reaches the relay; the agent cannot check them without
             // the answer's credentials. Kept for the answer rather than refused.
             if peer.early.len() < MAX_EARLY_DATAGRAMS {
-                peer.early.push((data.to_vec(), from));
+                peer.early.push((data, from));
             }
             return;
         }
@@ -350,7 +416,7 @@ impl Engine {
     }
 
     /// Hands one datagram to a peer connection (its output is drained in `drain`).
-    fn feed(&mut self, id: PeerId, data: &[u8], from: SocketAddr) {
+    fn feed(&mut self, id: PeerId, data: BytesMut, from: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let result = peer.pc.handle_read(TaggedBytesMut {
             now: Instant::now(),
@@ -360,7 +426,7 @@ impl Engine {
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             },
-            message: BytesMut::from(data),
+            message: data,
         });
         if let Err(error) = result {
             tracing::trace!(%error, %from, "datagram refused by peer connection");
@@ -369,8 +435,11 @@ impl Engine {
     }
 
     fn learn_address(&mut self, id: PeerId, from: SocketAddr) {
-        if let Some(old) = self.by_addr.insert(from, id)
-            && let Some(old_peer) = self.peers.get_mut(&old)
+        let route = Route { engine: self.index, peer: id };
+        let mut routes = self.router.write();
+        if let Some(old) = routes.by_addr.insert(from, route)
+            && old.engine == self.index
+            && let Some(old_peer) = self.peers.get_mut(&old.peer)
         {
             old_peer.addrs.retain(|a| *a != from);
         }
@@ -380,8 +449,8 @@ impl Engine {
         // message integrity; this only bounds what a stray sender can add).
         if peer.addrs.len() > MAX_ADDRESSES {
             let gone = peer.addrs.remove(0);
-            if self.by_addr.get(&gone) == Some(&id) {
-                self.by_addr.remove(&gone);
+            if routes.by_addr.get(&gone) == Some(&route) {
+                routes.by_addr.remove(&gone);
             }
         }
     }
@@ -411,8 +480,7 @@ impl Engine {
                 let result = self.join(grant, events);
                 if result.is_err() && self.rooms.get(&room).is_some_and(|entry| entry.peers.is_empty()) {
                     // Opened for this join only: an empty room must not hold a place.
-                    self.rooms.remove(&room);
-                    self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
+                    self.forget_room(&room);
                 }
                 let _ = reply.send(result);
             }
@@ -428,12 +496,17 @@ impl Engine {
                 if !new_rooms {
                     return Err(SessionError::Draining);
                 }
-                if self.rooms.len() >= self.limits.max_rooms {
+                // The limit is the relay's, over all its engines.
+                let max = self.limits.max_rooms as u64;
+                let counted =
+                    self.counters.rooms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
+                        (open < max).then_some(open + 1)
+                    });
+                if counted.is_err() {
                     return Err(SessionError::TooManyRooms);
                 }
                 self.rooms
                     .insert(room, RoomEntry { room: Room::new(self.policy.clone()), peers: HashMap::new() });
-                self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
             }
             Call::CloseRoom { room } => {
                 let entry = self.rooms.get(&room).ok_or(SessionError::NoSuchRoom)?;
@@ -441,8 +514,7 @@ impl Engine {
                 for id in ids {
                     self.remove_peer(id, "the consultation ended");
                 }
-                self.rooms.remove(&room);
-                self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
+                self.forget_room(&room);
             }
             Call::Answer { room, participant, sdp } => {
                 let id = self.peer_id(&room, &participant)?;
@@ -481,6 +553,13 @@ impl Engine {
             }
         }
         Ok(Answered::Done)
+    }
+
+    /// Closes a room's entry (its peer connections are gone) and frees its place.
+    fn forget_room(&mut self, room: &RoomId) {
+        if self.rooms.remove(room).is_some() {
+            self.counters.rooms.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn peer_id(&self, room: &RoomId, participant: &ParticipantId) -> Result<PeerId, SessionError> {
@@ -595,7 +674,7 @@ impl Engine {
             .collect();
         let (room, participant) = (peer.room.clone(), peer.participant.clone());
         for (data, from) in std::mem::take(&mut peer.early) {
-            self.feed(id, &data, from);
+            self.feed(id, data, from);
         }
         for key in answered {
             let _ = self.room_event(&room, Event::TrackReady { receiver: participant.clone(), key });
@@ -787,12 +866,13 @@ impl Engine {
                     && !peer.ufrags.iter().any(|u| u == ufrag)
                 {
                     peer.ufrags.push(ufrag.to_owned());
-                    self.by_ufrag.insert(ufrag.to_owned(), id);
+                    let mut routes = self.router.write();
+                    routes.by_ufrag.insert(ufrag.to_owned(), Route { engine: self.index, peer: id });
                     // The current credentials and the ones before them (still in use
                     // until the restart's answer arrives); older ones route nothing.
                     if peer.ufrags.len() > 2 {
                         let old = peer.ufrags.remove(0);
-                        self.by_ufrag.remove(&old);
+                        routes.by_ufrag.remove(&old);
                     }
                 }
                 if peer.events.try_send(PeerEvent::Offer { sdp: offer.sdp }).is_err() {
@@ -1236,12 +1316,18 @@ impl Engine {
         if let Some(old) = peer.deadline {
             self.timers.remove(&(old, id));
         }
-        for ufrag in &peer.ufrags {
-            self.by_ufrag.remove(ufrag);
-        }
-        for addr in &peer.addrs {
-            if self.by_addr.get(addr) == Some(&id) {
-                self.by_addr.remove(addr);
+        {
+            let route = Route { engine: self.index, peer: id };
+            let mut routes = self.router.write();
+            for ufrag in &peer.ufrags {
+                if routes.by_ufrag.get(ufrag) == Some(&route) {
+                    routes.by_ufrag.remove(ufrag);
+                }
+            }
+            for addr in &peer.addrs {
+                if routes.by_addr.get(addr) == Some(&route) {
+                    routes.by_addr.remove(addr);
+                }
             }
         }
         let _ = peer.pc.close();
@@ -1255,8 +1341,7 @@ impl Engine {
             entry.peers.remove(&peer.participant);
             if entry.peers.is_empty() {
                 // The last one out closes the room.
-                self.rooms.remove(&peer.room);
-                self.counters.rooms.store(self.rooms.len() as u64, Ordering::Relaxed);
+                self.forget_room(&peer.room);
             } else if let Ok(actions) =
                 entry.room.handle(Event::Left { participant: peer.participant.clone() }, Instant::now())
             {

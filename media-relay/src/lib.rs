@@ -13,8 +13,9 @@
 //!   keyframes for new receivers, keyframe-request limiting, audio-only
 //!   fallback) as synchronous code fed by events, tested without sockets.
 //! - [`relay`]: the running relay ([`Relay`]): owns the one UDP socket that every
-//!   participant's media arrives on, keeps the room table and the counters that
-//!   `/healthz` and `/metrics` report, and shuts down cleanly.
+//!   participant's media arrives on and its engines (one per core, each with
+//!   its rooms; `routes` hands each datagram to its engine), keeps the counters
+//!   that `/healthz` and `/metrics` report, and shuts down cleanly.
 //! - [`control`]: a node's control channel (signaling drives the relay over it)
 //!   and its client; [`probe`]: signaling's media-path health check;
 //!   [`register`]: a node telling signaling that it exists; [`node`]: a
@@ -34,6 +35,7 @@ pub mod probe;
 pub mod register;
 pub mod relay;
 pub mod room;
+mod routes;
 pub mod session;
 
 pub use config::RelayConfig;

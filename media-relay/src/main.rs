@@ -31,6 +31,10 @@ struct Args {
     /// The most participants in one room.
     #[arg(long, default_value_t = RelayConfig::default().max_participants_per_room)]
     max_participants_per_room: u32,
+    /// Engines, each carrying its own rooms on a core: 0, one per core the
+    /// node may use (`taskset` or a container's CPU limit counts).
+    #[arg(long, env = "MEDIA_RELAY_ENGINES", default_value_t = RelayConfig::default().engines)]
+    engines: u32,
     /// The bearer token signaling presents on the control channel. Without it
     /// the control channel is off (the node only reports health).
     #[arg(long, env = "MEDIA_RELAY_CONTROL_TOKEN", hide_env_values = true)]
@@ -91,6 +95,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             public_ip: args.public_ip,
             max_rooms: args.max_rooms,
             max_participants_per_room: args.max_participants_per_room,
+            engines: args.engines,
             ..RelayConfig::default()
         },
         control_token: args.control_token,

@@ -145,11 +145,11 @@ impl Interceptor for KeyframeTap {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn binding_request(username: &str) -> Vec<u8> {
+    pub(crate) fn binding_request(username: &str) -> Vec<u8> {
         let mut attrs = Vec::new();
         // An attribute before USERNAME, to prove the walk skips it.
         attrs.extend_from_slice(&0x0025u16.to_be_bytes()); // USE-CANDIDATE, empty

@@ -12,7 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::RelayConfig;
 use crate::engine::{Command, Engine, Reply};
+use crate::ids::RoomId;
 use crate::room::Policy;
+use crate::routes::Router;
 use crate::session::{Answered, Call, Calls, Grant, NotForwarded, PeerEvent, SessionError};
 
 /// Why a relay could not start.
@@ -47,6 +49,12 @@ pub struct RelayStatus {
     pub datagrams_unrouted: u64,
     /// Datagrams the socket could not take (its buffer was full).
     pub send_drops: u64,
+    /// Datagrams read but dropped because their engine was too far behind.
+    #[serde(default)]
+    pub input_drops: u64,
+    /// Engines (each on a core of its own when the machine has them).
+    #[serde(default)]
+    pub engines: u32,
     /// Packets not forwarded, by reason ([`crate::session::NotForwarded`]): one
     /// count per receiver that did not get a media packet, except
     /// `refused_track` (one per packet of a refused track, for nobody) and
@@ -70,6 +78,7 @@ pub(crate) struct Counters {
     pub(crate) keyframe_requests: AtomicU64,
     pub(crate) datagrams_unrouted: AtomicU64,
     pub(crate) send_drops: AtomicU64,
+    pub(crate) input_drops: AtomicU64,
     pub(crate) not_forwarded: [AtomicU64; NotForwarded::ALL.len()],
 }
 
@@ -84,17 +93,34 @@ impl Counters {
 /// the kernel grants at most `net.core.rmem_max` / `wmem_max`.
 const SOCKET_BUFFER: usize = 4 << 20;
 
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// Binds `count` sockets on `addr` (its port, when 0, chosen once), one for
+/// each engine: with more than one they share the port (`SO_REUSEPORT`), after
+/// a plain bind has shown that nothing else holds it.
+fn bind_udp(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: a smaller buffer still works, only sooner full.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    let granted = socket.recv_buffer_size().unwrap_or(0);
-    tracing::debug!(granted, "media socket receive buffer");
-    UdpSocket::from_std(socket.into())
+    let open = |addr: SocketAddr, shared: bool| -> std::io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        // Best effort: a smaller buffer still works, only sooner full.
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+        socket.set_nonblocking(true)?;
+        if shared {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&addr.into())?;
+        Ok(socket)
+    };
+    let first = open(addr, false)?;
+    if count <= 1 {
+        let granted = first.recv_buffer_size().unwrap_or(0);
+        tracing::debug!(granted, "media socket receive buffer");
+        return Ok(vec![UdpSocket::from_std(first.into())?]);
+    }
+    // The plain bind proved the port free (another relay's sockets, shared
+    // or not, would have refused it); the shared ones take its place.
+    let addr = first.local_addr()?.as_socket().unwrap_or(addr);
+    drop(first);
+    (0..count).map(|_| UdpSocket::from_std(open(addr, true)?.into())).collect()
 }
 
 /// Commands queued to the engine before callers wait.
@@ -112,20 +138,24 @@ struct Inner {
     config: RelayConfig,
     udp_addr: SocketAddr,
     counters: Arc<Counters>,
-    commands: mpsc::Sender<Command>,
+    /// One queue per engine; a room's commands go to the engine it lives on
+    /// ([`crate::routes::engine_of`]).
+    commands: Vec<mpsc::Sender<Command>>,
     stop: watch::Sender<bool>,
-    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The engines.
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     draining: std::sync::atomic::AtomicBool,
 }
 
 impl Relay {
-    /// Validates the configuration, binds the UDP port and starts the engine.
+    /// Validates the configuration, binds the UDP port and starts the
+    /// engines and the socket's reader.
     pub async fn start(config: RelayConfig) -> Result<Self, RelayError> {
         config.validate().map_err(RelayError::Config)?;
-        let socket = bind_udp(config.udp_listen)
-            .map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
-        let udp_addr =
-            socket.local_addr().map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
+        let engines = config.engine_count();
+        let bind_error = |source| RelayError::Bind { addr: config.udp_listen, source };
+        let sockets = bind_udp(config.udp_listen, engines).map_err(bind_error)?;
+        let udp_addr = sockets[0].local_addr().map_err(bind_error)?;
         let advertised = SocketAddr::new(config.public_ip.unwrap_or(udp_addr.ip()), udp_addr.port());
         let counters = Arc::new(Counters::default());
         let policy = Policy {
@@ -137,12 +167,28 @@ impl Relay {
             max_rooms: config.max_rooms as usize,
             consent_timeout: std::time::Duration::from_secs(config.consent_timeout_secs),
         };
-        let engine = Engine::new(socket, advertised, limits, policy, Arc::clone(&counters))
-            .map_err(|source| RelayError::Bind { addr: config.udp_listen, source })?;
-        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        let router = Arc::new(Router::default());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(engine.run(receiver, stopped));
-        tracing::info!(%udp_addr, %advertised, "media relay listening");
+        let (handoffs, handed): (Vec<_>, Vec<_>) =
+            (0..engines).map(|_| mpsc::channel(crate::routes::HANDOFF_QUEUE)).unzip();
+        let (mut commands, mut tasks) = (Vec::new(), Vec::new());
+        for ((index, socket), handed) in sockets.into_iter().enumerate().zip(handed) {
+            let engine = Engine::new(
+                index,
+                socket,
+                Arc::clone(&router),
+                handoffs.clone(),
+                advertised,
+                limits.clone(),
+                policy.clone(),
+                Arc::clone(&counters),
+            )
+            .map_err(bind_error)?;
+            let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+            tasks.push(tokio::spawn(engine.run(command_rx, handed, stopped.clone())));
+            commands.push(command_tx);
+        }
+        tracing::info!(%udp_addr, %advertised, engines, "media relay listening");
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -150,7 +196,7 @@ impl Relay {
                 counters,
                 commands,
                 stop,
-                task: std::sync::Mutex::new(Some(task)),
+                tasks: std::sync::Mutex::new(tasks),
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
         })
@@ -178,6 +224,8 @@ impl Relay {
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
             datagrams_unrouted: c.datagrams_unrouted.load(Ordering::Relaxed),
             send_drops: c.send_drops.load(Ordering::Relaxed),
+            input_drops: c.input_drops.load(Ordering::Relaxed),
+            engines: self.inner.commands.len() as u32,
             not_forwarded: NotForwarded::ALL
                 .iter()
                 .map(|r| (r.as_str().to_owned(), c.not_forwarded[r.index()].load(Ordering::Relaxed)))
@@ -197,11 +245,11 @@ impl Relay {
         self.inner.draining.load(Ordering::Relaxed)
     }
 
-    /// True while the engine runs.
+    /// True while every engine runs.
     pub fn is_running(&self) -> bool {
-        // The std mutex guards only the join handle and is never held across an await.
-        match self.inner.task.lock() {
-            Ok(task) => task.as_ref().is_some_and(|t| !t.is_finished()),
+        // The std mutex guards only the join handles and is never held across an await.
+        match self.inner.tasks.lock() {
+            Ok(tasks) => !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished()),
             Err(_) => false,
         }
     }
@@ -210,23 +258,31 @@ impl Relay {
     /// The relay's first offer arrives on `events` as [`PeerEvent::Offer`];
     /// everything else the relay has to say to this participant follows there.
     pub async fn join(&self, grant: Grant, events: mpsc::Sender<PeerEvent>) -> Result<(), SessionError> {
-        self.ask(|reply| Command::Join { grant, events, reply }).await
+        let room = grant.room.clone();
+        self.ask(&room, |reply| Command::Join { grant, events, reply }).await
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, SessionError> {
+    /// Asks the engine `room` lives on.
+    async fn ask<T>(
+        &self,
+        room: &RoomId,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, SessionError> {
+        let engines = &self.inner.commands;
+        let engine = &engines[crate::routes::engine_of(room, engines.len())];
         let (reply, answer) = oneshot::channel();
-        self.inner.commands.send(command(reply)).await.map_err(|_| SessionError::Stopped)?;
+        engine.send(command(reply)).await.map_err(|_| SessionError::Stopped)?;
         answer.await.map_err(|_| SessionError::Stopped)?
     }
 
-    /// Closes every peer connection and waits for the engine to end.
+    /// Closes every peer connection and waits for the engines to end.
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
-        let task = match self.inner.task.lock() {
-            Ok(mut task) => task.take(),
-            Err(_) => None,
+        let tasks = match self.inner.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => Vec::new(),
         };
-        if let Some(task) = task {
+        for task in tasks {
             let _ = task.await;
         }
         tracing::info!("media relay stopped");
@@ -237,7 +293,8 @@ impl Calls for Relay {
     /// Draining, an `open_room` opens no room that is not open already.
     fn call(&self, call: Call) -> impl std::future::Future<Output = Result<Answered, SessionError>> + Send {
         let new_rooms = !self.is_draining();
-        self.ask(move |reply| Command::Call { call, new_rooms, reply })
+        let room = call.room().clone();
+        async move { self.ask(&room, move |reply| Command::Call { call, new_rooms, reply }).await }
     }
 }
 

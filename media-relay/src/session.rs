@@ -72,6 +72,22 @@ pub enum Call {
     },
 }
 
+impl Call {
+    /// The room it is about (each is about one).
+    pub fn room(&self) -> &RoomId {
+        match self {
+            Call::OpenRoom { room }
+            | Call::CloseRoom { room }
+            | Call::Answer { room, .. }
+            | Call::Candidate { room, .. }
+            | Call::RestartIce { room, .. }
+            | Call::AudioOnly { room, .. }
+            | Call::Leave { room, .. }
+            | Call::RoomStats { room } => room,
+        }
+    }
+}
+
 /// Something that takes [`Call`]s: the in-process [`crate::Relay`], a
 /// [`crate::control::ControlClient`] to a node, signaling's handle on either.
 /// Each implements [`Calls::call`]; the named methods are written once, here.

@@ -57,6 +57,53 @@ async fn two_participants_receive_each_others_audio_and_video() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_two_engines_each_carry_their_media_under_one_room_limit() {
+    let config = RelayConfig { engines: 2, max_rooms: 2, ..loopback_relay_config() };
+    let relay = Relay::start(config).await.unwrap();
+    // "call-a" and "call-b" live on different engines (pinned in routes.rs).
+    relay.open_room(&"call-a".into()).await.unwrap();
+    relay.open_room(&"call-b".into()).await.unwrap();
+    // The limit is the relay's: a third room is refused, whichever engine it would be on.
+    for room in ["call-c", "call-d", "call-e", "call-f"] {
+        assert_eq!(relay.open_room(&room.into()).await, Err(SessionError::TooManyRooms), "{room}");
+    }
+    let status = relay.status();
+    assert_eq!((status.engines, status.rooms), (2, 2));
+
+    let mut calls = Vec::new();
+    for room in ["call-a", "call-b"] {
+        let resident = Client::join(&relay, room, "resident", both()).await;
+        let lawyer = Client::join(&relay, room, "lawyer", both()).await;
+        calls.push((resident, lawyer));
+    }
+    for (resident, lawyer) in &mut calls {
+        resident.connected(CONNECT).await;
+        lawyer.connected(CONNECT).await;
+    }
+    eventually(MEDIA, "both calls carry audio and video both ways", || {
+        calls.iter().all(|(resident, lawyer)| {
+            let (a, b) = (resident.got("lawyer"), lawyer.got("resident"));
+            a.audio > 20 && a.video > 10 && b.audio > 20 && b.video > 10
+        })
+    })
+    .await;
+    let status = relay.status();
+    assert_eq!((status.participants, status.datagrams_unrouted, status.input_drops), (4, 0, 0), "{status:?}");
+
+    // A room that closes frees its place for a room on either engine.
+    relay.close_room(&"call-a".into()).await.unwrap();
+    assert_eq!(relay.status().rooms, 1);
+    relay.open_room(&"call-c".into()).await.unwrap();
+    assert_eq!(relay.open_room(&"call-d".into()).await, Err(SessionError::TooManyRooms));
+    for (resident, lawyer) in calls {
+        resident.close().await;
+        lawyer.close().await;
+    }
+    relay.shutdown().await;
+    assert!(!relay.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_gets_a_keyframe_at_once_and_a_leaver_is_renegotiated_away() {
     let relay = relay().await;
     relay.open_room(&"r2".into()).await.unwrap();

@@ -247,6 +247,11 @@ impl Collector for RelayCollector {
                 "Datagrams dropped because the socket buffer was full",
                 sum(|s| s.send_drops),
             ),
+            (
+                "relay_input_drops",
+                "Datagrams read but dropped because their engine was too far behind",
+                sum(|s| s.input_drops),
+            ),
         ] {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
