@@ -94,7 +94,7 @@ const MAX_ADDRESSES: usize = 8;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, SessionError>>;
 
-/// Requests from [`crate::Relay`] handles to the engine task.
+/// Requests from [`crate::Relay`] handles to an engine task.
 pub(crate) enum Command {
     /// `new_rooms: false` (draining): an `open_room` opens no room that is
     /// not open already.

@@ -12,9 +12,10 @@
 //! - [`room`]: one room's forwarding decisions (who receives which track,
 //!   keyframes for new receivers, keyframe-request limiting, audio-only
 //!   fallback) as synchronous code fed by events, tested without sockets.
-//! - [`relay`]: the running relay ([`Relay`]): owns the one UDP socket that every
-//!   participant's media arrives on and its engines (one per core, each with
-//!   its rooms; `routes` hands each datagram to its engine), keeps the counters
+//! - [`relay`]: the running relay ([`Relay`]): binds the one UDP port every
+//!   participant's media arrives on and starts its engines (one per core, each
+//!   with its rooms and its socket on that port; an engine hands another the
+//!   datagrams that are its, by the routes in `routes`), keeps the counters
 //!   that `/healthz` and `/metrics` report, and shuts down cleanly.
 //! - [`control`]: a node's control channel (signaling drives the relay over it)
 //!   and its client; [`probe`]: signaling's media-path health check;

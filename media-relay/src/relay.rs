@@ -88,8 +88,8 @@ impl Counters {
     }
 }
 
-/// Kernel buffer asked for the media socket, each way. Every participant's
-/// packets share one socket, so bursts must not overflow it between two reads;
+/// Kernel buffer asked for each engine's socket, each way. Many participants'
+/// packets share a socket, so bursts must not overflow it between two reads;
 /// the kernel grants at most `net.core.rmem_max` / `wmem_max`.
 const SOCKET_BUFFER: usize = 4 << 20;
 
@@ -123,10 +123,10 @@ fn bind_udp(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
     (0..count).map(|_| UdpSocket::from_std(open(addr, true)?.into())).collect()
 }
 
-/// Commands queued to the engine before callers wait.
+/// Commands queued to an engine before callers wait.
 const COMMAND_QUEUE: usize = 1024;
 
-/// A running relay. Cheap to clone; the engine task stops when
+/// A running relay. Cheap to clone; the engine tasks stop when
 /// [`Relay::shutdown`] is called or the last handle is dropped.
 #[derive(Debug, Clone)]
 pub struct Relay {
