@@ -1,7 +1,9 @@
 //! The relay's WebRTC I/O. An engine is one task: it owns a socket on the
-//! relay's UDP port, the sans-I/O peer connection core (`rtc`) of each of its
-//! rooms' participants, and each of its rooms' [`Room`]. A relay runs one or
-//! more engines; a room lives on one.
+//! relay's UDP port (in [`Engine::run`], which reads and writes it a batch of
+//! datagrams per system call; the rest of the engine never sees it, so
+//! [`crate::lab`] can drive one in memory), the sans-I/O peer connection core
+//! (`rtc`) of each of its rooms' participants, and each of its rooms'
+//! [`Room`]. A relay runs one or more engines; a room lives on one.
 //!
 //! Datagrams are routed to a peer connection by the ICE username fragment of
 //! their STUN binding request (each peer connection has its own), and after
@@ -64,6 +66,7 @@ use crate::routes::{Datagram, PeerId, Route, Router};
 use crate::session::{
     Answered, Call, Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError,
 };
+use crate::udp::{Inbox, send_all};
 
 /// Payload types the relay offers. Every peer connection uses the same ones,
 /// because the relay makes every offer, so a packet keeps its payload type
@@ -244,11 +247,22 @@ impl Dirty {
     }
 }
 
+/// A datagram for the socket: what a peer connection wrote, to its participant.
+#[derive(Debug)]
+pub(crate) struct Transmit {
+    /// Whose it is (counted against it when the socket cannot take it).
+    pub(crate) peer: PeerId,
+    pub(crate) to: SocketAddr,
+    pub(crate) data: BytesMut,
+}
+
+/// An engine's state and logic, without its socket: input goes in through
+/// [`Engine::received`] (and commands, timeouts, hand-overs), and what it has
+/// to send waits in [`Engine::transmits`] until [`Engine::run`] (or the
+/// in-memory [`crate::lab`]) takes it, after each [`Engine::flush`].
 pub(crate) struct Engine {
     /// Its place among the relay's engines (in its peer connections' routes).
     index: usize,
-    /// Its own socket on the relay's one UDP port.
-    socket: UdpSocket,
     router: Arc<Router>,
     /// Every engine's queue of datagrams handed over by the others (its own too, unused).
     handoffs: Vec<mpsc::Sender<Vec<Datagram>>>,
@@ -268,24 +282,24 @@ pub(crate) struct Engine {
     to_offer: Vec<PeerId>,
     ssrc_hasher: RandomState,
     ssrc_counter: u64,
+    /// Datagrams to send, in the order they were written.
+    pub(crate) transmits: Vec<Transmit>,
 }
 
 impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
-        socket: UdpSocket,
+        local_addr: SocketAddr,
         router: Arc<Router>,
         handoffs: Vec<mpsc::Sender<Vec<Datagram>>>,
         advertised: SocketAddr,
         limits: Limits,
         policy: Policy,
         counters: Arc<Counters>,
-    ) -> std::io::Result<Engine> {
-        let local_addr = socket.local_addr()?;
-        Ok(Engine {
+    ) -> Engine {
+        Engine {
             index,
-            socket,
             router,
             handing: handoffs.iter().map(|_| Vec::new()).collect(),
             handoffs,
@@ -302,22 +316,25 @@ impl Engine {
             to_offer: Vec::new(),
             ssrc_hasher: RandomState::new(),
             ssrc_counter: 0,
-        })
+            transmits: Vec::new(),
+        }
     }
 
-    /// Runs until `stopped` turns true or every handle is gone; then closes
-    /// every peer connection.
+    /// Runs on `socket` until `stopped` turns true or every handle is gone;
+    /// then closes every peer connection.
     pub(crate) async fn run(
         mut self,
+        socket: UdpSocket,
         mut commands: mpsc::Receiver<Command>,
         mut handed: mpsc::Receiver<Vec<Datagram>>,
         mut stopped: watch::Receiver<bool>,
     ) {
-        let mut buf = vec![0u8; 65_536];
+        let mut inbox = Inbox::new();
         let mut stats = tokio::time::interval(STATS_INTERVAL);
         stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             self.flush();
+            self.send(&socket);
             let next = self.timers.first().map(|(at, _)| *at);
             let sleep = async {
                 match next {
@@ -331,15 +348,15 @@ impl Engine {
                     Some(command) => self.command(command),
                     None => break,
                 },
-                received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((len, from)) = received {
-                        self.received(&buf[..len], from);
-                        // Read what else has arrived before doing anything else.
-                        for _ in 1..RECV_BURST {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((len, from)) => self.received(&buf[..len], from),
-                                Err(_) => break,
+                readable = socket.readable() => {
+                    if readable.is_ok() {
+                        // Read what has arrived, up to a burst, before doing anything else.
+                        let mut read = 0;
+                        while read < RECV_BURST && let Ok(count) = inbox.read(&socket) {
+                            for (data, from) in inbox.datagrams() {
+                                self.received(data, from);
                             }
+                            read += count;
                         }
                         self.hand_over();
                     }
@@ -358,13 +375,25 @@ impl Engine {
             self.remove_peer(id, "the relay is stopping");
         }
         self.flush();
+        self.send(&socket);
+    }
+
+    /// Sends what the peer connections wrote.
+    fn send(&mut self, socket: &UdpSocket) {
+        let (peers, counters) = (&mut self.peers, &self.counters);
+        send_all(socket, &mut self.transmits, |refused| {
+            counters.send_drops.fetch_add(1, Ordering::Relaxed);
+            if let Some(peer) = peers.get_mut(&refused.peer) {
+                peer.not_forwarded(counters, NotForwarded::SendBufferFull);
+            }
+        });
     }
 
     // ---- input -------------------------------------------------------------
 
     /// A datagram off this engine's socket: handled here, or kept for the
     /// engine whose peer connection it is for.
-    fn received(&mut self, data: &[u8], from: SocketAddr) {
+    pub(crate) fn received(&mut self, data: &[u8], from: SocketAddr) {
         self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes_received.fetch_add(data.len() as u64, Ordering::Relaxed);
         let stun = is_stun(data);
@@ -455,7 +484,7 @@ impl Engine {
         }
     }
 
-    fn timeouts(&mut self) {
+    pub(crate) fn timeouts(&mut self) {
         let now = Instant::now();
         while let Some(&(at, id)) = self.timers.first() {
             if at > now {
@@ -470,7 +499,7 @@ impl Engine {
         }
     }
 
-    fn command(&mut self, command: Command) {
+    pub(crate) fn command(&mut self, command: Command) {
         match command {
             Command::Call { call, new_rooms, reply } => {
                 let _ = reply.send(self.call(call, new_rooms));
@@ -889,7 +918,7 @@ impl Engine {
 
     /// Makes the offers that are due and drains every peer connection that
     /// had input, until none has more.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         loop {
             for id in std::mem::take(&mut self.to_offer) {
                 self.offer_if_due(id);
@@ -911,10 +940,7 @@ impl Engine {
         let mut heard = false;
         while let Some(out) = peer.pc.poll_write() {
             heard |= is_binding_success(&out.message);
-            if self.socket.try_send_to(&out.message, out.transport.peer_addr).is_err() {
-                self.counters.send_drops.fetch_add(1, Ordering::Relaxed);
-                peer.not_forwarded(&self.counters, NotForwarded::SendBufferFull);
-            }
+            self.transmits.push(Transmit { peer: id, to: out.transport.peer_addr, data: out.message });
         }
         let mut events = Vec::new();
         while let Some(event) = peer.pc.poll_event() {
@@ -1332,7 +1358,7 @@ impl Engine {
         }
         let _ = peer.pc.close();
         while let Some(out) = peer.pc.poll_write() {
-            let _ = self.socket.try_send_to(&out.message, out.transport.peer_addr);
+            self.transmits.push(Transmit { peer: id, to: out.transport.peer_addr, data: out.message });
         }
         let _ = peer.events.try_send(PeerEvent::Closed { reason: reason.into() });
         self.counters.participants_left.fetch_add(1, Ordering::Relaxed);

@@ -22,6 +22,8 @@
 //!   [`register`]: a node telling signaling that it exists; [`node`]: a
 //!   standalone node (relay, `/healthz`, `/control`, registration, drain),
 //!   which the `media-relay` binary only configures and runs.
+//! - [`lab`]: an engine and its participants in memory, no sockets: the
+//!   forwarding path alone, for `benches/forward.rs` and tests.
 //!
 //! NOTES-webrtc-0.21.md records what the webrtc crate offers for the WebRTC
 //! I/O that feeds [`room::Room`].
@@ -30,6 +32,7 @@ pub mod config;
 pub mod control;
 mod engine;
 pub mod ids;
+pub mod lab;
 pub mod node;
 pub mod packet;
 pub mod probe;
@@ -38,6 +41,7 @@ pub mod relay;
 pub mod room;
 mod routes;
 pub mod session;
+mod udp;
 
 pub use config::RelayConfig;
 pub use ids::{ParticipantId, RoomId};

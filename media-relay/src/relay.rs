@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -88,41 +87,6 @@ impl Counters {
     }
 }
 
-/// Kernel buffer asked for each engine's socket, each way. Many participants'
-/// packets share a socket, so bursts must not overflow it between two reads;
-/// the kernel grants at most `net.core.rmem_max` / `wmem_max`.
-const SOCKET_BUFFER: usize = 4 << 20;
-
-/// Binds `count` sockets on `addr` (its port, when 0, chosen once), one for
-/// each engine: with more than one they share the port (`SO_REUSEPORT`), after
-/// a plain bind has shown that nothing else holds it.
-fn bind_udp(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let open = |addr: SocketAddr, shared: bool| -> std::io::Result<Socket> {
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        // Best effort: a smaller buffer still works, only sooner full.
-        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-        socket.set_nonblocking(true)?;
-        if shared {
-            socket.set_reuse_port(true)?;
-        }
-        socket.bind(&addr.into())?;
-        Ok(socket)
-    };
-    let first = open(addr, false)?;
-    if count <= 1 {
-        let granted = first.recv_buffer_size().unwrap_or(0);
-        tracing::debug!(granted, "media socket receive buffer");
-        return Ok(vec![UdpSocket::from_std(first.into())?]);
-    }
-    // The plain bind proved the port free (another relay's sockets, shared
-    // or not, would have refused it); the shared ones take its place.
-    let addr = first.local_addr()?.as_socket().unwrap_or(addr);
-    drop(first);
-    (0..count).map(|_| UdpSocket::from_std(open(addr, true)?.into())).collect()
-}
-
 /// Commands queued to an engine before callers wait.
 const COMMAND_QUEUE: usize = 1024;
 
@@ -154,7 +118,7 @@ impl Relay {
         config.validate().map_err(RelayError::Config)?;
         let engines = config.engine_count();
         let bind_error = |source| RelayError::Bind { addr: config.udp_listen, source };
-        let sockets = bind_udp(config.udp_listen, engines).map_err(bind_error)?;
+        let sockets = crate::udp::bind(config.udp_listen, engines).map_err(bind_error)?;
         let udp_addr = sockets[0].local_addr().map_err(bind_error)?;
         let advertised = SocketAddr::new(config.public_ip.unwrap_or(udp_addr.ip()), udp_addr.port());
         let counters = Arc::new(Counters::default());
@@ -173,19 +137,19 @@ impl Relay {
             (0..engines).map(|_| mpsc::channel(crate::routes::HANDOFF_QUEUE)).unzip();
         let (mut commands, mut tasks) = (Vec::new(), Vec::new());
         for ((index, socket), handed) in sockets.into_iter().enumerate().zip(handed) {
+            let local_addr = socket.local_addr().map_err(bind_error)?;
             let engine = Engine::new(
                 index,
-                socket,
+                local_addr,
                 Arc::clone(&router),
                 handoffs.clone(),
                 advertised,
                 limits.clone(),
                 policy.clone(),
                 Arc::clone(&counters),
-            )
-            .map_err(bind_error)?;
+            );
             let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
-            tasks.push(tokio::spawn(engine.run(command_rx, handed, stopped.clone())));
+            tasks.push(tokio::spawn(engine.run(socket, command_rx, handed, stopped.clone())));
             commands.push(command_tx);
         }
         tracing::info!(%udp_addr, %advertised, engines, "media relay listening");
@@ -306,6 +270,8 @@ impl Drop for Inner {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::UdpSocket;
+
     use super::*;
 
     fn loopback_config() -> RelayConfig {
