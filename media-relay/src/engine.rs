@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -44,6 +44,8 @@ use rtc::peer_connection::transport::{
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind, TYPE_RTCP_FB_NACK,
@@ -52,6 +54,7 @@ use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 };
 use rtc::sansio::Protocol;
+use rtc::shared::marshal::Marshal;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::statistics::StatsSelector;
 use rtc::statistics::report::RTCStatsReportEntry;
@@ -59,7 +62,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ids::{ParticipantId, RoomId};
-use crate::packet::{KeyframeTap, is_binding_success, is_stun, vp8_starts_keyframe};
+use crate::keys::KeyTap;
+use crate::packet::{KeyframeTap, is_binding_success, is_rtcp, is_stun, vp8_starts_keyframe};
 use crate::relay::Counters;
 use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
 use crate::routes::{Datagram, PeerId, Route, Router};
@@ -131,6 +135,7 @@ struct Inbound {
 struct Outbound {
     sender: RTCRtpSenderId,
     ssrc: u32,
+    kind: Kind,
     /// Subtracted from the publisher's sequence numbers, so that packets this
     /// receiver skipped (waiting for a keyframe, audio only) leave no gap it
     /// would ask to be retransmitted.
@@ -139,6 +144,54 @@ struct Outbound {
     skipped: bool,
     /// Added, in an offer out, or in an answered offer (then the receiver can take it).
     stage: Stage,
+    /// What the relay sent itself ([`Fast`]), for sender reports and statistics.
+    sent: Sent,
+}
+
+/// Packets of one forwarded track that the relay encrypted and sent itself.
+#[derive(Default)]
+struct Sent {
+    packets: u64,
+    /// Of them, sent again on a NACK.
+    resent: u64,
+    /// Payload bytes.
+    octets: u64,
+    /// The RTP timestamp of the last one, and when it went.
+    last: Option<(u32, Instant)>,
+    /// Video: the latest packets as sent (encrypted), by sequence number modulo
+    /// its length, for the receiver's NACKs.
+    history: Vec<Option<(u16, Bytes)>>,
+}
+
+impl Sent {
+    fn keep(&mut self, seq: u16, packet: Bytes) {
+        if self.history.is_empty() {
+            self.history = vec![None; usize::from(NACK_HISTORY)];
+        }
+        self.history[usize::from(seq % NACK_HISTORY)] = Some((seq, packet));
+    }
+
+    fn kept(&self, seq: u16) -> Option<&Bytes> {
+        match self.history.get(usize::from(seq % NACK_HISTORY))? {
+            Some((kept, packet)) if *kept == seq => Some(packet),
+            _ => None,
+        }
+    }
+}
+
+/// The relay's own way out to a participant: forwarded media is encrypted
+/// with a copy of the peer connection's SRTP context (the keys from
+/// [`KeyTap`]) and sent to where its ICE sends, so that the `rtc` pipeline
+/// (its interceptors, and a copy of the packet at each of their stages) is
+/// not on the way. RTCP, ICE and DTLS stay with the peer connection; NACKs
+/// are answered from [`Sent::history`], and sender reports made in
+/// `gather_stats`.
+struct Fast {
+    srtp: rtc::srtp::context::Context,
+    /// The same keys, to check them against the first SRTCP packet the peer
+    /// connection sends; `None` once checked.
+    check: Option<rtc::srtp::context::Context>,
+    to: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +214,12 @@ struct Peer {
     room: RoomId,
     participant: ParticipantId,
     pc: RTCPeerConnection,
+    /// Its crypto provider, which notes its SRTP keys.
+    keys: Arc<KeyTap>,
+    /// Set once it is connected and its keys are known.
+    fast: Option<Fast>,
+    /// A new source address was seen: where ICE sends may have changed.
+    route_changed: bool,
     events: mpsc::Sender<PeerEvent>,
     ufrags: Vec<String>,
     addrs: Vec<SocketAddr>,
@@ -195,6 +254,97 @@ impl Peer {
     fn not_forwarded(&mut self, counters: &Counters, why: NotForwarded) {
         self.not_forwarded[why.index()] += 1;
         counters.not_forwarded(why, 1);
+    }
+
+    /// Once connected: the relay's own way out to it ([`Fast`]), when its
+    /// keys could be read; else its peer connection sends what is forwarded.
+    fn take_fast_path(&mut self, counters: &Counters) {
+        if self.fast.is_some() {
+            self.follow_route();
+            return;
+        }
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None);
+        let cipher = report.iter().find_map(|entry| match entry {
+            RTCStatsReportEntry::Transport(transport) => Some(transport.srtp_cipher.clone()),
+            _ => None,
+        });
+        let contexts = cipher.as_deref().and_then(|cipher| self.keys.contexts(cipher));
+        match (contexts, selected_remote(&mut self.pc)) {
+            (Some((srtp, check)), Some(to)) => self.fast = Some(Fast { srtp, check: Some(check), to }),
+            // Another SRTP profile (AES-256), or no selected pair yet.
+            _ => {
+                counters.forwarding_fallbacks.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    room = %self.room,
+                    participant = %self.participant,
+                    ?cipher,
+                    "forwarding to this participant through its peer connection"
+                );
+            }
+        }
+    }
+
+    /// Where its ICE now sends (after an ICE restart, a NAT rebinding).
+    fn follow_route(&mut self) {
+        self.route_changed = false;
+        if let Some(fast) = &mut self.fast
+            && let Some(to) = selected_remote(&mut self.pc)
+        {
+            fast.to = to;
+        }
+    }
+
+    /// The keys of its [`Fast`] path, checked once against the first SRTCP
+    /// packet its peer connection sends it (a sender report, a receiver
+    /// report): they must open it. If not, they were read wrong (and what was
+    /// sent with them was lost): the peer connection sends from then on.
+    fn check_keys(&mut self, datagram: &[u8], counters: &Counters) {
+        let Some(fast) = &mut self.fast else { return };
+        let Some(check) = &mut fast.check else { return };
+        if !is_rtcp(datagram) {
+            return;
+        }
+        if check.decrypt_rtcp(datagram).is_ok() {
+            fast.check = None;
+        } else {
+            tracing::warn!(
+                room = %self.room,
+                participant = %self.participant,
+                "the SRTP keys read for forwarding do not open the peer connection's packets; \
+                 forwarding through the peer connection"
+            );
+            self.fast = None;
+            counters.forwarding_fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A sender report (RFC 3550 6.4.1) for each track the relay sent it
+    /// itself: the timing that lets it play a publisher's audio and video in
+    /// step. They go through its peer connection (its SRTCP context).
+    fn send_reports(&mut self, now: Instant) -> bool {
+        let wall = ntp_time(std::time::SystemTime::now());
+        let mut sent = false;
+        for out in self.outbound.values() {
+            let Some((timestamp, at)) = out.sent.last else { continue };
+            let clock = match out.kind {
+                Kind::Audio => 48_000.0,
+                Kind::Video => 90_000.0,
+            };
+            let report = SenderReport {
+                ssrc: out.ssrc,
+                ntp_time: wall,
+                rtp_time: timestamp
+                    .wrapping_add((now.saturating_duration_since(at).as_secs_f64() * clock) as u32),
+                // Wrapping, as RFC 3550 has them.
+                packet_count: out.sent.packets as u32,
+                octet_count: out.sent.octets as u32,
+                ..Default::default()
+            };
+            if let Some(mut sender) = self.pc.rtp_sender(out.sender) {
+                sent |= sender.write_rtcp(now, vec![Box::new(report)]).is_ok();
+            }
+        }
+        sent
     }
 
     /// Its statistics as signaling reads them.
@@ -253,7 +403,7 @@ pub(crate) struct Transmit {
     /// Whose it is (counted against it when the socket cannot take it).
     pub(crate) peer: PeerId,
     pub(crate) to: SocketAddr,
-    pub(crate) data: BytesMut,
+    pub(crate) data: Bytes,
 }
 
 /// An engine's state and logic, without its socket: input goes in through
@@ -474,6 +624,7 @@ impl Engine {
         }
         let Some(peer) = self.peers.get_mut(&id) else { return };
         peer.addrs.push(from);
+        peer.route_changed = true;
         // Only the latest few addresses stay routable (the ICE agent checks
         // message integrity; this only bounds what a stray sender can add).
         if peer.addrs.len() > MAX_ADDRESSES {
@@ -599,7 +750,9 @@ impl Engine {
     fn join(&mut self, grant: Grant, events: mpsc::Sender<PeerEvent>) -> Result<(), SessionError> {
         let entry = self.rooms.get_mut(&grant.room).ok_or(SessionError::NoSuchRoom)?;
         let now = Instant::now();
-        let pc = new_peer_connection(now).map_err(|e| SessionError::Media(e.to_string()))?;
+        let keys = KeyTap::new().map_err(|e| SessionError::Media(e.to_string()))?;
+        let pc =
+            new_peer_connection(now, Arc::clone(&keys)).map_err(|e| SessionError::Media(e.to_string()))?;
         let actions = entry.room.handle(
             Event::Joined { participant: grant.participant.clone(), may_publish: grant.publish.clone() },
             now,
@@ -613,6 +766,9 @@ impl Engine {
             room: grant.room.clone(),
             participant: grant.participant.clone(),
             pc,
+            keys,
+            fast: None,
+            route_changed: false,
             events,
             ufrags: Vec::new(),
             addrs: Vec::new(),
@@ -837,10 +993,12 @@ impl Engine {
                     Outbound {
                         sender,
                         ssrc,
+                        kind,
                         seq_offset: 0,
                         last_seq: None,
                         skipped: false,
                         stage: Stage::Added,
+                        sent: Sent::default(),
                     },
                 );
             }
@@ -933,6 +1091,9 @@ impl Engine {
 
     fn drain(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.route_changed {
+            peer.follow_route();
+        }
         // Consent is renewed only by what proves the participant sent it: a
         // check the ICE agent answered (it verified its integrity), or media
         // or RTCP the peer connection decrypted. `handle_read` itself says
@@ -940,7 +1101,12 @@ impl Engine {
         let mut heard = false;
         while let Some(out) = peer.pc.poll_write() {
             heard |= is_binding_success(&out.message);
-            self.transmits.push(Transmit { peer: id, to: out.transport.peer_addr, data: out.message });
+            peer.check_keys(&out.message, &self.counters);
+            self.transmits.push(Transmit {
+                peer: id,
+                to: out.transport.peer_addr,
+                data: out.message.freeze(),
+            });
         }
         let mut events = Vec::new();
         while let Some(event) = peer.pc.poll_event() {
@@ -990,6 +1156,7 @@ impl Engine {
                     // Connected again (after an ICE restart, say): heard just now.
                     peer.last_heard = Instant::now();
                     peer.consent_expired = false;
+                    peer.take_fast_path(&self.counters);
                 }
                 let participant = peer.participant.clone();
                 let name = state_name(state);
@@ -1188,17 +1355,40 @@ impl Engine {
                 out.last_seq = Some(copy.header.sequence_number);
             }
             let bytes = copy.payload.len() as u64 + 12;
-            let sent = receiver
-                .pc
-                .rtp_sender(out.sender)
-                .is_some_and(|mut sender| sender.write_rtp(now, copy).is_ok());
+            let sent = match &mut receiver.fast {
+                Some(fast) => {
+                    let (seq, timestamp, octets) =
+                        (copy.header.sequence_number, copy.header.timestamp, copy.payload.len() as u64);
+                    match copy.marshal().ok().and_then(|plain| fast.srtp.encrypt_rtp(&plain).ok()) {
+                        Some(encrypted) => {
+                            let encrypted = encrypted.freeze();
+                            let sent = &mut out.sent;
+                            sent.packets += 1;
+                            sent.octets += octets;
+                            sent.last = Some((timestamp, now));
+                            if out.kind == Kind::Video {
+                                sent.keep(seq, encrypted.clone());
+                            }
+                            self.transmits.push(Transmit { peer: rid, to: fast.to, data: encrypted });
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                None => {
+                    self.dirty.push(rid);
+                    receiver
+                        .pc
+                        .rtp_sender(out.sender)
+                        .is_some_and(|mut sender| sender.write_rtp(now, copy).is_ok())
+                }
+            };
             if sent {
                 self.counters.packets_forwarded.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes_forwarded.fetch_add(bytes, Ordering::Relaxed);
             } else {
                 receiver.not_forwarded(&self.counters, NotForwarded::SendFailed);
             }
-            self.dirty.push(rid);
         }
         if !others.is_empty() {
             self.apply(&room, others);
@@ -1206,8 +1396,25 @@ impl Engine {
     }
 
     fn rtcp(&mut self, id: PeerId, track_id: &str, packets: &[Box<dyn rtc::rtcp::Packet>]) {
-        let Some(peer) = self.peers.get(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
         let Some(key) = peer.outbound_ids.get(track_id).cloned() else { return };
+        // What the relay sent itself, it sends again (the peer connection has
+        // no copy); the rest the peer connection's NACK responder answers.
+        if let Some(fast) = &peer.fast
+            && let Some(out) = peer.outbound.get_mut(&key)
+        {
+            let lost = packets
+                .iter()
+                .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+                .flat_map(|nack| nack.nacks.iter().flat_map(|pair| pair.packet_list()));
+            for seq in lost {
+                if let Some(packet) = out.sent.kept(seq) {
+                    self.transmits.push(Transmit { peer: id, to: fast.to, data: packet.clone() });
+                    out.sent.packets += 1;
+                    out.sent.resent += 1;
+                }
+            }
+        }
         let wants_keyframe = packets
             .iter()
             .any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>());
@@ -1217,9 +1424,16 @@ impl Engine {
         }
     }
 
+    /// Peers on the [`Fast`] path, and of them those whose keys were checked.
+    #[cfg(test)]
+    pub(crate) fn fast_paths(&self) -> (usize, usize) {
+        let fast: Vec<&Fast> = self.peers.values().filter_map(|p| p.fast.as_ref()).collect();
+        (fast.len(), fast.iter().filter(|f| f.check.is_none()).count())
+    }
+
     // ---- housekeeping ------------------------------------------------------
 
-    fn gather_stats(&mut self) {
+    pub(crate) fn gather_stats(&mut self) {
         let now = Instant::now();
         let mut downlinks = Vec::new();
         let mut expired = Vec::new();
@@ -1289,6 +1503,14 @@ impl Engine {
                     _ => {}
                 }
             }
+            // What the relay sent itself ([`Fast`]), the peer connection did not count.
+            for out in peer.outbound.values().filter(|out| out.sent.packets > 0) {
+                let counted = sent_by_ssrc.entry(out.ssrc).or_insert((0, 0));
+                counted.0 += out.sent.packets;
+                counted.1 += out.sent.resent;
+                s.packets_sent += out.sent.packets;
+                bytes_out += out.sent.octets;
+            }
             s.rtt_s = rtt.unwrap_or(0.0);
             if let Some(at) = peer.totals.at {
                 let secs = now.duration_since(at).as_secs_f64().max(0.001);
@@ -1322,6 +1544,12 @@ impl Engine {
                 && !peer.outbound.is_empty()
             {
                 downlinks.push((peer.room.clone(), peer.participant.clone(), s.downlink_loss as f32));
+            }
+            if peer.fast.is_some() {
+                peer.follow_route();
+                if peer.send_reports(now) {
+                    self.dirty.push(id);
+                }
             }
         }
         for id in expired {
@@ -1358,7 +1586,11 @@ impl Engine {
         }
         let _ = peer.pc.close();
         while let Some(out) = peer.pc.poll_write() {
-            self.transmits.push(Transmit { peer: id, to: out.transport.peer_addr, data: out.message });
+            self.transmits.push(Transmit {
+                peer: id,
+                to: out.transport.peer_addr,
+                data: out.message.freeze(),
+            });
         }
         let _ = peer.events.try_send(PeerEvent::Closed { reason: reason.into() });
         self.counters.participants_left.fetch_add(1, Ordering::Relaxed);
@@ -1375,6 +1607,25 @@ impl Engine {
             }
         }
     }
+}
+
+/// The participant's address in the candidate pair ICE chose: where the peer
+/// connection sends.
+fn selected_remote(pc: &mut RTCPeerConnection) -> Option<SocketAddr> {
+    let first = pc.get_transceivers().next()?;
+    let receiver = pc.rtp_receiver(RTCRtpReceiverId::from(first))?;
+    let pair = receiver.transport()?.ice_transport().get_selected_candidate_pair()?;
+    let remote = pair.remote();
+    Some(SocketAddr::new(remote.address.parse().ok()?, remote.port))
+}
+
+/// `now` in the NTP format of sender reports (RFC 3550 4): seconds since
+/// 1900 in the high 32 bits, the fraction in the low.
+fn ntp_time(now: std::time::SystemTime) -> u64 {
+    const UNIX_TO_NTP: u64 = 2_208_988_800;
+    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let fraction = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
+    ((since.as_secs() + UNIX_TO_NTP) << 32) | fraction
 }
 
 /// `candidate:F 1 udp P NAME.local PORT typ host`: the address is an mDNS name.
@@ -1448,7 +1699,10 @@ fn codec(kind: Kind) -> RTCRtpCodecParameters {
     }
 }
 
-fn new_peer_connection(now: Instant) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+fn new_peer_connection(
+    now: Instant,
+    keys: Arc<KeyTap>,
+) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut media = MediaEngine::default();
     media.register_codec(codec(Kind::Audio), RtpCodecKind::Audio)?;
     media.register_codec(codec(Kind::Video), RtpCodecKind::Video)?;
@@ -1490,6 +1744,7 @@ fn new_peer_connection(now: Instant) -> Result<RTCPeerConnection, rtc::shared::e
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
         .with_ice_timeouts(Some(Duration::ZERO), Some(Duration::ZERO), None)
+        .with_crypto_provider(keys)
         .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -1512,6 +1767,12 @@ mod tests {
     }
 
     #[test]
+    fn ntp_time_counts_from_1900_with_a_binary_fraction() {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_500);
+        assert_eq!(ntp_time(at), ((2_208_988_800 + 1) << 32) | 0x8000_0000);
+    }
+
+    #[test]
     fn recognises_mdns_candidates() {
         assert!(is_mdns_candidate("candidate:1 1 udp 2122260223 0d51a633-2b82.local 54321 typ host"));
         assert!(!is_mdns_candidate("candidate:1 1 udp 2122260223 10.0.0.2 54321 typ host"));
@@ -1529,7 +1790,7 @@ mod tests {
 
     #[test]
     fn a_relay_peer_connection_offers_one_codec_per_kind() {
-        let mut pc = new_peer_connection(Instant::now()).unwrap();
+        let mut pc = new_peer_connection(Instant::now(), KeyTap::new().unwrap()).unwrap();
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             pc.add_transceiver_from_kind(
                 kind,

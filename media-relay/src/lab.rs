@@ -109,6 +109,8 @@ struct Participant {
     /// Media packets it has received, and the tracks they came on.
     received: u64,
     tracks: HashSet<String>,
+    /// Sender reports it was sent, by the SSRC they report on.
+    sender_reports: HashMap<u32, u64>,
 }
 
 /// An engine and its participants, in memory.
@@ -117,6 +119,8 @@ pub struct Lab {
     counters: Arc<Counters>,
     participants: Vec<Participant>,
     by_addr: HashMap<SocketAddr, usize>,
+    /// When the engine last gathered statistics (and sent sender reports).
+    gathered: Instant,
 }
 
 impl std::fmt::Debug for Lab {
@@ -144,7 +148,13 @@ impl Lab {
             policy,
             Arc::clone(&counters),
         );
-        let mut lab = Lab { engine, counters, participants: Vec::new(), by_addr: HashMap::new() };
+        let mut lab = Lab {
+            engine,
+            counters,
+            participants: Vec::new(),
+            by_addr: HashMap::new(),
+            gathered: Instant::now(),
+        };
         for r in 0..rooms {
             let room = RoomId::from(format!("lab-{r}"));
             lab.call(Call::OpenRoom { room: room.clone() })?;
@@ -258,6 +268,11 @@ impl Lab {
     pub fn deliver(&mut self, output: Output) {
         self.hand_to_participants(output.transmits);
         self.engine.timeouts();
+        // Once a second, as a relay's engine does.
+        if self.gathered.elapsed() >= Duration::from_secs(1) {
+            self.gathered = Instant::now();
+            self.engine.gather_stats();
+        }
         let now = Instant::now();
         for index in 0..self.participants.len() {
             let p = &mut self.participants[index];
@@ -321,6 +336,7 @@ impl Lab {
             connected: false,
             received: 0,
             tracks: HashSet::new(),
+            sender_reports: HashMap::new(),
         });
         Ok(())
     }
@@ -372,6 +388,11 @@ impl Lab {
         for Transmit { to, data, .. } in transmits {
             let Some(&index) = self.by_addr.get(&to) else { continue };
             let p = &mut self.participants[index];
+            // A sender report's header (and its sender's SSRC) is not encrypted.
+            if crate::packet::is_rtcp(&data) && data[1] == 200 {
+                let ssrc = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+                *p.sender_reports.entry(ssrc).or_default() += 1;
+            }
             let _ = p.pc.handle_read(TaggedBytesMut {
                 now,
                 transport: TransportContext {
@@ -380,7 +401,7 @@ impl Lab {
                     ecn: None,
                     transport_protocol: TransportProtocol::UDP,
                 },
-                message: data,
+                message: BytesMut::from(&data[..]),
             });
         }
         for p in &mut self.participants {
@@ -480,5 +501,51 @@ mod tests {
         assert_eq!(output.forwarded, 6 * 10 * 3 * 2);
         lab.deliver(output);
         assert_eq!(lab.received() - before, 6 * 10 * 3 * 2);
+    }
+
+    /// Media, forwarded and delivered, for `time`: how many packets were forwarded.
+    fn run_for(lab: &mut Lab, time: Duration) -> u64 {
+        let until = Instant::now() + time;
+        let mut forwarded = 0;
+        while Instant::now() < until {
+            let input = lab.media(1);
+            let output = lab.forward(input);
+            forwarded += output.forwarded;
+            lab.deliver(output);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        forwarded
+    }
+
+    #[test]
+    fn the_engine_sends_what_it_forwards_itself_with_keys_that_check_out_and_reports_it() {
+        let mut lab = Lab::new(1, 2).unwrap();
+        run_for(&mut lab, Duration::from_millis(2_500));
+        assert_eq!(lab.engine.fast_paths(), (2, 2), "both on the fast path, the keys checked");
+        // Each participant had sender reports for the two tracks the relay
+        // sends it (the peer connection has seen none of their packets, so
+        // they are the engine's), and none on its own.
+        for p in &lab.participants {
+            let mut reported: Vec<u32> = p.sender_reports.keys().copied().collect();
+            reported.sort();
+            assert_eq!(reported.len(), 2, "{}: {:?}", p.name, p.sender_reports);
+            assert!(!reported.contains(&p.ssrcs.0) && !reported.contains(&p.ssrcs.1), "{}", p.name);
+            assert!(p.sender_reports.values().all(|&n| n >= 2), "{}: {:?}", p.name, p.sender_reports);
+        }
+    }
+
+    #[test]
+    fn a_video_packet_lost_on_the_way_out_is_sent_again_when_its_receiver_asks() {
+        let mut lab = Lab::new(1, 2).unwrap();
+        let before = lab.received();
+        let input = lab.media(1);
+        let mut output = lab.forward(input);
+        let mut forwarded = output.forwarded;
+        // The first video packet (the long ones) is lost on the way.
+        let lost = output.transmits.iter().position(|t| t.data.len() > 500).unwrap();
+        output.transmits.remove(lost);
+        lab.deliver(output);
+        forwarded += run_for(&mut lab, Duration::from_millis(600));
+        assert_eq!(lab.received() - before, forwarded, "the lost one came again");
     }
 }

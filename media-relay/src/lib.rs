@@ -32,6 +32,7 @@ pub mod config;
 pub mod control;
 mod engine;
 pub mod ids;
+mod keys;
 pub mod lab;
 pub mod node;
 pub mod packet;

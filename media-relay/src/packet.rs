@@ -8,6 +8,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet as ChainPacket, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
 /// The STUN magic cookie (RFC 5389), at bytes 4..8 of every STUN message.
@@ -18,6 +19,13 @@ const ATTR_USERNAME: u16 = 0x0006;
 /// first byte 0..=3, plus the magic cookie).
 pub fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= 20 && datagram[0] < 4 && datagram[4..8] == MAGIC_COOKIE
+}
+
+/// True when the datagram looks like SRTCP: RTP version 2 (RFC 7983: first
+/// byte 128..=191) and an RTCP packet type (RFC 5761: 192..=223, the range
+/// no RTP payload type of a WebRTC session takes).
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && (128..=191).contains(&datagram[0]) && (192..=223).contains(&datagram[1])
 }
 
 /// A STUN binding success response (RFC 5389: class success, method binding).
@@ -82,10 +90,12 @@ pub fn vp8_starts_keyframe(payload: &[u8]) -> bool {
     payload.get(at).is_some_and(|header| header & 0x01 == 0)
 }
 
-/// An interceptor that lets keyframe requests (PLI, FIR) reach the
-/// application: the relay passes a receiver's on to the publisher through the
-/// room's limiter, and a synthetic publisher (tests, the load tool) answers
-/// them. Every other RTCP packet ends in the interceptor chain, as usual.
+/// An interceptor that lets keyframe requests (PLI, FIR) and NACKs reach the
+/// application: the relay passes a receiver's keyframe requests on to the
+/// publisher through the room's limiter and answers the NACKs for what it
+/// sent itself, and a synthetic publisher (tests, the load tool) answers
+/// keyframe requests. Every other RTCP packet ends in the interceptor chain,
+/// as usual.
 #[derive(Default)]
 pub struct KeyframeTap {
     reads: VecDeque<TaggedPacket>,
@@ -113,9 +123,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let ChainPacket::Rtcp(packets) = &msg.message.packet
-            && packets
-                .iter()
-                .any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>())
+            && packets.iter().any(|p| {
+                let p = p.as_any();
+                p.is::<PictureLossIndication>() || p.is::<FullIntraRequest>() || p.is::<TransportLayerNack>()
+            })
         {
             msg.message.attributes.push(Attribute::DeliverToApplication);
         }
@@ -180,6 +191,20 @@ pub(crate) mod tests {
         response[1] = 0x01; // a request
         assert!(!is_binding_success(&response));
         assert!(!is_binding_success(&[0x01, 0x01]));
+    }
+
+    #[test]
+    fn tells_rtcp_from_rtp() {
+        // A receiver report (PT 201), a sender report (200), a NACK (205).
+        for pt in [200u8, 201, 205] {
+            assert!(is_rtcp(&[0x81, pt, 0, 7, 1, 2, 3, 4]), "{pt}");
+        }
+        // RTP: VP8 (96) and Opus (111), with the marker bit (+128) too.
+        for pt in [96u8, 111, 96 + 128, 111 + 128] {
+            assert!(!is_rtcp(&[0x80, pt, 0, 1, 0, 0, 0, 0]), "{pt}");
+        }
+        assert!(!is_rtcp(&[0x81, 200, 0]), "too short");
+        assert!(!is_rtcp(&[0x16, 254, 253, 0, 0, 0, 0, 0]), "DTLS");
     }
 
     #[test]

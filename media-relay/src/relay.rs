@@ -54,6 +54,11 @@ pub struct RelayStatus {
     /// Engines (each on a core of its own when the machine has them).
     #[serde(default)]
     pub engines: u32,
+    /// Participants whose forwarded media their peer connection encrypts and
+    /// sends, not the relay itself (it could not use their SRTP keys: an
+    /// AES-256 profile, or keys that failed their check). Slower, not broken.
+    #[serde(default)]
+    pub forwarding_fallbacks: u64,
     /// Packets not forwarded, by reason ([`crate::session::NotForwarded`]): one
     /// count per receiver that did not get a media packet, except
     /// `refused_track` (one per packet of a refused track, for nobody) and
@@ -78,6 +83,7 @@ pub(crate) struct Counters {
     pub(crate) datagrams_unrouted: AtomicU64,
     pub(crate) send_drops: AtomicU64,
     pub(crate) input_drops: AtomicU64,
+    pub(crate) forwarding_fallbacks: AtomicU64,
     pub(crate) not_forwarded: [AtomicU64; NotForwarded::ALL.len()],
 }
 
@@ -190,6 +196,7 @@ impl Relay {
             send_drops: c.send_drops.load(Ordering::Relaxed),
             input_drops: c.input_drops.load(Ordering::Relaxed),
             engines: self.inner.commands.len() as u32,
+            forwarding_fallbacks: c.forwarding_fallbacks.load(Ordering::Relaxed),
             not_forwarded: NotForwarded::ALL
                 .iter()
                 .map(|r| (r.as_str().to_owned(), c.not_forwarded[r.index()].load(Ordering::Relaxed)))

@@ -252,6 +252,11 @@ impl Collector for RelayCollector {
                 "Datagrams read but dropped because their engine was too far behind",
                 sum(|s| s.input_drops),
             ),
+            (
+                "relay_forwarding_fallbacks",
+                "Participants whose forwarded media their peer connection encrypts, not the relay",
+                sum(|s| s.forwarding_fallbacks),
+            ),
         ] {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;

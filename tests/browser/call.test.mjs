@@ -129,6 +129,8 @@ test('two, then three participants see and hear each other through the relay', a
   const metrics = await (await fetch(server.url('/metrics'))).text();
   const forwarded = Number(metrics.match(/cloudlaw_relay_packets_forwarded_total (\d+)/)?.[1] ?? 0);
   assert.ok(forwarded > 100, `forwarded ${forwarded}`);
+  // Chromium's SRTP keys were the relay's to use: it encrypted what it forwarded itself.
+  assert.match(metrics, /cloudlaw_relay_forwarding_fallbacks_total 0\n/);
 
   // One leaves: the others keep receiving each other and drop its video.
   // (Counted per stream: the one that left stops being counted at all. Opus

@@ -192,6 +192,10 @@ test('a lawyer in Firefox takes a call from a Chromium kiosk: media both ways fo
   assert.ok(!lawyerStates.includes('disconnected') && !lawyerStates.includes('failed'), `Firefox: ${lawyerStates}`);
   assert.ok(!kioskStates.includes('disconnected') && !kioskStates.includes('failed'), `Chromium: ${kioskStates}`);
   assert.equal(await notForwarded('not_connected'), withheldBefore, 'the relay withheld nothing during the call');
+  // Firefox's SRTP keys, like Chromium's, were the relay's to use: it encrypted
+  // what it forwarded (and answered NACKs, and sent sender reports) itself.
+  const metrics = await (await fetch(server.url('/metrics'))).text();
+  assert.match(metrics, /cloudlaw_relay_forwarding_fallbacks_total 0\n/);
 
   // The lawyer hangs up and writes the record.
   await lawyer.locator(testid('hang-up')).click();
