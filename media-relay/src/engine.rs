@@ -16,7 +16,7 @@
 //! so there is no glare; its one host candidate (the advertised address) is in
 //! every offer, and it runs ICE-lite, so it never needs the browser's.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +24,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+// Looked up for every packet: a fast hasher, seeded per process.
+use foldhash::{HashMap, HashMapExt, HashSet};
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -96,6 +98,9 @@ const MAX_PENDING_CANDIDATES: usize = 32;
 const MAX_CANDIDATES: usize = 256;
 /// Packets kept per forwarded track for retransmission on NACK (a power of two).
 const NACK_HISTORY: u16 = 256;
+/// Packets sent again for one RTCP packet's NACKs, at most: a receiver
+/// asking for the whole history again and again gets a bounded share.
+const MAX_RESENT_PER_RTCP: usize = 64;
 /// Source addresses remembered per peer connection.
 const MAX_ADDRESSES: usize = 8;
 
@@ -1406,7 +1411,8 @@ impl Engine {
             let lost = packets
                 .iter()
                 .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
-                .flat_map(|nack| nack.nacks.iter().flat_map(|pair| pair.packet_list()));
+                .flat_map(|nack| nack.nacks.iter().flat_map(|pair| pair.packet_list()))
+                .take(MAX_RESENT_PER_RTCP);
             for seq in lost {
                 if let Some(packet) = out.sent.kept(seq) {
                     self.transmits.push(Transmit { peer: id, to: fast.to, data: packet.clone() });

@@ -437,7 +437,8 @@ fn reply_of<T>(mut reply: oneshot::Receiver<Result<T, SessionError>>) -> anyhow:
     }
 }
 
-fn track(stream: &str, id: &str, kind: RtpCodecKind, ssrc: u32) -> MediaStreamTrack {
+/// A synthetic participant's track: Opus or VP8, with the given SSRC (also `relay-load`'s).
+pub fn track(stream: &str, id: &str, kind: RtpCodecKind, ssrc: u32) -> MediaStreamTrack {
     let (mime_type, clock_rate, channels) = match kind {
         RtpCodecKind::Audio => ("audio/opus", 48_000, 2),
         _ => ("video/VP8", 90_000, 0),
@@ -462,7 +463,8 @@ fn track(stream: &str, id: &str, kind: RtpCodecKind, ssrc: u32) -> MediaStreamTr
     )
 }
 
-fn rtp(
+/// An RTP packet as a synthetic participant sends it (also `relay-load`'s).
+pub fn rtp(
     payload_type: u8,
     seq: u16,
     timestamp: u32,

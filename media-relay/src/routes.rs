@@ -11,11 +11,12 @@
 //! Engines write the routes ([`Router`]) when a peer connection gets
 //! credentials or an address, or goes; reading them is one lookup a datagram.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::BytesMut;
+// Read for every datagram: a fast hasher, seeded per process.
+use foldhash::HashMap;
 
 use crate::packet::stun_local_ufrag;
 

@@ -22,13 +22,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use clap::Parser;
 use media_relay::control::{ControlClient, TestSigner};
+use media_relay::lab::{rtp, track};
 use media_relay::packet::KeyframeTap;
 use media_relay::{Calls, PeerEvent};
 use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -37,9 +37,7 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
@@ -470,57 +468,5 @@ impl Synthetic {
             let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
         }
         Ok(())
-    }
-}
-
-fn track(stream: &str, id: &str, kind: RtpCodecKind, ssrc: u32) -> MediaStreamTrack {
-    let codec = match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48_000,
-            channels: 2,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-    };
-    MediaStreamTrack::new(
-        stream.into(),
-        id.into(),
-        format!("{stream} {id}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    )
-}
-
-fn rtp(
-    payload_type: u8,
-    seq: u16,
-    timestamp: u32,
-    ssrc: u32,
-    marker: bool,
-    payload: Vec<u8>,
-) -> rtc::rtp::Packet {
-    rtc::rtp::Packet {
-        header: rtc::rtp::Header {
-            version: 2,
-            payload_type,
-            sequence_number: seq,
-            timestamp,
-            ssrc,
-            marker,
-            ..Default::default()
-        },
-        payload: Bytes::from(payload),
     }
 }
