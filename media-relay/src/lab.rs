@@ -192,11 +192,6 @@ impl Lab {
         Ok(lab)
     }
 
-    /// Participants.
-    pub fn participants(&self) -> usize {
-        self.participants.len()
-    }
-
     /// Media packets the participants have received since they joined.
     pub fn received(&self) -> u64 {
         self.participants.iter().map(|p| p.received).sum()
@@ -414,9 +409,7 @@ impl Lab {
                 match message {
                     RTCMessage::RtpPacket(track, _) => {
                         p.received += 1;
-                        if !p.tracks.contains(&track) {
-                            p.tracks.insert(track);
-                        }
+                        p.tracks.insert(track);
                     }
                     RTCMessage::RtcpPacket(_, packets)
                         if packets.iter().any(|packet| packet.as_any().is::<PictureLossIndication>()) =>
