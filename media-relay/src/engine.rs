@@ -26,12 +26,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 // Looked up for every packet: a fast hasher, seeded per process.
 use foldhash::{HashMap, HashMapExt, HashSet};
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+use rtc::interceptor::{NackResponderBuilder, Registry, SenderReportBuilder, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
-};
+use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
@@ -50,7 +48,7 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind, TYPE_RTCP_FB_NACK,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_NACK, TYPE_RTCP_FB_TRANSPORT_CC,
 };
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
@@ -64,8 +62,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ids::{ParticipantId, RoomId};
-use crate::keys::KeyTap;
-use crate::packet::{KeyframeTap, is_binding_success, is_rtcp, is_stun, vp8_starts_keyframe};
+use crate::keys::{Contexts, KeyTap};
+use crate::packet::{KeyframeTap, RemoteStreams, is_binding_success, is_rtcp, is_stun, vp8_starts_keyframe};
+use crate::reception::{Opened, Reception};
 use crate::relay::Counters;
 use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
 use crate::routes::{Datagram, PeerId, Route, Router};
@@ -225,6 +224,8 @@ struct Peer {
     fast: Option<Fast>,
     /// A new source address was seen: where ICE sends may have changed.
     route_changed: bool,
+    /// Its media, received: decrypted (once its keys are known) and reported on.
+    reception: Reception,
     events: mpsc::Sender<PeerEvent>,
     ufrags: Vec<String>,
     addrs: Vec<SocketAddr>,
@@ -275,7 +276,10 @@ impl Peer {
         });
         let contexts = cipher.as_deref().and_then(|cipher| self.keys.contexts(cipher));
         match (contexts, selected_remote(&mut self.pc)) {
-            (Some((srtp, check)), Some(to)) => self.fast = Some(Fast { srtp, check: Some(check), to }),
+            (Some(Contexts { send, check, receive }), Some(to)) => {
+                self.fast = Some(Fast { srtp: send, check: Some(check), to });
+                self.reception.srtp = Some(receive);
+            }
             // Another SRTP profile (AES-256), or no selected pair yet.
             _ => {
                 counters.forwarding_fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -596,7 +600,35 @@ impl Engine {
             }
             return;
         }
+        if !stun && self.receive(id, &data) {
+            return;
+        }
         self.feed(id, data, from);
+    }
+
+    /// Media the relay decrypts itself ([`Reception`]), around the peer
+    /// connection: false when it is for the peer connection.
+    fn receive(&mut self, id: PeerId, data: &[u8]) -> bool {
+        let Some(peer) = self.peers.get_mut(&id) else { return false };
+        let (track, packet) = match peer.reception.open(data) {
+            Opened::Media(track, packet) => (track, packet),
+            Opened::Replayed => return true,
+            Opened::NotOurs | Opened::Unopened => return false,
+        };
+        self.counters.packets_received_directly.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        peer.last_heard = now;
+        let renewed = peer.consent_expired;
+        if peer.deadline.is_none() {
+            // Its receiving interceptors may have a timer now.
+            self.dirty.push(id);
+        }
+        let Some(packet) = peer.reception.received(now, packet) else { return true };
+        if renewed {
+            self.set_consent(id, true);
+        }
+        self.rtp(id, &track, packet);
+        true
     }
 
     /// Hands one datagram to a peer connection (its output is drained in `drain`).
@@ -650,6 +682,7 @@ impl Engine {
             if let Some(peer) = self.peers.get_mut(&id) {
                 peer.deadline = None;
                 let _ = peer.pc.handle_timeout(now);
+                peer.reception.handle_timeout(now);
                 self.dirty.push(id);
             }
         }
@@ -756,8 +789,9 @@ impl Engine {
         let entry = self.rooms.get_mut(&grant.room).ok_or(SessionError::NoSuchRoom)?;
         let now = Instant::now();
         let keys = KeyTap::new().map_err(|e| SessionError::Media(e.to_string()))?;
-        let pc =
-            new_peer_connection(now, Arc::clone(&keys)).map_err(|e| SessionError::Media(e.to_string()))?;
+        let streams = Arc::new(RemoteStreams::default());
+        let pc = new_peer_connection(now, Arc::clone(&keys), Arc::clone(&streams))
+            .map_err(|e| SessionError::Media(e.to_string()))?;
         let actions = entry.room.handle(
             Event::Joined { participant: grant.participant.clone(), may_publish: grant.publish.clone() },
             now,
@@ -774,6 +808,7 @@ impl Engine {
             keys,
             fast: None,
             route_changed: false,
+            reception: Reception::new(streams),
             events,
             ufrags: Vec::new(),
             addrs: Vec::new(),
@@ -1099,6 +1134,21 @@ impl Engine {
         if peer.route_changed {
             peer.follow_route();
         }
+        // What its receiving interceptors wrote goes out through the peer
+        // connection (SRTCP is its own), by any receiver.
+        let feedback = peer.reception.rtcp();
+        if !feedback.is_empty() {
+            let now = Instant::now();
+            if let Some(mut receiver) =
+                peer.inbound.values().next().and_then(|inbound| peer.pc.rtp_receiver(inbound.receiver))
+            {
+                for packets in feedback {
+                    if let Err(error) = receiver.write_rtcp(now, packets) {
+                        tracing::debug!(%error, "feedback to a publisher not sent");
+                    }
+                }
+            }
+        }
         // Consent is renewed only by what proves the participant sent it: a
         // check the ICE agent answered (it verified its integrity), or media
         // or RTCP the peer connection decrypted. `handle_read` itself says
@@ -1126,7 +1176,10 @@ impl Engine {
             peer.last_heard = Instant::now();
         }
         let renewed = heard && peer.consent_expired;
-        let deadline = peer.pc.poll_timeout();
+        let deadline = match (peer.pc.poll_timeout(), peer.reception.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if deadline != peer.deadline {
             if let Some(old) = peer.deadline {
                 self.timers.remove(&(old, id));
@@ -1142,13 +1195,51 @@ impl Engine {
         for event in events {
             self.peer_event(id, event);
         }
+        self.follow_streams(id);
         for message in reads {
             match message {
-                RTCMessage::RtpPacket(track_id, packet) => self.rtp(id, &track_id, packet),
-                RTCMessage::RtcpPacket(track_id, packets) => self.rtcp(id, &track_id, &packets),
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    let Some(peer) = self.peers.get_mut(&id) else { return };
+                    if peer.reception.doubt && peer.reception.is_ours(packet.header.ssrc) {
+                        peer.reception.doubt = false;
+                        peer.reception.srtp = None;
+                        self.counters.forwarding_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            room = %peer.room,
+                            participant = %peer.participant,
+                            "the SRTP keys read for receiving do not open this participant's media; \
+                             receiving through the peer connection"
+                        );
+                    }
+                    if let Some(packet) = peer.reception.received(Instant::now(), packet) {
+                        self.rtp(id, &track_id, packet);
+                    }
+                }
+                RTCMessage::RtcpPacket(track_id, packets) => {
+                    if let Some(peer) = self.peers.get_mut(&id) {
+                        peer.reception.sender_reports(Instant::now(), &packets);
+                    }
+                    self.rtcp(id, &track_id, &packets);
+                }
                 _ => {}
             }
         }
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.reception.doubt = false;
+        }
+    }
+
+    /// The streams its peer connection bound, bound to its [`Reception`]
+    /// and matched to the tracks it publishes.
+    fn follow_streams(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Peer { pc, inbound, reception, .. } = peer;
+        reception.follow_streams(|ssrc| {
+            inbound.iter().find_map(|(track_id, inbound)| {
+                let receiver = pc.rtp_receiver(inbound.receiver)?;
+                receiver.track().ssrcs().any(|s| s == ssrc).then(|| Arc::from(track_id.as_str()))
+            })
+        });
     }
 
     fn peer_event(&mut self, id: PeerId, event: RTCPeerConnectionEvent) {
@@ -1430,11 +1521,36 @@ impl Engine {
         }
     }
 
-    /// Peers on the [`Fast`] path, and of them those whose keys were checked.
+    /// Peers on the [`Fast`] path, of them those whose keys were checked,
+    /// and peers whose media the engine decrypts itself ([`Reception`]).
     #[cfg(test)]
-    pub(crate) fn fast_paths(&self) -> (usize, usize) {
+    pub(crate) fn fast_paths(&self) -> (usize, usize, usize) {
         let fast: Vec<&Fast> = self.peers.values().filter_map(|p| p.fast.as_ref()).collect();
-        (fast.len(), fast.iter().filter(|f| f.check.is_none()).count())
+        let receiving = self.peers.values().filter(|p| p.reception.srtp.is_some()).count();
+        (fast.len(), fast.iter().filter(|f| f.check.is_none()).count(), receiving)
+    }
+
+    /// Media packets the engine decrypted itself, and all it received.
+    #[cfg(test)]
+    pub(crate) fn received_itself(&mut self) -> (u64, u64) {
+        let (mut itself, mut all) = (0, 0);
+        for peer in self.peers.values_mut() {
+            itself += peer.reception.packets;
+            all += peer.reception.packets;
+            for entry in peer.pc.get_stats(Instant::now(), StatsSelector::None).iter() {
+                if let RTCStatsReportEntry::InboundRtp(inbound) = entry {
+                    all += inbound.received_rtp_stream_stats.packets_received;
+                }
+            }
+        }
+        (itself, all)
+    }
+
+    /// Each participant's packets received and jitter, as last gathered.
+    #[cfg(test)]
+    pub(crate) fn participant_stats(&self) -> Vec<(String, u64, f64)> {
+        let stats = self.peers.values().map(|p| &p.stats);
+        stats.map(|s| (s.participant.to_string(), s.packets_received, s.jitter_s)).collect()
     }
 
     // ---- housekeeping ------------------------------------------------------
@@ -1509,7 +1625,10 @@ impl Engine {
                     _ => {}
                 }
             }
-            // What the relay sent itself ([`Fast`]), the peer connection did not count.
+            // What the relay received itself ([`Reception`]), and sent itself
+            // ([`Fast`]), the peer connection did not count.
+            s.packets_received += peer.reception.packets;
+            bytes_in += peer.reception.bytes;
             for out in peer.outbound.values().filter(|out| out.sent.packets > 0) {
                 let counted = sent_by_ssrc.entry(out.ssrc).or_insert((0, 0));
                 counted.0 += out.sent.packets;
@@ -1708,6 +1827,7 @@ fn codec(kind: Kind) -> RTCRtpCodecParameters {
 fn new_peer_connection(
     now: Instant,
     keys: Arc<KeyTap>,
+    streams: Arc<RemoteStreams>,
 ) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut media = MediaEngine::default();
     media.register_codec(codec(Kind::Audio), RtpCodecKind::Audio)?;
@@ -1725,11 +1845,14 @@ fn new_peer_connection(
         },
         RtpCodecKind::Video,
     )?;
-    // What `register_default_interceptors` sets up (NACK both ways, receiver
-    // and sender reports, transport-wide congestion-control feedback to every
-    // browser so it can estimate its uplink), but with a NACK responder that
-    // keeps 256 packets per forwarded track (about 3 s of video, 5 s of audio)
-    // rather than the default 1,024, which held most of a participant's memory.
+    // What `register_default_interceptors` negotiates: NACK both ways, and
+    // transport-wide congestion-control feedback to every browser so it can
+    // estimate its uplink. The receiving interceptors (NACK generator,
+    // receiver reports, that feedback) are the engine's own (`Reception`),
+    // not the peer connection's. Its NACK responder keeps 256 packets per
+    // forwarded track (about 3 s of video, 5 s of audio) rather than the
+    // default 1,024, which held most of a participant's memory; it answers
+    // only for what the peer connection sent itself (see `Fast`).
     for parameter in ["", "pli"] {
         media.register_feedback(
             RTCPFeedback { typ: TYPE_RTCP_FB_NACK.to_owned(), parameter: parameter.to_owned() },
@@ -1737,11 +1860,23 @@ fn new_peer_connection(
         );
     }
     configure_simulcast_extension_headers(&mut media)?;
+    // As `configure_twcc_receiver_only` registers it (so transport-cc is
+    // extension 4), without its interceptor.
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        media.register_feedback(
+            RTCPFeedback { typ: TYPE_RTCP_FB_TRANSPORT_CC.to_owned(), parameter: String::new() },
+            kind,
+        );
+        media.register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned() },
+            kind,
+            None,
+        )?;
+    }
     let registry = Registry::new()
         .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
-    let registry = configure_rtcp_reports(configure_twcc_receiver_only(registry, &mut media)?)
-        .with(Slot::from(KeyframeTap::SLOT), KeyframeTap::default());
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(Slot::from(KeyframeTap::SLOT), KeyframeTap::relaying(streams));
     // The agent's own timers count only ICE checks, not media, as proof of
     // life, and would call a participant disconnected after 5 s without one,
     // although RFC 7675 lets a client check every 4-6 s and keeps consent for
@@ -1796,7 +1931,7 @@ mod tests {
 
     #[test]
     fn a_relay_peer_connection_offers_one_codec_per_kind() {
-        let mut pc = new_peer_connection(Instant::now(), KeyTap::new().unwrap()).unwrap();
+        let mut pc = new_peer_connection(Instant::now(), KeyTap::new().unwrap(), Arc::default()).unwrap();
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             pc.add_transceiver_from_kind(
                 kind,
@@ -1813,6 +1948,9 @@ mod tests {
         assert!(offer.sdp.contains("a=fmtp:97 apt=96"), "{}", offer.sdp);
         assert!(offer.sdp.contains("useinbandfec=1"), "{}", offer.sdp);
         assert!(offer.sdp.contains("transport-cc"), "{}", offer.sdp);
+        // In both sections, with the number PROTOCOL.md gives.
+        let extmap = "a=extmap:4 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+        assert_eq!(offer.sdp.matches(extmap).count(), 2, "{}", offer.sdp);
         assert!(offer.sdp.contains("a=ice-lite"), "{}", offer.sdp);
         assert!(!offer.sdp.contains("H264"), "{}", offer.sdp);
     }

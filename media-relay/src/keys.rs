@@ -2,8 +2,8 @@
 //!
 //! The `rtc` crate derives a peer connection's SRTP contexts from the DTLS
 //! handshake and keeps them to itself. The relay encrypts the packets it
-//! forwards with a context of its own (see `engine::Fast`), so it needs the
-//! same keys. [`KeyTap`] is the peer connection's crypto provider: it hands
+//! forwards, and decrypts those it receives, with contexts of its own (see
+//! `engine::Fast` and `reception::Reception`), so it needs the same keys. [`KeyTap`] is the peer connection's crypto provider: it hands
 //! every operation to the default provider, and notes the SRTP master keys
 //! as they are used. SRTP key derivation (RFC 3711 4.3.3, the AES-CM PRF) is
 //! the one user of single-block encryption in the crate: each call's key is a
@@ -27,6 +27,7 @@ use rtc::crypto::{
     StreamCipherAlgorithm,
 };
 use rtc::srtp::context::Context;
+use rtc::srtp::option::{ContextOption, srtp_replay_protection};
 use rtc::srtp::protection_profile::ProtectionProfile;
 
 /// A master key, and the input block of its first use.
@@ -53,11 +54,10 @@ impl KeyTap {
         Ok(Arc::new(KeyTap { inner: rtc::crypto::default_provider()?, masters: Mutex::new(Vec::new()) }))
     }
 
-    /// Two new SRTP contexts with the keys the peer connection derived its
-    /// local one from (one to encrypt with, one to check the keys against
-    /// what it encrypts), once its DTLS handshake is done; `cipher` is the
-    /// profile's name as the transport statistics give it.
-    pub(crate) fn contexts(&self, cipher: &str) -> Option<(Context, Context)> {
+    /// New SRTP contexts with the keys the peer connection derived its own
+    /// from, once its DTLS handshake is done; `cipher` is the profile's name
+    /// as the transport statistics give it.
+    pub(crate) fn contexts(&self, cipher: &str) -> Option<Contexts> {
         let profile = match cipher {
             "SRTP_AEAD_AES_128_GCM" => ProtectionProfile::AeadAes128Gcm,
             "SRTP_AES128_CM_HMAC_SHA1_80" => ProtectionProfile::Aes128CmHmacSha1_80,
@@ -65,14 +65,32 @@ impl KeyTap {
             _ => return None,
         };
         let masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
-        let [local, _remote] = masters.as_slice() else { return None };
-        let context = |master: &Master| {
+        let [local, remote] = masters.as_slice() else { return None };
+        let context = |master: &Master, replay: Option<ContextOption>| {
             let salt = master.block.get(..profile.salt_len())?;
-            let made = Context::new(&master.key, salt, profile, None, None, self.inner.crypto());
+            let made = Context::new(&master.key, salt, profile, replay, None, self.inner.crypto());
             made.ok()
         };
-        Some((context(local)?, context(local)?))
+        Some(Contexts {
+            send: context(local, None)?,
+            check: context(local, None)?,
+            // The window the crate gives its own remote context.
+            receive: context(remote, Some(srtp_replay_protection(SRTP_REPLAY_WINDOW)))?,
+        })
     }
+}
+
+/// SRTP packets a receiving context remembers to refuse replays (RFC 3711 3.3.2).
+const SRTP_REPLAY_WINDOW: usize = 64;
+
+/// A peer connection's SRTP keys, as contexts of the relay's own.
+pub(crate) struct Contexts {
+    /// To encrypt what the relay sends its participant.
+    pub(crate) send: Context,
+    /// The same keys, to check them against what the peer connection sends.
+    pub(crate) check: Context,
+    /// To decrypt the participant's media, with a replay window of its own.
+    pub(crate) receive: Context,
 }
 
 impl RTCCryptoProvider for KeyTap {
@@ -188,12 +206,17 @@ mod tests {
             let (key, salt) = (vec![0x11; profile.key_len()], vec![0x22; profile.salt_len()]);
             let (other_key, other_salt) = (vec![0x33; profile.key_len()], vec![0x44; profile.salt_len()]);
             let mut theirs = Context::new(&key, &salt, profile, None, None, tap.crypto()).unwrap();
-            let _remote = Context::new(&other_key, &other_salt, profile, None, None, tap.crypto()).unwrap();
-            let (mut ours, mut check) = tap.contexts(cipher).expect(cipher);
+            let mut remote =
+                Context::new(&other_key, &other_salt, profile, None, None, tap.crypto()).unwrap();
+            let Contexts { mut send, mut check, mut receive } = tap.contexts(cipher).expect(cipher);
             let expected = theirs.encrypt_rtp(&rtp()).unwrap();
-            assert_eq!(ours.encrypt_rtp(&rtp()).unwrap(), expected, "{cipher}");
+            assert_eq!(send.encrypt_rtp(&rtp()).unwrap(), expected, "{cipher}");
             let rtcp = theirs.encrypt_rtcp(&[0x81, 200, 0, 1, 0, 0, 0x12, 0x34]).unwrap();
             assert!(check.decrypt_rtcp(&rtcp).is_ok(), "{cipher}");
+            // What the other side encrypts with the remote keys, ours opens, once.
+            let incoming = remote.encrypt_rtp(&rtp()).unwrap();
+            assert_eq!(&receive.decrypt_rtp(&incoming).unwrap()[..], &rtp()[..], "{cipher}");
+            assert!(receive.decrypt_rtp(&incoming).is_err(), "{cipher}: a replay is refused");
         }
     }
 

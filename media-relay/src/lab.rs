@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot, TwccSenderBuilder};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -111,10 +111,15 @@ struct Participant {
     tracks: HashSet<String>,
     /// Sender reports it was sent, by the SSRC they report on.
     sender_reports: HashMap<u32, u64>,
+    /// RTCP it was sent, by the packet type and count (format) field of the
+    /// first packet of each compound packet: 201 and 0 a receiver report,
+    /// 205 and 1 a NACK, 205 and 15 transport-wide feedback.
+    rtcp: HashMap<(u8, u8), u64>,
 }
 
 /// An engine and its participants, in memory.
 pub struct Lab {
+    transport_cc: bool,
     engine: Engine,
     counters: Arc<Counters>,
     participants: Vec<Participant>,
@@ -134,6 +139,12 @@ impl Lab {
     /// one publishing audio and video: returns once each participant
     /// receives every other's audio and video.
     pub fn new(rooms: usize, per_room: usize) -> anyhow::Result<Lab> {
+        Lab::build(rooms, per_room, false)
+    }
+
+    /// As [`Lab::new`]; with `transport_cc`, the participants number their
+    /// packets for transport-wide feedback, as browsers do.
+    fn build(rooms: usize, per_room: usize, transport_cc: bool) -> anyhow::Result<Lab> {
         let counters = Arc::new(Counters::default());
         let (handoff, _) = mpsc::channel(1);
         let policy = Policy { max_participants: per_room.max(2), ..Policy::default() };
@@ -149,6 +160,7 @@ impl Lab {
             Arc::clone(&counters),
         );
         let mut lab = Lab {
+            transport_cc,
             engine,
             counters,
             participants: Vec::new(),
@@ -310,7 +322,10 @@ impl Lab {
         reply_of(joined).with_context(|| format!("{name} joins {room}"))?;
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        let mut registry = register_default_interceptors(Registry::new(), &mut media)?;
+        if self.transport_cc {
+            registry = registry.with(Slot::TwccSender, TwccSenderBuilder::new().build());
+        }
         let pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(registry)
@@ -332,6 +347,7 @@ impl Lab {
             received: 0,
             tracks: HashSet::new(),
             sender_reports: HashMap::new(),
+            rtcp: HashMap::new(),
         });
         Ok(())
     }
@@ -383,10 +399,13 @@ impl Lab {
         for Transmit { to, data, .. } in transmits {
             let Some(&index) = self.by_addr.get(&to) else { continue };
             let p = &mut self.participants[index];
-            // A sender report's header (and its sender's SSRC) is not encrypted.
-            if crate::packet::is_rtcp(&data) && data[1] == 200 {
-                let ssrc = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-                *p.sender_reports.entry(ssrc).or_default() += 1;
+            // An RTCP packet's header (and its sender's SSRC) is not encrypted.
+            if crate::packet::is_rtcp(&data) {
+                *p.rtcp.entry((data[1], data[0] & 0x1f)).or_default() += 1;
+                if data[1] == 200 {
+                    let ssrc = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+                    *p.sender_reports.entry(ssrc).or_default() += 1;
+                }
             }
             let _ = p.pc.handle_read(TaggedBytesMut {
                 now,
@@ -516,7 +535,7 @@ mod tests {
     fn the_engine_sends_what_it_forwards_itself_with_keys_that_check_out_and_reports_it() {
         let mut lab = Lab::new(1, 2).unwrap();
         run_for(&mut lab, Duration::from_millis(2_500));
-        assert_eq!(lab.engine.fast_paths(), (2, 2), "both on the fast path, the keys checked");
+        assert_eq!(lab.engine.fast_paths(), (2, 2, 2), "both on the fast path, the keys checked");
         // Each participant had sender reports for the two tracks the relay
         // sends it (the peer connection has seen none of their packets, so
         // they are the engine's), and none on its own.
@@ -527,6 +546,57 @@ mod tests {
             assert!(!reported.contains(&p.ssrcs.0) && !reported.contains(&p.ssrcs.1), "{}", p.name);
             assert!(p.sender_reports.values().all(|&n| n >= 2), "{}: {:?}", p.name, p.sender_reports);
         }
+    }
+
+    /// The relay decrypts what the participants send itself, and still
+    /// reports on it as a receiver: receiver reports (RFC 3550), and
+    /// transport-wide feedback for their congestion control.
+    #[test]
+    fn the_engine_receives_media_itself_and_reports_on_it() {
+        let mut lab = Lab::build(1, 2, true).unwrap();
+        let before = lab.received();
+        let forwarded = run_for(&mut lab, Duration::from_millis(2_500));
+        assert_eq!(lab.received() - before, forwarded);
+        let (received, total) = lab.engine.received_itself();
+        assert!(received * 10 >= total * 9, "the engine decrypted {received} of {total} packets itself");
+        for p in &lab.participants {
+            let count = |pt: u8, fmt: u8| p.rtcp.get(&(pt, fmt)).copied().unwrap_or(0);
+            assert!(count(201, 1) + count(201, 2) >= 2, "{}: receiver reports {:?}", p.name, p.rtcp);
+            assert!(count(205, 15) >= 10, "{}: transport-wide feedback {:?}", p.name, p.rtcp);
+        }
+        // Signaling's statistics count what the engine received itself.
+        lab.engine.gather_stats();
+        let (_, total) = lab.engine.received_itself();
+        let stats = lab.engine.participant_stats();
+        assert_eq!(stats.iter().map(|(_, received, _)| received).sum::<u64>(), total, "{stats:?}");
+        assert!(stats.iter().all(|(_, _, jitter_s)| (0.0..0.1).contains(jitter_s)), "{stats:?}");
+    }
+
+    /// A video packet lost on its way to the relay: the relay asks its
+    /// publisher for it (NACK), and forwards it when it comes again.
+    #[test]
+    fn a_video_packet_lost_on_the_way_in_is_asked_for_and_forwarded() {
+        let mut lab = Lab::new(1, 2).unwrap();
+        let before = lab.received();
+        let publisher = lab.participants[0].addr;
+        let mut input = lab.media(1);
+        let lost = input.datagrams.iter().position(|(from, d)| *from == publisher && d.len() > 500).unwrap();
+        input.datagrams.remove(lost);
+        let output = lab.forward(input);
+        lab.deliver(output);
+        let mut rounds = 1;
+        let until = Instant::now() + Duration::from_millis(600);
+        while Instant::now() < until {
+            let input = lab.media(1);
+            let output = lab.forward(input);
+            lab.deliver(output);
+            rounds += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let publisher = &lab.participants[0];
+        assert!(publisher.rtcp.get(&(205, 1)).is_some_and(|&n| n >= 1), "NACKs: {:?}", publisher.rtcp);
+        // Two participants, three packets a round each, each to the other.
+        assert_eq!(lab.received() - before, 6 * rounds, "the lost one came again");
     }
 
     #[test]

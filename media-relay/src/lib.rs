@@ -37,6 +37,7 @@ pub mod lab;
 pub mod node;
 pub mod packet;
 pub mod probe;
+mod reception;
 pub mod register;
 pub mod relay;
 pub mod room;

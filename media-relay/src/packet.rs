@@ -3,11 +3,13 @@
 //! Also the interceptor that lets keyframe requests through to the application.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet as ChainPacket, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
@@ -96,10 +98,32 @@ pub fn vp8_starts_keyframe(payload: &[u8]) -> bool {
 /// sent itself, and a synthetic publisher (tests, the load tool) answers
 /// keyframe requests. Every other RTCP packet ends in the interceptor chain,
 /// as usual.
+///
+/// In the relay's peer connections ([`KeyframeTap::relaying`]) it also lets
+/// sender reports through, and notes the remote streams the peer connection
+/// binds: the relay receives media with interceptors of its own, which need
+/// both (see `engine::Reception`).
 #[derive(Default)]
 pub struct KeyframeTap {
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
+    streams: Option<Arc<RemoteStreams>>,
+}
+
+/// Remote streams bound (`true`) and unbound by a peer connection, in order,
+/// until taken.
+#[derive(Debug, Default)]
+pub struct RemoteStreams(Mutex<Vec<(bool, StreamInfo)>>);
+
+impl RemoteStreams {
+    /// What was bound and unbound since the last take.
+    pub fn take(&self) -> Vec<(bool, StreamInfo)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn push(&self, bound: bool, info: &StreamInfo) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((bound, info.clone()));
+    }
 }
 
 impl std::fmt::Debug for KeyframeTap {
@@ -112,6 +136,11 @@ impl KeyframeTap {
     /// Its place in an interceptor chain: after every standard interceptor,
     /// nearest the application.
     pub const SLOT: usize = 20_000;
+
+    /// The relay's: sender reports delivered too, remote streams noted in `streams`.
+    pub fn relaying(streams: Arc<RemoteStreams>) -> KeyframeTap {
+        KeyframeTap { streams: Some(streams), ..KeyframeTap::default() }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeTap {
@@ -125,7 +154,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeTap {
         if let ChainPacket::Rtcp(packets) = &msg.message.packet
             && packets.iter().any(|p| {
                 let p = p.as_any();
-                p.is::<PictureLossIndication>() || p.is::<FullIntraRequest>() || p.is::<TransportLayerNack>()
+                p.is::<PictureLossIndication>()
+                    || p.is::<FullIntraRequest>()
+                    || p.is::<TransportLayerNack>()
+                    || (self.streams.is_some() && p.is::<SenderReport>())
             })
         {
             msg.message.attributes.push(Attribute::DeliverToApplication);
@@ -151,8 +183,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeTap {
 impl Interceptor for KeyframeTap {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        if let Some(streams) = &self.streams {
+            streams.push(true, info);
+        }
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        if let Some(streams) = &self.streams {
+            streams.push(false, info);
+        }
+    }
 }
 
 #[cfg(test)]

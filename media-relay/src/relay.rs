@@ -59,6 +59,10 @@ pub struct RelayStatus {
     /// AES-256 profile, or keys that failed their check). Slower, not broken.
     #[serde(default)]
     pub forwarding_fallbacks: u64,
+    /// Media packets the relay decrypted itself, not through a peer
+    /// connection's pipeline (all but the first of each stream, normally).
+    #[serde(default)]
+    pub packets_received_directly: u64,
     /// Packets not forwarded, by reason ([`crate::session::NotForwarded`]): one
     /// count per receiver that did not get a media packet, except
     /// `refused_track` (one per packet of a refused track, for nobody) and
@@ -84,6 +88,7 @@ pub(crate) struct Counters {
     pub(crate) send_drops: AtomicU64,
     pub(crate) input_drops: AtomicU64,
     pub(crate) forwarding_fallbacks: AtomicU64,
+    pub(crate) packets_received_directly: AtomicU64,
     pub(crate) not_forwarded: [AtomicU64; NotForwarded::ALL.len()],
 }
 
@@ -197,6 +202,7 @@ impl Relay {
             input_drops: c.input_drops.load(Ordering::Relaxed),
             engines: self.inner.commands.len() as u32,
             forwarding_fallbacks: c.forwarding_fallbacks.load(Ordering::Relaxed),
+            packets_received_directly: c.packets_received_directly.load(Ordering::Relaxed),
             not_forwarded: NotForwarded::ALL
                 .iter()
                 .map(|r| (r.as_str().to_owned(), c.not_forwarded[r.index()].load(Ordering::Relaxed)))

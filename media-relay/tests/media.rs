@@ -91,6 +91,8 @@ async fn calls_on_two_engines_each_carry_their_media_under_one_room_limit() {
     assert_eq!((status.participants, status.datagrams_unrouted, status.input_drops), (4, 0, 0), "{status:?}");
     // The relay encrypted what it forwarded itself, for every participant.
     assert_eq!(status.forwarding_fallbacks, 0, "{status:?}");
+    // And decrypted what it received itself.
+    assert!(status.packets_received_directly > 100, "{status:?}");
 
     // A room that closes frees its place for a room on either engine.
     relay.close_room(&"call-a".into()).await.unwrap();

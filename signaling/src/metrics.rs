@@ -257,6 +257,11 @@ impl Collector for RelayCollector {
                 "Participants whose forwarded media their peer connection encrypts, not the relay",
                 sum(|s| s.forwarding_fallbacks),
             ),
+            (
+                "relay_packets_received_directly",
+                "Media packets a relay decrypted itself, around its peer connections' pipelines",
+                sum(|s| s.packets_received_directly),
+            ),
         ] {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;

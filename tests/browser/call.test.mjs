@@ -131,6 +131,9 @@ test('two, then three participants see and hear each other through the relay', a
   assert.ok(forwarded > 100, `forwarded ${forwarded}`);
   // Chromium's SRTP keys were the relay's to use: it encrypted what it forwarded itself.
   assert.match(metrics, /cloudlaw_relay_forwarding_fallbacks_total 0\n/);
+  // And it decrypted what Chromium sent itself, around the rtc pipeline.
+  const direct = Number(metrics.match(/cloudlaw_relay_packets_received_directly_total (\d+)/)?.[1] ?? 0);
+  assert.ok(direct > 100, `received directly ${direct}`);
 
   // One leaves: the others keep receiving each other and drop its video.
   // (Counted per stream: the one that left stops being counted at all. Opus

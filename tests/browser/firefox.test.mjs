@@ -196,6 +196,12 @@ test('a lawyer in Firefox takes a call from a Chromium kiosk: media both ways fo
   // what it forwarded (and answered NACKs, and sent sender reports) itself.
   const metrics = await (await fetch(server.url('/metrics'))).text();
   assert.match(metrics, /cloudlaw_relay_forwarding_fallbacks_total 0\n/);
+  // And it decrypted the media of both itself: most of what both sent (the
+  // rest is ICE, DTLS, RTCP and each stream's first packet), not only half.
+  const total = (name) => Number(metrics.match(new RegExp(`cloudlaw_relay_${name}_total (\\d+)`))?.[1] ?? 0);
+  const direct = total('packets_received_directly');
+  const datagrams = total('datagrams_received');
+  assert.ok(direct > 0.6 * datagrams, `received directly ${direct} of ${datagrams} datagrams`);
 
   // The lawyer hangs up and writes the record.
   await lawyer.locator(testid('hang-up')).click();
