@@ -71,7 +71,7 @@ use crate::routes::{Datagram, PeerId, Route, Router};
 use crate::session::{
     Answered, Call, Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError,
 };
-use crate::udp::{Inbox, send_all};
+use crate::udp::{Inbox, Outbox};
 
 /// Payload types the relay offers. Every peer connection uses the same ones,
 /// because the relay makes every offer, so a packet keeps its payload type
@@ -489,11 +489,12 @@ impl Engine {
         mut stopped: watch::Receiver<bool>,
     ) {
         let mut inbox = Inbox::new();
+        let mut outbox = Outbox::new();
         let mut stats = tokio::time::interval(STATS_INTERVAL);
         stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             self.flush();
-            self.send(&socket);
+            self.send(&socket, &mut outbox);
             let next = self.timers.first().map(|(at, _)| *at);
             let sleep = async {
                 match next {
@@ -534,13 +535,13 @@ impl Engine {
             self.remove_peer(id, "the relay is stopping");
         }
         self.flush();
-        self.send(&socket);
+        self.send(&socket, &mut outbox);
     }
 
     /// Sends what the peer connections wrote.
-    fn send(&mut self, socket: &UdpSocket) {
+    fn send(&mut self, socket: &UdpSocket, outbox: &mut Outbox) {
         let (peers, counters) = (&mut self.peers, &self.counters);
-        send_all(socket, &mut self.transmits, |refused| {
+        outbox.send_all(socket, &mut self.transmits, |refused| {
             counters.send_drops.fetch_add(1, Ordering::Relaxed);
             if let Some(peer) = peers.get_mut(&refused.peer) {
                 peer.not_forwarded(counters, NotForwarded::SendBufferFull);

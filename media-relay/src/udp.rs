@@ -1,6 +1,7 @@
 //! The engines' UDP sockets: binding them on the relay's one port, and reading
 //! and writing datagrams a batch per system call (`recvmmsg`, `sendmmsg`) on
-//! Linux, one per call elsewhere.
+//! Linux, one per call elsewhere; on Linux, a run of datagrams to one address
+//! goes as one segmented send (GSO).
 
 use std::net::SocketAddr;
 
@@ -118,31 +119,150 @@ impl Inbox {
     }
 }
 
-/// Writes every transmit, in order, a batch per system call; `refused` is
-/// told of each the socket did not take (its buffer full, or an error for
-/// that destination), and the rest are still sent. Empties `transmits`.
-pub(crate) fn send_all(
+/// An engine's way out: writes what it queued, a batch per system call, and
+/// on Linux a run of datagrams to one address as one (UDP generic
+/// segmentation offload, `UDP_SEGMENT`), where the kernel (or the network
+/// card) cuts them apart again, so that the stack is walked once per run.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    /// False once the kernel refused a segmented send: one datagram per
+    /// message from then on.
+    gso: bool,
+}
+
+/// Datagrams sent as one segmented send, at most (the kernel takes 64).
+const MAX_SEGMENTS: usize = 16;
+/// Bytes in one segmented send, at most (a UDP datagram's limit, with room).
+const MAX_SEGMENTED: usize = 60_000;
+
+impl Outbox {
+    pub(crate) fn new() -> Outbox {
+        Outbox { gso: cfg!(target_os = "linux") }
+    }
+
+    /// Writes every transmit; `refused` is told of each the socket did not
+    /// take (its buffer full, or an error for that destination), and the
+    /// rest are still sent. A destination gets its datagrams in the order
+    /// they were queued. Empties `transmits`.
+    pub(crate) fn send_all(
+        &mut self,
+        socket: &UdpSocket,
+        transmits: &mut Vec<Transmit>,
+        mut refused: impl FnMut(&Transmit),
+    ) {
+        // Datagrams to send one per message, waiting for a batch. A run goes
+        // at once, unless one of these is for its address (order per address
+        // is kept; between addresses it does not matter).
+        let mut singles: Vec<usize> = Vec::new();
+        let mut at = 0;
+        while at < transmits.len() {
+            let run = if self.gso { segment_run(&transmits[at..]) } else { 1 };
+            if run == 1 {
+                singles.push(at);
+                at += 1;
+                continue;
+            }
+            let to = transmits[at].to;
+            if singles.iter().any(|&i| transmits[i].to == to) {
+                send_singly(socket, transmits, &singles, &mut refused);
+                singles.clear();
+            }
+            let segments = &transmits[at..at + run];
+            match send_segmented(socket, segments) {
+                Ok(()) => {}
+                Err(error) if cannot_segment(&error) => {
+                    // The kernel or the network card cannot do it: never again.
+                    tracing::info!(%error, "segmented UDP sends refused; sending one datagram per message");
+                    self.gso = false;
+                    singles.extend(at..at + run);
+                }
+                // The buffer is full, or an error for that destination.
+                Err(_) => segments.iter().for_each(&mut refused),
+            }
+            at += run;
+        }
+        send_singly(socket, transmits, &singles, &mut refused);
+        transmits.clear();
+    }
+}
+
+/// How many transmits from the first can go as one segmented send: the same
+/// destination, and all but the last the length of the first (the last may
+/// be shorter).
+fn segment_run(transmits: &[Transmit]) -> usize {
+    let Some(first) = transmits.first() else { return 0 };
+    let size = first.data.len();
+    let mut total = size;
+    let mut run = 1;
+    for next in &transmits[1..] {
+        let len = next.data.len();
+        if run == MAX_SEGMENTS || next.to != first.to || len > size || total + len > MAX_SEGMENTED {
+            break;
+        }
+        run += 1;
+        total += len;
+        if len < size {
+            break;
+        }
+    }
+    run
+}
+
+/// True for the errors of a kernel or network card without segmentation
+/// offload (too old a kernel: the option is unknown; no checksum offload: EIO).
+fn cannot_segment(error: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    let errno = error.raw_os_error().map(Errno::from_raw);
+    matches!(errno, Some(Errno::EIO | Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOPROTOOPT))
+        || error.kind() == std::io::ErrorKind::Unsupported
+}
+
+/// Sends `transmits[i]` for each `i` of `which`, one datagram per message,
+/// a batch per system call.
+fn send_singly(
     socket: &UdpSocket,
-    transmits: &mut Vec<Transmit>,
-    mut refused: impl FnMut(&Transmit),
+    transmits: &[Transmit],
+    which: &[usize],
+    refused: &mut impl FnMut(&Transmit),
 ) {
     let mut at = 0;
-    while at < transmits.len() {
-        let end = (at + BATCH).min(transmits.len());
-        match send_batch(socket, &transmits[at..end]) {
+    while at < which.len() {
+        let end = (at + BATCH).min(which.len());
+        let batch: Vec<&Transmit> = which[at..end].iter().map(|&i| &transmits[i]).collect();
+        match send_batch(socket, &batch) {
             Ok(sent) if sent > 0 => at += sent,
             // The first of the batch was refused: skip it, go on with the rest.
             _ => {
-                refused(&transmits[at]);
+                refused(batch[0]);
                 at += 1;
             }
         }
     }
-    transmits.clear();
+}
+
+/// Sends a run of datagrams to one address as one message, cut at the first one's length.
+#[cfg(target_os = "linux")]
+fn send_segmented(socket: &UdpSocket, run: &[Transmit]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+
+    let slices: Vec<IoSlice<'_>> = run.iter().map(|t| IoSlice::new(&t.data)).collect();
+    let size = u16::try_from(run[0].data.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let to = SockaddrStorage::from(run[0].to);
+    let control = [ControlMessage::UdpGsoSegments(&size)];
+    sendmsg(socket.as_raw_fd(), &slices, &control, MsgFlags::MSG_DONTWAIT, Some(&to))?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_segmented(_socket: &UdpSocket, _run: &[Transmit]) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(target_os = "linux")]
-fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
+fn send_batch(socket: &UdpSocket, batch: &[&Transmit]) -> std::io::Result<usize> {
     use std::io::IoSlice;
 
     use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
@@ -161,7 +281,7 @@ fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> 
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
+fn send_batch(socket: &UdpSocket, batch: &[&Transmit]) -> std::io::Result<usize> {
     let mut sent = 0;
     for transmit in batch {
         match socket.try_send_to(&transmit.data, transmit.to) {
@@ -171,4 +291,79 @@ fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> 
         }
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn transmit(to: SocketAddr, len: usize, tag: u8) -> Transmit {
+        Transmit { peer: 0, to, data: Bytes::from(vec![tag; len]) }
+    }
+
+    #[test]
+    fn a_run_is_one_address_and_one_length_but_its_last() {
+        let (a, b): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        let run = |spec: &[(SocketAddr, usize)]| {
+            let transmits: Vec<Transmit> = spec.iter().map(|&(to, len)| transmit(to, len, 0)).collect();
+            segment_run(&transmits)
+        };
+        assert_eq!(run(&[]), 0);
+        assert_eq!(run(&[(a, 1100), (a, 1100), (a, 300), (a, 300)]), 3, "a frame: two full, one short");
+        assert_eq!(run(&[(a, 80), (a, 1100)]), 1, "a longer one cannot follow");
+        assert_eq!(run(&[(a, 1100), (b, 1100)]), 1, "another address");
+        assert_eq!(run(&[(a, 1100), (a, 900), (a, 1100)]), 2, "a shorter one ends it");
+        assert_eq!(run(&[(a, 1100); 40]), MAX_SEGMENTS);
+        assert_eq!(run(&[(a, 20_000); 5]), 3, "at most {MAX_SEGMENTED} bytes");
+    }
+
+    /// What arrives is what was queued, datagram for datagram and in order
+    /// per address, segmented or not.
+    #[tokio::test]
+    async fn every_datagram_arrives_whole_and_in_order_with_or_without_segmentation() {
+        for gso in [true, false] {
+            let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let one = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let two = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let (to_one, to_two) = (one.local_addr().unwrap(), two.local_addr().unwrap());
+            let queued = [
+                (to_two, 80, 9), // waits while runs to the other address go
+                (to_one, 80, 1), // audio
+                (to_one, 1_100, 2),
+                (to_one, 1_100, 3),
+                (to_one, 300, 4), // the rest of a video frame
+                (to_two, 1_100, 5),
+                (to_two, 700, 6),
+                (to_one, 1_100, 7),
+                (to_one, 1_100, 8),
+            ];
+            let mut transmits: Vec<Transmit> =
+                queued.iter().map(|&(to, len, tag)| transmit(to, len, tag)).collect();
+            let mut outbox = Outbox { gso };
+            let mut refused = 0;
+            outbox.send_all(&relay, &mut transmits, |_| refused += 1);
+            assert!(transmits.is_empty());
+            assert_eq!(refused, 0, "gso {gso}");
+            assert_eq!(outbox.gso, gso, "no fallback on loopback");
+            for (socket, to) in [(&one, to_one), (&two, to_two)] {
+                let expected: Vec<(usize, u8)> =
+                    queued.iter().filter(|q| q.0 == to).map(|&(_, len, tag)| (len, tag)).collect();
+                let mut got = Vec::new();
+                let mut buffer = vec![0u8; 4_096];
+                while got.len() < expected.len() {
+                    let read =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv(&mut buffer));
+                    let len = read.await.expect("a datagram").unwrap();
+                    assert!(buffer[..len].iter().all(|&b| b == buffer[0]), "one datagram, whole");
+                    got.push((len, buffer[0]));
+                }
+                assert_eq!(got, expected, "gso {gso}");
+            }
+        }
+    }
 }
