@@ -54,7 +54,7 @@ use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 };
 use rtc::sansio::Protocol;
-use rtc::shared::marshal::Marshal;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::statistics::StatsSelector;
 use rtc::statistics::report::RTCStatsReportEntry;
@@ -66,7 +66,7 @@ use crate::keys::{Contexts, KeyTap};
 use crate::packet::{KeyframeTap, RemoteStreams, is_binding_success, is_rtcp, is_stun, vp8_starts_keyframe};
 use crate::reception::{Opened, Reception};
 use crate::relay::Counters;
-use crate::room::{Action, Event, Kind, Policy, Room, TrackKey};
+use crate::room::{Action, Event, Kind, Policy, Room, TrackKey, Withheld};
 use crate::routes::{Datagram, PeerId, Route, Router};
 use crate::session::{
     Answered, Call, Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError,
@@ -128,7 +128,8 @@ impl std::fmt::Debug for Command {
 }
 
 struct Inbound {
-    key: TrackKey,
+    /// Shared, so that each packet takes it without a copy.
+    key: Arc<TrackKey>,
     kind: Kind,
     receiver: RTCRtpReceiverId,
     /// False when the room refused the track (not granted, too many): its
@@ -443,6 +444,10 @@ pub(crate) struct Engine {
     ssrc_counter: u64,
     /// Datagrams to send, in the order they were written.
     pub(crate) transmits: Vec<Transmit>,
+    /// Kept between packets: who gets the packet at hand (`None`) and who
+    /// does not (why), and the plain packet before it is encrypted.
+    forwards: Vec<(PeerId, Option<Withheld>)>,
+    scratch: Vec<u8>,
 }
 
 impl Engine {
@@ -476,6 +481,8 @@ impl Engine {
             ssrc_hasher: RandomState::new(),
             ssrc_counter: 0,
             transmits: Vec::new(),
+            forwards: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -995,7 +1002,7 @@ impl Engine {
             .peer_id(room, &key.publisher)
             .ok()
             .and_then(|id| self.peers.get(&id))
-            .and_then(|p| p.inbound.values().find(|i| i.key == key).map(|i| i.kind))
+            .and_then(|p| p.inbound.values().find(|i| *i.key == key).map(|i| i.kind))
         else {
             return;
         };
@@ -1058,7 +1065,7 @@ impl Engine {
             // keyframe anyway.
             return;
         }
-        let Some(inbound) = peer.inbound.values().find(|i| i.key == *key) else { return };
+        let Some(inbound) = peer.inbound.values().find(|i| *i.key == *key) else { return };
         let receiver_id = inbound.receiver;
         if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
             let ssrcs: Vec<u32> = receiver.track().ssrcs().collect();
@@ -1279,7 +1286,8 @@ impl Engine {
                 if let Some(inbound) = peer.inbound.remove(&track_id)
                     && inbound.accepted
                 {
-                    let _ = self.room_event(&room, Event::Unpublished { key: inbound.key });
+                    let _ =
+                        self.room_event(&room, Event::Unpublished { key: Arc::unwrap_or_clone(inbound.key) });
                 }
             }
             _ => {}
@@ -1322,13 +1330,15 @@ impl Engine {
             _ => Kind::Video,
         };
         let key = TrackKey { publisher: peer.participant.clone(), track: track_id.clone() };
-        peer.inbound
-            .insert(track_id, Inbound { key: key.clone(), kind, receiver: receiver_id, accepted: false });
+        peer.inbound.insert(
+            track_id,
+            Inbound { key: Arc::new(key.clone()), kind, receiver: receiver_id, accepted: false },
+        );
         let (room, participant) = (peer.room.clone(), peer.participant.clone());
         match self.room_event(&room, Event::Published { key: key.clone(), kind }) {
             Ok(()) => {
                 if let Some(peer) = self.peers.get_mut(&id)
-                    && let Some(inbound) = peer.inbound.values_mut().find(|i| i.key == key)
+                    && let Some(inbound) = peer.inbound.values_mut().find(|i| *i.key == key)
                 {
                     inbound.accepted = true;
                 }
@@ -1379,15 +1389,16 @@ impl Engine {
         }
     }
 
+    /// A media packet of a participant's track, forwarded as its room decides.
     fn rtp(&mut self, id: PeerId, track_id: &str, mut packet: rtc::rtp::Packet) {
-        let Some(peer) = self.peers.get(&id) else { return };
+        let Engine { peers, rooms, counters, forwards, .. } = self;
+        let Some(peer) = peers.get(&id) else { return };
         let Some(inbound) = peer.inbound.get(track_id) else { return };
         if !inbound.accepted {
-            self.counters.not_forwarded(NotForwarded::RefusedTrack, 1);
+            counters.not_forwarded(NotForwarded::RefusedTrack, 1);
             return;
         }
-        let (key, kind) = (inbound.key.clone(), inbound.kind);
-        let room = peer.room.clone();
+        let (key, kind) = (Arc::clone(&inbound.key), inbound.kind);
         if packet.header.payload_type == PT_VP8_RTX {
             // RFC 4588: the original sequence number, then the original payload.
             if packet.payload.len() < 2 {
@@ -1399,43 +1410,31 @@ impl Engine {
             packet.payload = packet.payload.slice(2..);
         }
         let keyframe = kind == Kind::Video && vp8_starts_keyframe(&packet.payload);
-        let Some(entry) = self.rooms.get_mut(&room) else { return };
-        let Ok(actions) = entry.room.handle(Event::Packet { key: key.clone(), keyframe }, Instant::now())
-        else {
-            return;
-        };
+        let Some(RoomEntry { room, peers: ids }) = rooms.get_mut(&peer.room) else { return };
+        forwards.clear();
+        let decided = room.forward(&key, keyframe, Instant::now(), |participant, verdict| {
+            if let Some(&rid) = ids.get(participant) {
+                forwards.push((rid, verdict));
+            }
+        });
+        let Ok(keyframe_request) = decided else { return };
         // Headers extensions were negotiated per leg: none is carried over.
         packet.header.extension = false;
         packet.header.extensions.clear();
         packet.header.extensions_padding = 0;
-        let mut to_set: Vec<PeerId> = Vec::new();
-        let mut held: Vec<(PeerId, NotForwarded)> = Vec::new();
-        let mut others = Vec::new();
-        for action in actions {
-            match action {
-                Action::Forward { to, withheld, .. } => {
-                    to_set.extend(to.iter().filter_map(|r| entry.peers.get(r).copied()));
-                    held.extend(
-                        withheld.into_iter().filter_map(|(r, why)| Some((*entry.peers.get(&r)?, why.into()))),
-                    );
-                }
-                // A keyframe asked for again, for a receiver still waiting.
-                other => others.push(other),
-            }
-        }
-        for (rid, why) in held {
-            if let Some(receiver) = self.peers.get_mut(&rid) {
-                receiver.not_forwarded(&self.counters, why);
+        let forwards = std::mem::take(&mut self.forwards);
+        let now = Instant::now();
+        for &(rid, verdict) in &forwards {
+            let Some(receiver) = self.peers.get_mut(&rid) else { continue };
+            if let Some(why) = verdict {
+                receiver.not_forwarded(&self.counters, why.into());
                 // What it skipped leaves no gap it would ask to be sent again.
-                if let Some(out) = receiver.outbound.get_mut(&key) {
+                if let Some(out) = receiver.outbound.get_mut(&*key) {
                     out.skipped = true;
                 }
+                continue;
             }
-        }
-        let now = Instant::now();
-        for rid in to_set {
-            let Some(receiver) = self.peers.get_mut(&rid) else { continue };
-            let Some(out) = receiver.outbound.get_mut(&key) else {
+            let Some(out) = receiver.outbound.get_mut(&*key) else {
                 receiver.not_forwarded(&self.counters, NotForwarded::NoTrackYet);
                 continue;
             };
@@ -1445,20 +1444,18 @@ impl Engine {
                 out.seq_offset = incoming.wrapping_sub(next);
                 out.skipped = false;
             }
-            let mut copy = packet.clone();
-            copy.header.ssrc = out.ssrc;
-            copy.header.sequence_number = incoming.wrapping_sub(out.seq_offset);
-            if out.last_seq.is_none_or(|last| seq_newer(copy.header.sequence_number, last)) {
-                out.last_seq = Some(copy.header.sequence_number);
+            let mut header = packet.header.clone();
+            header.ssrc = out.ssrc;
+            header.sequence_number = incoming.wrapping_sub(out.seq_offset);
+            if out.last_seq.is_none_or(|last| seq_newer(header.sequence_number, last)) {
+                out.last_seq = Some(header.sequence_number);
             }
-            let bytes = copy.payload.len() as u64 + 12;
+            let octets = packet.payload.len() as u64;
             let sent = match &mut receiver.fast {
                 Some(fast) => {
-                    let (seq, timestamp, octets) =
-                        (copy.header.sequence_number, copy.header.timestamp, copy.payload.len() as u64);
-                    match copy.marshal().ok().and_then(|plain| fast.srtp.encrypt_rtp(&plain).ok()) {
+                    let (seq, timestamp) = (header.sequence_number, header.timestamp);
+                    match encrypt(&mut fast.srtp, &mut self.scratch, &header, &packet.payload) {
                         Some(encrypted) => {
-                            let encrypted = encrypted.freeze();
                             let sent = &mut out.sent;
                             sent.packets += 1;
                             sent.octets += octets;
@@ -1474,6 +1471,7 @@ impl Engine {
                 }
                 None => {
                     self.dirty.push(rid);
+                    let copy = rtc::rtp::Packet { header, payload: packet.payload.clone() };
                     receiver
                         .pc
                         .rtp_sender(out.sender)
@@ -1482,13 +1480,16 @@ impl Engine {
             };
             if sent {
                 self.counters.packets_forwarded.fetch_add(1, Ordering::Relaxed);
-                self.counters.bytes_forwarded.fetch_add(bytes, Ordering::Relaxed);
+                self.counters.bytes_forwarded.fetch_add(octets + 12, Ordering::Relaxed);
             } else {
                 receiver.not_forwarded(&self.counters, NotForwarded::SendFailed);
             }
         }
-        if !others.is_empty() {
-            self.apply(&room, others);
+        self.forwards = forwards;
+        if let Some(request) = keyframe_request
+            && let Some(room) = self.peers.get(&id).map(|p| p.room.clone())
+        {
+            self.apply(&room, vec![request]);
         }
     }
 
@@ -1747,6 +1748,21 @@ fn selected_remote(pc: &mut RTCPeerConnection) -> Option<SocketAddr> {
 
 /// `now` in the NTP format of sender reports (RFC 3550 4): seconds since
 /// 1900 in the high 32 bits, the fraction in the low.
+/// A forwarded packet, encrypted with `srtp`: marshalled into `scratch` (kept
+/// between packets), then sealed into a buffer of its own.
+fn encrypt(
+    srtp: &mut rtc::srtp::context::Context,
+    scratch: &mut Vec<u8>,
+    header: &rtc::rtp::Header,
+    payload: &Bytes,
+) -> Option<Bytes> {
+    let header_len = header.marshal_size();
+    scratch.resize(header_len + payload.len(), 0);
+    header.marshal_to(&mut scratch[..header_len]).ok()?;
+    scratch[header_len..].copy_from_slice(payload);
+    Some(srtp.encrypt_rtp_with_header(scratch, header).ok()?.freeze())
+}
+
 fn ntp_time(now: std::time::SystemTime) -> u64 {
     const UNIX_TO_NTP: u64 = 2_208_988_800;
     let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

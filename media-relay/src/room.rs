@@ -317,44 +317,13 @@ impl Room {
                 self.unpublish(&key, &mut out);
             }
             Event::Packet { key, keyframe } => {
-                let Some(&kind) = self.tracks.get(&key) else { return Err(Refusal::NoSuchTrack) };
                 let mut to = Vec::new();
                 let mut withheld = Vec::new();
-                let mut waiting = false;
-                for (id, participant) in self.participants.iter_mut() {
-                    if *id == key.publisher {
-                        continue;
-                    }
-                    if !participant.connected {
-                        withheld.push((id.clone(), Withheld::NotConnected));
-                        continue;
-                    }
-                    if !participant.receiver.ready.contains(&key) {
-                        withheld.push((id.clone(), Withheld::NoTrackYet));
-                        continue;
-                    }
-                    if kind == Kind::Video {
-                        if participant.audio_only() {
-                            withheld.push((id.clone(), Withheld::AudioOnly));
-                            continue;
-                        }
-                        let receiver = &mut participant.receiver;
-                        if receiver.awaiting_keyframe.contains(&key) {
-                            if !keyframe {
-                                waiting = true;
-                                withheld.push((id.clone(), Withheld::AwaitingKeyframe));
-                                continue;
-                            }
-                            receiver.awaiting_keyframe.remove(&key);
-                        }
-                    }
-                    to.push(id.clone());
-                }
-                if waiting {
-                    // The first request (or the keyframe) may have been lost:
-                    // ask again, within the same limit.
-                    self.request_keyframe(key.clone(), now, &mut out);
-                }
+                let request = self.forward(&key, keyframe, now, |id, verdict| match verdict {
+                    None => to.push(id.clone()),
+                    Some(why) => withheld.push((id.clone(), why)),
+                })?;
+                out.extend(request);
                 if !to.is_empty() || !withheld.is_empty() {
                     out.push(Action::Forward { key, to, withheld });
                 }
@@ -429,6 +398,58 @@ impl Room {
     /// At most one request per track per interval, however many ask; none to
     /// a publisher whose connection is not up (it could not be sent, and its
     /// first frame once connected is a keyframe).
+    /// A media packet of `key` (`keyframe`: the first packet of a video
+    /// keyframe), without allocating: `each` is told, for every other
+    /// participant, whether it gets the packet (`None`) or why not. Returns
+    /// the keyframe request to make, if a receiver still waits for one.
+    /// [`Event::Packet`] is the same as an event.
+    pub fn forward(
+        &mut self,
+        key: &TrackKey,
+        keyframe: bool,
+        now: Instant,
+        mut each: impl FnMut(&ParticipantId, Option<Withheld>),
+    ) -> Result<Option<Action>, Refusal> {
+        let Some(&kind) = self.tracks.get(key) else { return Err(Refusal::NoSuchTrack) };
+        let mut waiting = false;
+        for (id, participant) in self.participants.iter_mut() {
+            if *id == key.publisher {
+                continue;
+            }
+            if !participant.connected {
+                each(id, Some(Withheld::NotConnected));
+                continue;
+            }
+            if !participant.receiver.ready.contains(key) {
+                each(id, Some(Withheld::NoTrackYet));
+                continue;
+            }
+            if kind == Kind::Video {
+                if participant.audio_only() {
+                    each(id, Some(Withheld::AudioOnly));
+                    continue;
+                }
+                let receiver = &mut participant.receiver;
+                if receiver.awaiting_keyframe.contains(key) {
+                    if !keyframe {
+                        waiting = true;
+                        each(id, Some(Withheld::AwaitingKeyframe));
+                        continue;
+                    }
+                    receiver.awaiting_keyframe.remove(key);
+                }
+            }
+            each(id, None);
+        }
+        let mut request = Vec::new();
+        if waiting {
+            // The first request (or the keyframe) may have been lost: ask
+            // again, within the same limit.
+            self.request_keyframe(key.clone(), now, &mut request);
+        }
+        Ok(request.pop())
+    }
+
     fn request_keyframe(&mut self, key: TrackKey, now: Instant, out: &mut Vec<Action>) {
         if !self.participants.get(&key.publisher).is_some_and(|p| p.connected) {
             return;
