@@ -8,11 +8,13 @@
 //! Datagrams are routed to a peer connection by the ICE username fragment of
 //! their STUN binding request (each peer connection has its own), and after
 //! that by source address ([`crate::routes`]); one for another engine is handed
-//! to it. Each peer connection's output is drained after
-//! every input; its RTP goes through its room's [`Room`], whose actions this
-//! module carries out: add or remove a sending track and renegotiate, forward a
-//! packet (with the receiver's SSRC and a gap-free sequence), ask a publisher
-//! for a keyframe. The relay always makes the offers, one at a time per peer,
+//! to it. A participant's media, once its keys are known, is decrypted here
+//! ([`Reception`]) and never reaches its peer connection; everything else
+//! goes to the peer connection, whose output is drained after every input.
+//! Media goes through its room's [`Room`], whose actions this module carries
+//! out: add or remove a sending track and renegotiate, forward a packet (with
+//! the receiver's SSRC and a gap-free sequence, encrypted by the engine itself:
+//! [`Fast`]), ask a publisher for a keyframe. The relay always makes the offers, one at a time per peer,
 //! so there is no glare; its one host candidate (the advertised address) is in
 //! every offer, and it runs ICE-lite, so it never needs the browser's.
 
@@ -620,7 +622,7 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else { return false };
         let (track, packet) = match peer.reception.open(data) {
             Opened::Media(track, packet) => (track, packet),
-            Opened::Replayed => return true,
+            Opened::Dropped => return true,
             Opened::NotOurs | Opened::Unopened => return false,
         };
         self.counters.packets_received_directly.fetch_add(1, Ordering::Relaxed);

@@ -56,8 +56,9 @@ pub(crate) struct Reception {
 pub(crate) enum Opened {
     /// Not media of a stream the relay decrypts itself: for the peer connection.
     NotOurs,
-    /// A packet already received (the replay window refuses it): dropped.
-    Replayed,
+    /// A packet already received (the replay window refuses it), or not an
+    /// RTP packet once opened: dropped, as the peer connection would.
+    Dropped,
     /// It did not decrypt: for the peer connection, in doubt.
     Unopened,
     /// Media of this track.
@@ -136,7 +137,7 @@ impl Reception {
         let Ok(header) = rtc::rtp::Header::unmarshal(&mut &datagram[..]) else { return Opened::NotOurs };
         let plain = match srtp.decrypt_rtp_with_header(datagram, &header) {
             Ok(plain) => plain,
-            Err(Error::SrtpSsrcDuplicated(..)) => return Opened::Replayed,
+            Err(Error::SrtpSsrcDuplicated(..)) => return Opened::Dropped,
             Err(_) => {
                 self.doubt = true;
                 return Opened::Unopened;
@@ -148,7 +149,7 @@ impl Reception {
                 self.bytes += packet.payload.len() as u64;
                 Opened::Media(Arc::clone(track), packet)
             }
-            Err(_) => Opened::Replayed,
+            Err(_) => Opened::Dropped,
         }
     }
 
