@@ -1205,13 +1205,18 @@ impl Engine {
         for event in events {
             self.peer_event(id, event);
         }
-        self.follow_streams(id);
+        // Streams the peer connection bound with this input: its receiving
+        // interceptors see them from their first packet on; the engine
+        // decrypts them itself once these reads are handled.
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.reception.bind_streams();
+        }
         for message in reads {
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
                     let Some(peer) = self.peers.get_mut(&id) else { return };
-                    if peer.reception.doubt && peer.reception.is_ours(packet.header.ssrc) {
-                        peer.reception.doubt = false;
+                    let doubted = peer.reception.doubt.as_deref() == Some(track_id.as_str());
+                    if doubted && peer.reception.is_ours(packet.header.ssrc) {
                         peer.reception.srtp = None;
                         self.counters.forwarding_fallbacks.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
@@ -1234,17 +1239,16 @@ impl Engine {
                 _ => {}
             }
         }
-        if let Some(peer) = self.peers.get_mut(&id) {
-            peer.reception.doubt = false;
-        }
+        self.match_streams(id);
     }
 
-    /// The streams its peer connection bound, bound to its [`Reception`]
-    /// and matched to the tracks it publishes.
-    fn follow_streams(&mut self, id: PeerId) {
+    /// The streams its peer connection bound, matched to the tracks it
+    /// publishes ([`Reception::match_streams`]).
+    fn match_streams(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        peer.reception.doubt = None;
         let Peer { pc, inbound, reception, .. } = peer;
-        reception.follow_streams(|ssrc| {
+        reception.match_streams(|ssrc| {
             inbound.iter().find_map(|(track_id, inbound)| {
                 let receiver = pc.rtp_receiver(inbound.receiver)?;
                 receiver.track().ssrcs().any(|s| s == ssrc).then(|| Arc::from(track_id.as_str()))

@@ -572,6 +572,40 @@ mod tests {
         assert!(stats.iter().all(|(_, _, jitter_s)| (0.0..0.1).contains(jitter_s)), "{stats:?}");
     }
 
+    /// What the relay decrypts itself is refused as the peer connection would
+    /// refuse it: a packet sent again by someone replaying it is dropped, and
+    /// a damaged one is forwarded to nobody, without the relay giving up its
+    /// own keys.
+    #[test]
+    fn a_replayed_or_damaged_packet_goes_nowhere() {
+        let mut lab = Lab::new(1, 2).unwrap();
+        run_for(&mut lab, Duration::from_millis(300));
+        let (before, _) = lab.engine.received_itself();
+        let publisher = lab.participants[0].addr;
+        let mut input = lab.media(1);
+        let is_rtp = |d: &BytesMut| (128..=191).contains(&d[0]) && !crate::packet::is_rtcp(d);
+        let sent = input.datagrams.iter().filter(|(_, d)| is_rtp(d)).count();
+        assert_eq!(sent, 6, "an audio and two video packets each");
+        // Every packet of the first participant twice: the copies are replays.
+        let copies: Vec<(SocketAddr, BytesMut)> =
+            input.datagrams.iter().filter(|(from, d)| *from == publisher && is_rtp(d)).cloned().collect();
+        input.datagrams.extend(copies);
+        // The second participant's video packet damaged on the way (its authentication tag fails).
+        let damaged =
+            input.datagrams.iter().position(|(from, d)| *from != publisher && d.len() > 500).unwrap();
+        let data = &mut input.datagrams[damaged].1;
+        let middle = data.len() / 2;
+        data[middle] ^= 0xff;
+        let output = lab.forward(input);
+        assert_eq!(output.forwarded, sent as u64 - 1, "each packet once; the damaged one to nobody");
+        let (after, _) = lab.engine.received_itself();
+        assert_eq!(after - before, sent as u64 - 1, "all but the damaged one decrypted by the engine");
+        assert_eq!(lab.counters.forwarding_fallbacks.load(Ordering::Relaxed), 0);
+        let (sending, _, receiving) = lab.engine.fast_paths();
+        assert_eq!((sending, receiving), (2, 2), "the keys are still the engine's");
+        lab.deliver(output);
+    }
+
     /// A video packet lost on its way to the relay: the relay asks its
     /// publisher for it (NACK), and forwards it when it comes again.
     #[test]

@@ -44,9 +44,9 @@ pub(crate) struct Reception {
     ssrcs: HashMap<u32, Arc<str>>,
     /// The copy of the remote SRTP context, once the keys are known.
     pub(crate) srtp: Option<Context>,
-    /// A packet for one of `ssrcs` did not open with `srtp` and went to the
-    /// peer connection: if the peer connection opens it, the keys are wrong.
-    pub(crate) doubt: bool,
+    /// A packet of this track did not open with `srtp` and went to the peer
+    /// connection: if the peer connection opens it, the keys are wrong.
+    pub(crate) doubt: Option<Arc<str>>,
     /// Media packets decrypted by the relay itself, and their payload bytes.
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
@@ -78,21 +78,16 @@ impl Reception {
             unmatched: Vec::new(),
             ssrcs: HashMap::new(),
             srtp: None,
-            doubt: false,
+            doubt: None,
             packets: 0,
             bytes: 0,
         }
     }
 
-    /// Binds what the peer connection bound (and unbinds what it unbound),
-    /// and matches streams to tracks with `track_of` (the id of the published
-    /// track an SSRC belongs to), so that their media is decrypted here.
-    pub(crate) fn follow_streams(&mut self, mut track_of: impl FnMut(u32) -> Option<Arc<str>>) {
-        let changes = self.streams.take();
-        if changes.is_empty() && self.unmatched.is_empty() {
-            return;
-        }
-        for (bound, info) in changes {
+    /// Binds what the peer connection bound to the receiving interceptors
+    /// (and unbinds what it unbound), before they see the streams' packets.
+    pub(crate) fn bind_streams(&mut self) {
+        for (bound, info) in self.streams.take() {
             if bound {
                 self.chain.bind_remote_stream(&info);
                 self.unmatched.push(info);
@@ -105,6 +100,12 @@ impl Reception {
                 }
             }
         }
+    }
+
+    /// Matches the bound streams to tracks with `track_of` (the id of the
+    /// published track an SSRC belongs to): their media is decrypted here
+    /// from now on.
+    pub(crate) fn match_streams(&mut self, mut track_of: impl FnMut(u32) -> Option<Arc<str>>) {
         // A repair stream is bound after the stream it repairs, and matched with it.
         let ssrcs = &mut self.ssrcs;
         self.unmatched.retain(|info| {
@@ -139,7 +140,7 @@ impl Reception {
             Ok(plain) => plain,
             Err(Error::SrtpSsrcDuplicated(..)) => return Opened::Dropped,
             Err(_) => {
-                self.doubt = true;
+                self.doubt = Some(Arc::clone(track));
                 return Opened::Unopened;
             }
         };
