@@ -3,7 +3,8 @@
 //! The `rtc` crate derives a peer connection's SRTP contexts from the DTLS
 //! handshake and keeps them to itself. The relay encrypts the packets it
 //! forwards, and decrypts those it receives, with contexts of its own (see
-//! `engine::Fast` and `reception::Reception`), so it needs the same keys. [`KeyTap`] is the peer connection's crypto provider: it hands
+//! `engine::Fast` and `reception::Reception`), so it needs the same keys.
+//! [`KeyTap`] is the peer connection's crypto provider: it hands
 //! every operation to the default provider, and notes the SRTP master keys
 //! as they are used. SRTP key derivation (RFC 3711 4.3.3, the AES-CM PRF) is
 //! the one user of single-block encryption in the crate: each call's key is a
@@ -15,8 +16,10 @@
 //!
 //! Only the 128-bit profiles are read this way (AES-256 uses another PRF
 //! layout); with another, [`KeyTap::contexts`] gives nothing and the crate
-//! keeps encrypting. The engine checks the keys it read against the first
-//! SRTCP packet the peer connection itself sends (with the same local keys).
+//! keeps encrypting. The engine checks the local keys it read against the
+//! first SRTCP packet the peer connection itself sends (with the same keys);
+//! a participant's packet the remote keys cannot open goes to the peer
+//! connection, and if that opens it, the engine stops using them.
 
 use std::sync::{Arc, Mutex};
 

@@ -102,7 +102,7 @@ pub fn vp8_starts_keyframe(payload: &[u8]) -> bool {
 /// In the relay's peer connections ([`KeyframeTap::relaying`]) it also lets
 /// sender reports through, and notes the remote streams the peer connection
 /// binds: the relay receives media with interceptors of its own, which need
-/// both (see `engine::Reception`).
+/// both (see `reception::Reception`).
 #[derive(Default)]
 pub struct KeyframeTap {
     reads: VecDeque<TaggedPacket>,

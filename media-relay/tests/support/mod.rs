@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use media_relay::control::{ControlClient, TestSigner};
+use media_relay::lab::rtp;
 use media_relay::packet::{KeyframeTap, vp8_starts_keyframe};
 use media_relay::{Calls, Grant, Kind, PeerEvent, Relay, SessionError};
 use rtc::interceptor::{Registry, Slot};
@@ -417,7 +417,7 @@ async fn send_media(
         n += 1;
         if n % 2 == 0 && publish.contains(&Kind::Audio) {
             aseq = aseq.wrapping_add(1);
-            let packet = rtp(111, aseq, n.wrapping_mul(480), audio_ssrc, Bytes::from_static(&[0xfc; 60]));
+            let packet = rtp(111, aseq, n.wrapping_mul(480), audio_ssrc, true, vec![0xfc; 60]);
             if audio.write_rtp(packet).await.is_ok() {
                 shared.audio_sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -433,7 +433,7 @@ async fn send_media(
             let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }];
             payload.resize(600, 0x5a);
             vseq = vseq.wrapping_add(1);
-            let packet = rtp(96, vseq, frame.wrapping_mul(3000), video_ssrc, Bytes::from(payload));
+            let packet = rtp(96, vseq, frame.wrapping_mul(3000), video_ssrc, true, payload);
             if video.write_rtp(packet).await.is_ok() {
                 shared.video_sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -443,21 +443,6 @@ async fn send_media(
         }
     }
     pli_watch.abort();
-}
-
-fn rtp(payload_type: u8, seq: u16, timestamp: u32, ssrc: u32, payload: Bytes) -> rtc::rtp::Packet {
-    rtc::rtp::Packet {
-        header: rtc::rtp::Header {
-            version: 2,
-            payload_type,
-            sequence_number: seq,
-            timestamp,
-            ssrc,
-            marker: true,
-            ..Default::default()
-        },
-        payload,
-    }
 }
 
 /// Waits until `check` holds, polling; panics with `what` after `within`.
