@@ -67,6 +67,34 @@ const ACCOUNTS: &[DemoAccount] = &[
         all_topics: false,
         on_duty_always: false,
     },
+    DemoAccount {
+        username: "demo-caseworker",
+        display_name: "张办案员 Caseworker Zhang, legal aid (demo)",
+        roles: &[Role::Caseworker],
+        languages: &["zh"],
+        all_topics: false,
+        on_duty_always: false,
+    },
+    DemoAccount {
+        username: "demo-caseworker-2",
+        display_name: "格桑调解员 Mediator Kelsang (demo)",
+        roles: &[Role::Caseworker],
+        languages: &["bo", "zh"],
+        all_topics: false,
+        on_duty_always: false,
+    },
+];
+
+/// The demo region's receiving offices: service, name, decision days, and
+/// the demo caseworker of each.
+const OFFICES: &[(&str, &str, i64, &str)] = &[
+    ("legal_aid", "甘孜州法律援助中心 Garzê Legal Aid Centre (demo)", 7, "demo-caseworker"),
+    (
+        "mediation",
+        "新都桥镇人民调解委员会 Xinduqiao People's Mediation Committee (demo)",
+        15,
+        "demo-caseworker-2",
+    ),
 ];
 
 /// Why seeding failed.
@@ -84,7 +112,7 @@ pub struct Seeded {
     pub accounts_created: usize,
 }
 
-/// Seeds the demo region, team, accounts, duty hours and terminal.
+/// Seeds the demo region, team, accounts, duty hours, referral offices and terminal.
 pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
     let mut seeded = Seeded::default();
     let region = RegionId::from(DEMO_REGION_ID);
@@ -145,6 +173,17 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
         seeded.accounts_created += 1;
     }
 
+    if store.offices_in_region(&region).await?.is_empty() {
+        for (service, name, decision_days, caseworker) in OFFICES {
+            let created = crate::store::AuditEntry::system("office.created");
+            let office = store.create_office(&region, service, name, *decision_days, &created).await?;
+            let caseworkers: Vec<_> =
+                store.account_by_username(caseworker).await?.map(|a| a.id).into_iter().collect();
+            let updated = crate::store::AuditEntry::system("office.updated");
+            store.update_office(&office, name, *decision_days, &caseworkers, &updated).await?;
+        }
+    }
+
     if store.terminals_in_region(&region).await?.is_empty() {
         let code_hash = password::fingerprint(DEMO_TERMINAL_CODE);
         store
@@ -173,7 +212,7 @@ mod tests {
     #[tokio::test]
     async fn seeds_once_with_the_promised_people() {
         let (store, _dir) = testing::store().await;
-        assert_eq!(seed(&store).await.unwrap().accounts_created, 5);
+        assert_eq!(seed(&store).await.unwrap().accounts_created, 7);
         assert_eq!(seed(&store).await.unwrap().accounts_created, 0, "idempotent");
 
         let lawyer = store.account_by_username("demo-lawyer").await.unwrap().unwrap();
@@ -193,5 +232,14 @@ mod tests {
         assert_eq!(teams.len(), 1);
         assert_eq!(store.team_member_usernames(&teams[0].id).await.unwrap(), ["demo-lawyer"]);
         assert_eq!(store.terminals_in_region(&DEMO_REGION_ID.into()).await.unwrap().len(), 1);
+
+        let offices = store.offices_in_region(&DEMO_REGION_ID.into()).await.unwrap();
+        assert_eq!(
+            offices.iter().map(|o| o.service.as_str()).collect::<Vec<_>>(),
+            ["legal_aid", "mediation"]
+        );
+        let caseworker = store.account_by_username("demo-caseworker").await.unwrap().unwrap();
+        assert!(caseworker.has_role(Role::Caseworker));
+        assert_eq!(store.offices_of_caseworker(&caseworker.id).await.unwrap(), offices[..1]);
     }
 }

@@ -108,10 +108,13 @@ pub enum Role {
     Interpreter,
     Coordinator,
     Admin,
+    /// Handles referrals for the receiving offices they belong to.
+    Caseworker,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Lawyer, Role::Interpreter, Role::Coordinator, Role::Admin];
+    pub const ALL: [Role; 5] =
+        [Role::Lawyer, Role::Interpreter, Role::Coordinator, Role::Admin, Role::Caseworker];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -119,6 +122,7 @@ impl Role {
             Role::Interpreter => "interpreter",
             Role::Coordinator => "coordinator",
             Role::Admin => "admin",
+            Role::Caseworker => "caseworker",
         }
     }
 

@@ -76,3 +76,15 @@ media_relay::string_id!(
     #[sqlx(transparent)]
     AppointmentId
 );
+media_relay::string_id!(
+    /// A region's receiving office for one service (a legal-aid centre, a mediation committee).
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    OfficeId
+);
+media_relay::string_id!(
+    /// A referral: a consultation's matter handed to an office, with the resident's consent.
+    #[derive(sqlx::Type)]
+    #[sqlx(transparent)]
+    ReferralId
+);

@@ -503,8 +503,9 @@ async fn audit_verify_finds_the_first_edited_row() {
     let output = verify.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    // The demo data's rows (its team, accounts and kiosk) and three logins.
-    assert!(stdout.contains("intact: 10 row(s)"), "{stdout}");
+    // The demo data's rows (its team, seven accounts, two offices created and
+    // given their caseworkers, and the kiosk) and three logins.
+    assert!(stdout.contains("intact: 16 row(s)"), "{stdout}");
 
     // Someone with the database's owner's rights edits row 2, after dropping the guard trigger.
     let db = Db::open(dir.path()).await;

@@ -160,7 +160,7 @@ pub(crate) async fn kiosk_token(app: &TestApp) -> String {
 }
 
 /// Registers and enrolls another terminal in the demo region; returns its device token.
-async fn another_kiosk(app: &TestApp, admin: &str, n: usize) -> String {
+pub(crate) async fn another_kiosk(app: &TestApp, admin: &str, n: usize) -> String {
     let response = app
         .post(
             "/api/terminals",

@@ -17,6 +17,7 @@ mod http_api;
 mod layers;
 mod live;
 mod phone;
+mod referrals;
 mod relay_node;
 mod schedule;
 mod websocket;

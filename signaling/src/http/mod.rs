@@ -14,6 +14,7 @@ mod consultations;
 mod error;
 mod extract;
 mod places;
+mod referrals;
 mod relays;
 mod reports;
 mod schedule;
@@ -83,6 +84,7 @@ pub struct AppState {
         (name = "regions", description = "Regions"),
         (name = "terminals", description = "Kiosks: registration, enrollment, revocation"),
         (name = "consultations", description = "Consultation records"),
+        (name = "referrals", description = "Referrals to legal aid, mediation and other offices; the offices"),
         (name = "schedule", description = "Availability, aid teams, duty rosters, on duty and coverage"),
         (name = "appointments", description = "Booking later consultations; calendar feeds"),
         (name = "audit", description = "The audit log (admins)"),
@@ -184,6 +186,18 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(consultations::read))
         .routes(routes!(consultations::write_record))
         .routes(routes!(callbacks::consultation))
+        .routes(routes!(referrals::of_consultation, referrals::propose))
+        .routes(routes!(referrals::offices, referrals::create_office))
+        .routes(routes!(referrals::update_office))
+        .routes(routes!(referrals::consent))
+        .routes(routes!(referrals::status))
+        .routes(routes!(referrals::list))
+        .routes(routes!(referrals::summary))
+        .routes(routes!(referrals::read))
+        .routes(routes!(referrals::accept))
+        .routes(routes!(referrals::assign))
+        .routes(routes!(referrals::close))
+        .routes(routes!(referrals::note))
         .routes(routes!(audit::recent))
         .routes(routes!(schedule::get_availability, schedule::put_availability))
         .routes(routes!(schedule::teams, schedule::create_team))

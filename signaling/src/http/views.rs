@@ -5,7 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{Language, Role, Topic};
-use crate::store::{AccountRecord, AppointmentRecord, ConsultationRecord, RegionRecord, TerminalRecord};
+use crate::store::{
+    AccountRecord, AppointmentRecord, CaseworkerRow, ConsultationRecord, NoteRow, OfficeCounts, OfficeRecord,
+    ReferralRecord, RegionRecord, TerminalRecord,
+};
 
 /// An instant as RFC 3339 in UTC (`2026-12-01T06:00:00Z`).
 pub fn rfc3339(at: i64) -> String {
@@ -202,6 +205,201 @@ impl ConsultationView {
             interpreter_id: c.interpreter_id.as_ref().filter(|_| staff).map(ToString::to_string),
             summary: if participant { c.summary.clone() } else { None },
             callback: participant && c.callback,
+        }
+    }
+}
+
+/// A region's receiving office, with its caseworkers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfficeView {
+    pub id: String,
+    pub region_id: String,
+    /// `legal_aid`, `mediation`, or another configured code.
+    pub service: String,
+    pub name: String,
+    pub decision_days: i64,
+    pub caseworkers: Vec<CaseworkerView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseworkerView {
+    pub id: String,
+    pub display_name: String,
+}
+
+impl OfficeView {
+    /// `caseworkers` may hold other offices' too: only this one's are kept.
+    pub fn new(o: &OfficeRecord, caseworkers: &[CaseworkerRow]) -> Self {
+        OfficeView {
+            id: o.id.to_string(),
+            region_id: o.region_id.to_string(),
+            service: o.service.clone(),
+            name: o.name.clone(),
+            decision_days: o.decision_days,
+            caseworkers: caseworkers
+                .iter()
+                .filter(|c| c.office_id == o.id)
+                .map(|c| CaseworkerView {
+                    id: c.account_id.to_string(),
+                    display_name: c.display_name.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A referral's reference code as residents see it: `XXXX-XXXX`.
+pub fn reference_code(code: &str) -> String {
+    if code.len() == 8 && code.is_ascii() {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_owned()
+    }
+}
+
+/// How much of a referral a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferralSight {
+    /// A caseworker of its office: everything, notes included.
+    Caseworker,
+    /// The lawyer who proposed it: the matter they wrote, not the resident's contact.
+    Lawyer,
+    /// A coordinator of its region, an admin: where it stands, not what it is about.
+    Overseer,
+}
+
+/// A referral as one caller may see it (`ReferralSight`): fields the caller may
+/// not see are null.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferralView {
+    pub id: String,
+    /// `XXXX-XXXX`, once the resident agreed.
+    pub code: Option<String>,
+    pub consultation_id: Option<String>,
+    pub region_id: String,
+    pub office_id: String,
+    pub office: String,
+    pub service: String,
+    pub topic: String,
+    pub language: String,
+    /// The matter in the lawyer's words: caseworkers and the lawyer.
+    pub matter: Option<String>,
+    /// The contact the resident chose to give: caseworkers only.
+    pub contact: Option<String>,
+    /// `proposed` (the lawyer only sees these), `new`, `accepted` or `closed`.
+    pub status: String,
+    pub outcome: Option<String>,
+    pub assignee_id: Option<String>,
+    pub assignee: Option<String>,
+    pub proposed_at: i64,
+    pub consented_at: Option<i64>,
+    /// When the office should have decided: consent plus its `decision_days`.
+    pub due_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    /// Open past `due_at`.
+    pub overdue: bool,
+    /// Caseworkers only, and only when one referral is read.
+    pub notes: Option<Vec<NoteView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoteView {
+    pub author: String,
+    pub at: i64,
+    pub text: String,
+}
+
+impl ReferralView {
+    pub fn new(r: &ReferralRecord, sight: ReferralSight, now: i64) -> Self {
+        let caseworker = sight == ReferralSight::Caseworker;
+        ReferralView {
+            id: r.id.to_string(),
+            code: r.code.as_deref().map(reference_code),
+            consultation_id: (sight != ReferralSight::Overseer).then(|| r.consultation_id.to_string()),
+            region_id: r.region_id.to_string(),
+            office_id: r.office_id.to_string(),
+            office: r.office_name.clone(),
+            service: r.service.clone(),
+            topic: r.topic.clone(),
+            language: r.language.clone(),
+            matter: (sight != ReferralSight::Overseer).then(|| r.matter.clone()),
+            contact: if caseworker { r.contact.clone() } else { None },
+            status: r.status.clone(),
+            outcome: r.outcome.clone(),
+            assignee_id: r.assignee_id.as_ref().map(ToString::to_string),
+            assignee: r.assignee_name.clone(),
+            proposed_at: r.proposed_at,
+            consented_at: r.consented_at,
+            due_at: r.due_at,
+            closed_at: r.closed_at,
+            overdue: r.overdue(now),
+            notes: None,
+        }
+    }
+
+    pub fn with_notes(mut self, notes: &[NoteRow]) -> Self {
+        self.notes = Some(
+            notes
+                .iter()
+                .map(|n| NoteView { author: n.author_name.clone(), at: n.at, text: n.text.clone() })
+                .collect(),
+        );
+        self
+    }
+}
+
+/// What any kiosk shows of a referral, given its code: where it stands, and
+/// nothing about the person or the matter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferralStatusView {
+    #[schema(example = "7K3M-9PQX")]
+    pub code: String,
+    pub service: String,
+    pub office: String,
+    /// `new`, `accepted` or `closed`.
+    pub status: String,
+    pub outcome: Option<String>,
+    pub updated_at: i64,
+}
+
+impl From<&ReferralRecord> for ReferralStatusView {
+    fn from(r: &ReferralRecord) -> Self {
+        ReferralStatusView {
+            code: r.code.as_deref().map(reference_code).unwrap_or_default(),
+            service: r.service.clone(),
+            office: r.office_name.clone(),
+            status: r.status.clone(),
+            outcome: r.outcome.clone(),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// One office's referrals by status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfficeCountsView {
+    pub office_id: String,
+    pub office: String,
+    pub region_id: String,
+    pub service: String,
+    pub new: i64,
+    pub accepted: i64,
+    /// Open past their due time.
+    pub overdue: i64,
+    pub closed: i64,
+}
+
+impl From<&OfficeCounts> for OfficeCountsView {
+    fn from(c: &OfficeCounts) -> Self {
+        OfficeCountsView {
+            office_id: c.office_id.to_string(),
+            office: c.office_name.clone(),
+            region_id: c.region_id.to_string(),
+            service: c.service.clone(),
+            new: c.new,
+            accepted: c.accepted,
+            overdue: c.overdue,
+            closed: c.closed,
         }
     }
 }

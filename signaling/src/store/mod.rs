@@ -21,6 +21,7 @@ mod cluster;
 mod consultations;
 mod live;
 mod places;
+mod referrals;
 mod relays;
 mod schedule;
 mod teams;
@@ -36,6 +37,10 @@ pub use live::{
     StartedConsultation,
 };
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
+pub use referrals::{
+    CaseworkerRow, NewReferral, NoteRow, OfficeCounts, OfficeRecord, ReferralChange, ReferralFilter,
+    ReferralRecord, ReferralScope,
+};
 pub use relays::{RegistrationNews, RelayRegistrationRow};
 pub use schedule::{
     AppointmentRecord, AppointmentScope, BookOutcome, Booking, OverrideRow, RosterRow, ScheduleRows,

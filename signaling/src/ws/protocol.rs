@@ -155,6 +155,20 @@ pub enum ServerMessage {
     RtcClosed { room: RoomId, reason: String },
     #[serde(rename = "consult.rated")]
     ConsultRated { consultation: ConsultationId, rating: u8 },
+    /// To the consultation's terminal: the lawyer proposes a referral; the
+    /// kiosk asks the resident (`POST /api/referrals/{id}/consent`) before
+    /// `expires_at` (Unix seconds).
+    #[serde(rename = "referral.proposed")]
+    ReferralProposed {
+        referral: crate::ids::ReferralId,
+        consultation: ConsultationId,
+        service: String,
+        office: String,
+        expires_at: i64,
+    },
+    /// To the lawyer who proposed it: the resident's answer.
+    #[serde(rename = "referral.answered")]
+    ReferralAnswered { referral: crate::ids::ReferralId, consultation: ConsultationId, agreed: bool },
     /// A message could not be handled. The connection stays open unless the
     /// code says otherwise (`rate_limited` repeated, `idle_timeout`).
     Error {
