@@ -38,6 +38,8 @@
 //! - [`phone`]: the hotline: SIP calls from a hotline switch or trunk, each
 //!   a phone line that waits and talks through the kiosk's protocol.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`pdf`]: PDF documents (service certificates, monthly reports), text in
+//!   Tibetan, Chinese and Latin script shaped with the font for each.
 //! - [`telemetry`]: logging set-up (readable or JSON).
 //! - [`domain`]: small validated types shared by the areas (languages, topics,
 //!   roles) and the rules for an account's fields.
@@ -64,6 +66,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod outbox;
 pub mod password;
+pub mod pdf;
 pub mod phone;
 pub mod relay;
 pub mod schedule;

@@ -33,11 +33,17 @@ pub struct WebConfig {
     /// The directory holding `NotoSerifTibetan-Regular.ttf` and
     /// `NotoSerifTibetan-Bold.ttf` (Debian's `fonts-noto-core` puts them here).
     pub font_dir: PathBuf,
+    /// The Chinese font (or collection) the server's PDF documents are set in,
+    /// beside `font_dir`'s Tibetan (Debian's `fonts-noto-cjk` puts it here).
+    pub cjk_font: PathBuf,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { font_dir: PathBuf::from("/usr/share/fonts/truetype/noto") }
+        Self {
+            font_dir: PathBuf::from("/usr/share/fonts/truetype/noto"),
+            cjk_font: PathBuf::from("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+        }
     }
 }
 
@@ -48,6 +54,11 @@ const FONTS: [(&str, &str); 2] = [
 ];
 
 impl WebConfig {
+    /// The fonts of PDF documents: Noto Serif Tibetan from `font_dir`, and `cjk_font`.
+    pub fn pdf_fonts(&self) -> Result<crate::pdf::Fonts, crate::pdf::PdfError> {
+        crate::pdf::Fonts::load(&self.font_dir.join(FONTS[0].1), &self.cjk_font)
+    }
+
     /// The served fonts whose files are missing (said once at startup).
     pub fn missing_fonts(&self) -> Vec<PathBuf> {
         FONTS.iter().map(|(_, file)| self.font_dir.join(file)).filter(|path| !path.is_file()).collect()

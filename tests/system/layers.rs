@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. `unix_now` is the crate root's clock.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "ids", "matcher", "password", "telemetry", "turn", "outbox", "unix_now"],
+    &["domain", "ids", "matcher", "password", "pdf", "telemetry", "turn", "outbox", "unix_now"],
     &["store"],
     &["schedule", "auth", "relay", "checkpoints", "metrics"],
     &["live", "cluster"],

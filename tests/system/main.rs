@@ -20,4 +20,5 @@ mod phone;
 mod referrals;
 mod relay_node;
 mod schedule;
+mod service;
 mod websocket;

@@ -109,6 +109,13 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
     assert_eq!(asked["service"], "legal_aid");
     assert!(asked["office"].as_str().unwrap().contains("Legal Aid"));
     assert!(asked["expires_at"].as_i64().unwrap() > 0);
+    // A kiosk that missed the push finds it again; nobody else can ask.
+    let waiting: Value = app.get("/api/referrals/proposed", &c.kiosk_token).await.json().await.unwrap();
+    assert_eq!(waiting.as_array().unwrap().len(), 1);
+    for field in ["referral", "consultation", "service", "office", "expires_at"] {
+        assert_eq!(waiting[0][field], asked[field], "{field}");
+    }
+    assert_eq!(app.get("/api/referrals/proposed", &c.lawyer_token).await.status(), 403);
 
     // Nobody sees a proposal but its lawyer: not the caseworkers, not the status lookup.
     let caseworker = app.token("demo-caseworker").await;
@@ -123,7 +130,9 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
         )
         .await;
     assert_eq!(agreed.status(), 200);
-    let agreed: Value = agreed.json().await.unwrap();
+    let agreed = agreed.text().await.unwrap();
+    assert_eq!(agreed.matches("\"status\"").count(), 1, "{agreed}");
+    let agreed: Value = serde_json::from_str(&agreed).unwrap();
     assert_eq!(agreed["status"], "new");
     let code = agreed["code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 9);
@@ -177,6 +186,7 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
     assert_eq!(overseen["matter"], Value::Null);
     assert_eq!(overseen["contact"], Value::Null);
     assert_eq!(overseen["notes"], Value::Null);
+    assert_eq!(overseen["caseworkers"], Value::Null);
     assert_eq!(app.post(&format!("/api/referrals/{id}/accept"), &coordinator, json!({})).await.status(), 403);
     assert_eq!(app.get(&format!("/api/referrals/{id}"), &c.lawyer_token).await.status(), 403);
 
@@ -199,6 +209,13 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
     assert_eq!(noted.status(), 200);
     let noted: Value = noted.json().await.unwrap();
     assert_eq!(noted["notes"][0]["text"], "Called the resident; papers on Monday.");
+    let colleagues: Vec<&str> = noted["caseworkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(colleagues, ["张办案员 Caseworker Zhang, legal aid (demo)"], "who it may be assigned to");
     let wrong = app.post(&format!("/api/referrals/{id}/close"), &caseworker, json!({"outcome": "won"})).await;
     assert_eq!(wrong.status(), 400);
     let closed: Value = app
@@ -298,9 +315,11 @@ async fn a_resident_who_says_no_leaves_nothing_behind() {
     let declined =
         app.post(&format!("/api/referrals/{id}/consent"), &c.kiosk_token, json!({"agree": false})).await;
     assert_eq!(declined.status(), 200);
-    assert_eq!(declined.json::<Value>().await.unwrap(), json!({"status": "declined", "qr_svg": null}));
+    assert_eq!(declined.text().await.unwrap(), r#"{"status":"declined"}"#);
     assert_eq!(c.lawyer.expect("referral.answered").await["agreed"], false);
     assert_eq!(referral_rows(&app).await, 0, "nothing created");
+    let waiting: Value = app.get("/api/referrals/proposed", &c.kiosk_token).await.json().await.unwrap();
+    assert_eq!(waiting, json!([]));
     let mediator = app.token("demo-caseworker-2").await;
     let queue: Value = app.get("/api/referrals?status=all", &mediator).await.json().await.unwrap();
     assert_eq!(queue, json!([]));

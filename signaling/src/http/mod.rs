@@ -19,6 +19,7 @@ mod relays;
 mod reports;
 mod schedule;
 pub mod server;
+mod service;
 mod system;
 pub mod views;
 
@@ -84,6 +85,7 @@ pub struct AppState {
         (name = "regions", description = "Regions"),
         (name = "terminals", description = "Kiosks: registration, enrollment, revocation"),
         (name = "consultations", description = "Consultation records"),
+        (name = "service records", description = "Volunteers' service records: figures, CSV, certificates and monthly reports (PDF)"),
         (name = "referrals", description = "Referrals to legal aid, mediation and other offices; the offices"),
         (name = "schedule", description = "Availability, aid teams, duty rosters, on duty and coverage"),
         (name = "appointments", description = "Booking later consultations; calendar feeds"),
@@ -193,11 +195,15 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(referrals::status))
         .routes(routes!(referrals::list))
         .routes(routes!(referrals::summary))
+        .routes(routes!(referrals::proposed))
         .routes(routes!(referrals::read))
         .routes(routes!(referrals::accept))
         .routes(routes!(referrals::assign))
         .routes(routes!(referrals::close))
         .routes(routes!(referrals::note))
+        .routes(routes!(service::records))
+        .routes(routes!(service::certificate))
+        .routes(routes!(service::monthly_report))
         .routes(routes!(audit::recent))
         .routes(routes!(schedule::get_availability, schedule::put_availability))
         .routes(routes!(schedule::teams, schedule::create_team))

@@ -377,15 +377,20 @@ pub struct Consent {
 }
 
 /// The kiosk's answer: the reference (with its QR code) when the resident
-/// agreed, `declined` when not.
+/// agreed, `{"status": "declined"}` when not.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentAnswer {
-    /// `new` (agreed) or `declined`.
-    pub status: String,
-    #[serde(flatten)]
-    pub referral: Option<ReferralStatusView>,
-    /// The reference code as a QR code: an SVG document.
-    pub qr_svg: Option<String>,
+#[serde(untagged)]
+pub enum ConsentAnswer {
+    Agreed {
+        #[serde(flatten)]
+        referral: ReferralStatusView,
+        /// The reference code as a QR code: an SVG document.
+        qr_svg: String,
+    },
+    Declined {
+        /// `declined`.
+        status: &'static str,
+    },
 }
 
 fn new_code() -> String {
@@ -458,7 +463,7 @@ pub async fn consent(
             return Err(answered());
         }
         state.connections.push_to_account(&referral.proposed_by, &answered_push(false));
-        return Ok(ApiJson(ConsentAnswer { status: "declined".into(), referral: None, qr_svg: None }));
+        return Ok(ApiJson(ConsentAnswer::Declined { status: "declined" }));
     }
     let office = state.store.office(&referral.office_id).await?.ok_or(ApiError::NotFound)?;
     let due_at = now + office.decision_days * 86_400;
@@ -482,9 +487,49 @@ pub async fn consent(
     }
     state.connections.push_to_account(&referral.proposed_by, &answered_push(true));
     let agreed = state.store.referral(&id).await?.ok_or(ApiError::NotFound)?;
-    let view = ReferralStatusView::from(&agreed);
-    let qr = qr_svg(&view.code)?;
-    Ok(ApiJson(ConsentAnswer { status: view.status.clone(), referral: Some(view), qr_svg: Some(qr) }))
+    let referral = ReferralStatusView::from(&agreed);
+    let qr_svg = qr_svg(&referral.code)?;
+    Ok(ApiJson(ConsentAnswer::Agreed { referral, qr_svg }))
+}
+
+/// A proposal waiting for the resident, as the kiosk is told it (`referral.proposed`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Proposal {
+    pub referral: String,
+    pub consultation: String,
+    pub service: String,
+    pub office: String,
+    pub expires_at: i64,
+}
+
+/// The terminal's proposals that still wait for an answer: what a kiosk that
+/// was offline when `referral.proposed` came asks when it connects again.
+#[utoipa::path(
+    get,
+    path = "/api/referrals/proposed",
+    tag = "referrals",
+    security(("bearer" = [])),
+    responses((status = 200, body = [Proposal]), (status = 403, body = super::ErrorBody))
+)]
+pub async fn proposed(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<ApiJson<Vec<Proposal>>, ApiError> {
+    let Principal::Terminal { terminal } = &principal else { return Err(ApiError::Forbidden) };
+    let since = crate::unix_now() - PROPOSAL_WINDOW_SECS;
+    let waiting = state.store.proposals_for_terminal(&terminal.id, since).await?;
+    Ok(ApiJson(
+        waiting
+            .into_iter()
+            .map(|r| Proposal {
+                referral: r.id.to_string(),
+                consultation: r.consultation_id.to_string(),
+                service: r.service,
+                office: r.office_name,
+                expires_at: r.proposed_at + PROPOSAL_WINDOW_SECS,
+            })
+            .collect(),
+    ))
 }
 
 /// Where a referral stands, by its reference code, for any kiosk: nothing about
@@ -666,11 +711,11 @@ async fn full_view(
 ) -> Result<ReferralView, ApiError> {
     let record = state.store.referral(id).await?.ok_or(ApiError::NotFound)?;
     let view = ReferralView::new(&record, sight, crate::unix_now());
-    Ok(if sight == ReferralSight::Caseworker {
-        view.with_notes(&state.store.referral_notes(id).await?)
-    } else {
-        view
-    })
+    if sight != ReferralSight::Caseworker {
+        return Ok(view);
+    }
+    let notes = state.store.referral_notes(id).await?;
+    Ok(view.for_caseworkers(&notes, &state.store.caseworkers_in_region(&record.region_id).await?))
 }
 
 /// One referral: in full with its notes for its office's caseworkers; where it

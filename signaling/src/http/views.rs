@@ -300,6 +300,8 @@ pub struct ReferralView {
     pub overdue: bool,
     /// Caseworkers only, and only when one referral is read.
     pub notes: Option<Vec<NoteView>>,
+    /// The office's caseworkers, to assign it to: caseworkers only, when one referral is read.
+    pub caseworkers: Option<Vec<CaseworkerView>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -334,14 +336,26 @@ impl ReferralView {
             closed_at: r.closed_at,
             overdue: r.overdue(now),
             notes: None,
+            caseworkers: None,
         }
     }
 
-    pub fn with_notes(mut self, notes: &[NoteRow]) -> Self {
+    /// What only its office's caseworkers see: its notes, and who they may assign it to.
+    pub fn for_caseworkers(mut self, notes: &[NoteRow], caseworkers: &[CaseworkerRow]) -> Self {
         self.notes = Some(
             notes
                 .iter()
                 .map(|n| NoteView { author: n.author_name.clone(), at: n.at, text: n.text.clone() })
+                .collect(),
+        );
+        self.caseworkers = Some(
+            caseworkers
+                .iter()
+                .filter(|c| c.office_id.as_str() == self.office_id)
+                .map(|c| CaseworkerView {
+                    id: c.account_id.to_string(),
+                    display_name: c.display_name.clone(),
+                })
                 .collect(),
         );
         self

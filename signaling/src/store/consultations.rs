@@ -44,6 +44,21 @@ pub enum ConsultationScope<'a> {
     Regions(&'a [RegionId]),
 }
 
+/// A consultation as the service records count it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ServiceRow {
+    pub region_id: RegionId,
+    pub lawyer_id: AccountId,
+    pub interpreter_id: Option<AccountId>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub rating: Option<i64>,
+    /// It was a booked appointment, kept.
+    pub appointment: bool,
+    /// Referrals the resident agreed to.
+    pub referrals: i64,
+}
+
 macro_rules! consultation_columns {
     () => {
         "id, terminal_id, region_id, lawyer_id, interpreter_id, topic, language, status, started_at, ended_at, \
@@ -133,6 +148,23 @@ impl Store {
                 all
             }
         })
+    }
+
+    /// Consultations started in `[from, to)`, as the service records count them.
+    pub async fn service_rows(&self, from: i64, to: i64) -> Result<Vec<ServiceRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT c.region_id, c.lawyer_id, c.interpreter_id, c.started_at, c.ended_at, c.rating,
+                        EXISTS (SELECT 1 FROM appointments a WHERE a.consultation_id = c.id) AS appointment,
+                        (SELECT COUNT(*) FROM referrals r WHERE r.consultation_id = c.id AND r.status <> 'proposed')
+                          AS referrals
+                 FROM consultations c WHERE c.started_at >= $1 AND c.started_at < $2 ORDER BY c.started_at",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// Writes the lawyer's record, with `audit`, in one transaction. False

@@ -31,7 +31,7 @@ pub(crate) use audit::AppendAudit;
 pub use audit::{AuditEntry, AuditProblem, AuditRow, GENESIS};
 pub use auth::{RefreshUse, SessionState, SigningKeyRow};
 pub use cluster::Notifications;
-pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation};
+pub use consultations::{ConsultationRecord, ConsultationScope, NewConsultation, ServiceRow};
 pub use live::{
     LiveWrite, OfferOutcome, OfferRow, OpenConsultation, ReportRow, RequestEnd, RequestRow,
     StartedConsultation,

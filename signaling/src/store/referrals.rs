@@ -366,6 +366,24 @@ impl Store {
         }))
     }
 
+    /// A terminal's proposals made since `since` that wait for the resident's answer.
+    pub async fn proposals_for_terminal(
+        &self,
+        terminal: &TerminalId,
+        since: i64,
+    ) -> Result<Vec<ReferralRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                referral_select!(),
+                "WHERE r.terminal_id = $1 AND r.status = 'proposed' AND r.proposed_at >= $2 ORDER BY r.proposed_at, r.id"
+            ))
+            .bind(terminal)
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Agreed referrals in `scope`, the soonest due first.
     pub async fn referrals(
         &self,
