@@ -121,6 +121,20 @@ test('kiosk screens', async () => {
     await page.getByTestId(`lang-${lang}`).click();
     await checkScreen(page, `kiosk-start-${lang}`, { minTarget: 64 });
   }
+  // Looking up a referral by its code: the empty field, and a code nobody has.
+  // (The consent and the reference code come in a call: kiosk-referral.test.mjs.)
+  for (const lang of ['bo', 'zh', 'en']) {
+    await page.getByTestId(`lang-${lang}`).click();
+    await page.getByTestId('check-referral').click();
+    await visible(page.getByTestId('referral-status-screen'));
+    await checkScreen(page, `kiosk-referral-lookup-${lang}`, { minTarget: 64 });
+    await page.getByTestId('referral-code-input').fill('ZZZZ-ZZZZ');
+    await page.getByTestId('referral-status-submit').click();
+    await visible(page.getByTestId('referral-status-result'));
+    await checkScreen(page, `kiosk-referral-lookup-unknown-${lang}`, { minTarget: 64 });
+    await page.getByTestId('referral-status-back').click();
+    await visible(page.getByTestId('start-screen'));
+  }
   // Nobody speaks English yet: no time to offer.
   await page.getByTestId('lang-en').click();
   await page.getByTestId('book-later').click();

@@ -1,8 +1,10 @@
 // The coordinator dashboard: the live queue (queue.js), accounts
-// (accounts.js), regions (regions.js), the region chosen at the top, its
-// terminals (terminals.js), scheduling (schedule.js), appointments by phone
-// (phone-booking.js) and reports (reports.js). This module has the login,
-// the status line and the region picker, and tells every section what changed.
+// (accounts.js), regions (regions.js, with their receiving offices in
+// offices.js), the region chosen at the top, its terminals (terminals.js),
+// scheduling (schedule.js), appointments by phone (phone-booking.js), reports
+// (reports.js) and referrals (referrals.js). Caseworkers of the receiving
+// offices sign in here too and see only the referrals. This module has the
+// login, the status line and the region picker, and tells every section what changed.
 
 import { createClient } from '/web/shared/api.js';
 import { t, onLanguageChange, showError, clearError } from '/web/shared/i18n.js';
@@ -15,9 +17,11 @@ import { setupQueue } from '/web/coordinator/queue.js';
 import { setupReports } from '/web/coordinator/reports.js';
 import { setupRegions, regionTree } from '/web/coordinator/regions.js';
 import { setupPhoneBooking } from '/web/coordinator/phone-booking.js';
+import { setupReferrals } from '/web/coordinator/referrals.js';
+import { setupOffices } from '/web/coordinator/offices.js';
 
 const client = createClient('coordinator');
-const APP_ROLES = ['coordinator', 'admin'];
+const APP_ROLES = ['coordinator', 'admin', 'caseworker'];
 
 const els = {
   loginView: $('login-view'),
@@ -28,6 +32,7 @@ const els = {
   logout: $('logout', HTMLButtonElement),
   status: $('status'),
   regionSelect: $('region-select', HTMLSelectElement),
+  managerSections: $('manager-sections'),
 };
 
 /**
@@ -97,6 +102,9 @@ async function busy(button, action) {
 
 const selectedRegion = () => (state.regions ?? []).find((r) => r.id === state.regionId) ?? null;
 const isAdmin = () => Boolean(state.me?.roles?.includes('admin'));
+/** Coordinators and admins manage; a caseworker alone sees only the referrals. */
+const isManager = () => Boolean(state.me?.roles?.some((role) => role === 'coordinator' || role === 'admin'));
+const isCaseworker = () => Boolean(state.me?.roles?.includes('caseworker'));
 
 const accounts = setupAccounts({
   client,
@@ -105,7 +113,10 @@ const accounts = setupAccounts({
   busy,
   reportOk,
   reportError,
-  onChanged: () => schedule.accountsChanged(),
+  onChanged: () => {
+    schedule.accountsChanged();
+    offices.accountsChanged();
+  },
 });
 const terminals = setupTerminals({
   client,
@@ -141,6 +152,23 @@ const phoneBooking = setupPhoneBooking({
   reportOk,
   reportError,
 });
+const offices = setupOffices({
+  client,
+  region: selectedRegion,
+  accounts: () => accounts.list(),
+  isAdmin,
+  busy,
+  reportOk,
+  reportError,
+});
+const referrals = setupReferrals({
+  client,
+  me: () => state.me,
+  isCaseworker,
+  busy,
+  reportOk,
+  reportError,
+});
 const regionsCard = setupRegions({
   client,
   regions: () => state.regions,
@@ -165,6 +193,9 @@ function showLogin() {
   reports.hide();
   phoneBooking.hide();
   regionsCard.hide();
+  offices.hide();
+  referrals.hide();
+  els.managerSections.hidden = true;
   $('region-zone').textContent = '';
   renderStatus();
   els.loginView.hidden = false;
@@ -180,11 +211,17 @@ function showDashboard(account) {
   els.whoami.hidden = false;
   renderWhoami();
   $('main').focus();
+  const manager = isManager();
+  els.managerSections.hidden = !manager;
+  for (const link of document.querySelectorAll('.section-nav .manager-only')) /** @type {HTMLElement} */ (link).hidden = !manager;
+  referrals.show();
+  if (!manager) return;
   schedule.show();
   queue.show();
   reports.show();
   phoneBooking.show();
   regionsCard.show();
+  offices.show();
   accounts.load();
   loadRegions();
 }
@@ -221,6 +258,7 @@ async function loadRegions() {
   if (!ids.includes(state.regionId)) state.regionId = ids[0] ?? null;
   renderRegions();
   regionsCard.regionsChanged();
+  offices.regionChanged();
   schedule.regionChanged();
   queue.regionsChanged();
   reports.regionsChanged();
@@ -249,6 +287,7 @@ els.regionSelect.addEventListener('change', () => {
   state.regionId = els.regionSelect.value || null;
   terminals.regionChanged();
   renderRegions();
+  offices.regionChanged();
   schedule.regionChanged();
   queue.regionsChanged();
   phoneBooking.regionChanged();
@@ -260,12 +299,16 @@ els.regionSelect.addEventListener('change', () => {
 onLanguageChange(() => {
   renderWhoami();
   if (state.me) {
+    renderStatus();
+    referrals.render();
+  }
+  if (state.me && isManager()) {
     accounts.render();
     renderRegions();
     regionsCard.render();
     terminals.render();
     terminals.renderCode();
-    renderStatus();
+    offices.render();
     schedule.render();
     queue.render();
     reports.render();

@@ -5,6 +5,7 @@
 // - live-offer.js: an incoming call (`consult.offer`) that rings until it is answered or withdrawn;
 // - live-call.js: the call itself (`consult.started`, media through the relay);
 // - live-record.js: the consultation's record, written during the call and in the wrap-up;
+// - live-referrals.js: under the record, its referrals to legal aid or mediation (`referral.answered`);
 // - live-past.js: the list of past consultations.
 
 import { keepLive } from '/web/shared/live.js';
@@ -15,6 +16,7 @@ import { setupDuty } from '/web/lawyer/live-duty.js';
 import { setupOffer } from '/web/lawyer/live-offer.js';
 import { setupCall } from '/web/lawyer/live-call.js';
 import { setupRecord } from '/web/lawyer/live-record.js';
+import { setupReferrals } from '/web/lawyer/live-referrals.js';
 import { setupPast } from '/web/lawyer/live-past.js';
 
 /**
@@ -31,6 +33,7 @@ import { setupPast } from '/web/lawyer/live-past.js';
  * @property {ReturnType<typeof setupOffer>} offer
  * @property {ReturnType<typeof setupCall>} call
  * @property {ReturnType<typeof setupRecord>} record
+ * @property {ReturnType<typeof setupReferrals>} referrals
  * @property {ReturnType<typeof setupPast>} past
  */
 
@@ -41,6 +44,7 @@ import { setupPast } from '/web/lawyer/live-past.js';
  */
 export function setupLive(client, { onRevoked }) {
   const work = $('live-work');
+  const recordColumn = $('record-column');
   /** @type {{id: string} | null} */
   let me = null;
   /** @type {ReturnType<typeof keepLive> | null} */
@@ -60,8 +64,9 @@ export function setupLive(client, { onRevoked }) {
   panel.offer = setupOffer(panel);
   panel.call = setupCall(panel);
   panel.record = setupRecord(panel);
+  panel.referrals = setupReferrals(panel);
   panel.past = setupPast(panel);
-  const { duty, offer, call, record, past } = panel;
+  const { duty, offer, call, record, referrals, past } = panel;
 
   function connect() {
     duty.setConnection('connecting');
@@ -74,6 +79,8 @@ export function setupLive(client, { onRevoked }) {
         if (link !== handle) return;
         duty.setConnection('up');
         render();
+        // An answer to a referral may have come while the connection was down.
+        referrals.refresh();
       },
       onDown: () => {
         if (link !== handle) return;
@@ -118,6 +125,9 @@ export function setupLive(client, { onRevoked }) {
       case 'consult.ended':
         call.ended(message);
         break;
+      case 'referral.answered':
+        referrals.answered(message);
+        break;
       case 'appointment_reminder':
       case 'appointment_started':
         duty.setNotice({ key: message.type === 'appointment_started' ? 'notice.appointmentStarted' : 'notice.appointmentSoon',
@@ -151,8 +161,10 @@ export function setupLive(client, { onRevoked }) {
     offer.render();
     call.render();
     record.render();
+    referrals.render();
     const inCall = Boolean(call.current());
     const writing = Boolean(record.openId());
+    recordColumn.hidden = !writing;
     work.dataset.mode = inCall ? (writing ? 'call-record' : 'call') : writing ? 'record' : 'idle';
     runTicker();
   }
@@ -197,6 +209,7 @@ export function setupLive(client, { onRevoked }) {
       duty.reset();
       offer.reset();
       record.reset();
+      referrals.reset();
       past.reset();
       render();
       past.render();
@@ -215,6 +228,7 @@ export function setupLive(client, { onRevoked }) {
       me = null;
       duty.reset({ forget });
       record.reset({ forget });
+      referrals.reset();
       if (ticker) clearInterval(ticker);
       ticker = null;
       render();

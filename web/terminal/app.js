@@ -2,7 +2,9 @@
 //
 // Screens: enrollment (for the technician, until the kiosk has a device
 // token), start (for residents), talking to a lawyer now (consult.js: topic,
-// camera check, waiting, call, rating) and booking a later time (booking.js).
+// camera check, waiting, call, rating, and a referral the lawyer proposes:
+// referral.js), booking a later time (booking.js) and looking up a referral
+// by its code (referral-status.js).
 // The device token is the kiosk's Bearer token; when the server stops
 // accepting it (the terminal was revoked), the kiosk forgets it and goes back
 // to enrollment.
@@ -16,6 +18,7 @@ import { initI18n, setLanguage, currentLanguage, onLanguageChange, t, showError,
 import { $, byTestId } from '/web/shared/dom.js';
 import { setupBooking } from '/web/terminal/booking.js';
 import { setupConsult } from '/web/terminal/consult.js';
+import { setupReferralStatus } from '/web/terminal/referral-status.js';
 
 const client = createClient('terminal');
 const DEFAULT_LANGUAGE = 'bo';
@@ -36,6 +39,8 @@ const screens = {
   waiting: $('waiting-screen'),
   call: $('call-screen'),
   rating: $('rating-screen'),
+  referral: $('referral-screen'),
+  referralStatus: $('referral-status-screen'),
 };
 const els = {
   enrollForm: $('enroll-form', HTMLFormElement),
@@ -111,6 +116,13 @@ const consult = setupConsult({
 });
 
 $('talk-now', HTMLButtonElement).addEventListener('click', () => consult.begin());
+
+const referralStatus = setupReferralStatus({
+  client,
+  show: (name) => (name === 'start' ? showStart() : show(name)),
+});
+
+$('check-referral', HTMLButtonElement).addEventListener('click', () => referralStatus.begin());
 
 // ---------------------------------------------------------------- server
 
@@ -195,6 +207,7 @@ onLanguageChange(() => {
   renderPlace();
   booking.render();
   consult.render();
+  referralStatus.render();
 });
 
 // ---------------------------------------------------------------- idle reset
@@ -211,6 +224,7 @@ async function resetSession() {
   clearError(els.enrollError);
   booking.reset();
   consult.reset();
+  referralStatus.reset();
   await setLanguage(DEFAULT_LANGUAGE);
   window.scrollTo(0, 0);
   // The next resident may already wait (an appointment that began during the last call).

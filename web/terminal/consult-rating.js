@@ -110,7 +110,10 @@ export function setupRating(kiosk) {
     render();
     els.thanks.hidden = false;
     clearTimeout(thanksTimer);
-    thanksTimer = setTimeout(kiosk.finish, THANKS_MS);
+    // A referral on screen keeps the resident here; closing it ends the visit.
+    thanksTimer = setTimeout(() => {
+      if (!kiosk.referral.open()) kiosk.finish();
+    }, THANKS_MS);
   }
 
   els.done.addEventListener('click', () => kiosk.finish());

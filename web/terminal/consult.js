@@ -2,7 +2,8 @@
 // camera and microphone check (consult-check.js) -> waiting (place, estimate,
 // cancel; booking when nobody is on duty: consult-waiting.js) -> the call
 // (the lawyer large, the resident small, network quality, audio only, hang
-// up: consult-call.js) -> rating with faces (consult-rating.js).
+// up: consult-call.js) -> rating with faces (consult-rating.js). A referral
+// the lawyer proposes meanwhile asks the resident's consent (referral.js).
 //
 // The kiosk keeps one live connection (PROTOCOL.md, "The live path") while it
 // is enrolled, for its requests and for appointments that start. After a
@@ -17,6 +18,7 @@ import { setupCheck } from '/web/terminal/consult-check.js';
 import { setupWaiting } from '/web/terminal/consult-waiting.js';
 import { setupCall } from '/web/terminal/consult-call.js';
 import { setupRating } from '/web/terminal/consult-rating.js';
+import { setupReferral } from '/web/terminal/referral.js';
 
 /** After a reconnection, how long the server has to say what is in progress. */
 const RESUME_WAIT_MS = 6_000;
@@ -45,8 +47,9 @@ const RESUME_WAIT_MS = 6_000;
  * uses the others only when something happens.
  * @typedef {object} Kiosk
  * @property {Visit} visit
+ * @property {import('/web/shared/api.js').Client} client
  * @property {(message: object) => boolean} send on the live connection; false when it is down
- * @property {(name: string) => void} show shows one screen by name
+ * @property {(name: string) => void} show shows one screen by name (a referral on screen stays, over it or instead of it)
  * @property {ReturnType<typeof import('/web/terminal/booking.js').setupBooking>} booking
  * @property {() => void} begin from the start screen: topic first, then the check
  * @property {() => void} reset forgets everything of the last resident (not the link)
@@ -57,6 +60,7 @@ const RESUME_WAIT_MS = 6_000;
  * @property {ReturnType<typeof setupWaiting>} waiting
  * @property {ReturnType<typeof setupCall>} call
  * @property {ReturnType<typeof setupRating>} rating
+ * @property {ReturnType<typeof setupReferral>} referral
  */
 
 /** @returns {Visit} */
@@ -100,8 +104,12 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
 
   const kiosk = /** @type {Kiosk} */ ({
     visit: freshVisit(),
+    client,
     send: (message) => Boolean(live?.send(message)),
-    show,
+    show: (name) => {
+      show(name);
+      kiosk.referral.placed(name);
+    },
     booking,
     begin,
     reset,
@@ -113,7 +121,8 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
   kiosk.waiting = setupWaiting(kiosk);
   kiosk.call = setupCall(kiosk);
   kiosk.rating = setupRating(kiosk);
-  const { check, waiting, call, rating } = kiosk;
+  kiosk.referral = setupReferral(kiosk, show);
+  const { check, waiting, call, rating, referral } = kiosk;
 
   // ------------------------------------------------------------ the link
 
@@ -188,6 +197,9 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
       case 'consult.rated':
         rating.thanks();
         break;
+      case 'referral.proposed':
+        referral.proposed(message);
+        break;
       case 'appointment_reminder':
         soon = message.appointment ?? null;
         renderSoon();
@@ -229,8 +241,9 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
   /** @param {Queued & {request: string}} message a `consult.queued` */
   function onQueued(message) {
     const flow = kiosk.visit.flow;
-    if (flow === 'rating' && !rating.rated()) {
-      // The next resident (an appointment) waits; this one may still rate.
+    if (flow === 'rating' && (!rating.rated() || referral.open())) {
+      // The next resident (an appointment) waits; this one may still rate,
+      // or answer a referral, or read its code.
       queuedAfterRating = message;
       return;
     }
@@ -285,6 +298,7 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
   /** Forgets everything of the last resident (not the link). */
   function reset() {
     clearTimeout(resumeTimer);
+    referral.reset();
     rating.reset();
     call.reset();
     check.stopDevices();
@@ -317,6 +331,7 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
       waiting.render();
       call.render();
       rating.render();
+      referral.render();
     },
   };
 }

@@ -1,0 +1,479 @@
+// Referrals: during a consultation the lawyer (/lawyer) proposes a referral to
+// the region's legal-aid centre; the resident agrees on the kiosk (played
+// through the API with the terminal's device token) and the lawyer sees the
+// reference code; a proposal to mediation is declined, proposed again in the
+// wrap-up and agreed after the record is saved (a notice then gives the code).
+// Then the receiving offices' caseworkers work their queue in /coordinator:
+// the legal-aid caseworker accepts, notes and closes; the mediation caseworker
+// sees only their office's referral, which is overdue (its due time moved back
+// in the database: nothing in the API moves time); the coordinator sees both
+// without the matter, and an admin sets up an office with a new caseworker
+// account.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
+  checkScreen, screenshot, liveClient, accessToken, unique,
+} from './support.mjs';
+
+// Offers last a minute, long enough for a busy machine.
+const CONFIG = '[live]\noffer_timeout_secs = 60\n';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer({ config: CONFIG });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function api(method, url, token, body) {
+  const response = await fetch(server.url(url), {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+/** The demo terminal's device token (its enrollment code works once). */
+let deviceToken = null;
+async function terminalToken() {
+  if (!deviceToken) {
+    const enrolled = await api('POST', '/api/terminals/enroll', null, { code: 'DEMO-TERMINAL-1' });
+    assert.equal(enrolled.status, 200);
+    deviceToken = enrolled.body.device_token;
+  }
+  return deviceToken;
+}
+
+/** An app page in a fresh context, logged in; what it reports goes to `problems`. */
+async function openApp(path, username, password = 'demo-pass') {
+  const context = await newContext(browser, server);
+  const page = await context.newPage();
+  const problems = watch(page);
+  await page.goto(server.url(path));
+  await login(page, username, password);
+  return { context, page, problems };
+}
+
+const lang = (page) => page.evaluate(() => document.documentElement.lang);
+
+/** Switches a page's language and waits for it. */
+async function switchTo(page, code) {
+  await page.getByTestId(`lang-${code}`).click();
+  await eventually(async () => assert.equal(await lang(page), code));
+}
+
+/** The count of one kind in an office's summary row. */
+const summaryCount = (page, service, field) =>
+  page.locator(`[data-testid="referrals-summary"] tr[data-service="${service}"] td[data-count="${field}"]`).textContent()
+    .then((text) => Number(text.replace(/\D/g, '')));
+
+/** Waits until an office's summary row shows these counts. */
+const countsAre = (page, service, expected) => eventually(async () => {
+  const seen = {};
+  for (const field of Object.keys(expected)) seen[field] = await summaryCount(page, service, field);
+  assert.deepEqual(seen, expected);
+});
+
+// What the first test makes, for the others.
+const made = {
+  legalAid: { id: '', code: '', matter: '' },
+  mediation: { id: '', code: '', matter: '' },
+};
+
+test('the lawyer refers during the call; the resident agrees to legal aid, declines and then agrees to mediation', async () => {
+  const { context, page, problems } = await openApp('/lawyer', 'demo-lawyer');
+  await eventually(async () => assert.equal(await page.getByTestId('live-connection').getAttribute('data-state'), 'up'), 20_000);
+  await page.getByTestId('go-online').click();
+  await visible(page.getByTestId('go-offline'));
+
+  // A resident asks at the kiosk (its live connection, without the kiosk's screens); the lawyer answers.
+  const resident = await liveClient(browser, server, await terminalToken());
+  await resident.next('welcome');
+  await resident.send({ type: 'consult.request', language: 'zh', topic: 'family' });
+  await visible(page.getByTestId('incoming-call'));
+  await page.getByTestId('accept-call').click();
+  const started = await resident.next('consult.started');
+  await visible(page.getByTestId('call-view'));
+
+  // The referral block is under the record, during the call: the demo region's two offices.
+  const refer = page.getByTestId('refer');
+  await visible(refer);
+  const offices = (await api('GET', `/api/consultations/${started.consultation}/referrals`, await accessToken(server, 'demo-lawyer'))).body.offices;
+  const legalAid = offices.find((o) => o.service === 'legal_aid');
+  const mediation = offices.find((o) => o.service === 'mediation');
+  assert.ok(legalAid && mediation, JSON.stringify(offices));
+  const select = page.getByTestId('refer-office');
+  await eventually(async () => {
+    const options = await select.locator('option').evaluateAll((all) => all.map((o) => ({ value: o.value, text: o.textContent })));
+    assert.deepEqual(options.map((o) => o.value).sort(), ['', legalAid.id, mediation.id].sort());
+    assert.match(options.find((o) => o.value === legalAid.id).text, new RegExp(`^法律援助 · ${legalAid.name.slice(0, 6)}`));
+    assert.match(options.find((o) => o.value === mediation.id).text, /^人民调解 · /);
+  });
+
+  // Nothing chosen, nothing written: said next to the form.
+  await page.getByTestId('refer-submit').click();
+  await eventually(async () => assert.equal(await page.getByTestId('refer-status').getAttribute('data-error-code'), 'refer_no_office'));
+  await select.selectOption(legalAid.id);
+  await page.getByTestId('refer-submit').click();
+  await eventually(async () => assert.equal(await page.getByTestId('refer-status').getAttribute('data-error-code'), 'refer_no_matter'));
+
+  // To legal aid: proposed, and the kiosk is asked.
+  made.legalAid.matter = `Divorce: the husband keeps the children's land-use certificate and pays no support (${unique()}).`;
+  await page.getByTestId('refer-matter').fill(made.legalAid.matter);
+  await textMatches(page.getByTestId('refer-count'), new RegExp(`^${made.legalAid.matter.length} / 2000`));
+  await page.getByTestId('refer-submit').click();
+  const legalItem = page.getByTestId('refer-item-legal_aid');
+  await visible(legalItem);
+  assert.equal(await legalItem.getAttribute('data-state'), 'proposed');
+  await textMatches(legalItem, /正在等待居民在终端上答复/);
+  await textMatches(page.getByTestId('refer-status'), /终端正在请居民确认/);
+  assert.equal(await page.getByTestId('refer-matter').inputValue(), '', 'the form is emptied');
+  await screenshot(refer, 'referrals-lawyer-proposed-zh');
+  const askedLegal = await resident.next('referral.proposed');
+  assert.equal(askedLegal.consultation, started.consultation);
+  assert.equal(askedLegal.service, 'legal_aid');
+  assert.equal(askedLegal.office, legalAid.name);
+  made.legalAid.id = askedLegal.referral;
+  // One referral per office: this one is offered no more.
+  assert.equal(await select.locator(`option[value="${legalAid.id}"]`).isDisabled(), true);
+
+  // Refused by the server: the same office again (the option is enabled by hand), and too late (played by a route).
+  await select.evaluate((el, id) => {
+    el.querySelector(`option[value="${id}"]`).disabled = false;
+    el.value = id;
+  }, legalAid.id);
+  await page.getByTestId('refer-matter').fill('Once more.');
+  await page.getByTestId('refer-submit').click();
+  await eventually(async () => assert.equal(await page.getByTestId('refer-status').getAttribute('data-error-code'), 'referral_exists'));
+  await textMatches(page.getByTestId('refer-status'), /已经转介过这个机构/);
+  const tooLate = (route) => (route.request().method() === 'POST'
+    ? route.fulfill({ status: 409, contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'too_late', message: 'the consultation ended more than 30 minutes ago' } }) })
+    : route.continue());
+  await page.route('**/api/consultations/*/referrals', tooLate);
+  await select.selectOption(mediation.id);
+  await page.getByTestId('refer-submit').click();
+  await eventually(async () => assert.equal(await page.getByTestId('refer-status').getAttribute('data-error-code'), 'too_late'));
+  await textMatches(page.getByTestId('refer-status'), /通话结束后 30 分钟内/);
+  await page.unroute('**/api/consultations/*/referrals', tooLate);
+
+  // The resident agrees on the kiosk, leaving a phone number: the lawyer sees the code.
+  const agreed = await api('POST', `/api/referrals/${made.legalAid.id}/consent`, deviceToken, { agree: true, contact: '138 0000 1111' });
+  assert.equal(agreed.status, 200, JSON.stringify(agreed.body));
+  assert.equal(agreed.body.status, 'new');
+  assert.match(agreed.body.code, /^[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$/);
+  assert.match(agreed.body.qr_svg, /<svg/);
+  made.legalAid.code = agreed.body.code;
+  await eventually(async () => assert.equal(await legalItem.getAttribute('data-state'), 'new'));
+  await textMatches(page.getByTestId('refer-code-legal_aid'), new RegExp(`^${made.legalAid.code}$`));
+  await textMatches(legalItem, /居民已同意/);
+
+  // To mediation: the resident declines; nothing stays but this page's word for it.
+  made.mediation.matter = `Boundary dispute with the neighbour over a fence between two yards (${unique()}).`;
+  await select.selectOption(mediation.id);
+  await page.getByTestId('refer-matter').fill(made.mediation.matter);
+  await page.getByTestId('refer-submit').click();
+  const mediationItem = page.getByTestId('refer-item-mediation');
+  await visible(mediationItem);
+  const askedMediation = await resident.next('referral.proposed', (m) => m.service === 'mediation');
+  const refused = await api('POST', `/api/referrals/${askedMediation.referral}/consent`, deviceToken, { agree: false, contact: null });
+  assert.equal(refused.status, 200);
+  assert.equal(refused.body.status, 'declined');
+  assert.equal(refused.body.code ?? null, null, 'no code for a refusal');
+  await eventually(async () => assert.equal(await mediationItem.getAttribute('data-state'), 'declined'));
+  await textMatches(mediationItem, /居民拒绝了转介，没有转出任何信息/);
+  assert.equal(await page.getByTestId('refer-code-mediation').count(), 0);
+  // Asked again once: a second proposal to the same office is allowed after a refusal.
+  assert.equal(await select.locator(`option[value="${mediation.id}"]`).isDisabled(), false);
+
+  for (const code of ['zh', 'en']) {
+    await switchTo(page, code);
+    await checkScreen(page, `referrals-lawyer-call-${code}`);
+    await screenshot(page.getByTestId('refer'), `referrals-lawyer-refer-${code}`);
+  }
+  await textMatches(mediationItem, /The resident declined; nothing was shared/);
+  await textMatches(legalItem, /Reference code:/);
+  await switchTo(page, 'zh');
+
+  // The call ends: in the wrap-up the block stays under the record, and still proposes.
+  await page.getByTestId('hang-up').click();
+  await hidden(page.getByTestId('call-view'));
+  await visible(refer);
+  await textMatches(page.getByTestId('refer-code-legal_aid'), new RegExp(made.legalAid.code));
+  await select.selectOption(mediation.id);
+  await page.getByTestId('refer-matter').fill(made.mediation.matter);
+  await page.getByTestId('refer-submit').click();
+  await eventually(async () => assert.equal(await mediationItem.getAttribute('data-state'), 'proposed'));
+  const askedAgain = await resident.next('referral.proposed', (m) => m.service === 'mediation');
+
+  // Saving the record closes the record and the block; the resident's answer, agreed this time
+  // (no contact left), comes as the panel's notice with the code.
+  await page.getByTestId('record-summary').fill('Divorce and a boundary dispute: referred to legal aid and to mediation.');
+  await page.getByTestId('record-outcome').selectOption('referred_legal_aid');
+  await page.getByTestId('record-save').click();
+  await hidden(page.getByTestId('record-form'));
+  await hidden(refer);
+  const agreedAgain = await api('POST', `/api/referrals/${askedAgain.referral}/consent`, deviceToken, { agree: true });
+  assert.equal(agreedAgain.status, 200, JSON.stringify(agreedAgain.body));
+  made.mediation.id = askedAgain.referral;
+  made.mediation.code = agreedAgain.body.code;
+  await textMatches(page.getByTestId('live-status'), new RegExp(`居民同意转介给${mediation.name.slice(0, 8)}.*转介编号：${made.mediation.code}`));
+  // Answered already: the kiosk cannot answer twice.
+  assert.equal((await api('POST', `/api/referrals/${made.mediation.id}/consent`, deviceToken, { agree: false })).status, 409);
+
+  await page.getByTestId('go-offline').click();
+  assertClean(problems);
+  assertClean(resident.problems);
+  await resident.close();
+  await context.close();
+});
+
+test('the legal-aid caseworker sees only the referrals tab, accepts, notes and closes; the counts follow', async () => {
+  assert.ok(made.legalAid.code, 'the first test made the referrals');
+  const { context, page, problems } = await openApp('/coordinator', 'demo-caseworker');
+  const section = page.getByTestId('referrals');
+  await visible(section);
+  await visible(page.getByTestId('referrals-intro-caseworker'));
+  // Nothing of the coordinators' dashboard.
+  for (const part of ['accounts', 'regions', 'terminals', 'queue', 'reports', 'teams']) {
+    assert.equal(await page.getByTestId(part).isVisible(), false, `${part} is hidden from a caseworker`);
+  }
+  assert.equal(await page.getByTestId('region-select').isVisible(), false);
+  const links = await page.locator('.section-nav a:visible').evaluateAll((all) => all.map((a) => a.getAttribute('href')));
+  assert.deepEqual(links, ['#referrals-heading']);
+
+  // The counts: only the legal-aid office.
+  await countsAre(page, 'legal_aid', { new: 1, accepted: 0, overdue: 0, closed: 0 });
+  assert.equal(await page.locator('[data-testid="referrals-summary"] tr[data-service]').count(), 1);
+
+  // The queue: the legal-aid referral only.
+  const row = page.getByTestId(`referral-row-${made.legalAid.code}`);
+  await visible(row);
+  await textMatches(row, new RegExp(`${made.legalAid.code}.*法律援助.*婚姻家庭.*汉语.*待受理.*未分配`));
+  assert.equal(await page.getByTestId(`referral-row-${made.mediation.code}`).count(), 0);
+  assert.equal(await row.getAttribute('data-overdue'), 'false');
+
+  // Opened: the matter, the contact, no notes yet.
+  await page.getByTestId(`referral-open-${made.legalAid.id}`).click();
+  const detail = page.getByTestId('referral-detail');
+  await visible(detail);
+  await textMatches(page.getByTestId('referral-matter'), new RegExp(made.legalAid.matter.slice(0, 30)));
+  await textMatches(page.getByTestId('referral-contact'), /138 0000 1111/);
+  await visible(page.getByTestId('referral-notes-empty'));
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'referral-detail-heading');
+  await checkScreen(page, 'referrals-caseworker-open-zh');
+
+  // Accepted: it is hers.
+  await page.getByTestId('referral-accept').click();
+  await textMatches(page.getByTestId('referral-detail-status'), /已受理/);
+  await textMatches(page.getByTestId('referral-detail-assignee'), /Caseworker Zhang/);
+  await textMatches(page.getByTestId('status'), new RegExp(`已受理转介 ${made.legalAid.code}`));
+  await countsAre(page, 'legal_aid', { new: 0, accepted: 1, overdue: 0, closed: 0 });
+  await textMatches(row, /已受理.*Caseworker Zhang/);
+  assert.equal(await page.getByTestId('referral-accept').count(), 0);
+  assert.equal(await page.getByTestId('referral-assign-me').count(), 0, 'hers already');
+
+  // A note.
+  await page.getByTestId('referral-note').fill('Phoned the resident: documents to bring on Monday.');
+  await page.getByTestId('referral-note-add').click();
+  await textMatches(page.getByTestId('referral-notes'), /Caseworker Zhang.*Phoned the resident: documents to bring on Monday\./s);
+  assert.equal(await page.getByTestId('referral-note').inputValue(), '');
+
+  // Closing asks for an outcome, then for a confirmation.
+  await page.getByTestId('referral-close').click();
+  assert.equal(await page.getByTestId('referral-outcome').getAttribute('aria-invalid'), 'true');
+  const outcomes = await page.getByTestId('referral-outcome').locator('option').evaluateAll((all) => all.map((o) => o.value));
+  assert.deepEqual(outcomes, ['', 'legal_aid_granted', 'legal_aid_refused', 'withdrawn', 'unreachable', 'other']);
+  await page.getByTestId('referral-outcome').selectOption('legal_aid_granted');
+  await page.getByTestId('referral-close').click();
+  await visible(page.getByTestId('referral-close-confirm'));
+  await textMatches(detail, new RegExp(`以“给予法律援助”办结转介 ${made.legalAid.code}`));
+  await checkScreen(page, 'referrals-caseworker-closing-zh');
+  await page.getByTestId('referral-close-confirm').click();
+  await textMatches(page.getByTestId('referral-detail-status'), /已办结/);
+  await textMatches(detail, /给予法律援助/);
+  await textMatches(detail, /已办结，不能再更改/);
+  assert.equal(await page.getByTestId('referral-note').count(), 0, 'a closed referral takes no more notes');
+  await countsAre(page, 'legal_aid', { new: 0, accepted: 0, overdue: 0, closed: 1 });
+  // Not open any more: gone from the open list, there under closed.
+  await hidden(row);
+  await textMatches(page.getByTestId('referrals-body'), /没有未办结的转介/);
+  await page.getByTestId('referrals-filter').selectOption('closed');
+  await visible(row);
+  await textMatches(row, /已办结.*给予法律援助/);
+
+  // Any kiosk finds where it stands by its code (without the person or the matter).
+  const lookup = await api('GET', `/api/referral-status/${made.legalAid.code.toLowerCase()}`, deviceToken);
+  assert.equal(lookup.status, 200);
+  assert.equal(lookup.body.status, 'closed');
+  assert.equal(lookup.body.outcome, 'legal_aid_granted');
+
+  await switchTo(page, 'en');
+  await textMatches(page.getByTestId('referral-detail-status'), /Closed/);
+  await checkScreen(page, 'referrals-caseworker-closed-en');
+  await page.getByTestId('referral-detail-back').click();
+  await hidden(detail);
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), `referral-open-${made.legalAid.id}`);
+  await switchTo(page, 'zh');
+  assertClean(problems);
+  await context.close();
+});
+
+test('the mediation caseworker sees only the mediation referral, which stands out as overdue', async () => {
+  assert.ok(made.mediation.code, 'the first test made the referrals');
+  // Nothing in the API moves time: the decision was due two days ago.
+  const due = Math.floor(Date.now() / 1000) - 2 * 86_400;
+  await server.sql(`UPDATE referrals SET due_at = ${due} WHERE id = '${made.mediation.id}'`);
+
+  const { context, page, problems } = await openApp('/coordinator', 'demo-caseworker-2');
+  await visible(page.getByTestId('referrals'));
+  await countsAre(page, 'mediation', { new: 1, accepted: 0, overdue: 1, closed: 0 });
+  assert.equal(await page.locator('[data-testid="referrals-summary"] tr[data-service="legal_aid"]').count(), 0);
+  const row = page.getByTestId(`referral-row-${made.mediation.code}`);
+  await visible(row);
+  assert.equal(await row.getAttribute('data-overdue'), 'true');
+  await textMatches(page.getByTestId(`referral-overdue-${made.mediation.id}`), /⚠\s*已逾期/);
+  assert.match(await row.getAttribute('class'), /\boverdue\b/);
+  // The overdue row looks different from a row that is not (a colour of its own and a bar at its start).
+  const look = await row.evaluate((tr) => ({
+    background: getComputedStyle(tr.cells[1]).backgroundColor,
+    bar: getComputedStyle(tr.cells[0]).boxShadow,
+  }));
+  assert.notEqual(look.background, 'rgba(0, 0, 0, 0)');
+  assert.match(look.bar, /inset/);
+  // The legal-aid referral is not hers, under any filter; nor can she read it.
+  await page.getByTestId('referrals-filter').selectOption('all');
+  await visible(row);
+  assert.equal(await page.getByTestId(`referral-row-${made.legalAid.code}`).count(), 0);
+  const token = await accessToken(server, 'demo-caseworker-2');
+  assert.equal((await api('GET', `/api/referrals/${made.legalAid.id}`, token)).status, 404);
+  await checkScreen(page, 'referrals-caseworker-overdue-zh');
+
+  // Opened: the matter, no contact left; overdue there too. Accepting makes it hers.
+  await page.getByTestId(`referral-open-${made.mediation.id}`).click();
+  await textMatches(page.getByTestId('referral-matter'), new RegExp(made.mediation.matter.slice(0, 30)));
+  await textMatches(page.getByTestId('referral-contact'), /没有留下联系方式/);
+  await visible(page.getByTestId('referral-detail-overdue'));
+  const outcomes = await page.getByTestId('referral-outcome').locator('option').evaluateAll((all) => all.map((o) => o.value));
+  assert.deepEqual(outcomes, ['', 'mediated', 'mediation_failed', 'withdrawn', 'unreachable', 'other']);
+  await page.getByTestId('referral-accept').click();
+  await textMatches(page.getByTestId('referral-detail-assignee'), /Mediator Kelsang/);
+  await countsAre(page, 'mediation', { new: 0, accepted: 1, overdue: 1, closed: 0 });
+  await switchTo(page, 'en');
+  await textMatches(page.getByTestId(`referral-overdue-${made.mediation.id}`), /Overdue/);
+  await checkScreen(page, 'referrals-caseworker-overdue-en');
+  await screenshot(page.getByTestId('referrals'), 'referrals-caseworker-queue-en');
+  assertClean(problems);
+  await context.close();
+});
+
+test('a coordinator sees the referrals without the matter; an admin sets up an office and its new caseworker', async () => {
+  assert.ok(made.mediation.code, 'the first test made the referrals');
+  const coordinator = await openApp('/coordinator', 'demo-coordinator');
+  const page = coordinator.page;
+  await visible(page.getByTestId('accounts'));
+  await visible(page.getByTestId('referrals'));
+  await visible(page.getByTestId('referrals-intro-manager'));
+  assert.equal(await page.locator('.section-nav a[href="#referrals-heading"]').isVisible(), true);
+  assert.equal(await page.locator('.section-nav a[href="#accounts-heading"]').isVisible(), true);
+  await countsAre(page, 'legal_aid', { new: 0, accepted: 0, overdue: 0, closed: 1 });
+  await countsAre(page, 'mediation', { new: 0, accepted: 1, overdue: 1, closed: 0 });
+  const mediationRow = page.getByTestId(`referral-row-${made.mediation.code}`);
+  await visible(mediationRow);
+  assert.equal(await mediationRow.getAttribute('data-overdue'), 'true');
+  await page.getByTestId('referrals-filter').selectOption('all');
+  await visible(page.getByTestId(`referral-row-${made.legalAid.code}`));
+  // Where they stand, not what they are about: no matter, no contact, nothing to open.
+  const text = await page.locator('body').innerText();
+  for (const secret of [made.legalAid.matter, made.mediation.matter, '138 0000 1111']) {
+    assert.equal(text.includes(secret.slice(0, 30)), false, `the coordinator's page shows ${secret}`);
+  }
+  assert.equal(await page.locator('[data-testid^="referral-open-"]').count(), 0);
+  const listed = await api('GET', '/api/referrals?status=all', await accessToken(server, 'demo-coordinator'));
+  assert.ok(listed.body.length >= 2 && listed.body.every((r) => r.matter === null && r.contact === null));
+
+  // The region's offices, in the regions card.
+  const offices = page.getByTestId('offices');
+  await visible(offices);
+  await textMatches(page.getByTestId('office-caseworkers-legal_aid'), /Caseworker Zhang/);
+  await textMatches(page.getByTestId('office-caseworkers-mediation'), /Mediator Kelsang/);
+  await textMatches(page.getByTestId('office-row-legal_aid'), /法律援助.*7 天/);
+  await checkScreen(page, 'referrals-coordinator-zh');
+  assertClean(coordinator.problems);
+  await coordinator.context.close();
+
+  // An admin creates a caseworker account, adds an office of another service, and puts them in it.
+  const admin = await openApp('/coordinator', 'demo-admin');
+  const a = admin.page;
+  await visible(a.getByTestId('account-toggle-demo-caseworker'));
+  await textMatches(a.locator('tr[data-username="demo-caseworker"]'), /受理机构工作人员/);
+  const username = `notary-${unique()}`;
+  await a.getByTestId('account-username').fill(username);
+  await a.getByTestId('account-display-name').fill(`公证员 ${username}`);
+  await a.getByTestId('account-password').fill('notary-pass-1');
+  await a.getByTestId('account-role-caseworker').check();
+  await a.getByTestId('account-lang-zh').check();
+  await a.getByTestId('account-create').click();
+  await textMatches(a.locator(`tr[data-username="${username}"]`), /受理机构工作人员/);
+  // The inline edit offers the role too.
+  await a.getByTestId(`account-edit-${username}`).click();
+  assert.equal(await a.getByTestId(`account-edit-role-caseworker-${username}`).isChecked(), true);
+  await a.getByTestId(`account-edit-cancel-${username}`).click();
+
+  await visible(a.getByTestId('office-row-legal_aid'));
+  // A second legal-aid office in the region is refused next to the form.
+  await a.getByTestId('office-service').selectOption('legal_aid');
+  await a.getByTestId('office-name').fill('Another legal aid centre');
+  await a.getByTestId('office-create').click();
+  await eventually(async () => assert.equal(await a.getByTestId('office-error').getAttribute('data-error-code'), 'office_exists'));
+  // Another service: its code, checked before it is sent.
+  await a.getByTestId('office-service').selectOption('other');
+  await visible(a.getByTestId('office-code'));
+  await a.getByTestId('office-code').fill('Notary!');
+  await a.getByTestId('office-name').fill('康定市公证处 Kangding Notary Office');
+  await a.getByTestId('office-days').fill('30');
+  await a.getByTestId('office-create').click();
+  await eventually(async () => assert.equal(await a.getByTestId('office-error').getAttribute('data-error-code'), 'office_service'));
+  assert.equal(await a.getByTestId('office-code').getAttribute('aria-invalid'), 'true');
+  await a.getByTestId('office-code').fill('notary');
+  await a.getByTestId('office-create').click();
+  const notaryRow = a.getByTestId('office-row-notary');
+  await visible(notaryRow);
+  await textMatches(notaryRow, /notary.*康定市公证处.*30 天.*暂无/);
+  await hidden(a.getByTestId('office-error'));
+
+  const created = (await api('GET', '/api/accounts', await accessToken(server, 'demo-admin'))).body.find((x) => x.username === username);
+  await a.getByTestId('office-edit-notary').click();
+  const box = a.getByTestId(`office-caseworker-notary-${created.id}`);
+  await visible(box);
+  await box.check();
+  await a.getByTestId('office-edit-days-notary').fill('20');
+  await checkScreen(a, 'referrals-admin-offices-zh');
+  await screenshot(a.getByTestId('regions'), 'referrals-admin-offices-zh');
+  await a.getByTestId('office-save-notary').click();
+  await textMatches(a.getByTestId('office-caseworkers-notary'), new RegExp(`公证员 ${username}`));
+  await textMatches(notaryRow, /20 天/);
+  await switchTo(a, 'en');
+  await textMatches(a.getByTestId('offices'), /Receiving offices of/);
+  await checkScreen(a, 'referrals-admin-offices-en');
+  assertClean(admin.problems);
+  await admin.context.close();
+
+  // The new caseworker signs in: their office, nothing in it yet.
+  const notary = await openApp('/coordinator', username, 'notary-pass-1');
+  await visible(notary.page.getByTestId('referrals'));
+  await countsAre(notary.page, 'notary', { new: 0, accepted: 0, overdue: 0, closed: 0 });
+  await textMatches(notary.page.getByTestId('referrals-body'), /没有未办结的转介/);
+  assertClean(notary.problems);
+  await notary.context.close();
+});
