@@ -56,6 +56,7 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The hotline's SIP gateway (`[phone]`), off by default.
     pub phone: crate::phone::PhoneConfig,
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl Default for Config {
@@ -80,6 +81,7 @@ impl Default for Config {
             web: crate::web::WebConfig::default(),
             trusted_proxies: Vec::new(),
             phone: crate::phone::PhoneConfig::default(),
+            retention: crate::retention::RetentionConfig::default(),
         }
     }
 }
@@ -173,6 +175,7 @@ impl Config {
         self.auth.validate().map_err(ConfigError)?;
         self.schedule.validate().map_err(ConfigError)?;
         self.live.validate().map_err(ConfigError)?;
+        self.retention.validate().map_err(ConfigError)?;
         self.relay.validate().map_err(ConfigError)?;
         self.turn.validate().map_err(ConfigError)?;
         self.phone.validate(&self.live.languages).map_err(ConfigError)?;

@@ -38,6 +38,7 @@
 //! - [`phone`]: the hotline: SIP calls from a hotline switch or trunk, each
 //!   a phone line that waits and talks through the kiosk's protocol.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`retention`]: how long records, referrals and contacts are kept; the sweep.
 //! - [`pdf`]: PDF documents (service certificates, monthly reports), text in
 //!   Tibetan, Chinese and Latin script shaped with the font for each.
 //! - [`telemetry`]: logging set-up (readable or JSON).
@@ -69,6 +70,7 @@ pub mod password;
 pub mod pdf;
 pub mod phone;
 pub mod relay;
+pub mod retention;
 pub mod schedule;
 pub mod startup;
 pub mod store;

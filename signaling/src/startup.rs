@@ -262,8 +262,8 @@ async fn parts(config: &Config, store: &Store) -> Result<Parts, StartupError> {
 }
 
 /// Starts the live path (the dispatcher, its writer, the duty and relay
-/// watchers) and the appointment reminders: the dispatcher's handle, its
-/// task and the reminders' task.
+/// watchers), the appointment reminders and the retention sweeps: the
+/// dispatcher's handle, its task, and one task for the reminders and sweeps.
 async fn start_live(
     config: &Config,
     store: &Store,
@@ -279,13 +279,17 @@ async fn start_live(
         Arc::clone(&parts.metrics),
     )
     .await?;
-    let reminders = tokio::spawn(reminders::run(
+    let reminders = reminders::run(
         store.clone(),
         Arc::clone(&parts.connections),
         live.clone(),
         config.schedule.reminder_minutes,
         std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
-    ));
+    );
+    let sweeps = crate::retention::run(store.clone(), config.retention.clone());
+    let reminders = tokio::spawn(async move {
+        tokio::join!(reminders, sweeps);
+    });
     Ok((live, dispatcher, reminders))
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["domain", "ids", "matcher", "password", "pdf", "telemetry", "turn", "outbox", "unix_now"],
     &["store"],
-    &["schedule", "auth", "relay", "checkpoints", "metrics"],
+    &["schedule", "auth", "relay", "checkpoints", "metrics", "retention"],
     &["live", "cluster"],
     // `config` assembles every module's section; the app state holds it.
     &["phone", "ws", "http", "web", "config"],

@@ -516,3 +516,114 @@ async fn offices_are_configured_per_region_and_late_referrals_stand_out() {
     let notary_counts = summary.as_array().unwrap().iter().find(|o| o["service"] == "notary").unwrap();
     assert_eq!(notary_counts["new"], 0, "every office is counted, with zeros");
 }
+
+#[tokio::test]
+async fn what_has_expired_is_deleted_and_the_sweep_says_how_much() {
+    let app = spawn_app().await;
+    let c = consulting(&app).await;
+    let legal_aid = office(&app, &c, "legal_aid").await;
+    let mediation = office(&app, &c, "mediation").await;
+    let mut ids = Vec::new();
+    for office in [&legal_aid, &mediation] {
+        let proposed: Value = propose(&app, &c, office, "Matter.").await.json().await.unwrap();
+        let id = proposed["id"].as_str().unwrap().to_owned();
+        let agreed = app
+            .post(
+                &format!("/api/referrals/{id}/consent"),
+                &c.kiosk_token,
+                json!({"agree": true, "contact": "13800138000"}),
+            )
+            .await;
+        assert_eq!(agreed.status(), 200);
+        ids.push(id);
+    }
+    let day = 86_400;
+    let now = signaling::unix_now();
+    let db = Db::open(app.data_dir.path()).await;
+    on_db!(db, |pool| {
+        // Closed six years ago: goes whole. Closed 40 days ago: loses the contact only.
+        for (id, closed) in [(&ids[0], now - 6 * 365 * day), (&ids[1], now - 40 * day)] {
+            sqlx::query(
+                "UPDATE referrals SET status = 'closed', outcome = 'mediated', closed_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(closed)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "UPDATE consultations SET status = 'ended', ended_at = $2, summary = 'Advice.' WHERE id = $1",
+        )
+        .bind(&c.consultation)
+        .bind(now - 6 * 365 * day)
+        .execute(pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    // A proposal nobody answered, made an hour ago.
+    let store = app.store().await;
+    let notary = store
+        .create_office(
+            &"demo-garze".into(),
+            "notary",
+            "Notary",
+            10,
+            &signaling::store::AuditEntry::system("office.created"),
+        )
+        .await
+        .unwrap();
+    let lawyer_id = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
+    let terminal = store.terminals_in_region(&"demo-garze".into()).await.unwrap()[0].id.clone();
+    let consultation: signaling::ids::ConsultationId = c.consultation.as_str().into();
+    let new = signaling::store::NewReferral {
+        consultation_id: &consultation,
+        office_id: &notary,
+        terminal_id: &terminal,
+        topic: "land",
+        language: "bo",
+        matter: "m",
+        proposed_by: &lawyer_id,
+        now: now - 3600,
+    };
+    store.propose_referral(&new, &signaling::store::AuditEntry::system("referral.proposed")).await.unwrap();
+
+    let config = signaling::retention::RetentionConfig::default();
+    let swept = signaling::retention::sweep(&store, &config).await.unwrap();
+    assert_eq!((swept.records, swept.referrals, swept.contacts, swept.proposals), (1, 1, 1, 1));
+    assert_eq!(referral_rows(&app).await, 1);
+    let left: Value = app
+        .get(&format!("/api/referrals/{}", ids[1]), &app.token("demo-caseworker-2").await)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(left["contact"], Value::Null);
+    assert_eq!(left["matter"], "Matter.");
+    let record: Value = app
+        .get(&format!("/api/consultations/{}", c.consultation), &c.lawyer_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record.get("summary"), None, "the written record is gone");
+    assert_eq!(record["rating"], Value::Null);
+    let db = Db::open(app.data_dir.path()).await;
+    let details: Vec<String> = on_db!(db, |pool| {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'retention.swept'")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        rows
+    });
+    assert_eq!(details.len(), 1);
+    let detail: Value = serde_json::from_str(&details[0]).unwrap();
+    assert_eq!(detail, json!({"records": 1, "referrals": 1, "contacts": 1, "proposals": 1}));
+
+    // Nothing more to do: nothing deleted, nothing audited.
+    assert!(!signaling::retention::sweep(&store, &config).await.unwrap().any());
+    assert_eq!(audit_actions(&app).await.iter().filter(|a| *a == "retention.swept").count(), 1);
+}

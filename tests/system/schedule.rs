@@ -542,3 +542,80 @@ async fn reminders_and_start_notices_reach_both_sides() {
     .await;
     assert!(!matches!(extra, Ok(true)), "a notice was sent twice");
 }
+
+#[tokio::test]
+async fn the_lawyer_books_a_follow_up_from_the_record_in_one_step() {
+    let app = app_with(4).await;
+    let mut drolma = crate::live::lawyer(&app, "demo-lawyer").await;
+    drolma.available().await;
+    let (kiosk_token, terminal) = app.enroll_demo_terminal().await;
+    let mut kiosk = crate::live::Client::connect(&app, &kiosk_token).await;
+    kiosk.send(crate::live::request("bo", "family")).await;
+    let request = kiosk.expect("consult.queued").await["request"].as_str().unwrap().to_owned();
+    drolma.expect("consult.offer").await;
+    drolma.send(json!({"type": "consult.accept", "request": request})).await;
+    let consultation = drolma.expect("consult.started").await["consultation"].as_str().unwrap().to_owned();
+    let lawyer = app.token("demo-lawyer").await;
+    let path = format!("/api/consultations/{consultation}/follow-up");
+    let day = next_monday();
+
+    // Another lawyer, a kiosk, a bad time: refused, nothing booked.
+    let other = app.token("demo-lawyer-2").await;
+    assert_eq!(app.post(&path, &other, json!({"start": rfc(shanghai(day, 10, 0))})).await.status(), 404);
+    assert_eq!(
+        app.post(&path, &kiosk_token, json!({"start": rfc(shanghai(day, 10, 0))})).await.status(),
+        404
+    );
+    let off_grid = app.post(&path, &lawyer, json!({"start": rfc(shanghai(day, 10, 10))})).await;
+    assert_eq!(off_grid.status(), 400);
+    assert_eq!(off_grid.json::<Value>().await.unwrap()["error"]["code"], "off_grid");
+    assert_eq!(app.post(&path, &lawyer, json!({"when": "tomorrow"})).await.status(), 400);
+
+    let booked = app.post(&path, &lawyer, json!({"start": rfc(shanghai(day, 10, 0))})).await;
+    assert_eq!(booked.status(), 201);
+    let booked: Value = booked.json().await.unwrap();
+    assert_eq!(booked["terminal_id"], terminal.as_str(), "the same kiosk");
+    assert_eq!(booked["lawyer_id"], id_of(&app, "demo-lawyer").await.as_str(), "the same lawyer");
+    assert_eq!((&booked["language"], &booked["topic"]), (&json!("bo"), &json!("family")));
+    assert_eq!(booked["channel"], "kiosk");
+    let theirs: Vec<Value> = app.get("/api/appointments", &kiosk_token).await.json().await.unwrap();
+    assert_eq!(theirs.len(), 1, "the kiosk sees it");
+
+    // The kiosk cannot be in two places: the same time again is refused.
+    let again = app.post(&path, &lawyer, json!({"start": rfc(shanghai(day, 10, 0))})).await;
+    assert_eq!(again.status(), 409);
+}
+
+#[tokio::test]
+async fn a_hotline_callers_follow_up_needs_the_kept_number_and_calling_out() {
+    let app = app_with(4).await;
+    let store = app.store().await;
+    let line = store.phone_lines(&"demo-garze".into(), 1).await.unwrap().remove(0);
+    let consultation = store
+        .create_consultation(&signaling::store::NewConsultation {
+            terminal_id: line.id.clone(),
+            region_id: "demo-garze".into(),
+            lawyer_id: id_of(&app, "demo-lawyer").await,
+            interpreter_id: None,
+            topic: signaling::domain::Topic::Debt,
+            language: "zh".into(),
+            started_at: unix_now() - 600,
+        })
+        .await
+        .unwrap();
+    let lawyer = app.token("demo-lawyer").await;
+    let path = format!("/api/consultations/{consultation}/follow-up");
+    let start = json!({"start": rfc(shanghai(next_monday(), 10, 0))});
+    let refused = app.post(&path, &lawyer, start.clone()).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "no_number");
+    store.keep_callback_number(&consultation, "13800138000").await.unwrap();
+    // This server does not call out ([phone] is off): said so, nothing booked.
+    let refused = app.post(&path, &lawyer, start).await;
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "callback_off");
+    let booked = store
+        .appointments(signaling::store::AppointmentScope::Region(&"demo-garze".into()), 0, i64::MAX)
+        .await
+        .unwrap();
+    assert!(booked.is_empty());
+}

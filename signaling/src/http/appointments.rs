@@ -153,6 +153,11 @@ async fn phone_place(
     }
     let region = request.region_id.as_ref().ok_or_else(|| invalid("region_id: required with phone"))?;
     principal.require_region(region)?;
+    by_phone(state, region, number).await
+}
+
+/// A phone appointment's place in `region`, calling `number`.
+async fn by_phone(state: &AppState, region: &RegionId, number: &str) -> Result<Place, ApiError> {
     let phone = &state.config.phone;
     if !phone.calls_back() {
         return Err(ApiError::Clash {
@@ -167,6 +172,75 @@ async fn phone_place(
     // (Made when the region has none yet, as the gateway makes lines for calls.)
     let line = state.store.phone_lines(region, 1).await?.into_iter().next().ok_or(ApiError::NotFound)?;
     Ok(Place { terminal_id: line.id, region_id: region.clone(), phone: Some(number.to_owned()) })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpRequest {
+    /// RFC 3339, on the slot grid.
+    #[schema(example = "2026-12-08T10:00:00+08:00")]
+    pub start: String,
+}
+
+/// The consultation's lawyer books a follow-up with the same resident, in
+/// one step: at the same kiosk, or, for a hotline caller whose number was
+/// kept, by phone (the lawyer calls them then). Same language and topic; the
+/// lawyer is the caller.
+#[utoipa::path(
+    post,
+    path = "/api/consultations/{id}/follow-up",
+    tag = "appointments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    request_body = FollowUpRequest,
+    responses((status = 201, body = AppointmentView),
+        (status = 400, description = "`in_the_past`, `too_soon`, `too_far`, `off_grid`, `invalid_field`", body = super::ErrorBody),
+        (status = 404, description = "not the caller's consultation", body = super::ErrorBody),
+        (status = 409, description = "`slot_taken`, `terminal_busy`, `not_available`, `no_number`, `callback_off`", body = super::ErrorBody),
+    )
+)]
+pub async fn follow_up(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    principal: Principal,
+    Path(id): Path<crate::ids::ConsultationId>,
+    ApiJson(request): ApiJson<FollowUpRequest>,
+) -> Result<(StatusCode, ApiJson<AppointmentView>), ApiError> {
+    let lawyer = principal.account().ok().map(|a| a.id.clone());
+    let Some(consultation) =
+        state.store.consultation(&id).await?.filter(|c| Some(&c.lawyer_id) == lawyer.as_ref())
+    else {
+        state
+            .audit(&principal.actor(), "appointment.follow_up_denied", &id, serde_json::Value::Null, &source)
+            .await?;
+        return Err(ApiError::NotFound);
+    };
+    let start = parse_instant("start", &request.start)?;
+    let terminal = state.store.terminal(&consultation.terminal_id).await?.ok_or(ApiError::NotFound)?;
+    let place = if terminal.channel == "phone" {
+        let number = state.store.callback_number(&id).await?.ok_or_else(|| ApiError::Clash {
+            code: "no_number",
+            message: "the caller's number was not kept; they can call the hotline again".into(),
+        })?;
+        by_phone(&state, &consultation.region_id, &number).await?
+    } else {
+        Place { terminal_id: terminal.id, region_id: consultation.region_id.clone(), phone: None }
+    };
+    let language =
+        Language::parse(&consultation.language).map_err(|_| invalid("the consultation's language"))?;
+    let topic = Topic::from_code(&consultation.topic).ok_or_else(|| invalid("the consultation's topic"))?;
+    let wanted = Wanted { language: &language, topic, lawyer: lawyer.as_ref(), start };
+    let appointment = book_at(&state, &principal, &source, place, wanted).await?;
+    state
+        .audit(
+            &principal.actor(),
+            "appointment.follow_up",
+            &id,
+            serde_json::json!({"appointment": appointment.id}),
+            &source,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(appointment)))
 }
 
 impl AppState {
@@ -198,21 +272,50 @@ pub async fn book(
     ApiJson(request): ApiJson<BookRequest>,
 ) -> Result<(StatusCode, ApiJson<AppointmentView>), ApiError> {
     let place = booking_place(&state, &principal, &request).await?;
-    let (terminal_id, region_id) = (place.terminal_id.clone(), place.region_id.clone());
     let start = parse_instant("start", &request.start)?;
+    let what = Wanted {
+        language: &request.language,
+        topic: request.topic,
+        lawyer: request.lawyer_id.as_ref(),
+        start,
+    };
+    let appointment = book_at(&state, &principal, &source, place, what).await?;
+    Ok((StatusCode::CREATED, ApiJson(appointment)))
+}
+
+/// What is to be booked at a [`Place`].
+struct Wanted<'a> {
+    language: &'a Language,
+    topic: Topic,
+    /// This lawyer, or the next free one in turn.
+    lawyer: Option<&'a AccountId>,
+    start: Instant,
+}
+
+/// Books `wanted` at `place`: the booking rules, the lawyer's duty and the
+/// claims that keep anyone from being booked twice.
+async fn book_at(
+    state: &AppState,
+    principal: &Principal,
+    source: &str,
+    place: Place,
+    wanted: Wanted<'_>,
+) -> Result<AppointmentView, ApiError> {
+    let (terminal_id, region_id) = (place.terminal_id.clone(), place.region_id.clone());
+    let (language, topic, start) = (wanted.language, wanted.topic, wanted.start);
     let end = state.check_start(start)?;
     let snapshot = state.scheduler.snapshot().await?;
-    let candidates: Vec<&Person> = match &request.lawyer_id {
+    let candidates: Vec<&Person> = match wanted.lawyer {
         Some(id) => {
             let person = snapshot
                 .person(id)
                 .filter(|p| p.account.has_role(Role::Lawyer))
                 .ok_or_else(|| invalid("lawyer_id: no such active lawyer"))?;
-            if !person.account.languages.contains(&request.language) {
-                return Err(invalid(format!("this lawyer does not speak {}", request.language)));
+            if !person.account.languages.contains(language) {
+                return Err(invalid(format!("this lawyer does not speak {}", language)));
             }
-            if !person.account.topics.contains(&request.topic) {
-                return Err(invalid(format!("this lawyer does not advise on {}", request.topic)));
+            if !person.account.topics.contains(&topic) {
+                return Err(invalid(format!("this lawyer does not advise on {}", topic)));
             }
             if !snapshot.on_duty_through(person, Some(&region_id), start, end) {
                 return Err(ApiError::Clash {
@@ -224,10 +327,7 @@ pub async fn book(
         }
         None => {
             let last: HashMap<AccountId, i64> = state.store.last_assignments().await?.into_iter().collect();
-            booking::round_robin(
-                snapshot.eligible_lawyers(&region_id, &request.language, request.topic, start, end),
-                &last,
-            )
+            booking::round_robin(snapshot.eligible_lawyers(&region_id, language, topic, start, end), &last)
         }
     };
     if candidates.is_empty() {
@@ -240,8 +340,8 @@ pub async fn book(
         let what = booking::What {
             terminal_id: &terminal_id,
             region_id: &region_id,
-            language: request.language.as_str(),
-            topic: request.topic.code(),
+            language: language.as_str(),
+            topic: topic.code(),
             phone: place.phone.as_deref(),
         };
         let booking = booking::booking(
@@ -256,11 +356,11 @@ pub async fn book(
         if let Some(number) = &place.phone {
             detail["phone"] = crate::phone::mask_number(number).into();
         }
-        let audit = AuditEntry::new(&principal.actor(), "appointment.booked", "", detail, &source);
+        let audit = AuditEntry::new(&principal.actor(), "appointment.booked", "", detail, source);
         match state.store.book(&booking, &audit).await? {
             BookOutcome::Booked(id) => {
                 let appointment = state.store.appointment(&id).await?.ok_or(ApiError::NotFound)?;
-                return Ok((StatusCode::CREATED, ApiJson(AppointmentView::from(&appointment))));
+                return Ok(AppointmentView::from(&appointment));
             }
             BookOutcome::TerminalBusy if place.phone.is_some() => {
                 return Err(ApiError::Clash {
@@ -277,7 +377,7 @@ pub async fn book(
             BookOutcome::LawyerBusy | BookOutcome::CapReached | BookOutcome::NotBooked => continue,
         }
     }
-    let (code, message) = if request.lawyer_id.is_some() {
+    let (code, message) = if wanted.lawyer.is_some() {
         ("slot_taken", "this lawyer is already booked then")
     } else {
         ("no_lawyer_available", "every lawyer free then is booked")

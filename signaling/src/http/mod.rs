@@ -220,6 +220,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(appointments::reschedule))
         .routes(routes!(appointments::no_show))
         .routes(routes!(callbacks::appointment))
+        .routes(routes!(appointments::follow_up))
         .routes(routes!(appointments::create_feed, appointments::delete_feed))
         .routes(routes!(appointments::feed))
         .routes(routes!(relays::register))

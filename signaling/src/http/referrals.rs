@@ -37,7 +37,7 @@ pub const OUTCOMES: [&str; 7] = [
 
 /// A lawyer may propose while the consultation runs and this long after it ended;
 /// the resident has as long again to answer on the kiosk.
-pub const PROPOSAL_WINDOW_SECS: i64 = 30 * 60;
+pub const PROPOSAL_WINDOW_SECS: i64 = crate::retention::PROPOSAL_SECS;
 
 /// The reference code's alphabet: no 0/O, 1/I/L to confuse.
 const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
@@ -331,6 +331,8 @@ pub async fn propose(
                 .into(),
         });
     }
+    // A proposal to this office that nobody answered in time goes, so the lawyer may ask again.
+    state.store.forget_unanswered_referrals(now - PROPOSAL_WINDOW_SECS).await?;
     let account = principal.account()?;
     let new = NewReferral {
         consultation_id: &id,

@@ -2,7 +2,9 @@
 //! its caseworkers, a referral from the lawyer's proposal to its outcome, and
 //! the caseworkers' notes.
 
-use super::{AuditEntry, ConflictExt, Store, StoreError, audited, new_id, with_pool};
+use super::{
+    AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, with_pool,
+};
 use crate::ids::{AccountId, ConsultationId, OfficeId, ReferralId, RegionId, TerminalId};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -120,6 +122,34 @@ pub enum ReferralChange<'a> {
     Close {
         outcome: &'a str,
     },
+}
+
+/// What expires, as instants: whatever is older goes. `None` keeps it for ever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// Consultations that ended before this lose their written record (the counts stay).
+    pub records_before: Option<i64>,
+    /// Referrals closed before this are deleted, with their notes.
+    pub referrals_before: Option<i64>,
+    /// Referrals closed before this lose the resident's contact.
+    pub contacts_before: Option<i64>,
+    /// Proposals made before this, never answered, are deleted.
+    pub proposals_before: i64,
+}
+
+/// How many of each went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Swept {
+    pub records: u64,
+    pub referrals: u64,
+    pub contacts: u64,
+    pub proposals: u64,
+}
+
+impl Swept {
+    pub fn any(&self) -> bool {
+        self.records + self.referrals + self.contacts + self.proposals > 0
+    }
 }
 
 /// One office's referrals by status.
@@ -518,6 +548,53 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected()
+        }))
+    }
+
+    /// Deletes what has expired, in one transaction, with an audit row
+    /// (`retention.swept`, with how many) when anything went.
+    pub async fn sweep_expired(&self, expiry: &Expiry) -> Result<Swept, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut swept = Swept::default();
+            if let Some(before) = expiry.records_before {
+                swept.records = sqlx::query(
+                    "UPDATE consultations SET summary = NULL WHERE summary IS NOT NULL AND ended_at < $1",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            if let Some(before) = expiry.referrals_before {
+                swept.referrals =
+                    sqlx::query("DELETE FROM referrals WHERE status = 'closed' AND closed_at < $1")
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+            }
+            if let Some(before) = expiry.contacts_before {
+                swept.contacts = sqlx::query(
+                    "UPDATE referrals SET contact = NULL WHERE contact IS NOT NULL AND status = 'closed' AND closed_at < $1",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            swept.proposals =
+                sqlx::query("DELETE FROM referrals WHERE status = 'proposed' AND proposed_at < $1")
+                    .bind(expiry.proposals_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if swept.any() {
+                let detail = serde_json::to_value(swept).unwrap_or_default();
+                tx.append_audit(&AuditEntry { detail, ..AuditEntry::system("retention.swept") }).await?;
+            }
+            tx.commit().await?;
+            swept
         }))
     }
 
