@@ -273,6 +273,8 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
         "referral.accepted",
         "referral.noted",
         "referral.closed",
+        "referral.summary_read",
+        "referral.proposals_listed",
     ] {
         assert!(actions.iter().any(|a| a == action), "{action} audited");
     }

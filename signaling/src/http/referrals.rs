@@ -125,7 +125,7 @@ pub async fn offices(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Region id")),
     request_body = CreateOffice,
-    responses((status = 201, body = OfficeView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
+    responses((status = 201, body = OfficeView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody))
 )]
 pub async fn create_office(
     State(state): State<AppState>,
@@ -515,11 +515,14 @@ pub struct Proposal {
 )]
 pub async fn proposed(
     State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
     principal: Principal,
 ) -> Result<ApiJson<Vec<Proposal>>, ApiError> {
     let Principal::Terminal { terminal } = &principal else { return Err(ApiError::Forbidden) };
     let since = crate::unix_now() - PROPOSAL_WINDOW_SECS;
     let waiting = state.store.proposals_for_terminal(&terminal.id, since).await?;
+    let count = serde_json::json!({"count": waiting.len()});
+    state.audit(&principal.actor(), "referral.proposals_listed", "", count, &source).await?;
     Ok(ApiJson(
         waiting
             .into_iter()
@@ -674,6 +677,7 @@ pub async fn list(
 )]
 pub async fn summary(
     State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
     principal: Principal,
 ) -> Result<ApiJson<Vec<OfficeCountsView>>, ApiError> {
     let reach = Reach::of(&state, &principal).await?;
@@ -685,6 +689,8 @@ pub async fn summary(
         }
     }
     counts.sort_by(|a, b| (&a.region_id, &a.service).cmp(&(&b.region_id, &b.service)));
+    let detail = serde_json::json!({"offices": counts.len()});
+    state.audit(&principal.actor(), "referral.summary_read", "", detail, &source).await?;
     Ok(ApiJson(counts.iter().map(OfficeCountsView::from).collect()))
 }
 
@@ -728,7 +734,7 @@ async fn full_view(
     tag = "referrals",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Referral id")),
-    responses((status = 200, body = ReferralView), (status = 404, body = super::ErrorBody))
+    responses((status = 200, body = ReferralView), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody))
 )]
 pub async fn read(
     State(state): State<AppState>,

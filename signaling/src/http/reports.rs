@@ -216,7 +216,8 @@ fn csv(lines: &[ReportLine]) -> String {
     security(("bearer" = [])),
     params(ReportQuery),
     responses(
-        (status = 200, body = Report, description = "JSON, or CSV with `format=csv`"),
+        (status = 200, description = "JSON, or CSV with `format=csv`",
+            content((Report = "application/json"), (String = "text/csv"))),
         (status = 400, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody)
     )

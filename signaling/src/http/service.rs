@@ -267,7 +267,8 @@ fn csv(records: &ServiceRecords) -> String {
     security(("bearer" = [])),
     params(RecordsQuery),
     responses(
-        (status = 200, body = ServiceRecords, description = "JSON, or CSV with `format=csv`"),
+        (status = 200, description = "JSON, or CSV with `format=csv`",
+            content((ServiceRecords = "application/json"), (String = "text/csv"))),
         (status = 400, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody)
     )
