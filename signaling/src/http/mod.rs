@@ -231,6 +231,25 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The OpenAPI document as served at `/api/openapi.json`.
+/// A file to download: `body` as `content_type`, saved as `filename` (which
+/// the caller makes of ids, dates and fixed words only).
+fn attachment(
+    content_type: &'static str,
+    filename: &str,
+    body: impl axum::response::IntoResponse,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }

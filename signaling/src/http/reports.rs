@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -274,15 +273,8 @@ pub async fn consultations(
         )
         .await?;
     if as_csv {
-        let disposition = format!("attachment; filename=\"consultations-{}-{}.csv\"", query.from, query.to);
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (header::CONTENT_DISPOSITION, disposition),
-            ],
-            csv(&lines),
-        )
-            .into_response());
+        let filename = format!("consultations-{}-{}.csv", query.from, query.to);
+        return Ok(super::attachment("text/csv; charset=utf-8", &filename, csv(&lines)));
     }
     let period = if monthly { "month" } else { "week" }.to_owned();
     Ok(ApiJson(Report { from: query.from, to: query.to, period, lines, waits }).into_response())

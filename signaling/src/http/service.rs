@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -327,16 +326,8 @@ pub async fn records(
         )
         .await?;
     if as_csv {
-        let disposition =
-            format!("attachment; filename=\"service-{}-{}-{}.csv\"", by_name, records.from, records.to);
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (header::CONTENT_DISPOSITION, disposition),
-            ],
-            csv(&records),
-        )
-            .into_response());
+        let filename = format!("service-{}-{}-{}.csv", by_name, records.from, records.to);
+        return Ok(super::attachment("text/csv; charset=utf-8", &filename, csv(&records)));
     }
     Ok(ApiJson(records).into_response())
 }
@@ -363,17 +354,6 @@ async fn fonts(state: &AppState) -> Result<Fonts, ApiError> {
         }
         Err(error) => Err(ApiError::Internal(error.to_string())),
     }
-}
-
-fn pdf_response(bytes: Vec<u8>, filename: &str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/pdf".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
-        ],
-        bytes,
-    )
-        .into_response()
 }
 
 /// Draws on a blocking thread (shaping and font subsetting take a while).
@@ -552,7 +532,11 @@ pub async fn certificate(
         d.rule(LEFT, 800.0, RIGHT - LEFT, 2.0);
     })
     .await?;
-    Ok(pdf_response(bytes, &format!("service-certificate-{}-{}.pdf", query.from, query.to)))
+    Ok(super::attachment(
+        "application/pdf",
+        &format!("service-certificate-{}-{}.pdf", query.from, query.to),
+        bytes,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -679,7 +663,11 @@ pub async fn monthly_report(
         d.text(LEFT, y, 10.0, &format!("制表 Prepared by: {issuer} · 日期 Date: {}", today()));
     })
     .await?;
-    Ok(pdf_response(bytes, &format!("monthly-report-{}-{}.pdf", region.id, query.month)))
+    Ok(super::attachment(
+        "application/pdf",
+        &format!("monthly-report-{}-{}.pdf", region.id, query.month),
+        bytes,
+    ))
 }
 
 #[cfg(test)]
