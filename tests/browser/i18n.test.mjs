@@ -9,11 +9,12 @@ import { WEB_DIR } from './support.mjs';
 
 const TOPICS = ['land', 'family', 'labour', 'debt', 'administrative', 'criminal', 'other'];
 const LANGS = ['bo', 'zh', 'en'];
+const REFERRAL_OUTCOMES = ['legal_aid_granted', 'legal_aid_refused', 'mediated', 'mediation_failed', 'withdrawn', 'unreachable', 'other'];
 const APPS = {
   coordinator: {
     languages: ['zh', 'en'],
     dynamic: [
-      ...['lawyer', 'interpreter', 'coordinator', 'admin'].map((r) => `role.${r}`),
+      ...['lawyer', 'interpreter', 'coordinator', 'admin', 'caseworker'].map((r) => `role.${r}`),
       ...LANGS.map((l) => `language.${l}`),
       ...TOPICS.map((c) => `topic.${c}`),
       ...['pending', 'enrolled', 'revoked'].map((s) => `terminals.status.${s}`),
@@ -21,6 +22,14 @@ const APPS = {
       'error.forbidden', 'error.conflict', 'error.network', 'error.no_language', 'error.no_weekday', 'error.time_order',
       ...['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].flatMap((d) => [`weekday.${d}`, `weekdayShort.${d}`]),
       ...['covered', 'partial', 'gap'].flatMap((k) => [`coverage.${k}Mark`, `coverage.cell.${k}`]),
+      // Referrals (referral-text.js): services, statuses, outcomes.
+      ...['legal_aid', 'mediation'].map((s) => `referrals.service.${s}`),
+      ...['proposed', 'new', 'accepted', 'closed'].map((s) => `referrals.status.${s}`),
+      ...REFERRAL_OUTCOMES.map((o) => `referrals.outcome.${o}`),
+      'error.wrong_status', 'error.office_exists', 'error.office_service', 'error.office_name', 'error.office_days',
+      // Service records (service-records.js): the groupings.
+      ...['volunteer', 'team', 'region'].flatMap((b) => [`serviceRecords.col.${b}`, `serviceRecords.caption.${b}`]),
+      'error.fonts_missing',
     ],
   },
   lawyer: {
@@ -38,6 +47,12 @@ const APPS = {
       ...['advice_given', 'referred_legal_aid', 'referred_mediation', 'follow_up_appointment'].map((o) => `outcome.${o}`),
       ...['resident', 'lawyer', 'interpreter'].flatMap((r) => [`role.${r}`, `call.peerLost.${r}`]),
       ...['connecting', 'good', 'audioOnly', 'lost'].map((n) => `call.net.${n}`),
+      // Referrals (live-referrals.js): services and what became of a proposal.
+      ...['legal_aid', 'mediation'].map((s) => `refer.service.${s}`),
+      ...['proposed', 'new', 'accepted', 'closed', 'declined'].map((s) => `refer.state.${s}`),
+      'error.too_late', 'error.referral_exists', 'error.refer_no_office', 'error.refer_no_matter',
+      // My service record (service-record.js).
+      'error.service_range', 'error.service_too_long', 'error.fonts_missing',
     ],
   },
   terminal: {

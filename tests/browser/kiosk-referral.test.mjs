@@ -6,7 +6,8 @@
 // proposal refused leaves nothing. After a call, on the rating screen: the
 // proposal as a screen of its own, the network gone, a proposal answered
 // already, the rating's thanks that must not end the visit, and nothing
-// shown after the kiosk went back to the start screen. The code looked up at
+// shown after the kiosk went back to the start screen. A proposal made while
+// the kiosk's live connection was down, asked for when it comes back. The code looked up at
 // the start screen as the office receives, handles and closes the referral;
 // an unknown code; the idle reset. The lawyer's side is a bare live client
 // and the API.
@@ -384,6 +385,68 @@ test('after the call: the proposal is a screen before the rating; no network, an
     assert.equal(await drawn('referral-screen'), false);
     await visible(page.getByTestId('start-screen'));
   } finally {
+    await leave(lawyer);
+  }
+  assertClean(problems);
+});
+
+test('proposed while the kiosk\'s live connection is down: asked for when it comes back, shown once', async () => {
+  const lawyer = await availableLawyer();
+  try {
+    const consultation = await call(lawyer, 'zh', 'labour');
+    await eventually(async () => {
+      assert.ok(await page.getByTestId('remote-video').evaluate((v) => v.videoWidth > 0 && v.currentTime > 0.3));
+    }, 30_000);
+    const token = await accessToken(server, 'demo-lawyer');
+    const panel = page.getByTestId('referral-screen');
+    /** The next answer to GET /api/referrals/proposed, and what it listed. */
+    const nextCatchUp = () => page.waitForResponse((r) => new URL(r.url()).pathname === '/api/referrals/proposed' && r.ok(), { timeout: 30_000 })
+      .then((r) => r.json());
+
+    // The network goes, and the live connection with it: the push reaches nobody.
+    await kiosk.setOffline(true);
+    await visible(page.getByTestId('offline'));
+    const proposal = await propose(token, consultation, 'legal_aid', 'Three months of wages unpaid by the building contractor.');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(await drawn('referral-screen'), false, 'nothing came while the kiosk was away');
+
+    // Back: the kiosk asks what it missed and shows it as a push is shown (the list has the
+    // last test's proposal to a resident who left too: not shown).
+    let caughtUp = nextCatchUp();
+    await kiosk.setOffline(false);
+    const listed = await caughtUp;
+    assert.ok(listed.some((p) => p.consultation !== consultation), JSON.stringify(listed));
+    assert.deepEqual(listed.filter((p) => p.consultation === consultation).map((p) => [p.referral, p.service]), [[proposal.id, 'legal_aid']]);
+    await hidden(page.getByTestId('offline'));
+    await visible(panel);
+    await textMatches(page.getByTestId('referral-suggests'), LEGAL_AID.zh);
+    const receives = await page.getByTestId('referral-receives').textContent();
+    assert.ok(receives.includes(proposal.officeName), receives);
+    await checkScreen(page, 'kiosk-referral-after-reconnect-zh', { minTarget: 64 });
+
+    // Another blink while it is on screen: asked again, still the one proposal.
+    caughtUp = nextCatchUp();
+    await kiosk.setOffline(true);
+    await visible(page.getByTestId('offline'));
+    await kiosk.setOffline(false);
+    assert.equal((await caughtUp).filter((p) => p.consultation === consultation).length, 1);
+    await visible(panel);
+    // Refused: gone, and not shown a second time.
+    const refused = await answering(() => page.getByTestId('referral-refuse').tap());
+    assert.equal(refused.answer.status, 'declined');
+    await hidden(panel);
+    const declined = await lawyer.next('referral.answered');
+    assert.deepEqual([declined.referral, declined.agreed], [proposal.id, false]);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(await drawn('referral-screen'), false, 'the refused proposal stays away');
+
+    // The resident goes: the call (or, had it dropped meanwhile, the rating) ends the visit.
+    if (await page.getByTestId('hang-up').isVisible()) await page.getByTestId('hang-up').tap();
+    await visible(page.getByTestId('rating-screen'));
+    await page.getByTestId('rating-done').tap();
+    await visible(page.getByTestId('start-screen'));
+  } finally {
+    await kiosk.setOffline(false);
     await leave(lawyer);
   }
   assertClean(problems);

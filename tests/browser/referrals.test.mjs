@@ -4,7 +4,8 @@
 // reference code; a proposal to mediation is declined, proposed again in the
 // wrap-up and agreed after the record is saved (a notice then gives the code).
 // Then the receiving offices' caseworkers work their queue in /coordinator:
-// the legal-aid caseworker accepts, notes and closes; the mediation caseworker
+// the legal-aid caseworker assigns the referral to a colleague of her office
+// and takes it back, accepts, notes and closes; the mediation caseworker
 // sees only their office's referral, which is overdue (its due time moved back
 // in the database: nothing in the API moves time); the coordinator sees both
 // without the matter, and an admin sets up an office with a new caseworker
@@ -238,8 +239,24 @@ test('the lawyer refers during the call; the resident agrees to legal aid, decli
   await context.close();
 });
 
-test('the legal-aid caseworker sees only the referrals tab, accepts, notes and closes; the counts follow', async () => {
+test('the legal-aid caseworker sees only the referrals tab, assigns to a colleague and back, accepts, notes and closes; the counts follow', async () => {
   assert.ok(made.legalAid.code, 'the first test made the referrals');
+  // A second caseworker in the legal-aid office, to assign to.
+  const admin = await accessToken(server, 'demo-admin');
+  const colleagueName = `多吉办案员 Caseworker Dorje ${unique()}`;
+  const colleague = await api('POST', '/api/accounts', admin, {
+    username: `dorje-${unique()}`, display_name: colleagueName, password: 'dorje-pass-1', roles: ['caseworker'], languages: ['zh', 'bo'],
+  });
+  assert.equal(colleague.status, 201, JSON.stringify(colleague.body));
+  const accounts = (await api('GET', '/api/accounts', admin)).body;
+  const zhangId = accounts.find((a) => a.username === 'demo-caseworker').id;
+  const offices = (await api('GET', '/api/regions/demo-garze/offices', admin)).body;
+  const legalAidOffice = offices.find((o) => o.service === 'legal_aid');
+  const updated = await api('PUT', `/api/offices/${legalAidOffice.id}`, admin, {
+    name: legalAidOffice.name, decision_days: legalAidOffice.decision_days, caseworkers: [zhangId, colleague.body.id],
+  });
+  assert.equal(updated.status, 200, JSON.stringify(updated.body));
+
   const { context, page, problems } = await openApp('/coordinator', 'demo-caseworker');
   const section = page.getByTestId('referrals');
   await visible(section);
@@ -271,7 +288,30 @@ test('the legal-aid caseworker sees only the referrals tab, accepts, notes and c
   await textMatches(page.getByTestId('referral-contact'), /138 0000 1111/);
   await visible(page.getByTestId('referral-notes-empty'));
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'referral-detail-heading');
+
+  // Assigning: the office's caseworkers, herself first (and chosen), then her colleague.
+  const assignee = page.getByTestId('referral-assignee');
+  const assignees = () => assignee.locator('option').evaluateAll((all) => all.map((o) => [o.value, o.textContent]));
+  await eventually(async () => assert.deepEqual((await assignees()).map(([id]) => id), [zhangId, colleague.body.id]));
+  assert.match((await assignees())[0][1], /Caseworker Zhang.*（我）$/);
+  assert.equal((await assignees())[1][1], colleagueName);
+  assert.equal(await assignee.inputValue(), zhangId);
   await checkScreen(page, 'referrals-caseworker-open-zh');
+  await screenshot(detail, 'referrals-caseworker-assign-zh');
+  await assignee.selectOption(colleague.body.id);
+  await page.getByTestId('referral-assign').click();
+  await textMatches(page.getByTestId('referral-detail-assignee'), new RegExp(colleagueName));
+  await textMatches(page.getByTestId('status'), new RegExp(`已分配转介 ${made.legalAid.code}`));
+  await textMatches(page.getByTestId('referral-detail-status'), /待受理/);
+  await textMatches(row, new RegExp(`待受理.*${colleagueName}`));
+  // Taken back in one click: she is the one offered.
+  await eventually(async () => assert.deepEqual((await assignees()).map(([id]) => id), [zhangId]));
+  assert.equal(await assignee.inputValue(), zhangId);
+  await page.getByTestId('referral-assign').click();
+  await textMatches(page.getByTestId('referral-detail-assignee'), /Caseworker Zhang/);
+  const held = await api('GET', `/api/referrals/${made.legalAid.id}`, await accessToken(server, 'demo-caseworker'));
+  assert.equal(held.body.assignee_id, zhangId);
+  assert.deepEqual(held.body.caseworkers.map((c) => c.id).sort(), [zhangId, colleague.body.id].sort());
 
   // Accepted: it is hers.
   await page.getByTestId('referral-accept').click();
@@ -281,7 +321,12 @@ test('the legal-aid caseworker sees only the referrals tab, accepts, notes and c
   await countsAre(page, 'legal_aid', { new: 0, accepted: 1, overdue: 0, closed: 0 });
   await textMatches(row, /已受理.*Caseworker Zhang/);
   assert.equal(await page.getByTestId('referral-accept').count(), 0);
-  assert.equal(await page.getByTestId('referral-assign-me').count(), 0, 'hers already');
+  // Hers already: only her colleague is offered.
+  await eventually(async () => assert.deepEqual((await assignees()).map(([id]) => id), [colleague.body.id]));
+  await switchTo(page, 'en');
+  await textMatches(detail, /Assign to/);
+  await screenshot(detail, 'referrals-caseworker-assign-en');
+  await switchTo(page, 'zh');
 
   // A note.
   await page.getByTestId('referral-note').fill('Phoned the resident: documents to bring on Monday.');

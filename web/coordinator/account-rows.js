@@ -5,9 +5,6 @@ import { t } from '/web/shared/i18n.js';
 import { h } from '/web/shared/dom.js';
 import { listOf, ROLES, LANGUAGES, TOPICS } from '/web/shared/codes.js';
 
-/** The roles an account can have here: the shared ones, and the receiving offices' caseworkers. */
-const ACCOUNT_ROLES = [...new Set([...ROLES, 'caseworker'])];
-
 /** @typedef {import('/web/coordinator/accounts.js').Account} Account */
 
 /**
@@ -128,7 +125,7 @@ function editRow(account, options) {
       options.onSave(/** @type {HTMLFormElement} */ (event.currentTarget), /** @type {HTMLButtonElement} */ (event.submitter));
     },
   },
-  editChecks(account, ticked, 'roles', 'role', ACCOUNT_ROLES, 'accounts.field.roles'),
+  editChecks(account, ticked, 'roles', 'role', ROLES, 'accounts.field.roles'),
   editChecks(account, ticked, 'languages', 'language', LANGUAGES, 'accounts.field.languages'),
   editChecks(account, ticked, 'topics', 'topic', TOPICS, 'accounts.field.topics'),
   h('div', { className: 'actions' },

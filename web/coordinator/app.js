@@ -2,7 +2,7 @@
 // (accounts.js), regions (regions.js, with their receiving offices in
 // offices.js), the region chosen at the top, its terminals (terminals.js),
 // scheduling (schedule.js), appointments by phone (phone-booking.js), reports
-// (reports.js) and referrals (referrals.js). Caseworkers of the receiving
+// (reports.js), service records (service-records.js) and referrals (referrals.js). Caseworkers of the receiving
 // offices sign in here too and see only the referrals. This module has the
 // login, the status line and the region picker, and tells every section what changed.
 
@@ -15,6 +15,7 @@ import { setupTerminals } from '/web/coordinator/terminals.js';
 import { setupSchedule } from '/web/coordinator/schedule.js';
 import { setupQueue } from '/web/coordinator/queue.js';
 import { setupReports } from '/web/coordinator/reports.js';
+import { setupServiceRecords } from '/web/coordinator/service-records.js';
 import { setupRegions, regionTree } from '/web/coordinator/regions.js';
 import { setupPhoneBooking } from '/web/coordinator/phone-booking.js';
 import { setupReferrals } from '/web/coordinator/referrals.js';
@@ -146,6 +147,11 @@ const reports = setupReports({
   regions: () => state.regions ?? [],
   region: selectedRegion,
 });
+const serviceRecords = setupServiceRecords({
+  client,
+  regions: () => state.regions ?? [],
+  region: selectedRegion,
+});
 const phoneBooking = setupPhoneBooking({
   client,
   region: selectedRegion,
@@ -191,6 +197,7 @@ function showLogin() {
   schedule.hide();
   queue.hide();
   reports.hide();
+  serviceRecords.hide();
   phoneBooking.hide();
   regionsCard.hide();
   offices.hide();
@@ -219,6 +226,7 @@ function showDashboard(account) {
   schedule.show();
   queue.show();
   reports.show();
+  serviceRecords.show();
   phoneBooking.show();
   regionsCard.show();
   offices.show();
@@ -262,6 +270,7 @@ async function loadRegions() {
   schedule.regionChanged();
   queue.regionsChanged();
   reports.regionsChanged();
+  serviceRecords.regionsChanged();
   phoneBooking.regionChanged();
   await terminals.load();
 }
@@ -291,6 +300,7 @@ els.regionSelect.addEventListener('change', () => {
   schedule.regionChanged();
   queue.regionsChanged();
   phoneBooking.regionChanged();
+  serviceRecords.regionChanged();
   terminals.load();
 });
 
@@ -312,6 +322,7 @@ onLanguageChange(() => {
     schedule.render();
     queue.render();
     reports.render();
+    serviceRecords.render();
     phoneBooking.render();
   }
 });

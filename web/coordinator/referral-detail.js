@@ -4,9 +4,9 @@
 // note, close it with an outcome (after a confirmation: a closed referral
 // cannot be changed).
 //
-// Assigning: nothing a caseworker may read lists the other caseworkers of
-// their office, so a caseworker assigns a referral to themselves (taking it
-// over from a colleague); accepting assigns the caller when nobody has it.
+// Assigning: the referral read alone lists its office's caseworkers; the
+// caseworker picks one (themselves first and chosen, to take it over from a
+// colleague in one click). Accepting assigns the caller when nobody has it.
 
 import { seg } from '/web/shared/api.js';
 import { t, formatTime } from '/web/shared/i18n.js';
@@ -40,7 +40,7 @@ export function setupReferralDetail({ client, me, busy, reportOk, reportError, o
     /** Closing asks to be confirmed. */
     confirmClose: false,
     /** What was typed or chosen but not yet sent, kept over a re-render (a language switch). */
-    draft: { note: '', outcome: '' },
+    draft: { note: '', outcome: '', assignee: '' },
   });
   let state = fresh();
 
@@ -50,8 +50,10 @@ export function setupReferralDetail({ client, me, busy, reportOk, reportError, o
   function keepDraft() {
     const note = input('referral-note');
     const outcome = input('referral-outcome');
+    const assignee = input('referral-assignee');
     if (note) state.draft.note = note.value;
     if (outcome) state.draft.outcome = outcome.value;
+    if (assignee) state.draft.assignee = assignee.value;
   }
 
   /**
@@ -173,23 +175,58 @@ export function setupReferralDetail({ client, me, busy, reportOk, reportError, o
   }
 
   /**
-   * Accept, and assigning to oneself when someone else has it.
+   * Who the referral can be given to: its office's caseworkers but the one who
+   * has it, the caller first (labelled so). Before the full referral came,
+   * only the caller.
+   * @param {Referral} r
+   * @returns {{id: string, label: string}[]}
+   */
+  function assignees(r) {
+    const self = me();
+    const listed = r.caseworkers ?? (self ? [{ id: self.id, display_name: self.display_name }] : []);
+    const choices = listed
+      .filter((c) => c.id !== r.assignee_id)
+      .map((c) => ({ id: c.id, mine: c.id === self?.id, name: c.display_name }))
+      .sort((a, b) => Number(b.mine) - Number(a.mine) || a.name.localeCompare(b.name));
+    return choices.map((c) => ({ id: c.id, label: c.mine ? t('referrals.assign.me', { name: c.name }) : c.name }));
+  }
+
+  /**
+   * Accept, and assigning to a caseworker of the office.
    * @param {Referral} r
    */
   function workActions(r) {
-    const mine = me()?.id ?? null;
-    const takeOver = mine && r.assignee_id !== mine && (r.status === 'accepted' || r.assignee_id);
-    if (r.status !== 'new' && !takeOver) return null;
-    return h('div', { className: 'actions referral-actions' },
-      r.status === 'new' && h('button', {
+    if (r.status !== 'new' && r.status !== 'accepted') return null;
+    const choices = assignees(r);
+    const accept = r.status === 'new' && h('div', { className: 'actions referral-actions' },
+      h('button', {
         type: 'button', className: 'primary', dataset: { testid: 'referral-accept' }, textContent: t('referrals.accept'),
         onclick: (/** @type {MouseEvent} */ event) => act(/** @type {HTMLButtonElement} */ (event.currentTarget), 'accept', {}, 'referrals.accepted'),
-      }),
-      takeOver && h('button', {
-        type: 'button', dataset: { testid: 'referral-assign-me' }, textContent: t('referrals.assignMe'),
-        onclick: (/** @type {MouseEvent} */ event) =>
-          act(/** @type {HTMLButtonElement} */ (event.currentTarget), 'assign', { account: mine }, 'referrals.assigned'),
       }));
+    if (!choices.length) return accept || null;
+    const select = h('select', { id: 'referral-assignee', dataset: { testid: 'referral-assignee' } },
+      ...choices.map((c) => h('option', { value: c.id, textContent: c.label })));
+    if (choices.some((c) => c.id === state.draft.assignee)) select.value = state.draft.assignee;
+    select.addEventListener('change', () => {
+      state.draft.assignee = select.value;
+    });
+    const assign = h('form', {
+      className: 'referral-assign-form', noValidate: true,
+      onsubmit: (/** @type {SubmitEvent} */ event) => {
+        event.preventDefault();
+        const chosen = choices.find((c) => c.id === select.value);
+        if (!chosen) return;
+        act(/** @type {HTMLButtonElement} */ (event.submitter), 'assign', { account: chosen.id }, 'referrals.assigned', () => {
+          state.draft.assignee = '';
+        });
+      },
+    },
+    h('div', { className: 'field' },
+      h('label', { htmlFor: 'referral-assignee', textContent: t('referrals.assign.label') }),
+      select),
+    h('div', { className: 'actions' },
+      h('button', { type: 'submit', dataset: { testid: 'referral-assign' }, textContent: t('referrals.assign.submit') })));
+    return h('div', { className: 'referral-work' }, accept, assign);
   }
 
   /** @param {Referral} r */

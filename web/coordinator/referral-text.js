@@ -29,12 +29,13 @@ const OUTCOME_TEXT = {
  */
 
 /**
- * A referral as GET /api/referrals gives it (matter, contact and notes are null for coordinators and admins).
+ * A referral as GET /api/referrals gives it (matter, contact and notes are null for coordinators and admins;
+ * notes and the office's caseworkers come only with one referral read by a caseworker of its office).
  * @typedef {{id: string, code: string | null, region_id: string, office_id: string, office: string, service: string,
  *   topic: string, language: string, matter: string | null, contact: string | null, status: string,
  *   outcome: string | null, assignee_id: string | null, assignee: string | null, proposed_at: number,
  *   consented_at: number | null, due_at: number | null, closed_at: number | null, overdue: boolean,
- *   notes: Note[] | null}} Referral
+ *   notes: Note[] | null, caseworkers?: {id: string, display_name: string}[] | null}} Referral
  */
 
 /**

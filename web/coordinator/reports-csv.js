@@ -1,8 +1,7 @@
 // The report as CSV: the same query with `format=csv`, downloaded as a file
-// (of one region when the page shows one).
+// (of one region when the page shows one) through the shared download.js.
 
-import { ApiError } from '/web/shared/api.js';
-import { h } from '/web/shared/dom.js';
+import { fetchFile, fileName, saveBlob } from '/web/shared/download.js';
 
 /**
  * The query string of a report's query, as JSON or (format 'csv') as CSV.
@@ -39,46 +38,12 @@ function onlyRegion(text, regionId) {
  * @param {string} region only this region's lines ('' for all)
  */
 export async function downloadCsv(client, query, region) {
-  const url = `/api/reports/consultations?${queryString(query, 'csv')}`;
-  const fetchCsv = async () => {
-    const token = await client.accessToken();
-    try {
-      return await fetch(url, {
-        headers: { Authorization: `Bearer ${token}`, Accept: 'text/csv' }, cache: 'no-store', credentials: 'same-origin',
-      });
-    } catch {
-      throw new ApiError(0, 'network', '');
-    }
-  };
-  let response = await fetchCsv();
-  if (response.status === 401) {
-    // The API client refreshes the session (or logs out) on its own 401.
-    await client.get('/api/me');
-    response = await fetchCsv();
-  }
-  if (!response.ok) {
-    let code = `http_${response.status}`;
-    let message = '';
-    try {
-      const body = await response.json();
-      code = body?.error?.code ?? code;
-      message = body?.error?.message ?? '';
-    } catch {
-      // Not JSON.
-    }
-    throw new ApiError(response.status, code, message);
-  }
+  const response = await fetchFile(client, `/api/reports/consultations?${queryString(query, 'csv')}`, 'text/csv');
   let text = await response.text();
-  let name = /filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') ?? '')?.[1]
-    ?? `consultations-${query.from}-${query.to}.csv`;
+  let name = fileName(response, `consultations-${query.from}-${query.to}.csv`);
   if (region) {
     text = onlyRegion(text, region);
     name = name.replace(/\.csv$/, `-${region.replace(/[^\w.-]+/g, '_')}.csv`);
   }
-  const href = URL.createObjectURL(new Blob([text], { type: 'text/csv;charset=utf-8' }));
-  const link = h('a', { href, download: name, className: 'visually-hidden', tabIndex: -1 });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(href), 60_000);
+  saveBlob(new Blob([text], { type: 'text/csv;charset=utf-8' }), name);
 }

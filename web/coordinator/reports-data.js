@@ -1,40 +1,15 @@
-// The figures behind the coordinator's reports: dates and periods, numbers in
-// the page's language, and the report's lines added up per period and group.
+// The figures behind the coordinator's reports: dates and periods (the
+// calendar arithmetic itself is shared, dates.js), numbers in the page's
+// language, and the report's lines added up per period and group.
 
 import { t, currentLanguage } from '/web/shared/i18n.js';
+import { addDays, addMonths } from '/web/shared/dates.js';
 
 // ---------------------------------------------------------------- dates
 
-/** "YYYY-MM-DD" plus n days. */
-export function addDays(date, n) {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + n);
-  return d.toISOString().slice(0, 10);
-}
+export { addDays, addMonths, daysBetween, isDate, today } from '/web/shared/dates.js';
 
-export function addMonths(date, n) {
-  const d = new Date(`${date.slice(0, 7)}-01T00:00:00Z`);
-  d.setUTCMonth(d.getUTCMonth() + n);
-  return d.toISOString().slice(0, 10);
-}
-
-export const daysBetween = (a, b) => Math.round((Date.parse(`${b}T00:00:00Z`) - Date.parse(`${a}T00:00:00Z`)) / 86_400_000);
 export const mondayOf = (date) => addDays(date, -((new Date(`${date}T00:00:00Z`).getUTCDay() + 6) % 7));
-export const isDate = (value) => /^\d{4}-\d{2}-\d{2}$/.test(value ?? '') && !Number.isNaN(Date.parse(`${value}T00:00:00Z`));
-
-/** Today's date in a time zone (the browser's when the zone is unknown). */
-export function today(zone) {
-  const parts = (options) => Object.fromEntries(new Intl.DateTimeFormat('en-CA', {
-    ...options, year: 'numeric', month: '2-digit', day: '2-digit',
-  }).formatToParts(new Date()).map((p) => [p.type, p.value]));
-  let p;
-  try {
-    p = parts(zone ? { timeZone: zone } : {});
-  } catch {
-    p = parts({});
-  }
-  return `${p.year}-${p.month}-${p.day}`;
-}
 
 export function formatDate(date, options) {
   try {

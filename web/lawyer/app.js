@@ -1,6 +1,7 @@
 // The lawyer and interpreter console: login, who is logged in, logout, the
-// live panel (live.js: duty, calls, records, past consultations) and the
-// schedule (schedule.js) in <main id="console"> (see index.html).
+// live panel (live.js: duty, calls, records, past consultations), my service
+// record (service-record.js) and the schedule (schedule.js) in
+// <main id="console"> (see index.html).
 
 import { createClient } from '/web/shared/api.js';
 import { onLanguageChange, showError } from '/web/shared/i18n.js';
@@ -9,6 +10,7 @@ import { startSignedInApp, reportStartFailure } from '/web/shared/session.js';
 import { listOf } from '/web/shared/codes.js';
 import { setupSchedule } from '/web/lawyer/schedule.js';
 import { setupLive } from '/web/lawyer/live.js';
+import { setupServiceRecord } from '/web/lawyer/service-record.js';
 
 const client = createClient('lawyer');
 const APP_ROLES = ['lawyer', 'interpreter'];
@@ -29,6 +31,7 @@ const els = {
 let me = null;
 let login = null;
 const schedule = setupSchedule(client);
+const serviceRecord = setupServiceRecord(client);
 const live = setupLive(client, {
   // The session was revoked (logged out elsewhere, password reset, deactivated).
   onRevoked: () => {
@@ -54,6 +57,7 @@ function showLogin() {
   login?.reset();
   live.stop();
   schedule.hide();
+  serviceRecord.hide();
   els.loginView.hidden = false;
   els.skip.href = '#login-view';
 }
@@ -68,6 +72,7 @@ function showConsole(account) {
   els.skip.href = '#console';
   els.console.focus();
   schedule.show(account);
+  serviceRecord.show(account);
   live.start(account);
 }
 

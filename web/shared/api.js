@@ -30,8 +30,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Reads an error response into an ApiError, whatever its body. */
-async function errorFrom(response) {
+/**
+ * Reads an error response into an ApiError, whatever its body.
+ * @param {Response} response
+ */
+export async function errorFrom(response) {
   let code = `http_${response.status}`;
   let message = '';
   try {

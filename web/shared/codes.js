@@ -2,7 +2,8 @@
 
 import { t } from './i18n.js';
 
-export const ROLES = ['lawyer', 'interpreter', 'coordinator', 'admin'];
+/** The receiving offices' caseworkers last: they work referrals, not consultations. */
+export const ROLES = ['lawyer', 'interpreter', 'coordinator', 'admin', 'caseworker'];
 export const LANGUAGES = ['bo', 'zh', 'en'];
 export const TOPICS = ['land', 'family', 'labour', 'debt', 'administrative', 'criminal', 'other'];
 /** How a resident reaches the service: a kiosk, or the hotline. */

@@ -8,7 +8,8 @@
 // The kiosk keeps one live connection (PROTOCOL.md, "The live path") while it
 // is enrolled, for its requests and for appointments that start. After a
 // reconnection the server says again what is in progress (consult.queued or
-// consult.started with a fresh room token); a request it forgot is asked again.
+// consult.started with a fresh room token); a request it forgot is asked again,
+// and a referral proposed meanwhile is fetched (referral.js).
 
 import { t, currentLanguage, setLanguage } from '/web/shared/i18n.js';
 import { keepLive } from '/web/shared/live.js';
@@ -134,6 +135,8 @@ export function setupConsult({ client, show, booking, onLink, onRevoked, onFinis
       onUp: () => {
         onLink(true);
         resumeAfterReconnect();
+        // A referral proposed while the link was down came to nobody: ask for it.
+        referral.catchUp();
       },
       onDown: () => onLink(false),
       onRevoked: () => {

@@ -10,6 +10,10 @@
 // screen. While the call lasts it is a panel beside the lawyer's picture (the
 // lawyer explains it live); otherwise a screen of its own, before the rating.
 // Answering or closing goes back to where the resident was.
+//
+// A push missed while the live connection was down is asked for when it comes
+// back (GET /api/referrals/proposed, catchUp()); a proposal is shown once,
+// whichever way it came.
 
 import { t, currentLanguage } from '/web/shared/i18n.js';
 import { $ } from '/web/shared/dom.js';
@@ -19,6 +23,9 @@ import { keypad, formatCode } from '/web/terminal/keypad.js';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 /** Screens the proposal is a panel over (the call, or the wait after a dropped call); over others, a screen. */
 const UNDER_PANEL = ['call', 'waiting'];
+/** After a reconnection, how often and how far apart the missed proposals are asked for. */
+const CATCH_UP_TRIES = 3;
+const CATCH_UP_PAUSE_MS = 3_000;
 /** A phone number's characters. */
 const PHONE_CHARACTERS = /[^0-9+\- ]/g;
 
@@ -154,6 +161,10 @@ export function setupReferral(kiosk, showScreen) {
   let state = fresh();
   /** The screen under the referral: the last one the kiosk showed. */
   let under = 'start';
+  /** The proposals this resident has answered or put away: never shown again (forgotten by reset()). */
+  let done = new Set();
+  /** Counts the catch-ups, so that only the latest one's answer is taken. */
+  let catchUps = 0;
 
   const phonePad = keypad(els.phoneKeypad, els.phone, { keys: '1234567890', testid: 'phone-key' });
 
@@ -199,7 +210,7 @@ export function setupReferral(kiosk, showScreen) {
    */
   function proposed(message) {
     if (!message || typeof message.referral !== 'string' || !forThisResident(message)) return;
-    const known = [state.proposal, ...state.waiting].some((p) => p?.referral === message.referral);
+    const known = done.has(message.referral) || [state.proposal, ...state.waiting].some((p) => p?.referral === message.referral);
     if (known) return;
     if (state.view) {
       state.waiting.push(message);
@@ -223,8 +234,36 @@ export function setupReferral(kiosk, showScreen) {
     els.heading.focus();
   }
 
+  /**
+   * The live connection is back (it may have missed `referral.proposed`): the
+   * proposals still waiting for this resident's answer, asked now as pushes are.
+   */
+  async function catchUp() {
+    const { consultation } = kiosk.visit;
+    const asked = ++catchUps;
+    for (let attempt = 0; attempt < CATCH_UP_TRIES; attempt += 1) {
+      if (attempt) await new Promise((resolve) => setTimeout(resolve, CATCH_UP_PAUSE_MS));
+      // Another catch-up began, or the resident is not the one here any more.
+      if (asked !== catchUps || !consultation || consultation !== kiosk.visit.consultation
+        || !['call', 'rating'].includes(kiosk.visit.flow)) return;
+      let waiting;
+      try {
+        waiting = await kiosk.client.get('/api/referrals/proposed');
+      } catch {
+        continue; // The network again: a little later.
+      }
+      if (asked !== catchUps || !Array.isArray(waiting)) return;
+      const mine = waiting
+        .filter((p) => p && p.consultation === consultation)
+        .sort((a, b) => (a.expires_at ?? 0) - (b.expires_at ?? 0));
+      for (const proposal of mine) proposed(proposal);
+      return;
+    }
+  }
+
   /** The resident is done with this proposal: the next one, or back where they were. */
   function close() {
+    if (state.proposal) done.add(state.proposal.referral);
     const [next, ...later] = state.waiting.filter(forThisResident);
     state = fresh();
     clearShown();
@@ -397,12 +436,15 @@ export function setupReferral(kiosk, showScreen) {
   /** Forgets every proposal, answer and code of the last resident. */
   function reset() {
     state = fresh();
+    done = new Set();
+    catchUps += 1;
     clearShown();
     hideElement();
   }
 
   return {
     proposed,
+    catchUp,
     placed,
     render,
     reset,

@@ -230,7 +230,6 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
-/// The OpenAPI document as served at `/api/openapi.json`.
 /// A file to download: `body` as `content_type`, saved as `filename` (which
 /// the caller makes of ids, dates and fixed words only).
 fn attachment(
@@ -250,6 +249,7 @@ fn attachment(
         .into_response()
 }
 
+/// The OpenAPI document as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }

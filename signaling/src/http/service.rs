@@ -157,6 +157,15 @@ async fn rows_in(state: &AppState, from_day: i64, to_day: i64) -> Result<Vec<Ser
         .collect())
 }
 
+/// The last day of a period whose `to` is the day after it (for people and file names).
+fn last_day(to: &str) -> String {
+    to.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.yesterday().ok())
+        .map(|d| d.to_string())
+        .unwrap_or_default()
+}
+
 fn period(from: &str, to: &str) -> Result<(i64, i64), ApiError> {
     let (from_day, _) = parse_date("from", from)?;
     let (to_day, _) = parse_date("to", to)?;
@@ -308,7 +317,9 @@ pub async fn records(
     let records = ServiceRecords {
         lines: lines(&rows, by, &names, only.as_ref()),
         total: if only.is_some() {
-            lines(&rows, By::Volunteer, &names, only.as_ref()).pop().unwrap_or_default()
+            // Their own line, as a total: no key, no name.
+            let own = lines(&rows, By::Volunteer, &names, only.as_ref()).pop().unwrap_or_default();
+            ServiceLine { key: String::new(), name: String::new(), ..own }
         } else {
             total(&rows)
         },
@@ -326,7 +337,7 @@ pub async fn records(
         )
         .await?;
     if as_csv {
-        let filename = format!("service-{}-{}-{}.csv", by_name, records.from, records.to);
+        let filename = format!("service-{}-{}-{}.csv", by_name, records.from, last_day(&records.to));
         return Ok(super::attachment("text/csv; charset=utf-8", &filename, csv(&records)));
     }
     Ok(ApiJson(records).into_response())
@@ -477,13 +488,8 @@ pub async fn certificate(
             &source,
         )
         .await?;
-    let last_day = query
-        .to
-        .parse::<jiff::civil::Date>()
-        .ok()
-        .and_then(|d| d.yesterday().ok())
-        .map(|d| d.to_string())
-        .unwrap_or_default();
+    let last_day = last_day(&query.to);
+    let filename = format!("service-certificate-{}-{}.pdf", query.from, last_day);
     let (name, from, issuer) =
         (volunteer.display_name.clone(), query.from.clone(), caller.display_name.clone());
     let title = format!("Service certificate: {name}, {from} to {last_day}");
@@ -532,11 +538,7 @@ pub async fn certificate(
         d.rule(LEFT, 800.0, RIGHT - LEFT, 2.0);
     })
     .await?;
-    Ok(super::attachment(
-        "application/pdf",
-        &format!("service-certificate-{}-{}.pdf", query.from, query.to),
-        bytes,
-    ))
+    Ok(super::attachment("application/pdf", &filename, bytes))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
