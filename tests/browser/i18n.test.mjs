@@ -53,6 +53,9 @@ const APPS = {
       'error.too_late', 'error.referral_exists', 'error.refer_no_office', 'error.refer_no_matter',
       // My service record (service-record.js).
       'error.service_range', 'error.service_too_long', 'error.fonts_missing',
+      // A follow-up appointment (live-follow-up.js): each refusal in its words.
+      ...['no_time', 'in_the_past', 'too_soon', 'too_far', 'off_grid', 'invalid_field', 'slot_taken', 'terminal_busy',
+        'not_available', 'no_number', 'callback_off', 'not_found'].map((c) => `error.follow_up_${c}`),
     ],
   },
   terminal: {

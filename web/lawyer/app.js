@@ -39,6 +39,8 @@ const live = setupLive(client, {
     showLogin();
     showError(els.loginError, { code: 'session_expired', serverMessage: '' });
   },
+  // A follow-up booked under the record: it is in My appointments too.
+  onAppointmentBooked: () => schedule.appointmentsChanged(),
 });
 
 function renderProfile() {

@@ -175,6 +175,17 @@ export function setupRecord(panel) {
     counting: () => Boolean(record && record.wrapUpUntil),
     focus: () => els.summary.focus(),
     /**
+     * Sets the outcome when none is chosen yet (a choice of the lawyer's stays); kept as the draft.
+     * True when it was set.
+     * @param {string} outcome
+     */
+    suggestOutcome(outcome) {
+      if (!record || els.outcome.value || !OUTCOMES.includes(outcome)) return false;
+      els.outcome.value = outcome;
+      keepDraft();
+      return true;
+    },
+    /**
      * When the consultation started, learnt later (seconds).
      * @param {string} id
      * @param {number} startedAt

@@ -5,6 +5,7 @@
 // - live-offer.js: an incoming call (`consult.offer`) that rings until it is answered or withdrawn;
 // - live-call.js: the call itself (`consult.started`, media through the relay);
 // - live-record.js: the consultation's record, written during the call and in the wrap-up;
+// - live-follow-up.js: under the record, a follow-up appointment with the same resident;
 // - live-referrals.js: under the record, its referrals to legal aid or mediation (`referral.answered`);
 // - live-past.js: the list of past consultations.
 
@@ -16,6 +17,7 @@ import { setupDuty } from '/web/lawyer/live-duty.js';
 import { setupOffer } from '/web/lawyer/live-offer.js';
 import { setupCall } from '/web/lawyer/live-call.js';
 import { setupRecord } from '/web/lawyer/live-record.js';
+import { setupFollowUp } from '/web/lawyer/live-follow-up.js';
 import { setupReferrals } from '/web/lawyer/live-referrals.js';
 import { setupPast } from '/web/lawyer/live-past.js';
 
@@ -28,11 +30,13 @@ import { setupPast } from '/web/lawyer/live-past.js';
  * @property {() => {id: string} | null} me the person logged in, null when nobody is
  * @property {() => void} render every part again
  * @property {() => void} focusHeading focus to the panel's heading (after what had it went away)
+ * @property {() => void} appointmentBooked an appointment of the person's was booked here (their list is read again)
  * @property {Ringer} ringer
  * @property {ReturnType<typeof setupDuty>} duty
  * @property {ReturnType<typeof setupOffer>} offer
  * @property {ReturnType<typeof setupCall>} call
  * @property {ReturnType<typeof setupRecord>} record
+ * @property {ReturnType<typeof setupFollowUp>} followUp
  * @property {ReturnType<typeof setupReferrals>} referrals
  * @property {ReturnType<typeof setupPast>} past
  */
@@ -41,8 +45,9 @@ import { setupPast } from '/web/lawyer/live-past.js';
  * @param {import('/web/shared/api.js').Client} client
  * @param {object} options
  * @param {() => void} options.onRevoked the server revoked the session (the app shows the login)
+ * @param {() => void} options.onAppointmentBooked an appointment was booked here (a follow-up)
  */
-export function setupLive(client, { onRevoked }) {
+export function setupLive(client, { onRevoked, onAppointmentBooked }) {
   const work = $('live-work');
   const recordColumn = $('record-column');
   /** @type {{id: string} | null} */
@@ -58,15 +63,17 @@ export function setupLive(client, { onRevoked }) {
     me: () => me,
     render,
     focusHeading: () => $('live-heading').focus(),
+    appointmentBooked: () => onAppointmentBooked(),
     ringer: new Ringer(),
   });
   panel.duty = setupDuty(panel);
   panel.offer = setupOffer(panel);
   panel.call = setupCall(panel);
   panel.record = setupRecord(panel);
+  panel.followUp = setupFollowUp(panel);
   panel.referrals = setupReferrals(panel);
   panel.past = setupPast(panel);
-  const { duty, offer, call, record, referrals, past } = panel;
+  const { duty, offer, call, record, followUp, referrals, past } = panel;
 
   function connect() {
     duty.setConnection('connecting');
@@ -161,6 +168,7 @@ export function setupLive(client, { onRevoked }) {
     offer.render();
     call.render();
     record.render();
+    followUp.render();
     referrals.render();
     const inCall = Boolean(call.current());
     const writing = Boolean(record.openId());
@@ -209,6 +217,7 @@ export function setupLive(client, { onRevoked }) {
       duty.reset();
       offer.reset();
       record.reset();
+      followUp.reset();
       referrals.reset();
       past.reset();
       render();
@@ -228,6 +237,7 @@ export function setupLive(client, { onRevoked }) {
       me = null;
       duty.reset({ forget });
       record.reset({ forget });
+      followUp.reset();
       referrals.reset();
       if (ticker) clearInterval(ticker);
       ticker = null;

@@ -35,6 +35,10 @@ export function setupSchedule(client) {
       availability.load();
       appointments.load();
     },
+    /** An appointment was booked elsewhere on the page (a follow-up): the list is read again. */
+    appointmentsChanged() {
+      if (me) appointments.load();
+    },
     hide() {
       me = null;
       availability.hide();
