@@ -50,7 +50,7 @@ const APPS = {
       // Referrals (live-referrals.js): services and what became of a proposal.
       ...['legal_aid', 'mediation'].map((s) => `refer.service.${s}`),
       ...['proposed', 'new', 'accepted', 'closed', 'declined'].map((s) => `refer.state.${s}`),
-      'error.too_late', 'error.referral_exists', 'error.refer_no_office', 'error.refer_no_matter',
+      'error.too_late', 'error.no_kiosk', 'error.referral_exists', 'error.refer_no_office', 'error.refer_no_matter',
       // My service record (service-record.js).
       'error.service_range', 'error.service_too_long', 'error.fonts_missing',
       // A follow-up appointment (live-follow-up.js): each refusal in its words.

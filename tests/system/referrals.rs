@@ -402,6 +402,32 @@ async fn proposals_are_the_lawyers_own_in_time_and_well_formed() {
     assert_eq!(too_late.status(), 409);
     assert_eq!(too_late.json::<Value>().await.unwrap()["error"]["code"], "too_late");
 
+    // A hotline caller has no kiosk to agree on.
+    let store = app.store().await;
+    let line = store.phone_lines(&"demo-garze".into(), 1).await.unwrap().remove(0);
+    let lawyer_id = store.account_by_username("demo-lawyer").await.unwrap().unwrap().id;
+    let by_phone = store
+        .create_consultation(&signaling::store::NewConsultation {
+            terminal_id: line.id,
+            region_id: "demo-garze".into(),
+            lawyer_id,
+            interpreter_id: None,
+            topic: signaling::domain::Topic::Debt,
+            language: "zh".into(),
+            started_at: signaling::unix_now(),
+        })
+        .await
+        .unwrap();
+    let refused = app
+        .post(
+            &format!("/api/consultations/{by_phone}/referrals"),
+            &c.lawyer_token,
+            json!({"office": mediation, "matter": "x"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "no_kiosk");
+
     // Only kiosks look up codes; a code that is not one is simply not found.
     assert_eq!(app.get("/api/referral-status/2345-6789", &c.lawyer_token).await.status(), 403);
     for code in ["2345-6789", "0000-0000", "%27%20OR%201=1", &"A".repeat(500)] {

@@ -67,12 +67,13 @@ export function serviceText(service) {
 }
 
 /**
- * What a refusal of POST .../referrals means to the lawyer: too late, or this
- * office has it already; the server's own message stays as the detail.
+ * What a refusal of POST .../referrals means to the lawyer: too late, a hotline
+ * caller (no kiosk to agree on), or this office has it already; the server's
+ * own message stays as the detail.
  * @param {any} error
  */
 function explain(error) {
-  if (error?.code === 'too_late') return error;
+  if (error?.code === 'too_late' || error?.code === 'no_kiosk') return error;
   if (error?.status === 409) return { ...error, code: 'referral_exists', serverMessage: error.serverMessage ?? '' };
   return error;
 }

@@ -324,6 +324,13 @@ pub async fn propose(
             ApiError::bad_request("invalid_field", "office: not an office of the consultation's region")
         })?;
     let now = crate::unix_now();
+    let terminal = state.store.terminal(&consultation.terminal_id).await?.ok_or(ApiError::NotFound)?;
+    if terminal.channel == "phone" {
+        return Err(ApiError::Clash {
+            code: "no_kiosk",
+            message: "a hotline caller has no kiosk on which to agree to a referral".into(),
+        });
+    }
     if consultation.ended_at.is_some_and(|ended| now > ended + PROPOSAL_WINDOW_SECS) {
         return Err(ApiError::Clash {
             code: "too_late",
