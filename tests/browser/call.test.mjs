@@ -154,6 +154,67 @@ test('two, then three participants see and hear each other through the relay', a
   }
 });
 
+// ---------------------------------------------------------------- hang-up mid-offer
+
+test('hanging up while the relay\'s offer is being applied is quiet, and sends no answer', async () => {
+  // A lawyer may hang up the moment the call starts, while the relay's first
+  // offer is still being applied; every step after that fails on a closed
+  // connection. Close it right after each step in turn, deterministically.
+  const context = await newContext(browser, server);
+  const page = await context.newPage();
+  const problems = watch(page);
+  await page.goto(server.url('/lawyer'));
+  await page.locator('#login-view').waitFor({ state: 'visible' });
+  const outcomes = await page.evaluate(async () => {
+    const { RelayCall } = await import('/web/shared/call.js');
+    const offerer = new RTCPeerConnection();
+    offerer.addTransceiver('audio', { direction: 'recvonly' });
+    offerer.addTransceiver('video', { direction: 'recvonly' });
+    const { sdp } = await offerer.createOffer();
+    offerer.close();
+    const token = `x.${btoa(JSON.stringify({ room: { room: 'mid-offer' } }))}.y`;
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 160, height: 120 } });
+    const steps = [
+      [RTCPeerConnection.prototype, 'setRemoteDescription'],
+      [RTCRtpSender.prototype, 'replaceTrack'],
+      [RTCPeerConnection.prototype, 'createAnswer'],
+      [RTCPeerConnection.prototype, 'setLocalDescription'],
+    ];
+    const outcomes = {};
+    for (const [proto, name] of steps) {
+      const sent = [];
+      const call = new RelayCall({ send: (m) => m.type === 'rtc.answer' && sent.push(m.type), token, stream, onStream: () => {} });
+      const original = proto[name];
+      proto[name] = async function patched(...args) {
+        const result = await original.apply(this, args);
+        call.close();
+        return result;
+      };
+      try {
+        call.handle({ type: 'rtc.offer', room: 'mid-offer', sdp });
+        await call.queue;
+      } finally {
+        proto[name] = original;
+      }
+      outcomes[name] = { state: call.pc.signalingState, sent };
+    }
+    // And one that is not closed answers, so the patching above proved something.
+    const sent = [];
+    const call = new RelayCall({ send: (m) => m.type === 'rtc.answer' && sent.push(m.type), token, stream, onStream: () => {} });
+    call.handle({ type: 'rtc.offer', room: 'mid-offer', sdp });
+    await call.queue;
+    call.close();
+    outcomes.untouched = { sent };
+    return outcomes;
+  });
+  for (const name of ['setRemoteDescription', 'replaceTrack', 'createAnswer', 'setLocalDescription']) {
+    assert.deepEqual(outcomes[name], { state: 'closed', sent: [] }, name);
+  }
+  assert.deepEqual(outcomes.untouched.sent, ['rtc.answer']);
+  assertClean(problems);
+  await context.close();
+});
+
 // ---------------------------------------------------------------- network blink
 
 test('a participant whose network goes away for a few seconds comes back in the same room', async (t) => {

@@ -47,6 +47,7 @@ export class RelayCall {
     this.onEvent = onEvent;
     this.queue = Promise.resolve();
     this.published = false;
+    this.closed = false;
     this.restartTimer = null;
     this.streams = new Map();
     this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [], iceTransportPolicy });
@@ -76,11 +77,18 @@ export class RelayCall {
   handle(message) {
     if (!message.type?.startsWith('rtc.') || message.room !== this.room) return false;
     // One at a time: an offer must be answered before the next is applied.
-    this.queue = this.queue.then(() => this.apply(message)).catch((error) => console.error('call', error));
+    // A hang-up can close the connection half-way through applying an offer;
+    // what fails after that is the hang-up, not an error.
+    this.queue = this.queue
+      .then(() => this.apply(message))
+      .catch((error) => {
+        if (!this.closed) console.error('call', error);
+      });
     return true;
   }
 
   async apply(message) {
+    if (this.closed) return;
     switch (message.type) {
       case 'rtc.ice_servers':
         // TURN for networks that block UDP; it arrives before the first offer.
@@ -91,6 +99,7 @@ export class RelayCall {
         if (!this.published) await this.publish(message.sdp);
         const answer = await this.pc.createAnswer();
         await this.pc.setLocalDescription(answer);
+        if (this.closed) return;
         this.send({ type: 'rtc.answer', room: this.room, sdp: this.pc.localDescription.sdp });
         break;
       }
@@ -119,6 +128,7 @@ export class RelayCall {
       if (!track) continue;
       transceiver.direction = 'sendonly';
       await transceiver.sender.replaceTrack(track);
+      if (this.closed) return;
       transceiver.sender.setStreams?.(this.stream);
     }
   }
@@ -148,6 +158,7 @@ export class RelayCall {
   }
 
   close() {
+    this.closed = true;
     clearTimeout(this.restartTimer);
     this.pc.close();
   }
