@@ -1,4 +1,5 @@
-//! The relay's WebRTC I/O. An engine is one task: it owns a socket on the
+//! The relay's WebRTC I/O. An engine is one task, alone on a thread of its
+//! own ([`crate::relay`] starts it there): it owns a socket on the
 //! relay's UDP port (in [`Engine::run`], which reads and writes it a batch of
 //! datagrams per system call; the rest of the engine never sees it, so
 //! [`crate::lab`] can drive one in memory), the sans-I/O peer connection core
@@ -68,7 +69,7 @@ use crate::keys::{Contexts, KeyTap};
 use crate::packet::{KeyframeTap, RemoteStreams, is_binding_success, is_rtcp, is_stun, vp8_starts_keyframe};
 use crate::reception::{Opened, Reception};
 use crate::relay::Counters;
-use crate::room::{Action, Event, Kind, Policy, Room, TrackKey, Withheld};
+use crate::room::{Action, Event, Kind, Policy, Room, TrackKey, TrackNo, Withheld};
 use crate::routes::{Datagram, PeerId, Route, Router};
 use crate::session::{
     Answered, Call, Grant, NotForwarded, ParticipantStats, PeerEvent, RoomStats, SessionError,
@@ -107,7 +108,7 @@ const MAX_ADDRESSES: usize = 8;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, SessionError>>;
 
-/// Requests from [`crate::Relay`] handles to an engine task.
+/// Requests from [`crate::Relay`] handles to an engine.
 pub(crate) enum Command {
     /// `new_rooms: false` (draining): an `open_room` opens no room that is
     /// not open already.
@@ -134,9 +135,9 @@ struct Inbound {
     key: Arc<TrackKey>,
     kind: Kind,
     receiver: RTCRtpReceiverId,
-    /// False when the room refused the track (not granted, too many): its
-    /// packets go nowhere.
-    accepted: bool,
+    /// Its number in the room; `None` when the room refused the track (not
+    /// granted, too many): its packets go nowhere.
+    number: Option<TrackNo>,
 }
 
 struct Outbound {
@@ -381,6 +382,8 @@ struct RoomEntry {
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub(crate) max_rooms: usize,
+    /// Rooms open on all the relay's engines together.
+    pub(crate) open_rooms: Arc<std::sync::atomic::AtomicU64>,
     /// RFC 7675: consent expires after this long without anything from a participant.
     pub(crate) consent_timeout: Duration,
 }
@@ -531,8 +534,8 @@ impl Engine {
                     }
                 }
                 Some(batch) = handed.recv() => {
-                    for datagram in batch {
-                        self.datagram(datagram);
+                    for Datagram { peer, from, data, stun } in batch {
+                        self.datagram(peer, from, &data, stun);
                     }
                 }
                 _ = sleep => self.timeouts(),
@@ -571,11 +574,10 @@ impl Engine {
             self.counters.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let datagram = Datagram { peer, from, data: BytesMut::from(data), stun };
         if engine == self.index {
-            self.datagram(datagram);
+            self.datagram(peer, from, data, stun);
         } else if let Some(batch) = self.handing.get_mut(engine) {
-            batch.push(datagram);
+            batch.push(Datagram { peer, from, data: BytesMut::from(data), stun });
         }
     }
 
@@ -594,7 +596,10 @@ impl Engine {
         }
     }
 
-    fn datagram(&mut self, Datagram { peer: id, from, data, stun }: Datagram) {
+    /// A datagram for one of this engine's peer connections. Media the
+    /// engine decrypts itself is read where it lies; anything else is copied
+    /// once, for the peer connection to own.
+    fn datagram(&mut self, id: PeerId, from: SocketAddr, data: &[u8], stun: bool) {
         // A binding request named this peer connection: its address (first
         // contact, an ICE restart, a NAT rebinding) is learnt here.
         if stun && self.router.read().by_addr.get(&from) != Some(&Route { engine: self.index, peer: id }) {
@@ -606,14 +611,14 @@ impl Engine {
             // its answer reaches the relay; the agent cannot check them without
             // the answer's credentials. Kept for the answer rather than refused.
             if peer.early.len() < MAX_EARLY_DATAGRAMS {
-                peer.early.push((data, from));
+                peer.early.push((BytesMut::from(data), from));
             }
             return;
         }
-        if !stun && self.receive(id, &data) {
+        if !stun && self.receive(id, data) {
             return;
         }
-        self.feed(id, data, from);
+        self.feed(id, BytesMut::from(data), from);
     }
 
     /// Media the relay decrypts itself ([`Reception`]), around the peer
@@ -637,7 +642,7 @@ impl Engine {
         if renewed {
             self.set_consent(id, true);
         }
-        self.rtp(id, &track, packet);
+        self.rtp(id, &track, packet, now);
         true
     }
 
@@ -727,7 +732,7 @@ impl Engine {
                 // The limit is the relay's, over all its engines.
                 let max = self.limits.max_rooms as u64;
                 let counted =
-                    self.counters.rooms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
+                    self.limits.open_rooms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
                         (open < max).then_some(open + 1)
                     });
                 if counted.is_err() {
@@ -786,7 +791,7 @@ impl Engine {
     /// Closes a room's entry (its peer connections are gone) and frees its place.
     fn forget_room(&mut self, room: &RoomId) {
         if self.rooms.remove(room).is_some() {
-            self.counters.rooms.fetch_sub(1, Ordering::Relaxed);
+            self.limits.open_rooms.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -1226,8 +1231,9 @@ impl Engine {
                              receiving through the peer connection"
                         );
                     }
-                    if let Some(packet) = peer.reception.received(Instant::now(), packet) {
-                        self.rtp(id, &track_id, packet);
+                    let now = Instant::now();
+                    if let Some(packet) = peer.reception.received(now, packet) {
+                        self.rtp(id, &track_id, packet, now);
                     }
                 }
                 RTCMessage::RtcpPacket(track_id, packets) => {
@@ -1290,7 +1296,7 @@ impl Engine {
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
                 if let Some(inbound) = peer.inbound.remove(&track_id)
-                    && inbound.accepted
+                    && inbound.number.is_some()
                 {
                     let _ =
                         self.room_event(&room, Event::Unpublished { key: Arc::unwrap_or_clone(inbound.key) });
@@ -1338,15 +1344,16 @@ impl Engine {
         let key = TrackKey { publisher: peer.participant.clone(), track: track_id.clone() };
         peer.inbound.insert(
             track_id,
-            Inbound { key: Arc::new(key.clone()), kind, receiver: receiver_id, accepted: false },
+            Inbound { key: Arc::new(key.clone()), kind, receiver: receiver_id, number: None },
         );
         let (room, participant) = (peer.room.clone(), peer.participant.clone());
         match self.room_event(&room, Event::Published { key: key.clone(), kind }) {
             Ok(()) => {
+                let number = self.rooms.get(&room).and_then(|entry| entry.room.track_no(&key));
                 if let Some(peer) = self.peers.get_mut(&id)
                     && let Some(inbound) = peer.inbound.values_mut().find(|i| *i.key == key)
                 {
-                    inbound.accepted = true;
+                    inbound.number = number;
                 }
             }
             Err(error) => {
@@ -1396,14 +1403,14 @@ impl Engine {
     }
 
     /// A media packet of a participant's track, forwarded as its room decides.
-    fn rtp(&mut self, id: PeerId, track_id: &str, mut packet: rtc::rtp::Packet) {
+    fn rtp(&mut self, id: PeerId, track_id: &str, mut packet: rtc::rtp::Packet, now: Instant) {
         let Engine { peers, rooms, counters, forwards, .. } = self;
         let Some(peer) = peers.get(&id) else { return };
         let Some(inbound) = peer.inbound.get(track_id) else { return };
-        if !inbound.accepted {
+        let Some(number) = inbound.number else {
             counters.not_forwarded(NotForwarded::RefusedTrack, 1);
             return;
-        }
+        };
         let (key, kind) = (Arc::clone(&inbound.key), inbound.kind);
         if packet.header.payload_type == PT_VP8_RTX {
             // RFC 4588: the original sequence number, then the original payload.
@@ -1418,7 +1425,7 @@ impl Engine {
         let keyframe = kind == Kind::Video && vp8_starts_keyframe(&packet.payload);
         let Some(RoomEntry { room, peers: ids }) = rooms.get_mut(&peer.room) else { return };
         forwards.clear();
-        let decided = room.forward(&key, keyframe, Instant::now(), |participant, verdict| {
+        let decided = room.forward(number, keyframe, now, |participant, verdict| {
             if let Some(&rid) = ids.get(participant) {
                 forwards.push((rid, verdict));
             }
@@ -1429,7 +1436,6 @@ impl Engine {
         packet.header.extensions.clear();
         packet.header.extensions_padding = 0;
         let forwards = std::mem::take(&mut self.forwards);
-        let now = Instant::now();
         for &(rid, verdict) in &forwards {
             let Some(receiver) = self.peers.get_mut(&rid) else { continue };
             if let Some(why) = verdict {

@@ -148,7 +148,8 @@ impl Lab {
         let counters = Arc::new(Counters::default());
         let (handoff, _) = mpsc::channel(1);
         let policy = Policy { max_participants: per_room.max(2), ..Policy::default() };
-        let limits = Limits { max_rooms: rooms, consent_timeout: Duration::from_secs(30) };
+        let limits =
+            Limits { max_rooms: rooms, open_rooms: Arc::default(), consent_timeout: Duration::from_secs(30) };
         let engine = Engine::new(
             0,
             RELAY,

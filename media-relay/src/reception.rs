@@ -7,11 +7,13 @@
 //! stages; on the way in, the relay needs only the three interceptors a
 //! receiver runs: the NACK generator (ask for what was lost), receiver
 //! reports (RFC 3550 6.4.2) and transport-wide congestion-control feedback.
-//! [`Reception`] runs exactly those, as the crate has them, in a chain of its
-//! own; the peer connection's registry leaves them out. Every inbound packet
+//! [`Reception`] runs exactly those, as the crate has them, calling each
+//! in turn (not through the crate's chain, which moves a packet through
+//! queues of its own at every stage); the peer connection's registry leaves
+//! them out. Every inbound packet
 //! passes through it, whether the relay decrypted it or the peer connection
 //! did (the first packet of each stream, which binds it there; everything
-//! before the keys are known or after a fallback). What the chain writes (NACK,
+//! before the keys are known or after a fallback). What they write (NACK,
 //! RR, TWCC feedback) goes out through the peer connection, which keeps SRTCP.
 
 use std::sync::Arc;
@@ -19,13 +21,12 @@ use std::time::Instant;
 
 use foldhash::{HashMap, HashMapExt};
 use rtc::interceptor::{
-    AttributedPacket, Interceptor, NackGeneratorBuilder, Packet as ChainPacket, ReceiverReportBuilder,
-    Registry, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder,
+    AttributedPacket, Interceptor, NackGeneratorBuilder, NackGeneratorInterceptor, Packet as ChainPacket,
+    ReceiverReportBuilder, ReceiverReportInterceptor, StreamInfo, TaggedPacket, TwccReceiverBuilder,
+    TwccReceiverInterceptor,
 };
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
-use rtc::shared::error::Error;
 use rtc::shared::marshal::Unmarshal;
 use rtc::srtp::context::Context;
 
@@ -33,16 +34,17 @@ use crate::packet::{RemoteStreams, is_rtcp};
 
 /// One participant's media, as the relay receives it.
 pub(crate) struct Reception {
-    /// NACK generator, receiver reports, transport-wide feedback.
-    chain: Box<dyn Interceptor>,
+    /// The receiver's interceptors, in the order the crate's chain has them.
+    stages: Stages,
     /// Remote streams as the peer connection binds them (noted by its `KeyframeTap`).
     streams: Arc<RemoteStreams>,
     /// Bound streams not yet matched to a published track.
     unmatched: Vec<StreamInfo>,
     /// The SSRCs (each stream's, and its RTX stream's) that the relay decrypts
-    /// itself, and the id of the track they belong to.
-    ssrcs: HashMap<u32, Arc<str>>,
-    /// The copy of the remote SRTP context, once the keys are known.
+    /// itself: the id of the track they belong to, and the replay window.
+    ssrcs: HashMap<u32, Stream>,
+    /// The copy of the remote SRTP context, once the keys are known (made
+    /// without a replay window: [`Window`] is the relay's, per stream).
     pub(crate) srtp: Option<Context>,
     /// A packet of this track did not open with `srtp` and went to the peer
     /// connection: if the peer connection opens it, the keys are wrong.
@@ -67,13 +69,12 @@ pub(crate) enum Opened {
 
 impl Reception {
     pub(crate) fn new(streams: Arc<RemoteStreams>) -> Reception {
-        let chain = Registry::new()
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
-            .build();
         Reception {
-            chain: Box::new(chain),
+            stages: Stages {
+                nack: NackGeneratorBuilder::new().build(),
+                twcc: TwccReceiverBuilder::new().build(),
+                reports: ReceiverReportBuilder::new().build(),
+            },
             streams,
             unmatched: Vec::new(),
             ssrcs: HashMap::new(),
@@ -89,10 +90,10 @@ impl Reception {
     pub(crate) fn bind_streams(&mut self) {
         for (bound, info) in self.streams.take() {
             if bound {
-                self.chain.bind_remote_stream(&info);
+                self.stages.each(|stage| stage.bind_remote_stream(&info));
                 self.unmatched.push(info);
             } else {
-                self.chain.unbind_remote_stream(&info);
+                self.stages.each(|stage| stage.unbind_remote_stream(&info));
                 self.unmatched.retain(|u| u.ssrc != info.ssrc);
                 self.ssrcs.remove(&info.ssrc);
                 if let Some(rtx) = info.ssrc_rtx {
@@ -114,9 +115,9 @@ impl Reception {
             }
             let Some(track) = track_of(info.ssrc) else { return true };
             if let Some(rtx) = info.ssrc_rtx {
-                ssrcs.insert(rtx, Arc::clone(&track));
+                ssrcs.insert(rtx, Stream { track: Arc::clone(&track), window: Window::default() });
             }
-            ssrcs.insert(info.ssrc, track);
+            ssrcs.insert(info.ssrc, Stream { track, window: Window::default() });
             false
         });
     }
@@ -134,16 +135,17 @@ impl Reception {
             return Opened::NotOurs;
         }
         let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
-        let Some(track) = self.ssrcs.get(&ssrc) else { return Opened::NotOurs };
+        let Some(Stream { track, window }) = self.ssrcs.get_mut(&ssrc) else { return Opened::NotOurs };
         let Ok(header) = rtc::rtp::Header::unmarshal(&mut &datagram[..]) else { return Opened::NotOurs };
-        let plain = match srtp.decrypt_rtp_with_header(datagram, &header) {
-            Ok(plain) => plain,
-            Err(Error::SrtpSsrcDuplicated(..)) => return Opened::Dropped,
-            Err(_) => {
-                self.doubt = Some(Arc::clone(track));
-                return Opened::Unopened;
-            }
+        if !window.fresh(header.sequence_number) {
+            return Opened::Dropped;
+        }
+        let Ok(plain) = srtp.decrypt_rtp_with_header(datagram, &header) else {
+            self.doubt = Some(Arc::clone(track));
+            return Opened::Unopened;
         };
+        // Only an authentic packet moves the window.
+        window.accept(header.sequence_number);
         match rtc::rtp::Packet::unmarshal(&mut plain.freeze()) {
             Ok(packet) => {
                 self.packets += 1;
@@ -156,14 +158,10 @@ impl Reception {
 
     /// A media packet through the receiver's interceptors, on its way to the room.
     pub(crate) fn received(&mut self, now: Instant, packet: rtc::rtp::Packet) -> Option<rtc::rtp::Packet> {
-        self.pass(now, ChainPacket::Rtp(packet));
-        let mut out = None;
-        while let Some(passed) = self.chain.poll_read() {
-            if let ChainPacket::Rtp(packet) = passed.message.packet {
-                out = Some(packet);
-            }
+        match self.stages.read(now, ChainPacket::Rtp(packet))? {
+            ChainPacket::Rtp(packet) => Some(packet),
+            _ => None,
         }
-        out
     }
 
     /// The publisher's sender reports, for the receiver reports' timing (LSR, DLSR).
@@ -173,40 +171,161 @@ impl Reception {
             .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
             .map(|report| Box::new(report.clone()) as Box<dyn rtc::rtcp::Packet>)
             .collect();
-        if reports.is_empty() {
-            return;
-        }
-        self.pass(now, ChainPacket::Rtcp(reports));
-        while self.chain.poll_read().is_some() {}
-    }
-
-    fn pass(&mut self, now: Instant, packet: ChainPacket) {
-        let message = AttributedPacket::new(packet);
-        let tagged = TaggedPacket { now, transport: TransportContext::default(), message };
-        if let Err(error) = self.chain.handle_read(tagged) {
-            tracing::trace!(%error, "receiving interceptors refused a packet");
+        if !reports.is_empty() {
+            // Read, and ends here, as in the crate's chain without a forwarding mark.
+            self.stages.read(now, ChainPacket::Rtcp(reports));
         }
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        let _ = self.chain.handle_timeout(now);
+        self.stages.each(|stage| {
+            let _ = stage.handle_timeout(now);
+        });
     }
 
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
-        self.chain.poll_timeout()
+        let mut earliest = None;
+        self.stages.each(|stage| earliest = earliest.into_iter().chain(stage.poll_timeout()).min());
+        earliest
     }
 
-    /// The RTCP the chain wrote (NACK, RR, transport-wide feedback), to
-    /// send: one compound packet each, as written.
+    /// The RTCP the interceptors wrote (NACK, RR, transport-wide feedback),
+    /// to send: one compound packet each, as written.
     pub(crate) fn rtcp(&mut self) -> Vec<Vec<Box<dyn rtc::rtcp::Packet>>> {
         let mut out = Vec::new();
-        while let Some(written) = self.chain.poll_write() {
-            if let ChainPacket::Rtcp(packets) = written.message.packet
-                && !packets.is_empty()
-            {
-                out.push(packets);
+        self.stages.each(|stage| {
+            while let Some(written) = stage.poll_write() {
+                if let ChainPacket::Rtcp(packets) = written.message.packet
+                    && !packets.is_empty()
+                {
+                    out.push(packets);
+                }
             }
-        }
+        });
         out
+    }
+}
+
+/// A stream the relay decrypts itself.
+struct Stream {
+    track: Arc<str>,
+    window: Window,
+}
+
+/// The replay window of one stream (RFC 3711 3.3.2): the latest sequence
+/// number accepted and which of the [`Window::SIZE`] before it were, on
+/// sequence numbers taken modulo 2^16 (as the crate's own window takes them).
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    /// `None` until the first packet.
+    latest: Option<u16>,
+    /// Bit `d`: `latest - d` was accepted.
+    seen: u64,
+}
+
+impl Window {
+    const SIZE: u16 = 64;
+
+    /// How far `seq` lies behind the latest (negative: ahead of it).
+    fn behind(latest: u16, seq: u16) -> i32 {
+        i32::from(latest.wrapping_sub(seq) as i16)
+    }
+
+    /// False for a packet already accepted, or too old to tell.
+    fn fresh(&self, seq: u16) -> bool {
+        let Some(latest) = self.latest else { return true };
+        let behind = Window::behind(latest, seq);
+        behind < 0 || (behind < i32::from(Window::SIZE) && self.seen & (1 << behind) == 0)
+    }
+
+    fn accept(&mut self, seq: u16) {
+        let Some(latest) = self.latest else {
+            *self = Window { latest: Some(seq), seen: 1 };
+            return;
+        };
+        let behind = Window::behind(latest, seq);
+        if behind < 0 {
+            let ahead = behind.unsigned_abs();
+            self.seen = if ahead >= u32::from(Window::SIZE) { 0 } else { self.seen << ahead };
+            self.seen |= 1;
+            self.latest = Some(seq);
+        } else if behind < i32::from(Window::SIZE) {
+            self.seen |= 1 << behind;
+        }
+    }
+}
+
+/// The three interceptors a receiver runs. Each passes what it reads
+/// straight through (noting it) and writes only RTCP of its own, so a
+/// packet is handed to each in turn and taken back.
+struct Stages {
+    nack: NackGeneratorInterceptor,
+    twcc: TwccReceiverInterceptor,
+    reports: ReceiverReportInterceptor,
+}
+
+impl Stages {
+    fn each(&mut self, mut f: impl FnMut(&mut dyn Interceptor)) {
+        f(&mut self.nack);
+        f(&mut self.twcc);
+        f(&mut self.reports);
+    }
+
+    /// `packet` read by each stage in turn: what the last passes on.
+    fn read(&mut self, now: Instant, packet: ChainPacket) -> Option<ChainPacket> {
+        let message = AttributedPacket::new(packet);
+        let mut tagged = TaggedPacket { now, transport: TransportContext::default(), message };
+        for stage in [&mut self.nack as &mut dyn Interceptor, &mut self.twcc, &mut self.reports] {
+            if let Err(error) = stage.handle_read(tagged) {
+                tracing::trace!(%error, "a receiving interceptor refused a packet");
+                return None;
+            }
+            tagged = stage.poll_read()?;
+        }
+        Some(tagged.message.packet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Window;
+
+    fn accepted(window: &mut Window, seq: u16) -> bool {
+        let fresh = window.fresh(seq);
+        if fresh {
+            window.accept(seq);
+        }
+        fresh
+    }
+
+    #[test]
+    fn a_window_takes_each_sequence_number_once_and_nothing_too_old() {
+        let mut window = Window::default();
+        assert!(accepted(&mut window, 1000));
+        assert!(!accepted(&mut window, 1000), "a replay");
+        assert!(accepted(&mut window, 1002));
+        assert!(accepted(&mut window, 1001), "late, inside the window");
+        assert!(!accepted(&mut window, 1001));
+        assert!(accepted(&mut window, 1002 + 63 - 2), "ahead");
+        assert!(accepted(&mut window, 1002 + 63), "ahead by 63: 1002 is the oldest kept");
+        assert!(!accepted(&mut window, 1002), "seen, at the window's edge");
+        assert!(!accepted(&mut window, 1001), "too old to tell");
+        assert!(accepted(&mut window, 1003), "not seen, at the window's edge");
+    }
+
+    #[test]
+    fn a_window_wraps_with_the_sequence_numbers() {
+        let mut window = Window::default();
+        for seq in [65_530u16, 65_535, 0, 3, 65_533] {
+            assert!(accepted(&mut window, seq), "{seq}");
+        }
+        for seq in [65_530u16, 65_535, 0, 3, 65_533] {
+            assert!(!accepted(&mut window, seq), "{seq} again");
+        }
+        assert!(accepted(&mut window, 1));
+        // A jump far ahead forgets everything before it.
+        assert!(accepted(&mut window, 20_000));
+        assert!(!accepted(&mut window, 3), "too old now");
+        assert!(accepted(&mut window, 19_999));
     }
 }

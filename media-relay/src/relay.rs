@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
 use crate::config::RelayConfig;
 use crate::engine::{Command, Engine, Reply};
@@ -27,6 +26,8 @@ pub enum RelayError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start a relay engine: {0}")]
+    Engine(#[source] std::io::Error),
 }
 
 /// A snapshot of what the relay is doing, for `/healthz` and `/metrics`.
@@ -74,9 +75,11 @@ pub struct RelayStatus {
     pub draining: bool,
 }
 
+/// One engine's counts (each engine its own, so that counting a packet never
+/// waits for another core's cache line); [`Relay::status`] adds them up.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Counters {
-    pub(crate) rooms: AtomicU64,
     pub(crate) participants_joined: AtomicU64,
     pub(crate) participants_left: AtomicU64,
     pub(crate) datagrams_received: AtomicU64,
@@ -101,7 +104,7 @@ impl Counters {
 /// Commands queued to an engine before callers wait.
 const COMMAND_QUEUE: usize = 1024;
 
-/// A running relay. Cheap to clone; the engine tasks stop when
+/// A running relay. Cheap to clone; the engines stop when
 /// [`Relay::shutdown`] is called or the last handle is dropped.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -112,13 +115,16 @@ pub struct Relay {
 struct Inner {
     config: RelayConfig,
     udp_addr: SocketAddr,
-    counters: Arc<Counters>,
+    /// Rooms open, over all engines (the limit is the relay's).
+    open_rooms: Arc<AtomicU64>,
+    /// Each engine's.
+    counters: Vec<Arc<Counters>>,
     /// One queue per engine; a room's commands go to the engine it lives on
     /// ([`crate::routes::engine_of`]).
     commands: Vec<mpsc::Sender<Command>>,
     stop: watch::Sender<bool>,
     /// The engines.
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    engines: std::sync::Mutex<Vec<EngineThread>>,
     draining: std::sync::atomic::AtomicBool,
 }
 
@@ -132,23 +138,26 @@ impl Relay {
         let sockets = crate::udp::bind(config.udp_listen, engines).map_err(bind_error)?;
         let udp_addr = sockets[0].local_addr().map_err(bind_error)?;
         let advertised = SocketAddr::new(config.public_ip.unwrap_or(udp_addr.ip()), udp_addr.port());
-        let counters = Arc::new(Counters::default());
         let policy = Policy {
             max_participants: config.max_participants_per_room as usize,
             max_tracks_per_participant: config.max_tracks_per_participant as usize,
             ..Policy::default()
         };
+        let open_rooms = Arc::new(AtomicU64::new(0));
         let limits = crate::engine::Limits {
             max_rooms: config.max_rooms as usize,
+            open_rooms: Arc::clone(&open_rooms),
             consent_timeout: std::time::Duration::from_secs(config.consent_timeout_secs),
         };
         let router = Arc::new(Router::default());
         let (stop, stopped) = watch::channel(false);
         let (handoffs, handed): (Vec<_>, Vec<_>) =
             (0..engines).map(|_| mpsc::channel(crate::routes::HANDOFF_QUEUE)).unzip();
-        let (mut commands, mut tasks) = (Vec::new(), Vec::new());
+        let (mut commands, mut threads, mut counters) = (Vec::new(), Vec::new(), Vec::new());
         for ((index, socket), handed) in sockets.into_iter().enumerate().zip(handed) {
             let local_addr = socket.local_addr().map_err(bind_error)?;
+            let engine_counters = Arc::new(Counters::default());
+            counters.push(Arc::clone(&engine_counters));
             let engine = Engine::new(
                 index,
                 local_addr,
@@ -157,10 +166,17 @@ impl Relay {
                 advertised,
                 limits.clone(),
                 policy.clone(),
-                Arc::clone(&counters),
+                engine_counters,
             );
             let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
-            tasks.push(tokio::spawn(engine.run(socket, command_rx, handed, stopped.clone())));
+            let stopped = stopped.clone();
+            let thread = EngineThread::spawn(
+                index,
+                move |socket| engine.run(socket, command_rx, handed, stopped),
+                socket,
+            )
+            .map_err(RelayError::Engine)?;
+            threads.push(thread);
             commands.push(command_tx);
         }
         tracing::info!(%udp_addr, %advertised, engines, "media relay listening");
@@ -168,10 +184,11 @@ impl Relay {
             inner: Arc::new(Inner {
                 config,
                 udp_addr,
+                open_rooms,
                 counters,
                 commands,
                 stop,
-                tasks: std::sync::Mutex::new(tasks),
+                engines: std::sync::Mutex::new(threads),
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
         })
@@ -183,29 +200,36 @@ impl Relay {
     }
 
     pub fn status(&self) -> RelayStatus {
-        let c = &self.inner.counters;
-        let joined = c.participants_joined.load(Ordering::Relaxed);
-        let left = c.participants_left.load(Ordering::Relaxed);
+        let engines = &self.inner.counters;
+        let total = |count: fn(&Counters) -> &AtomicU64| -> u64 {
+            engines.iter().map(|c| count(c).load(Ordering::Relaxed)).sum()
+        };
+        let joined = total(|c| &c.participants_joined);
+        let left = total(|c| &c.participants_left);
         RelayStatus {
             udp_addr: self.inner.udp_addr,
             advertised_ip: self.inner.config.public_ip.unwrap_or(self.inner.udp_addr.ip()),
-            rooms: c.rooms.load(Ordering::Relaxed),
+            rooms: self.inner.open_rooms.load(Ordering::Relaxed),
             max_rooms: self.inner.config.max_rooms,
             participants: joined.saturating_sub(left),
-            datagrams_received: c.datagrams_received.load(Ordering::Relaxed),
-            bytes_received: c.bytes_received.load(Ordering::Relaxed),
-            packets_forwarded: c.packets_forwarded.load(Ordering::Relaxed),
-            bytes_forwarded: c.bytes_forwarded.load(Ordering::Relaxed),
-            keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
-            datagrams_unrouted: c.datagrams_unrouted.load(Ordering::Relaxed),
-            send_drops: c.send_drops.load(Ordering::Relaxed),
-            input_drops: c.input_drops.load(Ordering::Relaxed),
+            datagrams_received: total(|c| &c.datagrams_received),
+            bytes_received: total(|c| &c.bytes_received),
+            packets_forwarded: total(|c| &c.packets_forwarded),
+            bytes_forwarded: total(|c| &c.bytes_forwarded),
+            keyframe_requests: total(|c| &c.keyframe_requests),
+            datagrams_unrouted: total(|c| &c.datagrams_unrouted),
+            send_drops: total(|c| &c.send_drops),
+            input_drops: total(|c| &c.input_drops),
             engines: self.inner.commands.len() as u32,
-            forwarding_fallbacks: c.forwarding_fallbacks.load(Ordering::Relaxed),
-            packets_received_directly: c.packets_received_directly.load(Ordering::Relaxed),
+            forwarding_fallbacks: total(|c| &c.forwarding_fallbacks),
+            packets_received_directly: total(|c| &c.packets_received_directly),
             not_forwarded: NotForwarded::ALL
                 .iter()
-                .map(|r| (r.as_str().to_owned(), c.not_forwarded[r.index()].load(Ordering::Relaxed)))
+                .map(|r| {
+                    let count =
+                        engines.iter().map(|c| c.not_forwarded[r.index()].load(Ordering::Relaxed)).sum();
+                    (r.as_str().to_owned(), count)
+                })
                 .collect(),
             draining: self.is_draining(),
         }
@@ -225,8 +249,8 @@ impl Relay {
     /// True while every engine runs.
     pub fn is_running(&self) -> bool {
         // The std mutex guards only the join handles and is never held across an await.
-        match self.inner.tasks.lock() {
-            Ok(tasks) => !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished()),
+        match self.inner.engines.lock() {
+            Ok(engines) => !engines.is_empty() && engines.iter().all(|e| !e.thread.is_finished()),
             Err(_) => false,
         }
     }
@@ -255,14 +279,46 @@ impl Relay {
     /// Closes every peer connection and waits for the engines to end.
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
-        let tasks = match self.inner.tasks.lock() {
-            Ok(mut tasks) => std::mem::take(&mut *tasks),
+        let engines = match self.inner.engines.lock() {
+            Ok(mut engines) => std::mem::take(&mut *engines),
             Err(_) => Vec::new(),
         };
-        for task in tasks {
-            let _ = task.await;
+        for engine in engines {
+            // Its sender goes when the thread's runtime ends, done or not.
+            let _ = engine.ended.await;
         }
         tracing::info!("media relay stopped");
+    }
+}
+
+/// An engine on a thread of its own, with a single-threaded runtime: its
+/// socket's readiness, its timers and its work stay on one core, and no
+/// other task wakes or takes its thread.
+#[derive(Debug)]
+struct EngineThread {
+    thread: std::thread::JoinHandle<()>,
+    ended: oneshot::Receiver<()>,
+}
+
+impl EngineThread {
+    fn spawn<F, R>(index: usize, run: R, socket: std::net::UdpSocket) -> std::io::Result<EngineThread>
+    where
+        R: FnOnce(tokio::net::UdpSocket) -> F + Send + 'static,
+        F: std::future::Future<Output = ()>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // Registered with this runtime's reactor, so made here, in it.
+        let socket = {
+            let _in = runtime.enter();
+            tokio::net::UdpSocket::from_std(socket)?
+        };
+        let (done, ended) = oneshot::channel();
+        let thread = std::thread::Builder::new().name(format!("relay-engine-{index}")).spawn(move || {
+            runtime.block_on(run(socket));
+            drop(runtime);
+            let _ = done.send(());
+        })?;
+        Ok(EngineThread { thread, ended })
     }
 }
 

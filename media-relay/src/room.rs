@@ -36,6 +36,11 @@ pub struct TrackKey {
     pub track: String,
 }
 
+/// A published track's number in its room ([`Room::track_no`]): what the
+/// per-packet path ([`Room::forward`]) goes by, rather than comparing names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrackNo(u32);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -203,9 +208,9 @@ pub enum Refusal {
 #[derive(Debug, Default)]
 struct Receiver {
     /// Tracks in an offer this receiver has answered.
-    ready: BTreeSet<TrackKey>,
+    ready: BTreeSet<TrackNo>,
     /// Video tracks this receiver waits for a keyframe on.
-    awaiting_keyframe: BTreeSet<TrackKey>,
+    awaiting_keyframe: BTreeSet<TrackNo>,
     chosen_audio_only: bool,
     degraded: bool,
     /// Since when the downlink has been bad (for degrading) or good (for recovering).
@@ -231,8 +236,17 @@ impl Participant {
 pub struct Room {
     policy: Policy,
     participants: BTreeMap<ParticipantId, Participant>,
-    tracks: BTreeMap<TrackKey, Kind>,
+    tracks: BTreeMap<TrackKey, Track>,
+    /// The same tracks by number, for the per-packet path.
+    numbered: Vec<(TrackNo, TrackKey, Kind)>,
+    next_no: u32,
     last_keyframe_request: BTreeMap<TrackKey, Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Track {
+    no: TrackNo,
+    kind: Kind,
 }
 
 impl Room {
@@ -241,6 +255,8 @@ impl Room {
             policy,
             participants: BTreeMap::new(),
             tracks: BTreeMap::new(),
+            numbered: Vec::new(),
+            next_no: 0,
             last_keyframe_request: BTreeMap::new(),
         }
     }
@@ -251,6 +267,11 @@ impl Room {
 
     pub fn is_audio_only(&self, participant: &ParticipantId) -> Option<bool> {
         self.participants.get(participant).map(Participant::audio_only)
+    }
+
+    /// The number of a published track, for [`Room::forward`].
+    pub fn track_no(&self, key: &TrackKey) -> Option<TrackNo> {
+        self.tracks.get(key).map(|track| track.no)
     }
 
     /// Handles one event at `now`.
@@ -268,9 +289,8 @@ impl Room {
                     participant.clone(),
                     Participant { may_publish, receiver: Receiver::default(), connected: false },
                 );
-                let existing: Vec<(TrackKey, Kind)> =
-                    self.tracks.iter().map(|(k, v)| (k.clone(), *v)).collect();
-                for (key, _) in existing {
+                let existing: Vec<TrackKey> = self.tracks.keys().cloned().collect();
+                for key in existing {
                     self.subscribe(&participant, key, &mut out);
                 }
                 if !out.is_empty() {
@@ -302,7 +322,10 @@ impl Room {
                 if count >= self.policy.max_tracks_per_participant {
                     return Err(Refusal::TooManyTracks);
                 }
-                self.tracks.insert(key.clone(), kind);
+                let no = TrackNo(self.next_no);
+                self.next_no = self.next_no.wrapping_add(1);
+                self.tracks.insert(key.clone(), Track { no, kind });
+                self.numbered.push((no, key.clone(), kind));
                 let receivers: Vec<ParticipantId> =
                     self.participants.keys().filter(|p| **p != key.publisher).cloned().collect();
                 for receiver in receivers {
@@ -317,9 +340,10 @@ impl Room {
                 self.unpublish(&key, &mut out);
             }
             Event::Packet { key, keyframe } => {
+                let no = self.track_no(&key).ok_or(Refusal::NoSuchTrack)?;
                 let mut to = Vec::new();
                 let mut withheld = Vec::new();
-                let request = self.forward(&key, keyframe, now, |id, verdict| match verdict {
+                let request = self.forward(no, keyframe, now, |id, verdict| match verdict {
                     None => to.push(id.clone()),
                     Some(why) => withheld.push((id.clone(), why)),
                 })?;
@@ -330,10 +354,10 @@ impl Room {
             }
             Event::KeyframeWanted { receiver, key } => {
                 let participant = self.participants.get_mut(&receiver).ok_or(Refusal::NotInRoom(receiver))?;
-                if self.tracks.get(&key) != Some(&Kind::Video) {
+                let Some(Track { no, kind: Kind::Video }) = self.tracks.get(&key).copied() else {
                     return Err(Refusal::NoSuchTrack);
-                }
-                participant.receiver.awaiting_keyframe.insert(key.clone());
+                };
+                participant.receiver.awaiting_keyframe.insert(no);
                 self.request_keyframe(key, now, &mut out);
             }
             Event::Downlink { receiver, estimate_bps, loss } => {
@@ -351,13 +375,15 @@ impl Room {
                 }
             }
             Event::TrackReady { receiver, key } => {
-                let Some(&kind) = self.tracks.get(&key) else { return Err(Refusal::NoSuchTrack) };
+                let Some(Track { no, kind }) = self.tracks.get(&key).copied() else {
+                    return Err(Refusal::NoSuchTrack);
+                };
                 let p = self.participants.get_mut(&receiver).ok_or(Refusal::NotInRoom(receiver))?;
-                if !p.receiver.ready.insert(key.clone()) || kind != Kind::Video {
+                if !p.receiver.ready.insert(no) || kind != Kind::Video {
                     return Ok(out);
                 }
                 // Its video starts at a keyframe, asked for now that it can be used.
-                p.receiver.awaiting_keyframe.insert(key.clone());
+                p.receiver.awaiting_keyframe.insert(no);
                 if p.connected && !p.audio_only() {
                     self.request_keyframe(key, now, &mut out);
                 }
@@ -382,14 +408,15 @@ impl Room {
     }
 
     fn unpublish(&mut self, key: &TrackKey, out: &mut Vec<Action>) {
-        self.tracks.remove(key);
+        let Some(Track { no, .. }) = self.tracks.remove(key) else { return };
+        self.numbered.retain(|(n, ..)| *n != no);
         self.last_keyframe_request.remove(key);
         for (id, participant) in self.participants.iter_mut() {
             if *id == key.publisher {
                 continue;
             }
-            participant.receiver.awaiting_keyframe.remove(key);
-            participant.receiver.ready.remove(key);
+            participant.receiver.awaiting_keyframe.remove(&no);
+            participant.receiver.ready.remove(&no);
             out.push(Action::Unsubscribe { receiver: id.clone(), key: key.clone() });
             out.push(Action::Renegotiate { receiver: id.clone() });
         }
@@ -398,21 +425,25 @@ impl Room {
     /// At most one request per track per interval, however many ask; none to
     /// a publisher whose connection is not up (it could not be sent, and its
     /// first frame once connected is a keyframe).
-    /// A media packet of `key` (`keyframe`: the first packet of a video
+    /// A media packet of track `no` (`keyframe`: the first packet of a video
     /// keyframe), without allocating: `each` is told, for every other
     /// participant, whether it gets the packet (`None`) or why not. Returns
     /// the keyframe request to make, if a receiver still waits for one.
     /// [`Event::Packet`] is the same as an event.
     pub fn forward(
         &mut self,
-        key: &TrackKey,
+        no: TrackNo,
         keyframe: bool,
         now: Instant,
         mut each: impl FnMut(&ParticipantId, Option<Withheld>),
     ) -> Result<Option<Action>, Refusal> {
-        let Some(&kind) = self.tracks.get(key) else { return Err(Refusal::NoSuchTrack) };
+        let Room { participants, numbered, .. } = self;
+        let Some((_, key, kind)) = numbered.iter().find(|(n, ..)| *n == no) else {
+            return Err(Refusal::NoSuchTrack);
+        };
+        let kind = *kind;
         let mut waiting = false;
-        for (id, participant) in self.participants.iter_mut() {
+        for (id, participant) in participants.iter_mut() {
             if *id == key.publisher {
                 continue;
             }
@@ -420,7 +451,7 @@ impl Room {
                 each(id, Some(Withheld::NotConnected));
                 continue;
             }
-            if !participant.receiver.ready.contains(key) {
+            if !participant.receiver.ready.contains(&no) {
                 each(id, Some(Withheld::NoTrackYet));
                 continue;
             }
@@ -430,13 +461,13 @@ impl Room {
                     continue;
                 }
                 let receiver = &mut participant.receiver;
-                if receiver.awaiting_keyframe.contains(key) {
+                if receiver.awaiting_keyframe.contains(&no) {
                     if !keyframe {
                         waiting = true;
                         each(id, Some(Withheld::AwaitingKeyframe));
                         continue;
                     }
-                    receiver.awaiting_keyframe.remove(key);
+                    receiver.awaiting_keyframe.remove(&no);
                 }
             }
             each(id, None);
@@ -445,7 +476,8 @@ impl Room {
         if waiting {
             // The first request (or the keyframe) may have been lost: ask
             // again, within the same limit.
-            self.request_keyframe(key.clone(), now, &mut request);
+            let key = key.clone();
+            self.request_keyframe(key, now, &mut request);
         }
         Ok(request.pop())
     }
@@ -522,15 +554,15 @@ impl Room {
     /// Every video track the receiver gets starts again from a keyframe.
     fn restart_video(&mut self, receiver: &ParticipantId, now: Instant, out: &mut Vec<Action>) {
         let Some(ready) = self.participants.get(receiver).map(|p| &p.receiver.ready) else { return };
-        let videos: Vec<TrackKey> = self
-            .tracks
+        let videos: Vec<(TrackNo, TrackKey)> = self
+            .numbered
             .iter()
-            .filter(|(k, kind)| **kind == Kind::Video && ready.contains(*k))
-            .map(|(k, _)| k.clone())
+            .filter(|(no, _, kind)| *kind == Kind::Video && ready.contains(no))
+            .map(|(no, key, _)| (*no, key.clone()))
             .collect();
-        for key in videos {
+        for (no, key) in videos {
             if let Some(p) = self.participants.get_mut(receiver) {
-                p.receiver.awaiting_keyframe.insert(key.clone());
+                p.receiver.awaiting_keyframe.insert(no);
             }
             self.request_keyframe(key, now, out);
         }

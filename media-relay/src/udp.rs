@@ -23,8 +23,9 @@ const DATAGRAM_MAX: usize = 2_048;
 
 /// Binds `count` sockets on `addr` (its port, when 0, chosen once), one for
 /// each engine: with more than one they share the port (`SO_REUSEPORT`), after
-/// a plain bind has shown that nothing else holds it.
-pub(crate) fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
+/// a plain bind has shown that nothing else holds it. They are non-blocking,
+/// for the engine's own runtime to take ([`UdpSocket::from_std`]).
+pub(crate) fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let open = |addr: SocketAddr, shared: bool| -> std::io::Result<Socket> {
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -42,13 +43,13 @@ pub(crate) fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSoc
     if count <= 1 {
         let granted = first.recv_buffer_size().unwrap_or(0);
         tracing::debug!(granted, "media socket receive buffer");
-        return Ok(vec![UdpSocket::from_std(first.into())?]);
+        return Ok(vec![first.into()]);
     }
     // The plain bind proved the port free (another relay's sockets, shared
     // or not, would have refused it); the shared ones take its place.
     let addr = first.local_addr()?.as_socket().unwrap_or(addr);
     drop(first);
-    (0..count).map(|_| UdpSocket::from_std(open(addr, true)?.into())).collect()
+    (0..count).map(|_| Ok(open(addr, true)?.into())).collect()
 }
 
 /// An engine's receive buffers: up to [`BATCH`] datagrams per read.
