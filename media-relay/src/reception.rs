@@ -7,14 +7,16 @@
 //! stages; on the way in, the relay needs only the three interceptors a
 //! receiver runs: the NACK generator (ask for what was lost), receiver
 //! reports (RFC 3550 6.4.2) and transport-wide congestion-control feedback.
-//! [`Reception`] runs exactly those, as the crate has them, calling each
-//! in turn (not through the crate's chain, which moves a packet through
-//! queues of its own at every stage); the peer connection's registry leaves
-//! them out. Every inbound packet
-//! passes through it, whether the relay decrypted it or the peer connection
-//! did (the first packet of each stream, which binds it there; everything
-//! before the keys are known or after a fallback). What they write (NACK,
-//! RR, TWCC feedback) goes out through the peer connection, which keeps SRTCP.
+//! [`Reception`] runs exactly those, as the crate has them, calling each in
+//! turn (not through the crate's chain, which moves a packet through queues
+//! of its own at every stage); the peer connection's registry leaves them
+//! out. Every inbound packet passes through them, whether the relay
+//! decrypted it or the peer connection did (the first packet of each
+//! stream, which binds it there; everything before the keys are known or
+//! after a fallback). What they write (NACK, RR, TWCC feedback) goes out
+//! through the peer connection, which keeps SRTCP. The relay keeps its own
+//! replay window per stream ([`Window`]), as its copy of the SRTP context
+//! has none.
 
 use std::sync::Arc;
 use std::time::Instant;
