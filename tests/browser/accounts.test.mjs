@@ -1,24 +1,16 @@
 // Accounts: a coordinator creates and deactivates a lawyer account, an admin resets its password;
 // wrong passwords are refused on both login pages.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
+  serverAndBrowserForFile, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
 test('a coordinator creates a lawyer account and deactivates it; the lawyer can then no longer log in', async () => {
   const coordinator = await newContext(browser, server);

@@ -6,7 +6,7 @@
 // Room tokens come from `cloudlaw rooms token` (consultations will issue their
 // own, issue #5).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -14,31 +14,14 @@ import { mkdtemp, writeFile, chmod, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, eventually, makeNamespace,
+  serverAndBrowserForFile, startServer, launchBrowser, newContext, watch, assertClean, eventually, makeNamespace,
+  accessToken,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function accessToken(server, username) {
-  const response = await fetch(server.url('/api/auth/login'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: 'demo-pass' }),
-  });
-  assert.equal(response.status, 200);
-  return (await response.json()).access_token;
-}
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
 /** Opens a page for `username` and joins `room` through the relay. */
 async function participant(username, room, on = { browser, server }, { iceTransportPolicy = 'all' } = {}) {

@@ -7,8 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, eventually, accessToken, screenshot,
-  recordPeerConnections, onlineVolunteer,
+  startServerAndBrowser, stopServerAndBrowser, newContext, watch, assertClean, visible, hidden, eventually,
+  accessToken, screenshot, recordPeerConnections, onlineVolunteer, enrollKiosk,
 } from './support.mjs';
 
 // Lawyers outside the region's team are rung after 2 s, interpreters (three-way) after 6 s.
@@ -20,22 +20,15 @@ let kiosk;
 const problems = [];
 
 before(async () => {
-  server = await startServer({ config: CONFIG });
-  browser = await launchBrowser();
+  ({ server, browser } = await startServerAndBrowser({ config: CONFIG }));
   const context = await newContext(browser, server, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
   await recordPeerConnections(context);
   kiosk = await context.newPage();
   problems.push(watch(kiosk));
-  await kiosk.goto(server.url('/terminal'));
-  await kiosk.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
-  await kiosk.getByTestId('enroll-submit').click();
-  await visible(kiosk.getByTestId('start-screen'));
+  await enrollKiosk(kiosk, server);
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+after(() => stopServerAndBrowser(server, browser));
 
 /** A lawyer or interpreter signed in to /lawyer and on duty. */
 const online = (username) => onlineVolunteer(browser, server, username, problems);

@@ -3,26 +3,18 @@
 // shows the queue, the consultation and the people change as they happen; then
 // the report counts the consultation and its CSV downloads.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
+  serverAndBrowserForFile, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
   checkScreen, screenshot,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
 // ---------------------------------------------------------------- helpers
 

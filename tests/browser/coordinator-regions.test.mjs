@@ -3,25 +3,17 @@
 // duplicate id are refused next to the form and create nothing; a coordinator
 // sees the regions they look after, without the form.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
+  serverAndBrowserForFile, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
   accessToken, checkScreen, screenshot,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
 /** GET /api/regions as the demo admin. */
 async function apiRegions() {

@@ -10,11 +10,11 @@
 // a booking by phone (played by a route) says so. The booked lines survive a
 // reload in the wrap-up, and go with the record once it is saved.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
-  checkScreen, screenshot, liveClient, accessToken,
+  serverAndBrowserForFile, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
+  checkScreen, screenshot, liveClient, accessToken, callApi, switchLanguage as switchTo,
 } from './support.mjs';
 
 // Offers last a minute, long enough for a busy machine.
@@ -24,25 +24,9 @@ const ZONE = 'Asia/Shanghai';
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer({ config: CONFIG });
-  browser = await launchBrowser();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started), { config: CONFIG });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function api(method, url, token, body) {
-  const response = await fetch(server.url(url), {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
+const api = (method, url, token, body) => callApi(server, method, url, token, body);
 
 /** An instant's date ("YYYY-MM-DD") and time ("HH:MM") in the zone. */
 function local(ms) {
@@ -61,12 +45,6 @@ function addDays(date, n) {
 
 /** A date and time in Shanghai (UTC+8, no summer time) as the API writes instants. */
 const utc = (date, time) => new Date(`${date}T${time}:00+08:00`).toISOString().replace('.000Z', 'Z');
-
-const lang = (page) => page.evaluate(() => document.documentElement.lang);
-async function switchTo(page, code) {
-  await page.getByTestId(`lang-${code}`).click();
-  await eventually(async () => assert.equal(await lang(page), code));
-}
 
 /** Fills the block's date and time and books; resolves when the status line has answered. */
 async function book(page, date, time) {

@@ -4,7 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
+  startServerAndBrowser, stopServerAndBrowser, newContext, watch, assertClean, visible, hidden, textMatches,
+  eventually, login, enrollKiosk,
 } from './support.mjs';
 
 let server;
@@ -14,22 +15,17 @@ let page;
 let problems;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
+  ({ server, browser } = await startServerAndBrowser());
   // One enrolled kiosk for the whole file (the demo code works once), in the region's zone.
   kiosk = await newContext(browser, server, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
   page = await kiosk.newPage();
   problems = watch(page);
-  await page.goto(server.url('/terminal'));
-  await page.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
-  await page.getByTestId('enroll-submit').click();
-  await visible(page.getByTestId('start-screen'));
+  await enrollKiosk(page, server);
 });
 
 after(async () => {
   await kiosk?.close();
-  await browser?.close();
-  await server?.stop();
+  await stopServerAndBrowser(server, browser);
 });
 
 const deviceToken = () => page.evaluate(() => JSON.parse(localStorage.getItem('cloudlaw.terminal')).access_token);

@@ -9,8 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually,
-  checkScreen, liveClient, accessToken,
+  startServerAndBrowser, stopServerAndBrowser, newContext, watch, assertClean, visible, hidden, textMatches,
+  eventually, checkScreen, accessToken, enrollKiosk, availableLawyer as liveLawyer, leaveLive as leave,
 } from './support.mjs';
 
 // English is offered too, for the screenshots of a whole call in English; lawyers outside
@@ -27,25 +27,20 @@ let englishLawyer;
 const fontsServed = [];
 
 before(async () => {
-  server = await startServer({ config: CONFIG });
-  browser = await launchBrowser();
+  ({ server, browser } = await startServerAndBrowser({ config: CONFIG }));
   kiosk = await newContext(browser, server, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
   page = await kiosk.newPage();
   problems = watch(page);
   page.on('response', (response) => {
     if (response.url().includes('/web/fonts/')) fontsServed.push(`${new URL(response.url()).pathname} ${response.status()}`);
   });
-  await page.goto(server.url('/terminal'));
-  await page.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
-  await page.getByTestId('enroll-submit').click();
-  await visible(page.getByTestId('start-screen'));
+  await enrollKiosk(page, server);
   englishLawyer = await createEnglishLawyer();
 });
 
 after(async () => {
   await kiosk?.close();
-  await browser?.close();
-  await server?.stop();
+  await stopServerAndBrowser(server, browser);
 });
 
 /** A lawyer who speaks English and is always on duty, created by the admin. */
@@ -72,24 +67,7 @@ async function createEnglishLawyer() {
 }
 
 /** An available lawyer, played by a bare live client. */
-async function availableLawyer(username = 'demo-lawyer', password = 'demo-pass') {
-  const lawyer = await liveClient(browser, server, await accessToken(server, username, password), { media: true });
-  await lawyer.send({ type: 'presence.set', state: 'available' });
-  // Rung at once when a resident already waits: that counts too.
-  await lawyer.next('presence', (m) => m.state === 'available' || m.state === 'ringing');
-  return lawyer;
-}
-
-/**
- * The lawyer ends any wrap-up and goes offline (a lawyer who only drops, or
- * is in a wrap-up, still counts as on duty for a while).
- */
-async function leave(lawyer) {
-  await lawyer.send({ type: 'presence.set', state: 'available' }).catch(() => {});
-  await lawyer.send({ type: 'presence.set', state: 'offline' }).catch(() => {});
-  await lawyer.next('presence', (m) => m.state === 'offline').catch(() => {});
-  await lawyer.close();
-}
+const availableLawyer = (username, password) => liveLawyer(browser, server, username, password);
 
 /** Runs a check with the kiosk's screen turned upright (many kiosks stand that way). */
 async function portrait(check) {

@@ -17,8 +17,9 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually,
-  checkScreen, screenshot, liveClient, accessToken, ARTIFACTS,
+  startServerAndBrowser, stopServerAndBrowser, newContext, watch, assertClean, visible, hidden, textMatches,
+  eventually, checkScreen, screenshot, accessToken, ARTIFACTS, callApi, enrollKiosk, availableLawyer as liveLawyer,
+  leaveLive as leave,
 } from './support.mjs';
 
 /** A reference code as the kiosk shows it. */
@@ -39,33 +40,20 @@ let agreedCode = null;
 let agreedReferral = null;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
+  ({ server, browser } = await startServerAndBrowser());
   kiosk = await newContext(browser, server, { hasTouch: true, timezoneId: 'Asia/Shanghai' });
   page = await kiosk.newPage();
   problems = watch(page);
-  await page.goto(server.url('/terminal'));
-  await page.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
-  await page.getByTestId('enroll-submit').click();
-  await visible(page.getByTestId('start-screen'));
+  await enrollKiosk(page, server);
 });
 
 after(async () => {
   await kiosk?.close();
-  await browser?.close();
-  await server?.stop();
+  await stopServerAndBrowser(server, browser);
 });
 
 /** Calls the API with a bearer token; resolves to { status, body }. */
-async function api(token, method, url, body) {
-  const response = await fetch(server.url(url), {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
+const api = (token, method, url, body) => callApi(server, method, url, token, body);
 
 /** Text as a regular expression matching it literally. */
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -73,19 +61,7 @@ const deviceToken = () => page.evaluate(() => JSON.parse(localStorage.getItem('c
 const lang = () => page.evaluate(() => document.documentElement.lang);
 
 /** The demo lawyer, available, played by a bare live client with camera and microphone. */
-async function availableLawyer() {
-  const lawyer = await liveClient(browser, server, await accessToken(server, 'demo-lawyer'), { media: true });
-  await lawyer.send({ type: 'presence.set', state: 'available' });
-  await lawyer.next('presence', (m) => m.state === 'available' || m.state === 'ringing');
-  return lawyer;
-}
-
-async function leave(lawyer) {
-  await lawyer.send({ type: 'presence.set', state: 'available' }).catch(() => {});
-  await lawyer.send({ type: 'presence.set', state: 'offline' }).catch(() => {});
-  await lawyer.next('presence', (m) => m.state === 'offline').catch(() => {});
-  await lawyer.close();
-}
+const availableLawyer = () => liveLawyer(browser, server);
 
 /** From the start screen, in a language, to a call with the lawyer; the consultation's id. */
 async function call(lawyer, language, topic) {

@@ -8,11 +8,12 @@
 // origin with the terminal's device token on /ws, and web/shared/call.js for
 // its media (Chromium's fake camera and microphone).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
-  checkScreen, screenshot, liveClient, accessToken as loginToken, recordPeerConnections, seesAndHears,
+  serverAndBrowserForFile, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
+  checkScreen, screenshot, liveClient, accessToken as loginToken, recordPeerConnections, seesAndHears, callApi,
+  demoTerminalToken, pageLang as lang,
 } from './support.mjs';
 
 // The rings open by the clock as shipped (30, 60, 90 s): whatever is rung
@@ -24,36 +25,12 @@ const MEDIA_TIMEOUT = 45_000;
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer({ config: CONFIG });
-  browser = await launchBrowser();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started), { config: CONFIG });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function api(method, url, token, body) {
-  const response = await fetch(server.url(url), {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
+const api = (method, url, token, body) => callApi(server, method, url, token, body);
 
 /** The demo terminal's device token (its enrollment code works once). */
-let deviceToken = null;
-async function terminalToken() {
-  if (!deviceToken) {
-    const enrolled = await api('POST', '/api/terminals/enroll', null, { code: 'DEMO-TERMINAL-1' });
-    assert.equal(enrolled.status, 200);
-    deviceToken = enrolled.body.device_token;
-  }
-  return deviceToken;
-}
+const terminalToken = () => demoTerminalToken(server);
 
 const accessToken = (username) => loginToken(server, username);
 
@@ -116,7 +93,6 @@ async function terminalSeesVideo(resident, count = 1) {
   }, MEDIA_TIMEOUT);
 }
 
-const lang = (page) => page.evaluate(() => document.documentElement.lang);
 
 /** Checks and saves a screen in Chinese and English (and, with `narrow`, on a phone), back in Chinese. */
 async function screens(page, name, { narrow = false } = {}) {

@@ -11,11 +11,12 @@
 // without the matter, and an admin sets up an office with a new caseworker
 // account.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
-  checkScreen, screenshot, liveClient, accessToken, unique,
+  serverAndBrowserForFile, assertClean, visible, hidden, textMatches, eventually, checkScreen, screenshot,
+  liveClient, accessToken, unique, callApi, demoTerminalToken, openApp as openAppPage, pageLang as lang,
+  switchLanguage as switchTo,
 } from './support.mjs';
 
 // Offers last a minute, long enough for a busy machine.
@@ -24,54 +25,16 @@ const CONFIG = '[live]\noffer_timeout_secs = 60\n';
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer({ config: CONFIG });
-  browser = await launchBrowser();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started), { config: CONFIG });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const api = (method, url, token, body) => callApi(server, method, url, token, body);
 
-async function api(method, url, token, body) {
-  const response = await fetch(server.url(url), {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-/** The demo terminal's device token (its enrollment code works once). */
+/** The demo terminal's device token (its enrollment code works once), kept in `deviceToken` too. */
 let deviceToken = null;
-async function terminalToken() {
-  if (!deviceToken) {
-    const enrolled = await api('POST', '/api/terminals/enroll', null, { code: 'DEMO-TERMINAL-1' });
-    assert.equal(enrolled.status, 200);
-    deviceToken = enrolled.body.device_token;
-  }
-  return deviceToken;
-}
+const terminalToken = async () => (deviceToken = await demoTerminalToken(server));
 
 /** An app page in a fresh context, logged in; what it reports goes to `problems`. */
-async function openApp(path, username, password = 'demo-pass') {
-  const context = await newContext(browser, server);
-  const page = await context.newPage();
-  const problems = watch(page);
-  await page.goto(server.url(path));
-  await login(page, username, password);
-  return { context, page, problems };
-}
-
-const lang = (page) => page.evaluate(() => document.documentElement.lang);
-
-/** Switches a page's language and waits for it. */
-async function switchTo(page, code) {
-  await page.getByTestId(`lang-${code}`).click();
-  await eventually(async () => assert.equal(await lang(page), code));
-}
+const openApp = (path, username, password) => openAppPage(browser, server, path, username, password);
 
 /** The count of one kind in an office's summary row. */
 const summaryCount = (page, service, field) =>

@@ -1,24 +1,16 @@
 // The coordinator's scheduling: teams, rosters, a week of coverage with its
 // gaps, and who is on duty now.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
+  serverAndBrowserForFile, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, unique,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
 const cellStates = (page) => page.locator('[data-testid="coverage-grid"] td[data-state]').evaluateAll(
   (cells) => cells.map((c) => c.dataset.state));

@@ -1,34 +1,18 @@
 // The lawyer's schedule: availability that survives a reload, appointments
 // with a cancel button, and the private calendar feed.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
+  serverAndBrowserForFile, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login, callApi,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function api(method, path, token, body) {
-  const response = await fetch(server.url(path), {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
+const api = (method, path, token, body) => callApi(server, method, path, token, body);
 
 test('a lawyer replaces the weekly hours, adds a day off, and both survive a reload', async () => {
   const context = await newContext(browser, server);

@@ -1,25 +1,17 @@
 // Every screen once: layout checks (labels, target sizes, overflow,
 // untranslated keys) and a PNG in tests/browser/artifacts/ to look at.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, newKioskContext, watch, assertClean, visible, textMatches, login,
-  checkScreen, screenshot,
+  serverAndBrowserForFile, newContext, newKioskContext, watch, assertClean, visible, textMatches, login, checkScreen,
+  screenshot,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
 test('coordinator screens', async () => {
   const context = await newContext(browser, server);

@@ -7,12 +7,12 @@
 // and region, downloads the CSV, a volunteer's certificate and the region's
 // monthly report (PDFs); a caseworker sees no such section.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
-  startServer, launchBrowser, newContext, watch, assertClean, visible, hidden, textMatches, eventually, login,
-  checkScreen, screenshot, liveClient, accessToken, onlineVolunteer,
+  serverAndBrowserForFile, assertClean, visible, hidden, textMatches, eventually, checkScreen, screenshot,
+  liveClient, accessToken, onlineVolunteer, callApi, openApp as openAppPage, switchLanguage as switchTo,
 } from './support.mjs';
 
 // Offers last a minute, long enough for a busy machine.
@@ -24,31 +24,10 @@ const ZONE = 'Asia/Shanghai';
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer({ config: CONFIG });
-  browser = await launchBrowser();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started), { config: CONFIG });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function api(method, url, token, body) {
-  const response = await fetch(server.url(url), {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let parsed = null;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    parsed = text;
-  }
-  return { status: response.status, body: parsed };
-}
+/** The API; a body that is not JSON comes as its text. */
+const api = (method, url, token, body) => callApi(server, method, url, token, body, { lenient: true });
 
 /** Today and the first of this month in the demo region's calendar, and the day after today. */
 function thisMonth() {
@@ -61,20 +40,7 @@ function thisMonth() {
 }
 
 /** An app page in a fresh context, logged in; what it reports goes to `problems`. */
-async function openApp(path, username) {
-  const context = await newContext(browser, server, { timezoneId: ZONE });
-  const page = await context.newPage();
-  const problems = watch(page);
-  await page.goto(server.url(path));
-  await login(page, username, 'demo-pass');
-  return { context, page, problems };
-}
-
-const lang = (page) => page.evaluate(() => document.documentElement.lang);
-async function switchTo(page, code) {
-  await page.getByTestId(`lang-${code}`).click();
-  await eventually(async () => assert.equal(await lang(page), code));
-}
+const openApp = (path, username) => openAppPage(browser, server, path, username, 'demo-pass', { timezoneId: ZONE });
 
 /** Clicks a download button; the file's name and bytes. */
 async function downloaded(page, testid) {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -241,10 +242,7 @@ export async function startKioskCall(browser, kioskServer, lawyerServer = kioskS
   await recordPeerConnections(kioskContext);
   const kiosk = await kioskContext.newPage();
   problems.push(watch(kiosk));
-  await kiosk.goto(kioskServer.url('/terminal'));
-  await kiosk.getByTestId('enroll-code').fill('DEMO-TERMINAL-1');
-  await kiosk.getByTestId('enroll-submit').click();
-  await visible(kiosk.getByTestId('start-screen'));
+  await enrollKiosk(kiosk, kioskServer);
 
   const lawyerContext = await newContext(browser, lawyerServer);
   await recordPeerConnections(lawyerContext);
@@ -501,6 +499,36 @@ export function launchBrowser({ args = [], executablePath = CHROMIUM } = {}) {
   return chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...fromDisk, ...args], headless: true });
 }
 
+/** Starts a server (with startServer's `options`) and Chromium; resolves to { server, browser }. */
+export async function startServerAndBrowser(options) {
+  const server = await startServer(options);
+  try {
+    return { server, browser: await launchBrowser() };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
+
+/** Closes the browser, then stops the server (either may be missing: a set-up that failed). */
+export async function stopServerAndBrowser(server, browser) {
+  await browser?.close();
+  await server?.stop();
+}
+
+/**
+ * Registers a test file's hooks: before its tests, startServerAndBrowser(`options`),
+ * handing { server, browser } to `use`; after them, stopServerAndBrowser.
+ */
+export function serverAndBrowserForFile(use, options) {
+  let started = {};
+  before(async () => {
+    started = await startServerAndBrowser(options);
+    use(started);
+  });
+  after(() => stopServerAndBrowser(started.server, started.browser));
+}
+
 /** A fresh browser context (its own localStorage) for one person or kiosk. */
 export async function newContext(browser, server, options = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
@@ -512,6 +540,24 @@ export async function newContext(browser, server, options = {}) {
 /** A kiosk: a touch screen. */
 export function newKioskContext(browser, server) {
   return newContext(browser, server, { viewport: { width: 1280, height: 800 }, hasTouch: true });
+}
+
+/** Opens /terminal on a page, enrolls it with a code (the demo terminal's by default) and waits for the start screen. */
+export async function enrollKiosk(page, server, code = 'DEMO-TERMINAL-1') {
+  await page.goto(server.url('/terminal'));
+  await page.getByTestId('enroll-code').fill(code);
+  await page.getByTestId('enroll-submit').click();
+  await visible(page.getByTestId('start-screen'));
+}
+
+/** A page of an app (`appPath`) in a fresh context (`options` for newContext), logged in; resolves to { context, page, problems }. */
+export async function openApp(browser, server, appPath, username, password = 'demo-pass', options = {}) {
+  const context = await newContext(browser, server, options);
+  const page = await context.newPage();
+  const problems = watch(page);
+  await page.goto(server.url(appPath));
+  await login(page, username, password);
+  return { context, page, problems };
 }
 
 /**
@@ -566,6 +612,15 @@ export async function login(page, username, password) {
   await page.getByTestId('login-username').fill(username);
   await page.getByTestId('login-password').fill(password);
   await page.getByTestId('login-submit').click();
+}
+
+/** The language a page is shown in (its <html lang>). */
+export const pageLang = (page) => page.evaluate(() => document.documentElement.lang);
+
+/** Switches a page's language with its language button and waits for it. */
+export async function switchLanguage(page, code) {
+  await page.getByTestId(`lang-${code}`).click();
+  await eventually(async () => assert.equal(await pageLang(page), code));
 }
 
 // ---------------------------------------------------------------- checks
@@ -760,4 +815,58 @@ export async function accessToken(server, username, password = 'demo-pass') {
   });
   assert.equal(response.status, 200, `login ${username}`);
   return (await response.json()).access_token;
+}
+
+/**
+ * Calls the server's API with a JSON body and, when `token` is given, a bearer
+ * token; resolves to { status, body } (the parsed JSON, or null when empty).
+ * With `lenient`, a body that is not JSON is given as its text.
+ */
+export async function callApi(server, method, url, token, body, { lenient = false } = {}) {
+  const response = await fetch(server.url(url), {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!lenient) return { status: response.status, body: text ? JSON.parse(text) : null };
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = text;
+  }
+  return { status: response.status, body: parsed };
+}
+
+const terminalTokens = new WeakMap();
+
+/** The demo terminal's device token on `server`, enrolled through the API on first use (its code works once). */
+export async function demoTerminalToken(server) {
+  if (!terminalTokens.has(server)) {
+    const enrolled = await callApi(server, 'POST', '/api/terminals/enroll', null, { code: 'DEMO-TERMINAL-1' });
+    assert.equal(enrolled.status, 200);
+    terminalTokens.set(server, enrolled.body.device_token);
+  }
+  return terminalTokens.get(server);
+}
+
+/** A lawyer played by a bare live client with camera and microphone, available (or rung at once). */
+export async function availableLawyer(browser, server, username = 'demo-lawyer', password = 'demo-pass') {
+  const lawyer = await liveClient(browser, server, await accessToken(server, username, password), { media: true });
+  await lawyer.send({ type: 'presence.set', state: 'available' });
+  // Rung at once when a resident already waits: that counts too.
+  await lawyer.next('presence', (m) => m.state === 'available' || m.state === 'ringing');
+  return lawyer;
+}
+
+/**
+ * A bare live client's lawyer ends any wrap-up, goes offline and closes (a
+ * lawyer who only drops, or is in a wrap-up, still counts as on duty for a while).
+ */
+export async function leaveLive(lawyer) {
+  await lawyer.send({ type: 'presence.set', state: 'available' }).catch(() => {});
+  await lawyer.send({ type: 'presence.set', state: 'offline' }).catch(() => {});
+  await lawyer.next('presence', (m) => m.state === 'offline').catch(() => {});
+  await lawyer.close();
 }

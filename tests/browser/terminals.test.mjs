@@ -2,25 +2,17 @@
 // the coordinator revokes it and the kiosk falls back to enrollment; the idle
 // reset brings a kiosk back to Tibetan.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, newContext, newKioskContext, watch, assertClean, visible, hidden, textMatches,
-  eventually, login, unique,
+  serverAndBrowserForFile, newContext, newKioskContext, watch, assertClean, visible, hidden, textMatches, eventually,
+  login, unique,
 } from './support.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowserForFile((started) => ({ server, browser } = started));
 
 async function enroll(kiosk, code) {
   await visible(kiosk.getByTestId('enroll-screen'));
