@@ -158,6 +158,8 @@ test('the dashboard works from the keyboard alone', async () => {
   const page = await context.newPage();
   const problems = watch(page);
   await page.goto(server.url('/coordinator'));
+  // The app shows its login form once it has started: keys typed before would go nowhere.
+  await visible(page.locator('#login-view'));
   await page.getByTestId('login-username').focus();
   await page.keyboard.type('demo-admin');
   await page.keyboard.press('Tab');
