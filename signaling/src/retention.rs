@@ -1,7 +1,7 @@
 //! How long what residents and volunteers told us is kept (`[retention]`),
 //! and the sweep that deletes what has expired: at start and then every
-//! `sweep_hours`, on the node that serves. Each sweep that deleted anything
-//! appends one audit row saying how many of each kind went.
+//! `sweep_hours`, on the node that serves. Each sweep appends one audit row
+//! saying how many of each kind went (zeros too, so the log shows it ran).
 
 use std::time::Duration;
 
@@ -65,16 +65,23 @@ pub async fn sweep(store: &Store, config: &RetentionConfig) -> Result<Swept, Sto
     store.sweep_expired(&config.expiry(crate::unix_now())).await
 }
 
-/// Sweeps at once, then every `sweep_hours`, for as long as the task runs.
+/// One sweep, logged: what the server does as it starts, before it serves.
+pub async fn sweep_logged(store: &Store, config: &RetentionConfig) {
+    match sweep(store, config).await {
+        Ok(swept) if swept.any() => tracing::info!(?swept, "retention: expired data deleted"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "retention: the sweep failed; it runs again later"),
+    }
+}
+
+/// Sweeps every `sweep_hours` (the first one period from now), for as long
+/// as the task runs.
 pub async fn run(store: Store, config: RetentionConfig) {
-    let mut every = tokio::time::interval(Duration::from_secs(u64::from(config.sweep_hours) * 3600));
+    let period = Duration::from_secs(u64::from(config.sweep_hours) * 3600);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         every.tick().await;
-        match sweep(&store, &config).await {
-            Ok(swept) if swept.any() => tracing::info!(?swept, "retention: expired data deleted"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "retention: the sweep failed; it runs again later"),
-        }
+        sweep_logged(&store, &config).await;
     }
 }
 

@@ -504,8 +504,9 @@ async fn audit_verify_finds_the_first_edited_row() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The demo data's rows (its team, seven accounts, two offices created and
-    // given their caseworkers, and the kiosk) and three logins.
-    assert!(stdout.contains("intact: 16 row(s)"), "{stdout}");
+    // given their caseworkers, and the kiosk), the retention sweep at start and
+    // three logins.
+    assert!(stdout.contains("intact: 17 row(s)"), "{stdout}");
 
     // Someone with the database's owner's rights edits row 2, after dropping the guard trigger.
     let db = Db::open(dir.path()).await;
@@ -580,10 +581,11 @@ async fn signed_checkpoints_find_a_cut_or_rewritten_audit_log() {
     for _ in 0..3 {
         app.token("demo-lawyer").await;
     }
-    // Stopping takes a last checkpoint, covering every row (the demo data's 13 and 3 logins).
+    // Stopping takes a last checkpoint, covering every row (the demo data's 13,
+    // the sweep at start and 3 logins).
     let dir = app.stop().await;
     let checkpoints = std::fs::read_to_string(dir.path().join("audit-checkpoints.jsonl")).unwrap();
-    assert!(checkpoints.contains("\"seq\":16"), "{checkpoints}");
+    assert!(checkpoints.contains("\"seq\":17"), "{checkpoints}");
     let verify = || {
         let mut verify = cloudlaw();
         verify.args(["audit", "verify"]).args(data_args(dir.path()));
@@ -596,7 +598,7 @@ async fn signed_checkpoints_find_a_cut_or_rewritten_audit_log() {
     rewrite_audit_log(&db, 2).await;
     let (code, stderr) = verify();
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("row 16 is not the row signed in its checkpoint"), "{stderr}");
+    assert!(stderr.contains("row 17 is not the row signed in its checkpoint"), "{stderr}");
 
     // The server still starts on it, but says so loudly and in its metrics.
     let mut command = cloudlaw();
@@ -606,7 +608,7 @@ async fn signed_checkpoints_find_a_cut_or_rewritten_audit_log() {
     let metrics = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("cloudlaw_audit_chain_broken 1"), "{metrics}");
     server.terminate();
-    assert!(server.log.iter().any(|l| l.contains("TAMPERED") && l.contains("row 16")), "{:?}", server.log);
+    assert!(server.log.iter().any(|l| l.contains("TAMPERED") && l.contains("row 17")), "{:?}", server.log);
 }
 
 #[tokio::test]

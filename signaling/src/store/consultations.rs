@@ -156,8 +156,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT c.region_id, c.lawyer_id, c.interpreter_id, c.started_at, c.ended_at, c.rating,
                         EXISTS (SELECT 1 FROM appointments a WHERE a.consultation_id = c.id) AS appointment,
-                        (SELECT COUNT(*) FROM referrals r WHERE r.consultation_id = c.id AND r.status <> 'proposed')
-                          AS referrals
+                        c.referrals_made AS referrals
                  FROM consultations c WHERE c.started_at >= $1 AND c.started_at < $2 ORDER BY c.started_at",
             )
             .bind(from)

@@ -509,7 +509,8 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let done = audited!(self, audit, |tx| {
-            sqlx::query(
+            {
+                let agreed = sqlx::query(
                 "UPDATE referrals SET status = 'new', code = $2, contact = $3, consented_at = $4, due_at = $5,
                                       updated_at = $4
                  WHERE id = $1 AND status = 'proposed'",
@@ -522,7 +523,18 @@ impl Store {
             .execute(&mut *tx)
             .await
             .on_conflict("a referral with this code")?
-            .rows_affected()
+            .rows_affected();
+                if agreed == 1 {
+                    sqlx::query(
+                        "UPDATE consultations SET referrals_made = referrals_made + 1
+                     WHERE id = (SELECT consultation_id FROM referrals WHERE id = $1)",
+                    )
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                agreed
+            }
         });
         Ok(done == 1)
     }
@@ -552,7 +564,7 @@ impl Store {
     }
 
     /// Deletes what has expired, in one transaction, with an audit row
-    /// (`retention.swept`, with how many) when anything went.
+    /// (`retention.swept`, with how many of each went, zeros too).
     pub async fn sweep_expired(&self, expiry: &Expiry) -> Result<Swept, StoreError> {
         Ok(with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -589,10 +601,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-            if swept.any() {
-                let detail = serde_json::to_value(swept).unwrap_or_default();
-                tx.append_audit(&AuditEntry { detail, ..AuditEntry::system("retention.swept") }).await?;
-            }
+            // Zeros too: the row shows the sweep ran.
+            let detail = serde_json::to_value(swept).unwrap_or_default();
+            tx.append_audit(&AuditEntry { detail, ..AuditEntry::system("retention.swept") }).await?;
             tx.commit().await?;
             swept
         }))

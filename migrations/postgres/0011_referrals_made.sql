@@ -1,0 +1,6 @@
+-- How many referrals a consultation led to (the resident agreed), kept on the
+-- consultation itself: the retention sweep deletes closed referrals, and the
+-- service records of past periods must still count them.
+ALTER TABLE consultations ADD COLUMN referrals_made BIGINT NOT NULL DEFAULT 0;
+UPDATE consultations SET referrals_made =
+    (SELECT COUNT(*) FROM referrals r WHERE r.consultation_id = consultations.id AND r.status <> 'proposed');
