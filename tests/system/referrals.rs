@@ -187,8 +187,15 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
     assert_eq!(overseen["contact"], Value::Null);
     assert_eq!(overseen["notes"], Value::Null);
     assert_eq!(overseen["caseworkers"], Value::Null);
+    let denied = |actions: Vec<String>| actions.iter().filter(|a| *a == "referral.denied").count();
+    let denied_before = denied(audit_actions(&app).await);
     assert_eq!(app.post(&format!("/api/referrals/{id}/accept"), &coordinator, json!({})).await.status(), 403);
     assert_eq!(app.get(&format!("/api/referrals/{id}"), &c.lawyer_token).await.status(), 403);
+    assert_eq!(
+        app.post(&format!("/api/referrals/{id}/accept"), &c.kiosk_token, json!({})).await.status(),
+        403
+    );
+    assert_eq!(denied(audit_actions(&app).await), denied_before + 3, "every refusal is audited");
 
     // The caseworker accepts, notes and closes it.
     let accepted: Value =
@@ -483,6 +490,9 @@ async fn offices_are_configured_per_region_and_late_referrals_stand_out() {
     );
     let lawyer = app.token("demo-lawyer").await;
     assert_eq!(app.get("/api/regions/demo-garze/offices", &lawyer).await.status(), 403);
+    let actions = audit_actions(&app).await;
+    assert_eq!(actions.iter().filter(|a| *a == "office.denied").count(), 1, "the refusal is audited");
+    assert!(actions.iter().any(|a| a == "office.listed"), "reading the offices is audited");
 
     // Caseworkers are accounts with that role, which only admins give.
     let made = app
@@ -548,6 +558,8 @@ async fn offices_are_configured_per_region_and_late_referrals_stand_out() {
 #[tokio::test]
 async fn what_has_expired_is_deleted_and_the_sweep_says_how_much() {
     let app = spawn_app().await;
+    // The server swept as it started, before serving (nothing to delete yet), and said so.
+    assert!(audit_actions(&app).await.iter().any(|a| a == "retention.swept"));
     let c = consulting(&app).await;
     let legal_aid = office(&app, &c, "legal_aid").await;
     let mediation = office(&app, &c, "mediation").await;
@@ -640,18 +652,32 @@ async fn what_has_expired_is_deleted_and_the_sweep_says_how_much() {
     let db = Db::open(app.data_dir.path()).await;
     let details: Vec<String> = on_db!(db, |pool| {
         let rows: Vec<String> =
-            sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'retention.swept'")
+            sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'retention.swept' ORDER BY seq")
                 .fetch_all(pool)
                 .await
                 .unwrap();
         pool.close().await;
         rows
     });
-    assert_eq!(details.len(), 1);
-    let detail: Value = serde_json::from_str(&details[0]).unwrap();
-    assert_eq!(detail, json!({"records": 1, "referrals": 1, "contacts": 1, "proposals": 1}));
+    let details: Vec<Value> = details.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let zeros = json!({"records": 0, "referrals": 0, "contacts": 0, "proposals": 0});
+    assert_eq!(
+        details,
+        [zeros.clone(), json!({"records": 1, "referrals": 1, "contacts": 1, "proposals": 1})]
+    );
 
-    // Nothing more to do: nothing deleted, nothing audited.
+    // Nothing more to do: nothing deleted, and the log says the sweep ran.
     assert!(!signaling::retention::sweep(&store, &config).await.unwrap().any());
-    assert_eq!(audit_actions(&app).await.iter().filter(|a| *a == "retention.swept").count(), 1);
+    let db = Db::open(app.data_dir.path()).await;
+    let last: String = on_db!(db, |pool| {
+        let row = sqlx::query_scalar(
+            "SELECT detail FROM audit_log WHERE action = 'retention.swept' ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        row
+    });
+    assert_eq!(serde_json::from_str::<Value>(&last).unwrap(), zeros);
 }

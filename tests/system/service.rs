@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use crate::support::{Db, TestApp, on_db, spawn_app};
 use signaling::domain::Topic;
 use signaling::ids::{AccountId, ConsultationId};
-use signaling::store::{AuditEntry, NewConsultation, NewReferral};
+use signaling::store::{
+    AuditEntry, Expiry, NewConsultation, NewReferral, NewTerminal, ReferralChange, RegionRecord,
+};
 
 async fn account_id(app: &TestApp, username: &str) -> AccountId {
     let store = app.store().await;
@@ -26,13 +28,25 @@ async fn consultation(
     minutes: i64,
     rating: Option<i64>,
 ) -> ConsultationId {
+    consultation_in(app, "demo-garze", lawyer, interpreter, minutes, rating).await
+}
+
+/// A consultation at `region`'s first terminal.
+async fn consultation_in(
+    app: &TestApp,
+    region: &str,
+    lawyer: &AccountId,
+    interpreter: Option<&AccountId>,
+    minutes: i64,
+    rating: Option<i64>,
+) -> ConsultationId {
     let store = app.store().await;
-    let terminal = store.terminals_in_region(&"demo-garze".into()).await.unwrap()[0].id.clone();
+    let terminal = store.terminals_in_region(&region.into()).await.unwrap()[0].id.clone();
     let started_at = signaling::unix_now() - 3 * 3600;
     let id = store
         .create_consultation(&NewConsultation {
             terminal_id: terminal,
-            region_id: "demo-garze".into(),
+            region_id: region.into(),
             lawyer_id: lawyer.clone(),
             interpreter_id: interpreter.cloned(),
             topic: Topic::Land,
@@ -127,6 +141,7 @@ async fn the_figures_are_the_consultations_they_count_for_whoever_may_read_them(
     let store = app.store().await;
     let offices = store.offices_in_region(&"demo-garze".into()).await.unwrap();
     let terminal = store.terminals_in_region(&"demo-garze".into()).await.unwrap()[0].id.clone();
+    let mut agreed = None;
     for (office, agree) in [(&offices[0], true), (&offices[1], false)] {
         let new = NewReferral {
             consultation_id: &with_interpreter,
@@ -144,6 +159,7 @@ async fn the_figures_are_the_consultations_they_count_for_whoever_may_read_them(
             assert!(
                 store.consent_referral(&id, "ABCDEFGH", None, new.now, new.now + 1, &audit).await.unwrap()
             );
+            agreed = Some(id);
         }
     }
 
@@ -230,6 +246,41 @@ async fn the_figures_are_the_consultations_they_count_for_whoever_may_read_them(
     let later: Value =
         app.get(&format!("/api/service-records?from={to}&to={after}"), &admin).await.json().await.unwrap();
     assert_eq!(later["total"]["consultations"], 0);
+
+    // Each refusal above left a trace: the lawyer's `by=region`, the
+    // caseworker's and the kiosk's reads.
+    let db = Db::open(app.data_dir.path()).await;
+    let denied: i64 = on_db!(db, |pool| {
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'service_records.denied'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    });
+    assert_eq!(denied, 3);
+
+    // The referral closes and its retention runs out: the sweep deletes it,
+    // and the volunteer's record still counts it.
+    let agreed = agreed.unwrap();
+    let now = signaling::unix_now();
+    let close = ReferralChange::Close { outcome: "withdrawn" };
+    assert!(
+        store.change_referral(&agreed, close, now, &AuditEntry::system("referral.closed")).await.unwrap()
+    );
+    let expiry = Expiry {
+        records_before: None,
+        referrals_before: Some(now + 1),
+        contacts_before: None,
+        proposals_before: 0,
+    };
+    assert_eq!(store.sweep_expired(&expiry).await.unwrap().referrals, 1);
+    let swept: Value =
+        app.get(&format!("/api/service-records?from={from}&to={to}"), &admin).await.json().await.unwrap();
+    let drolma_line =
+        swept["lines"].as_array().unwrap().iter().find(|l| l["key"] == drolma.as_str()).unwrap();
+    assert_eq!(drolma_line["referrals"], 1, "the deleted referral was made all the same");
+    assert_eq!(swept["total"]["referrals"], 1);
 }
 
 #[tokio::test]
@@ -277,7 +328,44 @@ async fn the_certificate_and_the_monthly_report_are_pdfs_with_tibetan_and_chines
     assert_eq!(app.get(&path, &lawyer).await.status(), 404);
     assert_eq!(app.get(&path, &app.token("demo-admin").await).await.status(), 200);
 
+    // Drolma also served a kiosk of a region the demo coordinator does not
+    // coordinate: her own certificate and an admin's count it; the
+    // coordinator's certifies what she gave in their region only.
+    let store = app.store().await;
+    let amdo = RegionRecord {
+        id: "test-amdo".into(),
+        name: "阿坝州 Ngawa".into(),
+        parent_id: None,
+        time_zone: "Asia/Shanghai".into(),
+    };
+    store.ensure_region(&amdo).await.unwrap();
+    let kiosk = NewTerminal {
+        name: "Ngawa kiosk".into(),
+        township: "Barkam".into(),
+        region_id: amdo.id.clone(),
+        languages: vec![],
+        enrollment_code_hash: String::new(),
+        enrollment_expires_at: 0,
+    };
+    store.create_terminal(&kiosk, &AuditEntry::system("terminal.created")).await.unwrap();
+    consultation_in(&app, "test-amdo", &drolma, None, 60, None).await;
+    let path = format!("/api/service-records/certificate?account={drolma}&from={from}&to={to}");
     let coordinator = app.token("demo-coordinator").await;
+    for (token, count, hours, amdo_named) in [
+        (&lawyer, '2', "2.5", true),
+        (&app.token("demo-admin").await, '2', "2.5", true),
+        (&coordinator, '1', "1.5", false),
+    ] {
+        let response = app.get(&path, token).await;
+        assert_eq!(response.status(), 200);
+        let (text, _) = read_pdf(&response.bytes().await.unwrap(), dir.path(), "scoped");
+        let consultations = text.lines().find(|l| l.contains("Consultations")).unwrap();
+        assert!(consultations.trim_end().ends_with(count), "{consultations}");
+        let line = text.lines().find(|l| l.contains("Hours in calls")).unwrap();
+        assert!(line.trim_end().ends_with(hours), "{line}");
+        assert_eq!(text.contains("Ngawa"), amdo_named, "{text}");
+    }
+
     let month = &from[..7];
     let response = app
         .get(&format!("/api/service-records/monthly-report?region=demo-garze&month={month}"), &coordinator)

@@ -286,4 +286,22 @@ impl AppState {
         self.store.append_audit(&AuditEntry::new(actor, action, subject, detail, source)).await?;
         Ok(())
     }
+
+    /// Passes `result` on; a refusal (403) is audited first, as `action` on
+    /// `subject`, so that whoever tried what they may not do leaves a trace.
+    pub async fn audit_refusal<T, E: Into<ApiError>>(
+        &self,
+        principal: &Principal,
+        action: &str,
+        subject: &str,
+        source: &str,
+        result: Result<T, E>,
+    ) -> Result<T, ApiError> {
+        let result = result.map_err(Into::into);
+        if matches!(result, Err(ApiError::Forbidden | ApiError::Denied { .. })) {
+            let detail = serde_json::json!({"status": 403});
+            self.audit(&principal.actor(), action, subject, detail, source).await?;
+        }
+        result
+    }
 }

@@ -249,6 +249,15 @@ fn attachment(
         .into_response()
 }
 
+/// A text cell of a CSV file, quoted. A text that begins like a formula (`=`,
+/// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, so that a
+/// spreadsheet opening the file shows it and runs nothing: names are typed by
+/// people, and a name is not a formula.
+fn csv_text(text: &str) -> String {
+    let guard = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { "'" } else { "" };
+    format!("\"{guard}{}\"", text.replace('"', "\"\""))
+}
+
 /// The OpenAPI document as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1

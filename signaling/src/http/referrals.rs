@@ -77,15 +77,21 @@ fn office_fields(name: &str, decision_days: i64) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-async fn managed_region(state: &AppState, principal: &Principal, region: &RegionId) -> Result<(), ApiError> {
-    principal.require_any(&[Role::Coordinator, Role::Admin])?;
+/// The region, when the caller is one of its coordinators or an admin; a
+/// refusal is audited.
+async fn managed_region(
+    state: &AppState,
+    principal: &Principal,
+    region: &RegionId,
+    source: &str,
+) -> Result<(), ApiError> {
+    let role = principal.require_any(&[Role::Coordinator, Role::Admin]);
+    state.audit_refusal(principal, "office.denied", region, source, role).await?;
     if state.store.region(region).await?.is_none() {
         return Err(ApiError::NotFound);
     }
-    if !principal.manages_region(region) {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
+    let manages = if principal.manages_region(region) { Ok(()) } else { Err(ApiError::Forbidden) };
+    state.audit_refusal(principal, "office.denied", region, source, manages).await
 }
 
 async fn office_views(state: &AppState, region: &RegionId) -> Result<Vec<OfficeView>, ApiError> {
@@ -110,11 +116,15 @@ async fn office_views(state: &AppState, region: &RegionId) -> Result<Vec<OfficeV
 )]
 pub async fn offices(
     State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
     principal: Principal,
     Path(region): Path<RegionId>,
 ) -> Result<ApiJson<Vec<OfficeView>>, ApiError> {
-    managed_region(&state, &principal, &region).await?;
-    Ok(ApiJson(office_views(&state, &region).await?))
+    managed_region(&state, &principal, &region, &source).await?;
+    let views = office_views(&state, &region).await?;
+    let detail = serde_json::json!({"count": views.len()});
+    state.audit(&principal.actor(), "office.listed", &region, detail, &source).await?;
+    Ok(ApiJson(views))
 }
 
 /// Adds a region's office for a service (its coordinators, admins).
@@ -134,7 +144,7 @@ pub async fn create_office(
     Path(region): Path<RegionId>,
     ApiJson(request): ApiJson<CreateOffice>,
 ) -> Result<(StatusCode, ApiJson<OfficeView>), ApiError> {
-    managed_region(&state, &principal, &region).await?;
+    managed_region(&state, &principal, &region, &source).await?;
     let service = request.service.as_str();
     let service_ok =
         (2..=32).contains(&service.len()) && service.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
@@ -172,11 +182,11 @@ pub async fn update_office(
     Path(id): Path<OfficeId>,
     ApiJson(request): ApiJson<UpdateOffice>,
 ) -> Result<ApiJson<OfficeView>, ApiError> {
-    principal.require_any(&[Role::Coordinator, Role::Admin])?;
+    let role = principal.require_any(&[Role::Coordinator, Role::Admin]);
+    state.audit_refusal(&principal, "office.denied", &id, &source, role).await?;
     let office = state.store.office(&id).await?.ok_or(ApiError::NotFound)?;
-    if !principal.manages_region(&office.region_id) {
-        return Err(ApiError::Forbidden);
-    }
+    let manages = if principal.manages_region(&office.region_id) { Ok(()) } else { Err(ApiError::Forbidden) };
+    state.audit_refusal(&principal, "office.denied", &id, &source, manages).await?;
     let name = office_fields(&request.name, request.decision_days)?;
     if request.caseworkers.len() > 200 {
         return Err(ApiError::bad_request("invalid_field", "caseworkers: at most 200"));
@@ -525,7 +535,13 @@ pub async fn proposed(
     ClientAddr(source): ClientAddr,
     principal: Principal,
 ) -> Result<ApiJson<Vec<Proposal>>, ApiError> {
-    let Principal::Terminal { terminal } = &principal else { return Err(ApiError::Forbidden) };
+    let Principal::Terminal { terminal } = &principal else {
+        let refused: Result<(), _> = Err(ApiError::Forbidden);
+        return state
+            .audit_refusal(&principal, "referral.denied", "", &source, refused)
+            .await
+            .map(|()| ApiJson(vec![]));
+    };
     let since = crate::unix_now() - PROPOSAL_WINDOW_SECS;
     let waiting = state.store.proposals_for_terminal(&terminal.id, since).await?;
     let count = serde_json::json!({"count": waiting.len()});
@@ -560,9 +576,9 @@ pub async fn status(
     principal: Principal,
     Path(code): Path<String>,
 ) -> Result<ApiJson<ReferralStatusView>, ApiError> {
-    if !matches!(principal, Principal::Terminal { .. }) {
-        return Err(ApiError::Forbidden);
-    }
+    let kiosk =
+        if matches!(principal, Principal::Terminal { .. }) { Ok(()) } else { Err(ApiError::Forbidden) };
+    state.audit_refusal(&principal, "referral.denied", "", &source, kiosk).await?;
     let code: String = code
         .chars()
         .filter(|c| !matches!(c, '-' | ' '))
@@ -593,8 +609,15 @@ struct Reach {
 }
 
 impl Reach {
-    async fn of(state: &AppState, principal: &Principal) -> Result<Reach, ApiError> {
-        let account = principal.require_any(&[Role::Caseworker, Role::Coordinator, Role::Admin])?;
+    /// A refusal is audited, as a read of `subject`.
+    async fn of(
+        state: &AppState,
+        principal: &Principal,
+        subject: &str,
+        source: &str,
+    ) -> Result<Reach, ApiError> {
+        let role = principal.require_any(&[Role::Caseworker, Role::Coordinator, Role::Admin]);
+        let account = state.audit_refusal(principal, "referral.denied", subject, source, role).await?;
         let offices = if account.has_role(Role::Caseworker) {
             state.store.offices_of_caseworker(&account.id).await?
         } else {
@@ -657,7 +680,7 @@ pub async fn list(
         Some("all") => ReferralFilter::All,
         Some(_) => return Err(ApiError::bad_request("invalid_field", "status: open, closed or all")),
     };
-    let reach = Reach::of(&state, &principal).await?;
+    let reach = Reach::of(&state, &principal, "", &source).await?;
     let mut records = state.store.referrals(ReferralScope::Offices(&reach.office_ids()), filter).await?;
     for r in state.store.referrals(ReferralScope::Regions(&reach.regions), filter).await? {
         if !records.iter().any(|known| known.id == r.id) {
@@ -687,7 +710,7 @@ pub async fn summary(
     ClientAddr(source): ClientAddr,
     principal: Principal,
 ) -> Result<ApiJson<Vec<OfficeCountsView>>, ApiError> {
-    let reach = Reach::of(&state, &principal).await?;
+    let reach = Reach::of(&state, &principal, "", &source).await?;
     let now = crate::unix_now();
     let mut counts = state.store.referral_counts(ReferralScope::Regions(&reach.regions), now).await?;
     for c in state.store.referral_counts(ReferralScope::Offices(&reach.office_ids()), now).await? {
@@ -708,7 +731,7 @@ async fn reached(
     id: &ReferralId,
     source: &str,
 ) -> Result<(ReferralRecord, ReferralSight), ApiError> {
-    let reach = Reach::of(state, principal).await?;
+    let reach = Reach::of(state, principal, id, source).await?;
     let seen = state.store.referral(id).await?.and_then(|r| reach.sight(&r).map(|sight| (r, sight)));
     match seen {
         Some(seen) => Ok(seen),
@@ -756,6 +779,19 @@ pub async fn read(
 
 /// A caseworker's change: checks that the caller is one of the referral's
 /// office, then applies it with `action` in the audit log.
+/// The referral, when the caller is a caseworker of its office: only they
+/// change it (a coordinator who oversees it is refused, audited).
+async fn as_caseworker(
+    state: &AppState,
+    principal: &Principal,
+    id: &ReferralId,
+    source: &str,
+) -> Result<ReferralSight, ApiError> {
+    let (_, sight) = reached(state, principal, id, source).await?;
+    let caseworker = if sight == ReferralSight::Caseworker { Ok(sight) } else { Err(ApiError::Forbidden) };
+    state.audit_refusal(principal, "referral.denied", id, source, caseworker).await
+}
+
 async fn change(
     state: &AppState,
     principal: &Principal,
@@ -765,10 +801,7 @@ async fn change(
     detail: serde_json::Value,
     change: ReferralChange<'_>,
 ) -> Result<ApiJson<ReferralView>, ApiError> {
-    let (_, sight) = reached(state, principal, id, source).await?;
-    if sight != ReferralSight::Caseworker {
-        return Err(ApiError::Forbidden);
-    }
+    let sight = as_caseworker(state, principal, id, source).await?;
     let audit = AuditEntry::new(&principal.actor(), action, id, detail, source);
     if !state.store.change_referral(id, change, crate::unix_now(), &audit).await? {
         return Err(ApiError::Clash {
@@ -794,7 +827,8 @@ pub async fn accept(
     principal: Principal,
     Path(id): Path<ReferralId>,
 ) -> Result<ApiJson<ReferralView>, ApiError> {
-    let by = principal.account()?.id.clone();
+    let account = principal.account().map(|a| a.id.clone());
+    let by = state.audit_refusal(&principal, "referral.denied", &id, &source, account).await?;
     change(
         &state,
         &principal,
@@ -924,10 +958,7 @@ pub async fn note(
     if !(1..=4000).contains(&text.chars().count()) {
         return Err(ApiError::bad_request("invalid_field", "text: 1 to 4000 characters"));
     }
-    let (_, sight) = reached(&state, &principal, &id, &source).await?;
-    if sight != ReferralSight::Caseworker {
-        return Err(ApiError::Forbidden);
-    }
+    let sight = as_caseworker(&state, &principal, &id, &source).await?;
     let author = principal.account()?.id.clone();
     let audit = AuditEntry::new(&principal.actor(), "referral.noted", &id, serde_json::Value::Null, &source);
     if !state.store.add_referral_note(&id, &author, text, crate::unix_now(), &audit).await? {

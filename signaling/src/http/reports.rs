@@ -187,9 +187,9 @@ fn csv(lines: &[ReportLine]) -> String {
     for l in lines {
         // Ids and codes never hold commas or quotes; quoting keeps a stray one harmless.
         out.push_str(&format!(
-            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             l.period_start,
-            l.region_id.replace('"', "\"\""),
+            super::csv_text(&l.region_id),
             l.language,
             l.topic,
             l.requests,

@@ -111,6 +111,17 @@ enum By {
     Region,
 }
 
+/// What a refused read of the service records is audited as.
+const DENIED: &str = "service_records.denied";
+
+fn by_name(by: By) -> &'static str {
+    match by {
+        By::Volunteer => "volunteer",
+        By::Team => "team",
+        By::Region => "region",
+    }
+}
+
 /// Whose consultations the caller may count.
 enum Reach {
     All,
@@ -252,9 +263,9 @@ fn csv(records: &ServiceRecords) -> String {
     for l in records.lines.iter().chain(std::iter::once(&records.total)) {
         let name = if l.key.is_empty() { "total" } else { &l.name };
         out.push_str(&format!(
-            "{},\"{}\",{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{}\n",
             l.key,
-            name.replace('"', "\"\""),
+            super::csv_text(name),
             l.consultations,
             l.minutes,
             l.appointments_kept,
@@ -287,7 +298,7 @@ pub async fn records(
     principal: Principal,
     query: ApiQuery<RecordsQuery>,
 ) -> Result<Response, ApiError> {
-    let reach = Reach::of(&principal)?;
+    let reach = state.audit_refusal(&principal, DENIED, "", &source, Reach::of(&principal)).await?;
     let query = query.parse()?;
     let by = match query.by.as_deref() {
         None | Some("volunteer") => By::Volunteer,
@@ -302,18 +313,17 @@ pub async fn records(
     };
     let only = match &reach {
         Reach::Own(me) if by == By::Volunteer => Some(me.clone()),
-        Reach::Own(_) => return Err(ApiError::Forbidden),
+        Reach::Own(_) => {
+            let refused = Err(ApiError::Forbidden);
+            return state.audit_refusal(&principal, DENIED, by_name(by), &source, refused).await;
+        }
         _ => None,
     };
     let (from_day, to_day) = period(&query.from, &query.to)?;
     let rows: Vec<ServiceRow> =
         rows_in(&state, from_day, to_day).await?.into_iter().filter(|r| reach.covers(r)).collect();
     let names = Names::load(&state, by == By::Team).await?;
-    let by_name = match by {
-        By::Volunteer => "volunteer",
-        By::Team => "team",
-        By::Region => "region",
-    };
+    let by_name = by_name(by);
     let records = ServiceRecords {
         lines: lines(&rows, by, &names, only.as_ref()),
         total: if only.is_some() {
@@ -453,7 +463,7 @@ pub async fn certificate(
     principal: Principal,
     query: ApiQuery<CertificateQuery>,
 ) -> Result<Response, ApiError> {
-    let caller = principal.account()?.clone();
+    let caller = state.audit_refusal(&principal, DENIED, "", &source, principal.account()).await?.clone();
     let query = query.parse()?;
     let (from_day, to_day) = period(&query.from, &query.to)?;
     let volunteer_id = query.account.clone().unwrap_or_else(|| caller.id.clone());
@@ -463,13 +473,19 @@ pub async fn certificate(
         || principal.is_admin()
         || principal.manages_volunteer(&state.store.regions_of_member(&volunteer.id).await?);
     if !allowed {
+        state.audit(&principal.actor(), DENIED, &volunteer_id, serde_json::Value::Null, &source).await?;
         return Err(ApiError::NotFound);
     }
     if !is_volunteer {
         return Err(invalid("account: not a lawyer or interpreter"));
     }
     let fonts = fonts(&state).await?;
-    let rows: Vec<ServiceRow> = rows_in(&state, from_day, to_day).await?;
+    // A coordinator certifies what the volunteer gave in the regions they
+    // coordinate; the volunteer and admins get it all.
+    let reach =
+        if volunteer.id == caller.id { Reach::Own(caller.id.clone()) } else { Reach::of(&principal)? };
+    let rows: Vec<ServiceRow> =
+        rows_in(&state, from_day, to_day).await?.into_iter().filter(|r| reach.covers(r)).collect();
     let names = Names::load(&state, false).await?;
     let line = lines(&rows, By::Volunteer, &names, Some(&volunteer.id)).pop().unwrap_or_default();
     let mut regions: Vec<String> = rows
@@ -575,12 +591,12 @@ pub async fn monthly_report(
     principal: Principal,
     query: ApiQuery<MonthlyQuery>,
 ) -> Result<Response, ApiError> {
-    principal.require_any(&[Role::Coordinator, Role::Admin])?;
+    let role = principal.require_any(&[Role::Coordinator, Role::Admin]);
+    state.audit_refusal(&principal, DENIED, "", &source, role).await?;
     let query = query.parse()?;
     let region = state.store.region(&query.region).await?.ok_or(ApiError::NotFound)?;
-    if !principal.manages_region(&region.id) {
-        return Err(ApiError::Forbidden);
-    }
+    let manages = if principal.manages_region(&region.id) { Ok(()) } else { Err(ApiError::Forbidden) };
+    state.audit_refusal(&principal, DENIED, &region.id, &source, manages).await?;
     let first = format!("{}-01", query.month);
     let (from_day, first_date) = parse_date("month", &first)?;
     let to_day = from_day + i64::from(first_date.days_in_month());
@@ -739,5 +755,16 @@ mod tests {
         });
         assert_eq!(csv.lines().nth(1), Some("b,\"Lawyer B\",1,10,0,1,0,"));
         assert_eq!(csv.lines().last(), Some(",\"total\",3,55,1,3,2,4.50"));
+    }
+
+    #[test]
+    fn a_name_that_looks_like_a_formula_stays_text_in_a_spreadsheet() {
+        use super::super::csv_text;
+        assert_eq!(csv_text("卓玛律师 Drolma"), "\"卓玛律师 Drolma\"");
+        assert_eq!(csv_text("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
+        for risky in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(csv_text(risky).starts_with("\"'"), "{risky:?}");
+        }
+        assert_eq!(csv_text("Team-1"), "\"Team-1\"", "only the first character counts");
     }
 }
