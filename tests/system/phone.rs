@@ -628,6 +628,42 @@ async fn appointments_by_phone_are_booked_by_coordinators_for_allowed_numbers_he
         call_appointment(&app, &kiosk_lawyer.username, at_kiosk["id"].as_str().unwrap()).await;
     assert_eq!((status, code.as_str()), (404, "no_number"));
 
+    // A hotline caller's follow-up, booked from the record in one step: by
+    // phone, to the number kept from their call, with the same lawyer.
+    let drolma = store.account_by_username("demo-lawyer").await.unwrap().unwrap();
+    let hotline = store
+        .create_consultation(&signaling::store::NewConsultation {
+            terminal_id: line.id.clone(),
+            region_id: region.clone(),
+            lawyer_id: drolma.id.clone(),
+            interpreter_id: None,
+            topic: signaling::domain::Topic::Debt,
+            language: "zh".into(),
+            started_at: signaling::unix_now() - 600,
+        })
+        .await
+        .unwrap();
+    store.keep_callback_number(&hotline, "13955556666").await.unwrap();
+    let follow_up = app
+        .post(
+            &format!("/api/consultations/{hotline}/follow-up"),
+            &app.token("demo-lawyer").await,
+            json!({"start": rfc(shanghai(next_monday(), 14, 0))}),
+        )
+        .await;
+    assert_eq!(follow_up.status(), 201);
+    let follow_up: serde_json::Value = follow_up.json().await.unwrap();
+    assert_eq!(
+        (follow_up["channel"].as_str(), follow_up["phone"].as_str()),
+        (Some("phone"), Some("139****6666"))
+    );
+    assert_eq!(
+        (follow_up["lawyer_id"].as_str(), follow_up["topic"].as_str()),
+        (Some(drolma.id.as_str()), Some("debt"))
+    );
+    let kept = store.appointment(&follow_up["id"].as_str().unwrap().into()).await.unwrap().unwrap();
+    assert_eq!(kept.phone_number.as_deref(), Some("13955556666"));
+
     // Numbers go once past phone.callback_days after the appointment; the channel stays.
     store.forget_callback_numbers(i64::MAX).await.unwrap();
     let kept = store.appointment(&id.into()).await.unwrap().unwrap();
