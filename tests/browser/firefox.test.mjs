@@ -9,13 +9,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import puppeteer from 'puppeteer-core';
 import {
   startServer, launchBrowser, newContext, recordPeerConnections, decodedMedia, watch, assertClean,
-  eventually, visible, screenshot, makeNamespace,
+  eventually, visible, screenshot, makeNamespace, FIREFOX, launchFirefox,
 } from './support.mjs';
 
-const FIREFOX = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 const CALL_SECONDS = Number(process.env.FIREFOX_CALL_SECONDS || 60);
 
 let link;
@@ -33,7 +31,8 @@ before(async () => {
   assert.ok(link, 'the Firefox test needs root, to make a network namespace');
   server = await startServer({ host: link.nsIp, netns: link.ns });
   chromium = await launchBrowser({ args: [`--unsafely-treat-insecure-origin-as-secure=${server.origin}`] });
-  firefox = await launchFirefox(new URL(server.origin).host);
+  // getUserMedia needs a secure context; the server is plain HTTP on the link.
+  firefox = await launchFirefox({ 'dom.securecontext.allowlist': new URL(server.origin).hostname });
 });
 
 after(async () => {
@@ -42,21 +41,6 @@ after(async () => {
   await server?.stop();
   link?.remove();
 });
-
-/** Headless Firefox with a fake camera and microphone; `secureHost` counts as a secure origin. */
-function launchFirefox(secureHost) {
-  return puppeteer.launch({
-    browser: 'firefox',
-    executablePath: FIREFOX,
-    headless: true,
-    extraPrefsFirefox: {
-      'media.navigator.streams.fake': true,
-      'media.navigator.permission.disabled': true,
-      // getUserMedia needs a secure context; the server is plain HTTP on the link.
-      'dom.securecontext.allowlist': secureHost.split(':')[0],
-    },
-  });
-}
 
 /** Every RTCPeerConnection of the page, and every connection state each went through. */
 const RECORD_PEER_CONNECTIONS = () => {

@@ -45,6 +45,8 @@ const APPS = {
       // The live panel (live.js).
       ...['offline', 'available', 'ringing', 'in_consultation', 'wrap_up', 'break'].flatMap((s) => [`live.state.${s}`, `live.hint.${s}`]),
       ...['advice_given', 'referred_legal_aid', 'referred_mediation', 'follow_up_appointment'].map((o) => `outcome.${o}`),
+      // A referral as the outcome (live-record.js), and an agreed one that became it (live-referrals.js).
+      ...['legal_aid', 'mediation'].flatMap((s) => [`record.noOffice.${s}`, `refer.agreedOutcome.${s}`]),
       ...['resident', 'lawyer', 'interpreter'].flatMap((r) => [`role.${r}`, `call.peerLost.${r}`]),
       ...['connecting', 'good', 'audioOnly', 'lost'].map((n) => `call.net.${n}`),
       // Referrals (live-referrals.js): services and what became of a proposal.
@@ -71,6 +73,8 @@ const APPS = {
       ...['lawyer', 'interpreter'].flatMap((r) => [`call.role.${r}`, `call.away.${r}`]),
       ...['connecting', 'good', 'fair', 'poor', 'lost', 'audioOnly'].map((n) => `call.network.${n}`),
       ...[1, 2, 3, 4, 5].map((n) => `rating.${n}`),
+      // Referrals (referral.js): the services the apps know.
+      ...['legal_aid', 'mediation'].map((s) => `referral.service.${s}`),
     ],
   },
 };

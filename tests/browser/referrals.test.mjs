@@ -9,7 +9,10 @@
 // sees only their office's referral, which is overdue (its due time moved back
 // in the database: nothing in the API moves time); the coordinator sees both
 // without the matter, and an admin sets up an office with a new caseworker
-// account.
+// account. A caseworker's page is titled for the referrals. Last, the record
+// and the Refer block as one flow: an outcome that refers brings the block up
+// on that service's office (or says the region has none), and an agreement
+// sets an outcome not chosen yet (a refusal sets nothing).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -224,6 +227,10 @@ test('the legal-aid caseworker sees only the referrals tab, assigns to a colleag
   const section = page.getByTestId('referrals');
   await visible(section);
   await visible(page.getByTestId('referrals-intro-caseworker'));
+  // Titled for the work: the office's referrals, not the coordinators' dashboard.
+  await textMatches(page.getByTestId('app-title'), /^转介工作台$/);
+  assert.equal(await page.title(), '转介工作台 · 云律所');
+  await screenshot(page.locator('.app-header'), 'referrals-caseworker-title-zh');
   // Nothing of the coordinators' dashboard.
   for (const part of ['accounts', 'regions', 'terminals', 'queue', 'reports', 'teams']) {
     assert.equal(await page.getByTestId(part).isVisible(), false, `${part} is hidden from a caseworker`);
@@ -288,6 +295,8 @@ test('the legal-aid caseworker sees only the referrals tab, assigns to a colleag
   await eventually(async () => assert.deepEqual((await assignees()).map(([id]) => id), [colleague.body.id]));
   await switchTo(page, 'en');
   await textMatches(detail, /Assign to/);
+  await textMatches(page.getByTestId('app-title'), /^Referral desk$/);
+  assert.equal(await page.title(), 'Referral desk · Cloud Law Office');
   await screenshot(detail, 'referrals-caseworker-assign-en');
   await switchTo(page, 'zh');
 
@@ -392,6 +401,8 @@ test('a coordinator sees the referrals without the matter; an admin sets up an o
   await visible(page.getByTestId('accounts'));
   await visible(page.getByTestId('referrals'));
   await visible(page.getByTestId('referrals-intro-manager'));
+  await textMatches(page.getByTestId('app-title'), /^协调员工作台$/);
+  assert.equal(await page.title(), '协调员工作台 · 云律所');
   assert.equal(await page.locator('.section-nav a[href="#referrals-heading"]').isVisible(), true);
   assert.equal(await page.locator('.section-nav a[href="#accounts-heading"]').isVisible(), true);
   await countsAre(page, 'legal_aid', { new: 0, accepted: 0, overdue: 0, closed: 1 });
@@ -484,4 +495,182 @@ test('a coordinator sees the referrals without the matter; an admin sets up an o
   await textMatches(notary.page.getByTestId('referrals-body'), /没有未办结的转介/);
   assertClean(notary.problems);
   await notary.context.close();
+});
+
+/**
+ * The demo lawyer in /lawyer, online, in a call with a resident at the kiosk (its live
+ * connection, without the kiosk's screens); `route` is set on the page before anything loads.
+ */
+async function lawyerInCall(topic, route = null) {
+  const opened = await openApp('/lawyer', 'demo-lawyer');
+  const { page } = opened;
+  if (route) await page.route(...route);
+  await eventually(async () => assert.equal(await page.getByTestId('live-connection').getAttribute('data-state'), 'up'), 20_000);
+  await visible(page.locator('[data-testid="go-online"]:visible, [data-testid="go-offline"]:visible').first());
+  if (await page.getByTestId('go-online').isVisible()) await page.getByTestId('go-online').click();
+  await visible(page.getByTestId('go-offline'));
+  const resident = await liveClient(browser, server, await terminalToken());
+  await resident.next('welcome');
+  await resident.send({ type: 'consult.request', language: 'zh', topic });
+  await visible(page.getByTestId('incoming-call'));
+  await page.getByTestId('accept-call').click();
+  const started = await resident.next('consult.started');
+  await visible(page.getByTestId('call-view'));
+  await visible(page.getByTestId('refer'));
+  return { ...opened, resident, consultation: started.consultation };
+}
+
+/** The call ends and the record is saved with what its form says; the lawyer goes offline. */
+async function hangUpAndSave(page, summary) {
+  await page.getByTestId('hang-up').click();
+  await hidden(page.getByTestId('call-view'));
+  await page.getByTestId('record-summary').fill(summary);
+  await page.getByTestId('record-save').click();
+  await hidden(page.getByTestId('record-form'));
+  await page.getByTestId('go-offline').click();
+}
+
+/** Whether an element lies wholly in the page's viewport. */
+const inView = (locator) => locator.evaluate((el) => {
+  const box = el.getBoundingClientRect();
+  return box.top >= 0 && box.left >= 0 && box.bottom <= window.innerHeight && box.right <= window.innerWidth;
+});
+
+test('the outcome first: a referral as the outcome brings up the Refer block on that office, or says the region has none', async () => {
+  // An office of a service the apps have no words for: named by its code in plain letters.
+  const admin = await accessToken(server, 'demo-admin');
+  const labour = await api('POST', '/api/regions/demo-garze/offices', admin, {
+    service: 'labour_arbitration', name: '康定市劳动人事争议仲裁院 Labour Arbitration', decision_days: 10,
+  });
+  assert.equal(labour.status, 201, JSON.stringify(labour.body));
+
+  // The region's mediation office left out of what the console reads: as if the region had none.
+  const withoutMediation = async (route) => {
+    if (route.request().method() !== 'GET') return route.continue();
+    const response = await route.fetch();
+    const body = await response.json();
+    body.offices = body.offices.filter((o) => o.service !== 'mediation');
+    return route.fulfill({ response, json: body });
+  };
+  const { context, page, problems, resident, consultation } = await lawyerInCall('labour', ['**/api/consultations/*/referrals', withoutMediation]);
+  const offices = (await api('GET', `/api/consultations/${consultation}/referrals`, await accessToken(server, 'demo-lawyer'))).body.offices;
+  const legalAid = offices.find((o) => o.service === 'legal_aid');
+  const select = page.getByTestId('refer-office');
+  await eventually(async () => assert.match(await select.locator(`option[value="${labour.body.id}"]`).textContent(), /^labour arbitration · 康定市/));
+  const outcome = page.getByTestId('record-outcome');
+  const note = page.getByTestId('record-no-office');
+  assert.equal(await note.isHidden(), true);
+
+  // Mediation: the region has no office of it, and the record says so beside the outcome.
+  await outcome.focus();
+  await outcome.selectOption('referred_mediation');
+  await textMatches(note, /^本地区还没有设立人民调解机构，请联系协调员。$/);
+  assert.equal(await select.inputValue(), '');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'record-outcome');
+  assert.equal(await outcome.getAttribute('aria-describedby'), 'record-no-office');
+  await switchTo(page, 'en');
+  await textMatches(note, /^This region has no mediation office configured; ask a coordinator\.$/);
+  await screenshot(page.getByTestId('record-form'), 'referrals-lawyer-outcome-no-office-en');
+  await switchTo(page, 'zh');
+  await page.unroute('**/api/consultations/*/referrals', withoutMediation);
+
+  // Legal aid: the block comes into view on the legal-aid office, the matter field to write in;
+  // the focus stays on the outcome (a keyboard user arrowing through the list goes on).
+  await outcome.focus();
+  await outcome.selectOption('referred_legal_aid');
+  await hidden(note);
+  await eventually(async () => assert.equal(await select.inputValue(), legalAid.id));
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'record-outcome');
+  assert.equal(await inView(page.getByTestId('refer-matter')), true, 'the matter field is in view');
+  assert.equal(await inView(select), true, 'the chosen office is in view');
+  await checkScreen(page, 'referrals-lawyer-outcome-refer-zh');
+  await screenshot(page.locator('#record-column'), 'referrals-lawyer-outcome-refer-zh');
+  const matter = `Unpaid wages; the employer refuses a contract (${unique()}).`;
+  await page.getByTestId('refer-matter').click();
+  await page.keyboard.type(matter);
+  assert.equal(await page.getByTestId('refer-matter').inputValue(), matter);
+  await page.getByTestId('refer-submit').click();
+  const item = page.getByTestId('refer-item-legal_aid');
+  await visible(item);
+  assert.equal(await item.getAttribute('data-state'), 'proposed');
+  const asked = await resident.next('referral.proposed');
+  assert.equal(asked.service, 'legal_aid');
+
+  // Proposed already: choosing it again moves nothing.
+  await outcome.focus();
+  await outcome.selectOption('advice_given');
+  await outcome.selectOption('referred_legal_aid');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(await select.inputValue(), '');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'record-outcome');
+  assert.equal(await note.isHidden(), true);
+
+  // The resident agrees on the kiosk: the outcome the lawyer chose stays.
+  const agreed = await api('POST', `/api/referrals/${asked.referral}/consent`, deviceToken, { agree: true });
+  assert.equal(agreed.status, 200, JSON.stringify(agreed.body));
+  await eventually(async () => assert.equal(await item.getAttribute('data-state'), 'new'));
+  await textMatches(page.getByTestId('refer-code-legal_aid'), new RegExp(`^${agreed.body.code}$`));
+  assert.equal(await outcome.inputValue(), 'referred_legal_aid');
+
+  await hangUpAndSave(page, 'Unpaid wages: referred to legal aid.');
+  const saved = await api('GET', `/api/consultations/${consultation}`, await accessToken(server, 'demo-lawyer'));
+  assert.equal(saved.body.outcome, 'referred_legal_aid');
+  assertClean(problems);
+  assertClean(resident.problems);
+  await resident.close();
+  await context.close();
+
+  // The coordinators' app names the office's service the same way.
+  const coordinator = await openApp('/coordinator', 'demo-coordinator');
+  await textMatches(coordinator.page.getByTestId('office-row-labour_arbitration'), /^labour arbitration/);
+  assertClean(coordinator.problems);
+  await coordinator.context.close();
+});
+
+test('agreed first: with no outcome chosen, the agreement sets it; a refusal sets nothing', async () => {
+  const { context, page, problems, resident, consultation } = await lawyerInCall('family');
+  const offices = (await api('GET', `/api/consultations/${consultation}/referrals`, await accessToken(server, 'demo-lawyer'))).body.offices;
+  const outcome = page.getByTestId('record-outcome');
+  const select = page.getByTestId('refer-office');
+  assert.equal(await outcome.inputValue(), '');
+
+  /** The lawyer proposes the region's office of a service; the kiosk is asked. */
+  const propose = async (service, matter) => {
+    await eventually(async () => assert.equal(await select.locator('option').count(), offices.length + 1));
+    await select.selectOption(offices.find((o) => o.service === service).id);
+    await page.getByTestId('refer-matter').fill(matter);
+    await page.getByTestId('refer-submit').click();
+    await eventually(async () => assert.equal(await page.getByTestId(`refer-item-${service}`).getAttribute('data-state'), 'proposed'));
+    return resident.next('referral.proposed', (m) => m.service === service);
+  };
+
+  // Declined: nothing is set.
+  const first = await propose('legal_aid', 'Maintenance for two children after the divorce.');
+  assert.equal((await api('POST', `/api/referrals/${first.referral}/consent`, deviceToken, { agree: false })).status, 200);
+  await eventually(async () => assert.equal(await page.getByTestId('refer-item-legal_aid').getAttribute('data-state'), 'declined'));
+  assert.equal(await outcome.inputValue(), '');
+
+  // Agreed: the outcome follows, and the block says so.
+  const second = await propose('mediation', 'The families would talk the maintenance over at the township.');
+  const agreed = await api('POST', `/api/referrals/${second.referral}/consent`, deviceToken, { agree: true });
+  assert.equal(agreed.status, 200, JSON.stringify(agreed.body));
+  await eventually(async () => assert.equal(await outcome.inputValue(), 'referred_mediation'));
+  await textMatches(page.getByTestId('refer-status'), /居民已同意。处理结果已设为“转介人民调解”，请保存记录。/);
+  await textMatches(page.getByTestId('refer-item-mediation'), new RegExp(agreed.body.code));
+  // Kept as the draft, like a choice of the lawyer's.
+  const draft = await page.evaluate((id) => JSON.parse(sessionStorage.getItem(`cloudlaw.lawyer.draft.${id}`) ?? 'null'), consultation);
+  assert.equal(draft?.outcome, 'referred_mediation');
+  await switchTo(page, 'en');
+  await textMatches(page.getByTestId('refer-status'), /The record's outcome is now “Referred to mediation”/);
+  await checkScreen(page, 'referrals-lawyer-agreed-outcome-en');
+  await switchTo(page, 'zh');
+  await screenshot(page.locator('#record-column'), 'referrals-lawyer-agreed-outcome-zh');
+
+  await hangUpAndSave(page, 'Maintenance: the resident declined legal aid and agreed to mediation.');
+  const saved = await api('GET', `/api/consultations/${consultation}`, await accessToken(server, 'demo-lawyer'));
+  assert.equal(saved.body.outcome, 'referred_mediation');
+  assertClean(problems);
+  assertClean(resident.problems);
+  await resident.close();
+  await context.close();
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the browser tests of the web apps against the real cloudlaw binary.
 #
-# Installs what is missing (Chromium, Firefox ESR, coturn and fonts through apt-get as root, the
+# Installs what is missing (Chromium, Firefox ESR, coturn, poppler and fonts through apt-get as root, the
 # npm packages through npm ci), then runs every *.test.mjs with Node's test
 # runner. The binary is $CLOUDLAW_BIN, by default target/debug/cloudlaw
 # (build it first: cargo build -p signaling -p media-relay), and the relay node
@@ -12,8 +12,10 @@ cd "$(dirname "$0")"
 
 missing=()
 [[ -x ${CHROMIUM_BIN:-/usr/bin/chromium} ]] || missing+=(chromium)
-# Firefox ESR for the lawyer's console in a second browser (firefox.test.mjs).
+# Firefox ESR for the lawyer's console and the kiosk's referral screens in a second browser
+# (firefox.test.mjs, firefox-referral.test.mjs), and poppler's pdfinfo to count a printed slip's pages.
 [[ -x ${FIREFOX_BIN:-/usr/bin/firefox-esr} ]] || missing+=(firefox-esr)
+command -v pdfinfo >/dev/null 2>&1 || missing+=(poppler-utils)
 # coturn for the TURN (UDP-blocked network) test; ip for the network-blink test.
 [[ -x /usr/bin/turnserver ]] || missing+=(coturn)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)

@@ -1,5 +1,5 @@
 // Shared helpers of the browser tests: the real cloudlaw server, Chromium,
-// and small waiting and checking helpers (playwright-core has no `expect`).
+// Firefox, and small waiting and checking helpers (playwright-core has no `expect`).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, '../..');
@@ -418,31 +419,32 @@ const TYPES = {
 };
 const PAGES = { '/': 'index.html', '/terminal': 'terminal/index.html', '/lawyer': 'lawyer/index.html', '/coordinator': 'coordinator/index.html' };
 
+/** Whether CLOUDLAW_WEB_FROM_DISK serves this URL from web/ (fonts come from the server, which reads the system's). */
+const servedFromDisk = (server, url) => url.origin === server.origin && !url.pathname.startsWith('/web/fonts/')
+  && (url.pathname.startsWith('/web/') || Object.hasOwn(PAGES, url.pathname));
+
+/** The answer from web/ on disk to a URL that servedFromDisk: { status, headers, body }. */
+async function diskResponse(server, url) {
+  const relative = PAGES[url.pathname] ?? decodeURIComponent(url.pathname.slice('/web/'.length));
+  const file = path.resolve(WEB_DIR, relative);
+  const notFound = { status: 404, headers: { 'content-type': 'text/plain' }, body: Buffer.from('not found') };
+  if (!file.startsWith(WEB_DIR + path.sep) || file.endsWith('.md')) return notFound;
+  let body;
+  try {
+    body = await readFile(file);
+  } catch {
+    return notFound;
+  }
+  const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
+  const headers = { 'content-type': type, 'cache-control': 'no-cache' };
+  if (type.startsWith('text/html') && server.csp) headers['content-security-policy'] = server.csp;
+  return { status: 200, headers, body };
+}
+
 async function routeWebFromDisk(context, server) {
   await context.route(
-    // Fonts come from the server (it reads them from the system's font package).
-    (url) => url.origin === server.origin && !url.pathname.startsWith('/web/fonts/')
-      && (url.pathname.startsWith('/web/') || Object.hasOwn(PAGES, url.pathname)),
-    async (route) => {
-      const { pathname } = new URL(route.request().url());
-      const relative = PAGES[pathname] ?? decodeURIComponent(pathname.slice('/web/'.length));
-      const file = path.resolve(WEB_DIR, relative);
-      if (!file.startsWith(WEB_DIR + path.sep) || file.endsWith('.md')) {
-        await route.fulfill({ status: 404, body: 'not found' });
-        return;
-      }
-      let body;
-      try {
-        body = await readFile(file);
-      } catch {
-        await route.fulfill({ status: 404, body: 'not found' });
-        return;
-      }
-      const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
-      const headers = { 'content-type': type, 'cache-control': 'no-cache' };
-      if (type.startsWith('text/html') && server.csp) headers['content-security-policy'] = server.csp;
-      await route.fulfill({ status: 200, headers, body });
-    },
+    (url) => servedFromDisk(server, url),
+    async (route) => route.fulfill(await diskResponse(server, new URL(route.request().url()))),
   );
 }
 
@@ -535,6 +537,68 @@ export async function newContext(browser, server, options = {}) {
   context.setDefaultTimeout(15_000);
   if (server.webFromDisk) await routeWebFromDisk(context, server);
   return context;
+}
+
+// ---------------------------------------------------------------- Firefox
+
+export const FIREFOX = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
+
+/**
+ * Headless Firefox ESR (Debian's firefox-esr), driven over WebDriver BiDi by
+ * puppeteer-core, with a fake camera and microphone; `prefs` are more of its preferences.
+ */
+export function launchFirefox(prefs = {}) {
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      ...prefs,
+    },
+  });
+}
+
+/**
+ * A Firefox page in a fresh browser context (its own storage), 1280x800. Its
+ * script errors, Content Security Policy violations, console errors and
+ * missing translations go to `problems` (check with assertClean). With
+ * CLOUDLAW_WEB_FROM_DISK=1 its /web/... and pages come from web/ on disk, as
+ * newContext's do in Chromium (here through puppeteer's request interception;
+ * Firefox then hides the page's WebRTC host addresses behind mDNS names, so
+ * this is not for a call whose media must flow: firefox.test.mjs).
+ * Resolves to { context, page, problems }.
+ */
+export async function firefoxPage(firefox, server) {
+  const context = await firefox.createBrowserContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  await page.setViewport({ width: 1280, height: 800 });
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    const text = message.text();
+    if (/Content[- ]Security[- ]Policy|\[i18n\] missing/.test(text)) problems.push(`${message.type()}: ${text}`);
+    else if (message.type() === 'error') problems.push(`console.error: ${text}`);
+  });
+  if (server.webFromDisk) {
+    await page.setRequestInterception(true);
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      const answer = servedFromDisk(server, url) ? diskResponse(server, url).then((r) => request.respond(r)) : request.continue();
+      answer.catch((error) => problems.push(`from disk: ${url.pathname}: ${error.message}`));
+    });
+  }
+  return { context, page, problems };
+}
+
+/** The number of pages of a PDF file (poppler's pdfinfo). */
+export function pdfPages(file) {
+  const info = execFileSync('pdfinfo', [file], { encoding: 'utf8' });
+  const pages = info.match(/^Pages:\s+(\d+)$/m);
+  assert.ok(pages, `pdfinfo ${file}:\n${info}`);
+  return Number(pages[1]);
 }
 
 /** A kiosk: a touch screen. */

@@ -34,6 +34,7 @@ const els = {
   status: $('status'),
   regionSelect: $('region-select', HTMLSelectElement),
   managerSections: $('manager-sections'),
+  title: $('app-title'),
 };
 
 /**
@@ -205,6 +206,7 @@ function showLogin() {
   els.managerSections.hidden = true;
   $('region-zone').textContent = '';
   renderStatus();
+  renderTitle();
   els.loginView.hidden = false;
 }
 
@@ -217,6 +219,7 @@ function showDashboard(account) {
   els.logout.hidden = false;
   els.whoami.hidden = false;
   renderWhoami();
+  renderTitle();
   $('main').focus();
   const manager = isManager();
   els.managerSections.hidden = !manager;
@@ -232,6 +235,14 @@ function showDashboard(account) {
   offices.show();
   accounts.load();
   loadRegions();
+}
+
+/** The page's title and heading: the coordinators' dashboard, or a caseworker's referral desk. */
+function renderTitle() {
+  const desk = Boolean(state.me) && !isManager();
+  els.title.dataset.i18n = desk ? 'app.titleCaseworker' : 'app.title';
+  els.title.textContent = desk ? t('app.titleCaseworker') : t('app.title');
+  document.title = desk ? t('page.titleCaseworker') : t('page.title');
 }
 
 function renderWhoami() {
@@ -307,6 +318,7 @@ els.regionSelect.addEventListener('change', () => {
 // ---------------------------------------------------------------- start
 
 onLanguageChange(() => {
+  renderTitle();
   renderWhoami();
   if (state.me) {
     renderStatus();

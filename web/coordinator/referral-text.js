@@ -2,11 +2,11 @@
 // statuses, outcomes), the reference code as people read it, the overdue mark,
 // and the shapes of what the API sends.
 
-import { t, has } from '/web/shared/i18n.js';
+import { t } from '/web/shared/i18n.js';
 import { h } from '/web/shared/dom.js';
+import { serviceText as sharedServiceText } from '/web/shared/codes.js';
 
 /** The texts of the server's codes, named in full so that the string tables can be checked. */
-const SERVICE_TEXT = { legal_aid: 'referrals.service.legal_aid', mediation: 'referrals.service.mediation' };
 const STATUS_TEXT = {
   proposed: 'referrals.status.proposed',
   new: 'referrals.status.new',
@@ -45,13 +45,11 @@ const OUTCOME_TEXT = {
  */
 
 /**
- * A service's name: translated when the app knows it, else its code (an office's own service).
+ * A service's name: `referrals.service.<code>` for the services the apps know,
+ * else an office's own code in plain letters (codes.js).
  * @param {string} service
  */
-export function serviceText(service) {
-  const key = SERVICE_TEXT[service];
-  return key && has(key) ? t(key) : service;
-}
+export const serviceText = (service) => sharedServiceText('referrals.service', service);
 
 /** @param {string} status */
 export const statusText = (status) => t(STATUS_TEXT[status] ?? 'referrals.status.new');

@@ -1,7 +1,9 @@
 // The record of a consultation in the lawyer's console: summary and outcome,
 // written during the call and in the wrap-up after it (with its countdown),
 // saved with PUT /api/consultations/{id}/record. Drafts are kept per tab and
-// consultation until they are saved.
+// consultation until they are saved. An outcome that refers (legal aid,
+// mediation) opens the referral block on that service's office
+// (live-referrals.js), or says beside it that the region has none.
 
 import { seg } from '/web/shared/api.js';
 import { t, formatTime, showError, clearError } from '/web/shared/i18n.js';
@@ -11,6 +13,16 @@ import { readSession, writeSession, forgetSessionKeys } from '/web/lawyer/tab-st
 
 const DRAFT_PREFIX = 'cloudlaw.lawyer.draft.';
 const OUTCOMES = ['advice_given', 'referred_legal_aid', 'referred_mediation', 'follow_up_appointment'];
+/** The outcome of a referral to each service that has one (the others are "advice given", or what the lawyer says). */
+export const REFERRAL_OUTCOMES = { legal_aid: 'referred_legal_aid', mediation: 'referred_mediation' };
+/** Beside the outcome: the region has no office of its service (named in full, so that the string tables can be checked). */
+const NO_OFFICE_TEXT = { legal_aid: 'record.noOffice.legal_aid', mediation: 'record.noOffice.mediation' };
+
+/**
+ * The service an outcome refers to, or null.
+ * @param {string} outcome
+ */
+const referredService = (outcome) => Object.keys(REFERRAL_OUTCOMES).find((s) => REFERRAL_OUTCOMES[s] === outcome) ?? null;
 
 /** @param {string} id */
 const draftKey = (id) => `${DRAFT_PREFIX}${id}`;
@@ -35,6 +47,7 @@ export function setupRecord(panel) {
     wrapUp: $('wrap-up-countdown'),
     summary: $('record-summary', HTMLTextAreaElement),
     outcome: $('record-outcome', HTMLSelectElement),
+    noOffice: $('record-no-office'),
     status: $('record-status'),
     save: $('record-save', HTMLButtonElement),
   };
@@ -43,11 +56,18 @@ export function setupRecord(panel) {
   let record = null;
   /** @type {RecordStatus | null} */
   let status = null;
+  /** @type {string | null} the service of the chosen outcome when the region has no office of it */
+  let noOffice = null;
 
   /** @param {RecordStatus | null} next */
   function setStatus(next) {
     status = next;
     renderStatus();
+  }
+
+  function renderNoOffice() {
+    els.noOffice.hidden = !noOffice;
+    els.noOffice.textContent = noOffice ? t(NO_OFFICE_TEXT[noOffice]) : '';
   }
 
   function renderStatus() {
@@ -68,6 +88,8 @@ export function setupRecord(panel) {
   function open(opened) {
     record = { language: null, topic: null, startedAt: null, wrapUpUntil: null, ...opened };
     setStatus(null);
+    noOffice = null;
+    renderNoOffice();
     let draft = null;
     try {
       draft = JSON.parse(readSession(draftKey(opened.id)) ?? 'null');
@@ -105,7 +127,14 @@ export function setupRecord(panel) {
   }
 
   els.summary.addEventListener('input', keepDraft);
-  els.outcome.addEventListener('change', keepDraft);
+  els.outcome.addEventListener('change', () => {
+    keepDraft();
+    noOffice = null;
+    renderNoOffice();
+    // A referral as the outcome: the referral block, on that service's office, for its proposal.
+    const service = referredService(els.outcome.value);
+    if (record && service) panel.referrals.referTo(record.id, service);
+  });
 
   els.form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -152,6 +181,7 @@ export function setupRecord(panel) {
     if (r.topic) parts.push(topicText(r.topic));
     if (r.startedAt) parts.push(formatTime(r.startedAt));
     els.context.textContent = parts.join(' · ');
+    renderNoOffice();
     renderStatus();
     tick();
   }
@@ -174,6 +204,16 @@ export function setupRecord(panel) {
     /** Whether the wrap-up countdown runs. */
     counting: () => Boolean(record && record.wrapUpUntil),
     focus: () => els.summary.focus(),
+    /**
+     * The referral block found no office of the service the chosen outcome refers to: said beside the outcome.
+     * @param {string} id the consultation
+     * @param {string} service
+     */
+    noOfficeFor(id, service) {
+      if (record?.id !== id || referredService(els.outcome.value) !== service) return;
+      noOffice = service;
+      renderNoOffice();
+    },
     /**
      * Sets the outcome when none is chosen yet (a choice of the lawyer's stays); kept as the draft.
      * True when it was set.
@@ -219,6 +259,8 @@ export function setupRecord(panel) {
     reset({ forget = false } = {}) {
       record = null;
       status = null;
+      noOffice = null;
+      renderNoOffice();
       if (forget) forgetSessionKeys(DRAFT_PREFIX);
       els.summary.value = '';
       els.outcome.value = '';

@@ -5,18 +5,23 @@
 // answer comes on the live connection (`referral.answered`). A refusal leaves
 // nothing on the server, so this page remembers it for the consultation.
 // The matter's draft is kept per tab and consultation until it is sent.
+// One flow with the record (live-record.js): an outcome that refers to legal
+// aid or mediation brings this block up on that service's office, its matter
+// to write; a referral the resident agrees to becomes the outcome when none
+// is chosen yet.
 
 import { seg } from '/web/shared/api.js';
-import { t, has, showError, clearError, currentLanguage } from '/web/shared/i18n.js';
+import { t, showError, clearError, currentLanguage } from '/web/shared/i18n.js';
 import { $, h, keepingFocus } from '/web/shared/dom.js';
+import { serviceText as sharedServiceText } from '/web/shared/codes.js';
 import { readSession, writeSession } from '/web/lawyer/tab-storage.js';
+import { REFERRAL_OUTCOMES } from '/web/lawyer/live-record.js';
 
 /** Under the record's draft prefix, so that logging out forgets it with them. */
 const DRAFT_PREFIX = 'cloudlaw.lawyer.draft.refer.';
 const MATTER_MAX = 2000;
 
 /** The texts of the server's codes, named in full so that the string tables can be checked. */
-const SERVICE_TEXT = { legal_aid: 'refer.service.legal_aid', mediation: 'refer.service.mediation' };
 const STATE_TEXT = {
   proposed: 'refer.state.proposed',
   new: 'refer.state.new',
@@ -24,6 +29,8 @@ const STATE_TEXT = {
   closed: 'refer.state.closed',
   declined: 'refer.state.declined',
 };
+/** The resident agreed, and the record's outcome became the referral's. */
+const AGREED_OUTCOME_TEXT = { legal_aid: 'refer.agreedOutcome.legal_aid', mediation: 'refer.agreedOutcome.mediation' };
 /** A sign before each state's words (the words say it; the sign only repeats it). */
 const STATE_SIGN = { proposed: '⏳', new: '✓', accepted: '✓', closed: '✓', declined: '✕' };
 
@@ -58,13 +65,11 @@ export function formatCode(code) {
 }
 
 /**
- * The name of a service: translated when the app knows it, else its code.
+ * The name of a service: `refer.service.<code>` for the services the apps know,
+ * else an office's own code in plain letters (codes.js).
  * @param {string} service
  */
-export function serviceText(service) {
-  const key = SERVICE_TEXT[service];
-  return key && has(key) ? t(key) : service;
-}
+export const serviceText = (service) => sharedServiceText('refer.service', service);
 
 /**
  * What a refusal of POST .../referrals means to the lawyer: too late, a hotline
@@ -108,6 +113,8 @@ export function setupReferrals(panel) {
   const declined = new Map();
   /** Offices of the referrals proposed from this page, to name them in a notice. @type {Map<string, {office: string, consultation: string}>} */
   const proposed = new Map();
+  /** The service the record's outcome refers to, offered once the offices are known. @type {string | null} */
+  let wanted = null;
 
   /** @param {string} id */
   const draftKey = (id) => `${DRAFT_PREFIX}${id}`;
@@ -144,9 +151,35 @@ export function setupReferrals(panel) {
     } catch (error) {
       if (consultation !== id) return;
       offices = offices ?? [];
+      // Not known, so not said to be missing.
+      wanted = null;
       setStatus({ kind: 'error', error });
     }
     render();
+    offerWanted();
+  }
+
+  /**
+   * The outcome the lawyer chose refers to a service: unless it was proposed or agreed
+   * already, the block comes into view with the region's office of it chosen, its
+   * matter to write, or the record says the region has none.
+   */
+  function offerWanted() {
+    const service = wanted;
+    const id = consultation;
+    if (!service || !id || offices === null) return;
+    wanted = null;
+    if (referrals.some((r) => r.service === service)) return;
+    const office = offices.find((o) => o.service === service && !taken(o.id));
+    if (!office) {
+      panel.record.noOfficeFor(id, service);
+      return;
+    }
+    els.office.value = office.id;
+    if (status?.kind === 'ok') setStatus(null);
+    // In view, but the focus stays on the outcome: arrowing through a closed list
+    // picks each option in turn, and a keyboard user must be able to go on past this one.
+    els.form.scrollIntoView({ block: 'nearest' });
   }
 
   /** Follows the record: the block is for the consultation whose record is open. */
@@ -157,6 +190,7 @@ export function setupReferrals(panel) {
     offices = null;
     referrals = [];
     status = null;
+    wanted = null;
     els.matter.value = id ? readSession(draftKey(id)) ?? '' : '';
     els.office.value = '';
     if (id) load(id);
@@ -304,6 +338,12 @@ export function setupReferrals(panel) {
     }
     if (message.consultation === consultation) {
       await load(message.consultation);
+      if (message.consultation !== consultation) return;
+      // Agreed: the record's outcome says so, unless the lawyer chose one.
+      const service = referrals.find((r) => r.id === message.referral)?.service ?? '';
+      const outcomeSet = Object.hasOwn(REFERRAL_OUTCOMES, service) && panel.record.openId() === consultation
+        && panel.record.suggestOutcome(REFERRAL_OUTCOMES[service]);
+      setStatus(outcomeSet ? { kind: 'ok', key: AGREED_OUTCOME_TEXT[service] } : null);
       return;
     }
     // The record is closed: the notice names the office and the code.
@@ -325,6 +365,17 @@ export function setupReferrals(panel) {
   return {
     render,
     answered,
+    /**
+     * The record's outcome refers to a service (`legal_aid`, `mediation`): its office, for a proposal.
+     * @param {string} id the consultation
+     * @param {string} service
+     */
+    referTo(id, service) {
+      render();
+      if (consultation !== id) return;
+      wanted = service;
+      offerWanted();
+    },
     /** After a reconnection: an answer may have come while the connection was down. */
     refresh() {
       if (consultation) load(consultation);
@@ -335,6 +386,7 @@ export function setupReferrals(panel) {
       offices = null;
       referrals = [];
       status = null;
+      wanted = null;
       drawn = '';
       declined.clear();
       proposed.clear();

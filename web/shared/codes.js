@@ -1,4 +1,4 @@
-// The API's codes for roles, languages and topics, in the order the apps list them.
+// The API's codes for roles, languages, topics and services, in the order the apps list them.
 
 import { t } from './i18n.js';
 
@@ -8,6 +8,11 @@ export const LANGUAGES = ['bo', 'zh', 'en'];
 export const TOPICS = ['land', 'family', 'labour', 'debt', 'administrative', 'criminal', 'other'];
 /** How a resident reaches the service: a kiosk, or the hotline. */
 export const CHANNELS = ['kiosk', 'phone'];
+/**
+ * The receiving offices' services the apps have words for. An admin may give
+ * an office a service of its own (a code such as `labour_arbitration`).
+ */
+export const SERVICES = ['legal_aid', 'mediation'];
 
 const ORDER = { role: ROLES, language: LANGUAGES, topic: TOPICS };
 
@@ -25,3 +30,19 @@ export function listOf(prefix, codes) {
     .map((code) => t(`${prefix}.${code}`))
     .join(t('list.separator'));
 }
+
+/**
+ * A code in plain letters, for one the apps have no words for:
+ * `labour_arbitration` is "labour arbitration".
+ * @param {string} code
+ */
+const plainCode = (code) => String(code ?? '').replace(/_+/g, ' ').trim();
+
+/**
+ * A service's name: for a service of SERVICES the text of '<prefix>.<code>'
+ * (each app has its own prefix, e.g. 'refer.service'), for any other the code
+ * in plain letters, never the bare code.
+ * @param {string} prefix
+ * @param {string} service
+ */
+export const serviceText = (prefix, service) => (SERVICES.includes(service) ? t(`${prefix}.${service}`) : plainCode(service));

@@ -18,6 +18,7 @@
 import { t, currentLanguage } from '/web/shared/i18n.js';
 import { $ } from '/web/shared/dom.js';
 import { seg } from '/web/shared/api.js';
+import { SERVICES, serviceText } from '/web/shared/codes.js';
 import { keypad, formatCode } from '/web/terminal/keypad.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -91,14 +92,13 @@ function phoneNumber(value) {
 }
 
 /**
- * The service in words: legal aid, people's mediation, else the office's name.
+ * The service in words: legal aid, people's mediation (`referral.service.<code>`),
+ * else the office's name, which says more to a resident than the office's own code.
  * @param {string} service
  * @param {string} office
  */
 export function serviceName(service, office) {
-  if (service === 'legal_aid') return t('referral.service.legal_aid');
-  if (service === 'mediation') return t('referral.service.mediation');
-  return office;
+  return SERVICES.includes(service) ? serviceText('referral.service', service) : office;
 }
 
 /**
@@ -384,7 +384,7 @@ export function setupReferral(kiosk, showScreen) {
     els.reference.hidden = view !== 'reference';
     if (!proposal) return;
     const { service, office } = proposal;
-    const icon = ['legal_aid', 'mediation'].includes(service) ? service : 'other';
+    const icon = SERVICES.includes(service) ? service : 'other';
     for (const svg of serviceIcons) svg.classList.toggle('unused', svg.dataset.serviceIcon !== icon);
     els.heading.textContent = service === 'legal_aid' ? t('referral.suggests.legal_aid')
       : service === 'mediation' ? t('referral.suggests.mediation')
