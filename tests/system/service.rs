@@ -163,6 +163,36 @@ async fn the_figures_are_the_consultations_they_count_for_whoever_may_read_them(
         }
     }
 
+    // The consultation with the interpreter was a booked appointment, kept (the
+    // live path links them when the appointment's call is matched).
+    let now = signaling::unix_now();
+    let booking = signaling::store::Booking {
+        terminal_id: terminal.clone(),
+        region_id: "demo-garze".into(),
+        lawyer_id: drolma.clone(),
+        language: "bo".into(),
+        topic: "land".into(),
+        starts_at: now - 3 * 3600,
+        ends_at: now - 3 * 3600 + 1800,
+        buffer_secs: 0,
+        booked_by: "test".into(),
+        day: (0, i64::MAX),
+        daily_cap: 100,
+        phone: None,
+    };
+    let booked = store.book(&booking, &AuditEntry::system("appointment.booked")).await.unwrap();
+    let signaling::store::BookOutcome::Booked(appointment) = booked else { panic!("{booked:?}") };
+    let db = Db::open(app.data_dir.path()).await;
+    on_db!(db, |pool| {
+        sqlx::query("UPDATE appointments SET status = 'completed', consultation_id = $2 WHERE id = $1")
+            .bind(appointment.as_str())
+            .bind(with_interpreter.as_str())
+            .execute(pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+
     let (from, to) = today_and_tomorrow();
     let admin = app.token("demo-admin").await;
     let all: Value =
@@ -173,6 +203,9 @@ async fn the_figures_are_the_consultations_they_count_for_whoever_may_read_them(
     let d = line(&drolma);
     assert_eq!((&d["consultations"], &d["minutes"], &d["referrals"]), (&json!(2), &json!(45), &json!(1)));
     assert_eq!((&d["ratings"], &d["rating_avg"]), (&json!(2), &json!(4.5)));
+    assert_eq!(d["appointments_kept"], 1);
+    assert_eq!(line(&tsering)["appointments_kept"], 1, "the interpreter kept it too");
+    assert_eq!(line(&wang)["appointments_kept"], 0);
     assert_eq!(
         (line(&tsering)["consultations"].clone(), line(&tsering)["minutes"].clone()),
         (json!(1), json!(30))
@@ -186,8 +219,8 @@ async fn the_figures_are_the_consultations_they_count_for_whoever_may_read_them(
     assert!(
         csv.starts_with("key,name,consultations,minutes,appointments_kept,referrals,ratings,rating_avg\n")
     );
-    assert!(csv.contains(&format!("{drolma},\"卓玛律师 Lawyer Drolma (demo)\",2,45,0,1,2,4.50\n")), "{csv}");
-    assert!(csv.ends_with(",\"total\",3,55,0,1,2,4.50\n"), "{csv}");
+    assert!(csv.contains(&format!("{drolma},\"卓玛律师 Lawyer Drolma (demo)\",2,45,1,1,2,4.50\n")), "{csv}");
+    assert!(csv.ends_with(",\"total\",3,55,1,1,2,4.50\n"), "{csv}");
 
     let by_team: Value = app
         .get(&format!("/api/service-records?from={from}&to={to}&by=team"), &admin)
