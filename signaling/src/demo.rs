@@ -85,13 +85,20 @@ const ACCOUNTS: &[DemoAccount] = &[
     },
 ];
 
-/// The demo region's receiving offices: service, name, decision days, and
-/// the demo caseworker of each.
-const OFFICES: &[(&str, &str, i64, &str)] = &[
-    ("legal_aid", "甘孜州法律援助中心 Garzê Legal Aid Centre (demo)", 7, "demo-caseworker"),
+/// The demo region's receiving offices: service, name, its name in Tibetan,
+/// decision days, and the demo caseworker of each.
+const OFFICES: &[(&str, &str, &str, i64, &str)] = &[
+    (
+        "legal_aid",
+        "甘孜州法律援助中心 Garzê Legal Aid Centre (demo)",
+        "དཀར་མཛེས་ཁུལ་ཁྲིམས་ཐོག་རོགས་རམ་ལྟེ་གནས། (demo)",
+        7,
+        "demo-caseworker",
+    ),
     (
         "mediation",
         "新都桥镇人民调解委员会 Xinduqiao People's Mediation Committee (demo)",
+        "ཞིན་དུ་ཆའོ་གྲོང་རྡལ་མི་དམངས་བར་འདུམ་ཨུ་ཡོན་ལྷན་ཁང་། (demo)",
         15,
         "demo-caseworker-2",
     ),
@@ -174,13 +181,14 @@ pub async fn seed(store: &Store) -> Result<Seeded, DemoError> {
     }
 
     if store.offices_in_region(&region).await?.is_empty() {
-        for (service, name, decision_days, caseworker) in OFFICES {
+        for (service, name, tibetan, days, caseworker) in OFFICES {
+            let names = crate::store::OfficeNames([("bo".to_owned(), (*tibetan).to_owned())].into());
             let created = crate::store::AuditEntry::system("office.created");
-            let office = store.create_office(&region, service, name, *decision_days, &created).await?;
+            let office = store.create_office(&region, service, name, &names, *days, &created).await?;
             let caseworkers: Vec<_> =
                 store.account_by_username(caseworker).await?.map(|a| a.id).into_iter().collect();
             let updated = crate::store::AuditEntry::system("office.updated");
-            store.update_office(&office, name, *decision_days, &caseworkers, &updated).await?;
+            store.update_office(&office, name, &names, *days, &caseworkers, &updated).await?;
         }
     }
 

@@ -108,11 +108,13 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
     assert_eq!(asked["consultation"], c.consultation.as_str());
     assert_eq!(asked["service"], "legal_aid");
     assert!(asked["office"].as_str().unwrap().contains("Legal Aid"));
+    // Its name in Tibetan, for a resident who reads Tibetan (the demo office has one).
+    assert!(asked["office_names"]["bo"].as_str().unwrap().starts_with("དཀར་མཛེས་"), "{asked}");
     assert!(asked["expires_at"].as_i64().unwrap() > 0);
     // A kiosk that missed the push finds it again; nobody else can ask.
     let waiting: Value = app.get("/api/referrals/proposed", &c.kiosk_token).await.json().await.unwrap();
     assert_eq!(waiting.as_array().unwrap().len(), 1);
-    for field in ["referral", "consultation", "service", "office", "expires_at"] {
+    for field in ["referral", "consultation", "service", "office", "office_names", "expires_at"] {
         assert_eq!(waiting[0][field], asked[field], "{field}");
     }
     assert_eq!(app.get("/api/referrals/proposed", &c.lawyer_token).await.status(), 403);
@@ -143,6 +145,7 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
     );
     assert!(agreed["qr_svg"].as_str().unwrap().contains("<svg"));
     assert_eq!(agreed["service"], "legal_aid");
+    assert_eq!(agreed["office_names"], asked["office_names"]);
     let answered = c.lawyer.expect("referral.answered").await;
     assert_eq!(answered["referral"], id.as_str());
     assert_eq!(answered["agreed"], true);
@@ -161,7 +164,8 @@ async fn a_referral_goes_from_the_lawyers_proposal_through_consent_to_its_outcom
     let status: Value = status.json().await.unwrap();
     let mut keys: Vec<&String> = status.as_object().unwrap().keys().collect();
     keys.sort();
-    assert_eq!(keys, ["code", "office", "outcome", "service", "status", "updated_at"]);
+    assert_eq!(keys, ["code", "office", "office_names", "outcome", "service", "status", "updated_at"]);
+    assert_eq!(status["office_names"], asked["office_names"]);
     assert_eq!(status["code"], code.as_str());
     assert_eq!(status["status"], "new");
 
@@ -458,11 +462,12 @@ async fn offices_are_configured_per_region_and_late_referrals_stand_out() {
         .post(
             "/api/regions/demo-garze/offices",
             &coordinator,
-            json!({"service": "notary", "name": "甘孜州公证处 Notary office", "decision_days": 20}),
+            json!({"service": "notary", "name": "甘孜州公证处 Notary office", "names": {"bo": " དཀར་མཛེས་ཁུལ་དཔང་ཡིག་ཁང་། "}, "decision_days": 20}),
         )
         .await;
     assert_eq!(created.status(), 201);
     let notary: Value = created.json().await.unwrap();
+    assert_eq!(notary["names"], json!({"bo": "དཀར་མཛེས་ཁུལ་དཔང་ཡིག་ཁང་།"}), "trimmed");
     let again = app
         .post(
             "/api/regions/demo-garze/offices",
@@ -471,10 +476,21 @@ async fn offices_are_configured_per_region_and_late_referrals_stand_out() {
         )
         .await;
     assert_eq!(again.status(), 409);
+    // Its names in other languages: language codes, each a name, at most ten.
+    let eleven: serde_json::Map<String, Value> =
+        ["aa", "ab", "ac", "ad", "ae", "af", "ag", "ah", "ai", "aj", "ak"]
+            .iter()
+            .map(|l| (l.to_string(), json!("x")))
+            .collect();
     for bad in [
         json!({"service": "Notary!", "name": "x", "decision_days": 20}),
         json!({"service": "notary_b", "name": "", "decision_days": 20}),
         json!({"service": "notary_b", "name": "x", "decision_days": 0}),
+        json!({"service": "notary_b", "name": "x", "names": {"Tibetan": "x"}, "decision_days": 20}),
+        json!({"service": "notary_b", "name": "x", "names": {"bo": " "}, "decision_days": 20}),
+        json!({"service": "notary_b", "name": "x", "names": {"bo": "a\u{0}b"}, "decision_days": 20}),
+        json!({"service": "notary_b", "name": "x", "names": {"bo": 5}, "decision_days": 20}),
+        json!({"service": "notary_b", "name": "x", "names": eleven, "decision_days": 20}),
     ] {
         assert_eq!(app.post("/api/regions/demo-garze/offices", &coordinator, bad).await.status(), 400);
     }
@@ -527,13 +543,14 @@ async fn offices_are_configured_per_region_and_late_referrals_stand_out() {
         .http
         .put(&notary_path)
         .bearer_auth(&coordinator)
-        .json(&json!({"name": "Notary office", "decision_days": 20, "caseworkers": [clerk["id"]]}))
+        .json(&json!({"name": "Notary office", "names": {"zh": "公证处"}, "decision_days": 20, "caseworkers": [clerk["id"]]}))
         .send()
         .await
         .unwrap();
     assert_eq!(set.status(), 200);
     let set: Value = set.json().await.unwrap();
     assert_eq!(set["caseworkers"][0]["display_name"], "Notary clerk");
+    assert_eq!(set["names"], json!({"zh": "公证处"}), "the names given replace those before");
 
     // A referral past its decision period stands out, in the queue and the counts.
     let c = consulting(&app).await;
@@ -609,6 +626,7 @@ async fn what_has_expired_is_deleted_and_the_sweep_says_how_much() {
             &"demo-garze".into(),
             "notary",
             "Notary",
+            &signaling::store::OfficeNames::default(),
             10,
             &signaling::store::AuditEntry::system("office.created"),
         )

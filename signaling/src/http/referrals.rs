@@ -16,11 +16,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::views::{OfficeCountsView, OfficeView, ReferralSight, ReferralStatusView, ReferralView};
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::auth::{ClientAddr, Principal};
-use crate::domain::Role;
+use crate::domain::{Language, Role};
 use crate::ids::{AccountId, ConsultationId, OfficeId, ReferralId, RegionId};
 use crate::store::{
-    AuditEntry, NewReferral, OfficeRecord, ReferralChange, ReferralFilter, ReferralRecord, ReferralScope,
-    StoreError,
+    AuditEntry, NewReferral, OfficeNames, OfficeRecord, ReferralChange, ReferralFilter, ReferralRecord,
+    ReferralScope, StoreError,
 };
 use crate::ws::protocol::ServerMessage;
 
@@ -52,6 +52,11 @@ pub struct CreateOffice {
     pub service: String,
     /// 1 to 200 characters.
     pub name: String,
+    /// Its name in the languages its residents read, by language code
+    /// (`{"bo": "..."}`): at most 10, each 1 to 200 characters.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub names: OfficeNames,
     /// The office's decision period, 1 to 365 days.
     pub decision_days: i64,
 }
@@ -60,21 +65,48 @@ pub struct CreateOffice {
 #[serde(deny_unknown_fields)]
 pub struct UpdateOffice {
     pub name: String,
+    /// All its names in other languages (those left out are removed).
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub names: OfficeNames,
     pub decision_days: i64,
     /// Every caseworker of the office (accounts with the caseworker role).
     #[schema(value_type = Vec<String>)]
     pub caseworkers: Vec<AccountId>,
 }
 
-fn office_fields(name: &str, decision_days: i64) -> Result<String, ApiError> {
+/// An office's name (trimmed, 1 to 200 characters, no control characters).
+fn office_name(field: &str, name: &str) -> Result<String, ApiError> {
     let name = name.trim();
-    if !(1..=200).contains(&name.chars().count()) {
-        return Err(ApiError::bad_request("invalid_field", "name: 1 to 200 characters"));
+    if !(1..=200).contains(&name.chars().count()) || name.chars().any(char::is_control) {
+        let message = format!("{field}: 1 to 200 characters, no control characters");
+        return Err(ApiError::bad_request("invalid_field", message));
+    }
+    Ok(name.to_owned())
+}
+
+/// The office's name, names and decision period, checked.
+fn office_fields(
+    name: &str,
+    names: &OfficeNames,
+    decision_days: i64,
+) -> Result<(String, OfficeNames), ApiError> {
+    let name = office_name("name", name)?;
+    if names.0.len() > 10 {
+        return Err(ApiError::bad_request("invalid_field", "names: at most 10 languages"));
+    }
+    let mut checked = OfficeNames::default();
+    for (language, text) in &names.0 {
+        if Language::parse(language).is_err() {
+            let message = format!("names: {language:?} is not a language code like \"bo\"");
+            return Err(ApiError::bad_request("invalid_field", message));
+        }
+        checked.0.insert(language.clone(), office_name(&format!("names.{language}"), text)?);
     }
     if !(1..=365).contains(&decision_days) {
         return Err(ApiError::bad_request("invalid_field", "decision_days: 1 to 365"));
     }
-    Ok(name.to_owned())
+    Ok((name, checked))
 }
 
 /// The region, when the caller is one of its coordinators or an admin; a
@@ -151,15 +183,16 @@ pub async fn create_office(
     if !service_ok {
         return Err(ApiError::bad_request("invalid_field", "service: 2 to 32 of a-z and '_'"));
     }
-    let name = office_fields(&request.name, request.decision_days)?;
+    let (name, names) = office_fields(&request.name, &request.names, request.decision_days)?;
     let audit = AuditEntry::new(
         &principal.actor(),
         "office.created",
         &region,
-        serde_json::json!({"service": service, "name": name, "decision_days": request.decision_days}),
+        serde_json::json!({"service": service, "name": name, "names": names, "decision_days": request.decision_days}),
         &source,
     );
-    let id = state.store.create_office(&region, service, &name, request.decision_days, &audit).await?;
+    let id =
+        state.store.create_office(&region, service, &name, &names, request.decision_days, &audit).await?;
     let office = state.store.office(&id).await?.ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, ApiJson(OfficeView::new(&office, &[]))))
 }
@@ -187,7 +220,7 @@ pub async fn update_office(
     let office = state.store.office(&id).await?.ok_or(ApiError::NotFound)?;
     let manages = if principal.manages_region(&office.region_id) { Ok(()) } else { Err(ApiError::Forbidden) };
     state.audit_refusal(&principal, "office.denied", &id, &source, manages).await?;
-    let name = office_fields(&request.name, request.decision_days)?;
+    let (name, names) = office_fields(&request.name, &request.names, request.decision_days)?;
     if request.caseworkers.len() > 200 {
         return Err(ApiError::bad_request("invalid_field", "caseworkers: at most 200"));
     }
@@ -204,10 +237,11 @@ pub async fn update_office(
         &principal.actor(),
         "office.updated",
         &id,
-        serde_json::json!({"name": name, "decision_days": request.decision_days, "caseworkers": request.caseworkers}),
+        serde_json::json!({"name": name, "names": names, "decision_days": request.decision_days, "caseworkers": request.caseworkers}),
         &source,
     );
-    if !state.store.update_office(&id, &name, request.decision_days, &request.caseworkers, &audit).await? {
+    let (days, caseworkers) = (request.decision_days, &request.caseworkers);
+    if !state.store.update_office(&id, &name, &names, days, caseworkers, &audit).await? {
         return Err(ApiError::NotFound);
     }
     let views = office_views(&state, &office.region_id).await?;
@@ -377,6 +411,7 @@ pub async fn propose(
             consultation: id,
             service: office.service,
             office: office.name,
+            office_names: office.names,
             expires_at: now + PROPOSAL_WINDOW_SECS,
         },
     );
@@ -518,6 +553,8 @@ pub struct Proposal {
     pub consultation: String,
     pub service: String,
     pub office: String,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub office_names: OfficeNames,
     pub expires_at: i64,
 }
 
@@ -554,6 +591,7 @@ pub async fn proposed(
                 consultation: r.consultation_id.to_string(),
                 service: r.service,
                 office: r.office_name,
+                office_names: r.office_names,
                 expires_at: r.proposed_at + PROPOSAL_WINDOW_SECS,
             })
             .collect(),

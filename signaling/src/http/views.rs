@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use crate::domain::{Language, Role, Topic};
 use crate::store::{
-    AccountRecord, AppointmentRecord, CaseworkerRow, ConsultationRecord, NoteRow, OfficeCounts, OfficeRecord,
-    ReferralRecord, RegionRecord, TerminalRecord,
+    AccountRecord, AppointmentRecord, CaseworkerRow, ConsultationRecord, NoteRow, OfficeCounts, OfficeNames,
+    OfficeRecord, ReferralRecord, RegionRecord, TerminalRecord,
 };
 
 /// An instant as RFC 3339 in UTC (`2026-12-01T06:00:00Z`).
@@ -217,6 +217,9 @@ pub struct OfficeView {
     /// `legal_aid`, `mediation`, or another configured code.
     pub service: String,
     pub name: String,
+    /// Its name in the languages its residents read, by language code.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub names: OfficeNames,
     pub decision_days: i64,
     pub caseworkers: Vec<CaseworkerView>,
 }
@@ -235,6 +238,7 @@ impl OfficeView {
             region_id: o.region_id.to_string(),
             service: o.service.clone(),
             name: o.name.clone(),
+            names: o.names.clone(),
             decision_days: o.decision_days,
             caseworkers: caseworkers
                 .iter()
@@ -370,6 +374,9 @@ pub struct ReferralStatusView {
     pub code: String,
     pub service: String,
     pub office: String,
+    /// The office's name in the languages its residents read, by language code.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub office_names: OfficeNames,
     /// `new`, `accepted` or `closed`.
     pub status: String,
     pub outcome: Option<String>,
@@ -382,6 +389,7 @@ impl From<&ReferralRecord> for ReferralStatusView {
             code: r.code.as_deref().map(reference_code).unwrap_or_default(),
             service: r.service.clone(),
             office: r.office_name.clone(),
+            office_names: r.office_names.clone(),
             status: r.status.clone(),
             outcome: r.outcome.clone(),
             updated_at: r.updated_at,

@@ -38,8 +38,8 @@ pub use live::{
 };
 pub use places::{NewTerminal, RegionRecord, TerminalRecord};
 pub use referrals::{
-    CaseworkerRow, Expiry, NewReferral, NoteRow, OfficeCounts, OfficeRecord, ReferralChange, ReferralFilter,
-    ReferralRecord, ReferralScope, Swept,
+    CaseworkerRow, Expiry, NewReferral, NoteRow, OfficeCounts, OfficeNames, OfficeRecord, ReferralChange,
+    ReferralFilter, ReferralRecord, ReferralScope, Swept,
 };
 pub use relays::{RegistrationNews, RelayRegistrationRow};
 pub use schedule::{

@@ -5,7 +5,30 @@
 use super::{
     AppendAudit, AuditEntry, BeginWrite, ConflictExt, Store, StoreError, audited, new_id, with_pool,
 };
+use std::collections::BTreeMap;
+
 use crate::ids::{AccountId, ConsultationId, OfficeId, ReferralId, RegionId, TerminalId};
+
+/// An office's name in the languages its residents read, by language code
+/// (`bo`: its Tibetan name), beside its own `name`: what a kiosk shows a
+/// resident in that language. Kept as a JSON object in a text column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct OfficeNames(pub BTreeMap<String, String>);
+
+impl TryFrom<String> for OfficeNames {
+    type Error = serde_json::Error;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text)
+    }
+}
+
+impl OfficeNames {
+    fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "{}".into())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OfficeRecord {
@@ -14,6 +37,8 @@ pub struct OfficeRecord {
     /// `legal_aid`, `mediation`, or another configured code.
     pub service: String,
     pub name: String,
+    #[sqlx(try_from = "String")]
+    pub names: OfficeNames,
     /// How long the office has to decide once the resident agreed.
     pub decision_days: i64,
 }
@@ -38,6 +63,8 @@ pub struct ReferralRecord {
     pub region_id: RegionId,
     pub service: String,
     pub office_name: String,
+    #[sqlx(try_from = "String")]
+    pub office_names: OfficeNames,
     pub topic: String,
     pub language: String,
     pub matter: String,
@@ -168,7 +195,7 @@ pub struct OfficeCounts {
 macro_rules! referral_select {
     () => {
         "SELECT r.id, r.code, r.consultation_id, r.office_id, r.terminal_id, o.region_id, o.service,
-                o.name AS office_name, r.topic, r.language, r.matter, r.contact, r.status, r.outcome,
+                o.name AS office_name, o.names AS office_names, r.topic, r.language, r.matter, r.contact, r.status, r.outcome,
                 r.assignee_id, a.display_name AS assignee_name, r.proposed_by, r.proposed_at,
                 r.consented_at, r.due_at, r.closed_at, r.updated_at
          FROM referrals r JOIN referral_offices o ON o.id = r.office_id
@@ -202,19 +229,21 @@ impl Store {
         region: &RegionId,
         service: &str,
         name: &str,
+        names: &OfficeNames,
         decision_days: i64,
         audit: &AuditEntry,
     ) -> Result<OfficeId, StoreError> {
         let id = OfficeId::from(new_id());
         audited!(self, audit, |tx| {
             sqlx::query(
-                "INSERT INTO referral_offices (id, region_id, service, name, decision_days, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO referral_offices (id, region_id, service, name, names, decision_days, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&id)
             .bind(region)
             .bind(service)
             .bind(name)
+            .bind(names.to_json())
             .bind(decision_days)
             .bind(crate::unix_now())
             .execute(&mut *tx)
@@ -225,25 +254,29 @@ impl Store {
         Ok(id)
     }
 
-    /// Renames the office, sets its decision period and its caseworkers
-    /// (all of them, replacing those before). False when there is no such office.
+    /// Renames the office (its names too), sets its decision period and its
+    /// caseworkers (all of them, replacing those before). False when there is
+    /// no such office.
     pub async fn update_office(
         &self,
         id: &OfficeId,
         name: &str,
+        names: &OfficeNames,
         decision_days: i64,
         caseworkers: &[AccountId],
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let done = audited!(self, audit, |tx| {
-            let found =
-                sqlx::query("UPDATE referral_offices SET name = $2, decision_days = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(name)
-                    .bind(decision_days)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            let found = sqlx::query(
+                "UPDATE referral_offices SET name = $2, names = $3, decision_days = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(name)
+            .bind(names.to_json())
+            .bind(decision_days)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if found == 1 {
                 sqlx::query("DELETE FROM office_caseworkers WHERE office_id = $1")
                     .bind(id)
@@ -268,7 +301,7 @@ impl Store {
     pub async fn office(&self, id: &OfficeId) -> Result<Option<OfficeRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, region_id, service, name, decision_days FROM referral_offices WHERE id = $1",
+                "SELECT id, region_id, service, name, names, decision_days FROM referral_offices WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
@@ -280,7 +313,7 @@ impl Store {
     pub async fn offices_in_region(&self, region: &RegionId) -> Result<Vec<OfficeRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, region_id, service, name, decision_days FROM referral_offices
+                "SELECT id, region_id, service, name, names, decision_days FROM referral_offices
                  WHERE region_id = $1 ORDER BY service",
             )
             .bind(region)
@@ -293,7 +326,7 @@ impl Store {
     pub async fn offices_of_caseworker(&self, account: &AccountId) -> Result<Vec<OfficeRecord>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT o.id, o.region_id, o.service, o.name, o.decision_days
+                "SELECT o.id, o.region_id, o.service, o.name, o.names, o.decision_days
                  FROM referral_offices o JOIN office_caseworkers c ON c.office_id = o.id
                  WHERE c.account_id = $1 ORDER BY o.region_id, o.service",
             )

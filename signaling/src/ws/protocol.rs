@@ -164,6 +164,8 @@ pub enum ServerMessage {
         consultation: ConsultationId,
         service: String,
         office: String,
+        /// The office's name in the languages its residents read, by language code.
+        office_names: crate::store::OfficeNames,
         expires_at: i64,
     },
     /// To the lawyer who proposed it: the resident's answer.
