@@ -480,6 +480,12 @@ export function makeNamespace(tag, subnet) {
     nsIp,
     /** Takes the namespace's end of the link down or up (a network that goes away). */
     link: (up) => ip('netns', 'exec', ns, 'ip', 'link', 'set', nsIf, up ? 'up' : 'down'),
+    /** Ends every process running in the namespace (a browser that stopped answering). */
+    killAll: () => {
+      for (const pid of String(ip('netns', 'pids', ns)).split(/\s+/).filter(Boolean)) {
+        try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone already */ }
+      }
+    },
     remove: () => {
       try { ip('link', 'del', hostIf); } catch { /* gone with the namespace */ }
       try { ip('netns', 'del', ns); } catch { /* already gone */ }
