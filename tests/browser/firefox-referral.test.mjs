@@ -85,9 +85,15 @@ test('the kiosk in Firefox: the consent panel and the reference code in Tibetan,
     assert.equal(await kiosk.$eval(testid('referral-screen'), (el) => el.classList.contains('over')), true, 'a panel over the call');
     assert.equal(await kiosk.evaluate(() => document.documentElement.lang), 'bo');
     await textOf('referral-suggests', /ཁྲིམས་ལུགས་རོགས་རམ/);
-    assert.ok((await textOf('referral-receives', /./)).includes(office.name));
+    // The office by its name in Tibetan (the demo's), in Chinese by its own.
+    assert.ok(!(await textOf('referral-receives', /དཀར་མཛེས་ཁུལ་ཁྲིམས་ཐོག་རོགས་རམ་ལྟེ་གནས།/)).includes('Garzê'));
     await textOf('referral-shares', /ས་ཞིང་།/);
     await shot('firefox-kiosk-referral-consent-bo');
+    await kiosk.locator(testid('referral-lang-zh')).click();
+    await textOf('referral-suggests', /法律援助/);
+    assert.ok((await textOf('referral-receives', /./)).includes(office.name));
+    await kiosk.locator(testid('referral-lang-bo')).click();
+    await textOf('referral-receives', /དཀར་མཛེས་/);
 
     // Agreed: the code large, its QR code drawn, the slip's office and date.
     await kiosk.locator(testid('referral-agree')).click();
@@ -100,7 +106,7 @@ test('the kiosk in Firefox: the consent panel and the reference code in Tibetan,
       return { src: img.src.slice(0, 30), width: img.naturalWidth, shown: img.getBoundingClientRect().width };
     });
     assert.ok(/^data:image\/svg\+xml/.test(qr.src) && qr.width > 0 && qr.shown >= 120, JSON.stringify(qr));
-    await textOf('referral-slip-office', /ཁྲིམས་ལུགས་རོགས་རམ།.*Garzê Legal Aid Centre/);
+    await textOf('referral-slip-office', /^ཁྲིམས་ལུགས་རོགས་རམ། · དཀར་མཛེས་ཁུལ་ཁྲིམས་ཐོག་རོགས་རམ་ལྟེ་གནས།/);
     await textOf('referral-slip-date', /^སྤྱི་ལོ་\d{4} ཟླ་\d{1,2} ཚེས་\d{1,2}$/);
     await shot('firefox-kiosk-referral-code-bo');
 
@@ -124,7 +130,7 @@ test('the kiosk in Firefox: the consent panel and the reference code in Tibetan,
     await kiosk.locator(testid('referral-status-submit')).click();
     await shown('referral-status-result');
     await textOf('referral-status-code', new RegExp(`^${code}$`));
-    assert.ok((await textOf('referral-status-text', /ཞུ་གཏུག་འབྱོར་ཟིན།/)).includes('Garzê Legal Aid Centre'));
+    await textOf('referral-status-text', /ཞུ་གཏུག་འབྱོར་ཟིན།.*དཀར་མཛེས་ཁུལ་ཁྲིམས་ཐོག་རོགས་རམ་ལྟེ་གནས།/);
     await shot('firefox-kiosk-referral-status-bo');
     await kiosk.locator(testid('referral-status-done')).click();
     await shown('start-screen');

@@ -29,6 +29,8 @@ const LANGS = ['bo', 'zh', 'en'];
 const LEGAL_AID = { bo: /ཁྲིམས་ལུགས་རོགས་རམ/, zh: /法律援助/, en: /legal aid/i };
 const MEDIATION = { bo: /མི་དམངས་བར་འདུམ/, zh: /人民调解/, en: /people's mediation/i };
 const LAND = { bo: /ས་ཞིང་།/, zh: /土地/, en: /Land/ };
+/** The demo legal-aid office by the name a resident reads: its Tibetan name in Tibetan, else its own. */
+const LEGAL_AID_OFFICE = { bo: /དཀར་མཛེས་ཁུལ་ཁྲིམས་ཐོག་རོགས་རམ་ལྟེ་གནས།/, zh: /甘孜州法律援助中心 Garzê Legal Aid Centre/, en: /甘孜州法律援助中心 Garzê Legal Aid Centre/ };
 
 let server;
 let browser;
@@ -152,13 +154,18 @@ test('during the call: legal aid proposed, read in three languages beside the vi
     const shown = await playing();
     await eventually(async () => assert.ok((await playing()) > shown + 1, 'the video plays on'), 15_000);
 
-    // In each language: the service, the office, what is shared, nothing untranslated.
+    // In each language: the service, the office (by its Tibetan name in Tibetan), what is shared, nothing untranslated.
+    const region = (await api(await deviceToken(), 'GET', '/api/me')).body.terminal.region_id;
+    const regionOffices = await api(await accessToken(server, 'demo-admin'), 'GET', `/api/regions/${region}/offices`);
+    const tibetan = regionOffices.body.find((o) => o.service === 'legal_aid').names.bo;
+    assert.match(tibetan, /^དཀར་མཛེས་/);
     for (const language of LANGS) {
       await page.getByTestId(`referral-lang-${language}`).tap();
       await eventually(async () => assert.equal(await lang(), language));
       await textMatches(page.getByTestId('referral-suggests'), LEGAL_AID[language]);
-      const receives = await page.getByTestId('referral-receives').textContent();
-      assert.ok(receives.includes(proposal.officeName), receives);
+      const receives = await textMatches(page.getByTestId('referral-receives'), LEGAL_AID_OFFICE[language]);
+      assert.ok(receives.includes(language === 'bo' ? tibetan : proposal.officeName), receives);
+      if (language === 'bo') assert.ok(!receives.includes('Garzê'), receives);
       await textMatches(page.getByTestId('referral-shares'), LAND[language]);
       await checkScreen(page, `kiosk-referral-consent-${language}`, { minTarget: 64 });
     }
@@ -198,11 +205,15 @@ test('during the call: legal aid proposed, read in three languages beside the vi
     assert.match(image.src, /^data:image\/svg\+xml/);
     assert.ok(image.complete && image.width >= 120 && Math.abs(image.width - image.height) < 1, JSON.stringify(image));
     assert.ok(image.alt.includes(code), image.alt);
-    await textMatches(page.getByTestId('referral-slip-office'), /ཁྲིམས་ལུགས་རོགས་རམ།.*Garzê Legal Aid Centre/);
+    // The slip goes to the office too: its own name follows the Tibetan one.
+    await textMatches(page.getByTestId('referral-slip-office'), new RegExp(`^ཁྲིམས་ལུགས་རོགས་རམ། · ${escape(tibetan)} \\(甘孜州法律援助中心 Garzê Legal Aid Centre \\(demo\\)\\)$`));
+    await textMatches(page.getByTestId('referral-sent'), LEGAL_AID_OFFICE.bo);
     await textMatches(page.getByTestId('referral-slip-date'), /^སྤྱི་ལོ་\d{4} ཟླ་\d{1,2} ཚེས་\d{1,2}$/);
     for (const language of LANGS) {
       await page.getByTestId(`referral-lang-${language}`).tap();
       await textMatches(page.getByTestId('referral-slip-office'), LEGAL_AID[language]);
+      await textMatches(page.getByTestId('referral-slip-office'), LEGAL_AID_OFFICE[language]);
+      await textMatches(page.getByTestId('referral-sent'), LEGAL_AID_OFFICE[language]);
       await checkScreen(page, `kiosk-referral-code-${language}`, { minTarget: 64 });
     }
     await page.getByTestId('referral-lang-bo').tap();
@@ -453,13 +464,13 @@ test('the code is looked up at the start screen as the office receives, handles 
     await visible(page.getByTestId('referral-status-result'));
     return page.getByTestId('referral-status-text').textContent();
   };
-  const office = 'Garzê Legal Aid Centre';
-
-  // Received: on the keypad, in Tibetan; typed in lower case without the dash, in Chinese; with spaces, in English.
+  // Received: on the keypad, in Tibetan (the office by its Tibetan name); typed in lower case without the dash,
+  // in Chinese; with spaces, in English (the office by its own name).
   let text = await lookUp('bo', agreedCode.replace('-', ''), { keys: true });
   assert.equal(await page.getByTestId('referral-code-input').inputValue(), agreedCode);
   assert.match(text, /ཞུ་གཏུག་འབྱོར་ཟིན།/);
-  assert.ok(text.includes(office), text);
+  assert.match(text, LEGAL_AID_OFFICE.bo);
+  assert.ok(!text.includes('Garzê'), text);
   await textMatches(page.getByTestId('referral-status-code'), new RegExp(`^${agreedCode}$`));
   await checkScreen(page, 'kiosk-referral-status-new-bo', { minTarget: 64 });
   await portrait(() => checkScreen(page, 'kiosk-referral-status-new-bo-portrait', { minTarget: 64 }));
@@ -467,6 +478,7 @@ test('the code is looked up at the start screen as the office receives, handles 
   text = await lookUp('zh', agreedCode.replace('-', '').toLowerCase());
   assert.equal(await page.getByTestId('referral-code-input').inputValue(), agreedCode);
   assert.match(text, /已收到，正在等待.*受理/);
+  assert.match(text, LEGAL_AID_OFFICE.zh);
   await checkScreen(page, 'kiosk-referral-status-new-zh', { minTarget: 64 });
   await page.getByTestId('referral-status-back').tap();
   text = await lookUp('en', ` ${agreedCode.slice(0, 4)} ${agreedCode.slice(5)} `);

@@ -219,7 +219,7 @@ test('the legal-aid caseworker sees only the referrals tab, assigns to a colleag
   const offices = (await api('GET', '/api/regions/demo-garze/offices', admin)).body;
   const legalAidOffice = offices.find((o) => o.service === 'legal_aid');
   const updated = await api('PUT', `/api/offices/${legalAidOffice.id}`, admin, {
-    name: legalAidOffice.name, decision_days: legalAidOffice.decision_days, caseworkers: [zhangId, colleague.body.id],
+    name: legalAidOffice.name, names: legalAidOffice.names, decision_days: legalAidOffice.decision_days, caseworkers: [zhangId, colleague.body.id],
   });
   assert.equal(updated.status, 200, JSON.stringify(updated.body));
 
@@ -427,6 +427,9 @@ test('a coordinator sees the referrals without the matter; an admin sets up an o
   await textMatches(page.getByTestId('office-caseworkers-legal_aid'), /Caseworker Zhang/);
   await textMatches(page.getByTestId('office-caseworkers-mediation'), /Mediator Kelsang/);
   await textMatches(page.getByTestId('office-row-legal_aid'), /法律援助.*7 天/);
+  // Under its name, the name residents read at the kiosks in Tibetan.
+  await textMatches(page.getByTestId('office-name-bo-legal_aid'), /^དཀར་མཛེས་/);
+  assert.equal(await page.getByTestId('office-name-bo-legal_aid').getAttribute('lang'), 'bo');
   await checkScreen(page, 'referrals-coordinator-zh');
   assertClean(coordinator.problems);
   await coordinator.context.close();
@@ -450,31 +453,57 @@ test('a coordinator sees the referrals without the matter; an admin sets up an o
   await a.getByTestId(`account-edit-cancel-${username}`).click();
 
   await visible(a.getByTestId('office-row-legal_aid'));
-  // A second legal-aid office in the region is refused next to the form.
+  /** The next office the form sends: its body. */
+  const officeSent = () => a.waitForRequest((r) => r.method() === 'POST' && /\/api\/regions\/[^/]+\/offices$/.test(new URL(r.url()).pathname))
+    .then((r) => JSON.parse(r.postData()));
+  // A second legal-aid office in the region is refused next to the form (no name in Tibetan: none sent).
   await a.getByTestId('office-service').selectOption('legal_aid');
   await a.getByTestId('office-name').fill('Another legal aid centre');
+  let sent = officeSent();
   await a.getByTestId('office-create').click();
+  assert.equal(Object.hasOwn(await sent, 'names'), false, 'a blank name in Tibetan is left out');
   await eventually(async () => assert.equal(await a.getByTestId('office-error').getAttribute('data-error-code'), 'office_exists'));
   // Another service: its code, checked before it is sent.
   await a.getByTestId('office-service').selectOption('other');
   await visible(a.getByTestId('office-code'));
   await a.getByTestId('office-code').fill('Notary!');
   await a.getByTestId('office-name').fill('康定市公证处 Kangding Notary Office');
+  // Its name in Tibetan, for the residents at the kiosks.
+  const notaryBo = 'དར་རྩེ་མདོ་གྲོང་ཁྱེར་དཔང་ཡིག་ཁང་།';
+  assert.equal(await a.getByTestId('office-name-bo').getAttribute('lang'), 'bo');
+  await a.getByTestId('office-name-bo').fill(` ${notaryBo} `);
   await a.getByTestId('office-days').fill('30');
   await a.getByTestId('office-create').click();
   await eventually(async () => assert.equal(await a.getByTestId('office-error').getAttribute('data-error-code'), 'office_service'));
   assert.equal(await a.getByTestId('office-code').getAttribute('aria-invalid'), 'true');
   await a.getByTestId('office-code').fill('notary');
+  sent = officeSent();
   await a.getByTestId('office-create').click();
+  assert.deepEqual((await sent).names, { bo: notaryBo });
   const notaryRow = a.getByTestId('office-row-notary');
   await visible(notaryRow);
   await textMatches(notaryRow, /notary.*康定市公证处.*30 天.*暂无/);
+  await textMatches(a.getByTestId('office-name-bo-notary'), new RegExp(`^${notaryBo}$`));
+  assert.equal(await a.getByTestId('office-name-bo').inputValue(), '');
   await hidden(a.getByTestId('office-error'));
+  // Saved: read back. A name in another language, set through the API, is kept by the app's edits below.
+  const adminToken = await accessToken(server, 'demo-admin');
+  const notaryId = await notaryRow.getAttribute('data-office-id');
+  const notaryOffice = async () => (await api('GET', '/api/regions/demo-garze/offices', adminToken)).body.find((o) => o.id === notaryId);
+  assert.deepEqual((await notaryOffice()).names, { bo: notaryBo });
+  const withEnglish = await api('PUT', `/api/offices/${notaryId}`, adminToken, {
+    name: '康定市公证处 Kangding Notary Office', names: { bo: notaryBo, en: 'Kangding Notary Office' }, decision_days: 30, caseworkers: [],
+  });
+  assert.equal(withEnglish.status, 200, JSON.stringify(withEnglish.body));
+  await a.reload();
+  await visible(notaryRow);
 
   const created = (await api('GET', '/api/accounts', await accessToken(server, 'demo-admin'))).body.find((x) => x.username === username);
   await a.getByTestId('office-edit-notary').click();
   const box = a.getByTestId(`office-caseworker-notary-${created.id}`);
   await visible(box);
+  assert.equal(await a.getByTestId('office-edit-name-bo-notary').inputValue(), notaryBo);
+  assert.equal(await a.getByTestId('office-edit-name-bo-notary').getAttribute('lang'), 'bo');
   await box.check();
   await a.getByTestId('office-edit-days-notary').fill('20');
   await checkScreen(a, 'referrals-admin-offices-zh');
@@ -482,6 +511,16 @@ test('a coordinator sees the referrals without the matter; an admin sets up an o
   await a.getByTestId('office-save-notary').click();
   await textMatches(a.getByTestId('office-caseworkers-notary'), new RegExp(`公证员 ${username}`));
   await textMatches(notaryRow, /20 天/);
+  await textMatches(a.getByTestId('office-name-bo-notary'), new RegExp(`^${notaryBo}$`));
+  let saved = await notaryOffice();
+  assert.deepEqual([saved.names, saved.decision_days], [{ bo: notaryBo, en: 'Kangding Notary Office' }, 20]);
+  // The name in Tibetan emptied: removed, the English one still kept.
+  await a.getByTestId('office-edit-notary').click();
+  await a.getByTestId('office-edit-name-bo-notary').fill('  ');
+  await a.getByTestId('office-save-notary').click();
+  await hidden(a.getByTestId('office-name-bo-notary'));
+  saved = await notaryOffice();
+  assert.deepEqual(saved.names, { en: 'Kangding Notary Office' });
   await switchTo(a, 'en');
   await textMatches(a.getByTestId('offices'), /Receiving offices of/);
   await checkScreen(a, 'referrals-admin-offices-en');

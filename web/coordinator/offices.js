@@ -11,12 +11,38 @@ import { serviceText } from '/web/coordinator/referral-text.js';
 
 /** A service code of the server's: a lowercase letter, then 1 to 31 lowercase letters or "_". */
 const SERVICE_CODE = /^[a-z][a-z_]{1,31}$/;
+/** The language of the name residents at the kiosks read beside the office's own (`names.bo`). */
+const RESIDENTS = 'bo';
 
 /**
  * A receiving office.
- * @typedef {{id: string, region_id: string, service: string, name: string, decision_days: number,
- *   caseworkers: {id: string, display_name: string}[]}} Office
+ * @typedef {{id: string, region_id: string, service: string, name: string, names?: Record<string, string>,
+ *   decision_days: number, caseworkers: {id: string, display_name: string}[]}} Office
  */
+
+/**
+ * The office's name in Tibetan, or ''.
+ * @param {Office} office
+ */
+const tibetanName = (office) => (typeof office.names?.[RESIDENTS] === 'string' ? office.names[RESIDENTS] : '');
+
+/**
+ * The names to send: the office's names in other languages as they are (PUT
+ * replaces them all), and the Tibetan one as typed, left out when blank.
+ * @param {Record<string, string> | undefined} kept
+ * @param {string} tibetan
+ * @returns {Record<string, string>}
+ */
+function namesToSend(kept, tibetan) {
+  /** @type {Record<string, string>} */
+  const names = {};
+  for (const [lang, text] of Object.entries(kept ?? {})) {
+    if (lang !== RESIDENTS && typeof text === 'string' && text.trim()) names[lang] = text;
+  }
+  const typed = tibetan.trim();
+  if (typed) names[RESIDENTS] = typed;
+  return names;
+}
 
 /**
  * Which field a refusal is about, and the error to show for it (the server's message stays the detail).
@@ -26,6 +52,7 @@ function explain(error) {
   const message = error?.serverMessage ?? '';
   if (error?.status === 409) return { field: 'service', shown: { ...error, code: 'office_exists', serverMessage: message } };
   if (error?.code === 'invalid_field') {
+    if (message.startsWith('names')) return { field: 'name_bo', shown: error };
     for (const field of ['service', 'name', 'decision_days']) {
       if (message.startsWith(`${field}`)) return { field, shown: error };
     }
@@ -66,7 +93,7 @@ export function setupOffices({ client, region, accounts, isAdmin, busy, reportOk
     offices: null,
     /** @type {string | null} the office whose edit is open */
     editOpenFor: null,
-    /** @type {{name: string, days: string, caseworkers: string[]} | null} what the open edit holds (over a re-render) */
+    /** @type {{name: string, nameBo: string, days: string, caseworkers: string[]} | null} what the open edit holds (over a re-render) */
     draft: null,
   });
   let state = fresh();
@@ -109,9 +136,12 @@ export function setupOffices({ client, region, accounts, isAdmin, busy, reportOk
   function officeRows(office) {
     const open = state.editOpenFor === office.id;
     const names = (office.caseworkers ?? []).map((c) => c.display_name).sort((a, b) => a.localeCompare(b));
+    const tibetan = tibetanName(office);
     const row = h('tr', { dataset: { testid: `office-row-${office.service}`, officeId: office.id } },
       h('td', { className: 'nowrap', textContent: serviceText(office.service) }),
-      h('th', { scope: 'row', textContent: office.name }),
+      h('th', { scope: 'row' }, office.name, tibetan ? h('span', {
+        className: 'office-name-bo', lang: RESIDENTS, textContent: tibetan, dataset: { testid: `office-name-bo-${office.service}` },
+      }) : null),
       h('td', { className: 'nowrap', textContent: t('offices.days', { n: office.decision_days }) }),
       h('td', { dataset: { testid: `office-caseworkers-${office.service}` }, className: names.length ? '' : 'muted',
         textContent: names.length ? names.join(t('list.separator')) : t('offices.noneYet') }),
@@ -130,6 +160,7 @@ export function setupOffices({ client, region, accounts, isAdmin, busy, reportOk
   function editRow(office) {
     const draft = state.draft ?? {
       name: office.name,
+      nameBo: tibetanName(office),
       days: String(office.decision_days),
       caseworkers: (office.caseworkers ?? []).map((c) => c.id),
     };
@@ -149,6 +180,12 @@ export function setupOffices({ client, region, accounts, isAdmin, busy, reportOk
         h('label', { htmlFor: `office-name-${office.id}`, textContent: t('offices.field.name') }),
         h('input', { type: 'text', id: `office-name-${office.id}`, name: 'name', value: draft.name, maxLength: 200, required: true,
           autocomplete: 'off', dataset: { testid: `office-edit-name-${office.service}` } })),
+      h('div', { className: 'field' },
+        h('label', { htmlFor: `office-name-bo-${office.id}`, textContent: t('offices.field.nameBo') }),
+        h('input', { type: 'text', id: `office-name-bo-${office.id}`, name: 'name_bo', lang: RESIDENTS, value: draft.nameBo, maxLength: 200,
+          autocomplete: 'off', dataset: { testid: `office-edit-name-bo-${office.service}` },
+          attrs: { 'aria-describedby': `office-name-bo-hint-${office.id}` } }),
+        h('p', { className: 'hint', id: `office-name-bo-hint-${office.id}`, textContent: t('offices.field.nameBoHint') })),
       h('div', { className: 'field' },
         h('label', { htmlFor: `office-days-${office.id}`, textContent: t('offices.field.days') }),
         h('input', { type: 'number', id: `office-days-${office.id}`, name: 'decision_days', value: draft.days, min: 1, max: 365,
@@ -201,7 +238,8 @@ export function setupOffices({ client, region, accounts, isAdmin, busy, reportOk
       reportError({ code: name ? 'office_days' : 'office_name', serverMessage: '' });
       return;
     }
-    const body = { name, decision_days: days, caseworkers: checkedValues(form, 'caseworkers') };
+    const names = namesToSend(office.names, control(form, 'name_bo').value);
+    const body = { name, names, decision_days: days, caseworkers: checkedValues(form, 'caseworkers') };
     busy(button, async () => {
       const updated = await client.request('PUT', `/api/offices/${seg(office.id)}`, body);
       state.offices = (state.offices ?? []).map((o) => (o.id === updated.id ? updated : o));
@@ -219,6 +257,7 @@ export function setupOffices({ client, region, accounts, isAdmin, busy, reportOk
     if (!form) return;
     state.draft = {
       name: control(form, 'name').value,
+      nameBo: control(form, 'name_bo').value,
       days: control(form, 'decision_days').value,
       caseworkers: checkedValues(form, 'caseworkers'),
     };
@@ -283,7 +322,9 @@ export function setupOffices({ client, region, accounts, isAdmin, busy, reportOk
     if (!Number.isInteger(days) || days < 1 || days > 365) return refuse('office_days', 'decision_days');
     els.submit.disabled = true;
     try {
-      const created = await client.post(`/api/regions/${seg(r.id)}/offices`, { service, name, decision_days: days });
+      const names = namesToSend({}, control(form, 'name_bo').value);
+      const body = Object.keys(names).length ? { service, name, names, decision_days: days } : { service, name, decision_days: days };
+      const created = await client.post(`/api/regions/${seg(r.id)}/offices`, body);
       clearError(els.error);
       markInvalid(null);
       form.reset();

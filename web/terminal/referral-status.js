@@ -7,18 +7,22 @@
 import { t, describeError } from '/web/shared/i18n.js';
 import { $ } from '/web/shared/dom.js';
 import { seg } from '/web/shared/api.js';
+import { officeName } from '/web/terminal/referral.js';
 import { keypad, codeCharacters, formatCode, CODE_ALPHABET, CODE_LENGTH } from '/web/terminal/keypad.js';
 
 /**
  * Where a referral stands, as the server says.
- * @typedef {{code: string, service: string, office: string, status: string, outcome?: string | null, updated_at?: number}} Status
+ * @typedef {{code: string, service: string, office: string, office_names?: Record<string, string>, status: string,
+ *   outcome?: string | null, updated_at?: number}} Status
  */
 
 /**
  * The status in one sentence of the kiosk's language.
- * @param {Status} status
+ * @param {Status} found
  */
-function statusText({ status, outcome, office }) {
+function statusText(found) {
+  const { status, outcome } = found;
+  const office = officeName(found);
   if (status === 'new') return t('status.new', { office });
   if (status === 'accepted') return t('status.accepted', { office });
   if (status !== 'closed') return t('status.unknown', { office });

@@ -37,6 +37,7 @@ const PHONE_CHARACTERS = /[^0-9+\- ]/g;
  * @property {string} consultation
  * @property {string} service `legal_aid`, `mediation` or another office's service code
  * @property {string} office the office's name
+ * @property {Record<string, string>} [office_names] its name in other languages, by language code
  * @property {number} [expires_at]
  */
 
@@ -46,6 +47,7 @@ const PHONE_CHARACTERS = /[^0-9+\- ]/g;
  * @property {string} code
  * @property {string} service
  * @property {string} office
+ * @property {Record<string, string>} [office_names]
  * @property {string} status
  * @property {number} [updated_at]
  * @property {string} [qr_svg]
@@ -89,6 +91,18 @@ function phoneNumber(value) {
   if (!text) return null;
   const digits = text.replace(/\D/g, '').length;
   return digits >= 5 && digits <= 20 && text.length <= 30 && !/[^0-9+\- ]/.test(text) ? text : false;
+}
+
+/**
+ * The office's name for the resident: in the kiosk's language when the office
+ * has a name in it (`office_names`), else its own name (`office`).
+ * @param {{office: string, office_names?: Record<string, string> | null}} item a proposal, a reference or a status
+ * @returns {string}
+ */
+export function officeName({ office, office_names: names }) {
+  const lang = currentLanguage();
+  const own = names && typeof names === 'object' && Object.hasOwn(names, lang) ? names[lang] : null;
+  return typeof own === 'string' && own.trim() ? own : office;
 }
 
 /**
@@ -314,6 +328,7 @@ export function setupReferral(kiosk, showScreen) {
         code: String(result?.code ?? ''),
         service: result?.service ?? proposal.service,
         office: result?.office ?? proposal.office,
+        office_names: result?.office ? result.office_names : proposal.office_names,
         status: result?.status ?? 'new',
         updated_at: result?.updated_at,
       };
@@ -383,7 +398,8 @@ export function setupReferral(kiosk, showScreen) {
     els.gone.hidden = view !== 'gone';
     els.reference.hidden = view !== 'reference';
     if (!proposal) return;
-    const { service, office } = proposal;
+    const { service } = proposal;
+    const office = officeName(proposal);
     const icon = SERVICES.includes(service) ? service : 'other';
     for (const svg of serviceIcons) svg.classList.toggle('unused', svg.dataset.serviceIcon !== icon);
     els.heading.textContent = service === 'legal_aid' ? t('referral.suggests.legal_aid')
@@ -403,10 +419,13 @@ export function setupReferral(kiosk, showScreen) {
       : state.error === 'phone' ? t('referral.error.phone')
         : state.error ? t('referral.error.other') : '';
     if (reference) {
-      const name = serviceName(reference.service, reference.office);
-      els.sentText.textContent = t('referral.sent', { office: reference.office });
+      const office = officeName(reference);
+      const name = serviceName(reference.service, office);
+      els.sentText.textContent = t('referral.sent', { office });
       els.code.textContent = formatCode(reference.code) || reference.code;
-      els.slipOffice.textContent = name === reference.office ? reference.office : `${name} · ${reference.office}`;
+      // The slip goes to the office too: its own name follows the resident's language's.
+      const named = office === reference.office ? office : `${office} (${reference.office})`;
+      els.slipOffice.textContent = name === office ? named : `${name} · ${named}`;
       const when = reference.updated_at ? new Date(reference.updated_at * 1000) : new Date();
       els.slipDate.textContent = slipDate(when);
       els.qr.alt = t('referral.qrAlt', { code: els.code.textContent });
