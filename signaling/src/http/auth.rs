@@ -287,8 +287,17 @@ impl AppState {
         Ok(())
     }
 
-    /// Passes `result` on; a refusal (403) is audited first, as `action` on
-    /// `subject`, so that whoever tried what they may not do leaves a trace.
+    /// A refusal (403), audited first as `action` on `subject`, so that
+    /// whoever tried what they may not do leaves a trace.
+    pub async fn refuse(&self, principal: &Principal, action: &str, subject: &str, source: &str) -> ApiError {
+        let detail = serde_json::json!({"status": 403});
+        match self.audit(&principal.actor(), action, subject, detail, source).await {
+            Ok(()) => ApiError::Forbidden,
+            Err(error) => error,
+        }
+    }
+
+    /// Passes `result` on; a refusal (403) is audited first ([`Self::refuse`]).
     pub async fn audit_refusal<T, E: Into<ApiError>>(
         &self,
         principal: &Principal,
@@ -297,11 +306,11 @@ impl AppState {
         source: &str,
         result: Result<T, E>,
     ) -> Result<T, ApiError> {
-        let result = result.map_err(Into::into);
-        if matches!(result, Err(ApiError::Forbidden | ApiError::Denied { .. })) {
-            let detail = serde_json::json!({"status": 403});
-            self.audit(&principal.actor(), action, subject, detail, source).await?;
+        match result.map_err(Into::into) {
+            Err(ApiError::Forbidden | ApiError::Denied { .. }) => {
+                Err(self.refuse(principal, action, subject, source).await)
+            }
+            other => other,
         }
-        result
     }
 }

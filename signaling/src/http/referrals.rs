@@ -122,8 +122,10 @@ async fn managed_region(
     if state.store.region(region).await?.is_none() {
         return Err(ApiError::NotFound);
     }
-    let manages = if principal.manages_region(region) { Ok(()) } else { Err(ApiError::Forbidden) };
-    state.audit_refusal(principal, "office.denied", region, source, manages).await
+    if !principal.manages_region(region) {
+        return Err(state.refuse(principal, "office.denied", region, source).await);
+    }
+    Ok(())
 }
 
 async fn office_views(state: &AppState, region: &RegionId) -> Result<Vec<OfficeView>, ApiError> {
@@ -218,8 +220,9 @@ pub async fn update_office(
     let role = principal.require_any(&[Role::Coordinator, Role::Admin]);
     state.audit_refusal(&principal, "office.denied", &id, &source, role).await?;
     let office = state.store.office(&id).await?.ok_or(ApiError::NotFound)?;
-    let manages = if principal.manages_region(&office.region_id) { Ok(()) } else { Err(ApiError::Forbidden) };
-    state.audit_refusal(&principal, "office.denied", &id, &source, manages).await?;
+    if !principal.manages_region(&office.region_id) {
+        return Err(state.refuse(&principal, "office.denied", &id, &source).await);
+    }
     let (name, names) = office_fields(&request.name, &request.names, request.decision_days)?;
     if request.caseworkers.len() > 200 {
         return Err(ApiError::bad_request("invalid_field", "caseworkers: at most 200"));
@@ -573,11 +576,7 @@ pub async fn proposed(
     principal: Principal,
 ) -> Result<ApiJson<Vec<Proposal>>, ApiError> {
     let Principal::Terminal { terminal } = &principal else {
-        let refused: Result<(), _> = Err(ApiError::Forbidden);
-        return state
-            .audit_refusal(&principal, "referral.denied", "", &source, refused)
-            .await
-            .map(|()| ApiJson(vec![]));
+        return Err(state.refuse(&principal, "referral.denied", "", &source).await);
     };
     let since = crate::unix_now() - PROPOSAL_WINDOW_SECS;
     let waiting = state.store.proposals_for_terminal(&terminal.id, since).await?;
@@ -614,9 +613,9 @@ pub async fn status(
     principal: Principal,
     Path(code): Path<String>,
 ) -> Result<ApiJson<ReferralStatusView>, ApiError> {
-    let kiosk =
-        if matches!(principal, Principal::Terminal { .. }) { Ok(()) } else { Err(ApiError::Forbidden) };
-    state.audit_refusal(&principal, "referral.denied", "", &source, kiosk).await?;
+    if !matches!(principal, Principal::Terminal { .. }) {
+        return Err(state.refuse(&principal, "referral.denied", "", &source).await);
+    }
     let code: String = code
         .chars()
         .filter(|c| !matches!(c, '-' | ' '))
@@ -826,8 +825,10 @@ async fn as_caseworker(
     source: &str,
 ) -> Result<ReferralSight, ApiError> {
     let (_, sight) = reached(state, principal, id, source).await?;
-    let caseworker = if sight == ReferralSight::Caseworker { Ok(sight) } else { Err(ApiError::Forbidden) };
-    state.audit_refusal(principal, "referral.denied", id, source, caseworker).await
+    if sight != ReferralSight::Caseworker {
+        return Err(state.refuse(principal, "referral.denied", id, source).await);
+    }
+    Ok(sight)
 }
 
 async fn change(

@@ -314,8 +314,7 @@ pub async fn records(
     let only = match &reach {
         Reach::Own(me) if by == By::Volunteer => Some(me.clone()),
         Reach::Own(_) => {
-            let refused = Err(ApiError::Forbidden);
-            return state.audit_refusal(&principal, DENIED, by_name(by), &source, refused).await;
+            return Err(state.refuse(&principal, DENIED, by_name(by), &source).await);
         }
         _ => None,
     };
@@ -595,8 +594,9 @@ pub async fn monthly_report(
     state.audit_refusal(&principal, DENIED, "", &source, role).await?;
     let query = query.parse()?;
     let region = state.store.region(&query.region).await?.ok_or(ApiError::NotFound)?;
-    let manages = if principal.manages_region(&region.id) { Ok(()) } else { Err(ApiError::Forbidden) };
-    state.audit_refusal(&principal, DENIED, &region.id, &source, manages).await?;
+    if !principal.manages_region(&region.id) {
+        return Err(state.refuse(&principal, DENIED, &region.id, &source).await);
+    }
     let first = format!("{}-01", query.month);
     let (from_day, first_date) = parse_date("month", &first)?;
     let to_day = from_day + i64::from(first_date.days_in_month());
