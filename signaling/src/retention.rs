@@ -65,23 +65,17 @@ pub async fn sweep(store: &Store, config: &RetentionConfig) -> Result<Swept, Sto
     store.sweep_expired(&config.expiry(crate::unix_now())).await
 }
 
-/// One sweep, logged: what the server does as it starts, before it serves.
-pub async fn sweep_logged(store: &Store, config: &RetentionConfig) {
-    match sweep(store, config).await {
-        Ok(swept) if swept.any() => tracing::info!(?swept, "retention: expired data deleted"),
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "retention: the sweep failed; it runs again later"),
-    }
-}
-
-/// Sweeps every `sweep_hours` (the first one period from now), for as long
-/// as the task runs.
+/// Sweeps at once (beside serving: a sweep after a long pause may take a
+/// while), then every `sweep_hours`, for as long as the task runs.
 pub async fn run(store: Store, config: RetentionConfig) {
-    let period = Duration::from_secs(u64::from(config.sweep_hours) * 3600);
-    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut every = tokio::time::interval(Duration::from_secs(u64::from(config.sweep_hours) * 3600));
     loop {
         every.tick().await;
-        sweep_logged(&store, &config).await;
+        match sweep(&store, &config).await {
+            Ok(swept) if swept.any() => tracing::info!(?swept, "retention: expired data deleted"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "retention: the sweep failed; it runs again later"),
+        }
     }
 }
 

@@ -286,7 +286,6 @@ async fn start_live(
         config.schedule.reminder_minutes,
         std::time::Duration::from_secs(config.schedule.reminder_check_secs.into()),
     );
-    crate::retention::sweep_logged(store, &config.retention).await;
     let sweeps = crate::retention::run(store.clone(), config.retention.clone());
     let reminders = tokio::spawn(async move {
         tokio::join!(reminders, sweeps);

@@ -141,6 +141,7 @@ async fn forged_and_misused_tokens_are_refused() {
     tampered.insert(access.find('.').unwrap() + 3, 'x');
     cases.push(("tampered payload", tampered));
 
+    app.swept_at_start().await;
     let audit_before = app.store().await.audit_rows(0, 100_000).await.unwrap().len();
     for (what, token) in &cases {
         assert_eq!(status_of_me(&app, token).await, 401, "{what} must be refused");

@@ -494,6 +494,7 @@ async fn coordinators_manage_volunteers_and_admins_manage_coordinators() {
 #[tokio::test]
 async fn audit_verify_finds_the_first_edited_row() {
     let app = spawn_app().await;
+    app.swept_at_start().await;
     for _ in 0..3 {
         app.token("demo-lawyer").await;
     }
@@ -578,6 +579,7 @@ async fn rewrite_audit_log(db: &Db, from: i64) {
 #[tokio::test]
 async fn signed_checkpoints_find_a_cut_or_rewritten_audit_log() {
     let app = spawn_app().await;
+    app.swept_at_start().await;
     for _ in 0..3 {
         app.token("demo-lawyer").await;
     }

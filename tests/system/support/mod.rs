@@ -150,6 +150,20 @@ impl TestApp {
         signaling::store::Store::open(&config).await.expect("open store")
     }
 
+    /// Waits (up to 10 s) for the retention sweep the server runs as it
+    /// starts, beside serving, to have written its audit row: tests that
+    /// count the audit log's rows count it too.
+    pub async fn swept_at_start(&self) {
+        let store = self.store().await;
+        let swept = async {
+            while !store.audit_rows(0, 1000).await.unwrap().iter().any(|r| r.action == "retention.swept") {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), swept).await.expect("the sweep at start");
+        store.close().await;
+    }
+
     /// Signs in; panics unless it works. Returns the token response.
     pub async fn login(&self, username: &str) -> serde_json::Value {
         let response = self
